@@ -1,0 +1,1 @@
+"""Purgatory sync as pykka actors: pure policy objects plus thin actor shells."""

@@ -1,0 +1,1 @@
+"""The actor protocol: one module per actor inbox, every message a frozen dataclass."""
