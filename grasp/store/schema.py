@@ -1,0 +1,91 @@
+"""SQLite schema of the event store and the SQL built for one NIP-01 filter.
+
+Kept apart from :mod:`grasp.store.sqlite` so the query shapes can be read (and their plans
+tested) without the transaction logic around them.
+"""
+
+from __future__ import annotations
+
+from grasp.nostr.filters import Filter
+
+SCHEMA_VERSION = 1
+
+# ``d`` is '' for replaceable kinds and the first d value for addressable ones, NULL otherwise,
+# so (kind, pubkey, d) is the replacement key of both classes (S11.2).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY,
+    id         TEXT    NOT NULL UNIQUE,
+    pubkey     TEXT    NOT NULL,
+    kind       INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    d          TEXT,
+    json       TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_address ON events(kind, pubkey, d);
+CREATE INDEX IF NOT EXISTS events_created ON events(created_at, id);
+CREATE INDEX IF NOT EXISTS events_pubkey ON events(pubkey, created_at);
+CREATE INDEX IF NOT EXISTS events_kind ON events(kind, created_at);
+
+-- first values of single-letter tags (NIP-01 indexes only tag[1])
+CREATE TABLE IF NOT EXISTS tags (
+    event_seq  INTEGER NOT NULL,
+    name       TEXT    NOT NULL,
+    value      TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tags_lookup ON tags(name, value, event_seq);
+CREATE INDEX IF NOT EXISTS tags_event ON tags(event_seq);
+
+-- NIP-09: remembered so a deleted event sent again is refused
+CREATE TABLE IF NOT EXISTS deleted_ids (
+    id      TEXT NOT NULL,
+    pubkey  TEXT NOT NULL,
+    PRIMARY KEY (id, pubkey)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deleted_addresses (
+    kind    INTEGER NOT NULL,
+    pubkey  TEXT    NOT NULL,
+    d       TEXT    NOT NULL,
+    until   INTEGER NOT NULL,
+    PRIMARY KEY (kind, pubkey, d)
+) WITHOUT ROWID;
+"""
+
+
+def _placeholders(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
+    """SELECT of one filter: every key a WHERE term an index can serve, newest first, lowest id ties.
+
+    Tag constraints are ``seq IN (subquery on tags_lookup)`` so SQLite can drive the query from
+    the tag index and touch only matching event rows.
+    """
+    where: list[str] = []
+    params: list[object] = []
+    for column, values in (("id", flt.ids), ("pubkey", flt.authors), ("kind", flt.kinds)):
+        if values is not None:
+            ordered = sorted(values)
+            where.append(f"e.{column} IN ({_placeholders(len(ordered))})")
+            params.extend(ordered)
+    if flt.since is not None:
+        where.append("e.created_at >= ?")
+        params.append(flt.since)
+    if flt.until is not None:
+        where.append("e.created_at <= ?")
+        params.append(flt.until)
+    for letter in sorted(flt.tags):
+        values = sorted(flt.tags[letter])
+        where.append(
+            "e.seq IN (SELECT t.event_seq FROM tags t WHERE t.name = ? "
+            f"AND t.value IN ({_placeholders(len(values))}))"
+        )
+        params.append(letter)
+        params.extend(values)
+    sql = "SELECT e.id, e.created_at, e.json FROM events e"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY e.created_at DESC, e.id ASC LIMIT ?"
+    params.append(limit)
+    return sql, params

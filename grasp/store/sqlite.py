@@ -1,0 +1,264 @@
+"""The default event store: one SQLite file in WAL mode (S11).
+
+Replaceable/addressable events keep only the latest version per (kind, pubkey[, d]) with the
+NIP-01 tie-break (equal ``created_at`` -> lowest id wins, S11.2); ephemeral events are never
+stored; NIP-09 deletions remove same-author targets and are remembered, so a deleted event that
+is sent again is refused.
+
+Concurrency: one connection guarded by one lock. sqlite3 calls block the gevent hub, so every
+transaction is a few statements long; under gevent the (patched) lock also serialises greenlets
+that share the store, and a real thread pool may use it too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+
+from grasp.nostr import kinds
+from grasp.nostr.address import DeletionRequest
+from grasp.nostr.event import Event
+from grasp.nostr.filters import Filter
+from grasp.nostr.results import Prefix, Result
+from grasp.store.schema import SCHEMA, SCHEMA_VERSION, filter_query
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FILENAME = "events.sqlite3"
+DEFAULT_LIMIT_CAP = 500
+
+
+class StoreError(RuntimeError):
+    """The database file cannot be used (unreadable, newer schema, not SQLite)."""
+
+
+class SaveOutcome(Enum):
+    """What :meth:`EventStore.save` did with one event."""
+
+    SAVED = "saved"
+    #: The same id is already stored.
+    DUPLICATE = "duplicate"
+    #: A replaceable/addressable event older than the stored version (or an equal-time one with a
+    #: higher id): nothing changed.
+    REPLACED_NEWER_EXISTS = "replaced-newer-exists"
+    #: An accepted NIP-09 deletion by the same author already covers this event.
+    DELETED_TARGET = "deleted-target"
+    #: Ephemeral kinds (20000-29999) are relayed, never stored.
+    EPHEMERAL = "ephemeral"
+
+    @property
+    def stored(self) -> bool:
+        """Whether the event is now in the store and should be broadcast as new."""
+        return self is SaveOutcome.SAVED
+
+    def to_result(self) -> Result:
+        """The NIP-01 ``OK`` answer a plain relay gives for this outcome."""
+        if self is SaveOutcome.DUPLICATE:
+            return Result.ok(Prefix.DUPLICATE, "already have this event")
+        if self is SaveOutcome.REPLACED_NEWER_EXISTS:
+            return Result.ok(Prefix.DUPLICATE, "have a newer version of this event")
+        if self is SaveOutcome.DELETED_TARGET:
+            return Result.reject(Prefix.INVALID, "accepted deletion request for this event")
+        return Result.ok()
+
+
+def _replacement_d(event: Event) -> str | None:
+    """The ``d`` column: the replacement key part, or NULL for kinds that are never replaced."""
+    cls = event.storage_class
+    if cls is kinds.StorageClass.ADDRESSABLE:
+        return event.d or ""
+    if cls is kinds.StorageClass.REPLACEABLE:
+        return ""
+    return None
+
+
+def _beats(held_created_at: int, held_id: str, event: Event) -> bool:
+    """True when the held version wins over ``event`` (newer, or same second and lower id)."""
+    if held_created_at != event.created_at:
+        return held_created_at > event.created_at
+    return held_id < event.id
+
+
+class EventStore:
+    """NIP-01 event storage on SQLite; ``EventStore(data_dir / "events.sqlite3")``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
+
+    def _setup(self) -> None:
+        db = self._db
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"event store {self.path} has schema version {version}; this relay knows {SCHEMA_VERSION}"
+            )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        db.executescript(SCHEMA)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def save(self, event: Event) -> SaveOutcome:
+        """Store a validated event under the NIP-01 replace and NIP-09 delete rules (S11.2)."""
+        if event.storage_class is kinds.StorageClass.EPHEMERAL:
+            return SaveOutcome.EPHEMERAL
+        d = _replacement_d(event)
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone():
+                return SaveOutcome.DUPLICATE
+            if self._is_deleted(db, event, d):
+                return SaveOutcome.DELETED_TARGET
+            if d is not None:
+                held = db.execute(
+                    "SELECT seq, created_at, id FROM events WHERE kind = ? AND pubkey = ? AND d = ?",
+                    (event.kind, event.pubkey, d),
+                ).fetchall()
+                if any(_beats(created_at, held_id, event) for _, created_at, held_id in held):
+                    return SaveOutcome.REPLACED_NEWER_EXISTS
+                self._delete_seqs(db, [seq for seq, _, _ in held])
+            if event.kind == kinds.DELETION:
+                self._apply_deletion(db, DeletionRequest.from_event(event))
+            self._insert(db, event, d)
+        return SaveOutcome.SAVED
+
+    @staticmethod
+    def _is_deleted(db: sqlite3.Connection, event: Event, d: str | None) -> bool:
+        if db.execute(
+            "SELECT 1 FROM deleted_ids WHERE id = ? AND pubkey = ?", (event.id, event.pubkey)
+        ).fetchone():
+            return True
+        if d is None:
+            return False
+        row = db.execute(
+            "SELECT until FROM deleted_addresses WHERE kind = ? AND pubkey = ? AND d = ?",
+            (event.kind, event.pubkey, d),
+        ).fetchone()
+        return row is not None and event.created_at <= row[0]
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, event: Event, d: str | None) -> None:
+        cursor = db.execute(
+            "INSERT INTO events (id, pubkey, kind, created_at, d, json) VALUES (?, ?, ?, ?, ?, ?)",
+            (event.id, event.pubkey, event.kind, event.created_at, d, event.to_json_text()),
+        )
+        seq = cursor.lastrowid
+        rows = {(tag[0], tag[1]) for tag in event.tags if len(tag) > 1 and len(tag[0]) == 1}
+        if rows:
+            db.executemany(
+                "INSERT INTO tags (event_seq, name, value) VALUES (?, ?, ?)",
+                [(seq, name, value) for name, value in sorted(rows)],
+            )
+
+    @staticmethod
+    def _delete_seqs(db: sqlite3.Connection, seqs: Sequence[int]) -> None:
+        for seq in seqs:
+            db.execute("DELETE FROM tags WHERE event_seq = ?", (seq,))
+            db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+
+    def _apply_deletion(self, db: sqlite3.Connection, request: DeletionRequest) -> None:
+        """NIP-09: drop same-author targets (never other deletions) and remember the request."""
+        for target in sorted(request.event_ids):
+            db.execute(
+                "INSERT OR IGNORE INTO deleted_ids (id, pubkey) VALUES (?, ?)", (target, request.author)
+            )
+            seqs = db.execute(
+                "SELECT seq FROM events WHERE id = ? AND pubkey = ? AND kind != ?",
+                (target, request.author, kinds.DELETION),
+            ).fetchall()
+            self._delete_seqs(db, [seq for (seq,) in seqs])
+        for address in request.addresses:
+            db.execute(
+                "INSERT INTO deleted_addresses (kind, pubkey, d, until) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (kind, pubkey, d) DO UPDATE SET until = max(until, excluded.until)",
+                (address.kind, address.pubkey, address.d, request.created_at),
+            )
+            seqs = db.execute(
+                "SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d = ? AND created_at <= ?",
+                (address.kind, address.pubkey, address.d, request.created_at),
+            ).fetchall()
+            self._delete_seqs(db, [seq for (seq,) in seqs])
+        logger.debug(
+            "deletion by %s: %d ids, %d addresses", request.author, len(request.event_ids), len(request.addresses)
+        )
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def query(self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP) -> list[Event]:
+        """NIP-01 REQ semantics: the OR of ``filters``, each limited to min(limit, cap) newest events.
+
+        The union is ordered newest first, equal ``created_at`` by lowest id, without duplicates.
+        """
+        return [Event.from_trusted_json(json.loads(text)) for text in self.query_json(filters, limit_cap)]
+
+    def query_json(self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP) -> list[str]:
+        """Like :meth:`query` but the stored JSON texts, for relays that splice them into frames."""
+        found: dict[str, tuple[int, str]] = {}
+        with self._lock:
+            for flt in filters:
+                limit = min(flt.limit if flt.limit is not None else limit_cap, limit_cap)
+                if limit <= 0 or flt.matches_nothing:
+                    continue
+                sql, params = filter_query(flt, limit)
+                for event_id, created_at, text in self._db.execute(sql, params):
+                    found.setdefault(event_id, (created_at, text))
+        ordered = sorted(found.items(), key=lambda item: (-item[1][0], item[0]))
+        return [text for _, (_, text) in ordered]
+
+    def get(self, event_id: str) -> Event | None:
+        with self._lock:
+            row = self._db.execute("SELECT json FROM events WHERE id = ?", (event_id,)).fetchone()
+        return Event.from_trusted_json(json.loads(row[0])) if row else None
+
+    def contains(self, event_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() is not None
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def query_plan(self, flt: Filter, limit_cap: int = DEFAULT_LIMIT_CAP) -> list[str]:
+        """EXPLAIN QUERY PLAN lines of one filter's SELECT (diagnostics and index tests)."""
+        sql, params = filter_query(flt, min(flt.limit or limit_cap, limit_cap))
+        with self._lock:
+            return [row[3] for row in self._db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+
+    def close(self) -> None:
+        """Close the connection; ``PRAGMA optimize`` first so the next start has good statistics."""
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA optimize")
+            finally:
+                self._db.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
