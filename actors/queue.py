@@ -1,0 +1,158 @@
+"""The sync queue: one entry per repository identifier, debounced, with backoff (S4).
+
+Pure policy: every method takes ``now`` (seconds from an injected clock). The Scheduler actor
+is the only owner of a :class:`SyncQueue`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "SyncQueue", "SyncQueueEntry"]
+
+BACKOFF_BASE = 20.0
+BACKOFF_CAP = 120.0
+
+
+@dataclass(slots=True)
+class SyncQueueEntry:
+    """When to try an identifier next, how often it failed, and whether a sync is running (S4.1)."""
+
+    next_attempt: float
+    attempt_count: int = 0
+    in_progress: bool = False
+
+    @classmethod
+    def new(cls, delay: float, now: float) -> SyncQueueEntry:
+        return cls(next_attempt=now + delay)
+
+    def backoff(self) -> float:
+        """20 s × 2^min(max(n−1, 0), 3), capped at 120 s: 20, 40, 80, 120, 120 … (S4.1)."""
+        exponent = min(max(self.attempt_count - 1, 0), 3)
+        return min(BACKOFF_BASE * 2**exponent, BACKOFF_CAP)
+
+    def is_ready(self, now: float) -> bool:
+        return not self.in_progress and now >= self.next_attempt
+
+    def on_new_event(self, delay: float, now: float) -> None:
+        """A new event resets the failure count and can only bring the next attempt closer."""
+        self.attempt_count = 0
+        self.next_attempt = min(self.next_attempt, now + delay)
+
+    def on_sync_complete(self, now: float) -> None:
+        """An incomplete sync ended: back off, unless a new event already scheduled a sooner try."""
+        self.in_progress = False
+        if self.next_attempt <= now:
+            self.attempt_count += 1
+            self.next_attempt = now + self.backoff()
+
+
+class SyncQueue:
+    """Identifier → :class:`SyncQueueEntry`, with a heap so a scan costs O(ready · log n) (S4.4).
+
+    The heap holds ``(next_attempt, seq, identifier)`` records and is invalidated lazily: a
+    record counts only while its identifier is queued, not in progress, and still has that
+    exact ``next_attempt``. Stale records are dropped when they surface and the heap is
+    rebuilt when they outnumber live entries, so memory stays proportional to the queue.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, SyncQueueEntry] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, identifier: object) -> bool:
+        return identifier in self._entries
+
+    def get(self, identifier: str) -> SyncQueueEntry | None:
+        return self._entries.get(identifier)
+
+    def identifiers(self) -> list[str]:
+        return list(self._entries)
+
+    @property
+    def in_progress_count(self) -> int:
+        return sum(1 for e in self._entries.values() if e.in_progress)
+
+    def enqueue(self, identifier: str, delay: float, now: float) -> SyncQueueEntry:
+        """Add or debounce (S4.3): an existing entry keeps one slot and the sooner attempt."""
+        entry = self._entries.get(identifier)
+        if entry is None:
+            entry = self._entries[identifier] = SyncQueueEntry.new(delay, now)
+            logger.debug("queued %s in %.3f s", identifier, delay)
+        else:
+            entry.on_new_event(delay, now)
+            logger.debug("debounced %s: next attempt in %.3f s", identifier, entry.next_attempt - now)
+        self._push(identifier, entry)
+        return entry
+
+    def pop_ready(self, now: float, limit: int | None = None) -> list[str]:
+        """Mark up to ``limit`` ready entries in progress and return them, earliest first."""
+        ready: list[str] = []
+        while self._heap and (limit is None or len(ready) < limit):
+            when, _, identifier = self._heap[0]
+            if when > now:
+                break
+            heapq.heappop(self._heap)
+            entry = self._entries.get(identifier)
+            if entry is None or entry.in_progress or entry.next_attempt != when:
+                continue
+            entry.in_progress = True
+            ready.append(identifier)
+        return ready
+
+    def finish(self, identifier: str, complete: bool, now: float) -> None:
+        """S4.5: a complete sync drops the entry; an incomplete one backs off."""
+        entry = self._entries.get(identifier)
+        if entry is None:
+            return
+        if complete:
+            del self._entries[identifier]
+            return
+        entry.on_sync_complete(now)
+        logger.debug(
+            "%s incomplete: attempt %d, retry in %.1f s",
+            identifier,
+            entry.attempt_count,
+            entry.next_attempt - now,
+        )
+        self._push(identifier, entry)
+
+    def remove(self, identifier: str) -> None:
+        self._entries.pop(identifier, None)
+
+    def next_wakeup(self) -> float | None:
+        """The earliest ``next_attempt`` of an entry that is not in progress, or None."""
+        while self._heap:
+            when, _, identifier = self._heap[0]
+            entry = self._entries.get(identifier)
+            if entry is not None and not entry.in_progress and entry.next_attempt == when:
+                return when
+            heapq.heappop(self._heap)
+        return None
+
+    def upcoming(self, limit: int) -> list[tuple[str, float]]:
+        """Up to ``limit`` (identifier, next_attempt) pairs of waiting entries, soonest first."""
+        waiting = ((e.next_attempt, i) for i, e in self._entries.items() if not e.in_progress)
+        return [(i, t) for t, i in heapq.nsmallest(limit, waiting)]
+
+    def _push(self, identifier: str, entry: SyncQueueEntry) -> None:
+        heapq.heappush(self._heap, (entry.next_attempt, next(self._seq), identifier))
+        if len(self._heap) > 2 * len(self._entries) + 64:
+            self._compact()
+
+    def _compact(self) -> None:
+        self._heap = [
+            (e.next_attempt, next(self._seq), i)
+            for i, e in self._entries.items()
+            if not e.in_progress
+        ]
+        heapq.heapify(self._heap)

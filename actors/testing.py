@@ -1,0 +1,164 @@
+"""The seed's MockSyncContext: a :class:`SyncContext` without I/O, for tests and benchmarks.
+
+It follows the seed's builder (``with_urls``, ``with_needed_oids``, ``url_provides``) and the
+original's mock semantics: ``fetch_oids`` logs the URL, fails for URLs set to fail, and
+otherwise returns (and stops needing) the requested OIDs the URL provides. Beyond the seed it
+keeps several identifiers apart, can make fetches take time like a network call (a gevent
+sleep), and counts per-domain in-flight requests and start times, so actor-level tests can
+prove from the outside that no limit was ever exceeded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from .context import AnnouncementInfo, ProcessResult, RepositoryData
+from .urls import extract_domain
+
+__all__ = ["MockFetchError", "MockSyncContext"]
+
+DEFAULT_IDENTIFIER = "test-repo"
+
+
+class MockFetchError(Exception):
+    """What a URL configured to fail raises; ``reason`` mirrors grasp's FetchError."""
+
+    reason = "refused"
+
+
+class MockSyncContext:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._urls: dict[str | None, list[str]] = defaultdict(list)
+        self._pr_urls: dict[str | None, list[str]] = defaultdict(list)
+        self.needed_oids: dict[str, set[str]] = defaultdict(set)
+        self.url_provides_oids: dict[str, set[str]] = defaultdict(set)
+        self.failing_urls: set[str] = set()
+        self.released: set[str] = set()
+        self._pending_override: bool | None = None
+        self._our_domain: str | None = None
+        self._target: Path | None = Path("/nonexistent/test-repo.git")
+        self._fetch_delay = 0.0
+        self._lock = threading.Lock()
+        self.fetch_log: list[tuple[str, tuple[str, ...]]] = []
+        self.process_calls: list[str] = []
+        self.in_flight: dict[str, int] = defaultdict(int)
+        self.max_in_flight: dict[str, int] = defaultdict(int)
+        self.request_starts: dict[str, list[float]] = defaultdict(list)
+
+    # -- builder ----------------------------------------------------------------------------
+
+    def with_urls(self, urls: Iterable[str], identifier: str | None = None) -> MockSyncContext:
+        """Announcement clone URLs; ``identifier=None`` applies to every identifier."""
+        self._urls[identifier].extend(urls)
+        return self
+
+    def with_pr_urls(self, urls: Iterable[str], identifier: str | None = None) -> MockSyncContext:
+        self._pr_urls[identifier].extend(urls)
+        return self
+
+    def with_needed_oids(
+        self, oids: Iterable[str], identifier: str = DEFAULT_IDENTIFIER
+    ) -> MockSyncContext:
+        self.needed_oids[identifier].update(oids)
+        return self
+
+    def url_provides(self, url: str, oids: Iterable[str]) -> MockSyncContext:
+        self.url_provides_oids[url].update(oids)
+        return self
+
+    def url_fails(self, url: str) -> MockSyncContext:
+        self.failing_urls.add(url)
+        return self
+
+    def with_pending(self, pending: bool) -> MockSyncContext:
+        self._pending_override = pending
+        return self
+
+    def with_our_domain(self, domain: str | None) -> MockSyncContext:
+        self._our_domain = domain
+        return self
+
+    def with_target_repo(self, path: Path | None) -> MockSyncContext:
+        self._target = path
+        return self
+
+    def with_fetch_delay(self, seconds: float) -> MockSyncContext:
+        """Make every fetch yield for ``seconds`` (gevent-cooperative), like network I/O."""
+        self._fetch_delay = seconds
+        return self
+
+    # -- SyncContext ------------------------------------------------------------------------
+
+    def fetch_repository_data(self, identifier: str) -> RepositoryData:
+        urls = tuple([*self._urls[None], *self._urls.get(identifier, ())])
+        prs = tuple([*self._pr_urls[None], *self._pr_urls.get(identifier, ())])
+        return RepositoryData(identifier, (AnnouncementInfo("0" * 64, identifier, urls),), prs)
+
+    def collect_needed_oids(self, identifier: str) -> set[str]:
+        return set(self.needed_oids.get(identifier, ()))
+
+    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> list[str]:
+        domain = extract_domain(url) or ""
+        with self._lock:
+            self.fetch_log.append((url, tuple(oids)))
+            self.in_flight[domain] += 1
+            self.max_in_flight[domain] = max(self.max_in_flight[domain], self.in_flight[domain])
+            self.request_starts[domain].append(self._clock())
+        try:
+            if self._fetch_delay:
+                import gevent
+
+                gevent.sleep(self._fetch_delay)
+            if url in self.failing_urls:
+                raise MockFetchError(f"{url} is configured to fail")
+            provided = [oid for oid in oids if oid in self.url_provides_oids.get(url, ())]
+            for needed in self.needed_oids.values():
+                needed.difference_update(provided)
+            return provided
+        finally:
+            with self._lock:
+                self.in_flight[domain] -= 1
+
+    def process_satisfiable_events(self, identifier: str) -> ProcessResult:
+        self.process_calls.append(identifier)
+        if self.needed_oids.get(identifier) or identifier in self.released:
+            return ProcessResult()
+        if identifier not in self.needed_oids:
+            return ProcessResult()
+        self.released.add(identifier)
+        return ProcessResult(states_released=1, repos_synced=1)
+
+    def has_pending_events(self, identifier: str) -> bool:
+        if self._pending_override is not None:
+            return self._pending_override
+        return identifier in self.needed_oids and identifier not in self.released
+
+    def find_target_repo(self, data: RepositoryData) -> Path | None:
+        return self._target
+
+    def our_domain(self) -> str | None:
+        return self._our_domain
+
+    def pending_identifiers(self) -> list[str]:
+        return [i for i in self.needed_oids if self.has_pending_events(i)]
+
+    # -- assertions helpers -------------------------------------------------------------------
+
+    @property
+    def fetched_urls(self) -> list[str]:
+        return [url for url, _ in self.fetch_log]
+
+    def max_requests_in_window(self, domain: str, window: float) -> int:
+        """The most request starts of ``domain`` inside any half-open window of that length."""
+        starts = sorted(self.request_starts.get(domain, ()))
+        best, left = 0, 0
+        for right, t in enumerate(starts):
+            while t - starts[left] >= window:
+                left += 1
+            best = max(best, right - left + 1)
+        return best

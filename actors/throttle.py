@@ -1,0 +1,242 @@
+"""Per-domain politeness: concurrency, a sliding rate window and a round-robin queue (S6).
+
+:class:`DomainThrottleState` is the pure policy one DomainThrottle actor owns.
+:class:`ThrottleManager` is the seed's plain, single-owner manager over many domains; the unit
+tests and benchmarks drive the sync functions with it, while inside the actor system a router
+that messages DomainThrottle actors plays the same role (``actors.domain.ThrottleRouter``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .clock import Clock
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_WINDOW", "DomainThrottleState", "ThrottleManager"]
+
+DEFAULT_WINDOW = 60.0
+
+
+@dataclass(slots=True)
+class _QueuedIdentifier:
+    tried_urls: set[str] = field(default_factory=set)
+    in_progress: bool = False
+
+
+class DomainThrottleState:
+    """One domain's limits and round-robin queue. Every time-dependent method takes ``now``."""
+
+    def __init__(
+        self,
+        domain: str,
+        max_concurrent: int = 5,
+        max_per_minute: int = 30,
+        window: float = DEFAULT_WINDOW,
+    ) -> None:
+        if max_concurrent < 1 or max_per_minute < 1 or window <= 0:
+            raise ValueError("throttle limits must be positive")
+        self.domain = domain
+        self.max_concurrent = max_concurrent
+        self.max_per_minute = max_per_minute
+        self.window = window
+        self.in_flight = 0
+        self.request_times: deque[float] = deque()
+        self._queue: dict[str, _QueuedIdentifier] = {}
+        self._order: list[str] = []
+        self.round_robin_index = 0
+
+    # -- limits (S6.1, S6.4) ------------------------------------------------------------
+
+    def window_used(self, now: float) -> int:
+        self._prune(now)
+        return len(self.request_times)
+
+    def has_capacity(self, now: float) -> bool:
+        return self.in_flight < self.max_concurrent and self.window_used(now) < self.max_per_minute
+
+    def start_request(self, now: float) -> None:
+        """Count a request as started (unconditional, as in the seed; see :meth:`try_start`)."""
+        self.in_flight += 1
+        self.request_times.append(now)
+
+    def try_start(self, now: float) -> bool:
+        """Check capacity and start in one step, so no race can overshoot a limit (S6.4)."""
+        if not self.has_capacity(now):
+            return False
+        self.start_request(now)
+        return True
+
+    def complete_request(self, now: float) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        self._prune(now)
+
+    def cancel_request(self, started_at: float) -> None:
+        """Undo a reserved slot that never became a request (the throttle path found no URL)."""
+        self.in_flight = max(0, self.in_flight - 1)
+        try:
+            self.request_times.remove(started_at)
+        except ValueError:
+            pass  # it already left the window
+
+    def window_frees_at(self, now: float) -> float | None:
+        """When the oldest request leaves a full window; None when the window is not full."""
+        if self.window_used(now) < self.max_per_minute:
+            return None
+        return self.request_times[0] + self.window
+
+    def _prune(self, now: float) -> None:
+        times = self.request_times
+        while times and now - times[0] >= self.window:
+            times.popleft()
+
+    # -- round-robin queue (S6.2) ---------------------------------------------------------
+
+    def enqueue_identifier(self, identifier: str, tried_urls: Iterable[str] = ()) -> None:
+        entry = self._queue.get(identifier)
+        if entry is None:
+            self._queue[identifier] = _QueuedIdentifier(set(tried_urls))
+            self._order.append(identifier)
+        else:
+            entry.tried_urls.update(tried_urls)
+
+    def next_ready_identifier(self) -> str | None:
+        """The next identifier after the round-robin index that is not in progress."""
+        count = len(self._order)
+        for step in range(count):
+            index = (self.round_robin_index + step) % count
+            identifier = self._order[index]
+            entry = self._queue[identifier]
+            if not entry.in_progress:
+                entry.in_progress = True
+                self.round_robin_index = (index + 1) % count
+                return identifier
+        return None
+
+    def mark_identifier_not_in_progress(self, identifier: str) -> None:
+        entry = self._queue.get(identifier)
+        if entry is not None:
+            entry.in_progress = False
+
+    def mark_url_tried(self, identifier: str, url: str) -> None:
+        entry = self._queue.get(identifier)
+        if entry is not None:
+            entry.tried_urls.add(url)
+
+    def get_tried_urls(self, identifier: str) -> frozenset[str]:
+        entry = self._queue.get(identifier)
+        return frozenset(entry.tried_urls) if entry else frozenset()
+
+    def remove_identifier(self, identifier: str) -> None:
+        """Remove keeping the index on the same next element (S6.2)."""
+        if self._queue.pop(identifier, None) is None:
+            return
+        index = self._order.index(identifier)
+        del self._order[index]
+        if index < self.round_robin_index:
+            self.round_robin_index -= 1
+        self.round_robin_index = self.round_robin_index % len(self._order) if self._order else 0
+
+    def has_queued_identifier(self, identifier: str) -> bool:
+        return identifier in self._queue
+
+    def has_queued_work(self) -> bool:
+        return any(not e.in_progress for e in self._queue.values())
+
+    @property
+    def queued(self) -> int:
+        return len(self._order)
+
+    def queued_identifiers(self) -> list[str]:
+        return list(self._order)
+
+    # -- trigger-driven dispatch (S6.3) ---------------------------------------------------
+
+    def dispatch_ready(self, now: float) -> list[tuple[str, frozenset[str], float]]:
+        """Start as many queued identifiers as capacity allows (the original starts one).
+
+        Each returned ``(identifier, tried_urls, started_at)`` already holds a request slot:
+        the caller fetches with it and then either :meth:`finish_queued` with the URL it used,
+        or, when no untried URL was left, :meth:`finish_queued` with ``None``.
+        """
+        started: list[tuple[str, frozenset[str], float]] = []
+        while self.has_capacity(now):
+            identifier = self.next_ready_identifier()
+            if identifier is None:
+                break
+            self.start_request(now)
+            started.append((identifier, self.get_tried_urls(identifier), now))
+        return started
+
+    def finish_queued(
+        self, identifier: str, url: str | None, started_at: float, now: float
+    ) -> None:
+        """A throttle-path fetch ended. ``in_progress`` is cleared *before* the caller looks for
+        the next identifier (the original triggered first and stalled on a lone identifier)."""
+        if url is None:
+            self.remove_identifier(identifier)
+            self.cancel_request(started_at)
+            return
+        self.mark_url_tried(identifier, url)
+        self.mark_identifier_not_in_progress(identifier)
+        self.complete_request(now)
+
+    def wake_at(self, now: float) -> float | None:
+        """When a timer must fire: queued work waits and only the rate window blocks it."""
+        if not self.has_queued_work() or self.in_flight >= self.max_concurrent:
+            return None
+        return self.window_frees_at(now)
+
+
+class ThrottleManager:
+    """The seed's manager: domain → :class:`DomainThrottleState`, created lazily (S6).
+
+    Single owner, no triggering: enqueued identifiers just wait, which is what the seed's unit
+    tests expect ("enqueued but not triggered"). The actor system drives dispatch instead.
+    """
+
+    def __init__(
+        self,
+        max_concurrent: int = 5,
+        max_per_minute: int = 30,
+        clock: Clock | None = None,
+        window: float = DEFAULT_WINDOW,
+    ) -> None:
+        from .clock import FakeClock
+
+        self.max_concurrent = max_concurrent
+        self.max_per_minute = max_per_minute
+        self.window = window
+        self.clock = clock if clock is not None else FakeClock()
+        self.throttles: dict[str, DomainThrottleState] = {}
+
+    def throttle(self, domain: str) -> DomainThrottleState:
+        state = self.throttles.get(domain)
+        if state is None:
+            state = self.throttles[domain] = DomainThrottleState(
+                domain, self.max_concurrent, self.max_per_minute, self.window
+            )
+        return state
+
+    def is_throttled(self, domain: str) -> bool:
+        """True when the domain exists and has no capacity; unknown domains never are."""
+        state = self.throttles.get(domain)
+        return state is not None and not state.has_capacity(self.clock.now())
+
+    def start_request(self, domain: str) -> bool:
+        """Atomic check-and-start (S6.4); False when the domain is saturated."""
+        return self.throttle(domain).try_start(self.clock.now())
+
+    def complete_request(self, domain: str) -> None:
+        self.throttle(domain).complete_request(self.clock.now())
+
+    def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None:
+        self.throttle(domain).enqueue_identifier(identifier, tried_urls)
+
+    def has_queued_identifier(self, domain: str, identifier: str) -> bool:
+        state = self.throttles.get(domain)
+        return state is not None and state.has_queued_identifier(identifier)

@@ -1,0 +1,47 @@
+"""What the Releaser's inbox accepts, and its reply type (ARCHITECTURE §3, SPEC S8)."""
+
+from __future__ import annotations
+
+from ._base import message
+
+
+@message
+class ProcessSatisfiable:
+    """Ask: release every held event of ``identifier`` whose objects are present (S5.4, S8).
+
+    The reply is a :class:`ProcessResult`.
+    """
+
+    identifier: str
+
+
+@message
+class GitDataArrived:
+    """A push landed for ``identifier``: release what is now satisfiable (S10.6)."""
+
+    identifier: str
+
+
+@message
+class ProcessResult:
+    """What one release pass did (S8.5)."""
+
+    states_released: int = 0
+    prs_released: int = 0
+    repos_synced: int = 0
+    errors: tuple[str, ...] = ()
+
+    @property
+    def released_any(self) -> bool:
+        return bool(self.states_released or self.prs_released)
+
+    def merge(self, other: ProcessResult) -> ProcessResult:
+        return ProcessResult(
+            self.states_released + other.states_released,
+            self.prs_released + other.prs_released,
+            self.repos_synced + other.repos_synced,
+            self.errors + other.errors,
+        )
+
+
+ReleaserMsg = ProcessSatisfiable | GitDataArrived

@@ -1,0 +1,62 @@
+"""What a DomainThrottle's inbox accepts (ARCHITECTURE §3, SPEC S6)."""
+
+from __future__ import annotations
+
+from ._base import message
+
+
+@message
+class TryStart:
+    """Ask: start a request now if the domain has capacity (S6.4: check and start are one step).
+
+    The reply is a plain ``bool``; when it is True the caller owns one in-flight slot and must
+    send :class:`RequestDone` when its fetch ends.
+    """
+
+
+@message
+class RequestDone:
+    """A main-path request that :class:`TryStart` granted has ended (success or failure)."""
+
+
+@message
+class EnqueueIdentifier:
+    """Queue ``identifier`` for this domain's round-robin; ``tried_urls`` merge on re-enqueue (S6.2)."""
+
+    identifier: str
+    tried_urls: frozenset[str] = frozenset()
+
+
+@message
+class QueuedFetchDone:
+    """A throttle-path FetchActor finished; ``url`` is None when no untried URL was left (S6.3)."""
+
+    identifier: str
+    url: str | None
+
+
+@message
+class WindowFreed:
+    """Timer: the oldest request has left the rate window, so capacity may be back (S6.3)."""
+
+
+@message
+class GetThrottleStatus:
+    """Ask for a :class:`ThrottleStatus`."""
+
+
+@message
+class ThrottleStatus:
+    """In-flight requests, queued identifiers and rate-window use of one domain."""
+
+    domain: str
+    in_flight: int
+    queued: int
+    window_used: int
+    max_concurrent: int
+    max_per_window: int
+
+
+DomainThrottleMsg = (
+    TryStart | RequestDone | EnqueueIdentifier | QueuedFetchDone | WindowFreed | GetThrottleStatus
+)

@@ -1,0 +1,129 @@
+"""SyncQueueEntry and the debounced SyncQueue (seed phases 1 and 7; SPEC S4.1, S4.3, S4.4)."""
+
+import pytest
+
+from actors.queue import SyncQueue, SyncQueueEntry
+
+NOW = 1000.0
+
+
+def test_backoff_doubles_up_to_cap():
+    """S4.1: 20 s for 0 and 1 attempts, then 40, 80, and 120 s from the fourth on."""
+    entry = SyncQueueEntry.new(0.0, NOW)
+    observed = {}
+    for count in (0, 1, 2, 3, 4, 5, 100):
+        entry.attempt_count = count
+        observed[count] = entry.backoff()
+    assert observed == {0: 20, 1: 20, 2: 40, 3: 80, 4: 120, 5: 120, 100: 120}
+
+
+def test_backoff_sequence_through_on_sync_complete():
+    """Repeated incomplete syncs schedule the next attempt 20, 40, 80, 120, 120 s later."""
+    entry = SyncQueueEntry.new(0.0, NOW)
+    now, gaps = NOW, []
+    for _ in range(5):
+        entry.in_progress = True
+        entry.on_sync_complete(now)
+        gaps.append(entry.next_attempt - now)
+        now = entry.next_attempt
+    assert gaps == [20, 40, 80, 120, 120]
+
+
+def test_new_event_resets_attempt_count():
+    """S4.1: a new event resets the count and pulls the attempt to now + delay."""
+    entry = SyncQueueEntry(next_attempt=NOW + 120, attempt_count=5)
+    entry.on_new_event(10.0, NOW)
+    assert entry.attempt_count == 0
+    assert entry.next_attempt == NOW + 10
+
+
+def test_new_event_does_not_delay_a_sooner_attempt():
+    entry = SyncQueueEntry.new(5.0, NOW)
+    entry.on_new_event(60.0, NOW)
+    assert entry.next_attempt == NOW + 5
+
+
+def test_is_ready_checks_time_and_progress():
+    entry = SyncQueueEntry.new(1.0, NOW)
+    assert not entry.is_ready(NOW + 0.999)
+    assert entry.is_ready(NOW + 1.0)
+    entry.in_progress = True
+    assert not entry.is_ready(NOW + 5)
+
+
+def test_sync_complete_keeps_a_sooner_attempt_set_during_the_sync():
+    """An event that arrived mid-sync keeps its reset count and sooner time (S4.1)."""
+    entry = SyncQueueEntry.new(0.0, NOW)
+    entry.in_progress = True
+    entry.on_new_event(0.5, NOW + 1)  # next_attempt stays NOW (already sooner)
+    entry.next_attempt = NOW + 2  # a new event scheduled a try in the future
+    entry.on_sync_complete(NOW + 1)
+    assert (entry.in_progress, entry.attempt_count, entry.next_attempt) == (False, 0, NOW + 2)
+
+
+def test_enqueue_sync_debounces_rapid_calls():
+    """S4.3: ten enqueues within 100 ms make one entry, ready at the earliest requested time."""
+    queue = SyncQueue()
+    now = NOW
+    for _ in range(10):
+        queue.enqueue("test-repo", 0.5, now)
+        now += 0.01
+    assert len(queue) == 1
+    entry = queue.get("test-repo")
+    assert entry.attempt_count == 0
+    assert queue.pop_ready(NOW + 0.499) == []
+    assert queue.pop_ready(NOW + 0.5) == ["test-repo"]
+
+
+def test_enqueue_resets_backoff_of_a_failing_identifier():
+    queue = SyncQueue()
+    entry = queue.enqueue("r", 60.0, NOW)
+    entry.attempt_count, entry.next_attempt = 3, NOW + 120
+    queue.enqueue("r", 10.0, NOW)
+    assert len(queue) == 1
+    assert (entry.attempt_count, entry.next_attempt) == (0, NOW + 10)
+    assert queue.next_wakeup() == NOW + 10
+
+
+def test_pop_ready_marks_in_progress_and_finish_applies_s4_5():
+    queue = SyncQueue()
+    queue.enqueue("a", 0.0, NOW)
+    queue.enqueue("b", 1.0, NOW)
+    assert queue.pop_ready(NOW) == ["a"]
+    assert queue.pop_ready(NOW) == []  # in progress
+    queue.finish("a", complete=False, now=NOW + 3)
+    assert queue.get("a").next_attempt == NOW + 3 + 20
+    assert queue.next_wakeup() == NOW + 1
+    assert queue.pop_ready(NOW + 5) == ["b"]
+    queue.finish("b", complete=True, now=NOW + 6)
+    assert "b" not in queue and len(queue) == 1
+
+
+def test_pop_ready_respects_limit_and_time_order():
+    queue = SyncQueue()
+    for i, delay in enumerate([3.0, 1.0, 2.0]):
+        queue.enqueue(f"id{i}", delay, NOW)
+    assert queue.pop_ready(NOW + 10, limit=2) == ["id1", "id2"]
+    assert queue.pop_ready(NOW + 10) == ["id0"]
+
+
+@pytest.mark.parametrize("ready", [10, 1000])
+def test_scan_cost_grows_with_ready_entries_not_queue_size(ready):
+    """S4.4: popping k ready entries touches O(k) heap records, whatever the queue size."""
+    queue = SyncQueue()
+    for i in range(20_000):
+        queue.enqueue(f"later{i}", 3600.0 + i, NOW)
+    for i in range(ready):
+        queue.enqueue(f"now{i}", 0.0, NOW)
+    heap_before = len(queue._heap)
+    assert len(queue.pop_ready(NOW)) == ready
+    assert heap_before - len(queue._heap) == ready
+
+
+def test_heap_stays_proportional_to_the_queue_under_repeated_debounce():
+    queue = SyncQueue()
+    for round_ in range(200):
+        for i in range(50):
+            queue.enqueue(f"id{i}", 100.0 - round_ * 0.1, NOW)
+    assert len(queue) == 50
+    assert len(queue._heap) <= 2 * 50 + 64
