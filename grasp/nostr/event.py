@@ -34,6 +34,7 @@ __all__ = [
     "npub_encode",
     "public_key",
     "sign_event",
+    "supersedes",
 ]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -187,6 +188,13 @@ def compute_event_id(
         ensure_ascii=False,
     )
     return hashlib.sha256(preimage.encode("utf-8")).hexdigest()
+
+
+def supersedes(candidate: Event, held: Event) -> bool:
+    """NIP-01 replacement order: a later ``created_at`` wins; in the same second the lower id wins."""
+    if candidate.created_at != held.created_at:
+        return candidate.created_at > held.created_at
+    return candidate.id < held.id
 
 
 def generate_secret_key() -> str:

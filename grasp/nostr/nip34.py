@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from grasp.nostr import kinds
 from grasp.nostr.address import Address
-from grasp.nostr.event import Event
+from grasp.nostr.event import Event, supersedes
 from grasp.nostr.results import Prefix
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -274,7 +274,7 @@ def announcement_lookup(announcements: Iterable[Announcement]) -> AnnouncementLo
     for announcement in announcements:
         key = (announcement.owner, announcement.identifier)
         held = best.get(key)
-        if held is None or _newer(announcement.event, held.event):
+        if held is None or supersedes(announcement.event, held.event):
             best[key] = announcement
     return lambda pubkey, identifier: best.get((pubkey, identifier))
 
@@ -283,13 +283,7 @@ def latest_state(states: Iterable[RepositoryState]) -> RepositoryState | None:
     """The authoritative state among ``states``: highest created_at, tie -> lowest id (S8.2)."""
     result: RepositoryState | None = None
     for state in states:
-        if result is None or _newer(state.event, result.event):
+        if result is None or supersedes(state.event, result.event):
             result = state
     return result
 
-
-def _newer(candidate: Event, held: Event) -> bool:
-    """NIP-01 replacement order: later created_at wins; same second -> lower id wins."""
-    if candidate.created_at != held.created_at:
-        return candidate.created_at > held.created_at
-    return candidate.id < held.id

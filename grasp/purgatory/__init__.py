@@ -1,0 +1,32 @@
+"""Purgatory: NIP-34 events accepted but not served until their git data is present (S1, S2, S9).
+
+:class:`~grasp.purgatory.store.PurgatoryStore` is in memory and clock-injected; it is saved to
+``<data-dir>/purgatory-state.json`` on graceful shutdown and restored on start.
+"""
+
+from grasp.purgatory.entries import (
+    DUPLICATE_RESULT,
+    EXPIRED_RESULT,
+    HELD_RESULT,
+    AddOutcome,
+    Source,
+    SweepResult,
+    pr_held_result,
+)
+from grasp.purgatory.persistence import STATE_FILENAME, PurgatoryFileError
+from grasp.purgatory.store import DEFAULT_EXPIRY_SECS, EXPIRED_MEMORY_SECS, PurgatoryStore
+
+__all__ = [
+    "DEFAULT_EXPIRY_SECS",
+    "DUPLICATE_RESULT",
+    "EXPIRED_MEMORY_SECS",
+    "EXPIRED_RESULT",
+    "HELD_RESULT",
+    "STATE_FILENAME",
+    "AddOutcome",
+    "PurgatoryFileError",
+    "PurgatoryStore",
+    "Source",
+    "SweepResult",
+    "pr_held_result",
+]
