@@ -4,18 +4,18 @@
 ``from_json`` round-trip every message (the type name travels in ``"type"``).
 """
 
-from . import fetch, releaser, scheduler, supervisor, throttle, trace
+from . import fetch, lifecycle, releaser, scheduler, supervisor, throttle
 from ._base import UnknownMessageError, from_json, registered, to_json
 
 __all__ = [
     "UnknownMessageError",
     "fetch",
     "from_json",
+    "lifecycle",
     "registered",
     "releaser",
     "scheduler",
     "supervisor",
     "throttle",
     "to_json",
-    "trace",
 ]

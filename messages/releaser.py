@@ -44,4 +44,10 @@ class ProcessResult:
         )
 
 
-ReleaserMsg = ProcessSatisfiable | GitDataArrived
+@message
+class EnqueuePending:
+    """Re-enqueue every identifier that still has held events (after a Scheduler restart, and
+    at start-up after purgatory is restored: S9.1)."""
+
+
+ReleaserMsg = ProcessSatisfiable | GitDataArrived | EnqueuePending

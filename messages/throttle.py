@@ -57,6 +57,17 @@ class ThrottleStatus:
     max_per_window: int
 
 
+@message
+class IsThrottled:
+    """Ask: True when the domain has no capacity right now (reads only, starts nothing)."""
+
+
 DomainThrottleMsg = (
-    TryStart | RequestDone | EnqueueIdentifier | QueuedFetchDone | WindowFreed | GetThrottleStatus
+    TryStart
+    | IsThrottled
+    | RequestDone
+    | EnqueueIdentifier
+    | QueuedFetchDone
+    | WindowFreed
+    | GetThrottleStatus
 )

@@ -1,0 +1,87 @@
+"""The Scheduler: owner of the sync queue, starter of main-path FetchActors (S4).
+
+MUST: keep one entry per identifier (S4.3); start a ready entry within a few ms of its
+``next_attempt`` (precise wake-up, S4.4) and also scan on the periodic Tick; back off after an
+incomplete sync (S4.1, S4.5).
+MUST NOT: do I/O or ask anyone — it only tells, spawns and arms timers, so its behaviour is a
+function of its inbox and the clock, and a trace of it replays exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from messages.fetch import SyncIdentifier
+from messages.scheduler import (
+    EnqueueSync,
+    GetSchedulerStatus,
+    SchedulerStatus,
+    SyncFinished,
+    Tick,
+    WakeUp,
+)
+
+from .base import BaseActor, Runtime
+from .queue import SyncQueue
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Scheduler"]
+
+
+class Scheduler(BaseActor):
+    handlers = {
+        EnqueueSync: "on_enqueue",
+        Tick: "on_tick",
+        WakeUp: "on_wake",
+        SyncFinished: "on_finished",
+        GetSchedulerStatus: "on_status",
+    }
+
+    def __init__(self, runtime: Runtime, name: str = "Scheduler") -> None:
+        super().__init__(runtime, name)
+        self.queue = SyncQueue()
+        self.running = 0
+
+    def on_start(self) -> None:
+        super().on_start()
+        now = self.runtime.clock.now()
+        self.arm("tick", now + self.runtime.config.tick_interval, Tick(), now)
+
+    def on_enqueue(self, msg: EnqueueSync, now: float) -> None:
+        self.queue.enqueue(msg.identifier, msg.delay, now)
+        self._pump(now)
+
+    def on_tick(self, msg: Tick, now: float) -> None:
+        self.arm("tick", now + self.runtime.config.tick_interval, Tick(), now)
+        self._pump(now)
+
+    def on_wake(self, msg: WakeUp, now: float) -> None:
+        self._pump(now)
+
+    def on_finished(self, msg: SyncFinished, now: float) -> None:
+        self.running = max(0, self.running - 1)
+        self.queue.finish(msg.identifier, msg.complete, now)
+        self.runtime.observer.sync_finished(msg.identifier, msg.complete)
+        if msg.complete:
+            logger.info("sync of %s complete, removed from the queue", msg.identifier)
+        self._pump(now)
+
+    def on_status(self, msg: GetSchedulerStatus, now: float) -> SchedulerStatus:
+        upcoming = tuple((i, round(t - now, 3)) for i, t in self.queue.upcoming(msg.limit))
+        return SchedulerStatus(len(self.queue), self.running, upcoming)
+
+    def _pump(self, now: float) -> None:
+        """Start every ready entry that fits, then arm the wake-up for the next one."""
+        config = self.runtime.config
+        free = config.max_running_syncs - self.running
+        for identifier in self.queue.pop_ready(now, limit=max(free, 0)):
+            self.running += 1
+            self.runtime.observer.sync_attempt(identifier)
+            self.runtime.spawn_fetch(self.name, SyncIdentifier(identifier))
+        self.runtime.observer.queue_size(len(self.queue))
+        wake = self.queue.next_wakeup() if config.precise_wakeups else None
+        if wake is None or self.running >= config.max_running_syncs:
+            self.disarm("wake")  # a SyncFinished will pump again
+        else:
+            self.arm("wake", max(wake, now), WakeUp(), now)
