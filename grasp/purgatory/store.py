@@ -11,18 +11,20 @@ Every entry expires ``expiry_secs`` after it was added (S1.4, 30 min); :meth:`sw
 them and remembers their ids for ``expired_memory_secs`` (7 days) so a *synced* copy is refused.
 Removal for any other reason (release, authorisation failure, deletion) is not expiry.
 
-All methods take one lock and never block: callers are relay greenlets, the Releaser and
-FetchActors. ``now`` is a monotonic clock (expiry must not jump with the wall clock); ``wall`` is
+All methods take one lock and never block or yield: callers are relay greenlets, the Releaser
+and FetchActors. The lock is the unpatched OS lock so a gevent thread-pool worker may call in
+too (a patched lock shared with a pool thread ends in ``LoopExit``). ``now`` is a monotonic clock (expiry must not jump with the wall clock); ``wall`` is
 only used to stamp the persisted file.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from gevent.monkey import get_original
 
 from grasp.nostr.address import DeletionRequest
 from grasp.nostr.event import Event, supersedes
@@ -38,6 +40,8 @@ from grasp.purgatory.entries import (
 )
 
 logger = logging.getLogger(__name__)
+
+_OsRLock = get_original("_thread", "RLock")
 
 DEFAULT_EXPIRY_SECS = 1800.0
 EXPIRED_MEMORY_SECS = 7 * 86400.0
@@ -61,7 +65,7 @@ class PurgatoryStore:
         self.wall = wall
         self.expiry_secs = expiry_secs
         self.expired_memory_secs = expired_memory_secs
-        self._lock = threading.RLock()
+        self._lock = _OsRLock()
         self._states: dict[str, dict[str, HeldState]] = {}  # identifier -> event id -> entry
         self._prs: dict[str, HeldPr] = {}  # event id -> entry (insertion order = PR order)
         self._prs_by_identifier: dict[str, dict[str, None]] = {}  # identifier -> ordered PR ids

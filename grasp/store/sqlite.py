@@ -5,9 +5,12 @@ NIP-01 tie-break (equal ``created_at`` -> lowest id wins, S11.2); ephemeral even
 stored; NIP-09 deletions remove same-author targets and are remembered, so a deleted event that
 is sent again is refused.
 
-Concurrency: one connection guarded by one lock. sqlite3 calls block the gevent hub, so every
-transaction is a few statements long; under gevent the (patched) lock also serialises greenlets
-that share the store, and a real thread pool may use it too.
+Concurrency: one connection guarded by one *OS-level* re-entrant lock. sqlite3 calls block the
+gevent hub and never yield, so greenlets of one thread are serialised by construction; the lock
+is for real threads (a gevent thread pool). It must be the unpatched lock: a gevent-patched lock
+held by a pool thread makes a waiting greenlet end in ``LoopExit`` (measured in
+tests/store/test_sqlite.py). Transactions are a few statements, so a greenlet waiting on a
+thread's transaction blocks the hub only briefly.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
+
+from gevent.monkey import get_original
 
 from grasp.nostr import kinds
 from grasp.nostr.address import DeletionRequest
@@ -29,6 +33,8 @@ from grasp.nostr.results import Prefix, Result
 from grasp.store.schema import SCHEMA, SCHEMA_VERSION, filter_query
 
 logger = logging.getLogger(__name__)
+
+_OsRLock = get_original("_thread", "RLock")
 
 DEFAULT_FILENAME = "events.sqlite3"
 DEFAULT_LIMIT_CAP = 500
@@ -90,7 +96,7 @@ class EventStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock = threading.RLock()
+        self._lock = _OsRLock()
         try:
             self._db = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=5.0

@@ -1,0 +1,102 @@
+"""The SQLite file itself (S11.1): WAL, schema, indexes used by queries, reopen, bad files, gevent."""
+
+import sqlite3
+
+import gevent
+import pytest
+from gevent.pool import Pool
+
+from grasp.nostr.event import Event, compute_event_id, sign_event
+from grasp.nostr.filters import Filter
+from grasp.store.sqlite import DEFAULT_FILENAME, EventStore, SaveOutcome, StoreError
+
+
+def test_s11_1_wal_file_created_on_first_use_and_reopened(tmp_path):
+    path = tmp_path / DEFAULT_FILENAME
+    event = sign_event("01" * 32, 1, [["t", "x"]], "persisted")
+    with EventStore(path) as store:
+        store.save(event)
+    assert path.exists()
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    with EventStore(path) as store:
+        assert store.query([Filter(tags={"t": ["x"]})]) == [event]
+        assert store.save(event) is SaveOutcome.DUPLICATE
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / DEFAULT_FILENAME
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        EventStore(path)
+
+
+def test_non_sqlite_file_is_a_clear_error(tmp_path):
+    path = tmp_path / DEFAULT_FILENAME
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open event store"):
+        EventStore(path)
+
+
+def _fake_event(n: int, kinds=(1, 7, 1618, 30617, 30618)) -> Event:
+    """Unsigned but well-formed events: the store trusts its caller, and this keeps the setup fast."""
+    pubkey = f"{n % 50:064x}"
+    kind = kinds[n % len(kinds)]
+    tags = (("d", f"repo{n % 200}"), ("t", f"topic{n % 30}"), ("p", f"{n % 70:064x}"))
+    created_at = 1_000_000 + n
+    event_id = compute_event_id(pubkey, created_at, kind, tags, str(n))
+    return Event(event_id, pubkey, created_at, kind, tags, str(n), "0" * 128)
+
+
+@pytest.fixture(scope="module")
+def big_store(tmp_path_factory):
+    with EventStore(tmp_path_factory.mktemp("plan") / DEFAULT_FILENAME) as store:
+        for n in range(3000):
+            store.save(_fake_event(n))
+        yield store
+
+
+PLANS = [
+    ("ids", Filter(ids=[_fake_event(7).id]), "USING INDEX sqlite_autoindex_events_1 (id=?)"),
+    ("authors", Filter(authors=[f"{3:064x}"]), "USING INDEX events_pubkey (pubkey=?)"),
+    ("kinds", Filter(kinds=[7]), "USING INDEX events_kind (kind=?)"),
+    ("tag", Filter(tags={"t": ["topic3"]}), "USING COVERING INDEX tags_lookup (name=? AND value=?)"),
+    ("address", Filter(kinds=[30617], authors=[f"{3:064x}"], tags={"d": ["repo3"]}), "SEARCH"),
+    ("since", Filter(since=1_002_900), "USING INDEX events_created (created_at>?)"),
+]
+
+
+@pytest.mark.parametrize("flt, expected", [p[1:] for p in PLANS], ids=[p[0] for p in PLANS])
+def test_s11_1_queries_use_indexes(big_store, flt, expected):
+    """No filter makes SQLite walk the whole events table (EXPLAIN QUERY PLAN)."""
+    plan = big_store.query_plan(flt)
+    assert any(expected in line for line in plan), plan
+    assert not any(line.startswith("SCAN") for line in plan), plan
+
+
+def test_unconstrained_query_walks_the_time_index_only_up_to_limit(big_store):
+    plan = big_store.query_plan(Filter(limit=10))
+    assert plan[0] == "SCAN e USING INDEX events_created", plan
+    got = big_store.query([Filter(limit=10)])
+    assert [e.created_at for e in got] == list(range(1_002_999, 1_002_989, -1))
+
+
+def test_concurrent_greenlets_and_threads_share_one_store(tmp_path):
+    """Relay greenlets and a thread-pool worker save and query at once without errors."""
+    with EventStore(tmp_path / DEFAULT_FILENAME) as store:
+        events = [_fake_event(n, kinds=(1, 7)) for n in range(400)]
+
+        def work(chunk):
+            for event in chunk:
+                assert store.save(event) is SaveOutcome.SAVED
+                assert store.contains(event.id)
+                store.query([Filter(authors=[event.pubkey], limit=5)])
+
+        pool = Pool(8)
+        chunks = [events[i::10] for i in range(10)]
+        threaded = gevent.get_hub().threadpool.spawn(work, chunks[0])
+        pool.map(work, chunks[1:])
+        threaded.get(timeout=30)
+        assert store.count() == len(events)
