@@ -182,7 +182,7 @@ class BaseActor(pykka.ThreadingActor):
                 return
             current[1].cancel()
         ref = self.actor_ref
-        handle = self.runtime.clock.call_later(due - now, lambda: self.runtime.timer_fire(ref, msg))
+        handle = self.runtime.clock.call_at(due, lambda: self.runtime.timer_fire(ref, msg))
         self._timers[key] = (due, handle, msg)
 
     def disarm(self, key: str) -> None:

@@ -24,11 +24,15 @@ class TimerHandle(Protocol):
 
 
 class Clock(Protocol):
-    """Monotonic seconds plus one-shot timers."""
+    """Monotonic seconds plus one-shot timers at an absolute time.
+
+    Timers take the absolute ``due`` the policy computed, not a delay, so a fake clock fires
+    them at exactly that instant and ``now >= due`` holds in the handler (no float drift).
+    """
 
     def now(self) -> float: ...
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle: ...
+    def call_at(self, due: float, callback: Callable[[], None]) -> TimerHandle: ...
 
 
 class _GeventTimer:
@@ -47,10 +51,11 @@ class GeventClock:
     def now(self) -> float:
         return time.monotonic()
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_at(self, due: float, callback: Callable[[], None]) -> TimerHandle:
         import gevent
 
-        return _GeventTimer(gevent.spawn_later(max(0.0, delay), _guarded, callback))
+        delay = max(0.0, due - time.monotonic())
+        return _GeventTimer(gevent.spawn_later(delay, _guarded, callback))
 
 
 def _guarded(callback: Callable[[], None]) -> None:
@@ -86,8 +91,8 @@ class FakeClock:
     def now(self) -> float:
         return self._now
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        timer = _FakeTimer(self._now + max(0.0, delay))
+    def call_at(self, due: float, callback: Callable[[], None]) -> TimerHandle:
+        timer = _FakeTimer(max(due, self._now))
         heapq.heappush(self._timers, (timer.due, next(self._seq), timer, callback))
         return timer
 
@@ -99,7 +104,7 @@ class FakeClock:
         """
         if seconds < 0:
             raise ValueError("a clock cannot go backwards")
-        target = self._now + seconds
+        target = round(self._now + seconds, 9)  # 1000.4 + 0.1 lands on 1000.5
         fired = 0
         while self._timers and self._timers[0][0] <= target:
             due, _, timer, callback = heapq.heappop(self._timers)

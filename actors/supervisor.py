@@ -3,8 +3,9 @@
 pykka has no supervision. Every actor's ``on_failure`` tells the Supervisor ``ChildFailed``
 with the message it died on; the Supervisor waits the policy's backoff, restarts the child
 through its factory, redelivers the message once (a second death makes it poison, logged and
-dropped), and after a Scheduler restart asks the Releaser to re-enqueue every identifier that
-still has held events — the purgatory store is the source of truth, the queue is not.
+dropped), and after a Scheduler or DomainThrottle restart asks the Releaser to re-enqueue every
+identifier that still has held events — the purgatory store is the source of truth, the sync
+queue and the domain queues are not.
 FetchActors are not restarted: their work reports its own end and is retried by the queue.
 """
 
@@ -55,7 +56,7 @@ class Supervisor(BaseActor):
         pending = self.redeliver.pop(msg.child, None)
         if pending is not None:
             self.tell(ref, pending)
-        if msg.child == "Scheduler":
+        if msg.child == "Scheduler" or msg.child.startswith("DomainThrottle["):
             self.tell("Releaser", EnqueuePending())
 
     def on_shutdown(self, msg: Shutdown, now: float) -> None:

@@ -1,0 +1,91 @@
+"""The Scheduler actor under a FakeClock, and its precise wake-up under the gevent clock (S4)."""
+
+import time
+
+from actors.testing import MockSyncContext
+from tests.support.wait import wait_for
+
+A = "https://a.example/r.git"
+B = "https://b.example/r.git"
+
+
+def _ctx(clock=time.monotonic, **needed):
+    ctx = MockSyncContext(clock=clock).with_urls([A])
+    for identifier, oids in needed.items():
+        ctx.with_needed_oids(oids, identifier=identifier)
+        ctx.url_provides(A, oids)
+    return ctx
+
+
+def test_enqueued_identifier_is_synced_at_its_time_and_removed(start_system, fake_clock):
+    """S4.2/S4.5: nothing happens before the delay; then one sync releases and drops the entry."""
+    ctx = _ctx(fake_clock.now, repo=["o1"])
+    h = start_system(ctx, clock=fake_clock)
+    h.enqueue("repo", 0.5)
+    h.advance(0.4)
+    assert ctx.fetch_log == [] and h.status().queue_size == 1
+    h.advance(0.1)
+    assert ctx.fetch_log == [(A, ("o1",))]
+    assert ctx.released == {"repo"} and h.status().queue_size == 0
+
+
+def test_incomplete_sync_backs_off_20_40_80_seconds(start_system, fake_clock):
+    """S4.1: attempts at t, t+20, t+60, t+140 while the remote keeps failing."""
+    ctx = _ctx(fake_clock.now, repo=["o1"]).url_fails(A)
+    h = start_system(ctx, clock=fake_clock)
+    t0 = fake_clock.now()
+    h.enqueue("repo", 0.0)
+    for _ in range(200):  # one-second steps: every periodic Tick is delivered too
+        if len(ctx.fetch_log) == 4:
+            break
+        h.advance(1.0)
+    starts = [round(t - t0, 3) for t in ctx.request_starts["a.example"]]
+    assert starts == [0.0, 20.0, 60.0, 140.0]
+    status = h.status().scheduler
+    assert status.queue_size == 1 and status.next_attempts == (("repo", 120.0),)
+
+
+def test_new_event_during_backoff_resets_and_pulls_the_attempt_forward(start_system, fake_clock):
+    ctx = _ctx(fake_clock.now, repo=["o1"]).url_fails(A)
+    h = start_system(ctx, clock=fake_clock)
+    h.enqueue("repo", 0.0)
+    assert len(ctx.fetch_log) == 1
+    h.advance(5)
+    h.enqueue("repo", 0.5)  # S4.3: debounced into the same entry
+    h.advance(0.5)
+    assert len(ctx.fetch_log) == 2
+    assert h.status().scheduler.next_attempts == (("repo", 20.0),)
+
+
+def test_running_syncs_are_capped_and_the_rest_start_as_slots_free(start_system, fake_clock):
+    ctx = MockSyncContext(clock=fake_clock.now).with_urls([A, B]).with_fetch_delay(0.02)
+    for i in range(6):
+        ctx.with_needed_oids([f"o{i}"], identifier=f"id{i}").url_provides(B, [f"o{i}"])
+    h = start_system(ctx, clock=fake_clock, max_running_syncs=2, max_concurrent=10)
+    for i in range(6):
+        h.system.enqueue_sync(f"id{i}", 0.0)
+    wait_for(lambda: h.status().scheduler.in_progress == 2, message="two syncs running")
+    assert h.status().scheduler.in_progress <= 2
+    wait_for(lambda: not ctx.pending_identifiers(), message="every identifier released")
+
+
+def test_ready_entry_starts_within_50ms_not_on_the_next_tick(start_system):
+    """S4.4 (beyond the original's 1 s polling): a precise wake-up at next_attempt."""
+    ctx = _ctx(repo=["o1"])
+    h = start_system(ctx, tick_interval=30.0)
+    enqueued = time.monotonic()
+    h.system.enqueue_sync("repo", 0.2)
+    wait_for(lambda: ctx.fetch_log, timeout=5, message="the first fetch")
+    late = ctx.request_starts["a.example"][0] - (enqueued + 0.2)
+    assert 0 <= late < 0.05, f"started {late * 1000:.1f} ms after its time"
+
+
+def test_tick_only_mode_waits_for_the_periodic_tick(start_system, fake_clock):
+    """With precise wake-ups off (the benchmark baseline) the 1 s Tick is what starts syncs."""
+    ctx = _ctx(fake_clock.now, repo=["o1"])
+    h = start_system(ctx, clock=fake_clock, precise_wakeups=False)
+    h.enqueue("repo", 0.2)
+    h.advance(0.5)
+    assert ctx.fetch_log == []
+    h.advance(0.5)
+    assert len(ctx.fetch_log) == 1
