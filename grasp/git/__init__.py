@@ -1,0 +1,50 @@
+"""The git data layer: remote fetches with dulwich, local object and ref operations.
+
+Public API (import from ``grasp.git``):
+
+* remote: :func:`fetch_oids`, :class:`FetchLimits`, :class:`FetchPolicy`, :func:`check_url`,
+  :class:`CheckedURL`, :class:`FetchError` (``reason`` in :data:`FETCH_ERROR_REASONS`);
+* objects: :func:`missing_oids`, :func:`copy_objects`;
+* refs: :func:`align_refs` -> :class:`AlignResult`, :func:`set_nostr_ref`, :func:`list_refs`,
+  :func:`read_head`; :class:`AbsentObjectError`, :class:`RefConflictError`;
+* layout: :func:`ensure_bare_repo`, :func:`repo_path_for`, :func:`validate_identifier`;
+* serving: ``grasp.git.http_backend.make_git_http_app`` (imported from its module).
+
+Nothing here imports ``actors`` or ``messages`` (ARCHITECTURE §2).
+"""
+
+from grasp.git.errors import (
+    FETCH_ERROR_REASONS,
+    AbsentObjectError,
+    FetchError,
+    GitCommandError,
+    RefConflictError,
+)
+from grasp.git.fetch import FetchLimits, fetch_oids
+from grasp.git.objects import copy_objects, missing_oids
+from grasp.git.policy import CheckedURL, FetchPolicy, check_url
+from grasp.git.refs import AlignResult, align_refs, list_refs, read_head, set_nostr_ref
+from grasp.git.repos import ensure_bare_repo, repo_path_for, validate_identifier
+
+__all__ = [
+    "FETCH_ERROR_REASONS",
+    "AbsentObjectError",
+    "AlignResult",
+    "CheckedURL",
+    "FetchError",
+    "FetchLimits",
+    "FetchPolicy",
+    "GitCommandError",
+    "RefConflictError",
+    "align_refs",
+    "check_url",
+    "copy_objects",
+    "ensure_bare_repo",
+    "fetch_oids",
+    "list_refs",
+    "missing_oids",
+    "read_head",
+    "repo_path_for",
+    "set_nostr_ref",
+    "validate_identifier",
+]

@@ -1,0 +1,282 @@
+"""Fetching needed objects from a remote git server (S7, SyncContext.fetch_oids).
+
+The strategy, in order (S7.1):
+
+1. Objects already present are not fetched; when nothing is missing there is no network use.
+2. One fetch asks for all missing OIDs at once, protocol v2 first (in v2 a server hands out any
+   object it has, advertised or not; dulwich falls back to v0 for servers that only speak v0).
+3. A server that refuses the wants usually names the culprit ("not our ref <oid>"): those OIDs
+   are dropped and the rest asked again.  Each round drops at least one OID, so this ends.
+4. If the refusal named nothing (dulwich.web and other v0 servers answer HTTP 500), or OIDs were
+   dropped by a v0 server (where "not our ref" may only mean "not advertised"), the last resort
+   is fetching every advertised ref tip; the needed OIDs may be among their history.  After a
+   v2 refusal this is skipped: v2 refuses an OID only when the server does not have it at all.
+
+Negotiation sends "haves" from every ref of the target that points (through tags) at a commit:
+``refs/heads/*``, ``refs/tags/*`` and ``refs/nostr/*`` alike; dulwich alone would only use
+``refs/heads/*`` and re-download whole histories (S7.3, python-ecosystem.md §2c).  Fetched
+objects stay unreferenced; release creates the refs.
+
+Bounds (S7.2): ``FetchLimits.deadline_secs`` for the whole call (a ``gevent.Timeout`` around DNS,
+transfer and indexing), ``read_timeout_secs`` per socket connect and read (urllib3), and
+``max_bytes`` of response data.  Any failure is a :class:`FetchError`, and the repository is then
+exactly as before, because a pack is only installed after it was received and indexed completely
+(see ``ingest.py``).  The function blocks the calling greenlet, never the hub (S7.4): socket I/O
+is cooperative (the process must be monkey-patched, as the relay and the tests are) and pack
+indexing runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import gevent
+import urllib3.exceptions
+from dulwich.client import HTTPProxyUnauthorized, HTTPUnauthorized
+from dulwich.errors import NotGitRepository
+from dulwich.object_store import peel_sha
+from dulwich.repo import Repo
+
+from grasp.git.errors import FetchError
+from grasp.git.ingest import PackSpool, ingest_pack
+from grasp.git.objects import missing_oids, normalise_oids
+from grasp.git.policy import FetchPolicy, Resolver, check_url
+from grasp.git.transport import (
+    ByteBudget,
+    GraspHttpGitClient,
+    HttpStatusError,
+    TooLarge,
+    make_pool_manager,
+    refused_oids,
+)
+
+logger = logging.getLogger(__name__)
+
+# Exceptions that point at a bug on our side rather than at bad data from the server.
+_LIKELY_BUGS = (TypeError, AttributeError, NameError)
+
+WantsFn = Callable[[Mapping[bytes, bytes]], list[str]]
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """S7.2 bounds of one ``fetch_oids`` call (``--fetch-timeout-secs`` and friends)."""
+
+    deadline_secs: float = 120.0
+    read_timeout_secs: float = 30.0
+    max_bytes: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        if self.deadline_secs <= 0 or self.read_timeout_secs <= 0 or self.max_bytes <= 0:
+            raise ValueError(f"FetchLimits must be positive: {self}")
+
+
+class _WantsRefused(Exception):
+    """The server rejected the request after seeing the wants, before sending a pack."""
+
+    def __init__(self, cause: FetchError, named: set[str]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.named = named
+
+
+def fetch_oids(
+    repo_path: Path,
+    url: str,
+    oids: Sequence[str],
+    *,
+    policy: FetchPolicy,
+    limits: FetchLimits,
+    resolve: Resolver | None = None,
+) -> list[str]:
+    """Fetch the missing ones of ``oids`` from ``url`` into the bare repository ``repo_path``.
+
+    Returns exactly the OIDs (in input order, without duplicates) that were missing before and
+    are present now; objects the server does not have are simply not in the list.  Raises
+    :class:`FetchError` (repository unchanged) or ``ValueError`` for malformed OIDs.
+    ``resolve`` replaces DNS resolution (tests).
+    """
+    wanted = normalise_oids(oids)
+    try:
+        before = missing_oids(repo_path, wanted)
+    except (OSError, NotGitRepository) as exc:
+        raise FetchError(url, "local", f"cannot read target repository {repo_path}: {exc}") from None
+    if not before:
+        return []
+    missing = [oid for oid in wanted if oid in before]
+    timer = gevent.Timeout(limits.deadline_secs)
+    timer.start()
+    try:
+        _Fetch(Path(repo_path), url, policy, limits, resolve).run(missing)
+    except gevent.Timeout as exc:
+        if exc is not timer:
+            raise
+        raise FetchError(url, "timeout", f"deadline of {limits.deadline_secs:g} s exceeded") from None
+    finally:
+        timer.close()
+    still_missing = missing_oids(repo_path, missing)
+    fetched = [oid for oid in missing if oid not in still_missing]
+    logger.debug("fetched %d of %d missing objects from %s", len(fetched), len(missing), url)
+    return fetched
+
+
+class _Fetch:
+    """One ``fetch_oids`` call: the client, the budget and the attempt loop."""
+
+    def __init__(
+        self, repo_path: Path, url: str, policy: FetchPolicy, limits: FetchLimits, resolve: Resolver | None
+    ) -> None:
+        self.repo_path = repo_path
+        self.url = url
+        self.policy = policy
+        self.limits = limits
+        self.resolve = resolve
+
+    def run(self, missing: list[str]) -> None:
+        checked = check_url(self.url, self.policy, resolve=self.resolve)
+        pins = {(checked.scheme, checked.host, checked.port): checked.address}
+        pool = make_pool_manager(self.policy, pins, read_timeout=self.limits.read_timeout_secs, resolve=self.resolve)
+        self.client = GraspHttpGitClient(self.url, pool, ByteBudget(self.limits.max_bytes))
+        try:
+            self._fetch_with_fallback(missing)
+        finally:
+            pool.clear()
+
+    def _fetch_with_fallback(self, missing: list[str]) -> None:
+        remaining = list(missing)
+        dropped: list[str] = []
+        while remaining:
+            try:
+                self._attempt(lambda _refs: remaining)
+                return self._fallback_if(dropped and self.client.protocol_version != 2, missing)
+            except _WantsRefused as refusal:
+                if not refusal.named:
+                    logger.debug("%s refused the wants without naming any: %s", self.url, refusal.cause)
+                    return self._fallback_if(True, missing)
+                logger.debug("%s does not serve %s; asking for the rest", self.url, sorted(refusal.named))
+                dropped += [oid for oid in remaining if oid in refusal.named]
+                remaining = [oid for oid in remaining if oid not in refusal.named]
+        self._fallback_if(self.client.protocol_version != 2, missing)
+
+    def _fallback_if(self, condition: object, missing: list[str]) -> None:
+        """Fetch every advertised tip, when ``condition`` holds and something is still missing."""
+        if not condition or not missing_oids(self.repo_path, missing):
+            return
+        logger.debug("falling back to all advertised ref tips of %s", self.url)
+        try:
+            self._attempt(self._all_new_tips)
+        except _WantsRefused as refusal:
+            raise refusal.cause from None
+
+    def _all_new_tips(self, refs: Mapping[bytes, bytes]) -> list[str]:
+        tips = sorted({sha.decode("ascii") for sha in refs.values() if sha})
+        absent = missing_oids(self.repo_path, tips)
+        return [sha for sha in tips if sha in absent]
+
+    def _attempt(self, choose_wants: WantsFn) -> None:
+        """One ``fetch_pack`` round trip; installs the pack on success."""
+        spool = PackSpool(self.repo_path / "objects")
+        negotiated = False
+        wants: list[str] = []
+
+        def determine_wants(refs: Mapping[bytes, bytes], depth: int | None = None) -> list[bytes]:
+            nonlocal negotiated, wants
+            negotiated = True
+            wants = choose_wants(refs)
+            return [oid.encode("ascii") for oid in wants]
+
+        self.client.start_attempt()
+        try:
+            with Repo(str(self.repo_path)) as repo:
+                walker = repo.get_graph_walker(heads=have_heads(repo))
+                self.client.fetch_pack("", determine_wants, walker, spool.write)
+        except BaseException as exc:
+            spool.close()
+            if not isinstance(exc, Exception):
+                raise
+            error = classify(self.url, exc)
+            if negotiated and spool.size == 0 and error.reason in ("protocol", "http_error"):
+                named = refused_oids(self.client.server_errors(), set(wants))
+                raise _WantsRefused(error, named) from None
+            raise error from None
+        if spool.size == 0:
+            spool.close()
+            return
+        try:
+            ingest_pack(self.repo_path / "objects", spool)
+        except Exception as exc:
+            raise classify(self.url, exc, local=True) from None
+
+
+def have_heads(repo: Repo) -> list[bytes]:
+    """Every commit a ref of ``repo`` points at, directly or through tags: the negotiation haves."""
+    heads: set[bytes] = set()
+    store = repo.object_store
+    for name, sha in repo.refs.as_dict().items():
+        if sha not in store:
+            continue
+        try:
+            _tag, peeled = peel_sha(store, sha)
+        except KeyError:
+            continue
+        if peeled.type_name == b"commit":
+            heads.add(peeled.id)
+    return sorted(heads)
+
+
+def classify(url: str, exc: BaseException, *, local: bool = False) -> FetchError:
+    """Map anything a fetch can raise to a FetchError with the right ``reason``."""
+    if isinstance(exc, FetchError):
+        return exc
+    for err in _causes(exc):
+        reason = _reason_of(err)
+        if reason is not None:
+            return FetchError(url, reason, _describe(exc))
+    if local and isinstance(exc, OSError):
+        return FetchError(url, "local", _describe(exc))
+    if isinstance(exc, _LIKELY_BUGS):
+        logger.warning("unexpected error while fetching %s", url, exc_info=exc)
+    # Whatever else dulwich raises on bytes it cannot parse (GitProtocolError, HangupException,
+    # ChecksumMismatch, ValueError, zlib.error, AssertionError, ...) is the server's fault.
+    return FetchError(url, "protocol", _describe(exc))
+
+
+def _reason_of(err: BaseException) -> str | None:
+    if isinstance(err, TooLarge):
+        return "too_large"
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3 2, so it is tested first.
+    if isinstance(err, urllib3.exceptions.NameResolutionError):
+        return "dns"
+    if isinstance(err, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
+        return "refused"
+    if isinstance(err, (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError, socket.timeout)):
+        return "timeout"
+    if isinstance(err, HttpStatusError):
+        return "not_found" if err.status == 404 else "http_error"
+    if isinstance(err, NotGitRepository):
+        return "not_found"
+    if isinstance(err, (HTTPUnauthorized, HTTPProxyUnauthorized)):
+        return "http_error"
+    return None
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc``, its causes/contexts, and the ``reason`` urllib3 hides inside MaxRetryError."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop(0)
+        if err is None or any(err is s for s in seen):
+            continue
+        seen.append(err)
+        todo += [err.__cause__, err.__context__, getattr(err, "reason", None) if isinstance(err, urllib3.exceptions.MaxRetryError) else None]
+    return seen
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]

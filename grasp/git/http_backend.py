@@ -1,0 +1,411 @@
+"""A WSGI bridge to the real ``git http-backend`` CGI program (S10.5).
+
+Why a bridge rather than ``dulwich.web``: the real backend is about 10x faster at building packs,
+speaks protocol v2 (so any object may be wanted by id), honours the ``uploadpack.*`` settings and
+runs as a separate process, so pack generation never blocks the gevent hub
+(python-ecosystem.md §2a, §2b, §2g).
+
+What the bridge does for each request:
+
+* maps ``/<repo path>/{info/refs,git-upload-pack,git-receive-pack}`` to a repository through a
+  *resolver* (anything else, or an unknown repository, is 404), and gives the CGI only that one
+  repository (``GIT_PROJECT_ROOT`` = its parent), so a request can never reach another path;
+* passes the client's ``Git-Protocol`` header as ``GIT_PROTOCOL`` (this is what enables v2);
+* accepts chunked request bodies (gevent.pywsgi has already de-chunked ``wsgi.input``) and gzip
+  bodies (passed through: ``git http-backend`` gunzips by itself), spooling the body to a
+  temporary file so large pushes do not sit in memory;
+* passes per-repository git configuration with ``GIT_CONFIG_COUNT``/``KEY_n``/``VALUE_n``;
+* STREAMS the CGI output to the client as it is produced (a clone of a big repository is never
+  buffered), and kills the CGI if the client goes away;
+* offers ``before_receive_pack(environ, body) -> str | None``: called with the decompressed push
+  body (a seekable binary file at offset 0) before ``git-receive-pack`` runs; a returned string
+  refuses the push with HTTP 200 and an ``ERR <message>`` pkt-line, which ``git push`` prints
+  (protocol.md §5.3).  ``after_receive_pack(environ, ok)`` is called once the CGI has finished.
+  Receive-pack itself is only enabled by git when the configuration says
+  ``http.receivepack=true``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import gevent
+
+logger = logging.getLogger(__name__)
+
+WSGIEnviron = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+_ROUTE = re.compile(r"^(?P<repo>/.+?)(?P<tail>/info/refs|/git-upload-pack|/git-receive-pack)$")
+_MAX_CGI_HEADER_BYTES = 64 * 1024
+_CHUNK = 64 * 1024
+_SPOOL_IN_MEMORY = 1 << 20
+_STDERR_KEEP = 8 * 1024
+# Environment variables of the relay process that a git subprocess may legitimately need.
+_PASSTHROUGH_ENV = ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL", "LANG", "TZ")
+
+
+@dataclass(frozen=True)
+class RepoTarget:
+    """A repository the bridge may serve, with the git configuration to serve it with."""
+
+    path: Path
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+Resolver = Callable[[str], "RepoTarget | None"]
+BeforeReceivePack = Callable[[WSGIEnviron, BinaryIO], "str | None"]
+AfterReceivePack = Callable[[WSGIEnviron, bool], None]
+
+
+def git_http_backend_path() -> str:
+    """Locate ``git-http-backend`` in git's exec path (it is not on ``$PATH``)."""
+    exec_path = subprocess.run(
+        ["git", "--exec-path"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return os.path.join(exec_path, "git-http-backend")
+
+
+def is_git_dir(path: Path) -> bool:
+    """True for something that looks like a (bare) git directory."""
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
+
+
+def directory_resolver(root: Path, config: Mapping[str, str] | None = None) -> Resolver:
+    """Serve every git directory below ``root`` under its relative path, with one configuration.
+
+    Path segments that are empty, ``.`` or ``..``, backslashes, NUL bytes and symlinks leading
+    out of ``root`` all resolve to nothing (404).
+    """
+    root = Path(root).resolve()
+    frozen = dict(config or {})
+
+    def resolve(url_path: str) -> RepoTarget | None:
+        parts = url_path.strip("/").split("/")
+        if any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+            return None
+        path = root.joinpath(*parts)
+        if not path.resolve().is_relative_to(root) or not is_git_dir(path):
+            return None
+        return RepoTarget(path, frozen)
+
+    return resolve
+
+
+def make_git_http_app(
+    resolver: Path | Resolver,
+    *,
+    config: Mapping[str, str] | None = None,
+    before_receive_pack: BeforeReceivePack | None = None,
+    after_receive_pack: AfterReceivePack | None = None,
+    max_request_bytes: int = 1 << 30,
+    backend: str | None = None,
+) -> GitHttpBackendApp:
+    """Build the WSGI app.  ``resolver`` is a root directory or ``url_path -> RepoTarget | None``.
+
+    ``config`` is only used with a root directory (a resolver carries its own per repository).
+    ``max_request_bytes`` bounds a request body, also after gzip decompression.
+    """
+    if isinstance(resolver, (str, Path)):
+        resolver = directory_resolver(Path(resolver), config)
+    elif config:
+        raise ValueError("config applies to a root directory; a resolver returns it per repository")
+    return GitHttpBackendApp(
+        resolver,
+        before_receive_pack=before_receive_pack,
+        after_receive_pack=after_receive_pack,
+        max_request_bytes=max_request_bytes,
+        backend=backend or git_http_backend_path(),
+    )
+
+
+class RequestTooLarge(Exception):
+    """The request body exceeds ``max_request_bytes``."""
+
+
+class GitHttpBackendApp:
+    """The WSGI application; see the module docstring for what it guarantees."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        *,
+        before_receive_pack: BeforeReceivePack | None,
+        after_receive_pack: AfterReceivePack | None,
+        max_request_bytes: int,
+        backend: str,
+    ) -> None:
+        self.resolver = resolver
+        self.before_receive_pack = before_receive_pack
+        self.after_receive_pack = after_receive_pack
+        self.max_request_bytes = max_request_bytes
+        self.backend = backend
+
+    def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
+        match = _ROUTE.match(environ.get("PATH_INFO", ""))
+        target = self.resolver(match["repo"]) if match else None
+        if match is None or target is None:
+            return _plain(start_response, "404 Not Found", "repository not found\n")
+        tail = match["tail"]
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method != ("GET" if tail == "/info/refs" else "POST"):
+            return _plain(start_response, "405 Method Not Allowed", "method not allowed\n")
+        try:
+            body = self._spool_body(environ, decompress=tail == "/git-receive-pack")
+        except RequestTooLarge:
+            return _plain(start_response, "413 Content Too Large", "request body too large\n")
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            return _plain(start_response, "400 Bad Request", f"unreadable request body: {exc}\n")
+        if tail == "/git-receive-pack" and self.before_receive_pack is not None:
+            refusal = self.before_receive_pack(environ, body)
+            body.seek(0)
+            if refusal is not None:
+                body.close()
+                return _refuse_push(start_response, refusal)
+        env = self._cgi_env(environ, target, tail, body)
+        return self._run_cgi(environ, start_response, env, body, tail)
+
+    def _spool_body(self, environ: WSGIEnviron, *, decompress: bool) -> IO[bytes]:
+        """Copy the request body into a temporary file (gunzipped when ``decompress``)."""
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+        try:
+            source: Any = environ["wsgi.input"]
+            if decompress and environ.get("HTTP_CONTENT_ENCODING", "").lower() in ("gzip", "x-gzip"):
+                source = gzip.GzipFile(fileobj=_Bounded(source, self.max_request_bytes))
+            _copy(source, spool, self.max_request_bytes)
+            spool.seek(0)
+            return spool  # type: ignore[return-value]
+        except BaseException:
+            spool.close()
+            raise
+
+    def _cgi_env(self, environ: WSGIEnviron, target: RepoTarget, tail: str, body: IO[bytes]) -> dict[str, str]:
+        body.seek(0, os.SEEK_END)
+        length = body.tell()
+        body.seek(0)
+        env = {name: os.environ[name] for name in _PASSTHROUGH_ENV if name in os.environ}
+        env.update(
+            PATH=os.environ.get("PATH", os.defpath),
+            GIT_PROJECT_ROOT=str(target.path.parent),
+            GIT_HTTP_EXPORT_ALL="1",
+            REQUEST_METHOD=environ.get("REQUEST_METHOD", "GET"),
+            PATH_INFO="/" + target.path.name + tail,
+            QUERY_STRING=environ.get("QUERY_STRING", ""),
+            CONTENT_TYPE=environ.get("CONTENT_TYPE", ""),
+            CONTENT_LENGTH=str(length),
+            REMOTE_ADDR=environ.get("REMOTE_ADDR", ""),
+        )
+        if environ.get("HTTP_GIT_PROTOCOL"):
+            env["GIT_PROTOCOL"] = env["HTTP_GIT_PROTOCOL"] = environ["HTTP_GIT_PROTOCOL"]
+        # receive-pack bodies were decompressed while spooling; others go through as sent.
+        encoding = environ.get("HTTP_CONTENT_ENCODING")
+        if encoding and tail != "/git-receive-pack":
+            env["HTTP_CONTENT_ENCODING"] = encoding
+        env["GIT_CONFIG_COUNT"] = str(len(target.config))
+        for i, (key, value) in enumerate(target.config.items()):
+            env[f"GIT_CONFIG_KEY_{i}"] = key
+            env[f"GIT_CONFIG_VALUE_{i}"] = value
+        return env
+
+    def _run_cgi(
+        self,
+        environ: WSGIEnviron,
+        start_response: StartResponse,
+        env: dict[str, str],
+        body: IO[bytes],
+        tail: str,
+    ) -> Iterable[bytes]:
+        try:
+            proc = subprocess.Popen(
+                [self.backend],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+        except OSError as exc:
+            body.close()
+            logger.error("cannot start %s: %s", self.backend, exc)
+            return _plain(start_response, "500 Internal Server Error", "git backend unavailable\n")
+        cgi = _CgiProcess(proc, body)
+        on_done = None
+        if tail == "/git-receive-pack" and self.after_receive_pack is not None:
+            hook = self.after_receive_pack
+            on_done = lambda ok: hook(environ, ok)  # noqa: E731
+        try:
+            status, headers, first = cgi.read_headers()
+        except BaseException:
+            cgi.close()
+            raise
+        if status is None:
+            cgi.close()
+            return _plain(start_response, "502 Bad Gateway", "git backend sent no headers\n")
+        start_response(status, headers)
+        return _StreamedResponse(cgi, first, on_done)
+
+
+class _CgiProcess:
+    """One running ``git http-backend``: feeds stdin and drains stderr in greenlets."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], body: IO[bytes]) -> None:
+        self.proc = proc
+        self.stderr_tail = b""
+        self._body = body
+        self._writer = gevent.spawn(self._feed_stdin)
+        self._stderr_reader = gevent.spawn(self._drain_stderr)
+
+    def _feed_stdin(self) -> None:
+        assert self.proc.stdin is not None
+        try:
+            shutil.copyfileobj(self._body, self.proc.stdin, _CHUNK)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the backend decided not to read everything (e.g. an error reply)
+        finally:
+            self._body.close()
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        while chunk := self.proc.stderr.read(_CHUNK):
+            self.stderr_tail = (self.stderr_tail + chunk)[-_STDERR_KEEP:]
+
+    def read_headers(self) -> tuple[str | None, list[tuple[str, str]], bytes]:
+        """Read the CGI header block; returns (status, headers, body bytes already read)."""
+        assert self.proc.stdout is not None
+        buf = b""
+        while True:
+            for sep in (b"\r\n\r\n", b"\n\n"):
+                head, found, rest = buf.partition(sep)
+                if found:
+                    status, headers = _parse_cgi_headers(head)
+                    return status, headers, rest
+            if len(buf) > _MAX_CGI_HEADER_BYTES:
+                return None, [], b""
+            chunk = self.proc.stdout.read1(_CHUNK)
+            if not chunk:
+                return None, [], b""
+            buf += chunk
+
+    def read(self) -> bytes:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.read1(_CHUNK)
+
+    def close(self, *, finished: bool = False) -> int:
+        """Reap the process and return its exit status.
+
+        ``finished`` means its stdout was read to the end, so it exits by itself; otherwise the
+        client went away early and the process is killed rather than left writing to a pipe.
+        """
+        if not finished and self.proc.poll() is None:
+            self.proc.kill()
+        rc = self.proc.wait()
+        self._writer.kill()
+        self._stderr_reader.join(timeout=5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        if rc != 0:
+            logger.info("git http-backend exited with %s: %s", rc, self.stderr_tail.decode("utf-8", "replace").strip())
+        return rc
+
+
+class _StreamedResponse:
+    """WSGI iterable that streams the CGI's stdout; ``close()`` always reaps the process."""
+
+    def __init__(self, cgi: _CgiProcess, first: bytes, on_done: Callable[[bool], None] | None) -> None:
+        self._cgi = cgi
+        self._first = first
+        self._on_done = on_done
+        self._finished = False
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._first:
+            yield self._first
+        while chunk := self._cgi.read():
+            yield chunk
+        self._finished = True
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        rc = self._cgi.close(finished=self._finished)
+        if self._on_done is not None:
+            try:
+                self._on_done(self._finished and rc == 0)
+            except Exception:
+                logger.exception("after_receive_pack hook failed")
+
+
+class _Bounded:
+    """Read-only view of a stream that refuses to yield more than ``limit`` bytes."""
+
+    def __init__(self, raw: Any, limit: int) -> None:
+        self._raw = raw
+        self._left = limit
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(_CHUNK if size is None or size < 0 else size)
+        self._left -= len(data)
+        if self._left < 0:
+            raise RequestTooLarge()
+        return data
+
+
+def _copy(source: Any, sink: IO[bytes], limit: int) -> None:
+    total = 0
+    while chunk := source.read(_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise RequestTooLarge()
+        sink.write(chunk)
+
+
+def _parse_cgi_headers(head: bytes) -> tuple[str, list[tuple[str, str]]]:
+    status = "200 OK"
+    headers: list[tuple[str, str]] = []
+    for line in head.decode("latin-1").splitlines():
+        name, _, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not name:
+            continue
+        if name.lower() == "status":
+            status = value
+        else:
+            headers.append((name, value))
+    return status, headers
+
+
+def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    data = text.encode("utf-8")
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _refuse_push(start_response: StartResponse, message: str) -> list[bytes]:
+    """Refuse a push the way git prints it: HTTP 200 carrying an ``ERR`` pkt-line."""
+    payload = ("ERR " + message.replace("\n", " ") + "\n").encode("utf-8")
+    data = b"%04x" % (len(payload) + 4) + payload
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "application/x-git-receive-pack-result"),
+            ("Cache-Control", "no-cache"),
+            ("Content-Length", str(len(data))),
+        ],
+    )
+    return [data]

@@ -1,0 +1,172 @@
+"""Writing refs: aligning a repository with a state event (S8.2) and PR refs (S8.3).
+
+Every function validates all of its input before writing anything, and never points a ref at
+an object the repository does not hold (S8.4: dulwich would accept that silently and leave a
+repository ``git fsck`` calls broken).  Writes are compare-and-swap against the values read a
+moment before, so a concurrent writer (a push landing at the same time) surfaces as
+:class:`RefConflictError` instead of being overwritten unseen.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.objects import Commit
+from dulwich.refs import check_ref_format
+from dulwich.repo import Repo
+
+from grasp.git.errors import AbsentObjectError, RefConflictError
+from grasp.git.objects import missing_oids, normalise_oids
+
+logger = logging.getLogger(__name__)
+
+ALIGNED_PREFIXES = ("refs/heads/", "refs/tags/")
+NOSTR_PREFIX = "refs/nostr/"
+_EVENT_ID = re.compile(r"[0-9a-f]{64}")
+_REFLOG_MESSAGE = b"grasp: release"
+
+
+@dataclass(frozen=True)
+class AlignResult:
+    """What ``align_refs`` changed; ref names sorted."""
+
+    created: tuple[str, ...]
+    updated: tuple[str, ...]
+    deleted: tuple[str, ...]
+    head_set: bool
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted or self.head_set)
+
+
+def align_refs(repo_path: Path, refs: Mapping[str, str], head: str | None) -> AlignResult:
+    """Make ``refs/heads/*`` and ``refs/tags/*`` equal ``refs`` exactly; point HEAD at ``head``.
+
+    ``refs`` maps full ref names (only under ``refs/heads/`` or ``refs/tags/``) to OIDs, which
+    must all be present (``AbsentObjectError`` otherwise; nothing is written).  Refs in those
+    two namespaces that ``refs`` lacks are deleted; other namespaces (``refs/nostr/*``) are never
+    touched.  ``head`` (e.g. ``"refs/heads/main"``) becomes HEAD's symbolic target when it names
+    a branch of ``refs`` whose value is a commit; otherwise HEAD is left alone, as the original
+    does (upstream-behaviour.md §4.4.3), and ``head_set`` is False.  ``head_set`` is True only
+    when HEAD changed.
+    """
+    wanted = _validated_refs(refs)
+    _require_present(repo_path, wanted.values())
+    with Repo(str(repo_path)) as repo:
+        current = {
+            name.decode(): sha.decode()
+            for name, sha in repo.refs.as_dict().items()
+            if name.decode().startswith(ALIGNED_PREFIXES)
+        }
+        deleted = sorted(set(current) - set(wanted))
+        created = sorted(set(wanted) - set(current))
+        updated = sorted(n for n in set(wanted) & set(current) if wanted[n] != current[n])
+        # Deletions first: refs/heads/a must go before refs/heads/a/b can be created.
+        for name in deleted:
+            _cas(repo.refs.remove_if_equals(name.encode(), current[name].encode(), message=_REFLOG_MESSAGE), name)
+        for name in created:
+            _cas(repo.refs.add_if_new(name.encode(), wanted[name].encode(), message=_REFLOG_MESSAGE), name)
+        for name in updated:
+            _cas(
+                repo.refs.set_if_equals(
+                    name.encode(), current[name].encode(), wanted[name].encode(), message=_REFLOG_MESSAGE
+                ),
+                name,
+            )
+        head_set = _align_head(repo, wanted, head)
+    result = AlignResult(tuple(created), tuple(updated), tuple(deleted), head_set)
+    if result.changed:
+        logger.info(
+            "aligned %s: %d created, %d updated, %d deleted, head_set=%s",
+            repo_path, len(created), len(updated), len(deleted), head_set,
+        )
+    return result
+
+
+def set_nostr_ref(repo_path: Path, event_id: str, oid: str) -> bool:
+    """Point ``refs/nostr/<event_id>`` at ``oid`` (S8.3); True when the ref changed.
+
+    ``event_id`` must be 64 lowercase hex digits; ``oid`` must be present in the repository.
+    """
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise ValueError(f"not an event id (64 lowercase hex digits): {event_id!r}")
+    (oid,) = normalise_oids([oid])
+    _require_present(repo_path, [oid])
+    name = (NOSTR_PREFIX + event_id).encode()
+    with Repo(str(repo_path)) as repo:
+        try:
+            old = repo.refs[name]
+        except KeyError:
+            _cas(repo.refs.add_if_new(name, oid.encode(), message=_REFLOG_MESSAGE), name.decode())
+        else:
+            if old == oid.encode():
+                return False
+            _cas(repo.refs.set_if_equals(name, old, oid.encode(), message=_REFLOG_MESSAGE), name.decode())
+    logger.info("set %s%s -> %s in %s", NOSTR_PREFIX, event_id, oid, repo_path)
+    return True
+
+
+def list_refs(repo_path: Path) -> dict[str, str]:
+    """Every ref under ``refs/`` (loose and packed) with its OID, sorted by name; no HEAD."""
+    with Repo(str(repo_path)) as repo:
+        refs = {
+            name.decode(): sha.decode()
+            for name, sha in repo.refs.as_dict().items()
+            if name.startswith(b"refs/")
+        }
+    return dict(sorted(refs.items()))
+
+
+def read_head(repo_path: Path) -> str | None:
+    """HEAD's symbolic target (``"refs/heads/main"``), or None when HEAD is detached."""
+    with Repo(str(repo_path)) as repo:
+        value = repo.refs.read_ref(b"HEAD")
+    if value is not None and value.startswith(b"ref: "):
+        return value[len(b"ref: ") :].strip().decode()
+    return None
+
+
+def _validated_refs(refs: Mapping[str, str]) -> dict[str, str]:
+    bad = [
+        name
+        for name in refs
+        if not isinstance(name, str)
+        or not name.startswith(ALIGNED_PREFIXES)
+        or not check_ref_format(name.encode("utf-8"))
+    ]
+    if bad:
+        raise ValueError(f"not a valid refs/heads/* or refs/tags/* name: {', '.join(map(repr, bad))}")
+    normalise_oids(refs.values())  # raises ValueError for a value that is not an OID
+    return dict(refs)
+
+
+def _require_present(repo_path: Path, oids: object) -> None:
+    absent = missing_oids(repo_path, list(dict.fromkeys(oids)))  # type: ignore[call-overload]
+    if absent:
+        raise AbsentObjectError(repo_path, absent)
+
+
+def _align_head(repo: Repo, wanted: Mapping[str, str], head: str | None) -> bool:
+    if head is None:
+        return False
+    target = wanted.get(head)
+    if not head.startswith("refs/heads/") or target is None:
+        logger.warning("HEAD left alone: %r is not a branch of the state", head)
+        return False
+    if not isinstance(repo.object_store[target.encode()], Commit):
+        logger.warning("HEAD left alone: %s points at %s, which is not a commit", head, target)
+        return False
+    if repo.refs.read_ref(b"HEAD") == b"ref: " + head.encode():
+        return False
+    repo.refs.set_symbolic_ref(b"HEAD", head.encode(), message=_REFLOG_MESSAGE)
+    return True
+
+
+def _cas(ok: bool, name: str) -> None:
+    if not ok:
+        raise RefConflictError(f"{name} changed while it was being aligned")
