@@ -1,0 +1,199 @@
+"""Run ``grasp-relay`` as a separate process through its own CLI, the way a user would.
+
+The relay listens on port 0 with its own data directory; the harness learns the port from the
+one ready line the CLI prints on stderr (no port races), then polls NIP-11 until the relay answers
+(deadline, no sleeps). Every process started is stopped: SIGTERM, then SIGKILL after a timeout.
+
+    with RelayProcess(tmp_path / "relay", "--log-level", "DEBUG") as relay:
+        ws = websocket.create_connection(relay.ws_url)
+
+or, in a conftest: ``from tests.support.relay import relay_factory  # noqa: F401`` and then
+``relay = relay_factory("--max-subscriptions", "3")`` in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+#: The console script installed next to the interpreter running the tests (the project's venv).
+RELAY_BIN = Path(sys.executable).parent / "grasp-relay"
+READY_LINE = re.compile(r"grasp-relay listening on (http://\S+)")
+
+
+class RelayStartError(RuntimeError):
+    """The relay process exited or did not become ready in time; the message carries its log."""
+
+
+class RelayProcess:
+    """One ``grasp-relay`` process; a context manager that always stops it."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        start_timeout: float = 20.0,
+        command: Sequence[str] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.args = tuple(args)
+        self.start_timeout = start_timeout
+        self._command = list(command) if command is not None else [str(RELAY_BIN)]
+        self._env = _clean_env(env)
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self.http_url = ""
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> RelayProcess:
+        argv = [*self._command, "--host", "127.0.0.1", "--port", "0",
+                "--data-dir", str(self.data_dir), *self.args]
+        self._proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True, env=self._env,
+        )
+        self._reader = threading.Thread(target=self._read_stderr, name="relay-stderr", daemon=True)
+        self._reader.start()
+        try:
+            deadline = time.monotonic() + self.start_timeout
+            match = self.wait_for_log(READY_LINE, deadline - time.monotonic())
+            self.http_url = match.group(1)
+            self._wait_for_nip11(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL; returns the exit status."""
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        if self._reader is not None:
+            self._reader.join(timeout)
+        return proc.returncode
+
+    def __enter__(self) -> RelayProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # --- what tests use ----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self.http_url.rsplit(":", 1)[1])
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.http_url[len("http"):] + "/"
+
+    url = ws_url
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
+
+    @property
+    def log(self) -> str:
+        """Everything the relay wrote to stderr so far."""
+        with self._changed:
+            return "".join(self._lines)
+
+    def wait_for_log(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
+        """Wait until a stderr line matches ``pattern``; RelayStartError if the process exits first."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self._lines[seen:]:
+                    if match := regex.search(line):
+                        return match
+                seen = len(self._lines)
+                remaining = deadline - time.monotonic()
+                if self._eof or remaining <= 0:
+                    what = "exited" if self._eof else f"printed no {regex.pattern!r} in {timeout:g} s"
+                    raise RelayStartError(f"relay {what}; its log:\n{''.join(self._lines)}")
+                self._changed.wait(remaining)
+
+    def nip11(self) -> dict:
+        request = urllib.request.Request(self.http_url + "/", headers={"Accept": "application/nostr+json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    # --- internals ---------------------------------------------------------------------------
+
+    _eof = False
+
+    def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for line in self._proc.stderr:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    def _wait_for_nip11(self, deadline: float) -> None:
+        while True:
+            try:
+                self.nip11()
+                return
+            except (OSError, urllib.error.URLError, ValueError) as exc:
+                if time.monotonic() >= deadline or self.returncode is not None:
+                    raise RelayStartError(f"relay never answered NIP-11 ({exc}); log:\n{self.log}") from exc
+            with self._changed:
+                self._changed.wait(0.05)  # bounded poll interval; also wakes on new log lines
+
+
+def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    """The test environment without any GRASP_* setting of the developer's shell, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRASP_")}
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def relay_factory(tmp_path: Path) -> Iterator[Callable[..., RelayProcess]]:
+    """``relay_factory(*args, env=None)`` starts a relay in its own data dir; all stop at teardown."""
+    started: list[RelayProcess] = []
+
+    def start(*args: str, env: Mapping[str, str] | None = None) -> RelayProcess:
+        relay = RelayProcess(tmp_path / f"relay-{len(started)}", *args, env=env)
+        started.append(relay)
+        return relay.start()
+
+    yield start
+    for relay in started:
+        relay.stop()
