@@ -26,6 +26,8 @@ class SyncQueueEntry:
     next_attempt: float
     attempt_count: int = 0
     in_progress: bool = False
+    renewed: bool = False  # a new event arrived while a sync was running
+
 
     @classmethod
     def new(cls, delay: float, now: float) -> SyncQueueEntry:
@@ -40,9 +42,17 @@ class SyncQueueEntry:
         return not self.in_progress and now >= self.next_attempt
 
     def on_new_event(self, delay: float, now: float) -> None:
-        """A new event resets the failure count and can only bring the next attempt closer."""
+        """A new event resets the failure count and can only bring the next attempt closer.
+
+        During a running sync the attempt that started it is used up, so the event schedules
+        the follow-up at ``now + delay`` (the sooner of several) and marks the entry renewed.
+        """
         self.attempt_count = 0
-        self.next_attempt = min(self.next_attempt, now + delay)
+        if self.in_progress and not self.renewed:
+            self.next_attempt = now + delay
+        else:
+            self.next_attempt = min(self.next_attempt, now + delay)
+        self.renewed = self.in_progress
 
     def on_sync_complete(self, now: float) -> None:
         """An incomplete sync ended: back off, unless a new event already scheduled a sooner try."""
@@ -106,18 +116,26 @@ class SyncQueue:
             if entry is None or entry.in_progress or entry.next_attempt != when:
                 continue
             entry.in_progress = True
+            entry.renewed = False
             ready.append(identifier)
         return ready
 
     def finish(self, identifier: str, complete: bool, now: float) -> None:
-        """S4.5: a complete sync drops the entry; an incomplete one backs off."""
+        """S4.5: a complete sync drops the entry; an incomplete one backs off.
+
+        An entry renewed by an event that arrived during the sync is kept either way, with the
+        new event's time (the original removed it and lost that event's sync).
+        """
         entry = self._entries.get(identifier)
         if entry is None:
             return
-        if complete:
+        if entry.renewed:
+            entry.in_progress = entry.renewed = False  # the new event's follow-up stands
+        elif complete:
             del self._entries[identifier]
             return
-        entry.on_sync_complete(now)
+        else:
+            entry.on_sync_complete(now)
         logger.debug(
             "%s incomplete: attempt %d, retry in %.1f s",
             identifier,

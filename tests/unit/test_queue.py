@@ -51,14 +51,19 @@ def test_is_ready_checks_time_and_progress():
     assert not entry.is_ready(NOW + 5)
 
 
-def test_sync_complete_keeps_a_sooner_attempt_set_during_the_sync():
-    """An event that arrived mid-sync keeps its reset count and sooner time (S4.1)."""
-    entry = SyncQueueEntry.new(0.0, NOW)
-    entry.in_progress = True
-    entry.on_new_event(0.5, NOW + 1)  # next_attempt stays NOW (already sooner)
-    entry.next_attempt = NOW + 2  # a new event scheduled a try in the future
-    entry.on_sync_complete(NOW + 1)
-    assert (entry.in_progress, entry.attempt_count, entry.next_attempt) == (False, 0, NOW + 2)
+@pytest.mark.parametrize("complete", [True, False])
+def test_event_arriving_during_a_sync_keeps_its_follow_up(complete):
+    """A new event mid-sync schedules a follow-up at its own delay, and the entry survives even
+    a sync that reported complete (the original removed it and lost that event's sync)."""
+    queue = SyncQueue()
+    queue.enqueue("r", 0.0, NOW)
+    assert queue.pop_ready(NOW) == ["r"]
+    queue.enqueue("r", 0.5, NOW + 1)
+    queue.finish("r", complete=complete, now=NOW + 1.2)
+    entry = queue.get("r")
+    assert entry is not None
+    assert (entry.in_progress, entry.attempt_count, entry.next_attempt) == (False, 0, NOW + 1.5)
+    assert queue.pop_ready(NOW + 1.5) == ["r"]
 
 
 def test_enqueue_sync_debounces_rapid_calls():
