@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_address ON events(kind, pubkey, d);
 CREATE INDEX IF NOT EXISTS events_created ON events(created_at, id);
-CREATE INDEX IF NOT EXISTS events_pubkey ON events(pubkey, created_at);
+CREATE INDEX IF NOT EXISTS events_author ON events(pubkey, kind, created_at);
 CREATE INDEX IF NOT EXISTS events_kind ON events(kind, created_at);
 
 -- first values of single-letter tags (NIP-01 indexes only tag[1])
@@ -56,24 +56,58 @@ def _placeholders(count: int) -> str:
     return ",".join("?" * count)
 
 
-def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
-    """SELECT of one filter: every key a WHERE term an index can serve, newest first, lowest id ties.
+def _driver(flt: Filter) -> str | None:
+    """The key that should drive the query: the most selective one present.
 
-    Tag constraints are ``seq IN (subquery on tags_lookup)`` so SQLite can drive the query from
-    the tag index and touch only matching event rows.
+    Without statistics SQLite's planner guesses, and it guessed badly (``kinds`` + ``authors``
+    or ``kinds`` + ``#p`` walked every event of the kind), so the order is fixed here:
+    ids, then tags, then authors, then kinds; with none of them, the time index.
     """
+    if flt.ids is not None:
+        return "ids"
+    if flt.tags:
+        return "tags"
+    if flt.authors is not None:
+        return "authors"
+    if flt.kinds is not None:
+        return "kinds"
+    return None
+
+
+# Driver -> (INDEXED BY clause, columns that may use an index). Columns outside the set get
+# SQLite's unary ``+``, which keeps them out of index selection without changing their value.
+_PLAN = {
+    "ids": ("", {"id"}),
+    "tags": ("", set()),
+    "authors": (" INDEXED BY events_author", {"pubkey", "kind", "created_at"}),
+    "kinds": (" INDEXED BY events_kind", {"kind", "created_at"}),
+    None: ("", {"created_at"}),
+}
+
+
+def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
+    """SELECT of one filter: every key a WHERE term, newest first, lowest id on ties.
+
+    Tag constraints are ``seq IN (subquery on tags_lookup)`` so a tag-driven query reads the
+    tag index first and then only the matching event rows.
+    """
+    indexed_by, indexable = _PLAN[_driver(flt)]
+
+    def column(name: str) -> str:
+        return f"e.{name}" if name in indexable else f"+e.{name}"
+
     where: list[str] = []
     params: list[object] = []
-    for column, values in (("id", flt.ids), ("pubkey", flt.authors), ("kind", flt.kinds)):
+    for name, values in (("id", flt.ids), ("pubkey", flt.authors), ("kind", flt.kinds)):
         if values is not None:
             ordered = sorted(values)
-            where.append(f"e.{column} IN ({_placeholders(len(ordered))})")
+            where.append(f"{column(name)} IN ({_placeholders(len(ordered))})")
             params.extend(ordered)
     if flt.since is not None:
-        where.append("e.created_at >= ?")
+        where.append(f"{column('created_at')} >= ?")
         params.append(flt.since)
     if flt.until is not None:
-        where.append("e.created_at <= ?")
+        where.append(f"{column('created_at')} <= ?")
         params.append(flt.until)
     for letter in sorted(flt.tags):
         values = sorted(flt.tags[letter])
@@ -83,7 +117,7 @@ def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
         )
         params.append(letter)
         params.extend(values)
-    sql = "SELECT e.id, e.created_at, e.json FROM events e"
+    sql = f"SELECT e.id, e.created_at, e.json FROM events e{indexed_by}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY e.created_at DESC, e.id ASC LIMIT ?"
