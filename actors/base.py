@@ -30,14 +30,20 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BaseActor", "Envelope", "Runtime"]
 
+_UNTRACED = NullTracer()
+
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """A message plus who sent it (for traces) and whether the sender waits for an answer."""
+    """A message plus who sent it (for traces) and whether the sender waits for an answer.
+
+    ``traced=False`` keeps test instrumentation (barrier pings) out of message traces.
+    """
 
     sender: str
     message: Any
     ask: bool = False
+    traced: bool = True
 
 
 class Runtime:
@@ -144,7 +150,8 @@ class BaseActor(pykka.ThreadingActor):
             return None
         msg = envelope.message
         now = self.runtime.clock.now()
-        self.runtime.tracer.record(now, envelope.sender, self.name, msg)
+        tracer = self.runtime.tracer if envelope.traced else _UNTRACED
+        tracer.record(now, envelope.sender, self.name, msg)
         if envelope.sender == "timer":
             self._forget_timer(msg)
         if isinstance(msg, Ping):
@@ -157,8 +164,8 @@ class BaseActor(pykka.ThreadingActor):
             self._current = None if envelope.ask else msg
             result = getattr(self, method)(msg, now)
             self._current = None
-        if envelope.ask and self.runtime.tracer.enabled:
-            self.runtime.tracer.record(now, self.name, envelope.sender, Reply(type(msg).__name__, result))
+        if envelope.ask and tracer.enabled:
+            tracer.record(now, self.name, envelope.sender, Reply(type(msg).__name__, result))
         return result
 
     def on_failure(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
