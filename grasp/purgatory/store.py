@@ -261,14 +261,14 @@ class PurgatoryStore:
         """Remove every entry whose lifetime is over (S1.4) and forget week-old expired ids."""
         now = self.now()
         with self._lock:
-            states = [h.state for s in self._states.values() for h in s.values() if h.expires_at <= now]
+            states = [h for s in self._states.values() for h in s.values() if h.expires_at <= now]
             prs = [h for h in self._prs.values() if h.expires_at <= now]
-            announcements = [h.announcement for h in self._announcements.values() if h.expires_at <= now]
+            announcements = [h for h in self._announcements.values() if h.expires_at <= now]
             result = SweepResult(
-                states=tuple(states),
+                states=tuple(h.state for h in states),
                 prs=tuple(h.pr for h in prs if h.pr is not None),
                 placeholders=tuple(h.event_id for h in prs if h.pr is None),
-                announcements=tuple(announcements),
+                announcements=tuple(h.announcement for h in announcements),
             )
             for event_id in [*result.expired_ids, *result.placeholders]:
                 self.remove(event_id)
@@ -276,11 +276,7 @@ class PurgatoryStore:
                 self._expired[event_id] = now
             horizon = now - self.expired_memory_secs
             self._expired = {i: t for i, t in self._expired.items() if t > horizon}
-        if result:
-            logger.info(
-                "purgatory expiry: %d states, %d PRs, %d placeholders, %d announcements",
-                len(result.states), len(result.prs), len(result.placeholders), len(result.announcements),
-            )
+        _log_expired(states, prs, announcements)
         return result
 
     def is_expired(self, event_id: str) -> bool:
@@ -358,3 +354,22 @@ class PurgatoryStore:
         entry = self._announcements.pop(key)
         del self._announcement_ids[entry.announcement.event.id]
 
+
+def _log_expired(states: list[HeldState], prs: list[HeldPr], announcements: list[HeldAnnouncement]) -> None:
+    """A user's event expiring means a push never came: INFO. Synced events and placeholders: DEBUG."""
+    entries = [
+        *(("state", h.state.identifier, h.event_id, h.source) for h in states),
+        *(("PR", h.pr.identifier, h.event_id, h.source) for h in prs if h.pr is not None),
+        *(("announcement", h.announcement.identifier, h.announcement.event.id, h.source) for h in announcements),
+    ]
+    for what, identifier, event_id, source in entries:
+        level = logging.INFO if source is Source.DIRECT else logging.DEBUG
+        logger.log(level, "expired %s %s of %s from purgatory (%s)", what, event_id, identifier, source.value)
+    for held in prs:
+        if held.pr is None:
+            logger.debug("expired placeholder for refs/nostr/%s (commit %s)", held.event_id, held.commit)
+    if states or prs or announcements:
+        logger.info(
+            "purgatory expiry removed %d states, %d PR entries, %d announcements",
+            len(states), len(prs), len(announcements),
+        )

@@ -98,3 +98,19 @@ def test_extending_an_announcement_postpones_its_expiry():
     now.advance(800)
     assert store.sweep().announcements == (a,)
     assert not store.extend_announcement(a.owner, "repo")
+
+
+def test_direct_expiries_are_logged_louder_than_synced_ones(caplog):
+    """upstream f148b3a: a user's event expiring means an expected push never came."""
+    from grasp.purgatory import Source
+
+    store, now, _ = make_store()
+    direct = state(ALICE, "repo", {"refs/heads/main": oid(1)})
+    synced = state(BOB, "repo", {"refs/heads/main": oid(2)})
+    store.add_state(direct, Source.DIRECT)
+    store.add_state(synced, Source.SYNC)
+    now.advance(1800)
+    with caplog.at_level("DEBUG", logger="grasp.purgatory.store"):
+        store.sweep()
+    levels = {r.getMessage().split()[2]: r.levelname for r in caplog.records if r.getMessage().startswith("expired")}
+    assert levels == {direct.event.id: "INFO", synced.event.id: "DEBUG"}
