@@ -20,6 +20,19 @@ def _imported_top_levels(path: Path) -> set[str]:
     return names
 
 
+def test_grasp_domain_modules_do_not_import_actors():
+    """Only grasp/relay/ and the wiring in grasp/context.py meet the actors (ARCHITECTURE §2)."""
+    allowed = {ROOT / "grasp" / "context.py"}
+    offenders = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "grasp").rglob("*.py")
+        if path not in allowed
+        and "relay" not in path.relative_to(ROOT / "grasp").parts[:1]
+        and _imported_top_levels(path) & {"actors"}
+    }
+    assert offenders == set()
+
+
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_package_does_not_import_upward(package):
     offenders = {
