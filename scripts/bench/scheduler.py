@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""P4: the Scheduler's costs — tick time vs ready entries, tell throughput, memory per entry.
+
+Prints tables; compares side by side in one run (heap scan vs the original's full scan, actor
+tells vs a bare pykka actor), because these machines are noisy.
+
+    .venv/bin/python scripts/bench/scheduler.py [--queued 100000] [--messages 20000]
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import pykka  # noqa: E402
+
+from actors import system as actor_system  # noqa: E402
+from actors.base import Envelope  # noqa: E402
+from actors.clock import FakeClock  # noqa: E402
+from actors.config import SyncConfig  # noqa: E402
+from actors.queue import SyncQueue  # noqa: E402
+from actors.testing import MockSyncContext  # noqa: E402
+from messages.lifecycle import Ping  # noqa: E402
+from messages.scheduler import EnqueueSync  # noqa: E402
+from messages.throttle import RequestDone  # noqa: E402
+
+NOW = 1000.0
+
+
+def _queue(queued: int, ready: int) -> SyncQueue:
+    queue = SyncQueue()
+    for i in range(queued - ready):
+        queue.enqueue(f"later-{i:06d}", 3600.0 + i * 0.001, NOW)
+    for i in range(ready):
+        queue.enqueue(f"ready-{i:06d}", 0.0, NOW)
+    return queue
+
+
+def _naive_tick(queue: SyncQueue, now: float) -> list[str]:
+    """The original's loop: look at every entry on every tick."""
+    ready = []
+    for identifier in queue.identifiers():
+        entry = queue.get(identifier)
+        if entry.is_ready(now):
+            entry.in_progress = True
+            ready.append(identifier)
+    return ready
+
+
+def _time_tick(queued: int, ready: int, naive: bool, repeats: int = 5) -> float:
+    samples = []
+    for _ in range(repeats):
+        queue = _queue(queued, ready)
+        gc.collect()
+        start = time.perf_counter()
+        got = _naive_tick(queue, NOW) if naive else queue.pop_ready(NOW)
+        queue.next_wakeup()
+        samples.append(time.perf_counter() - start)
+        assert len(got) == ready
+    return statistics.median(samples)
+
+
+def tick_table(queued: int) -> None:
+    print(f"\nTick cost with {queued:,} queued identifiers (median of 5)")
+    print(f"{'ready':>8} {'heap tick':>12} {'full scan':>12} {'scan/heap':>10} {'per ready':>11}")
+    for ready in (10, 1_000, 10_000):
+        heap = _time_tick(queued, ready, naive=False)
+        scan = _time_tick(queued, ready, naive=True)
+        print(
+            f"{ready:>8,} {heap * 1e3:>10.3f}ms {scan * 1e3:>10.3f}ms "
+            f"{scan / heap:>9.1f}x {heap / ready * 1e6:>9.2f}µs"
+        )
+
+
+class _Bare(pykka.ThreadingActor):
+    def on_receive(self, message):
+        return None
+
+
+def _throughput(send, barrier, messages: int) -> float:
+    start = time.perf_counter()
+    for i in range(messages):
+        send(i)
+    barrier()
+    return messages / (time.perf_counter() - start)
+
+
+def tell_table(messages: int) -> None:
+    ctx = MockSyncContext()
+    system = actor_system.start(ctx, SyncConfig(), FakeClock(NOW))
+    runtime = system.runtime
+    throttle = runtime.throttles.ref("bench.example")
+    bare = _Bare.start()
+    try:
+        scheduler = runtime.refs["Scheduler"]
+
+        def ping(ref):
+            return lambda: ref.ask(Envelope("bench", Ping(), ask=True))
+
+        rows = [
+            ("bare pykka actor", lambda i: bare.tell(i), lambda: bare.ask("x")),
+            (
+                "Scheduler EnqueueSync",
+                lambda i: scheduler.tell(Envelope("bench", EnqueueSync(f"id{i % 5000}", 3600.0))),
+                ping(scheduler),
+            ),
+            (
+                "DomainThrottle RequestDone",
+                lambda i: throttle.tell(Envelope("bench", RequestDone())),
+                ping(throttle),
+            ),
+        ]
+        print(f"\nTell throughput ({messages:,} messages, then one ask as a barrier)")
+        print(f"{'target':<28} {'msg/s':>10} {'vs bare':>8}")
+        base = None
+        for name, send, barrier in rows:
+            rate = _throughput(send, barrier, messages)
+            base = base or rate
+            print(f"{name:<28} {rate:>10,.0f} {rate / base:>7.2f}x")
+    finally:
+        bare.stop()
+        system.stop()
+
+
+def memory_table(queued: int) -> None:
+    names = [f"identifier-{i:06d}" for i in range(queued)]  # allocated outside the measurement
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    queue = SyncQueue()
+    for i, name in enumerate(names):
+        queue.enqueue(name, 60.0 + i * 0.001, NOW)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    used = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    print(f"\nMemory per queued identifier ({queued:,} entries, identifier strings excluded)")
+    print(f"{'bytes/identifier':>18} {'total MiB':>10}")
+    print(f"{used / queued:>18.0f} {used / 2**20:>10.1f}")
+    assert len(queue) == queued
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queued", type=int, default=100_000)
+    parser.add_argument("--messages", type=int, default=20_000)
+    args = parser.parse_args()
+    tick_table(args.queued)
+    tell_table(args.messages)
+    memory_table(args.queued)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
