@@ -144,3 +144,22 @@ def test_nip09_deleting_a_deletion_has_no_effect(store):
     assert store.save(second) is SaveOutcome.SAVED
     assert store.contains(first.id)
     assert store.save(target) is SaveOutcome.DELETED_TARGET
+
+
+def test_a_failed_save_leaves_the_store_as_it_was(store, monkeypatch):
+    """Replacing is one transaction: if the insert fails after the old version was deleted,
+    the old version is still there (bad input never corrupts stored data)."""
+    old = sign_event(ALICE, 30617, [["d", "repo"], ["t", "v1"]], "", created_at=1)
+    store.save(old)
+    new = sign_event(ALICE, 30617, [["d", "repo"], ["t", "v2"]], "", created_at=2)
+
+    def failing_insert(db, event, d):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(EventStore, "_insert", staticmethod(failing_insert))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        store.save(new)
+    monkeypatch.undo()
+    assert _all(store) == [old]
+    assert store.query([Filter(tags={"t": ["v1"]})]) == [old]
+    assert store.save(new) is SaveOutcome.SAVED  # and the store is usable afterwards
