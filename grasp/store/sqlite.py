@@ -155,6 +155,8 @@ class EventStore:
 
     @staticmethod
     def _is_deleted(db: sqlite3.Connection, event: Event, d: str | None) -> bool:
+        if event.kind == kinds.DELETION:
+            return False  # NIP-09: deleting a deletion has no effect, whatever the arrival order
         if db.execute(
             "SELECT 1 FROM deleted_ids WHERE id = ? AND pubkey = ?", (event.id, event.pubkey)
         ).fetchone():

@@ -146,6 +146,12 @@ def test_nip09_deleting_a_deletion_has_no_effect(store):
     assert store.save(target) is SaveOutcome.DELETED_TARGET
 
 
+def test_nip09_a_deletion_targeted_before_it_arrives_is_still_stored(store):
+    later = _deletion(ALICE, e=["cd" * 32], created_at=5)
+    store.save(_deletion(ALICE, e=[later.id], created_at=6))
+    assert store.save(later) is SaveOutcome.SAVED
+
+
 def test_a_failed_save_leaves_the_store_as_it_was(store, monkeypatch):
     """Replacing is one transaction: if the insert fails after the old version was deleted,
     the old version is still there (bad input never corrupts stored data)."""
