@@ -101,9 +101,16 @@ class EventStore:
             self._db = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=5.0
             )
-            self._setup()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
+        try:
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"cannot open event store {self.path}: {exc}") from exc
+        except BaseException:
+            self._db.close()
+            raise
 
     def _setup(self) -> None:
         db = self._db

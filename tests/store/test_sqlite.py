@@ -108,3 +108,8 @@ def test_concurrent_greenlets_and_threads_share_one_store(tmp_path):
         pool.map(work, chunks[1:])
         threaded.get(timeout=30)
         assert store.count() == len(events)
+
+
+def test_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="cannot open event store"):
+        EventStore(tmp_path / "no" / "such" / DEFAULT_FILENAME)
