@@ -139,6 +139,11 @@ def _string_set(key: str, value: object, hex_only: bool) -> frozenset[str]:
         for item in value:
             if not _HEX64.fullmatch(item):
                 raise _invalid(f"{key!r} values must be 64 lowercase hex characters")
+    for item in value:
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:  # no stored event can contain one, and SQLite cannot bind it
+            raise _invalid(f"{key!r} values must be valid UTF-8 (lone surrogate)") from None
     return frozenset(value)
 
 

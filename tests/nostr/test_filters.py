@@ -37,6 +37,7 @@ def test_parse_every_key():
         ({"limit": 1.5}, "invalid: 'limit' must be a non-negative integer"),
         ({"limit": None}, "invalid: 'limit' must be a non-negative integer"),
         ({"search": "x"}, "invalid: unsupported filter key 'search'"),
+        ({"#t": ["a\ud800"]}, "invalid: '#t' values must be valid UTF-8 (lone surrogate)"),
         ({"#dd": ["x"]}, "invalid: unsupported filter key '#dd'"),
         ({"ids": [A] * (MAX_VALUES + 1)}, f"invalid: 'ids' has more than {MAX_VALUES} values"),
     ],
