@@ -172,7 +172,7 @@ def _restore_one(store, raw, now, downtime, tally: _Tally, loader) -> None:
         remaining = float(raw["remaining_secs"]) - downtime
         source = Source(raw.get("source", Source.DIRECT.value))
         entry = loader(raw, source, now + remaining)
-    except (KeyError, TypeError, ValueError, InvalidEvent, Nip34Error) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, InvalidEvent, Nip34Error) as exc:
         tally.invalid += 1
         logger.warning("skipping unusable purgatory entry: %s", exc)
         return

@@ -145,6 +145,7 @@ def test_tampered_entries_are_skipped_the_rest_restored(tmp_path):
             entry["event"]["content"] = "tampered"  # the id no longer matches
     document["prs"][0]["commit"] = "not-an-oid"
     document["prs"].append({"event": None})  # shape error
+    document["states"] += [5, "x", [], {"event": {}, "remaining_secs": 10}]
     path.write_text(json.dumps(document))
     restored, _ = _restarted(wall())
     assert restored.restore(path) == ["good"]
