@@ -231,6 +231,8 @@ def have_heads(repo: Repo) -> list[bytes]:
 def classify(url: str, exc: BaseException, *, local: bool = False) -> FetchError:
     """Map anything a fetch can raise to a FetchError with the right ``reason``."""
     if isinstance(exc, FetchError):
+        if exc.url != url:  # raised for a host first seen in a redirect
+            return FetchError(url, exc.reason, f"redirected to {exc.url}: {exc.detail}")
         return exc
     for err in _causes(exc):
         reason = _reason_of(err)

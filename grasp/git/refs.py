@@ -4,7 +4,9 @@ Every function validates all of its input before writing anything, and never poi
 an object the repository does not hold (S8.4: dulwich would accept that silently and leave a
 repository ``git fsck`` calls broken).  Writes are compare-and-swap against the values read a
 moment before, so a concurrent writer (a push landing at the same time) surfaces as
-:class:`RefConflictError` instead of being overwritten unseen.
+:class:`RefConflictError` instead of being overwritten unseen.  No reflog is written (dulwich
+would write one whenever given a message, ignoring ``core.logAllRefUpdates``, which is off for
+bare repositories, and would then demand a committer identity the relay does not have).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ logger = logging.getLogger(__name__)
 ALIGNED_PREFIXES = ("refs/heads/", "refs/tags/")
 NOSTR_PREFIX = "refs/nostr/"
 _EVENT_ID = re.compile(r"[0-9a-f]{64}")
-_REFLOG_MESSAGE = b"grasp: release"
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,12 @@ def align_refs(repo_path: Path, refs: Mapping[str, str], head: str | None) -> Al
         updated = sorted(n for n in set(wanted) & set(current) if wanted[n] != current[n])
         # Deletions first: refs/heads/a must go before refs/heads/a/b can be created.
         for name in deleted:
-            _cas(repo.refs.remove_if_equals(name.encode(), current[name].encode(), message=_REFLOG_MESSAGE), name)
+            _cas(repo.refs.remove_if_equals(name.encode(), current[name].encode()), name)
         for name in created:
-            _cas(repo.refs.add_if_new(name.encode(), wanted[name].encode(), message=_REFLOG_MESSAGE), name)
+            _cas(repo.refs.add_if_new(name.encode(), wanted[name].encode()), name)
         for name in updated:
             _cas(
-                repo.refs.set_if_equals(
-                    name.encode(), current[name].encode(), wanted[name].encode(), message=_REFLOG_MESSAGE
-                ),
+                repo.refs.set_if_equals(name.encode(), current[name].encode(), wanted[name].encode()),
                 name,
             )
         head_set = _align_head(repo, wanted, head)
@@ -102,11 +101,11 @@ def set_nostr_ref(repo_path: Path, event_id: str, oid: str) -> bool:
         try:
             old = repo.refs[name]
         except KeyError:
-            _cas(repo.refs.add_if_new(name, oid.encode(), message=_REFLOG_MESSAGE), name.decode())
+            _cas(repo.refs.add_if_new(name, oid.encode()), name.decode())
         else:
             if old == oid.encode():
                 return False
-            _cas(repo.refs.set_if_equals(name, old, oid.encode(), message=_REFLOG_MESSAGE), name.decode())
+            _cas(repo.refs.set_if_equals(name, old, oid.encode()), name.decode())
     logger.info("set %s%s -> %s in %s", NOSTR_PREFIX, event_id, oid, repo_path)
     return True
 
@@ -163,7 +162,7 @@ def _align_head(repo: Repo, wanted: Mapping[str, str], head: str | None) -> bool
         return False
     if repo.refs.read_ref(b"HEAD") == b"ref: " + head.encode():
         return False
-    repo.refs.set_symbolic_ref(b"HEAD", head.encode(), message=_REFLOG_MESSAGE)
+    repo.refs.set_symbolic_ref(b"HEAD", head.encode())
     return True
 
 
