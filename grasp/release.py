@@ -1,0 +1,179 @@
+"""The release workflow (S8): the one function pushes and syncs both end in.
+
+For one identifier, every held event is re-checked against the disk — whatever brought the
+objects (a push, a fetch, a copy into another owner's repository) — and each event whose own
+objects are present is released at once, independently of the others (S5.4):
+
+* a state (oldest first) is authorised *now* against the store and announcement purgatory
+  (S8.2; an author who is no maintainer of any owner is dropped and logged); every owner
+  repository whose latest authorised state it is gets the missing objects copied in and its
+  ``refs/heads/*``, ``refs/tags/*`` and HEAD aligned exactly; then the event is saved,
+  subscribers are notified, it leaves purgatory, and the aligned owners' held announcements
+  are promoted;
+* a PR or PR update gets ``refs/nostr/<event-id>`` → its commit in every owner repository
+  (objects copied first), then is saved, notified and removed (S8.3).
+
+Run only by the single Releaser (S8.1). Releasing is idempotent: a released event is no
+longer held, so a second call finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grasp.git import align_refs, copy_objects, missing_oids, set_nostr_ref
+from grasp.nostr.event import Event
+from grasp.nostr.nip34 import PullRequest, RepositoryState, latest_state
+from grasp.purgatory import PurgatoryStore
+from grasp.repositories import RepositoryIndex
+from grasp.store.sqlite import EventStore, SaveOutcome
+from messages.releaser import ProcessResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ReleaseWorkflow"]
+
+Notify = Callable[[Event], None]
+
+
+@dataclass
+class _Tally:
+    states: int = 0
+    prs: int = 0
+    repos: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def result(self) -> ProcessResult:
+        return ProcessResult(self.states, self.prs, self.repos, tuple(self.errors))
+
+
+class ReleaseWorkflow:
+    def __init__(
+        self,
+        index: RepositoryIndex,
+        store: EventStore,
+        purgatory: PurgatoryStore,
+        notify: Notify | None = None,
+    ) -> None:
+        self.index = index
+        self.store = store
+        self.purgatory = purgatory
+        self.notify: Notify = notify or (lambda event: None)
+
+    def process(self, identifier: str) -> ProcessResult:
+        """Release every held event of ``identifier`` whose objects are on disk now."""
+        tally = _Tally()
+        for state in self.purgatory.states_for(identifier):
+            self._release_state(state, tally)
+        for pr in self.purgatory.prs_for(identifier):
+            self._release_pr(pr, identifier, tally)
+        if tally.states or tally.prs:
+            logger.info(
+                "released from purgatory for %s: %d states, %d PRs, %d repositories synced",
+                identifier, tally.states, tally.prs, tally.repos,
+            )
+        return tally.result()
+
+    # -- states (S8.2) ----------------------------------------------------------------------
+
+    def _release_state(self, state: RepositoryState, tally: _Tally) -> None:
+        identifier, event = state.identifier, state.event
+        repos = self.index.existing_repos(identifier)
+        source = _holder(repos, state.needed_oids)
+        if source is None and (state.needed_oids or not repos):
+            return  # objects not here yet (or nowhere to put an empty state): keep waiting
+        owners = self.index.authorised_owners(state.author, identifier)
+        if not owners:
+            logger.warning(
+                "dropping state %s of %s from purgatory: author %s is no maintainer of any owner",
+                event.id, identifier, state.author,
+            )
+            self.purgatory.remove(event.id)
+            return
+        aligned = []
+        for owner, path in repos:
+            if owner in owners and self._is_latest(state, owner):
+                if self._align(state, source or path, path, tally):
+                    aligned.append(owner)
+        if not self._save(event, tally):
+            return
+        self.purgatory.remove(event.id)
+        tally.states += 1
+        for owner in aligned:
+            self._promote(owner, identifier, tally)
+
+    def _is_latest(self, state: RepositoryState, owner: str) -> bool:
+        """Is ``state`` the owner's latest authorised state (created_at, then lowest id)?"""
+        closure = self.index.maintainers(owner, state.identifier)
+        stored = self.index.stored_states(state.identifier, authors=closure)
+        latest = latest_state([*stored, state])
+        return latest is not None and latest.event.id == state.event.id
+
+    def _align(self, state: RepositoryState, source: Path, target: Path, tally: _Tally) -> bool:
+        oid_refs = {name: value for name, value in state.refs.items() if value in state.needed_oids}
+        try:
+            if target != source and state.needed_oids:
+                copy_objects(source, target, sorted(state.needed_oids))
+            align_refs(target, oid_refs, state.head)
+        except Exception as exc:  # one owner's trouble must not block the others
+            logger.warning("aligning %s with state %s failed: %s", target, state.event.id, exc)
+            tally.errors.append(f"{target}: {exc}")
+            return False
+        tally.repos += 1
+        return True
+
+    # -- PRs (S8.3) -------------------------------------------------------------------------
+
+    def _release_pr(self, pr: PullRequest, identifier: str, tally: _Tally) -> None:
+        repos = self.index.existing_repos(identifier)
+        source = _holder(repos, {pr.commit})
+        if source is None:
+            return
+        failed = False
+        for _, path in repos:
+            try:
+                if path != source:
+                    copy_objects(source, path, [pr.commit])
+                set_nostr_ref(path, pr.event_id, pr.commit)
+                tally.repos += 1
+            except Exception as exc:
+                failed = True
+                logger.warning("refs/nostr/%s in %s failed: %s", pr.event_id, path, exc)
+                tally.errors.append(f"{path}: {exc}")
+        if failed or not self._save(pr.event, tally):
+            return  # stays held; the next pass retries
+        self.purgatory.remove(pr.event_id)
+        tally.prs += 1
+
+    # -- shared -----------------------------------------------------------------------------
+
+    def _save(self, event: Event, tally: _Tally) -> bool:
+        """Store and announce ``event``; False (event stays held) when the store fails."""
+        try:
+            outcome = self.store.save(event)
+        except Exception as exc:
+            logger.warning("saving released event %s failed: %s", event.id, exc)
+            tally.errors.append(f"save {event.id}: {exc}")
+            return False
+        if outcome is SaveOutcome.SAVED:
+            self.notify(event)
+        else:
+            logger.info("released %s without broadcast: %s", event.id, outcome.value)
+        return True
+
+    def _promote(self, owner: str, identifier: str, tally: _Tally) -> None:
+        announcement = self.purgatory.promote_announcement(owner, identifier)
+        if announcement is not None:
+            logger.info("promoted the announcement of %s for %s", owner, identifier)
+            self._save(announcement.event, tally)
+
+
+def _holder(repos: list[tuple[str, Path]], oids: frozenset[str] | set[str]) -> Path | None:
+    """The first repository that holds every one of ``oids``."""
+    for _, path in repos:
+        if not oids or not missing_oids(path, oids):
+            return path
+    return None

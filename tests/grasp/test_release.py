@@ -1,0 +1,165 @@
+"""The release workflow over real bare repositories and SQLite (S8)."""
+
+import logging
+
+from grasp.nostr import kinds
+from grasp.nostr.filters import Filter
+from tests.support.gitrepo import RepoBuilder, assert_fsck_clean, for_each_ref, symbolic_head
+from tests.support.nip34 import Key
+
+D = "project"
+
+
+def _served(world, event_id):
+    return bool(world.store.query([Filter(ids={event_id})]))
+
+
+def test_state_is_released_when_its_objects_are_present(world):
+    """S8.2: refs and HEAD aligned exactly, saved, notified, removed; a second pass is a no-op."""
+    owner = Key()
+    world.announce(owner, D)
+    repo = RepoBuilder(world.repo(owner, D))
+    main, dev = repo.chain(2)
+    tag = repo.tag("v1", main)
+    repo.set_ref("refs/heads/stale", main)  # not in the state: must be deleted
+    state = world.hold_state(
+        owner.state(D, {"refs/heads/main": main, "refs/heads/dev": dev, "refs/tags/v1": tag,
+                        "refs/tags/v1^{}": main}, head="refs/heads/dev")
+    )
+    result = world.workflow.process(D)
+    assert (result.states_released, result.repos_synced, result.errors) == (1, 1, ())
+    assert for_each_ref(repo.path) == {"refs/heads/main": main, "refs/heads/dev": dev, "refs/tags/v1": tag}
+    assert symbolic_head(repo.path) == "refs/heads/dev"
+    assert world.notified_ids == [state.event.id] and _served(world, state.event.id)
+    assert not world.purgatory.has_pending_events(D)
+    again = world.workflow.process(D)
+    assert not again.released_any and world.notified_ids == [state.event.id]
+    assert_fsck_clean(repo.path)
+
+
+def test_state_waits_while_any_of_its_objects_is_missing(world):
+    owner = Key()
+    world.announce(owner, D)
+    repo = RepoBuilder(world.repo(owner, D))
+    present = repo.commit()
+    absent = "a" * 40
+    world.hold_state(owner.state(D, {"refs/heads/main": present, "refs/heads/other": absent}))
+    assert not world.workflow.process(D).released_any
+    assert world.purgatory.has_pending_events(D)
+    assert for_each_ref(repo.path) == {}
+
+
+def test_authorisation_is_decided_at_release_time(world, caplog):
+    """S8.2: a state whose author became a maintainer while it waited is released; one whose
+    author never is gets removed and logged."""
+    owner, newcomer, stranger = Key(), Key(), Key()
+    world.announce(owner, D, created_at=1_700_000_000)
+    repo = RepoBuilder(world.repo(owner, D))
+    commit = repo.commit()
+    by_newcomer = world.hold_state(newcomer.state(D, {"refs/heads/main": commit}, created_at=1_700_000_300))
+    by_stranger = world.hold_state(stranger.state(D, {"refs/heads/main": commit}, created_at=1_700_000_200))
+    world.store.save(owner.announcement(D, maintainers=[newcomer.pubkey], created_at=1_700_000_050))
+    with caplog.at_level(logging.WARNING, logger="grasp.release"):
+        result = world.workflow.process(D)
+    assert result.states_released == 1
+    assert world.notified_ids == [by_newcomer.event.id]
+    assert not world.purgatory.contains(by_stranger.event.id)
+    assert not _served(world, by_stranger.event.id)
+    assert any(by_stranger.event.id in r.getMessage() and "no maintainer" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_older_state_arriving_later_does_not_roll_refs_back(world):
+    """Latest authorised state per owner repo wins (created_at); a late older one is saved
+    (another author) but leaves the refs alone."""
+    owner, maintainer = Key(), Key()
+    world.announce(owner, D, maintainers=[maintainer.pubkey])
+    repo = RepoBuilder(world.repo(owner, D))
+    old, new = repo.chain(2)
+    world.hold_state(owner.state(D, {"refs/heads/main": new}, created_at=1_700_000_500))
+    world.workflow.process(D)
+    late = world.hold_state(maintainer.state(D, {"refs/heads/main": old}, created_at=1_700_000_400))
+    result = world.workflow.process(D)
+    assert (result.states_released, result.repos_synced) == (1, 0)
+    assert for_each_ref(repo.path) == {"refs/heads/main": new}
+    assert _served(world, late.event.id)
+
+
+def test_same_second_tie_goes_to_the_lowest_event_id(world):
+    owner, maintainer = Key(), Key()
+    world.announce(owner, D, maintainers=[maintainer.pubkey])
+    repo = RepoBuilder(world.repo(owner, D))
+    a, b = repo.commit(), repo.commit()
+    first = owner.state(D, {"refs/heads/main": a}, created_at=1_700_000_600)
+    second = maintainer.state(D, {"refs/heads/main": b}, created_at=1_700_000_600)
+    world.hold_state(first)
+    world.hold_state(second)
+    world.workflow.process(D)
+    winner = min((first, a), (second, b), key=lambda pair: pair[0].id)
+    assert for_each_ref(repo.path) == {"refs/heads/main": winner[1]}
+
+
+def test_same_author_newer_state_supersedes_a_late_older_one(world):
+    owner = Key()
+    world.announce(owner, D)
+    repo = RepoBuilder(world.repo(owner, D))
+    old, new = repo.chain(2)
+    world.hold_state(owner.state(D, {"refs/heads/main": new}, created_at=1_700_000_700))
+    world.workflow.process(D)
+    stale = world.hold_state(owner.state(D, {"refs/heads/main": old}, created_at=1_700_000_650))
+    world.workflow.process(D)
+    assert not world.purgatory.contains(stale.event.id)
+    assert not _served(world, stale.event.id)  # the addressable slot keeps the newer one
+    assert for_each_ref(repo.path) == {"refs/heads/main": new}
+
+
+def test_release_copies_into_every_owner_and_promotes_their_held_announcements(world):
+    """S8.2: a maintainer's state aligns each owner repo where it is the latest; objects are
+    copied from the repo that has them; the other owner's held announcement is promoted."""
+    alice, bob, maintainer = Key(), Key(), Key()
+    world.announce(alice, D, maintainers=[maintainer.pubkey])
+    held = world.announce(bob, D, held=True, maintainers=[maintainer.pubkey])
+    source = RepoBuilder(world.repo(alice, D))
+    commits = source.chain(3)
+    state = world.hold_state(maintainer.state(D, {"refs/heads/main": commits[-1]}))
+    result = world.workflow.process(D)
+    assert (result.states_released, result.repos_synced) == (1, 2)
+    for owner in (alice, bob):
+        assert for_each_ref(world.repo(owner, D)) == {"refs/heads/main": commits[-1]}
+        assert_fsck_clean(world.repo(owner, D))
+    assert world.purgatory.announcement(bob.pubkey, D) is None
+    assert _served(world, held.event.id)
+    assert world.notified_ids == [state.event.id, held.event.id]
+
+
+def test_pr_and_pr_update_get_nostr_refs_in_every_owner_repo(world):
+    """S8.3: refs/nostr/<event-id> -> c in every owner repository, then saved and notified."""
+    alice, bob, contributor = Key(), Key(), Key()
+    world.announce(alice, D)
+    world.announce(bob, D)
+    tip = RepoBuilder(world.repo(bob, D)).chain(2)[-1]
+    pr = world.hold_pr(contributor.pr(alice.pubkey, D, tip))
+    update_tip = RepoBuilder(world.repo(bob, D)).commit(parents=[tip])
+    update = world.hold_pr(
+        contributor.pr(alice.pubkey, D, update_tip, kind=kinds.PULL_REQUEST_UPDATE)
+    )
+    missing = world.hold_pr(contributor.pr(alice.pubkey, D, "b" * 40, created_at=1_700_000_900))
+    result = world.workflow.process(D)
+    assert result.prs_released == 2
+    for owner in (alice, bob):
+        refs = for_each_ref(world.repo(owner, D))
+        assert refs[f"refs/nostr/{pr.event_id}"] == tip
+        assert refs[f"refs/nostr/{update.event_id}"] == update_tip
+        assert_fsck_clean(world.repo(owner, D))
+    assert world.notified_ids == [pr.event_id, update.event_id]
+    assert world.purgatory.prs_for(D) == [missing]
+
+
+def test_an_empty_state_is_released_and_clears_the_refs(world):
+    owner = Key()
+    world.announce(owner, D)
+    repo = RepoBuilder(world.repo(owner, D))
+    repo.set_ref("refs/heads/main", repo.commit())
+    world.hold_state(owner.state(D, {}, head=None))
+    assert world.workflow.process(D).states_released == 1
+    assert for_each_ref(repo.path) == {}
