@@ -20,7 +20,7 @@ from typing import Any
 import pykka
 
 from messages.lifecycle import Ping
-from messages.releaser import EnqueuePending, GitDataArrived
+from messages.releaser import EnqueuePending, GitDataArrived, ProcessResult, ProcessSatisfiable
 from messages.scheduler import EnqueueSync, GetSchedulerStatus, SchedulerStatus
 from messages.supervisor import Shutdown
 from messages.throttle import GetThrottleStatus, ThrottleStatus
@@ -108,6 +108,14 @@ class SyncSystem:
     def git_data_arrived(self, identifier: str) -> None:
         """A push landed: the Releaser releases what is now satisfiable (S10.6)."""
         self.runtime.tell(EXTERNAL, "Releaser", GitDataArrived(identifier))
+
+    def release_now(self, identifier: str, timeout: float = 60.0) -> ProcessResult:
+        """Ask the Releaser to release what is satisfiable now and wait for the result.
+
+        For the relay's write path when an event arrives whose objects are already on disk:
+        the single writer still does the writing (S8.1), the caller just waits for it.
+        """
+        return self.runtime.ask(EXTERNAL, "Releaser", ProcessSatisfiable(identifier), timeout=timeout)
 
     def enqueue_pending(self) -> None:
         """Queue every identifier with held events (start-up after a restore, S9.1)."""
