@@ -268,6 +268,16 @@ def maintainer_set(owner: str, identifier: str, lookup: AnnouncementLookup) -> f
     return frozenset(visited)
 
 
+def authorizing_owners(
+    author: str, identifier: str, owners: Iterable[str], lookup: AnnouncementLookup
+) -> list[str]:
+    """The owners (in the given order) whose maintainer set contains ``author`` (S8.2, S10.4).
+
+    A state event is acceptable when this is non-empty; release aligns only these owners' repos.
+    """
+    return [o for o in dict.fromkeys(owners) if author in maintainer_set(o, identifier, lookup)]
+
+
 def announcement_lookup(announcements: Iterable[Announcement]) -> AnnouncementLookup:
     """A lookup for :func:`maintainer_set` over a collection; the newest per (owner, d) wins."""
     best: dict[tuple[str, str], Announcement] = {}

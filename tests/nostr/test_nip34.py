@@ -9,6 +9,7 @@ from grasp.nostr.nip34 import (
     PullRequest,
     RepositoryState,
     announcement_lookup,
+    authorizing_owners,
     identifier_problem,
     is_valid_ref_name,
     latest_state,
@@ -210,6 +211,15 @@ def test_s10_3_maintainer_cycles_terminate():
     everyone = {public_key(k) for k in (ALICE, BOB, CAROL)}
     for owner in everyone:
         assert maintainer_set(owner, "repo", lookup) == everyone
+
+
+def test_authorizing_owners_keeps_order_and_only_matching_owners():
+    lookup = _lookup(_announcement(ALICE, maintainers=[BOB]), _announcement(CAROL), _announcement(DAVE, maintainers=[BOB]))
+    alice, bob, carol, dave = (public_key(k) for k in (ALICE, BOB, CAROL, DAVE))
+    owners = [dave, carol, alice, dave]
+    assert authorizing_owners(bob, "repo", owners, lookup) == [dave, alice]
+    assert authorizing_owners(carol, "repo", owners, lookup) == [carol]
+    assert authorizing_owners("ee" * 32, "repo", owners, lookup) == []
 
 
 def test_maintainer_set_without_announcement_is_the_owner():
