@@ -18,9 +18,10 @@ What the bridge does for each request:
 * STREAMS the CGI output to the client as it is produced (a clone of a big repository is never
   buffered), and kills the CGI if the client goes away;
 * offers ``before_receive_pack(environ, body) -> str | None``: called with the decompressed push
-  body (a seekable binary file at offset 0) before ``git-receive-pack`` runs; a returned string
-  refuses the push with HTTP 200 and an ``ERR <message>`` pkt-line, which ``git push`` prints
-  (protocol.md §5.3).  ``after_receive_pack(environ, ok)`` is called once the CGI has finished.
+  body (a seekable binary file at offset 0; ``grasp.git.receive.read_push_commands`` parses its
+  ref updates) before ``git-receive-pack`` runs; a returned string refuses the push with HTTP 200
+  and a result that ``git push`` prints (``remote: <message>`` and ``[remote rejected]`` per
+  ref, see ``receive.py``).  ``after_receive_pack(environ, ok)`` is called once the CGI ended.
   Receive-pack itself is only enabled by git when the configuration says
   ``http.receivepack=true``.
 """
@@ -40,6 +41,8 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 import gevent
+
+from grasp.git.receive import MalformedPush, read_push_commands, refusal_response
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +173,10 @@ class GitHttpBackendApp:
             refusal = self.before_receive_pack(environ, body)
             body.seek(0)
             if refusal is not None:
-                body.close()
-                return _refuse_push(start_response, refusal)
+                try:
+                    return _refuse_push(start_response, refusal, body)
+                finally:
+                    body.close()
         env = self._cgi_env(environ, target, tail, body)
         return self._run_cgi(environ, start_response, env, body, tail)
 
@@ -396,10 +401,13 @@ def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]
     return [data]
 
 
-def _refuse_push(start_response: StartResponse, message: str) -> list[bytes]:
-    """Refuse a push the way git prints it: HTTP 200 carrying an ``ERR`` pkt-line."""
-    payload = ("ERR " + message.replace("\n", " ") + "\n").encode("utf-8")
-    data = b"%04x" % (len(payload) + 4) + payload
+def _refuse_push(start_response: StartResponse, message: str, body: IO[bytes]) -> list[bytes]:
+    """Refuse a push with HTTP 200 and a result git prints (see ``receive.py``)."""
+    try:
+        push = read_push_commands(body)  # type: ignore[arg-type]
+    except MalformedPush:
+        push = None
+    data = refusal_response(push, message)
     start_response(
         "200 OK",
         [

@@ -54,6 +54,8 @@ class RequestRecord:
     path: str
     service: str
     host: str
+    chunked: bool = False  # the request body came with Transfer-Encoding: chunked
+    content_encoding: str = ""  # of the request body, e.g. "gzip"
     status: str = ""
     bytes_sent: int = 0
     raised: bool = False  # the app failed mid-response (the client saw a broken or 500 reply)
@@ -70,7 +72,13 @@ class _Recorder:
         path = environ.get("PATH_INFO", "")
         service = parse_qs(environ.get("QUERY_STRING", "")).get("service", [path.rsplit("/", 1)[-1]])[0]
         record = RequestRecord(
-            time.monotonic(), environ.get("REQUEST_METHOD", ""), path, service, environ.get("HTTP_HOST", "")
+            time.monotonic(),
+            environ.get("REQUEST_METHOD", ""),
+            path,
+            service,
+            environ.get("HTTP_HOST", ""),
+            chunked="chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower(),
+            content_encoding=environ.get("HTTP_CONTENT_ENCODING", ""),
         )
         self.log.append(record)
 
