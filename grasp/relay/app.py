@@ -1,0 +1,201 @@
+"""The GRASP relay process: where the domain and the actor system meet (ARCHITECTURE §6).
+
+Start order, each step checked before the next (Mopidy's habit): data directory → event store
+→ purgatory (restored from ``purgatory-state.json``, S9.1) → listening socket → actor system
+(pinged) → server. Shutdown runs backwards: stop accepting and close websockets → persist
+purgatory → stop the actors (reverse start order) → close the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gevent
+import gevent.event
+
+from actors import system as actor_system
+from actors.clock import Clock
+from actors.config import SyncConfig
+from actors.observer import SyncObserver
+from actors.tracing import JsonlTracer
+from grasp.config import Config
+from grasp.context import RealSyncContext
+from grasp.git import FetchLimits, FetchPolicy
+from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore
+from grasp.relay.http import MountKey, WSGIApp
+from grasp.relay.hub import SubscriptionHub
+from grasp.relay.maintenance import PurgatorySweeper
+from grasp.relay.policy import Delays, GraspWritePolicy
+from grasp.relay.server import (
+    Relay,
+    StartupError,
+    build_app,
+    listen,
+    open_store,
+    prepare_data_dir,
+    session_limits,
+)
+from grasp.relay.session import SessionContext
+from grasp.release import ReleaseWorkflow
+from grasp.repositories import RepositoryIndex
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["GraspRelay", "open_grasp_relay", "sync_config"]
+
+MountFactory = Callable[["GraspRelay"], dict[MountKey, WSGIApp]]
+
+
+def sync_config(config: Config) -> SyncConfig:
+    """The actor system's numbers from the relay's options (S12)."""
+    return SyncConfig(
+        tick_interval=config.sync_loop_interval_ms / 1000,
+        max_concurrent=config.sync_domain_concurrent,
+        max_per_minute=config.sync_domain_rate_limit,
+        default_delay=config.sync_default_delay_secs,
+        immediate_delay=config.sync_immediate_delay_ms / 1000,
+    )
+
+
+def fetch_settings(config: Config) -> tuple[FetchPolicy, FetchLimits]:
+    return (
+        FetchPolicy(allow_private=config.allow_private_fetch),
+        FetchLimits(config.fetch_timeout_secs, config.fetch_read_timeout_secs, config.fetch_max_bytes),
+    )
+
+
+@dataclass
+class GraspRelay:
+    """A bound GRASP relay with its purgatory and running actor system."""
+
+    relay: Relay
+    purgatory: PurgatoryStore
+    index: RepositoryIndex
+    system: actor_system.SyncSystem
+    sweeper: PurgatorySweeper
+    restored: list[str] = field(default_factory=list)
+
+    @property
+    def config(self) -> Config:
+        return self.relay.config
+
+    @property
+    def http_url(self) -> str:
+        return self.relay.http_url
+
+    @property
+    def state_file(self) -> Path:
+        return self.config.data_dir / STATE_FILENAME
+
+    def start(self) -> None:
+        if self.restored:
+            logger.info("re-queueing %d restored identifiers", len(self.restored))
+            self.system.enqueue_pending()  # S9.1: states and PRs alike
+        self.sweeper.start()
+        self.relay.start()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """SIGTERM/SIGINT: stop accepting, persist purgatory (S9.1), stop actors, close store."""
+        self.relay.stop_serving(timeout)
+        self.sweeper.stop()
+        try:
+            self.purgatory.save(self.state_file)
+            logger.info("saved purgatory to %s (%s)", self.state_file, self.purgatory.counts())
+        except OSError as exc:
+            logger.error("could not save purgatory to %s: %s", self.state_file, exc)
+        self.system.stop()
+        self.relay.close()
+
+    def log_debug_state(self) -> None:
+        """SIGUSR1: every greenlet's stack (actors run on greenlets) and the sync queue."""
+        from gevent.util import format_run_info
+
+        logger.warning("greenlets and stacks:\n%s", "\n".join(format_run_info()))
+        try:
+            status = self.system.status(limit=20)
+        except Exception as exc:  # a dump must never take the relay down
+            logger.warning("sync status unavailable: %r", exc)
+            return
+        logger.warning("sync queue: %s", status.scheduler)
+        for domain in status.domains:
+            logger.warning("domain: %s", domain)
+
+
+def open_grasp_relay(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    observer: SyncObserver | None = None,
+    mounts: MountFactory | None = None,
+) -> GraspRelay:
+    """Build everything in start order; raises StartupError with nothing left running."""
+    data_dir = prepare_data_dir(config.data_dir)
+    store = open_store(data_dir)
+    cleanup: list[Callable[[], object]] = [store.close]
+    try:
+        purgatory = PurgatoryStore(expiry_secs=config.purgatory_expiry_secs)
+        restored = _restore(purgatory, data_dir / STATE_FILENAME)
+        server = listen(config)
+        cleanup.append(server.close)
+        bound = config.with_bound_port(server.server_port)
+        hub = SubscriptionHub()
+        index = RepositoryIndex(store, purgatory, data_dir)
+        workflow = ReleaseWorkflow(index, store, purgatory, notify=hub.publish)
+        policy, limits = fetch_settings(bound)
+        ctx = RealSyncContext(index, purgatory, workflow, domain=bound.public_domain,
+                              policy=policy, limits=limits)
+        tracer = JsonlTracer(bound.trace) if bound.trace else None
+        system = actor_system.start(ctx, sync_config(bound), clock, tracer=tracer, observer=observer)
+        cleanup.append(system.stop)
+        write_policy = GraspWritePolicy(
+            domain=bound.public_domain, index=index, store=store, purgatory=purgatory,
+            sync=system, notify=hub.publish,
+            delays=Delays(bound.sync_default_delay_secs, bound.sync_immediate_delay_ms / 1000),
+        )
+        context = SessionContext(accept_event=write_policy, query=store.query, hub=hub,
+                                 limits=session_limits(bound))
+        app = build_app(bound, context)
+        server.application = app
+        relay = Relay(config=bound, store=store, hub=hub, app=app, server=server)
+        grasp_relay = GraspRelay(relay, purgatory, index, system, PurgatorySweeper(purgatory, index),
+                                 restored)
+        for key, mounted in (mounts(grasp_relay) if mounts else {}).items():
+            app.mount(key, mounted)
+        return grasp_relay
+    except BaseException:
+        for close in reversed(cleanup):
+            try:
+                close()
+            except Exception:
+                logger.exception("cleanup after a failed start")
+        raise
+
+
+def _restore(purgatory: PurgatoryStore, path: Path) -> list[str]:
+    """S9.1: restore held events (downtime subtracted); a bad file is logged, never fatal."""
+    try:
+        restored = purgatory.restore(path)
+    except PurgatoryFileError as exc:
+        logger.warning("could not restore purgatory from %s (%s); starting empty", path, exc)
+        return []
+    if restored:
+        logger.info("restored purgatory: %s", purgatory.counts())
+    return restored
+
+
+def serve(config: Config, ready: Callable[[GraspRelay], None], stop: gevent.event.Event) -> None:
+    """Run until ``stop`` is set: the process lifecycle shared by ``grasp-relay`` and
+    ``scripts/supervise``. ``ready`` is called once the relay accepts connections."""
+    grasp_relay = open_grasp_relay(config)
+    grasp_relay.start()
+    ready(grasp_relay)
+    try:
+        stop.wait()
+    finally:
+        grasp_relay.shutdown()
+
+
+__all__ += ["StartupError", "serve"]

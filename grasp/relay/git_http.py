@@ -1,0 +1,251 @@
+"""Git smart HTTP for the relay's repositories, with push authorisation (S10.5, S10.6).
+
+Serving is the real ``git http-backend`` through ``grasp.git.http_backend``; this module
+decides *which* repositories exist at ``/<npub>/<identifier>.git`` (accepted announcements and
+those in announcement purgatory, S10.5) and *which pushes* may land (S10.6), before
+``git-receive-pack`` runs:
+
+* ``refs/nostr/<event-id>``: the id must be 64 hex; when the PR event is known (store or
+  purgatory) the pushed commit must be its ``c``; an unknown id is accepted and remembered as a
+  placeholder (S1.3) once the push succeeded;
+* ``refs/heads/*`` and ``refs/tags/*``: the repository's refs *after* the push must equal
+  exactly the refs of a state event (store or purgatory) by an author in the owner's recursive
+  maintainer set.
+
+A refusal reaches the user as ``remote: <reason>`` from ``git push``. After a successful push
+the Releaser is told (``GitDataArrived``): it releases what is now satisfiable, aligns HEAD and
+the other owners' repositories and promotes the announcement.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from grasp.git import list_refs
+from grasp.git.http_backend import RepoTarget, is_git_dir, make_git_http_app
+from grasp.git.receive import MalformedPush, PushRequest, RefUpdate, read_push_commands
+from grasp.nostr import kinds
+from grasp.nostr.bech32 import npub_decode
+from grasp.nostr.nip34 import PullRequest, RepositoryState, identifier_problem, is_oid
+from grasp.purgatory import AddOutcome, PurgatoryStore
+from grasp.relay.policy import SyncPort
+from grasp.repositories import RepositoryIndex
+from grasp.store.sqlite import EventStore
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SERVE_CONFIG", "GitService"]
+
+ZERO = "0" * 40
+NOSTR_PREFIX = "refs/nostr/"
+ALIGNED = ("refs/heads/", "refs/tags/")
+_EVENT_ID = re.compile(r"[0-9a-f]{64}")
+_ENV_KEY = "grasp.push"
+
+#: S10.5: serve reachable and tip objects by id (protocol v0 too), accept pushes (authorised here).
+SERVE_CONFIG: Mapping[str, str] = {
+    "uploadpack.allowReachableSHA1InWant": "true",
+    "uploadpack.allowTipSHA1InWant": "true",
+    "uploadpack.allowFilter": "true",
+    "http.receivepack": "true",
+}
+
+
+@dataclass(frozen=True)
+class _Repo:
+    owner: str
+    identifier: str
+    path: Path
+
+
+@dataclass
+class _Push:
+    repo: _Repo
+    placeholders: list[tuple[str, str]]
+    state: RepositoryState | None
+
+
+class GitService:
+    """Resolver and push hooks for the bridge; :meth:`app` is the WSGI app the relay mounts."""
+
+    def __init__(
+        self,
+        index: RepositoryIndex,
+        store: EventStore,
+        purgatory: PurgatoryStore,
+        sync: SyncPort,
+        max_request_bytes: int = 1 << 30,
+    ) -> None:
+        self.index = index
+        self.store = store
+        self.purgatory = purgatory
+        self.sync = sync
+        self.max_request_bytes = max_request_bytes
+        self.repos_root = (Path(index.data_dir) / "repos").resolve()
+
+    def app(self) -> Any:
+        return make_git_http_app(
+            self.resolve,
+            before_receive_pack=self.before_receive_pack,
+            after_receive_pack=self.after_receive_pack,
+            max_request_bytes=self.max_request_bytes,
+        )
+
+    # -- which repositories exist (S10.5) ---------------------------------------------------
+
+    def locate(self, url_path: str) -> _Repo | None:
+        """``/<npub>/<identifier>.git`` of an accepted or held announcement, else None (404).
+
+        ``PATH_INFO`` arrives percent-decoded once (WSGI); it is not decoded again, so an
+        encoded ``%2F`` can never smuggle a path separator into the identifier.
+        """
+        parts = url_path.strip("/").split("/")
+        if len(parts) != 2 or not parts[1].endswith(".git"):
+            return None
+        npub, identifier = parts[0], parts[1][: -len(".git")]
+        if identifier_problem(identifier):
+            return None
+        try:
+            owner = npub_decode(npub)
+        except ValueError:
+            return None
+        if not any(a.owner == owner for a in self.index.announcements(identifier)):
+            return None
+        path = self.index.repo_path(owner, identifier)
+        if not is_git_dir(path) or not path.resolve().is_relative_to(self.repos_root):
+            return None
+        return _Repo(owner, identifier, path)
+
+    def resolve(self, url_path: str) -> RepoTarget | None:
+        repo = self.locate(url_path)
+        return RepoTarget(repo.path, SERVE_CONFIG) if repo else None
+
+    # -- push authorisation (S10.6) ---------------------------------------------------------
+
+    def before_receive_pack(self, environ: dict[str, Any], body: BinaryIO) -> str | None:
+        repo = self.locate(_repo_path(environ))
+        if repo is None:
+            return "repository not found"
+        try:
+            push = read_push_commands(body)
+        except MalformedPush as exc:
+            return f"malformed push: {exc}"
+        decision = self.authorise(repo, push)
+        if isinstance(decision, str):
+            logger.info("refused push to %s: %s", repo.path, decision)
+            return decision
+        environ[_ENV_KEY] = decision
+        return None
+
+    def authorise(self, repo: _Repo, push: PushRequest) -> _Push | str:
+        """The push's fate: a refusal text, or what to do once it has landed."""
+        changes = [c for c in push.commands if c.old != c.new]
+        placeholders: list[tuple[str, str]] = []
+        for update in changes:
+            if update.ref.startswith(NOSTR_PREFIX):
+                refusal = self._check_nostr_ref(update)
+                if refusal:
+                    return refusal
+                placeholders.append((update.ref[len(NOSTR_PREFIX) :], update.new))
+            elif not update.ref.startswith(ALIGNED):
+                return f"{update.ref}: only refs/heads/*, refs/tags/* and refs/nostr/<event-id> may be pushed"
+        state = None
+        if any(c.ref.startswith(ALIGNED) for c in changes):
+            match = self._matching_state(repo, changes)
+            if isinstance(match, str):
+                return match
+            state = match
+        return _Push(repo, placeholders, state)
+
+    def _check_nostr_ref(self, update: RefUpdate) -> str | None:
+        event_id = update.ref[len(NOSTR_PREFIX) :]
+        if not _EVENT_ID.fullmatch(event_id):
+            return f"{update.ref}: refs/nostr/ takes a 64-character lowercase hex event id"
+        if update.new == ZERO:
+            return f"{update.ref}: refs/nostr/ refs cannot be deleted by a push"
+        commit = self._known_pr_commit(event_id)
+        if commit is not None and commit != update.new:
+            return f"{update.ref}: event {event_id} names commit {commit}, not {update.new}"
+        return None
+
+    def _known_pr_commit(self, event_id: str) -> str | None:
+        held = self.purgatory.pr(event_id)
+        if held is not None:
+            return held.commit
+        event = self.store.get(event_id)
+        if event is not None and event.kind in kinds.PR_KINDS:
+            try:
+                return PullRequest.from_event(event).commit
+            except ValueError:
+                return None
+        return None
+
+    def _matching_state(self, repo: _Repo, changes: list[RefUpdate]) -> RepositoryState | str:
+        """The latest authorised state whose refs equal the repository's refs after the push."""
+        after = {n: v for n, v in list_refs(repo.path).items() if n.startswith(ALIGNED)}
+        for update in changes:
+            if not update.ref.startswith(ALIGNED):
+                continue
+            if update.new == ZERO:
+                after.pop(update.ref, None)
+            else:
+                after[update.ref] = update.new
+        maintainers = self.index.maintainers(repo.owner, repo.identifier)
+        candidates = [
+            s
+            for s in [*self.purgatory.states_for(repo.identifier), *self.index.stored_states(repo.identifier)]
+            if s.author in maintainers
+        ]
+        matches = [s for s in candidates if _oid_refs(s) == after]
+        if matches:
+            return max(matches, key=lambda s: (s.event.created_at, [-ord(c) for c in s.event.id]))
+        return _explain(after, candidates)
+
+    def after_receive_pack(self, environ: dict[str, Any], ok: bool) -> None:
+        push: _Push | None = environ.get(_ENV_KEY)
+        if not ok or push is None:
+            return
+        for event_id, commit in push.placeholders:
+            if self._known_pr_commit(event_id) is None:
+                if self.purgatory.add_placeholder(event_id, commit) is AddOutcome.ADDED:
+                    logger.info("placeholder for refs/nostr/%s at %s", event_id, commit)
+        if push.state is not None:
+            self.purgatory.extend_announcement(push.repo.owner, push.repo.identifier)
+        logger.info("push landed in %s; releasing what it satisfies", push.repo.path)
+        self.sync.git_data_arrived(push.repo.identifier)
+
+
+def _repo_path(environ: dict[str, Any]) -> str:
+    path = environ.get("PATH_INFO", "")
+    return path[: -len("/git-receive-pack")] if path.endswith("/git-receive-pack") else path
+
+
+def _oid_refs(state: RepositoryState) -> dict[str, str]:
+    """The refs a state pins to objects (symbolic ``ref:`` values name no object, S2.1)."""
+    return {name: value for name, value in state.refs.items() if is_oid(value)}
+
+
+def _explain(after: dict[str, str], candidates: list[RepositoryState]) -> str:
+    """A refusal that says what is wrong relative to the newest authorised state."""
+    if not candidates:
+        return (
+            "no repository state (kind 30618) by a maintainer of this repository is known; "
+            "publish the state event before pushing"
+        )
+    newest = max(candidates, key=lambda s: (s.event.created_at, s.event.id))
+    wanted = _oid_refs(newest)
+    problems = []
+    for name in sorted(set(wanted) | set(after)):
+        if name not in after:
+            problems.append(f"{name} missing (state {newest.event.id[:12]} has it)")
+        elif name not in wanted:
+            problems.append(f"{name} is not in the state")
+        elif wanted[name] != after[name]:
+            problems.append(f"{name} would be at {after[name][:12]}, the state says {wanted[name][:12]}")
+    detail = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
+    return f"push does not match any authorised repository state: {detail}"

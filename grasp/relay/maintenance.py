@@ -1,0 +1,68 @@
+"""Periodic purgatory upkeep: the 60-second expiry sweep (S1.4) and what expiry leaves behind.
+
+An announcement that expires without its repository ever receiving data leaves an empty bare
+repository that nothing serves any more (S10.5 serves accepted and held announcements only);
+the sweeper removes it, but only when it is still empty (no refs) and no stored announcement
+of the same owner and identifier claims it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import gevent
+
+from grasp.git import list_refs
+from grasp.nostr.nip34 import Announcement
+from grasp.purgatory import PurgatoryStore, SweepResult
+from grasp.repositories import RepositoryIndex
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SWEEP_INTERVAL_SECS", "PurgatorySweeper"]
+
+SWEEP_INTERVAL_SECS = 60.0
+
+
+class PurgatorySweeper:
+    def __init__(
+        self, purgatory: PurgatoryStore, index: RepositoryIndex, interval: float = SWEEP_INTERVAL_SECS
+    ) -> None:
+        self.purgatory = purgatory
+        self.index = index
+        self.interval = interval
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=5)
+            self._greenlet = None
+
+    def _run(self) -> None:
+        while True:
+            gevent.sleep(self.interval)
+            try:
+                self.sweep()
+            except Exception:
+                logger.exception("purgatory sweep failed; trying again in %.0f s", self.interval)
+
+    def sweep(self) -> SweepResult:
+        result = self.purgatory.sweep()
+        for announcement in result.announcements:
+            self._remove_unused_repo(announcement)
+        return result
+
+    def _remove_unused_repo(self, announcement: Announcement) -> None:
+        owner, identifier = announcement.owner, announcement.identifier
+        if any(a.owner == owner for a in self.index.announcements(identifier)):
+            return  # a stored (or newer held) announcement still claims the repository
+        path = self.index.repo_path(owner, identifier)
+        if not path.is_dir() or list_refs(path):
+            return
+        shutil.rmtree(path, ignore_errors=True)
+        logger.info("removed the empty repository of expired announcement %s: %s",
+                    announcement.event.id, path)
