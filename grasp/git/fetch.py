@@ -22,8 +22,9 @@ transfer and indexing), ``read_timeout_secs`` per socket connect and read (urlli
 ``max_bytes`` of response data.  Any failure is a :class:`FetchError`, and the repository is then
 exactly as before, because a pack is only installed after it was received and indexed completely
 (see ``ingest.py``).  The function blocks the calling greenlet, never the hub (S7.4): socket I/O
-is cooperative (the process must be monkey-patched, as the relay and the tests are) and pack
-indexing runs in a worker thread.
+is cooperative (the process must be monkey-patched, as the relay and the tests are), the
+response reader yields to the hub every 20 ms of parsing, and the pack is indexed by a
+``git index-pack`` subprocess.
 """
 
 from __future__ import annotations
@@ -207,8 +208,8 @@ class _Fetch:
             spool.close()
             return
         try:
-            ingest_pack(self.repo_path / "objects", spool)
-        except Exception as exc:
+            ingest_pack(self.repo_path, spool)
+        except Exception as exc:  # git index-pack rejecting the data is the server's fault
             raise classify(self.url, exc, local=True) from None
 
 

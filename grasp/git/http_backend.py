@@ -28,6 +28,7 @@ What the bridge does for each request:
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import os
@@ -71,6 +72,7 @@ BeforeReceivePack = Callable[[WSGIEnviron, BinaryIO], "str | None"]
 AfterReceivePack = Callable[[WSGIEnviron, bool], None]
 
 
+@functools.lru_cache(maxsize=1)
 def git_http_backend_path() -> str:
     """Locate ``git-http-backend`` in git's exec path (it is not on ``$PATH``)."""
     exec_path = subprocess.run(

@@ -1,36 +1,26 @@
-"""Keeping CPU-heavy git work off the gevent hub (S7.4).
+"""Running the git CLI without blocking the gevent hub (S7.4).
 
-Under gevent every greenlet shares one OS thread: a pack indexed in a greenlet froze a whole test
-process for seconds (python-ecosystem.md §2g).  Two tools:
-
-* :func:`call_off_hub` runs a function in a small dedicated thread pool (not the hub's default
-  pool, which gevent's DNS resolver also uses) and waits for it cooperatively;
-* :func:`run_git` runs the ``git`` CLI through ``gevent.subprocess``, which waits on the pipes
-  without blocking the hub whether or not the process was monkey-patched.
-
-A thread cannot be interrupted: ``gevent.Timeout`` or ``Greenlet.kill`` only stop the *waiting*
-greenlet.  ``call_off_hub`` therefore takes an ``abandon`` callback that runs once the thread has
-really finished, so a caller can clean up what the thread was writing without racing it.
+Under gevent every greenlet shares one OS thread: CPU-heavy pack work done in a greenlet froze a
+whole test process for seconds (python-ecosystem.md §2g; dulwich indexing a 3.5 MiB pack on the
+hub stalled it for 450 ms here).  The heavy work of this package - indexing a received pack and
+copying objects between local repositories - is therefore done by ``git`` subprocesses, started
+through ``gevent.subprocess``: their pipes are waited on cooperatively whether or not the process
+was monkey-patched, and unlike a worker thread a subprocess *can* be stopped, so a deadline
+(``gevent.Timeout``) that fires mid-way kills it and leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
+from typing import IO
 
 from gevent import subprocess as gsubprocess
-from gevent.threadpool import ThreadPool
 
 from grasp.git.errors import GitCommandError
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-PACK_THREADS = 2
-_pool: ThreadPool | None = None
 
 # Variables that would point a git subprocess at some other repository than the one we name.
 _REPO_LOCATION_VARS = (
@@ -45,33 +35,6 @@ _REPO_LOCATION_VARS = (
 )
 
 
-def pack_pool() -> ThreadPool:
-    """The process-wide thread pool for pack work (created on first use, in the hub's thread)."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPool(PACK_THREADS)
-    return _pool
-
-
-def call_off_hub(fn: Callable[..., T], *args: object, abandon: Callable[[], None] | None = None) -> T:
-    """Run ``fn(*args)`` in the pack pool and wait for it without blocking the hub.
-
-    If ``fn`` raises, or the waiting greenlet is interrupted, ``abandon`` (when given) is called
-    exactly once, after ``fn`` has stopped running; then the exception propagates.
-    """
-    result = pack_pool().spawn(fn, *args)
-    try:
-        return result.get()
-    except BaseException:
-        if abandon is not None:
-            if result.ready():
-                abandon()
-            else:
-                logger.debug("waiter interrupted; %s keeps running and is cleaned up when it ends", fn)
-                result.rawlink(lambda _result: abandon())
-        raise
-
-
 def git_env() -> dict[str, str]:
     """The environment for git subprocesses: ours minus repository redirections, no prompts."""
     env = {k: v for k, v in os.environ.items() if k not in _REPO_LOCATION_VARS}
@@ -79,12 +42,25 @@ def git_env() -> dict[str, str]:
     return env
 
 
-def run_git(args: Sequence[str], *, input: bytes | None = None, timeout: float | None = None) -> bytes:
-    """Run ``git <args>`` cooperatively; returns stdout, raises :class:`GitCommandError`."""
+def run_git(
+    args: Sequence[str],
+    *,
+    input: bytes | None = None,
+    stdin: IO[bytes] | None = None,
+    timeout: float | None = None,
+) -> bytes:
+    """Run ``git <args>`` cooperatively; returns stdout, raises :class:`GitCommandError`.
+
+    ``stdin`` may be a real file (it is handed to the process as is).  If the calling greenlet
+    is interrupted (``gevent.Timeout``, kill), the process is killed and reaped before the
+    exception propagates, so nothing it was writing can appear afterwards.
+    """
+    if input is not None and stdin is not None:
+        raise ValueError("give input or stdin, not both")
     cmd = ["git", *args]
     proc = gsubprocess.Popen(
         cmd,
-        stdin=gsubprocess.PIPE if input is not None else gsubprocess.DEVNULL,
+        stdin=gsubprocess.PIPE if input is not None else (stdin if stdin is not None else gsubprocess.DEVNULL),
         stdout=gsubprocess.PIPE,
         stderr=gsubprocess.PIPE,
         env=git_env(),
@@ -94,6 +70,7 @@ def run_git(args: Sequence[str], *, input: bytes | None = None, timeout: float |
     except BaseException:
         proc.kill()
         proc.wait()
+        logger.debug("killed %s", " ".join(cmd[:4]))
         raise
     if proc.returncode != 0:
         raise GitCommandError(cmd, proc.returncode, err.decode("utf-8", "replace"))

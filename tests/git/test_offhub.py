@@ -1,25 +1,19 @@
-"""S7.4: pack work stays off the gevent hub; deadlines still hold while a thread indexes."""
+"""S7.4: pack work stays off the gevent hub; S7.2: deadlines still hold while a pack is indexed."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from pathlib import Path
 
-import gevent
 import pytest
-from gevent import monkey
 
-from grasp.git import FetchError, FetchLimits, copy_objects, fetch_oids, set_nostr_ref
-from grasp.git import ingest
-from grasp.git.offhub import call_off_hub
+from grasp.git import FetchError, FetchLimits, copy_objects, fetch_oids, ingest, offhub, set_nostr_ref
 from tests.git.conftest import PRIVATE_OK, QUICK, BigRepo, Source
 from tests.support.gitrepo import assert_fsck_clean, has_object, init_bare, objects_listing
 from tests.support.gitserver import GitServer
 from tests.support.gitstall import HubTicker
-from tests.support.wait import wait_for
-
-#: A real OS-level event: waiting on it blocks a worker thread for real (patched ones would not).
-RealEvent = monkey.get_original("threading", "Event")
 
 STALL_LIMIT = 0.1
 
@@ -51,52 +45,52 @@ def test_s7_4_fetch_and_copy_of_2000_commits_never_stall_the_hub(big_repo: BigRe
     assert min(t.ticks for t in (fetch_ticker, incremental_ticker, copy_ticker)) > 5, "the hub kept ticking"
 
 
-def test_abandoned_thread_is_cleaned_up_only_after_it_ends():
-    gate, events = RealEvent(), []
+def test_s7_2_deadline_during_indexing_kills_index_pack_and_leaves_the_repository_unchanged(
+    source: Source, target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The real ``git index-pack`` is made to wait for input that never comes; the deadline
+    must kill it, and nothing it might have written may remain."""
+    fifo = tmp_path / "never"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    writer = os.open(fifo, os.O_WRONLY)  # held open, so index-pack sees no EOF either
+    os.set_blocking(reader, True)
+    started: list[subprocess.Popen] = []
+    real_popen = offhub.gsubprocess.Popen
 
-    def work() -> str:
-        gate.wait(10)
-        events.append("work ended")
-        return "result"
+    def recording_popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
 
-    with pytest.raises(gevent.Timeout), gevent.Timeout(0.05):
-        call_off_hub(work, abandon=lambda: events.append("abandon"))
-    assert events == [], "the thread is still running; nothing was cleaned up under its feet"
-    gate.set()
-    wait_for(lambda: events == ["work ended", "abandon"], message=f"cleanup after the thread (saw {events})")
+    monkeypatch.setattr(ingest.PackSpool, "as_stdin", lambda self: os.fdopen(reader, "rb", closefd=False))
+    monkeypatch.setattr(offhub.gsubprocess, "Popen", recording_popen)
+    before = objects_listing(target)
+    try:
+        with GitServer(source.root) as server:
+            with pytest.raises(FetchError) as info:
+                fetch_oids(target, server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=FetchLimits(0.5, 5))
+    finally:
+        os.close(writer)
+        os.close(reader)
+    assert info.value.reason == "timeout"
+    index_packs = [p for p in started if "index-pack" in p.args]
+    assert len(index_packs) == 1, "the deadline fired during indexing"
+    assert index_packs[0].returncode == -9, "index-pack was killed and reaped"
+    assert objects_listing(target) == before
+    assert_fsck_clean(target)
 
 
-def test_failing_thread_is_cleaned_up_at_once():
-    events = []
-
-    def work() -> None:
-        raise RuntimeError("corrupt pack")
-
-    with pytest.raises(RuntimeError):
-        call_off_hub(work, abandon=lambda: events.append("abandon"))
-    assert events == ["abandon"]
-
-
-def test_s7_2_deadline_during_indexing_leaves_the_repository_unchanged(
+def test_corrupt_pack_rejected_by_index_pack_is_a_protocol_error(
     source: Source, target: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """gevent.Timeout cannot stop the indexing thread; its output must still never land."""
-    gate, started = RealEvent(), RealEvent()
-    real_index = ingest._index_in_staging
+    real_write = ingest.PackSpool.write
 
-    def slow_index(*args):
-        started.set()
-        gate.wait(10)
-        return real_index(*args)
+    def corrupting_write(self, data: bytes) -> int:
+        return real_write(self, data.replace(b"PACK", b"PUCK"))
 
-    monkeypatch.setattr(ingest, "_index_in_staging", slow_index)
+    monkeypatch.setattr(ingest.PackSpool, "write", corrupting_write)
     before = objects_listing(target)
-    with GitServer(source.root) as server:
-        with pytest.raises(FetchError) as info:
-            fetch_oids(target, server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=FetchLimits(0.5, 5))
-    assert info.value.reason == "timeout"
-    assert started.is_set(), "the deadline fired while the pack was being indexed"
-    gate.set()
-    wait_for(lambda: objects_listing(target) == before, message="the abandoned staging area to be removed")
-    assert not has_object(target, source.main[-1])
-    assert_fsck_clean(target)
+    with GitServer(source.root) as server, pytest.raises(FetchError) as info:
+        fetch_oids(target, server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=QUICK)
+    assert info.value.reason == "protocol" and "index-pack" in info.value.detail
+    assert objects_listing(target) == before

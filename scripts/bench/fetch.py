@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""The git data layer against the git CLI, side by side in one run (S7, S7.4).
+
+    .venv/bin/python scripts/bench/fetch.py [--commits 2000] [--repeat 3] [--no-dulwich-copy]
+
+A linear history (``--commits``, 200 files) is generated with ``git fast-import`` and served by
+the real ``git http-backend`` through ``grasp.git.http_backend`` on 127.0.0.1.  Measured:
+
+* full fetch of the tip into an empty repository: ``fetch_oids`` vs ``git fetch <url> <oid>``;
+* incremental fetch: the target already holds the first half of the history, referenced only by
+  a ``refs/nostr/*`` ref (which ``fetch_oids`` uses as a "have"; so does git);
+* local copy of the whole history between two repositories: ``copy_objects`` vs a bare
+  ``git fetch <path> <oid>`` (and dulwich's own local fetch, the road not taken);
+* the worst gevent hub stall seen by a 5 ms ticker during each of our operations.
+
+Times are medians of ``--repeat`` runs (min in brackets); bytes are what the server sent.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from grasp.git import FetchLimits, FetchPolicy, copy_objects, fetch_oids, set_nostr_ref  # noqa: E402
+from tests.support.gitrepo import init_bare, linear_history  # noqa: E402
+from tests.support.gitserver import GitServer  # noqa: E402
+from tests.support.gitstall import HubTicker  # noqa: E402
+
+POLICY = FetchPolicy(allow_private=True)
+LIMITS = FetchLimits()
+NOSTR_REF = "refs/nostr/" + "b" * 64
+
+
+def isolated_git_env(home: Path) -> None:
+    """No user or system git configuration, fixed identities (as tests/conftest.py does)."""
+    for name in list(os.environ):
+        if name.startswith("GIT_"):
+            del os.environ[name]
+    os.environ.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_TERMINAL_PROMPT="0",
+        GIT_AUTHOR_NAME="Bench",
+        GIT_AUTHOR_EMAIL="bench@example.invalid",
+        GIT_COMMITTER_NAME="Bench",
+        GIT_COMMITTER_EMAIL="bench@example.invalid",
+    )
+
+
+def git(*args: str | Path) -> None:
+    subprocess.run(["git", *map(str, args)], check=True, capture_output=True)
+
+
+class Case:
+    """Repeated runs of one operation: times, server bytes and the worst hub stall."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.bytes: list[int] = []
+        self.stall = 0.0
+
+    def run(self, fn: Callable[[], object], server: GitServer | None = None, *, tick: bool = False) -> None:
+        if server is not None:
+            server.reset_log()
+        with HubTicker() as ticker:
+            start = time.perf_counter()
+            fn()
+            self.times.append(time.perf_counter() - start)
+        if tick:
+            self.stall = max(self.stall, ticker.worst)
+        if server is not None:
+            self.bytes.append(server.bytes_sent())
+
+    def time(self) -> str:
+        return f"{statistics.median(self.times):6.3f} s [{min(self.times):.3f}]"
+
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def fresh(work: Path, name: str) -> Path:
+    path = work / name
+    shutil.rmtree(path, ignore_errors=True)
+    return init_bare(path)
+
+
+def prepared_half(work: Path, name: str, source: Path, half: str) -> Path:
+    """A target holding the first half of the history, referenced by a refs/nostr/* ref only."""
+    target = fresh(work, name)
+    git("--git-dir", target, "fetch", "--quiet", "--no-write-fetch-head", source, half)
+    git("--git-dir", target, "update-ref", NOSTR_REF, half)
+    return target
+
+
+def git_fetch(target: Path, url: str, oid: str) -> None:
+    git("--git-dir", target, "-c", "protocol.version=2", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", url, oid)
+
+
+def dulwich_local_copy(source: Path, target: Path, oid: str) -> None:
+    from dulwich.repo import Repo
+
+    with Repo(str(source)) as src, Repo(str(target)) as dst:
+        src.fetch(dst, determine_wants=lambda refs, depth=None: [oid.encode()])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--commits", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-dulwich-copy", action="store_true", help="skip the slow dulwich local-copy column")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-fetch-") as tmp:
+        work = Path(tmp)
+        isolated_git_env(work / "home")
+        served = work / "served"
+        start = time.perf_counter()
+        commits = linear_history(served / "big.git", args.commits)
+        built = time.perf_counter() - start
+        source = served / "big.git"
+        pack_bytes = sum(p.stat().st_size for p in (source / "objects" / "pack").glob("*.pack"))
+        tip, half = commits[-1], commits[len(commits) // 2 - 1]
+        print(f"repository: {args.commits} commits, {pack_bytes / 2**20:.1f} MiB pack, built in {built:.2f} s")
+
+        cases = {name: Case() for name in ("full", "full_git", "incr", "incr_git", "copy", "copy_git", "copy_dulwich")}
+        with GitServer(served) as server:
+            url = server.url("big.git")
+            for i in range(args.repeat):
+                t = fresh(work, f"full{i}.git")
+                cases["full"].run(lambda: fetch_oids(t, url, [tip], policy=POLICY, limits=LIMITS), server, tick=True)
+                g = fresh(work, f"fullgit{i}.git")
+                cases["full_git"].run(lambda: git_fetch(g, url, tip), server)
+                t2 = prepared_half(work, f"incr{i}.git", source, half)
+                set_nostr_ref(t2, "b" * 64, half)
+                cases["incr"].run(lambda: fetch_oids(t2, url, [tip], policy=POLICY, limits=LIMITS), server, tick=True)
+                g2 = prepared_half(work, f"incrgit{i}.git", source, half)
+                cases["incr_git"].run(lambda: git_fetch(g2, url, tip), server)
+        for i in range(args.repeat):
+            c = fresh(work, f"copy{i}.git")
+            cases["copy"].run(lambda: copy_objects(source, c, [tip]), tick=True)
+            cg = fresh(work, f"copygit{i}.git")
+            cases["copy_git"].run(lambda: git("--git-dir", cg, "fetch", "--quiet", "--no-write-fetch-head", source, tip))
+        if not args.no_dulwich_copy:
+            cd = fresh(work, "copydulwich.git")
+            cases["copy_dulwich"].run(lambda: dulwich_local_copy(source, cd, tip), tick=True)
+
+        print()
+        print(f"{'operation':<22} {'grasp.git':>18} {'git CLI':>18} {'ratio':>7} {'bytes (ours/git)':>22} {'worst hub stall':>16}")
+        for label, ours, theirs in (("full fetch (HTTP)", "full", "full_git"), ("incremental (HTTP)", "incr", "incr_git")):
+            a, b = cases[ours], cases[theirs]
+            volume = f"{statistics.median(a.bytes) / 1e6:.2f}/{statistics.median(b.bytes) / 1e6:.2f} MB"
+            print(f"{label:<22} {a.time():>18} {b.time():>18} {a.median() / b.median():>6.2f}x {volume:>22} {a.stall * 1e3:>13.1f} ms")
+        a, b = cases["copy"], cases["copy_git"]
+        print(f"{'local copy':<22} {a.time():>18} {b.time():>18} {a.median() / b.median():>6.2f}x {'-':>22} {a.stall * 1e3:>13.1f} ms")
+        if cases["copy_dulwich"].times:
+            d = cases["copy_dulwich"]
+            print(f"{'local copy (dulwich)':<22} {d.time():>18} {'':>18} {d.median() / b.median():>6.2f}x {'-':>22} {d.stall * 1e3:>13.1f} ms")
+        print()
+        print("ratio = ours / git CLI (median times); incremental = second half of the history on top of the first;")
+        print("worst hub stall = largest extra delay of a 5 ms ticker greenlet during our operation (limit: 100 ms).")
+
+
+if __name__ == "__main__":
+    main()
