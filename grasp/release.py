@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["ReleaseWorkflow"]
 
 Notify = Callable[[Event], None]
+#: Called once per event that left purgatory by release (states, PRs, promoted announcements)
+#: with its identifier and how long it was held (seconds; None if unknown).
+OnRelease = Callable[[Event, str, "float | None"], None]
 
 
 @dataclass
@@ -57,11 +60,13 @@ class ReleaseWorkflow:
         store: EventStore,
         purgatory: PurgatoryStore,
         notify: Notify | None = None,
+        on_release: OnRelease | None = None,
     ) -> None:
         self.index = index
         self.store = store
         self.purgatory = purgatory
         self.notify: Notify = notify or (lambda event: None)
+        self.on_release: OnRelease = on_release or (lambda event, identifier, held_for: None)
 
     def process(self, identifier: str) -> ProcessResult:
         """Release every held event of ``identifier`` whose objects are on disk now."""
@@ -100,7 +105,7 @@ class ReleaseWorkflow:
                     aligned.append(owner)
         if not self._save(event, tally):
             return
-        self.purgatory.remove(event.id)
+        self._released(event, identifier)
         tally.states += 1
         for owner in aligned:
             self._promote(owner, identifier, tally)
@@ -145,7 +150,7 @@ class ReleaseWorkflow:
                 tally.errors.append(f"{path}: {exc}")
         if failed or not self._save(pr.event, tally):
             return  # stays held; the next pass retries
-        self.purgatory.remove(pr.event_id)
+        self._released(pr.event, identifier)
         tally.prs += 1
 
     # -- shared -----------------------------------------------------------------------------
@@ -165,10 +170,19 @@ class ReleaseWorkflow:
         return True
 
     def _promote(self, owner: str, identifier: str, tally: _Tally) -> None:
+        held = self.purgatory.announcement(owner, identifier)
+        held_for = self.purgatory.held_for(held.event.id) if held else None
         announcement = self.purgatory.promote_announcement(owner, identifier)
         if announcement is not None:
             logger.info("promoted the announcement of %s for %s", owner, identifier)
             self._save(announcement.event, tally)
+            self.on_release(announcement.event, identifier, held_for)
+
+    def _released(self, event: Event, identifier: str) -> None:
+        """Leave purgatory (after the save and the broadcast, never before) and report it."""
+        held_for = self.purgatory.held_for(event.id)
+        self.purgatory.remove(event.id)
+        self.on_release(event, identifier, held_for)
 
 
 def _holder(repos: list[tuple[str, Path]], oids: frozenset[str] | set[str]) -> Path | None:

@@ -197,6 +197,24 @@ class PurgatoryStore:
             key = self._announcement_ids.get(event_id)
             return self._announcements[key].announcement.event if key else None
 
+    def held_for(self, event_id: str) -> float | None:
+        """Seconds since ``event_id`` entered purgatory (release latency), None if not held.
+
+        Derived from the entry's deadline; an announcement whose expiry was extended reports the
+        time since its last extension.
+        """
+        with self._lock:
+            entry: HeldState | HeldPr | HeldAnnouncement | None = None
+            if event_id in self._state_ids:
+                entry = self._states[self._state_ids[event_id]][event_id]
+            elif event_id in self._prs:
+                entry = self._prs[event_id]
+            elif event_id in self._announcement_ids:
+                entry = self._announcements[self._announcement_ids[event_id]]
+            if entry is None:
+                return None
+            return max(0.0, self.now() - (entry.expires_at - self.expiry_secs))
+
     def counts(self) -> dict[str, int]:
         """Held entries by category (for the ``purgatory_events{kind}`` gauge, S13.1)."""
         with self._lock:

@@ -163,3 +163,19 @@ def test_an_empty_state_is_released_and_clears_the_refs(world):
     world.hold_state(owner.state(D, {}, head=None))
     assert world.workflow.process(D).states_released == 1
     assert for_each_ref(repo.path) == {}
+
+
+def test_each_release_is_reported_with_how_long_it_was_held(world):
+    """The hook metrics and the status page use: one call per event leaving purgatory."""
+    owner = Key()
+    world.announce(owner, D, held=True)
+    commit = RepoBuilder(world.repo(owner, D)).commit()
+    state = world.hold_state(owner.state(D, {"refs/heads/main": commit}))
+    reported = []
+    world.workflow.on_release = lambda event, identifier, held_for: reported.append(
+        (event.kind, identifier, held_for)
+    )
+    world.clock.advance(42)
+    world.workflow.process(D)
+    assert reported == [(kinds.REPO_STATE, D, 42.0), (kinds.REPO_ANNOUNCEMENT, D, 42.0)]
+    assert world.purgatory.held_for(state.event.id) is None
