@@ -8,6 +8,7 @@ import pytest
 
 from grasp.git import FetchPolicy, fetch_oids, list_refs
 from tests.git.conftest import PRIVATE_OK, QUICK, BigRepo, Source
+from tests.support import gitchaos
 from tests.support.gitrepo import assert_fsck_clean, has_object, init_bare
 from tests.support.gitserver import GitServer, V0OnlyServer
 
@@ -56,7 +57,23 @@ def test_s7_1_oids_the_server_lacks_are_dropped_and_the_rest_fetched(server: Git
     wanted = [unknown[0], source.side[-1], unknown[1], source.dangling]
     assert fetch(target, server.url("src.git"), wanted) == [source.side[-1], source.dangling]
     assert not any(has_object(target, oid) for oid in unknown)
+    # upload-pack names the first unknown want and stops, so: two refusals, then the fetch;
+    # each round is an ls-refs and a fetch POST in v2.  No fallback round follows, since in v2
+    # "not our ref" means the server does not have the object at all.
+    assert server.count(service="git-upload-pack", method="POST") == 6
+    assert not has_object(target, source.tag_v1), "no advertised tips were fetched"
     assert_fsck_clean(target)
+
+
+def test_s7_1_v0_refusal_naming_oids_drops_them_then_falls_back_to_tips(source: Source, target: Path):
+    """In v0 "not our ref" may only mean "not advertised", so the tips are tried as well."""
+    with GitServer(source.root, wrap=gitchaos.protocol_v0_only()) as server:
+        old = source.main[1]
+        assert fetch(target, server.url("src.git"), [source.dangling, old]) == [old]
+        fetch_posts = server.count(service="git-upload-pack", method="POST")
+    assert fetch_posts == 3, "refused fetch, retry without the named OID, fallback to the tips"
+    assert has_object(target, source.side[-1]), "the fallback fetched the advertised tips"
+    assert not has_object(target, source.dangling)
 
 
 def test_s7_1_nothing_the_server_has_gives_an_empty_result_not_an_error(server: GitServer, target: Path):

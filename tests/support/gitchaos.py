@@ -154,3 +154,17 @@ def redirect_to(base_url: str) -> Wrap:
         return chaos
 
     return wrap
+
+
+def protocol_v0_only() -> Wrap:
+    """Drop the client's ``Git-Protocol`` header, as an old server or a proxy would: git then
+    speaks v0, where unadvertised wants are refused with "not our ref <oid>"."""
+
+    def wrap(app: WSGIApp) -> WSGIApp:
+        def chaos(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            environ.pop("HTTP_GIT_PROTOCOL", None)
+            return app(environ, start_response)
+
+        return chaos
+
+    return wrap
