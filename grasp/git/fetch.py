@@ -98,8 +98,8 @@ def fetch_oids(
 
     Returns exactly the OIDs (in input order, without duplicates) that were missing before and
     are present now; objects the server does not have are simply not in the list.  Raises
-    :class:`FetchError` (repository unchanged) or ``ValueError`` for malformed OIDs.
-    ``resolve`` replaces DNS resolution (tests).
+    :class:`FetchError` when nothing was added (the repository is then unchanged), or
+    ``ValueError`` for malformed OIDs.  ``resolve`` replaces DNS resolution (tests).
     """
     wanted = normalise_oids(oids)
     try:
@@ -109,14 +109,17 @@ def fetch_oids(
     if not before:
         return []
     missing = [oid for oid in wanted if oid in before]
+    fetch = _Fetch(Path(repo_path), url, policy, limits, resolve)
     timer = gevent.Timeout(limits.deadline_secs)
     timer.start()
     try:
-        _Fetch(Path(repo_path), url, policy, limits, resolve).run(missing)
+        fetch.run(missing)
     except gevent.Timeout as exc:
         if exc is not timer:
             raise
-        raise FetchError(url, "timeout", f"deadline of {limits.deadline_secs:g} s exceeded") from None
+        fetch.fail(FetchError(url, "timeout", f"deadline of {limits.deadline_secs:g} s exceeded"))
+    except FetchError as exc:
+        fetch.fail(exc)
     finally:
         timer.close()
     still_missing = missing_oids(repo_path, missing)
@@ -136,6 +139,7 @@ class _Fetch:
         self.policy = policy
         self.limits = limits
         self.resolve = resolve
+        self.installed = 0  # packs added to the repository so far
 
     def run(self, missing: list[str]) -> None:
         checked = check_url(self.url, self.policy, resolve=self.resolve)
@@ -147,25 +151,36 @@ class _Fetch:
         finally:
             pool.clear()
 
+    def fail(self, error: FetchError) -> None:
+        """Raise ``error`` unless a pack was already installed.
+
+        Only the fallback round can fail after an earlier round added objects; the repository has
+        changed then, so the honest outcome is the partial result, not an error claiming it did not.
+        """
+        if not self.installed:
+            raise error
+        logger.warning("%s; keeping the objects of the earlier round", error)
+
     def _fetch_with_fallback(self, missing: list[str]) -> None:
-        remaining = list(missing)
-        dropped: list[str] = []
+        remaining, dropped = list(missing), False
         while remaining:
             try:
-                self._attempt(lambda _refs: remaining)
-                return self._fallback_if(dropped and self.client.protocol_version != 2, missing)
+                self._attempt(lambda _refs, wants=remaining: wants)
+                break
             except _WantsRefused as refusal:
                 if not refusal.named:
                     logger.debug("%s refused the wants without naming any: %s", self.url, refusal.cause)
-                    return self._fallback_if(True, missing)
+                    self._fetch_all_tips(missing)
+                    return
                 logger.debug("%s does not serve %s; asking for the rest", self.url, sorted(refusal.named))
-                dropped += [oid for oid in remaining if oid in refusal.named]
+                dropped = True
                 remaining = [oid for oid in remaining if oid not in refusal.named]
-        self._fallback_if(self.client.protocol_version != 2, missing)
+        if dropped and self.client.protocol_version != 2:
+            self._fetch_all_tips(missing)
 
-    def _fallback_if(self, condition: object, missing: list[str]) -> None:
-        """Fetch every advertised tip, when ``condition`` holds and something is still missing."""
-        if not condition or not missing_oids(self.repo_path, missing):
+    def _fetch_all_tips(self, missing: list[str]) -> None:
+        """The last resort: every advertised tip the repository lacks, if an OID is still missing."""
+        if not missing_oids(self.repo_path, missing):
             return
         logger.debug("falling back to all advertised ref tips of %s", self.url)
         try:
@@ -211,13 +226,14 @@ class _Fetch:
             ingest_pack(self.repo_path, spool)
         except Exception as exc:  # git index-pack rejecting the data is the server's fault
             raise classify(self.url, exc, local=True) from None
+        self.installed += 1
 
 
 def have_heads(repo: Repo) -> list[bytes]:
     """Every commit a ref of ``repo`` points at, directly or through tags: the negotiation haves."""
     heads: set[bytes] = set()
     store = repo.object_store
-    for name, sha in repo.refs.as_dict().items():
+    for sha in repo.refs.as_dict().values():
         if sha not in store:
             continue
         try:
@@ -276,7 +292,8 @@ def _causes(exc: BaseException) -> list[BaseException]:
         if err is None or any(err is s for s in seen):
             continue
         seen.append(err)
-        todo += [err.__cause__, err.__context__, getattr(err, "reason", None) if isinstance(err, urllib3.exceptions.MaxRetryError) else None]
+        hidden = err.reason if isinstance(err, urllib3.exceptions.MaxRetryError) else None
+        todo += [err.__cause__, err.__context__, hidden]
     return seen
 
 

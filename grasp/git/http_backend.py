@@ -33,16 +33,14 @@ import gzip
 import logging
 import os
 import re
-import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-import gevent
-
+from grasp.git.cgi import CgiProcess, StreamedResponse
 from grasp.git.receive import MalformedPush, read_push_commands, refusal_response
 
 logger = logging.getLogger(__name__)
@@ -51,10 +49,8 @@ WSGIEnviron = dict[str, Any]
 StartResponse = Callable[..., Any]
 
 _ROUTE = re.compile(r"^(?P<repo>/.+?)(?P<tail>/info/refs|/git-upload-pack|/git-receive-pack)$")
-_MAX_CGI_HEADER_BYTES = 64 * 1024
 _CHUNK = 64 * 1024
 _SPOOL_IN_MEMORY = 1 << 20
-_STDERR_KEEP = 8 * 1024
 # Environment variables of the relay process that a git subprocess may legitimately need.
 _PASSTHROUGH_ENV = ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL", "LANG", "TZ")
 
@@ -75,9 +71,7 @@ AfterReceivePack = Callable[[WSGIEnviron, bool], None]
 @functools.lru_cache(maxsize=1)
 def git_http_backend_path() -> str:
     """Locate ``git-http-backend`` in git's exec path (it is not on ``$PATH``)."""
-    exec_path = subprocess.run(
-        ["git", "--exec-path"], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    exec_path = subprocess.run(["git", "--exec-path"], check=True, capture_output=True, text=True).stdout.strip()
     return os.path.join(exec_path, "git-http-backend")
 
 
@@ -172,7 +166,11 @@ class GitHttpBackendApp:
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             return _plain(start_response, "400 Bad Request", f"unreadable request body: {exc}\n")
         if tail == "/git-receive-pack" and self.before_receive_pack is not None:
-            refusal = self.before_receive_pack(environ, body)
+            try:
+                refusal = self.before_receive_pack(environ, body)
+            except Exception:
+                logger.exception("before_receive_pack hook failed; refusing the push")
+                refusal = "internal error while authorising the push"
             body.seek(0)
             if refusal is not None:
                 try:
@@ -184,7 +182,7 @@ class GitHttpBackendApp:
 
     def _spool_body(self, environ: WSGIEnviron, *, decompress: bool) -> IO[bytes]:
         """Copy the request body into a temporary file (gunzipped when ``decompress``)."""
-        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - returned
         try:
             source: Any = environ["wsgi.input"]
             if decompress and environ.get("HTTP_CONTENT_ENCODING", "").lower() in ("gzip", "x-gzip"):
@@ -233,18 +231,11 @@ class GitHttpBackendApp:
         tail: str,
     ) -> Iterable[bytes]:
         try:
-            proc = subprocess.Popen(
-                [self.backend],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-            )
+            cgi = CgiProcess.start(self.backend, env, body)
         except OSError as exc:
             body.close()
             logger.error("cannot start %s: %s", self.backend, exc)
             return _plain(start_response, "500 Internal Server Error", "git backend unavailable\n")
-        cgi = _CgiProcess(proc, body)
         on_done = None
         if tail == "/git-receive-pack" and self.after_receive_pack is not None:
             hook = self.after_receive_pack
@@ -258,104 +249,7 @@ class GitHttpBackendApp:
             cgi.close()
             return _plain(start_response, "502 Bad Gateway", "git backend sent no headers\n")
         start_response(status, headers)
-        return _StreamedResponse(cgi, first, on_done)
-
-
-class _CgiProcess:
-    """One running ``git http-backend``: feeds stdin and drains stderr in greenlets."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], body: IO[bytes]) -> None:
-        self.proc = proc
-        self.stderr_tail = b""
-        self._body = body
-        self._writer = gevent.spawn(self._feed_stdin)
-        self._stderr_reader = gevent.spawn(self._drain_stderr)
-
-    def _feed_stdin(self) -> None:
-        assert self.proc.stdin is not None
-        try:
-            shutil.copyfileobj(self._body, self.proc.stdin, _CHUNK)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the backend decided not to read everything (e.g. an error reply)
-        finally:
-            self._body.close()
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-
-    def _drain_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        while chunk := self.proc.stderr.read(_CHUNK):
-            self.stderr_tail = (self.stderr_tail + chunk)[-_STDERR_KEEP:]
-
-    def read_headers(self) -> tuple[str | None, list[tuple[str, str]], bytes]:
-        """Read the CGI header block; returns (status, headers, body bytes already read)."""
-        assert self.proc.stdout is not None
-        buf = b""
-        while True:
-            for sep in (b"\r\n\r\n", b"\n\n"):
-                head, found, rest = buf.partition(sep)
-                if found:
-                    status, headers = _parse_cgi_headers(head)
-                    return status, headers, rest
-            if len(buf) > _MAX_CGI_HEADER_BYTES:
-                return None, [], b""
-            chunk = self.proc.stdout.read1(_CHUNK)
-            if not chunk:
-                return None, [], b""
-            buf += chunk
-
-    def read(self) -> bytes:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.read1(_CHUNK)
-
-    def close(self, *, finished: bool = False) -> int:
-        """Reap the process and return its exit status.
-
-        ``finished`` means its stdout was read to the end, so it exits by itself; otherwise the
-        client went away early and the process is killed rather than left writing to a pipe.
-        """
-        if not finished and self.proc.poll() is None:
-            self.proc.kill()
-        rc = self.proc.wait()
-        self._writer.kill()
-        self._stderr_reader.join(timeout=5)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-        if rc != 0:
-            logger.info("git http-backend exited with %s: %s", rc, self.stderr_tail.decode("utf-8", "replace").strip())
-        return rc
-
-
-class _StreamedResponse:
-    """WSGI iterable that streams the CGI's stdout; ``close()`` always reaps the process."""
-
-    def __init__(self, cgi: _CgiProcess, first: bytes, on_done: Callable[[bool], None] | None) -> None:
-        self._cgi = cgi
-        self._first = first
-        self._on_done = on_done
-        self._finished = False
-        self._closed = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        if self._first:
-            yield self._first
-        while chunk := self._cgi.read():
-            yield chunk
-        self._finished = True
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        rc = self._cgi.close(finished=self._finished)
-        if self._on_done is not None:
-            try:
-                self._on_done(self._finished and rc == 0)
-            except Exception:
-                logger.exception("after_receive_pack hook failed")
+        return StreamedResponse(cgi, first, on_done)
 
 
 class _Bounded:
@@ -380,21 +274,6 @@ def _copy(source: Any, sink: IO[bytes], limit: int) -> None:
         if total > limit:
             raise RequestTooLarge()
         sink.write(chunk)
-
-
-def _parse_cgi_headers(head: bytes) -> tuple[str, list[tuple[str, str]]]:
-    status = "200 OK"
-    headers: list[tuple[str, str]] = []
-    for line in head.decode("latin-1").splitlines():
-        name, _, value = line.partition(":")
-        name, value = name.strip(), value.strip()
-        if not name:
-            continue
-        if name.lower() == "status":
-            status = value
-        else:
-            headers.append((name, value))
-    return status, headers
 
 
 def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:

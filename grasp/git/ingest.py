@@ -40,7 +40,7 @@ class PackSpool:
 
     def __init__(self, directory: Path) -> None:
         self.size = 0
-        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=directory)
+        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=directory)  # noqa: SIM115
 
     def write(self, data: bytes) -> int:
         self._file.write(data)

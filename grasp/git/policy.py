@@ -109,9 +109,7 @@ def check_url_syntax(url: str, policy: FetchPolicy) -> tuple[str, str, int]:
     return scheme, host, port or _DEFAULT_PORTS[scheme]
 
 
-def pin_address(
-    url: str, host: str, port: int, policy: FetchPolicy, *, resolve: Resolver | None = None
-) -> str:
+def pin_address(url: str, host: str, port: int, policy: FetchPolicy, *, resolve: Resolver | None = None) -> str:
     """Resolve ``host`` (literal IPs need no DNS) and return the first address the policy allows."""
     try:
         addresses = _literal(host) or list((resolve or resolve_host)(host, port))

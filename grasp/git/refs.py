@@ -82,7 +82,11 @@ def align_refs(repo_path: Path, refs: Mapping[str, str], head: str | None) -> Al
     if result.changed:
         logger.info(
             "aligned %s: %d created, %d updated, %d deleted, head_set=%s",
-            repo_path, len(created), len(updated), len(deleted), head_set,
+            repo_path,
+            len(created),
+            len(updated),
+            len(deleted),
+            head_set,
         )
     return result
 
@@ -113,11 +117,7 @@ def set_nostr_ref(repo_path: Path, event_id: str, oid: str) -> bool:
 def list_refs(repo_path: Path) -> dict[str, str]:
     """Every ref under ``refs/`` (loose and packed) with its OID, sorted by name; no HEAD."""
     with Repo(str(repo_path)) as repo:
-        refs = {
-            name.decode(): sha.decode()
-            for name, sha in repo.refs.as_dict().items()
-            if name.startswith(b"refs/")
-        }
+        refs = {name.decode(): sha.decode() for name, sha in repo.refs.as_dict().items() if name.startswith(b"refs/")}
     return dict(sorted(refs.items()))
 
 

@@ -29,11 +29,12 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from grasp.git import FetchLimits, FetchPolicy, copy_objects, fetch_oids, set_nostr_ref  # noqa: E402
+from grasp.git import FetchLimits, FetchPolicy, copy_objects, fetch_oids  # noqa: E402
 from tests.support.gitrepo import init_bare, linear_history  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
 from tests.support.gitstall import HubTicker  # noqa: E402
@@ -88,8 +89,11 @@ class Case:
     def time(self) -> str:
         return f"{statistics.median(self.times):6.3f} s [{min(self.times):.3f}]"
 
-    def median(self) -> float:
-        return statistics.median(self.times)
+    def ratio(self, other: "Case") -> float:
+        return statistics.median(self.times) / statistics.median(other.times)
+
+    def stall_ms(self) -> str:
+        return f"{self.stall * 1e3:.1f} ms"
 
 
 def fresh(work: Path, name: str) -> Path:
@@ -107,7 +111,7 @@ def prepared_half(work: Path, name: str, source: Path, half: str) -> Path:
 
 
 def git_fetch(target: Path, url: str, oid: str) -> None:
-    git("--git-dir", target, "-c", "protocol.version=2", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", url, oid)
+    git("--git-dir", target, "-c", "protocol.version=2", "fetch", "-q", "--no-tags", "--no-write-fetch-head", url, oid)
 
 
 def dulwich_local_copy(source: Path, target: Path, oid: str) -> None:
@@ -136,42 +140,43 @@ def main() -> None:
         tip, half = commits[-1], commits[len(commits) // 2 - 1]
         print(f"repository: {args.commits} commits, {pack_bytes / 2**20:.1f} MiB pack, built in {built:.2f} s")
 
-        cases = {name: Case() for name in ("full", "full_git", "incr", "incr_git", "copy", "copy_git", "copy_dulwich")}
+        names = ("full", "full_git", "incr", "incr_git", "copy", "copy_git", "copy_dulwich")
+        cases = {name: Case() for name in names}
+        ours = partial(fetch_oids, policy=POLICY, limits=LIMITS)
         with GitServer(served) as server:
             url = server.url("big.git")
             for i in range(args.repeat):
-                t = fresh(work, f"full{i}.git")
-                cases["full"].run(lambda: fetch_oids(t, url, [tip], policy=POLICY, limits=LIMITS), server, tick=True)
-                g = fresh(work, f"fullgit{i}.git")
-                cases["full_git"].run(lambda: git_fetch(g, url, tip), server)
-                t2 = prepared_half(work, f"incr{i}.git", source, half)
-                set_nostr_ref(t2, "b" * 64, half)
-                cases["incr"].run(lambda: fetch_oids(t2, url, [tip], policy=POLICY, limits=LIMITS), server, tick=True)
-                g2 = prepared_half(work, f"incrgit{i}.git", source, half)
-                cases["incr_git"].run(lambda: git_fetch(g2, url, tip), server)
+                cases["full"].run(partial(ours, fresh(work, f"full{i}.git"), url, [tip]), server, tick=True)
+                cases["full_git"].run(partial(git_fetch, fresh(work, f"fullgit{i}.git"), url, tip), server)
+                target = prepared_half(work, f"incr{i}.git", source, half)
+                cases["incr"].run(partial(ours, target, url, [tip]), server, tick=True)
+                target = prepared_half(work, f"incrgit{i}.git", source, half)
+                cases["incr_git"].run(partial(git_fetch, target, url, tip), server)
         for i in range(args.repeat):
-            c = fresh(work, f"copy{i}.git")
-            cases["copy"].run(lambda: copy_objects(source, c, [tip]), tick=True)
-            cg = fresh(work, f"copygit{i}.git")
-            cases["copy_git"].run(lambda: git("--git-dir", cg, "fetch", "--quiet", "--no-write-fetch-head", source, tip))
+            cases["copy"].run(partial(copy_objects, source, fresh(work, f"copy{i}.git"), [tip]), tick=True)
+            plain_fetch = ("fetch", "-q", "--no-write-fetch-head", source, tip)
+            cases["copy_git"].run(partial(git, "--git-dir", fresh(work, f"copygit{i}.git"), *plain_fetch))
         if not args.no_dulwich_copy:
-            cd = fresh(work, "copydulwich.git")
-            cases["copy_dulwich"].run(lambda: dulwich_local_copy(source, cd, tip), tick=True)
+            target = fresh(work, "copydulwich.git")
+            cases["copy_dulwich"].run(partial(dulwich_local_copy, source, target, tip), tick=True)
 
         print()
-        print(f"{'operation':<22} {'grasp.git':>18} {'git CLI':>18} {'ratio':>7} {'bytes (ours/git)':>22} {'worst hub stall':>16}")
-        for label, ours, theirs in (("full fetch (HTTP)", "full", "full_git"), ("incremental (HTTP)", "incr", "incr_git")):
-            a, b = cases[ours], cases[theirs]
+        header = ("operation", "grasp.git", "git CLI", "ratio", "bytes ours/git", "hub stall")
+        print(f"{header[0]:<22} {header[1]:>18} {header[2]:>18} {header[3]:>7} {header[4]:>16} {header[5]:>10}")
+        rows = (("full fetch (HTTP)", "full", "full_git"), ("incremental (HTTP)", "incr", "incr_git"))
+        for label, mine, theirs in rows:
+            a, b = cases[mine], cases[theirs]
             volume = f"{statistics.median(a.bytes) / 1e6:.2f}/{statistics.median(b.bytes) / 1e6:.2f} MB"
-            print(f"{label:<22} {a.time():>18} {b.time():>18} {a.median() / b.median():>6.2f}x {volume:>22} {a.stall * 1e3:>13.1f} ms")
+            print(f"{label:<22} {a.time():>18} {b.time():>18} {a.ratio(b):>6.2f}x {volume:>16} {a.stall_ms():>10}")
         a, b = cases["copy"], cases["copy_git"]
-        print(f"{'local copy':<22} {a.time():>18} {b.time():>18} {a.median() / b.median():>6.2f}x {'-':>22} {a.stall * 1e3:>13.1f} ms")
+        print(f"{'local copy':<22} {a.time():>18} {b.time():>18} {a.ratio(b):>6.2f}x {'-':>16} {a.stall_ms():>10}")
         if cases["copy_dulwich"].times:
             d = cases["copy_dulwich"]
-            print(f"{'local copy (dulwich)':<22} {d.time():>18} {'':>18} {d.median() / b.median():>6.2f}x {'-':>22} {d.stall * 1e3:>13.1f} ms")
+            label = "local copy (dulwich)"
+            print(f"{label:<22} {d.time():>18} {'':>18} {d.ratio(b):>6.2f}x {'-':>16} {d.stall_ms():>10}")
         print()
         print("ratio = ours / git CLI (median times); incremental = second half of the history on top of the first;")
-        print("worst hub stall = largest extra delay of a 5 ms ticker greenlet during our operation (limit: 100 ms).")
+        print("hub stall = worst extra delay of a 5 ms ticker greenlet during our operation (limit: 100 ms).")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,18 @@ def test_s7_1_v0_refusal_naming_oids_drops_them_then_falls_back_to_tips(source: 
     assert not has_object(target, source.dangling)
 
 
+def test_failed_fallback_after_a_successful_round_returns_the_partial_result(source: Source, target: Path):
+    """The repository changed in the first rounds, so raising "nothing happened" would be a lie."""
+    # requests: info/refs, refused fetch, info/refs, fetch (installs), then the fallback: 500
+    chaos = gitchaos.chain(gitchaos.http_status(after=4), gitchaos.protocol_v0_only())
+    with GitServer(source.root, wrap=chaos) as server:
+        old = source.main[1]
+        assert fetch(target, server.url("src.git"), [source.dangling, old]) == [old]
+        assert server.requests[-1].status.startswith("500")
+    assert not has_object(target, source.side[-1]), "the fallback failed"
+    assert_fsck_clean(target)
+
+
 def test_s7_1_nothing_the_server_has_gives_an_empty_result_not_an_error(server: GitServer, target: Path):
     assert fetch(target, server.url("src.git"), ["3" * 40]) == []
 

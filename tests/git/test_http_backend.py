@@ -73,8 +73,17 @@ def test_s10_5_real_git_clone_with_a_chunked_request_body(many_branches: Path, t
     with GitServer(many_branches) as server:
         # A postBuffer smaller than the body makes git stream it chunked (protocol v0 here:
         # git's v2 client insists on a postBuffer of at least 64 KiB).
-        git("-c", "protocol.version=0", "-c", "http.postBuffer=100", "clone", "--quiet", "--bare",
-            server.url("many.git"), tmp_path / "v0.git")
+        git(
+            "-c",
+            "protocol.version=0",
+            "-c",
+            "http.postBuffer=100",
+            "clone",
+            "--quiet",
+            "--bare",
+            server.url("many.git"),
+            tmp_path / "v0.git",
+        )
         # (git first sends a tiny "probe" POST before streaming a body it cannot buffer)
         assert any(r.chunked for r in server.requests if r.method == "POST")
     assert for_each_ref(tmp_path / "v0.git") == for_each_ref(many_branches / "many.git")
@@ -117,7 +126,8 @@ def test_oversized_request_bodies_are_refused(source: Source, http: urllib3.Pool
 def fake_backend(tmp_path: Path, body: str) -> str:
     """A stand-in CGI (shell script) for observing how the bridge runs and streams it."""
     script = tmp_path / "fake-backend"
-    script.write_text("#!/bin/sh\nprintf 'Status: 200 OK\\r\\nContent-Type: application/octet-stream\\r\\n\\r\\n'\n" + body)
+    headers = "printf 'Status: 200 OK\\r\\nContent-Type: application/octet-stream\\r\\n\\r\\n'\n"
+    script.write_text("#!/bin/sh\n" + headers + body)
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)
 
@@ -203,7 +213,8 @@ def test_s10_6_before_receive_pack_can_refuse_a_push_with_a_message_git_prints(p
 def test_s10_6_accepted_push_runs_receive_pack_and_reports_completion(pushable):
     root, clone, new = pushable
     done: list[bool] = []
-    with GitServer(root, before_receive_pack=lambda environ, body: None, after_receive_pack=lambda e, ok: done.append(ok)) as server:
+    hooks = {"before_receive_pack": lambda environ, body: None, "after_receive_pack": lambda e, ok: done.append(ok)}
+    with GitServer(root, **hooks) as server:
         server.configure("dst.git", **{"http.receivepack": "true"})
         proc = _push(clone, server.url("dst.git"), "refs/heads/main")
         assert proc.returncode == 0, proc.stderr

@@ -193,7 +193,8 @@ def test_align_refuses_malformed_refs_before_writing(tmp_path: Path, source: Sou
 def test_head_is_left_alone_unless_it_names_a_commit_branch_of_the_state(tmp_path: Path, source: Source, head, why):
     repo = state_repo(tmp_path, source)
     blob = RepoBuilder(repo).blob("not a commit")
-    result = align_refs(repo, {"refs/heads/main": source.main[-1], "refs/heads/blob": blob, "refs/tags/v1": source.tag_v1}, head)
+    state = {"refs/heads/main": source.main[-1], "refs/heads/blob": blob, "refs/tags/v1": source.tag_v1}
+    result = align_refs(repo, state, head)
     assert result.head_set is False, why
     assert symbolic_head(repo) == "refs/heads/main", "init's default HEAD is unchanged"
 

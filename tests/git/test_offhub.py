@@ -66,9 +66,8 @@ def test_s7_2_deadline_during_indexing_kills_index_pack_and_leaves_the_repositor
     monkeypatch.setattr(offhub.gsubprocess, "Popen", recording_popen)
     before = objects_listing(target)
     try:
-        with GitServer(source.root) as server:
-            with pytest.raises(FetchError) as info:
-                fetch_oids(target, server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=FetchLimits(0.5, 5))
+        with GitServer(source.root) as server, pytest.raises(FetchError) as info:
+            fetch_oids(target, server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=FetchLimits(0.5, 5))
     finally:
         os.close(writer)
         os.close(reader)

@@ -121,8 +121,9 @@ def truncate_pack(keep_fraction: float = 0.5) -> Wrap:
     return wrap
 
 
-def http_status(status: str = "500 Internal Server Error", *, first_n: int | None = None) -> Wrap:
-    """Answer every request (or only the first ``first_n``, then recover) with ``status``."""
+def http_status(status: str = "500 Internal Server Error", *, first_n: int | None = None, after: int = 0) -> Wrap:
+    """Answer requests with ``status``: all of them, or only the first ``first_n`` (then recover),
+    in either case only once ``after`` requests were served normally."""
 
     def wrap(app: WSGIApp) -> WSGIApp:
         served = 0
@@ -130,7 +131,7 @@ def http_status(status: str = "500 Internal Server Error", *, first_n: int | Non
         def chaos(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             nonlocal served
             served += 1
-            if first_n is not None and served > first_n:
+            if served <= after or (first_n is not None and served > after + first_n):
                 return app(environ, start_response)
             body = f"chaos: {status}\n".encode()
             start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
@@ -152,6 +153,17 @@ def redirect_to(base_url: str) -> Wrap:
             return [b""]
 
         return chaos
+
+    return wrap
+
+
+def chain(*wraps: Wrap) -> Wrap:
+    """Apply several wraps; the first one listed sees the request first."""
+
+    def wrap(app: WSGIApp) -> WSGIApp:
+        for inner in reversed(wraps):
+            app = inner(app)
+        return app
 
     return wrap
 
