@@ -8,7 +8,13 @@ Public API (import from ``grasp.git``):
 * refs: :func:`align_refs` -> :class:`AlignResult`, :func:`set_nostr_ref`, :func:`list_refs`,
   :func:`read_head`; :class:`AbsentObjectError`, :class:`RefConflictError`;
 * layout: :func:`ensure_bare_repo`, :func:`repo_path_for`, :func:`validate_identifier`;
-* serving: ``grasp.git.http_backend.make_git_http_app`` (imported from its module).
+* serving (import from their modules): ``grasp.git.http_backend.make_git_http_app`` (the WSGI
+  bridge to ``git http-backend``) and ``grasp.git.receive.read_push_commands`` (push commands
+  for authorisation).
+
+Runtime needs: the ``git`` CLI (``index-pack`` for received packs, ``fetch`` for local copies,
+``http-backend`` for serving), and a gevent-monkey-patched process (sockets must be cooperative
+for the fetch deadline and for the hub to keep running during a fetch).
 
 Nothing here imports ``actors`` or ``messages`` (ARCHITECTURE §2).
 """

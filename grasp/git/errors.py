@@ -15,6 +15,7 @@ FETCH_ERROR_REASONS = frozenset(
         "policy",  # the URL (or a redirect) is refused by the URL policy (S3.4)
         "dns",  # the host name does not resolve
         "refused",  # the TCP connection could not be made (refused, unreachable, reset on connect)
+        "tls",  # TLS handshake or certificate verification failed
         "timeout",  # total deadline, connect timeout or per-read timeout exceeded
         "not_found",  # HTTP 404: no repository at this URL
         "http_error",  # any other non-200 HTTP status (401, 403, 500, ...)

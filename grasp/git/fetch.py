@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,6 +273,8 @@ def _reason_of(err: BaseException) -> str | None:
         return "dns"
     if isinstance(err, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
         return "refused"
+    if isinstance(err, (urllib3.exceptions.SSLError, ssl.SSLError)):
+        return "tls"
     if isinstance(err, (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError, socket.timeout)):
         return "timeout"
     if isinstance(err, HttpStatusError):

@@ -10,6 +10,7 @@ import pytest
 from grasp.git import FetchError, FetchPolicy, check_url, fetch_oids
 from grasp.git.policy import address_refusal
 from tests.git.conftest import QUICK, Source
+from tests.support.gitrepo import self_signed_cert
 from tests.support.gitserver import GitServer
 
 STRICT = FetchPolicy()
@@ -146,3 +147,34 @@ def test_s3_4_connection_goes_to_the_checked_address_not_a_fresh_dns_answer(
     assert fetch_oids(target, url, [source.main[-1]], policy=policy, limits=QUICK, resolve=resolve) == [source.main[-1]]
     assert calls == ["rebind.test"]
     assert {r.host for r in server.requests} == {f"rebind.test:{server.port}"}, "Host header keeps the name"
+
+
+@pytest.fixture
+def tls_server(source: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """HTTPS for the name pinned.test, trusted through SSL_CERT_FILE (no system trust change)."""
+    cert, key = self_signed_cert(tmp_path, "pinned.test")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    with GitServer(source.root, tls=(cert, key)) as server:
+        yield server
+
+
+LOOPBACK_ONLY = FetchPolicy(allowed_networks=("127.0.0.1/32",))
+
+
+def to_loopback(host: str, port: int) -> list[str]:
+    return ["127.0.0.1"]
+
+
+def test_s3_4_https_to_the_pinned_address_still_verifies_the_host_name(tls_server: GitServer, source: Source, target):
+    url = f"https://pinned.test:{tls_server.port}/src.git"
+    fetched = fetch_oids(target, url, [source.main[-1]], policy=LOOPBACK_ONLY, limits=QUICK, resolve=to_loopback)
+    assert fetched == [source.main[-1]]
+    assert {r.host for r in tls_server.requests} == {f"pinned.test:{tls_server.port}"}
+
+
+def test_https_certificate_for_another_name_is_a_tls_error(tls_server: GitServer, source: Source, target):
+    url = f"https://other.test:{tls_server.port}/src.git"
+    with pytest.raises(FetchError) as info:
+        fetch_oids(target, url, [source.main[-1]], policy=LOOPBACK_ONLY, limits=QUICK, resolve=to_loopback)
+    assert info.value.reason == "tls"
+    assert tls_server.requests == [], "no HTTP request was sent over the unverified connection"

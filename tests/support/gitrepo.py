@@ -137,6 +137,18 @@ def _revision_text(file_no: int, revision: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def self_signed_cert(directory: Path, hostname: str) -> tuple[Path, Path]:
+    """A throw-away certificate for ``hostname`` (openssl CLI); returns (certfile, keyfile)."""
+    cert, key = directory / f"{hostname}.crt", directory / f"{hostname}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={hostname}",
+         "-addext", f"subjectAltName=DNS:{hostname}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
 def fsck(path: Path) -> subprocess.CompletedProcess[str]:
     """``git fsck --full --strict``; a repository that only has dangling objects passes."""
     return subprocess.run(

@@ -9,7 +9,8 @@ Usage::
         assert server.count(service="git-upload-pack", method="POST") == 1
 
 * It is a ``gevent.pywsgi.WSGIServer`` on ``host`` (default 127.0.0.1; benchmarks bind
-  127.0.0.2..127.0.0.11) and port 0, running :func:`grasp.git.http_backend.make_git_http_app`,
+  127.0.0.2..127.0.0.11) and port 0 (HTTPS with ``tls=(certfile, keyfile)``, see
+  :func:`tests.support.gitrepo.self_signed_cert`), running :func:`grasp.git.http_backend.make_git_http_app`,
   so protocol v2 (``Git-Protocol`` header), gzip and chunked bodies and streamed responses are
   exactly what the relay will serve.
 * Every request is recorded as a :class:`RequestRecord` (time, method, path, service, status,
@@ -25,6 +26,7 @@ with its three fixes).
 from __future__ import annotations
 
 import os
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -112,8 +114,9 @@ class _CountingIterable:
 class _BaseServer:
     """Start/stop, URLs and the request log shared by every test server."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None) -> None:
         self.host = host
+        self.tls = tls  # (certfile, keyfile): serve HTTPS
         self.requests: list[RequestRecord] = []
         self._server: WSGIServer | None = None
 
@@ -121,7 +124,13 @@ class _BaseServer:
         raise NotImplementedError
 
     def start(self) -> _BaseServer:
-        self._server = WSGIServer((self.host, 0), _Recorder(self.make_app(), self.requests), log=None, error_log=None)
+        tls = {}
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*map(str, self.tls))
+            tls["ssl_context"] = context
+        app = _Recorder(self.make_app(), self.requests)
+        self._server = WSGIServer((self.host, 0), app, log=None, error_log=None, **tls)
         self._server.start()
         return self
 
@@ -143,7 +152,7 @@ class _BaseServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def url(self, repo: str) -> str:
         return f"{self.base_url}/{repo}"
@@ -170,10 +179,11 @@ class GitServer(_BaseServer):
         root: Path,
         *,
         host: str = "127.0.0.1",
+        tls: tuple[Path, Path] | None = None,
         wrap: Callable[[WSGIApp], WSGIApp] | None = None,
         **bridge_options: Any,
     ) -> None:
-        super().__init__(host)
+        super().__init__(host, tls)
         self.root = Path(root)
         self.modes: dict[str, str] = {}
         self.extra_config: dict[str, dict[str, str]] = {}
