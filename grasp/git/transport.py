@@ -200,7 +200,6 @@ class GraspHttpGitClient(Urllib3HttpGitClient):
     def __init__(self, base_url: str, pool_manager: PinnedPoolManager, budget: ByteBudget) -> None:
         super().__init__(base_url, pool_manager=pool_manager, config=None)
         self.budget = budget
-        self.requests = 0
         self._post_taps: list[_ResponseTap] = []
 
     def _http_request(
@@ -211,7 +210,6 @@ class GraspHttpGitClient(Urllib3HttpGitClient):
         raise_for_status: bool = True,
     ) -> tuple[Any, Callable[[int], bytes]]:
         resp, read = super()._http_request(url, headers, data, raise_for_status=False)
-        self.requests += 1
         if raise_for_status and resp.status != 200:
             resp.close()
             raise HttpStatusError(url, resp.status)

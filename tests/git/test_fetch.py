@@ -165,3 +165,22 @@ def test_s7_3_without_refs_the_whole_history_is_sent_again(big_repo: BigRepo, tm
         server.reset_log()
         fetch(target2, server.url("big.git"), [tip])
         assert server.bytes_sent() > full_bytes * 0.9
+
+
+def test_s7_3_haves_are_the_commits_behind_every_ref(source: Source, tmp_path: Path):
+    """heads, nostr refs and (peeled) annotated tags count; refs to non-commits do not."""
+    from dulwich.repo import Repo
+
+    from grasp.git.fetch import have_heads
+    from tests.support.gitrepo import RepoBuilder, git
+
+    repo = RepoBuilder.create(tmp_path / "haves.git")
+    git("fetch", "-q", "--no-write-fetch-head", source.path, source.dangling, source.side[-1], git_dir=repo.path)
+    repo.set_ref("refs/heads/main", source.main[0])
+    repo.set_ref(f"refs/nostr/{'f' * 64}", source.dangling)
+    repo.tag("annotated", source.side[-1])
+    repo.set_ref("refs/tags/blob", repo.blob("not a commit"))
+    with Repo(str(repo.path)) as dulwich_repo:
+        assert set(have_heads(dulwich_repo)) == {
+            oid.encode() for oid in (source.main[0], source.dangling, source.side[-1])
+        }

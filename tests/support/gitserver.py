@@ -9,12 +9,14 @@ Usage::
         assert server.count(service="git-upload-pack", method="POST") == 1
 
 * It is a ``gevent.pywsgi.WSGIServer`` on ``host`` (default 127.0.0.1; benchmarks bind
-  127.0.0.2..127.0.0.11) and port 0 (HTTPS with ``tls=(certfile, keyfile)``, see
-  :func:`tests.support.gitrepo.self_signed_cert`), running :func:`grasp.git.http_backend.make_git_http_app`,
+  127.0.0.2..127.0.0.11) and port 0, running :func:`grasp.git.http_backend.make_git_http_app`,
   so protocol v2 (``Git-Protocol`` header), gzip and chunked bodies and streamed responses are
-  exactly what the relay will serve.
-* Every request is recorded as a :class:`RequestRecord` (time, method, path, service, status,
-  bytes sent, Host header) so tests count requests and bytes instead of guessing.
+  exactly what the relay will serve.  ``tls=(certfile, keyfile)`` serves HTTPS (see
+  :func:`tests.support.gitrepo.self_signed_cert`); other keyword arguments go to the bridge
+  (``before_receive_pack``, ``after_receive_pack``, ``max_request_bytes``, ``backend``).
+* Every request is recorded as a :class:`RequestRecord` (time, method, path, service, Host
+  header, chunked / content encoding of the body, status, bytes sent, whether the app raised)
+  so tests count requests and bytes instead of guessing.
 * ``wrap`` lets a test put middleware between the recorder and the bridge (chaos servers in
   ``tests/support/gitchaos.py`` use it).
 
