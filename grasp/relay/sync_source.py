@@ -1,0 +1,503 @@
+"""Sync sources (S10.7, GRASP-02 event sync): copy NIP-34 events from other relays.
+
+For each ``--sync-source ws://...`` one greenlet holds a websocket-client connection, subscribes
+to the S10.7 kinds (historic, then live) and hands every valid event to the relay's own write
+policy as ``EventSource.SYNC`` — so a synced event gets the short sync delay (S4.2) and the
+expired-id refusal (S1.4), and is otherwise treated exactly like a published one.
+
+Decisions, each for a reason:
+
+* **History is paged and fed in dependency order** (:mod:`grasp.relay.sync_source_history`):
+  sources clamp ``limit`` and send newest first, the policy needs announcements first.
+  Announcements refused as ``invalid:`` are offered again while a pass accepts something new,
+  because a maintainer's announcement is only accepted after the owner's that lists them (S10.3,
+  S10.4), whatever their timestamps.
+* **Reconnect with backoff** 5 s doubling to 5 min (S10.7), reset once a connection caught up
+  with the history. A reconnect asks only for ``since`` = newest ``created_at`` seen (capped at
+  now, so one future-dated event cannot hide the rest) minus ``resume_overlap``: events the
+  source received while we were away are re-delivered, the whole history is not. Duplicates are
+  harmless, the policy answers ``duplicate:``. The resume point only advances after a history
+  walk completed, so a connection lost mid-walk repeats the walk.
+* **Never block the hub**: the loop yields every few events (signature checks and policy calls
+  are CPU work); **bounded memory**: messages are capped (:mod:`grasp.relay.sync_source_wire`),
+  the history buffer too; **no bad frame ends the loop**: it is counted and logged at DEBUG.
+* **Stopping is safe**: a policy call in progress is allowed to finish (it may be writing refs
+  and events), everything else — socket wait, backoff sleep, connect — is interrupted at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any
+
+import gevent
+import websocket
+
+from grasp.nostr import kinds
+from grasp.nostr.event import Event, InvalidEvent
+from grasp.nostr.results import Prefix, Result
+from grasp.relay.ingest import EventSource, WritePolicy
+from grasp.relay.sync_source_history import DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PAGES, HistorySync
+from grasp.relay.sync_source_wire import (
+    BoundedWebSocket,
+    FrameError,
+    MessageSkipped,
+    RelayMessage,
+    parse_relay_message,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SYNC_KINDS", "Backoff", "SourceState", "SyncSource", "SyncSourceStatus", "SyncSources"]
+
+#: S10.7: announcements, states, patches, PRs, PR updates, issues, statuses.
+SYNC_KINDS: tuple[int, ...] = (30617, 30618, 1617, 1618, 1619, 1621, 1630, 1631, 1632, 1633)
+LIVE_SUB = "grasp-sync"
+PAGE_SUB_PREFIX = "grasp-sync-page-"
+#: Yield to other greenlets after this many events handled back to back.
+YIELD_EVERY = 32
+#: At most this many passes over refused announcements (depth of a maintainer chain).
+ANNOUNCEMENT_PASSES = 8
+
+
+class SourceState(str, Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKING_OFF = "backing off"
+    STOPPED = "stopped"
+
+
+class SourceGone(Exception):
+    """The connection ended or became unusable; the message is the status page's last_error."""
+
+
+@dataclass(frozen=True)
+class SyncSourceStatus:
+    """One source as the status API and page show it. Times are wall-clock unix seconds."""
+
+    url: str
+    state: str
+    connected_since: float | None
+    last_event_at: float | None
+    #: Valid events of the requested kinds handed to the write policy (the overlap of two
+    #: history pages is fed once; a re-delivery after a reconnect counts again).
+    events_received: int
+    #: Events the policy accepted as new (stored or held in purgatory).
+    events_accepted: int
+    #: Events the policy already had (``duplicate:``).
+    events_duplicate: int
+    #: Events the policy refused (``invalid:``, ``blocked:``, ``error:``, ...).
+    events_rejected: int
+    #: Frames and events dropped before the policy: not JSON, bad id/signature, wrong kind, too big.
+    events_invalid: int
+    #: Connection attempts after the first one.
+    reconnects: int
+    last_error: str | None
+    #: When the next connection attempt is due, while backing off.
+    next_attempt_at: float | None
+    #: The current connection finished its history walk and is live.
+    caught_up: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Backoff:
+    """Reconnect delays: ``initial`` doubling up to ``maximum`` (S10.7: 5 s .. 5 min)."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        if initial <= 0 or maximum < initial:
+            raise ValueError("backoff needs 0 < initial <= maximum")
+        self.initial = initial
+        self.maximum = maximum
+        self._next = initial
+
+    def next_delay(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+@dataclass
+class _Counters:
+    received: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    invalid: int = 0
+
+
+class SyncSource:
+    """One source relay, synced on its own greenlet between :meth:`start` and :meth:`stop`."""
+
+    def __init__(
+        self,
+        url: str,
+        accept_event: WritePolicy,
+        *,
+        kinds: Sequence[int] = SYNC_KINDS,
+        backoff_initial: float = 5.0,
+        backoff_max: float = 300.0,
+        connect_timeout: float = 10.0,
+        ping_interval: float = 30.0,
+        resume_overlap: int = 300,
+        max_message_bytes: int = 512 * 1024,  # S10.1: what we accept from a client
+        max_buffered: int = DEFAULT_MAX_BUFFERED,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Any] = gevent.sleep,
+    ) -> None:
+        self.url = url
+        self.accept_event = accept_event
+        self.kinds = tuple(kinds)
+        self._kind_set = frozenset(self.kinds)
+        self.connect_timeout = connect_timeout
+        self.ping_interval = ping_interval
+        self.resume_overlap = resume_overlap
+        self.max_message_bytes = max_message_bytes
+        self.max_buffered = max_buffered
+        self.max_pages = max_pages
+        self.clock = clock
+        self.sleep = sleep
+        self._backoff = Backoff(backoff_initial, backoff_max)
+        self._greenlet: gevent.Greenlet | None = None
+        self._ws: BoundedWebSocket | None = None
+        self._stopping = False
+        self._feeding = False
+        self._work = 0
+        self._counts = _Counters()
+        self._state = SourceState.STOPPED
+        self._attempts = 0
+        self._connected_since: float | None = None
+        self._last_event_at: float | None = None
+        self._last_error: str | None = None
+        self._next_attempt_at: float | None = None
+        self._caught_up = False
+        self._resume_from: int | None = None
+        self._last_received = 0.0
+
+    def __repr__(self) -> str:
+        return f"<SyncSource {self.url} {self._state.value}>"
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start syncing on a new greenlet (a no-op while already running)."""
+        if self._greenlet is not None and not self._greenlet.dead:
+            return
+        self._stopping = False
+        self._state = SourceState.CONNECTING
+        self._greenlet = gevent.Greenlet(self._run)
+        self._greenlet.name = f"sync-source {self.url}"
+        self._greenlet.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Close the connection and end the greenlet; True when it ended within ``timeout`` s.
+
+        A policy call in progress is waited for (up to ``timeout``) rather than interrupted.
+        """
+        self._stopping = True
+        greenlet = self._greenlet
+        if greenlet is not None:
+            if self._feeding:
+                greenlet.join(timeout)
+            greenlet.kill(block=True, timeout=timeout)
+        ws = self._ws
+        if ws is not None:  # only if the greenlet did not get to close it
+            _close_quietly(ws)
+            self._ws = None
+        self._state = SourceState.STOPPED
+        self._connected_since = self._next_attempt_at = None
+        return greenlet is None or greenlet.dead
+
+    def status(self) -> SyncSourceStatus:
+        c = self._counts
+        return SyncSourceStatus(
+            url=self.url, state=self._state.value, connected_since=self._connected_since,
+            last_event_at=self._last_event_at, events_received=c.received,
+            events_accepted=c.accepted, events_duplicate=c.duplicate, events_rejected=c.rejected,
+            events_invalid=c.invalid, reconnects=max(self._attempts - 1, 0),
+            last_error=self._last_error, next_attempt_at=self._next_attempt_at,
+            caught_up=self._caught_up,
+        )
+
+    # --- the connection loop -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                self._connect_and_sync()
+                if not self._stopping:
+                    self._back_off()
+        finally:
+            self._state = SourceState.STOPPED
+            self._connected_since = self._next_attempt_at = None
+
+    def _back_off(self) -> None:
+        delay = self._backoff.next_delay()
+        self._state = SourceState.BACKING_OFF
+        self._next_attempt_at = self.clock() + delay
+        logger.debug("sync source %s: reconnecting in %g s", self.url, delay)
+        self.sleep(delay)
+        self._next_attempt_at = None
+
+    def _connect_and_sync(self) -> None:
+        self._state = SourceState.CONNECTING
+        self._attempts += 1
+        ws = self._ws = BoundedWebSocket(self.max_message_bytes)
+        try:
+            ws.settimeout(self.connect_timeout)
+            ws.connect(self.url)
+            ws.settimeout(self.ping_interval)
+            self._state = SourceState.CONNECTED
+            self._connected_since = self.clock()
+            self._last_received = time.monotonic()
+            logger.info("sync source %s: connected (since=%s)", self.url, self._resume_since())
+            self._sync(ws)
+        except (SourceGone, websocket.WebSocketException, OSError) as exc:
+            self._last_error = _describe(exc)
+            logger.warning("sync source %s: %s", self.url, self._last_error)
+        except Exception as exc:  # a bug here must not end syncing for good: back off, retry
+            self._last_error = f"internal error: {exc!r}"
+            logger.exception("sync source %s: connection failed", self.url)
+        finally:
+            self._ws = None
+            _close_quietly(ws)
+            self._connected_since = None
+            self._caught_up = False
+
+    def _sync(self, ws: BoundedWebSocket) -> None:
+        """Page through the history, then stay live; returns only when stopping."""
+        history = HistorySync(self.kinds, self._resume_since(), max_buffered=self.max_buffered,
+                              max_pages=self.max_pages)
+        page = LIVE_SUB
+        _send(ws, "REQ", LIVE_SUB, history.first_filter())
+        while not self._stopping:
+            message = self._receive(ws)
+            if message is None:
+                continue
+            if message.verb == "EVENT":
+                event = self._valid_event(message)
+                if event is None:
+                    continue
+                if history.done:
+                    self._feed_live(event)
+                elif message.sub_id == page:
+                    self._feed(history.add_page_event(event))
+                else:
+                    self._feed(history.add_live_event(event))
+            elif message.verb == "EOSE" and message.sub_id == page and not history.done:
+                if page != LIVE_SUB:
+                    _send(ws, "CLOSE", page)
+                next_filter = history.end_page()
+                if next_filter is None:
+                    self._finish_history(history)
+                else:
+                    page = f"{PAGE_SUB_PREFIX}{history.pages}"
+                    _send(ws, "REQ", page, next_filter)
+            elif message.verb == "CLOSED" and message.sub_id in (LIVE_SUB, page):
+                raise SourceGone(f"source closed subscription {message.sub_id}: {message.text}")
+            elif message.verb == "NOTICE":
+                logger.info("sync source %s: NOTICE %s", self.url, message.text[:200])
+
+    def _receive(self, ws: BoundedWebSocket) -> RelayMessage | None:
+        """The next usable message; None after a timeout, a control frame or a dropped frame."""
+        try:
+            opcode, frame = ws.recv_data_frame(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            self._keepalive(ws)
+            return None
+        except MessageSkipped as exc:
+            self._invalid(str(exc))
+            return None
+        self._last_received = time.monotonic()
+        self._cooperate()
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            raise SourceGone(f"source closed the connection{_close_text(frame.data)}")
+        if opcode == websocket.ABNF.OPCODE_BINARY:
+            self._invalid("binary message")
+        elif opcode == websocket.ABNF.OPCODE_TEXT:
+            try:
+                return parse_relay_message(frame.data.decode("utf-8"))
+            except UnicodeDecodeError:
+                self._invalid("text message is not UTF-8")
+            except FrameError as exc:
+                self._invalid(str(exc))
+        return None
+
+    def _keepalive(self, ws: BoundedWebSocket) -> None:
+        """Nothing arrived for a ping interval: ping; after two silent intervals give up."""
+        idle = time.monotonic() - self._last_received
+        if idle >= 2 * self.ping_interval:
+            raise SourceGone(f"no data from the source for {idle:.0f} s")
+        ws.ping()
+
+    def _resume_since(self) -> int | None:
+        if self._resume_from is None:
+            return None
+        return max(min(self._resume_from, int(self.clock())) - self.resume_overlap, 0)
+
+    def _finish_history(self, history: HistorySync) -> None:
+        self._feed(history.drain())
+        if history.newest is not None:
+            self._resume_from = max(self._resume_from or 0, history.newest)
+        self._caught_up = True
+        self._backoff.reset()
+        log = logger.warning if history.truncated else logger.info
+        log("sync source %s: caught up, %d historic events in %d pages%s", self.url, history.events,
+            history.pages, " (stopped at the page limit)" if history.truncated else "")
+
+    # --- events --------------------------------------------------------------------------------
+
+    def _valid_event(self, message: RelayMessage) -> Event | None:
+        """Full NIP-01 validation (id, signature) and the requested kinds; else count and drop."""
+        if not (message.sub_id == LIVE_SUB or str(message.sub_id).startswith(PAGE_SUB_PREFIX)):
+            self._invalid(f"EVENT for a subscription we did not open ({str(message.sub_id)[:64]!r})")
+            return None
+        try:
+            event = Event.from_json(message.event)
+        except InvalidEvent as exc:
+            self._invalid(f"event {exc.event_id or '(no id)'}: {exc.message}")
+            return None
+        except Exception:  # a validator bug must not turn one frame into a reconnect loop
+            logger.warning("sync source %s: could not validate an event", self.url, exc_info=True)
+            self._invalid("event could not be validated")
+            return None
+        if event.kind not in self._kind_set:
+            self._invalid(f"event {event.id} of kind {event.kind}, which we did not ask for")
+            return None
+        self._last_event_at = self.clock()
+        return event
+
+    def _feed_live(self, event: Event) -> None:
+        self._feed([event])
+        self._resume_from = max(self._resume_from or 0, event.created_at)
+
+    def _feed(self, batch: Iterable[Event]) -> None:
+        """Announcements first, retried while a pass accepts something; then the rest in order."""
+        events = list(batch)
+        pending = [e for e in events if e.kind == kinds.REPO_ANNOUNCEMENT]
+        for attempt in range(1, ANNOUNCEMENT_PASSES + 1):
+            refused, progress = [], False
+            for event in pending:
+                if self._stopping:
+                    return
+                result = self._offer(event)
+                if not result.accepted and result.prefix is Prefix.INVALID:
+                    refused.append((event, result))
+                else:
+                    self._record(event, result)
+                    progress = progress or result.accepted
+            if not (refused and progress) or attempt == ANNOUNCEMENT_PASSES or self._stopping:
+                for event, result in refused:
+                    self._record(event, result)
+                break
+            pending = [event for event, _ in refused]
+        for event in events:
+            if self._stopping:
+                return
+            if event.kind != kinds.REPO_ANNOUNCEMENT:
+                self._record(event, self._offer(event))
+
+    def _offer(self, event: Event) -> Result:
+        self._feeding = True
+        try:
+            return self.accept_event(event, EventSource.SYNC)
+        except Exception:
+            logger.exception("sync source %s: write policy failed on event %s", self.url, event.id)
+            return Result.reject(Prefix.ERROR, "write policy failed")
+        finally:
+            self._feeding = False
+            self._cooperate()
+
+    def _record(self, event: Event, result: Result) -> None:
+        self._counts.received += 1
+        prefix = result.prefix
+        if prefix is Prefix.DUPLICATE:
+            self._counts.duplicate += 1
+        elif result.accepted:
+            self._counts.accepted += 1
+        else:
+            self._counts.rejected += 1
+        log = logger.warning if prefix is Prefix.ERROR else logger.debug
+        log("sync source %s: event %s kind %d -> %s %r", self.url, event.id, event.kind,
+            result.accepted, result.message)
+
+    def _invalid(self, why: str) -> None:
+        self._counts.invalid += 1
+        logger.debug("sync source %s: dropped %s", self.url, why)
+
+    def _cooperate(self) -> None:
+        self._work += 1
+        if self._work % YIELD_EVERY == 0:
+            gevent.sleep(0)
+
+
+class SyncSources:
+    """All configured sources (``Config.sync_sources``); duplicate URLs are synced once."""
+
+    def __init__(self, urls: Iterable[str], accept_event: WritePolicy, **options: Any) -> None:
+        self.sources: tuple[SyncSource, ...] = tuple(
+            SyncSource(url, accept_event, **options) for url in dict.fromkeys(urls)
+        )
+
+    def __iter__(self) -> Iterator[SyncSource]:
+        return iter(self.sources)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def start(self) -> None:
+        for source in self.sources:
+            source.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop every source concurrently; True when all greenlets ended in time."""
+        stops = [gevent.spawn(source.stop, timeout) for source in self.sources]
+        gevent.joinall(stops)
+        return all(stop.value for stop in stops)
+
+    def status(self) -> list[SyncSourceStatus]:
+        return [source.status() for source in self.sources]
+
+
+def _send(ws: BoundedWebSocket, *frame: Any) -> None:
+    ws.send(json.dumps(list(frame), separators=(",", ":")))
+
+
+def _close_quietly(ws: BoundedWebSocket) -> None:
+    """Send a close frame if we still can (briefly), then drop the socket."""
+    try:
+        if ws.connected and ws.sock is not None:
+            ws.sock.settimeout(1.0)
+            ws.send_close()
+    except Exception:
+        pass
+    ws.shutdown()
+
+
+def _close_text(data: bytes) -> str:
+    if len(data) < 2:
+        return ""
+    code = int.from_bytes(data[:2], "big")
+    reason = data[2:].decode("utf-8", "replace")
+    return f" ({code}{' ' + reason if reason else ''})"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SourceGone):
+        return str(exc)
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, websocket.WebSocketConnectionClosedException):
+        return "connection lost"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, websocket.WebSocketException) else text

@@ -1,0 +1,457 @@
+"""Sync sources (S10.7; S4.2 and S1.4 through EventSource.SYNC) over real websockets on 127.0.0.1.
+
+The source is either a real in-process relay (``open_relay``: plain NIP-01, stores everything,
+clamps ``limit``) or a :class:`ScriptedSource` — the relay's own websocket server running a
+script instead of NIP-01, to play a misbehaving or flaky source. The write policy is a recording
+callable; some tests give it the dependency rules of the GRASP policy (S10.4) in miniature.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import gevent
+import pytest
+
+from grasp.config import Config
+from grasp.nostr import kinds
+from grasp.nostr.event import Event
+from grasp.nostr.results import Prefix, Result
+from grasp.relay.http import RelayApp
+from grasp.relay.ingest import EventSource
+from grasp.relay.server import Relay, open_relay
+from grasp.relay.sync_source import LIVE_SUB, PAGE_SUB_PREFIX, SyncSource, SyncSources
+from grasp.relay.sync_source_wire import BoundedWebSocket
+from grasp.relay.websocket import RelayWSGIServer
+from tests.relay.conftest import Client, signed
+from tests.support.nip34 import Key
+from tests.support.wait import wait_for
+
+T = 1_700_000_000
+
+
+class Recorder:
+    """A write policy that records every offer; ``decide`` answers (accept all by default)."""
+
+    def __init__(self, decide: Callable[[Event], Result] | None = None) -> None:
+        self.offered: list[tuple[Event, EventSource]] = []
+        self.decide = decide or (lambda event: Result.ok())
+
+    def __call__(self, event: Event, source: EventSource) -> Result:
+        self.offered.append((event, source))
+        return self.decide(event)
+
+    @property
+    def ids(self) -> list[str]:
+        return [event.id for event, _ in self.offered]
+
+
+def dependency_rules() -> Callable[[Event], Result]:
+    """S10.4 in miniature: a state needs its author's announcement, other kinds an accepted
+    announcement (``a``) or event (``e``)."""
+    accepted: set[str] = set()
+
+    def decide(event: Event) -> Result:
+        d = next((tag[1] for tag in event.tags if tag[0] == "d"), "")
+        if event.kind == kinds.REPO_ANNOUNCEMENT:
+            accepted.add(f"{kinds.REPO_ANNOUNCEMENT}:{event.pubkey}:{d}")
+            return Result.ok()
+        needs = {f"{kinds.REPO_ANNOUNCEMENT}:{event.pubkey}:{d}"} if event.kind == kinds.REPO_STATE else {
+            tag[1] for tag in event.tags if tag[0] in ("a", "e")}
+        if needs & accepted:
+            accepted.add(event.id)
+            return Result.ok()
+        return Result.reject(Prefix.INVALID, "references nothing accepted")
+
+    return decide
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def source_relay(tmp_path: Path) -> Iterator[Callable[..., Relay]]:
+    """``source_relay(port=0, max_limit=500, name="a")``: a started in-process NIP-01 relay."""
+    relays: list[Relay] = []
+
+    def start(port: int = 0, max_limit: int = 500, name: str = "a") -> Relay:
+        config = Config(host="127.0.0.1", port=port, data_dir=tmp_path / name, max_limit=max_limit)
+        relays.append(open_relay(config))
+        relays[-1].start()
+        return relays[-1]
+
+    yield start
+    for relay in relays:
+        if relay.server.started:
+            relay.shutdown(timeout=2)
+
+
+def ws_url(relay: Relay) -> str:
+    return f"ws://127.0.0.1:{relay.port}/"
+
+
+def seed(relay: Relay, *events: Event) -> None:
+    for event in events:
+        assert relay.store.save(event).stored
+
+
+class _Peer:
+    """One connection to a ScriptedSource (a MessageListener of the relay's websocket layer)."""
+
+    def __init__(self, source: ScriptedSource, connection, number: int) -> None:
+        self.source, self.connection, self.number = source, connection, number
+
+    def send(self, *frame: object) -> None:
+        self.connection.send(json.dumps(list(frame)))
+
+    def send_text(self, text: str) -> None:
+        self.connection.send(text)
+
+    def close(self) -> None:
+        self.connection.close(1001, "scripted close")
+
+    def on_text(self, text: str) -> None:
+        frame = json.loads(text)
+        self.source.received.append((self.number, frame))
+        if frame[0] == "REQ":
+            self.source.on_req(self, frame)
+
+    def on_binary(self, data: bytes) -> None:
+        pass
+
+    def on_close(self) -> None:
+        pass
+
+    def farewell(self, reason: str) -> str | None:
+        return None
+
+
+class ScriptedSource:
+    """A source that answers each REQ with ``on_req(peer, frame)`` rather than NIP-01 rules."""
+
+    def __init__(self, on_req: Callable[[_Peer, list], None]) -> None:
+        self.on_req = on_req
+        self.received: list[tuple[int, list]] = []
+        self.connections = 0
+        app = RelayApp(info={"name": "scripted source"}, session_factory=self._peer)
+        self.server = RelayWSGIServer(("127.0.0.1", 0), app)
+        self.server.start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.server_port}/"
+
+    def requests(self) -> list[tuple[int, list]]:
+        return [(n, frame) for n, frame in self.received if frame[0] == "REQ"]
+
+    def _peer(self, connection) -> _Peer:
+        self.connections += 1
+        return _Peer(self, connection, self.connections)
+
+    def close(self) -> None:
+        for connection in self.server.websocket_connections:
+            connection.close(1001, "bye")
+        self.server.websocket_connections.wait_empty(2)
+        self.server.stop(timeout=2)
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[..., ScriptedSource]]:
+    servers: list[ScriptedSource] = []
+
+    def start(on_req: Callable[[_Peer, list], None]) -> ScriptedSource:
+        servers.append(ScriptedSource(on_req))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def sync() -> Iterator[Callable[..., SyncSource]]:
+    """``sync(url, policy, **options)``: a started SyncSource, stopped (and checked) at teardown."""
+    started: list[SyncSource] = []
+
+    def start(url: str, policy: Callable, **options) -> SyncSource:
+        started.append(SyncSource(url, policy, **options))
+        started[-1].start()
+        return started[-1]
+
+    yield start
+    for source in started:
+        assert source.stop(timeout=2), f"{source} did not stop"
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --- historic, then live -------------------------------------------------------------------------
+
+def test_history_then_live_events_are_fed_as_synced(source_relay, sync):
+    """S10.7: stored events of the NIP-34 kinds arrive, then one published after we connected
+    arrives within a second; every one goes to the write policy as EventSource.SYNC (S4.2)."""
+    relay = source_relay()
+    history = [signed(kind=kind, created_at=T + i) for i, kind in enumerate(
+        (kinds.ISSUE, kinds.PATCH, 1630, kinds.REPO_STATE, kinds.REPO_ANNOUNCEMENT))]
+    seed(relay, *history, signed(kind=1, created_at=T))  # kind 1 is not asked for
+    recorder = Recorder()
+    source = sync(ws_url(relay), recorder)
+
+    wait_for(lambda: source.status().caught_up, message="history walk")
+    assert sorted(recorder.ids) == sorted(e.id for e in history)
+
+    live = signed(kind=kinds.ISSUE)
+    client = Client(ws_url(relay))
+    try:
+        assert client.publish(live)[2] is True
+        wait_for(lambda: live.id in recorder.ids, timeout=1.0, message="live event")
+    finally:
+        client.close()
+    assert {src for _, src in recorder.offered} == {EventSource.SYNC}
+    status = source.status()
+    assert (status.state, status.events_received, status.events_accepted) == ("connected", 6, 6)
+    assert status.events_invalid == status.reconnects == 0
+    assert status.connected_since is not None and status.last_event_at is not None
+
+
+def test_history_is_paged_beyond_the_source_limit_and_fed_once(source_relay, sync, scripted):
+    """A source clamps limit (S10.1: ours to 500); we page with ``until`` until a page brings
+    nothing new. Events sharing a second across a page boundary are fed exactly once."""
+    relay = source_relay(max_limit=3)
+    events = [signed(kind=kinds.ISSUE, created_at=T + i // 2) for i in range(11)]  # pairs per second
+    seed(relay, *events)
+    recorder = Recorder()
+    source = sync(ws_url(relay), recorder)
+    wait_for(lambda: source.status().caught_up, message="history walk")
+    assert sorted(recorder.ids) == sorted(e.id for e in events)
+    assert [e.created_at for e, _ in recorder.offered] == sorted(e.created_at for e in events)
+
+
+def test_history_is_fed_in_dependency_order(source_relay, sync):
+    """Announcement, then state, then thread starters, then replies, each oldest first — even
+    when timestamps say otherwise and the dependencies sit on different pages (S10.4)."""
+    relay = source_relay(max_limit=2)
+    owner = Key()
+    address = f"{kinds.REPO_ANNOUNCEMENT}:{owner.pubkey}:repo"
+    announcement = owner.announcement("repo", created_at=T + 100)  # re-published: the newest
+    state = owner.state("repo", {"refs/heads/main": "a" * 40}, created_at=T + 10)
+    issue = signed(kind=kinds.ISSUE, tags=[["a", address]], created_at=T + 20)
+    patch = signed(kind=kinds.PATCH, tags=[["a", address]], created_at=T + 30)
+    status = signed(kind=1630, tags=[["e", issue.id]], created_at=T + 5)  # skewed clock
+    seed(relay, announcement, state, issue, patch, status)
+    recorder = Recorder(dependency_rules())
+    source = sync(ws_url(relay), recorder)
+
+    wait_for(lambda: source.status().caught_up, message="history walk")
+    assert recorder.ids == [announcement.id, state.id, issue.id, patch.id, status.id]
+    assert (source.status().events_accepted, source.status().events_rejected) == (5, 0)
+
+
+def test_maintainer_announcement_is_offered_again_after_the_owners(source_relay, sync):
+    """S10.3/S10.4: a maintainer's announcement is accepted only once the owner's (which lists
+    the maintainer) is; it is older here, so the first pass refuses it and the next accepts it."""
+    relay = source_relay()
+    owner, maintainer = Key(), Key()
+    theirs = maintainer.announcement("repo", created_at=T)
+    ours = owner.announcement("repo", maintainers=[maintainer.pubkey], created_at=T + 50)
+    seed(relay, theirs, ours)
+    accepted: set[str] = set()
+
+    def decide(event: Event) -> Result:
+        if event.pubkey == owner.pubkey or owner.pubkey in accepted:
+            accepted.add(event.pubkey)
+            return Result.ok()
+        return Result.reject(Prefix.INVALID, "not a maintainer")
+
+    recorder = Recorder(decide)
+    source = sync(ws_url(relay), recorder)
+    wait_for(lambda: source.status().caught_up, message="history walk")
+    assert recorder.ids == [theirs.id, ours.id, theirs.id]
+    status = source.status()
+    assert (status.events_received, status.events_accepted, status.events_rejected) == (2, 2, 0)
+
+
+# --- a misbehaving source ------------------------------------------------------------------------
+
+def test_invalid_frames_are_dropped_counted_and_do_not_end_the_connection(scripted, sync):
+    """Nothing a source sends can reach the policy unvalidated or end the loop: each bad frame
+    is counted (events_invalid) and the events around it still arrive."""
+    good = [signed(kind=kinds.ISSUE, created_at=T + i) for i in range(3)]
+    forged = dict(signed(kind=kinds.ISSUE).to_json(), content="tampered")
+
+    def script(peer: _Peer, frame: list) -> None:
+        sub = frame[1]
+        if sub != LIVE_SUB:
+            peer.send("EOSE", sub)
+            return
+        peer.send("EVENT", sub, good[0].to_json())
+        for bad in ("not json", '{"an": "object"}', "[]", '["EVENT"]', '["EVENT", "x", {}, 1]',
+                    "x" * 5000):  # the last is bigger than max_message_bytes
+            peer.send_text(bad)
+        peer.send("EVENT", sub, forged)                                   # bad id
+        peer.send("EVENT", sub, signed(kind=1).to_json())                 # kind not asked for
+        peer.send("EVENT", "someone-elses-sub", signed(kind=kinds.ISSUE).to_json())
+        peer.send("NOTICE", "hello")                                      # fine, logged
+        peer.send("OK", "a" * 64, True, "")                               # ignored
+        peer.send("EVENT", sub, good[1].to_json())
+        peer.send("EOSE", sub)
+        peer.send("EVENT", sub, good[2].to_json())                        # live
+
+    server = scripted(script)
+    recorder = Recorder()
+    source = sync(server.url, recorder, max_message_bytes=4096)
+    wait_for(lambda: good[2].id in recorder.ids, message="the live event after the junk")
+    assert sorted(recorder.ids) == sorted(e.id for e in good)
+    status = source.status()
+    assert (status.events_invalid, status.events_received) == (9, 3)
+    assert (status.state, status.reconnects, server.connections) == ("connected", 0, 1)
+
+
+def test_write_policy_failure_is_contained(source_relay, sync):
+    """A policy that raises costs that one event (counted as rejected), never the loop."""
+    relay = source_relay()
+    events = [signed(kind=kinds.ISSUE, created_at=T + i) for i in range(3)]
+    seed(relay, *events)
+
+    def decide(event: Event) -> Result:
+        if event.id == events[1].id:
+            raise RuntimeError("policy bug")
+        return Result.ok()
+
+    source = sync(ws_url(relay), Recorder(decide))
+    wait_for(lambda: source.status().caught_up, message="history walk")
+    status = source.status()
+    assert (status.events_accepted, status.events_rejected, status.reconnects) == (2, 1, 0)
+
+
+def test_refused_subscription_backs_off_with_the_reason(scripted, sync):
+    server = scripted(lambda peer, frame: peer.send("CLOSED", frame[1], "blocked: not for you"))
+    source = sync(server.url, Recorder(), backoff_initial=60)
+    wait_for(lambda: source.status().state == "backing off", message="backing off")
+    assert "blocked: not for you" in source.status().last_error
+
+
+# --- reconnecting --------------------------------------------------------------------------------
+
+def test_backoff_doubles_to_five_minutes_while_the_source_is_down(sync):
+    """S10.7: 5 s doubling, capped at 5 min; every failed attempt counts as a reconnect."""
+    delays: list[float] = []
+
+    def sleep(delay: float) -> None:
+        delays.append(delay)
+        gevent.sleep(3600 if len(delays) >= 9 else 0)  # then park until stop() kills us
+
+    source = sync(f"ws://127.0.0.1:{free_port()}/", Recorder(), sleep=sleep, clock=lambda: 1000.0)
+    wait_for(lambda: len(delays) >= 9, message="nine backoff delays")
+    assert delays == [5, 10, 20, 40, 80, 160, 300, 300, 300]
+    status = source.status()
+    assert (status.state, status.reconnects, status.last_error) == ("backing off", 8, "connection refused")
+    assert status.next_attempt_at == 1300.0 and status.connected_since is None
+
+
+def test_source_restart_reconnects_and_continues(source_relay, sync):
+    """The source goes away → backing off → it comes back on the same port → we reconnect,
+    catch up and receive what is published there (status shows each state and the reconnect)."""
+    relay = source_relay(name="source")
+    port = relay.port
+    first = signed(kind=kinds.ISSUE)
+    seed(relay, first)
+    recorder = Recorder()
+    source = sync(ws_url(relay), recorder, backoff_initial=0.05, backoff_max=0.2)
+    wait_for(lambda: source.status().caught_up, message="first history walk")
+
+    relay.shutdown(timeout=2)
+    wait_for(lambda: source.status().state in ("backing off", "connecting"), message="disconnect seen")
+    assert source.status().last_error and not source.status().caught_up
+
+    restarted = source_relay(port=port, name="source")  # same store: the history is still there
+    wait_for(lambda: source.status().caught_up, message="reconnected and caught up")
+    after = signed(kind=kinds.ISSUE)
+    client = Client(ws_url(restarted))
+    try:
+        client.publish(after)
+        wait_for(lambda: after.id in recorder.ids, timeout=1.0, message="event after the restart")
+    finally:
+        client.close()
+    status = source.status()
+    assert status.state == "connected" and status.reconnects >= 1
+    assert recorder.ids.count(first.id) <= 2  # re-delivered at most once, inside the overlap
+
+
+def test_reconnect_resumes_since_newest_seen_minus_overlap(scripted, sync):
+    """A reconnect asks ``since`` = newest created_at seen − overlap, capped at now; a
+    connection lost before the history walk finished does not move the resume point."""
+    now = 3000
+
+    def script(peer: _Peer, frame: list) -> None:
+        sub = frame[1]
+        if sub.startswith(PAGE_SUB_PREFIX):
+            peer.send("EOSE", sub)
+            peer.close()  # connection 2 ends right after its (complete) history walk
+            return
+        if peer.number == 1:
+            peer.send("EVENT", sub, signed(kind=kinds.ISSUE, created_at=2000).to_json())
+            peer.close()  # before EOSE: the walk is incomplete
+        elif peer.number == 2:
+            for at in (2000, 1000):
+                peer.send("EVENT", sub, signed(kind=kinds.ISSUE, created_at=at).to_json())
+            peer.send("EOSE", sub)
+        elif peer.number == 3:
+            peer.send("EOSE", sub)  # nothing new: caught up at once, then a future-dated live event
+            peer.send("EVENT", sub, signed(kind=kinds.ISSUE, created_at=10**9).to_json())
+            peer.close()
+        else:
+            peer.send("EOSE", sub)
+
+    server = scripted(script)
+    source = sync(server.url, Recorder(), resume_overlap=100, clock=lambda: float(now),
+                  sleep=lambda delay: gevent.sleep(0.01))
+    wait_for(lambda: server.connections >= 4 and source.status().caught_up, message="fourth connection")
+    live_reqs = [frame for _, frame in server.requests() if frame[1] == LIVE_SUB]
+    assert [flt.get("since") for flt in (frame[2] for frame in live_reqs[:4])] == [None, None, 1900, 2900]
+    assert live_reqs[0][2]["kinds"] == [30617, 30618, 1617, 1618, 1619, 1621, 1630, 1631, 1632, 1633]
+
+
+# --- stopping ------------------------------------------------------------------------------------
+
+def open_sockets() -> list[BoundedWebSocket]:
+    return [o for o in gc.get_objects() if isinstance(o, BoundedWebSocket) and o.sock is not None]
+
+
+def test_stop_leaves_no_greenlets_or_sockets(source_relay):
+    """stop() closes the websocket (the source sees the connection end) and ends each greenlet,
+    from every state: live, backing off, and stuck in a handshake that never completes."""
+    relay = source_relay()
+    silent = socket.socket()  # accepts TCP (backlog) but never answers the handshake
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    sources = SyncSources(
+        [ws_url(relay), ws_url(relay), f"ws://127.0.0.1:{free_port()}/",
+         f"ws://127.0.0.1:{silent.getsockname()[1]}/"],
+        Recorder(), backoff_initial=300, connect_timeout=30,
+    )
+    try:
+        assert len(sources) == 3  # the duplicate URL is synced once
+        sources.start()
+        wait_for(lambda: [s.state for s in sources.status()] == ["connected", "backing off", "connecting"],
+                 message="live, backing off and connecting")
+        assert len(relay.server.websocket_connections) == 1
+        started = time.monotonic()
+        assert sources.stop(timeout=2)
+        assert time.monotonic() - started < 1.0
+    finally:
+        silent.close()
+    assert all(source._greenlet.dead for source in sources)
+    assert [s.state for s in sources.status()] == ["stopped"] * 3
+    wait_for(lambda: len(relay.server.websocket_connections) == 0, message="source sees the close")
+    gc.collect()
+    assert open_sockets() == []
