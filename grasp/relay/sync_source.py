@@ -27,27 +27,28 @@ Decisions, each for a reason:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from enum import Enum
 from typing import Any
 
 import gevent
 import websocket
 
-from grasp.nostr import kinds
+from grasp.nostr.kinds import REPO_ANNOUNCEMENT
 from grasp.nostr.event import Event, InvalidEvent
 from grasp.nostr.results import Prefix, Result
 from grasp.relay.ingest import EventSource, WritePolicy
 from grasp.relay.sync_source_history import DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PAGES, HistorySync
+from grasp.relay.sync_source_status import Backoff, Counters, SourceState, SyncSourceStatus
 from grasp.relay.sync_source_wire import (
     BoundedWebSocket,
     FrameError,
     MessageSkipped,
     RelayMessage,
+    SourceGone,
+    close_frame_text,
+    describe_error,
     parse_relay_message,
 )
 
@@ -63,76 +64,6 @@ PAGE_SUB_PREFIX = "grasp-sync-page-"
 YIELD_EVERY = 32
 #: At most this many passes over refused announcements (depth of a maintainer chain).
 ANNOUNCEMENT_PASSES = 8
-
-
-class SourceState(str, Enum):
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    BACKING_OFF = "backing off"
-    STOPPED = "stopped"
-
-
-class SourceGone(Exception):
-    """The connection ended or became unusable; the message is the status page's last_error."""
-
-
-@dataclass(frozen=True)
-class SyncSourceStatus:
-    """One source as the status API and page show it. Times are wall-clock unix seconds."""
-
-    url: str
-    state: str
-    connected_since: float | None
-    last_event_at: float | None
-    #: Valid events of the requested kinds handed to the write policy (the overlap of two
-    #: history pages is fed once; a re-delivery after a reconnect counts again).
-    events_received: int
-    #: Events the policy accepted as new (stored or held in purgatory).
-    events_accepted: int
-    #: Events the policy already had (``duplicate:``).
-    events_duplicate: int
-    #: Events the policy refused (``invalid:``, ``blocked:``, ``error:``, ...).
-    events_rejected: int
-    #: Frames and events dropped before the policy: not JSON, bad id/signature, wrong kind, too big.
-    events_invalid: int
-    #: Connection attempts after the first one.
-    reconnects: int
-    last_error: str | None
-    #: When the next connection attempt is due, while backing off.
-    next_attempt_at: float | None
-    #: The current connection finished its history walk and is live.
-    caught_up: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class Backoff:
-    """Reconnect delays: ``initial`` doubling up to ``maximum`` (S10.7: 5 s .. 5 min)."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        if initial <= 0 or maximum < initial:
-            raise ValueError("backoff needs 0 < initial <= maximum")
-        self.initial = initial
-        self.maximum = maximum
-        self._next = initial
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
-
-
-@dataclass
-class _Counters:
-    received: int = 0
-    accepted: int = 0
-    duplicate: int = 0
-    rejected: int = 0
-    invalid: int = 0
 
 
 class SyncSource:
@@ -173,7 +104,7 @@ class SyncSource:
         self._stopping = False
         self._feeding = False
         self._work = 0
-        self._counts = _Counters()
+        self._counts = Counters()
         self._state = SourceState.STOPPED
         self._attempts = 0
         self._connected_since: float | None = None
@@ -212,7 +143,7 @@ class SyncSource:
             greenlet.kill(block=True, timeout=timeout)
         ws = self._ws
         if ws is not None:  # only if the greenlet did not get to close it
-            _close_quietly(ws)
+            ws.close_quietly()
             self._ws = None
         self._state = SourceState.STOPPED
         self._connected_since = self._next_attempt_at = None
@@ -263,14 +194,14 @@ class SyncSource:
             logger.info("sync source %s: connected (since=%s)", self.url, self._resume_since())
             self._sync(ws)
         except (SourceGone, websocket.WebSocketException, OSError) as exc:
-            self._last_error = _describe(exc)
+            self._last_error = describe_error(exc)
             logger.warning("sync source %s: %s", self.url, self._last_error)
         except Exception as exc:  # a bug here must not end syncing for good: back off, retry
             self._last_error = f"internal error: {exc!r}"
             logger.exception("sync source %s: connection failed", self.url)
         finally:
             self._ws = None
-            _close_quietly(ws)
+            ws.close_quietly()
             self._connected_since = None
             self._caught_up = False
 
@@ -279,7 +210,7 @@ class SyncSource:
         history = HistorySync(self.kinds, self._resume_since(), max_buffered=self.max_buffered,
                               max_pages=self.max_pages)
         page = LIVE_SUB
-        _send(ws, "REQ", LIVE_SUB, history.first_filter())
+        ws.send_message("REQ", LIVE_SUB, history.first_filter())
         while not self._stopping:
             message = self._receive(ws)
             if message is None:
@@ -296,13 +227,13 @@ class SyncSource:
                     self._feed(history.add_live_event(event))
             elif message.verb == "EOSE" and message.sub_id == page and not history.done:
                 if page != LIVE_SUB:
-                    _send(ws, "CLOSE", page)
+                    ws.send_message("CLOSE", page)
                 next_filter = history.end_page()
                 if next_filter is None:
                     self._finish_history(history)
                 else:
                     page = f"{PAGE_SUB_PREFIX}{history.pages}"
-                    _send(ws, "REQ", page, next_filter)
+                    ws.send_message("REQ", page, next_filter)
             elif message.verb == "CLOSED" and message.sub_id in (LIVE_SUB, page):
                 raise SourceGone(f"source closed subscription {message.sub_id}: {message.text}")
             elif message.verb == "NOTICE":
@@ -321,7 +252,7 @@ class SyncSource:
         self._last_received = time.monotonic()
         self._cooperate()
         if opcode == websocket.ABNF.OPCODE_CLOSE:
-            raise SourceGone(f"source closed the connection{_close_text(frame.data)}")
+            raise SourceGone(f"source closed the connection{close_frame_text(frame.data)}")
         if opcode == websocket.ABNF.OPCODE_BINARY:
             self._invalid("binary message")
         elif opcode == websocket.ABNF.OPCODE_TEXT:
@@ -384,7 +315,7 @@ class SyncSource:
     def _feed(self, batch: Iterable[Event]) -> None:
         """Announcements first, retried while a pass accepts something; then the rest in order."""
         events = list(batch)
-        pending = [e for e in events if e.kind == kinds.REPO_ANNOUNCEMENT]
+        pending = [e for e in events if e.kind == REPO_ANNOUNCEMENT]
         for attempt in range(1, ANNOUNCEMENT_PASSES + 1):
             refused, progress = [], False
             for event in pending:
@@ -404,7 +335,7 @@ class SyncSource:
         for event in events:
             if self._stopping:
                 return
-            if event.kind != kinds.REPO_ANNOUNCEMENT:
+            if event.kind != REPO_ANNOUNCEMENT:
                 self._record(event, self._offer(event))
 
     def _offer(self, event: Event) -> Result:
@@ -467,37 +398,3 @@ class SyncSources:
 
     def status(self) -> list[SyncSourceStatus]:
         return [source.status() for source in self.sources]
-
-
-def _send(ws: BoundedWebSocket, *frame: Any) -> None:
-    ws.send(json.dumps(list(frame), separators=(",", ":")))
-
-
-def _close_quietly(ws: BoundedWebSocket) -> None:
-    """Send a close frame if we still can (briefly), then drop the socket."""
-    try:
-        if ws.connected and ws.sock is not None:
-            ws.sock.settimeout(1.0)
-            ws.send_close()
-    except Exception:
-        pass
-    ws.shutdown()
-
-
-def _close_text(data: bytes) -> str:
-    if len(data) < 2:
-        return ""
-    code = int.from_bytes(data[:2], "big")
-    reason = data[2:].decode("utf-8", "replace")
-    return f" ({code}{' ' + reason if reason else ''})"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SourceGone):
-        return str(exc)
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, websocket.WebSocketConnectionClosedException):
-        return "connection lost"
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if not isinstance(exc, websocket.WebSocketException) else text

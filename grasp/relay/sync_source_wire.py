@@ -23,7 +23,16 @@ from typing import Any
 import websocket
 from websocket import ABNF, continuous_frame, frame_buffer
 
-__all__ = ["BoundedWebSocket", "FrameError", "MessageSkipped", "RelayMessage", "parse_relay_message"]
+__all__ = [
+    "BoundedWebSocket",
+    "FrameError",
+    "MessageSkipped",
+    "RelayMessage",
+    "SourceGone",
+    "close_frame_text",
+    "describe_error",
+    "parse_relay_message",
+]
 
 _DATA_OPCODES = (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT)
 _DISCARD_CHUNK = 64 * 1024
@@ -112,6 +121,45 @@ class BoundedWebSocket(websocket.WebSocket):
         self.max_message_bytes = max_message_bytes
         self.frame_buffer = _BoundedFrameBuffer(self._recv, max_message_bytes)
         self.cont_frame = _BoundedMessage(max_message_bytes)
+
+    def send_message(self, *frame: Any) -> None:
+        """Send one NIP-01 client message, e.g. ``send_message("REQ", sub_id, filter)``."""
+        self.send(json.dumps(list(frame), separators=(",", ":"), ensure_ascii=False))
+
+    def close_quietly(self) -> None:
+        """Send a close frame if we still can (waiting at most 1 s), then drop the socket."""
+        try:
+            if self.connected and self.sock is not None:
+                self.sock.settimeout(1.0)
+                self.send_close()
+        except Exception:  # the peer is gone or stuck; we are leaving anyway
+            pass
+        self.shutdown()
+
+
+class SourceGone(Exception):
+    """The connection ended or became unusable; the text is the status page's ``last_error``."""
+
+
+def close_frame_text(data: bytes) -> str:
+    """`` (1001 going away)`` from a close frame's payload, or ``""`` when it has no code."""
+    if len(data) < 2:
+        return ""
+    code = int.from_bytes(data[:2], "big")
+    reason = data[2:].decode("utf-8", "replace")
+    return f" ({code}{' ' + reason if reason else ''})"
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short ``last_error`` for why a connection failed or ended."""
+    if isinstance(exc, SourceGone):
+        return str(exc)
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, websocket.WebSocketConnectionClosedException):
+        return "connection lost"
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, websocket.WebSocketException) else f"{type(exc).__name__}: {text}"
 
 
 class FrameError(ValueError):
