@@ -29,12 +29,12 @@ __all__ = ["CONTENT_SECURITY_POLICY", "SECTIONS", "fixed", "render_page", "rende
 SECTIONS = (
     ("sync", "Sync queue"),
     ("domains", "Domains"),
+    ("purgatory", "Purgatory"),
     ("releases", "Recent releases"),
     ("sources", "Sync sources"),
-    ("purgatory", "Purgatory"),
 )
-KIND_NAMES = {"30617": "announcements", "30618": "states", "1618": "PRs", "1619": "PR updates",
-              "placeholder": "PR placeholders"}
+KIND_LABELS = {"30617": "30617 announcements", "30618": "30618 states", "1618": "1618 PRs",
+               "1619": "1619 PR updates", "placeholder": "PR placeholders"}
 SOURCE_KEYS = ("url", "state", "connected_since", "last_event_at", "events_received",
                "events_accepted", "reconnects", "last_error")
 DASH = "\u2014"
@@ -70,13 +70,14 @@ meter { width: 70px; vertical-align: middle; }
 .empty { color: var(--muted); margin: 4px 0; }
 .error { color: var(--bad); margin: 4px 0; }
 code { font-size: 12px; }
+#releases, #sources { grid-column: 1 / -1; }
 """
 
 SCRIPT = r"""
 (function (root) {
   "use strict";
-  var KIND_NAMES = {"30617": "announcements", "30618": "states", "1618": "PRs",
-                    "1619": "PR updates", "placeholder": "PR placeholders"};
+  var KIND_LABELS = {"30617": "30617 announcements", "30618": "30618 states", "1618": "1618 PRs",
+                     "1619": "1619 PR updates", "placeholder": "PR placeholders"};
   var KIND_ORDER = ["30617", "30618", "1618", "1619", "placeholder"];
   var SOURCE_KEYS = ["url", "state", "connected_since", "last_event_at", "events_received",
                      "events_accepted", "reconnects", "last_error"];
@@ -85,16 +86,22 @@ SCRIPT = r"""
 
   function esc(v) { return String(v).replace(/[&<>"']/g, function (c) { return ESCAPES[c]; }); }
   function fixed(x, digits) { return (x === 0 ? 0 : x).toFixed(digits); }
-  function secs(x) { return x === null || x === undefined ? DASH : fixed(x, 1) + " s"; }
+  function duration(d) {
+    if (d < 120) return fixed(d, 1) + " s";
+    if (d < 7200) return Math.floor(d / 60) + " min";
+    var m = Math.floor(d % 3600 / 60);
+    return Math.floor(d / 3600) + " h " + (m < 10 ? "0" : "") + m + " min";
+  }
+  function secs(x) { return x === null || x === undefined ? DASH : duration(x); }
   function valueText(v) {
     if (v === null || v === undefined) return DASH;
     if (typeof v === "boolean") return v ? "yes" : "no";
     if (typeof v === "number") return Number.isInteger(v) ? String(v) : fixed(v, 2);
     return String(v);
   }
-  function ago(t, now) { return typeof t === "number" ? fixed(now - t, 1) + " s ago" : valueText(t); }
+  function ago(t, now) { return typeof t === "number" ? duration(now - t) + " ago" : valueText(t); }
   function clockText(t) { return new Date(t * 1000).toISOString().slice(11, 19) + " UTC"; }
-  function kindLabel(k) { return k + " " + (KIND_NAMES[k] || ""); }
+  function kindLabel(k) { return own(KIND_LABELS, k) ? KIND_LABELS[k] : k; }
   function own(obj, key) { return Object.prototype.hasOwnProperty.call(obj, key); }
 
   function table(headers, rows, empty) {
@@ -227,8 +234,21 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def duration(d: float) -> str:
+    """Seconds for people: "12.5 s", "42 min", "3 h 07 min"."""
+    if d < 120:
+        return fixed(d, 1) + " s"
+    if d < 7200:
+        return f"{int(d // 60)} min"
+    return f"{int(d // 3600)} h {int(d % 3600 // 60):02d} min"
+
+
 def secs(x: float | None) -> str:
-    return DASH if x is None else fixed(x, 1) + " s"
+    return DASH if x is None else duration(x)
+
+
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind)
 
 
 def value_text(v: object) -> str:
@@ -245,7 +265,7 @@ def value_text(v: object) -> str:
 
 def ago(t: object, now: float) -> str:
     if isinstance(t, (int, float)) and not isinstance(t, bool):
-        return fixed(now - t, 1) + " s ago"
+        return duration(now - t) + " ago"
     return value_text(t)
 
 
@@ -302,7 +322,7 @@ def _releases(s: Mapping[str, Any]) -> str:
     for r in s["releases"]:
         kind = str(r["kind"])
         event = f'<code title="{esc(r["event_id"])}">{esc(r["event_id"][:12])}</code>'
-        rows.append([esc(ago(r["released_at"], now)), esc(f"{kind} {KIND_NAMES.get(kind, '')}"),
+        rows.append([esc(ago(r["released_at"], now)), esc(kind_label(kind)),
                      esc(r["identifier"]), event, esc(secs(r["latency_secs"]))])
     return _table(["released", "kind", "identifier", "event", "held for"], rows,
                   "nothing released yet")
@@ -334,8 +354,7 @@ def _purgatory(s: Mapping[str, Any]) -> str:
     if part.get("error"):
         return _error(part)
     counts = part["counts"]
-    rows = [[esc(f"{k} {KIND_NAMES.get(k, '')}"), esc(counts[k])]
-            for k in _ordered(list(counts), list(KIND_NAMES))]
+    rows = [[esc(kind_label(k)), esc(counts[k])] for k in _ordered(list(counts), list(KIND_LABELS))]
     if rows:
         rows.append(["<b>total</b>", f"<b>{esc(part['total'])}</b>"])
     return _table(["kind", "held"], rows, "purgatory is empty")

@@ -132,7 +132,7 @@ def test_status_page_shows_the_numbers_without_javascript():
     for expected in ("3 queued", "1 syncing", "repo-a", "1.3 s", "42.0 s", "git.example",
                      "2 / 4", "7 / 60", "repo-released", "3.3 s", "c0ffee000000",
                      "wss://other.example", "connected", "30.0 s ago", "17",
-                     "30618 states", "total", "8", "22:13:20 UTC"):
+                     "30618 states", "PR placeholders", "total", "8", "22:13:20 UTC"):
         assert expected in text, expected
     assert '<meter min="0" max="4" value="2"></meter>' in page
 
@@ -201,8 +201,10 @@ def test_the_live_script_renders_exactly_what_the_server_rendered(tmp_path: Path
     b = board(sync_status=lambda: SyncStatus(
         SchedulerStatus(2, 0, (("tie", 0.25), (HOSTILE, -0.04), ("x", 2.675))),
         (ThrottleStatus(HOSTILE, 0, 0, 0, 0, 0),)),
-        sync_sources=lambda: [{**SOURCE, "9": 1.5, "zz": True}, {"url": HOSTILE, "state": None}])
-    for latency in (0.25, None, 1e-7):
+        sync_sources=lambda: [{**SOURCE, "9": 1.5, "zz": True}, {"url": HOSTILE, "state": None},
+                              {"url": "wss://up.example", "connected_since": NOW - 8000.5,
+                               "last_event_at": NOW - 500}])
+    for latency in (0.25, None, 1e-7, 7300.5):
         b.record_release("d" * 64, 1619, HOSTILE, latency)
     snap = b.snapshot()
     (tmp_path / "snapshot.json").write_text(json.dumps(snap))
@@ -212,6 +214,9 @@ def test_the_live_script_renders_exactly_what_the_server_rendered(tmp_path: Path
                          text=True, timeout=30, check=True)
     result = json.loads(out.stdout)
     assert result["rendered"] == render_sections(snap)
+    joined = "".join(render_sections(snap).values())
+    for shown in ("0.3 s", "-0.0 s", "2.7 s", "2 h 13 min ago", "8 min ago", "2 h 01 min"):
+        assert shown in joined, shown  # the cases where two renderers could drift apart
     assert result["fetched"] == ["/status.json"]
     assert result["dom"] == {f"{k}-body": v for k, v in render_sections(snap).items()}
     assert result["updated"] == "22:13:20 UTC" and result["live"] == "live"
