@@ -1,0 +1,222 @@
+"""The trace viewer (S13.3 traces as sequence diagrams): read the rendered SVG back and check
+that it says what the trace says: a lifeline per actor, an arrow per message between the right
+lifelines, domain colours, dashed replies, a monotonic time axis, compressed idle gaps."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from actors.traceview import load_trace, main
+from actors.traceview_render import PALETTE
+
+ROOT = Path(__file__).resolve().parents[2]
+TRACES = ROOT / "tests" / "traces"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def render(tmp_path: Path, trace: Path, *extra: str) -> str:
+    out = tmp_path / "out.html"
+    assert main([str(trace), "-o", str(out), *extra]) == 0
+    return out.read_text(encoding="utf-8")
+
+
+def svg(page: str, svg_id: str) -> ET.Element:
+    match = re.search(rf'<svg id="{svg_id}".*?</svg>', page, re.S)
+    assert match, svg_id
+    return ET.fromstring(match.group(0))
+
+
+def groups(root: ET.Element, cls: str) -> list[ET.Element]:
+    return [g for g in root.iter(f"{SVG}g") if cls in g.get("class", "").split()]
+
+
+def lifeline_geometry(root: ET.Element) -> dict[str, dict]:
+    """actor -> x, kind, stroke colour, lane and the y span it is alive."""
+    result = {}
+    for g in groups(root, "lifeline"):
+        shape = g.find(f"{SVG}line") if g.get("data-kind") == "long" else g.find(f"{SVG}rect")
+        if g.get("data-kind") == "long":
+            x, y0, y1 = float(shape.get("x1")), float(shape.get("y1")), float(shape.get("y2"))
+        else:
+            x = float(shape.get("x")) + float(shape.get("width")) / 2
+            y0 = float(shape.get("y"))
+            y1 = y0 + float(shape.get("height"))
+        result[g.get("data-actor")] = {"x": x, "kind": g.get("data-kind"), "y0": y0, "y1": y1,
+                                       "colour": shape.get("stroke"), "lane": g.get("data-lane")}
+    return result
+
+
+def arrows(root: ET.Element) -> list[dict]:
+    result = []
+    for g in groups(root, "msg"):
+        line = g.find(f"{SVG}line")
+        shape = line if line is not None else g.find(f"{SVG}path")
+        entry = {k[5:]: v for k, v in g.attrib.items() if k.startswith("data-")}
+        entry.update(stroke=shape.get("stroke"), dashed=shape.get("stroke-dasharray") is not None,
+                     label=g.find(f"{SVG}text").text)
+        if line is not None:
+            entry.update(x1=float(line.get("x1")), x2=float(line.get("x2")), y=float(line.get("y1")))
+        result.append(entry)
+    return result
+
+
+def check_diagram(page: str, trace: Path) -> tuple[dict, list[dict], ET.Element]:
+    """The checks every rendered trace must pass; returns what the test may look at more."""
+    lines = [json.loads(text) for text in trace.read_text().splitlines() if text.strip()]
+    root = svg(page, "diagram")
+    lives = lifeline_geometry(root)
+    assert set(lives) == {n for line in lines for n in (line["from"], line["to"])}
+    drawn = arrows(root)
+    assert [int(a["seq"]) for a in drawn] == [line["seq"] for line in lines]  # one per message
+    for arrow, line in zip(drawn, lines):
+        assert (arrow["from"], arrow["to"], arrow["type"]) == (line["from"], line["to"],
+                                                               line["msg"]["type"])
+        assert arrow["dashed"] == (line["msg"]["type"] == "Reply")
+        assert arrow["label"].startswith("\u21a9" if arrow["dashed"] else line["msg"]["type"])
+        if "identifier" in line["msg"]:
+            assert line["msg"]["identifier"] in arrow["label"]
+        if "x1" in arrow:  # it joins the sender's and the receiver's lifelines, alive then
+            a, b = lives[line["from"]], lives[line["to"]]
+            assert arrow["x1"] == pytest.approx(a["x"], abs=0.2)
+            assert arrow["x2"] == pytest.approx(b["x"], abs=1.2)
+            for end in (a, b):
+                assert end["y0"] <= arrow["y"] <= end["y1"]
+    # short-lived lifelines sharing a lane never overlap in time
+    by_lane: dict[str, list[tuple[float, float]]] = {}
+    for life in lives.values():
+        if life["kind"] == "short":
+            by_lane.setdefault(life["lane"], []).append((life["y0"], life["y1"]))
+    for spans in by_lane.values():
+        spans.sort()
+        assert all(prev[1] < nxt[0] for prev, nxt in zip(spans, spans[1:]))
+    # the time axis: ticks down the page at strictly increasing t; arrows never go back up
+    ticks = [(float(g.find(f"{SVG}line").get("y1")), float(g.get("data-t")))
+             for g in groups(root, "tick")]
+    assert ticks and sorted(ticks) == ticks and len({t for _, t in ticks}) == len(ticks)
+    assert ticks[0][1] == lines[0]["t"] and ticks[-1][1] == lines[-1]["t"]
+    ys = [a["y"] for a in drawn if "y" in a]
+    assert ys == sorted(ys)
+    # no asset from anywhere: nothing is loaded, references stay inside the document
+    assert not re.search(r"\b(src|href)\s*=|@import", page)
+    assert set(re.findall(r"url\((.)", page)) == {"#"}
+    svg(page, "heads")  # the sticky actor header is well-formed too
+    return lives, drawn, root
+
+
+def legend_colours(page: str) -> dict[str, str]:
+    return dict(re.findall(r'<li class="domain" data-domain="([^"]+)" data-colour="([^"]+)">',
+                           page))
+
+
+@pytest.mark.parametrize("trace", sorted(TRACES.glob("*.jsonl")), ids=lambda p: p.stem)
+def test_s13_3_every_committed_trace_renders(tmp_path, trace):
+    check_diagram(render(tmp_path, trace), trace)
+
+
+def test_s13_3_burst_trace_renders_every_actor_and_message(tmp_path):
+    trace = TRACES / "burst.jsonl"
+    page = render(tmp_path, trace)
+    lives, drawn, root = check_diagram(page, trace)
+    colours = legend_colours(page)
+    domains = ("alpha.example", "beta.example", "gamma.example")
+    assert set(colours) == set(domains) and len(set(colours.values())) == 3
+    assert set(colours.values()) <= set(PALETTE)
+    for domain in domains:
+        assert lives[f"DomainThrottle[{domain}]"]["colour"] == colours[domain]
+    coloured = [a for a in drawn if a["type"] in ("FetchFromDomain", "TryStart")]
+    assert {a["type"] for a in coloured} == {"FetchFromDomain", "TryStart"}
+    for arrow in coloured:
+        assert arrow["stroke"] == colours[arrow["domain"]], arrow
+        throttle_end = arrow["from"] if arrow["type"] == "FetchFromDomain" else arrow["to"]
+        assert throttle_end == f"DomainThrottle[{arrow['domain']}]"
+    # 120 FetchActors packed into lanes keep the page a sane width
+    short = [life for life in lives.values() if life["kind"] == "short"]
+    assert len(short) == 120
+    assert len({life["lane"] for life in short}) < 30
+    assert float(root.get("width")) < 3000
+
+
+def test_s13_3_partial_oids_trace(tmp_path):
+    trace = TRACES / "partial_oids.jsonl"
+    page = render(tmp_path, trace)
+    lives, drawn, _ = check_diagram(page, trace)
+    assert set(legend_colours(page)) == {"first.example", "second.example"}
+    assert [n for n, life in lives.items() if life["kind"] == "short"] == ["FetchActor-1"]
+    sync = next(a for a in drawn if a["type"] == "SyncIdentifier")
+    assert sync["label"] == "SyncIdentifier split"
+
+
+def test_long_idle_gaps_are_compressed_and_marked(tmp_path):
+    trace = tmp_path / "gap.jsonl"
+    times = [0.0, 0.5, 1.0, 1.5, 3601.5, 3602.0]
+    trace.write_text("".join(
+        json.dumps({"seq": i + 1, "t": t, "from": "timer", "to": "Scheduler",
+                    "msg": {"type": "Tick"}}) + "\n" for i, t in enumerate(times)))
+    page = render(tmp_path, trace)
+    _, drawn, root = check_diagram(page, trace)
+    gaps = groups(root, "gap")
+    assert [float(g.get("data-secs")) for g in gaps] == [3600.0]
+    assert "1 h 00 min idle" in "".join(gaps[0].itertext())
+    ys = [a["y"] for a in drawn]
+    steps = [b - a for a, b in zip(ys, ys[1:])]
+    assert steps[3] < 4 * steps[0]  # an hour takes less room than two seconds would triple
+
+
+def test_hostile_text_stays_text(tmp_path):
+    trace = tmp_path / "hostile.jsonl"
+    identifier = "<script>alert(1)</script>&\"'\x01"
+    trace.write_text(json.dumps({"seq": 1, "t": 1.0, "from": "relay", "to": "Scheduler",
+                                 "msg": {"type": "EnqueueSync", "identifier": identifier}}) + "\n")
+    page = render(tmp_path, trace)
+    assert "<script" not in page
+    label = arrows(svg(page, "diagram"))[0]["label"]
+    assert label == "EnqueueSync <script>alert(1)</script>&\"'\ufffd"
+
+
+def test_window_of_a_long_trace(tmp_path):
+    page = render(tmp_path, TRACES / "partial_oids.jsonl", "--from-seq", "10", "--max-messages", "5")
+    seqs = [int(a["seq"]) for a in arrows(svg(page, "diagram"))]
+    assert seqs == [10, 11, 12, 13, 14]
+    assert "9 earlier messages not shown" in page and "23 later messages not shown" in page
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "cannot read"),
+    ("", "holds no trace lines"),
+    ('{"seq":1,"t":1,"from":"a","to":"b","msg":{"type":"Tick"}}\n{"seq": 2,\n', ":2: not JSON"),
+    ('[1, 2]\n', ":1: a trace line is a JSON object"),
+    ('{"seq":1,"t":"soon","from":"a","to":"b","msg":{"type":"Tick"}}\n', "field 't'"),
+    ('{"seq":1,"t":1,"from":"a","to":"b","msg":{}}\n', "'msg.type'"),
+    (b"\xff\xfe\n", "is not UTF-8"),
+])
+def test_a_bad_trace_is_a_clear_error_and_exit_2(tmp_path, capsys, content, expected):
+    trace = tmp_path / "bad.jsonl"
+    if isinstance(content, bytes):
+        trace.write_bytes(content)
+    elif content is not None:
+        trace.write_text(content)
+    out = tmp_path / "out.html"
+    assert main([str(trace), "-o", str(out)]) == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_scripts_trace_view_entry_point(tmp_path):
+    """The shell entry resolves paths from the caller's directory and exits 2 on bad input."""
+    script = ROOT / "scripts" / "trace-view"
+    (tmp_path / "t.jsonl").write_text((TRACES / "partial_oids.jsonl").read_text())
+    done = subprocess.run([str(script), "t.jsonl", "-o", "t.html"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "37 messages" in done.stdout
+    assert len(load_trace(tmp_path / "t.jsonl")) == 37
+    assert (tmp_path / "t.html").read_text().startswith("<!DOCTYPE html>")
+    missing = subprocess.run([str(script), "nope.jsonl"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode == 2 and "trace-view: cannot read nope.jsonl" in missing.stderr
