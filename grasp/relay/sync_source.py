@@ -35,11 +35,15 @@ from typing import Any
 import gevent
 import websocket
 
-from grasp.nostr.kinds import REPO_ANNOUNCEMENT
 from grasp.nostr.event import Event, InvalidEvent
 from grasp.nostr.results import Prefix, Result
 from grasp.relay.ingest import EventSource, WritePolicy
-from grasp.relay.sync_source_history import DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PAGES, HistorySync
+from grasp.relay.sync_source_history import (
+    DEFAULT_MAX_BUFFERED,
+    DEFAULT_MAX_PAGES,
+    HistorySync,
+    offer_in_order,
+)
 from grasp.relay.sync_source_status import Backoff, Counters, SourceState, SyncSourceStatus
 from grasp.relay.sync_source_wire import (
     BoundedWebSocket,
@@ -62,12 +66,33 @@ LIVE_SUB = "grasp-sync"
 PAGE_SUB_PREFIX = "grasp-sync-page-"
 #: Yield to other greenlets after this many events handled back to back.
 YIELD_EVERY = 32
-#: At most this many passes over refused announcements (depth of a maintainer chain).
-ANNOUNCEMENT_PASSES = 8
+
+
+class _Page:
+    """The history page being read on one connection, and when it must have made progress."""
+
+    def __init__(self, sub_id: str, timeout: float) -> None:
+        self.sub_id = sub_id
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+
+    def progressed(self) -> None:
+        self.deadline = time.monotonic() + self.timeout
 
 
 class SyncSource:
-    """One source relay, synced on its own greenlet between :meth:`start` and :meth:`stop`."""
+    """One source relay, synced on its own greenlet between :meth:`start` and :meth:`stop`.
+
+    ``accept_event`` is the relay's write policy, called as ``accept_event(event,
+    EventSource.SYNC)`` on the sync greenlet. Options: ``kinds`` to subscribe to (S10.7);
+    ``backoff_initial``/``backoff_max`` in seconds (S10.7: 5 s doubling, 5 min cap);
+    ``connect_timeout`` for TCP + handshake; ``ping_interval`` — a ping after that long without
+    data, a reconnect after twice that; ``history_timeout`` — a history page that brings no
+    event and no EOSE for that long ends the connection; ``resume_overlap`` seconds subtracted
+    from the resume point; ``max_message_bytes`` per message (bigger ones are skipped and counted
+    invalid); ``max_buffered``/``max_pages`` bound the history walk; ``clock`` (wall-clock
+    seconds: status times and the resume cap) and ``sleep`` (the backoff wait) for tests.
+    """
 
     def __init__(
         self,
@@ -79,6 +104,7 @@ class SyncSource:
         backoff_max: float = 300.0,
         connect_timeout: float = 10.0,
         ping_interval: float = 30.0,
+        history_timeout: float = 60.0,
         resume_overlap: int = 300,
         max_message_bytes: int = 512 * 1024,  # S10.1: what we accept from a client
         max_buffered: int = DEFAULT_MAX_BUFFERED,
@@ -92,6 +118,7 @@ class SyncSource:
         self._kind_set = frozenset(self.kinds)
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
+        self.history_timeout = history_timeout
         self.resume_overlap = resume_overlap
         self.max_message_bytes = max_message_bytes
         self.max_buffered = max_buffered
@@ -209,35 +236,46 @@ class SyncSource:
         """Page through the history, then stay live; returns only when stopping."""
         history = HistorySync(self.kinds, self._resume_since(), max_buffered=self.max_buffered,
                               max_pages=self.max_pages)
-        page = LIVE_SUB
+        page = _Page(LIVE_SUB, self.history_timeout)
         ws.send_message("REQ", LIVE_SUB, history.first_filter())
         while not self._stopping:
+            if not history.done and time.monotonic() > page.deadline:
+                raise SourceGone(f"history page {history.pages + 1} made no progress for "
+                                 f"{self.history_timeout:g} s (no EOSE)")
             message = self._receive(ws)
             if message is None:
                 continue
             if message.verb == "EVENT":
-                event = self._valid_event(message)
-                if event is None:
-                    continue
-                if history.done:
-                    self._feed_live(event)
-                elif message.sub_id == page:
-                    self._feed(history.add_page_event(event))
-                else:
-                    self._feed(history.add_live_event(event))
-            elif message.verb == "EOSE" and message.sub_id == page and not history.done:
-                if page != LIVE_SUB:
-                    ws.send_message("CLOSE", page)
-                next_filter = history.end_page()
-                if next_filter is None:
-                    self._finish_history(history)
-                else:
-                    page = f"{PAGE_SUB_PREFIX}{history.pages}"
-                    ws.send_message("REQ", page, next_filter)
-            elif message.verb == "CLOSED" and message.sub_id in (LIVE_SUB, page):
+                self._on_event(message, history, page)
+            elif message.verb == "EOSE" and message.sub_id == page.sub_id and not history.done:
+                self._on_page_end(ws, history, page)
+            elif message.verb == "CLOSED" and message.sub_id in (LIVE_SUB, page.sub_id):
                 raise SourceGone(f"source closed subscription {message.sub_id}: {message.text}")
             elif message.verb == "NOTICE":
                 logger.info("sync source %s: NOTICE %s", self.url, message.text[:200])
+
+    def _on_event(self, message: RelayMessage, history: HistorySync, page: _Page) -> None:
+        event = self._valid_event(message)
+        if event is None:
+            return
+        if history.done:
+            self._feed_live(event)
+        elif message.sub_id == page.sub_id:
+            page.progressed()
+            self._feed(history.add_page_event(event))
+        else:  # live while paging: buffered so it cannot overtake its history
+            self._feed(history.add_live_event(event))
+
+    def _on_page_end(self, ws: BoundedWebSocket, history: HistorySync, page: _Page) -> None:
+        if page.sub_id != LIVE_SUB:
+            ws.send_message("CLOSE", page.sub_id)
+        following = history.end_page()
+        if following is None:
+            self._finish_history(history)
+            return
+        page.sub_id = f"{PAGE_SUB_PREFIX}{history.pages}"
+        page.progressed()
+        ws.send_message("REQ", page.sub_id, following)
 
     def _receive(self, ws: BoundedWebSocket) -> RelayMessage | None:
         """The next usable message; None after a timeout, a control frame or a dropped frame."""
@@ -313,30 +351,11 @@ class SyncSource:
         self._resume_from = max(self._resume_from or 0, event.created_at)
 
     def _feed(self, batch: Iterable[Event]) -> None:
-        """Announcements first, retried while a pass accepts something; then the rest in order."""
-        events = list(batch)
-        pending = [e for e in events if e.kind == REPO_ANNOUNCEMENT]
-        for attempt in range(1, ANNOUNCEMENT_PASSES + 1):
-            refused, progress = [], False
-            for event in pending:
-                if self._stopping:
-                    return
-                result = self._offer(event)
-                if not result.accepted and result.prefix is Prefix.INVALID:
-                    refused.append((event, result))
-                else:
-                    self._record(event, result)
-                    progress = progress or result.accepted
-            if not (refused and progress) or attempt == ANNOUNCEMENT_PASSES or self._stopping:
-                for event, result in refused:
-                    self._record(event, result)
-                break
-            pending = [event for event, _ in refused]
-        for event in events:
+        """Offer a batch (already in dependency order); stop between two events when stopping."""
+        for event, result in offer_in_order(list(batch), self._offer):
+            self._record(event, result)
             if self._stopping:
                 return
-            if event.kind != REPO_ANNOUNCEMENT:
-                self._record(event, self._offer(event))
 
     def _offer(self, event: Event) -> Result:
         self._feeding = True

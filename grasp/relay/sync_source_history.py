@@ -17,6 +17,10 @@ opposite of what works. So the history is buffered and fed sorted by
 :func:`dependency_key`: announcements, then states, then the events that start a thread (patch,
 PR, issue), then the ones that answer one (PR update, status); oldest first within each group.
 Live events that arrive while paging join the buffer, so they cannot overtake their history.
+Timestamps cannot order announcements among themselves: a maintainer's announcement is accepted
+only once the owner's that lists the maintainer is (S10.3, S10.4), whichever is older. So
+:func:`offer_in_order` offers the announcements refused as ``invalid:`` again, for as long as a
+pass accepts something new (bounded by the depth of a maintainer chain we care about).
 
 Memory is bounded: when the buffer holds ``max_buffered`` events it is handed out (sorted) at
 once and paging continues. Dependency order then holds within each batch only (an event whose
@@ -26,17 +30,28 @@ generous (see :data:`DEFAULT_MAX_BUFFERED`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from grasp.nostr import kinds
 from grasp.nostr.event import Event
+from grasp.nostr.results import Prefix, Result
 
-__all__ = ["DEFAULT_MAX_BUFFERED", "DEFAULT_MAX_PAGES", "HistorySync", "dependency_key", "source_filter"]
+__all__ = [
+    "ANNOUNCEMENT_PASSES",
+    "DEFAULT_MAX_BUFFERED",
+    "DEFAULT_MAX_PAGES",
+    "HistorySync",
+    "dependency_key",
+    "offer_in_order",
+    "source_filter",
+]
 
 #: ~20k events of a few KiB at most: tens of MiB in the worst case, a whole forge's history normally.
 DEFAULT_MAX_BUFFERED = 20_000
 DEFAULT_MAX_PAGES = 10_000
+#: Passes over refused announcements: a maintainer chain deeper than this is not followed.
+ANNOUNCEMENT_PASSES = 8
 
 _THREAD_STARTERS = frozenset({kinds.PATCH, kinds.PULL_REQUEST, kinds.ISSUE})
 
@@ -52,6 +67,35 @@ def dependency_key(event: Event) -> tuple[int, int, str]:
     else:
         group = 3
     return group, event.created_at, event.id
+
+
+def offer_in_order(
+    events: Sequence[Event], offer: Callable[[Event], Result], passes: int = ANNOUNCEMENT_PASSES
+) -> Iterator[tuple[Event, Result]]:
+    """Offer a batch sorted by :func:`dependency_key`; yield each event with its final result.
+
+    Announcements refused as ``invalid:`` are offered again while the previous pass accepted
+    one; the rest are offered once, in order, after all announcements. Lazy, so the caller can
+    stop between two offers.
+    """
+    pending = [e for e in events if e.kind == kinds.REPO_ANNOUNCEMENT]
+    for attempt in range(1, passes + 1):
+        refused: list[tuple[Event, Result]] = []
+        progress = False
+        for event in pending:
+            result = offer(event)
+            if not result.accepted and result.prefix is Prefix.INVALID:
+                refused.append((event, result))
+            else:
+                progress = progress or result.accepted
+                yield event, result
+        if not (refused and progress) or attempt == passes:
+            yield from refused
+            break
+        pending = [event for event, _ in refused]
+    for event in events:
+        if event.kind != kinds.REPO_ANNOUNCEMENT:
+            yield event, offer(event)
 
 
 def source_filter(kind_list: Sequence[int], since: int | None = None, until: int | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import random
+import re
 import socket
 import time
 import tracemalloc
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gevent
+import gevent.event
 import greenlet
 import pytest
 import websocket
@@ -32,7 +34,7 @@ from grasp.relay.server import Relay, open_relay
 from grasp.relay.sync_source import LIVE_SUB, PAGE_SUB_PREFIX, SyncSource, SyncSources
 from grasp.relay.sync_source_history import HistorySync, dependency_key
 from grasp.relay.sync_source_wire import BoundedWebSocket, MessageSkipped
-from grasp.relay.websocket import RelayWSGIServer
+from grasp.relay.websocket import RelayWSGIServer, accept_token
 from tests.relay.conftest import Client, signed
 from tests.support.nip34 import Key
 from tests.support.wait import wait_for
@@ -346,6 +348,65 @@ def test_refused_subscription_backs_off_with_the_reason(scripted, sync):
     assert "blocked: not for you" in source.status().last_error
 
 
+@pytest.fixture
+def mute_source() -> Iterator[tuple[str, bytearray]]:
+    """A server that completes one websocket handshake, then reads everything and never answers,
+    not even a ping: the way a source behind a dead NAT mapping looks."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    received = bytearray()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = re.search(rb"sec-websocket-key: *(\S+)", request, re.I).group(1).decode()
+            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_token(key)}\r\n\r\n").encode())
+            while chunk := conn.recv(4096):
+                received.extend(chunk)
+
+    server = gevent.spawn(serve)
+    yield f"ws://127.0.0.1:{listener.getsockname()[1]}/", received
+    server.kill()
+    listener.close()
+
+
+def test_a_source_that_stops_answering_is_pinged_then_dropped(mute_source, sync):
+    """After one silent ping interval we ping; after two we give up and back off."""
+    url, received = mute_source
+    source = sync(url, Recorder(), ping_interval=0.05, history_timeout=60, backoff_initial=60)
+    wait_for(lambda: source.status().state == "backing off", message="silent source dropped")
+    assert source.status().last_error.startswith("no data from the source for")
+    assert client_opcodes(bytes(received))[:2] == [0x1, 0x9]  # our REQ, then a ping
+
+
+def client_opcodes(data: bytes) -> list[int]:
+    """Opcodes of the (masked) client frames in ``data`` (RFC 6455 §5.2)."""
+    opcodes, at = [], 0
+    while at + 2 <= len(data):
+        size, at = data[at + 1] & 0x7F, at + 2
+        opcodes.append(data[at - 2] & 0x0F)
+        if size >= 126:
+            width = 2 if size == 126 else 8
+            size, at = int.from_bytes(data[at:at + width], "big"), at + width
+        at += 4 + size  # mask key, payload
+    return opcodes
+
+
+def test_a_history_page_without_progress_ends_the_connection(scripted, sync):
+    """A source that never sends EOSE would keep live events buffered forever; it is dropped."""
+    server = scripted(lambda peer, frame: peer.send("EVENT", frame[1], signed(kind=kinds.ISSUE).to_json()))
+    recorder = Recorder()
+    source = sync(server.url, recorder, ping_interval=0.05, history_timeout=0.2, backoff_initial=60)
+    wait_for(lambda: source.status().state == "backing off", message="stalled history dropped")
+    assert source.status().last_error == "history page 1 made no progress for 0.2 s (no EOSE)"
+    assert recorder.offered == []  # an unfinished walk's buffer is dropped; the next one repeats it
+
+
 # --- reconnecting --------------------------------------------------------------------------------
 
 def test_backoff_doubles_to_five_minutes_while_the_source_is_down(sync):
@@ -463,11 +524,36 @@ def test_stop_leaves_no_greenlets_or_sockets(source_relay):
     assert open_sockets() == []
 
 
+def test_stop_lets_a_policy_call_in_progress_finish(source_relay):
+    """The policy may be writing refs and events: stop() waits for that call (bounded), then no
+    further event is offered."""
+    relay = source_relay()
+    seed(relay, *(signed(kind=kinds.ISSUE, created_at=T + i) for i in range(3)))
+    entered, release = gevent.event.Event(), gevent.event.Event()
+    finished: list[str] = []
+
+    def decide(event: Event) -> Result:
+        entered.set()
+        release.wait(5)
+        finished.append(event.id)
+        return Result.ok()
+
+    recorder = Recorder(decide)
+    source = SyncSource(ws_url(relay), recorder)
+    source.start()
+    assert entered.wait(5)
+    stopping = gevent.spawn(source.stop, 5)
+    wait_for(lambda: source._stopping, message="stop() waiting for the policy call")
+    release.set()
+    assert stopping.get(timeout=5) is True
+    assert len(finished) == len(recorder.offered) == 1
+
+
 def test_feeding_a_large_history_never_holds_the_hub(source_relay, sync):
     """Signature checks and policy calls are CPU work; the sync greenlet yields often enough that
-    it never runs 50 ms at a stretch (measured: ~5 ms) while feeding a 1200-event history."""
+    it never runs 50 ms at a stretch (measured: ~5 ms) while feeding a 600-event history."""
     relay = source_relay()
-    seed(relay, *(signed(kind=kinds.ISSUE, created_at=T + i) for i in range(1200)))
+    seed(relay, *(signed(kind=kinds.ISSUE, created_at=T + i) for i in range(600)))
     longest: dict[str, float] = {"run": 0.0}
     current: dict[str, object] = {"greenlet": None, "since": 0.0}
 
@@ -485,7 +571,7 @@ def test_feeding_a_large_history_never_holds_the_hub(source_relay, sync):
         wait_for(lambda: source.status().caught_up, message="history walk")
     finally:
         greenlet.settrace(previous)
-    assert source.status().events_received == 1200
+    assert source.status().events_received == 600
     assert 0 < longest["run"] < 0.05
 
 
