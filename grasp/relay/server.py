@@ -60,8 +60,10 @@ def open_store(data_dir: Path) -> EventStore:
     path = data_dir / DEFAULT_FILENAME
     try:
         return EventStore(path)
-    except (StoreError, OSError) as exc:
-        raise StartupError(f"cannot open event store {str(path)!r}: {exc}") from exc
+    except StoreError as exc:
+        raise StartupError(str(exc)) from exc
+    except OSError as exc:
+        raise StartupError(f"cannot open event store {str(path)!r}: {exc.strerror or exc}") from exc
 
 
 def listen(config: Config) -> RelayWSGIServer:

@@ -42,13 +42,20 @@ class RelayProcess:
 
     def __init__(
         self,
-        data_dir: Path,
+        data_dir: Path | None,
         *args: str,
         env: Mapping[str, str] | None = None,
         start_timeout: float = 20.0,
         command: Sequence[str] | None = None,
+        cwd: Path | None = None,
+        port: int | None = 0,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        """``data_dir=None`` passes no ``--data-dir`` (the relay uses ``<cwd>/grasp-data``);
+        ``port=None`` passes no ``--host``/``--port`` (the relay's defaults apply)."""
+        self._listen_args = ["--host", "127.0.0.1", "--port", str(port)] if port is not None else []
+        self._pass_data_dir = data_dir is not None
+        self.cwd = Path(cwd) if cwd is not None else None
+        self.data_dir = Path(data_dir) if data_dir is not None else (self.cwd or Path.cwd()) / "grasp-data"
         self.args = tuple(args)
         self.start_timeout = start_timeout
         self._command = list(command) if command is not None else [str(RELAY_BIN)]
@@ -62,11 +69,11 @@ class RelayProcess:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> RelayProcess:
-        argv = [*self._command, "--host", "127.0.0.1", "--port", "0",
-                "--data-dir", str(self.data_dir), *self.args]
+        data_args = ["--data-dir", str(self.data_dir)] if self._pass_data_dir else []
+        argv = [*self._command, *self._listen_args, *data_args, *self.args]
         self._proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env=self._env,
+            text=True, env=self._env, cwd=self.cwd,
         )
         self._reader = threading.Thread(target=self._read_stderr, name="relay-stderr", daemon=True)
         self._reader.start()
@@ -95,6 +102,15 @@ class RelayProcess:
         if self._reader is not None:
             self._reader.join(timeout)
         return proc.returncode
+
+    def send_signal(self, signum: int) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the process to exit by itself; its exit status (TimeoutExpired if it does not)."""
+        assert self._proc is not None
+        return self._proc.wait(timeout)
 
     def __enter__(self) -> RelayProcess:
         return self.start()
