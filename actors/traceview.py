@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Layout", "TraceError", "TraceLine", "layout", "load_trace", "main"]
+__all__ = ["Layout", "TraceError", "TraceLine", "incarnations", "layout", "load_trace", "main"]
 
 SHORT_LIVED = re.compile(r"FetchActor-\d+")
 THROTTLE = re.compile(r"DomainThrottle\[(.+)\]")
@@ -126,7 +126,8 @@ class Gap:
 @dataclass
 class Layout:
     lines: list[TraceLine]
-    lifelines: dict[str, Lifeline]
+    lifelines: dict[str, Lifeline]  # by lifeline key (see :func:`incarnations`)
+    ends: list[tuple[str, str]]  # per message: the sender's and the receiver's lifeline key
     ys: list[float]
     ticks: list[tuple[float, float]]  # (y, t) where time moved
     gaps: list[Gap]
@@ -167,13 +168,37 @@ def layout(lines: Sequence[TraceLine]) -> Layout:
     long_names += [n for n in names if not SHORT_LIVED.fullmatch(n) and n not in long_names]
     lifelines = {n: Lifeline(n, AXIS_W + COL_W * (i + 0.5), False, _throttle_domain(n))
                  for i, n in enumerate(long_names)}
-    lanes, lane_w = _pack_short_lived(lines, ys, lifelines, AXIS_W + COL_W * len(long_names))
+    ends = incarnations(lines)
+    lanes, lane_w = _pack_short_lived(lines, ends, ys, lifelines, AXIS_W + COL_W * len(long_names))
     height = (ys[-1] if ys else TOP) + 3 * ROW_H
     for lifeline in lifelines.values():
         if not lifeline.short:
             lifeline.y_from, lifeline.y_to = 0.0, height
     width = AXIS_W + COL_W * len(long_names) + lanes * lane_w + 24
-    return Layout(lines, lifelines, ys, ticks, gaps, domains, width, height, lane_w, lanes, scale)
+    return Layout(lines, lifelines, ends, ys, ticks, gaps, domains, width, height, lane_w, lanes,
+                  scale)
+
+
+def incarnations(lines: Sequence[TraceLine]) -> list[tuple[str, str]]:
+    """Lifeline keys of each message's two ends.
+
+    A trace file may hold several runs (the tracer appends), and each run numbers its
+    FetchActors from 1 again. A short-lived name that receives ``ActorStarted`` after it was
+    already seen is a new actor: its key becomes ``FetchActor-1~2`` and so on, so one lifeline
+    does not stretch across runs. Long-lived actors keep one column whatever restarts them.
+    """
+    current: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    ends = []
+    for line in lines:
+        name = line.receiver
+        if line.msg["type"] == "ActorStarted" and SHORT_LIVED.fullmatch(name) and name in current:
+            counts[name] = counts.get(name, 1) + 1
+            current[name] = f"{name}~{counts[name]}"
+        for end in (line.sender, line.receiver):
+            current.setdefault(end, end)
+        ends.append((current[line.sender], current[line.receiver]))
+    return ends
 
 
 def _throttle_domain(name: str) -> str | None:
@@ -205,33 +230,34 @@ def _rows(lines: list[TraceLine]) -> tuple[list[float], list[tuple[float, float]
 
 
 def _pack_short_lived(
-    lines: list[TraceLine], ys: list[float], lifelines: dict[str, Lifeline], x0: float
+    lines: list[TraceLine], ends: list[tuple[str, str]], ys: list[float],
+    lifelines: dict[str, Lifeline], x0: float,
 ) -> tuple[int, float]:
     """Give every short-lived actor a lane free for its whole life (first-fit by start)."""
     span: dict[str, list[int]] = {}
     domains: dict[str, set[str]] = {}
-    for i, line in enumerate(lines):
+    for i, (line, keys) in enumerate(zip(lines, ends)):
         domain = domain_of(line)
-        for name in (line.sender, line.receiver):
+        for name, key in zip((line.sender, line.receiver), keys):
             if SHORT_LIVED.fullmatch(name):
-                span.setdefault(name, [i, i])[1] = i
+                span.setdefault(key, [i, i])[1] = i
                 if domain is not None:
-                    domains.setdefault(name, set()).add(domain)
+                    domains.setdefault(key, set()).add(domain)
     lane_ends: list[int] = []  # the last row of the lane's latest occupant
     assigned: dict[str, int] = {}
-    for name, (first, last) in sorted(span.items(), key=lambda item: item[1][0]):
+    for key, (first, last) in sorted(span.items(), key=lambda item: item[1][0]):
         lane = next((k for k, end in enumerate(lane_ends) if end + 1 < first), len(lane_ends))
         if lane == len(lane_ends):
             lane_ends.append(last)
         else:
             lane_ends[lane] = last
-        assigned[name] = lane
+        assigned[key] = lane
     lanes = len(lane_ends)
     lane_w = max(LANE_W_MIN, min(LANE_W_MAX, LANES_BUDGET / lanes)) if lanes else LANE_W_MAX
-    for name, lane in assigned.items():
-        first, last = span[name]
-        own = domains.get(name, set())
-        lifelines[name] = Lifeline(name, x0 + lane_w * (lane + 0.5), True,
+    for key, lane in assigned.items():
+        first, last = span[key]
+        own = domains.get(key, set())
+        lifelines[key] = Lifeline(key.split("~")[0], x0 + lane_w * (lane + 0.5), True,
                                    min(own) if len(own) == 1 else None, lane,
                                    ys[first] - ROW_H * 0.6, ys[last] + ROW_H * 0.4)
     return lanes, lane_w
@@ -282,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"trace-view: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(f"wrote {output}: {len(lines)} messages, {len(plan.lifelines)} actors, "
+    print(f"wrote {output}: {len(lines)} messages, {len(plan.lifelines)} lifelines, "
           f"{plan.lanes} FetchActor lanes, {len(plan.gaps)} compressed gaps")
     return 0
 

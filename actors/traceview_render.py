@@ -72,13 +72,14 @@ def _markers(colours: dict[str, str]) -> str:
     )
 
 
-def _message(line: TraceLine, y: float, plan: Layout, colours: dict[str, str], anchor_id: str) -> str:
-    a, b = plan.lifelines[line.sender], plan.lifelines[line.receiver]
+def _message(line: TraceLine, ends: tuple[str, str], y: float, plan: Layout,
+             colours: dict[str, str], anchor_id: str) -> str:
+    a, b = plan.lifelines[ends[0]], plan.lifelines[ends[1]]
     colour = _colour(line, colours)
     domain = domain_of(line)
     dash = ' stroke-dasharray="5 3"' if _is_reply(line) else ""
     marker = f' marker-end="url(#{_marker_id(colour)})"'
-    if a.name == b.name:
+    if a is b:
         shape = (f'<path class="arrow" d="M{a.x:.1f},{y - 5:.1f} h22 v10 h-20" fill="none" '
                  f'stroke="{colour}"{dash}{marker}/>')
         text_x, anchor = a.x + 26, "start"
@@ -99,9 +100,10 @@ def _message(line: TraceLine, y: float, plan: Layout, colours: dict[str, str], a
     )
 
 
-def _lifeline(life: Lifeline, colours: dict[str, str]) -> str:
+def _lifeline(key: str, life: Lifeline, colours: dict[str, str]) -> str:
     colour = colours.get(life.domain, INK) if life.domain else INK
-    attrs = f'data-actor="{x(life.name)}" data-kind="{"short" if life.short else "long"}"'
+    attrs = (f'data-actor="{x(life.name)}" data-key="{x(key)}" '
+             f'data-kind="{"short" if life.short else "long"}"')
     if life.domain:
         attrs += f' data-domain="{x(life.domain)}"'
     if not life.short:
@@ -157,13 +159,13 @@ def _diagram(plan: Layout, colours: dict[str, str]) -> str:
     hatch = ('<pattern id="hatch" width="8" height="8" patternUnits="userSpaceOnUse" '
              'patternTransform="rotate(45)"><rect width="8" height="8" fill="#f3f3f3"/>'
              '<line x1="0" y1="0" x2="0" y2="8" stroke="#dcdcdc" stroke-width="3"/></pattern>')
-    lifelines = "".join(_lifeline(life, colours) for life in plan.lifelines.values())
+    lifelines = "".join(_lifeline(key, life, colours) for key, life in plan.lifelines.items())
     seen: set[int] = set()  # ``#seq-N`` links to a message; only the first run's N if appended
     messages = []
-    for line, y in zip(plan.lines, plan.ys):
+    for line, ends, y in zip(plan.lines, plan.ends, plan.ys):
         anchor_id = "" if line.seq in seen else f' id="seq-{line.seq}"'
         seen.add(line.seq)
-        messages.append(_message(line, y, plan, colours, anchor_id))
+        messages.append(_message(line, ends, y, plan, colours, anchor_id))
     return (
         f'<svg id="diagram" xmlns="http://www.w3.org/2000/svg" width="{plan.width:.0f}" '
         f'height="{plan.height:.0f}" viewBox="0 0 {plan.width:.0f} {plan.height:.0f}">'
@@ -243,6 +245,7 @@ def render_html(plan: Layout, title: str) -> str:
     colours = domain_colours(plan)
     lines = plan.lines
     short = sum(1 for life in plan.lifelines.values() if life.short)
+    actors = len({life.name for life in plan.lifelines.values()})
     span = lines[-1].t - lines[0].t
     notes = []
     if plan.skipped.get("before"):
@@ -250,7 +253,7 @@ def render_html(plan: Layout, title: str) -> str:
     if plan.skipped.get("after"):
         notes.append(f"{plan.skipped['after']} later messages not shown (--max-messages)")
     summary = (f"{len(lines)} messages (seq {lines[0].seq}\u2013{lines[-1].seq}), "
-               f"{len(plan.lifelines)} actors ({short} FetchActors in {plan.lanes} lanes), "
+               f"{actors} actors ({short} FetchActor lifelines in {plan.lanes} lanes), "
                f"t {lines[0].t:g} \u2192 {lines[-1].t:g} ({duration(span)}); "
                f"1 s = {plan.px_per_sec:.3g} px, {len(plan.gaps)} compressed gaps"
                + "".join(f"; {n}" for n in notes))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.traceview import load_trace, main
+from actors.traceview import incarnations, load_trace, main
 from actors.traceview_render import PALETTE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def groups(root: ET.Element, cls: str) -> list[ET.Element]:
 
 
 def lifeline_geometry(root: ET.Element) -> dict[str, dict]:
-    """actor -> x, kind, stroke colour, lane and the y span it is alive."""
+    """lifeline key -> actor, x, kind, stroke colour, lane and the y span it is alive."""
     result = {}
     for g in groups(root, "lifeline"):
         shape = g.find(f"{SVG}line") if g.get("data-kind") == "long" else g.find(f"{SVG}rect")
@@ -47,8 +47,9 @@ def lifeline_geometry(root: ET.Element) -> dict[str, dict]:
             x = float(shape.get("x")) + float(shape.get("width")) / 2
             y0 = float(shape.get("y"))
             y1 = y0 + float(shape.get("height"))
-        result[g.get("data-actor")] = {"x": x, "kind": g.get("data-kind"), "y0": y0, "y1": y1,
-                                       "colour": shape.get("stroke"), "lane": g.get("data-lane")}
+        result[g.get("data-key")] = {"actor": g.get("data-actor"), "x": x, "y0": y0, "y1": y1,
+                                     "kind": g.get("data-kind"), "lane": g.get("data-lane"),
+                                     "colour": shape.get("stroke")}
     return result
 
 
@@ -66,15 +67,18 @@ def arrows(root: ET.Element) -> list[dict]:
     return result
 
 
-def check_diagram(page: str, trace: Path) -> tuple[dict, list[dict], ET.Element]:
+def check_diagram(page: str, trace: Path, one_run: bool = True) -> tuple[dict, list[dict], ET.Element]:
     """The checks every rendered trace must pass; returns what the test may look at more."""
     lines = [json.loads(text) for text in trace.read_text().splitlines() if text.strip()]
+    ends = incarnations(load_trace(trace))
     root = svg(page, "diagram")
     lives = lifeline_geometry(root)
-    assert set(lives) == {n for line in lines for n in (line["from"], line["to"])}
+    assert {life["actor"] for life in lives.values()} == {
+        n for line in lines for n in (line["from"], line["to"])}
+    assert set(lives) == {key for pair in ends for key in pair}
     drawn = arrows(root)
     assert [int(a["seq"]) for a in drawn] == [line["seq"] for line in lines]  # one per message
-    for arrow, line in zip(drawn, lines):
+    for arrow, line, (from_key, to_key) in zip(drawn, lines, ends):
         assert (arrow["from"], arrow["to"], arrow["type"]) == (line["from"], line["to"],
                                                                line["msg"]["type"])
         assert arrow["dashed"] == (line["msg"]["type"] == "Reply")
@@ -82,7 +86,7 @@ def check_diagram(page: str, trace: Path) -> tuple[dict, list[dict], ET.Element]
         if "identifier" in line["msg"]:
             assert line["msg"]["identifier"] in arrow["label"]
         if "x1" in arrow:  # it joins the sender's and the receiver's lifelines, alive then
-            a, b = lives[line["from"]], lives[line["to"]]
+            a, b = lives[from_key], lives[to_key]
             assert arrow["x1"] == pytest.approx(a["x"], abs=0.2)
             assert arrow["x2"] == pytest.approx(b["x"], abs=1.2)
             for end in (a, b):
@@ -98,8 +102,10 @@ def check_diagram(page: str, trace: Path) -> tuple[dict, list[dict], ET.Element]
     # the time axis: ticks down the page at strictly increasing t; arrows never go back up
     ticks = [(float(g.find(f"{SVG}line").get("y1")), float(g.get("data-t")))
              for g in groups(root, "tick")]
-    assert ticks and sorted(ticks) == ticks and len({t for _, t in ticks}) == len(ticks)
+    assert [y for y, _ in ticks] == sorted(y for y, _ in ticks)
     assert ticks[0][1] == lines[0]["t"] and ticks[-1][1] == lines[-1]["t"]
+    if one_run:
+        assert [t for _, t in ticks] == sorted({t for _, t in ticks})
     ys = [a["y"] for a in drawn if "y" in a]
     assert ys == sorted(ys)
     # no asset from anywhere: nothing is loaded, references stay inside the document
@@ -166,6 +172,19 @@ def test_long_idle_gaps_are_compressed_and_marked(tmp_path):
     ys = [a["y"] for a in drawn]
     steps = [b - a for a, b in zip(ys, ys[1:])]
     assert steps[3] < 4 * steps[0]  # an hour takes less room than two seconds would triple
+
+
+def test_appended_runs_get_fresh_lifelines_and_a_marked_time_reset(tmp_path):
+    """The tracer appends: a second run restarts seq, t and the FetchActor numbers."""
+    trace = tmp_path / "two_runs.jsonl"
+    trace.write_text((TRACES / "partial_oids.jsonl").read_text() * 2)
+    page = render(tmp_path, trace)
+    lives, _, root = check_diagram(page, trace, one_run=False)
+    fetchers = {key: life for key, life in lives.items() if life["actor"] == "FetchActor-1"}
+    assert set(fetchers) == {"FetchActor-1", "FetchActor-1~2"}
+    assert {life["lane"] for life in fetchers.values()} == {"0"}  # one lane, reused
+    assert [float(g.get("data-secs")) for g in groups(root, "gap")] == [-0.5]
+    assert page.count('id="seq-1"') == 1  # link targets stay unique
 
 
 def test_hostile_text_stays_text(tmp_path):
