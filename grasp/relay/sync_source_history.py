@@ -19,8 +19,8 @@ PR, issue), then the ones that answer one (PR update, status); oldest first with
 Live events that arrive while paging join the buffer, so they cannot overtake their history.
 Timestamps cannot order announcements among themselves: a maintainer's announcement is accepted
 only once the owner's that lists the maintainer is (S10.3, S10.4), whichever is older. So
-:func:`offer_in_order` offers the announcements refused as ``invalid:`` again, for as long as a
-pass accepts something new (bounded by the depth of a maintainer chain we care about).
+:func:`offer_in_order` offers a refused announcement again once another one of its identifier
+was accepted, pass after pass (bounded by the depth of a maintainer chain we care about).
 
 Memory is bounded: when the buffer holds ``max_buffered`` events it is handed out (sorted) at
 once and paging continues. Dependency order then holds within each batch only (an event whose
@@ -35,7 +35,7 @@ from typing import Any
 
 from grasp.nostr import kinds
 from grasp.nostr.event import Event
-from grasp.nostr.results import Prefix, Result
+from grasp.nostr.results import Result
 
 __all__ = [
     "ANNOUNCEMENT_PASSES",
@@ -74,28 +74,37 @@ def offer_in_order(
 ) -> Iterator[tuple[Event, Result]]:
     """Offer a batch sorted by :func:`dependency_key`; yield each event with its final result.
 
-    Announcements refused as ``invalid:`` are offered again while the previous pass accepted
-    one; the rest are offered once, in order, after all announcements. Lazy, so the caller can
+    A refused announcement is offered again after a pass accepted another announcement with the
+    same identifier (maintainer sets are per identifier, S10.3) — the policy refuses one that
+    neither lists us nor is a maintainer's with ``blocked:`` (S10.4), so any refusal counts. The
+    other events are offered once, in order, after all announcements. Lazy, so the caller can
     stop between two offers.
     """
     pending = [e for e in events if e.kind == kinds.REPO_ANNOUNCEMENT]
     for attempt in range(1, passes + 1):
         refused: list[tuple[Event, Result]] = []
-        progress = False
+        accepted: set[str] = set()
         for event in pending:
             result = offer(event)
-            if not result.accepted and result.prefix is Prefix.INVALID:
-                refused.append((event, result))
-            else:
-                progress = progress or result.accepted
+            if result.accepted:
+                accepted.add(_identifier(event))
                 yield event, result
-        if not (refused and progress) or attempt == passes:
-            yield from refused
+            else:
+                refused.append((event, result))
+        again = accepted if attempt < passes else set()
+        for event, result in refused:
+            if _identifier(event) not in again:
+                yield event, result
+        pending = [event for event, _ in refused if _identifier(event) in again]
+        if not pending:
             break
-        pending = [event for event, _ in refused]
     for event in events:
         if event.kind != kinds.REPO_ANNOUNCEMENT:
             yield event, offer(event)
+
+
+def _identifier(event: Event) -> str:
+    return next((tag[1] for tag in event.tags if tag and tag[0] == "d" and len(tag) > 1), "")
 
 
 def source_filter(kind_list: Sequence[int], since: int | None = None, until: int | None = None) -> dict[str, Any]:

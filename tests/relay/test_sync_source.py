@@ -26,15 +26,22 @@ import websocket
 
 from grasp.config import Config
 from grasp.nostr import kinds
+from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import Event
+from grasp.nostr.nip34 import RepositoryState
 from grasp.nostr.results import Prefix, Result
 from grasp.relay.http import RelayApp
+from grasp.purgatory import PurgatoryStore
+from grasp.purgatory import Source as PurgatorySource
 from grasp.relay.ingest import EventSource
+from grasp.relay.policy import Delays, GraspWritePolicy
 from grasp.relay.server import Relay, open_relay
 from grasp.relay.sync_source import LIVE_SUB, PAGE_SUB_PREFIX, SyncSource, SyncSources
-from grasp.relay.sync_source_history import HistorySync, dependency_key
+from grasp.relay.sync_source_history import HistorySync, dependency_key, offer_in_order
 from grasp.relay.sync_source_wire import BoundedWebSocket, MessageSkipped
 from grasp.relay.websocket import RelayWSGIServer, accept_token
+from grasp.repositories import RepositoryIndex
+from grasp.store.sqlite import EventStore
 from tests.relay.conftest import Client, signed
 from tests.support.nip34 import Key
 from tests.support.wait import wait_for
@@ -278,7 +285,7 @@ def test_maintainer_announcement_is_offered_again_after_the_owners(source_relay,
         if event.pubkey == owner.pubkey or owner.pubkey in accepted:
             accepted.add(event.pubkey)
             return Result.ok()
-        return Result.reject(Prefix.INVALID, "not a maintainer")
+        return Result.reject(Prefix.BLOCKED, "announcement must list this relay")  # as S10.4's policy
 
     recorder = Recorder(decide)
     source = sync(ws_url(relay), recorder)
@@ -286,6 +293,71 @@ def test_maintainer_announcement_is_offered_again_after_the_owners(source_relay,
     assert recorder.ids == [theirs.id, ours.id, theirs.id]
     status = source.status()
     assert (status.events_received, status.events_accepted, status.events_rejected) == (2, 2, 0)
+
+
+class RecordingSyncPort:
+    """The actor system's side of the GRASP policy, recorded (a leaf edge of these tests)."""
+
+    def __init__(self) -> None:
+        self.enqueued: list[tuple[str, float | None]] = []
+
+    def enqueue_sync(self, identifier: str, delay: float | None = None) -> None:
+        self.enqueued.append((identifier, delay))
+
+    def git_data_arrived(self, identifier: str) -> None:
+        pass
+
+    def release_now(self, identifier: str, timeout: float = 60.0) -> None:
+        raise AssertionError("no git data exists in this test, nothing can be released")
+
+
+def test_synced_through_the_grasp_policy(tmp_path, source_relay, sync):
+    """End to end with the real GRASP-01 policy (S10.4) over a real store, purgatory and repos:
+    the owner's announcement is held and its repo created, the (older) maintainer announcement is
+    accepted on the second pass, the maintainer's state waits for git data with the synced delay
+    (S4.2), and a state that already expired from purgatory is refused because it came by sync
+    (S1.4)."""
+    domain = "relay.example"
+    owner, maintainer = Key(), Key()
+    ours = owner.announcement("repo", clone=[f"https://{domain}/{npub_encode(owner.pubkey)}/repo.git"],
+                              relays=[f"wss://{domain}"], maintainers=[maintainer.pubkey], created_at=T + 100)
+    theirs = maintainer.announcement("repo", created_at=T)
+    waiting = maintainer.state("repo", {"refs/heads/main": "a" * 40}, created_at=T + 50)
+    expired = owner.state("repo", {"refs/heads/main": "b" * 40}, created_at=T + 60)
+    relay = source_relay()
+    seed(relay, ours, theirs, waiting, expired)
+
+    clock = [0.0]
+    store = EventStore(tmp_path / "ours.sqlite3")
+    purgatory = PurgatoryStore(now=lambda: clock[0])
+    purgatory.add_state(RepositoryState.from_event(expired), PurgatorySource.SYNC)
+    clock[0] += purgatory.expiry_secs + 1
+    assert list(purgatory.sweep().expired_ids) == [expired.id]
+    index = RepositoryIndex(store, purgatory, tmp_path / "ours")
+    port = RecordingSyncPort()
+    policy = GraspWritePolicy(domain=domain, index=index, store=store, purgatory=purgatory, sync=port,
+                              notify=lambda event: None,
+                              delays=Delays(user=180.0, synced=0.5))
+    answers: dict[str, list[Result]] = {}
+
+    def through_policy(event: Event, source: EventSource) -> Result:
+        answers.setdefault(event.id, []).append(policy(event, source))
+        return answers[event.id][-1]
+
+    try:
+        source = sync(ws_url(relay), through_policy)
+        wait_for(lambda: source.status().caught_up, message="history walk")
+        assert [r.prefix for r in answers[theirs.id]] == [Prefix.BLOCKED, None]
+        assert answers[ours.id][0].prefix is Prefix.PURGATORY
+        assert (tmp_path / "ours" / "repos" / npub_encode(owner.pubkey) / "repo.git").is_dir()
+        assert answers[waiting.id][0].prefix is Prefix.PURGATORY and purgatory.contains(waiting.id)
+        assert port.enqueued == [("repo", 0.5)]
+        assert answers[expired.id][0].message == "invalid: previously expired from purgatory without git data"
+        status = source.status()
+        assert (status.events_received, status.events_accepted, status.events_rejected) == (4, 3, 1)
+    finally:
+        assert source.stop(timeout=2)
+        store.close()
 
 
 # --- a misbehaving source ------------------------------------------------------------------------
@@ -703,6 +775,34 @@ def test_paging_keeps_since_and_stops_at_max_pages():
     assert all(f["since"] == 110 and f["kinds"] == [kinds.ISSUE, kinds.PATCH] for f in filters)
     assert [f.get("until") for f in filters] == [None, 125, 121]
     assert history.truncated and len(fed) == 13  # 5 + 4 new + 4 new; the overlap fed once
+
+
+def test_refused_announcements_are_offered_again_only_after_progress_on_their_identifier():
+    """Maintainer chains (S10.3) are followed pass by pass; an announcement of another
+    identifier, refused for good, costs one offer; so does every non-announcement."""
+    def announcement(number: int, d: str, pubkey: str) -> Event:
+        return Event(id=f"{number:064x}", pubkey=pubkey * 64, created_at=number, kind=kinds.REPO_ANNOUNCEMENT,
+                     tags=(("d", d),), content="", sig="0" * 128)
+
+    m2, m1, owner = announcement(1, "repo", "2"), announcement(2, "repo", "1"), announcement(3, "repo", "0")
+    stranger = announcement(4, "other", "3")
+    issue = fake_event(5, 5)
+    trusted = {"0" * 64: "", "1" * 64: "0" * 64, "2" * 64: "1" * 64}  # author -> who lists them
+    accepted: set[str] = set()
+    offers: list[str] = []
+
+    def offer(event: Event) -> Result:
+        offers.append(event.id)
+        if event.kind == kinds.ISSUE or trusted.get(event.pubkey) in accepted | {""}:
+            accepted.add(event.pubkey)
+            return Result.ok()
+        return Result.reject(Prefix.BLOCKED, "announcement must list this relay")
+
+    batch = sorted([issue, stranger, owner, m1, m2], key=dependency_key)
+    results = {event.id: result.accepted for event, result in offer_in_order(batch, offer)}
+    assert results == {m2.id: True, m1.id: True, owner.id: True, stranger.id: False, issue.id: True}
+    assert offers == [m2.id, m1.id, owner.id, stranger.id, m2.id, m1.id, m2.id, issue.id]
+    assert len(list(offer_in_order(batch[:4], lambda e: Result.reject(Prefix.BLOCKED, "no"), passes=1))) == 4
 
 
 def test_a_full_buffer_is_handed_out_sorted_and_emptied():
