@@ -35,8 +35,9 @@ SECTIONS = (
 )
 KIND_LABELS = {"30617": "30617 announcements", "30618": "30618 states", "1618": "1618 PRs",
                "1619": "1619 PR updates", "placeholder": "PR placeholders"}
-SOURCE_KEYS = ("url", "state", "connected_since", "last_event_at", "events_received",
-               "events_accepted", "reconnects", "last_error")
+SOURCE_KEYS = ("url", "state", "caught_up", "connected_since", "last_event_at", "events_received",
+               "events_accepted", "events_duplicate", "events_rejected", "events_invalid",
+               "reconnects", "next_attempt_at", "last_error")
 DASH = "\u2014"
 
 # The page's only CSS and script; both are inlined, and the CSP names them by hash.
@@ -79,8 +80,9 @@ SCRIPT = r"""
   var KIND_LABELS = {"30617": "30617 announcements", "30618": "30618 states", "1618": "1618 PRs",
                      "1619": "1619 PR updates", "placeholder": "PR placeholders"};
   var KIND_ORDER = ["30617", "30618", "1618", "1619", "placeholder"];
-  var SOURCE_KEYS = ["url", "state", "connected_since", "last_event_at", "events_received",
-                     "events_accepted", "reconnects", "last_error"];
+  var SOURCE_KEYS = ["url", "state", "caught_up", "connected_since", "last_event_at",
+                     "events_received", "events_accepted", "events_duplicate", "events_rejected",
+                     "events_invalid", "reconnects", "next_attempt_at", "last_error"];
   var DASH = "\u2014";
   var ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#x27;"};
 
@@ -99,7 +101,10 @@ SCRIPT = r"""
     if (typeof v === "number") return Number.isInteger(v) ? String(v) : fixed(v, 2);
     return String(v);
   }
-  function ago(t, now) { return typeof t === "number" ? duration(now - t) + " ago" : valueText(t); }
+  function ago(t, now) {
+    if (typeof t !== "number") return valueText(t);
+    return t > now ? "in " + duration(t - now) : duration(now - t) + " ago";
+  }
   function clockText(t) { return new Date(t * 1000).toISOString().slice(11, 19) + " UTC"; }
   function kindLabel(k) { return own(KIND_LABELS, k) ? KIND_LABELS[k] : k; }
   function own(obj, key) { return Object.prototype.hasOwnProperty.call(obj, key); }
@@ -264,9 +269,10 @@ def value_text(v: object) -> str:
 
 
 def ago(t: object, now: float) -> str:
-    if isinstance(t, (int, float)) and not isinstance(t, bool):
-        return duration(now - t) + " ago"
-    return value_text(t)
+    """A wall-clock instant relative to the snapshot: "12.0 s ago", or "in 5.0 s" (a due time)."""
+    if not isinstance(t, (int, float)) or isinstance(t, bool):
+        return value_text(t)
+    return f"in {duration(t - now)}" if t > now else duration(now - t) + " ago"
 
 
 def clock_text(t: float) -> str:

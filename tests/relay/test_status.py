@@ -21,6 +21,7 @@ from actors.system import SyncStatus
 from grasp.relay.http import STATUS_JSON_MOUNT, STATUS_MOUNT, RelayApp
 from grasp.relay.status import StatusBoard
 from grasp.relay.status_page import SCRIPT, STYLE, render_sections
+from grasp.relay.sync_source_status import SourceState, SyncSourceStatus
 from messages.scheduler import SchedulerStatus
 from messages.throttle import ThrottleStatus
 
@@ -107,6 +108,24 @@ def test_a_failing_source_marks_its_section_and_spares_the_rest():
     sections = render_sections(snap)
     assert "unavailable: TimeoutError: Scheduler did not answer" in sections["sync"]
     assert "unavailable" not in sections["purgatory"]
+
+
+def test_sync_source_status_records_are_shown_as_the_sync_sources_module_reports_them():
+    """SyncSources.status() returns dataclasses with an enum-valued state; the board takes them."""
+    record = SyncSourceStatus(
+        url="wss://peer.example", state=SourceState.BACKING_OFF, connected_since=None,
+        last_event_at=NOW - 90, events_received=10, events_accepted=7, events_duplicate=2,
+        events_rejected=1, events_invalid=0, reconnects=3, last_error="refused",
+        next_attempt_at=NOW + 20, caught_up=False)
+    snap = board(sync_sources=lambda: [record]).snapshot()
+    conn = snap["sync_sources"]["connections"][0]
+    assert conn["state"] == "backing off" and conn["next_attempt_at"] == NOW + 20
+    json.dumps(snap, allow_nan=False)
+    html = render_sections(snap)["sources"]
+    headers = re.findall(r"<th>([^<]*)</th>", html)
+    assert headers[:5] == ["url", "state", "caught up", "connected since", "last event at"]
+    assert "<td>in 20.0 s</td>" in html and "<td>90.0 s ago</td>" in html
+    assert "<td>backing off</td>" in html and "<td>no</td>" in html
 
 
 def test_status_json_over_wsgi():
@@ -203,7 +222,7 @@ def test_the_live_script_renders_exactly_what_the_server_rendered(tmp_path: Path
         (ThrottleStatus(HOSTILE, 0, 0, 0, 0, 0),)),
         sync_sources=lambda: [{**SOURCE, "9": 1.5, "zz": True}, {"url": HOSTILE, "state": None},
                               {"url": "wss://up.example", "connected_since": NOW - 8000.5,
-                               "last_event_at": NOW - 500}])
+                               "last_event_at": NOW - 500, "next_attempt_at": NOW + 4.25}])
     for latency in (0.25, None, 1e-7, 7300.5):
         b.record_release("d" * 64, 1619, HOSTILE, latency)
     snap = b.snapshot()
@@ -215,7 +234,8 @@ def test_the_live_script_renders_exactly_what_the_server_rendered(tmp_path: Path
     result = json.loads(out.stdout)
     assert result["rendered"] == render_sections(snap)
     joined = "".join(render_sections(snap).values())
-    for shown in ("0.3 s", "-0.0 s", "2.7 s", "2 h 13 min ago", "8 min ago", "2 h 01 min"):
+    for shown in ("0.3 s", "-0.0 s", "2.7 s", "2 h 13 min ago", "8 min ago", "2 h 01 min",
+                  "in 4.3 s"):
         assert shown in joined, shown  # the cases where two renderers could drift apart
     assert result["fetched"] == ["/status.json"]
     assert result["dom"] == {f"{k}-body": v for k, v in render_sections(snap).items()}
