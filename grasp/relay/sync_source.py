@@ -40,6 +40,7 @@ from grasp.nostr.results import Prefix, Result
 from grasp.relay.ingest import EventSource, WritePolicy
 from grasp.relay.sync_source_history import (
     DEFAULT_MAX_BUFFERED,
+    DEFAULT_MAX_BUFFERED_BYTES,
     DEFAULT_MAX_PAGES,
     HistorySync,
     offer_in_order,
@@ -90,8 +91,9 @@ class SyncSource:
     data, a reconnect after twice that; ``history_timeout`` — a history page that brings no
     event and no EOSE for that long ends the connection; ``resume_overlap`` seconds subtracted
     from the resume point; ``max_message_bytes`` per message (bigger ones are skipped and counted
-    invalid); ``max_buffered``/``max_pages`` bound the history walk; ``clock`` (wall-clock
-    seconds: status times and the resume cap) and ``sleep`` (the backoff wait) for tests.
+    invalid); ``max_buffered``, ``max_buffered_bytes`` and ``max_pages`` bound the history
+    walk; ``clock`` (wall-clock seconds: status times and the resume cap) and ``sleep`` (the
+    backoff wait) for tests.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class SyncSource:
         resume_overlap: int = 300,
         max_message_bytes: int = 512 * 1024,  # S10.1: what we accept from a client
         max_buffered: int = DEFAULT_MAX_BUFFERED,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
         max_pages: int = DEFAULT_MAX_PAGES,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Any] = gevent.sleep,
@@ -122,6 +125,7 @@ class SyncSource:
         self.resume_overlap = resume_overlap
         self.max_message_bytes = max_message_bytes
         self.max_buffered = max_buffered
+        self.max_buffered_bytes = max_buffered_bytes
         self.max_pages = max_pages
         self.clock = clock
         self.sleep = sleep
@@ -235,7 +239,7 @@ class SyncSource:
     def _sync(self, ws: BoundedWebSocket) -> None:
         """Page through the history, then stay live; returns only when stopping."""
         history = HistorySync(self.kinds, self._resume_since(), max_buffered=self.max_buffered,
-                              max_pages=self.max_pages)
+                              max_buffered_bytes=self.max_buffered_bytes, max_pages=self.max_pages)
         page = _Page(LIVE_SUB, self.history_timeout)
         ws.send_message("REQ", LIVE_SUB, history.first_filter())
         while not self._stopping:

@@ -22,10 +22,10 @@ only once the owner's that lists the maintainer is (S10.3, S10.4), whichever is 
 :func:`offer_in_order` offers a refused announcement again once another one of its identifier
 was accepted, pass after pass (bounded by the depth of a maintainer chain we care about).
 
-Memory is bounded: when the buffer holds ``max_buffered`` events it is handed out (sorted) at
-once and paging continues. Dependency order then holds within each batch only (an event whose
-announcement comes in a later, older batch is refused until a later full walk), so the default bound is
-generous (see :data:`DEFAULT_MAX_BUFFERED`).
+Memory is bounded: when the buffer holds ``max_buffered`` events or about
+``max_buffered_bytes`` of event text, it is handed out (sorted) at once and paging continues.
+Dependency order then holds within each batch only — an event whose announcement comes in a
+later (older) batch is refused until a later full walk — so the default bounds are generous.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from grasp.nostr.results import Result
 __all__ = [
     "ANNOUNCEMENT_PASSES",
     "DEFAULT_MAX_BUFFERED",
+    "DEFAULT_MAX_BUFFERED_BYTES",
     "DEFAULT_MAX_PAGES",
     "HistorySync",
     "dependency_key",
@@ -47,8 +48,10 @@ __all__ = [
     "source_filter",
 ]
 
-#: ~20k events of a few KiB at most: tens of MiB in the worst case, a whole forge's history normally.
+#: A whole forge's history normally (NIP-34 events are a few KiB, patches more).
 DEFAULT_MAX_BUFFERED = 20_000
+#: What a hostile source can make us hold: events of up to max_message_bytes each add up fast.
+DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_PAGES = 10_000
 #: Passes over refused announcements: a maintainer chain deeper than this is not followed.
 ANNOUNCEMENT_PASSES = 8
@@ -107,7 +110,9 @@ def _identifier(event: Event) -> str:
     return next((tag[1] for tag in event.tags if tag and tag[0] == "d" and len(tag) > 1), "")
 
 
-def source_filter(kind_list: Sequence[int], since: int | None = None, until: int | None = None) -> dict[str, Any]:
+def source_filter(
+    kind_list: Sequence[int], since: int | None = None, until: int | None = None
+) -> dict[str, Any]:
     """The NIP-01 filter asked of a source; ``since``/``until`` only when set."""
     flt: dict[str, Any] = {"kinds": list(kind_list)}
     if since is not None:
@@ -133,13 +138,15 @@ class HistorySync:
         since: int | None,
         *,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
         max_pages: int = DEFAULT_MAX_PAGES,
     ) -> None:
-        if max_buffered < 1 or max_pages < 1:
-            raise ValueError("max_buffered and max_pages must be at least 1")
+        if min(max_buffered, max_buffered_bytes, max_pages) < 1:
+            raise ValueError("max_buffered, max_buffered_bytes and max_pages must be at least 1")
         self.kinds = tuple(kind_list)
         self.since = since
         self.max_buffered = max_buffered
+        self.max_buffered_bytes = max_buffered_bytes
         self.max_pages = max_pages
         self.pages = 0
         self.done = False
@@ -150,6 +157,7 @@ class HistorySync:
         #: True when the walk stopped at max_pages rather than at the end of the history.
         self.truncated = False
         self._buffer: dict[str, Event] = {}
+        self._buffer_bytes = 0
         self._until: int | None = None
         self._seen_at_until: set[str] = set()
         self._page_new = 0
@@ -196,6 +204,7 @@ class HistorySync:
         """Everything buffered, in dependency order; the buffer is empty afterwards."""
         batch = sorted(self._buffer.values(), key=dependency_key)
         self._buffer.clear()
+        self._buffer_bytes = 0
         return batch
 
     @property
@@ -206,7 +215,14 @@ class HistorySync:
         if event.id in self._buffer:
             return []
         self._buffer[event.id] = event
+        self._buffer_bytes += approximate_size(event)
         self.events += 1
         if self.newest is None or event.created_at > self.newest:
             self.newest = event.created_at
-        return self.drain() if len(self._buffer) >= self.max_buffered else []
+        full = len(self._buffer) >= self.max_buffered or self._buffer_bytes >= self.max_buffered_bytes
+        return self.drain() if full else []
+
+
+def approximate_size(event: Event) -> int:
+    """Bytes of text an event holds (content and tags, plus the fixed hex fields), roughly."""
+    return 400 + len(event.content) + sum(len(value) + 4 for tag in event.tags for value in tag)

@@ -158,8 +158,11 @@ def describe_error(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, websocket.WebSocketConnectionClosedException):
         return "connection lost"
+    if isinstance(exc, websocket.WebSocketBadStatusException):
+        return f"handshake refused: HTTP {exc.status_code} {exc.status_message or ''}".rstrip()
     text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, websocket.WebSocketException) else f"{type(exc).__name__}: {text}"
+    text = text if isinstance(exc, websocket.WebSocketException) else f"{type(exc).__name__}: {text}"
+    return text[:300]
 
 
 class FrameError(ValueError):

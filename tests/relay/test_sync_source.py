@@ -436,8 +436,8 @@ def mute_source() -> Iterator[tuple[str, bytearray]]:
             while b"\r\n\r\n" not in request:
                 request += conn.recv(4096)
             key = re.search(rb"sec-websocket-key: *(\S+)", request, re.I).group(1).decode()
-            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                          f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_token(key)}\r\n\r\n").encode())
+            conn.sendall((f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade"
+                          f"\r\nSec-WebSocket-Accept: {accept_token(key)}\r\n\r\n").encode())
             while chunk := conn.recv(4096):
                 received.extend(chunk)
 
@@ -477,6 +477,13 @@ def test_a_history_page_without_progress_ends_the_connection(scripted, sync):
     wait_for(lambda: source.status().state == "backing off", message="stalled history dropped")
     assert source.status().last_error == "history page 1 made no progress for 0.2 s (no EOSE)"
     assert recorder.offered == []  # an unfinished walk's buffer is dropped; the next one repeats it
+
+
+def test_a_refused_handshake_is_reported_briefly(scripted, sync):
+    server = scripted(lambda peer, frame: None)
+    source = sync(server.url + "not-a-relay", Recorder(), backoff_initial=60)
+    wait_for(lambda: source.status().state == "backing off", message="refused handshake")
+    assert source.status().last_error == "handshake refused: HTTP 404 Not Found"
 
 
 # --- reconnecting --------------------------------------------------------------------------------
@@ -811,3 +818,7 @@ def test_a_full_buffer_is_handed_out_sorted_and_emptied():
     assert history.add_page_event(events[0]) == [] and history.add_live_event(events[1]) == []
     assert history.add_page_event(events[2]) == [events[1], events[2], events[0]]
     assert history.buffered == 0 and history.newest == 30
+    by_bytes = HistorySync([kinds.ISSUE], since=None, max_buffered_bytes=10_000)
+    big = Event(id="f" * 64, pubkey="0" * 64, created_at=1, kind=kinds.PATCH, tags=(), content="p" * 9500,
+                sig="0" * 128)
+    assert by_bytes.add_page_event(events[0]) == [] and by_bytes.add_page_event(big) == [big, events[0]]
