@@ -238,7 +238,7 @@ def test_history_then_live_events_are_fed_as_synced(source_relay, sync):
     assert status.to_json()["url"] == ws_url(relay) and status.to_json()["last_error"] is None
 
 
-def test_history_is_paged_beyond_the_source_limit_and_fed_once(source_relay, sync, scripted):
+def test_history_is_paged_beyond_the_source_limit_and_fed_once(source_relay, sync):
     """A source clamps limit (S10.1: ours to 500); we page with ``until`` until a page brings
     nothing new. Events sharing a second across a page boundary are fed exactly once."""
     relay = source_relay(max_limit=3)
