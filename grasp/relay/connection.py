@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 KIB = 1024
 READ_CHUNK = 64 * KIB
+WRITE_BATCH = 256 * KIB
 _STOP = object()
 _ids = itertools.count(1)
 
@@ -257,27 +258,51 @@ class WebSocketConnection:
         interval = self.limits.ping_interval_secs
         while True:
             try:
-                item = self._queue.get(timeout=interval)
+                first = self._queue.get(timeout=interval)
             except gevent.queue.Empty:
                 if not self._keepalive(interval):
                     return
                 continue
-            if item is _STOP:
+            events, stop = self._take_batch(first)
+            if events and not self._transmit(*events):
                 return
-            event, size = item
-            self._queued_chars -= size
-            if self._queued_chars < self._soft_limit:
-                self._room.set()
-            if not self._transmit(event):
+            if stop:
                 return
 
-    def _transmit(self, event: Event) -> bool:
+    def _take_batch(self, first: object) -> tuple[list[Event], bool]:
+        """``first`` plus whatever else is queued (up to WRITE_BATCH chars): one sendall for all.
+
+        Coalescing matters for REQ answers: hundreds of small frames would otherwise cost one
+        syscall (and, without TCP_NODELAY, one delayed ACK) each.
+        """
+        events: list[Event] = []
+        item, taken = first, 0
+        while True:
+            if item is _STOP:
+                return events, True
+            event, size = item  # type: ignore[misc]
+            events.append(event)
+            taken += size
+            self._queued_chars -= size
+            if taken >= WRITE_BATCH:
+                break
+            try:
+                item = self._queue.get_nowait()
+            except gevent.queue.Empty:
+                break
+        if self._queued_chars < self._soft_limit:
+            self._room.set()
+        return events, False
+
+    def _transmit(self, *events: Event) -> bool:
+        chunks = []
+        for event in events:
+            try:
+                chunks.append(self._ws.send(event))
+            except LocalProtocolError:
+                pass  # e.g. data queued before a close that has gone out since: drop it
         try:
-            data = self._ws.send(event)
-        except LocalProtocolError:
-            return True  # e.g. data queued before a close that has gone out since: drop it
-        try:
-            self._sock.sendall(data)
+            self._sock.sendall(b"".join(chunks))
         except OSError as exc:
             logger.debug("[ws %d %s] send failed: %s", self.id, self.peer, exc)
             self._closing = True

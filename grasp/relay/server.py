@@ -140,8 +140,12 @@ class Relay:
         logger.info("relay serving %s (domain %s, data %s)", self.http_url, self.config.public_domain,
                     self.config.data_dir.resolve())
 
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop accepting, close websockets with 1001, wait for them (bounded), close the store."""
+    def stop_serving(self, timeout: float = 5.0) -> int:
+        """Stop accepting, close websockets with 1001 and wait for them (bounded).
+
+        Returns how many websocket connections were closed. The store stays open: the process
+        wiring persists purgatory and stops the actors before :meth:`close`.
+        """
         self.server.close()
         connections = list(self.server.websocket_connections)
         for connection in connections:
@@ -151,8 +155,16 @@ class Relay:
             logger.warning("%d websocket connections did not close in %g s; killing them",
                            len(self.server.websocket_connections), timeout)
         self.server.stop(timeout=max(deadline - time.monotonic(), 0.1))
+        return len(connections)
+
+    def close(self) -> None:
         self.store.close()
-        logger.info("relay stopped (%d websocket connections closed)", len(connections))
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop serving, then close the store."""
+        closed = self.stop_serving(timeout)
+        self.close()
+        logger.info("relay stopped (%d websocket connections closed)", closed)
 
 
 def open_relay(
@@ -174,7 +186,7 @@ def open_relay(
     hub = SubscriptionHub()
     accept_event = (policy or StoreWritePolicy)(store, hub.publish)
     context = SessionContext(accept_event=accept_event, query=store.query, hub=hub,
-                             limits=session_limits(bound))
+                             limits=session_limits(bound), query_json=store.query_json)
     app = build_app(bound, context, mounts=mounts, limits=limits)
     server.application = app
     return Relay(config=bound, store=store, hub=hub, app=app, server=server)

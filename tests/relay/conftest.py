@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import websocket
 
 from grasp.config import Config
 from grasp.nostr.event import Event, generate_secret_key, sign_event
 from grasp.relay.connection import WebSocketLimits
 from grasp.relay.server import Relay, open_relay
+from tests.support.relay import RelayClient as Client
+from tests.support.relay import accepted_repository as support_accepted_repository
+from tests.support.relay import issue as support_issue
 from tests.support.relay import relay_factory  # noqa: F401  (fixture re-exported)
 
 SECRET = generate_secret_key()
@@ -27,43 +28,14 @@ def signed(kind: int = 1, content: str | None = None, tags: list[list[str]] | No
     return sign_event(secret, kind, tags or [], text, created_at=created_at)
 
 
-class Client:
-    """A websocket-client connection speaking JSON frames, with a receive timeout."""
+def issue(repo: Event, content: str | None = None, tags: list[list[str]] | None = None,
+          secret: str = SECRET) -> Event:
+    """A kind 1621 issue referencing ``repo``: accepted by the GRASP policy and the plain one."""
+    return support_issue(repo, secret, content, tags or [])
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
-        self.ws = websocket.create_connection(url, timeout=timeout)
 
-    def send(self, *frame: Any) -> None:
-        self.ws.send(json.dumps(list(frame)))
-
-    def send_raw(self, text: str) -> None:
-        self.ws.send(text)
-
-    def recv(self) -> list[Any]:
-        return json.loads(self.ws.recv())
-
-    def expect(self, verb: str) -> list[Any]:
-        frame = self.recv()
-        assert frame[0] == verb, frame
-        return frame
-
-    def publish(self, event: Event) -> list[Any]:
-        """EVENT, then the OK frame."""
-        self.send("EVENT", event.to_json())
-        return self.expect("OK")
-
-    def req(self, sub_id: str, *filters: dict) -> list[dict]:
-        """REQ, then the stored events up to EOSE."""
-        self.send("REQ", sub_id, *filters)
-        events = []
-        while (frame := self.recv())[0] == "EVENT":
-            assert frame[1] == sub_id
-            events.append(frame[2])
-        assert frame == ["EOSE", sub_id]
-        return events
-
-    def close(self) -> None:
-        self.ws.close()
+def accepted_repository(client: Client, domain: str, identifier: str = "repo") -> Event:
+    return support_accepted_repository(client, domain, SECRET, identifier)
 
 
 @pytest.fixture

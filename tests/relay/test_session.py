@@ -45,13 +45,15 @@ def hub():
     return SubscriptionHub()
 
 
-def make_session(store, hub, policy=None, limits=SessionLimits(), query=None):
+def make_session(store, hub, policy=None, limits=SessionLimits(), query=None, query_json=None):
+    """A session over ``store``; by default stored events come from ``query_json`` as in the relay."""
     out = RecordingOutbox()
     context = SessionContext(
         accept_event=policy or StoreWritePolicy(store, hub.publish),
         query=query or store.query,
         hub=hub,
         limits=limits,
+        query_json=store.query_json if query is None and query_json is None else query_json,
     )
     return Nip01Session(out, context), out
 
@@ -292,11 +294,20 @@ def test_event_published_while_the_query_runs_is_sent_once(store, hub):
     def query_with_concurrent_publish(filters, limit_cap):
         store.save(racing)
         hub.publish(racing)  # what another greenlet's EVENT would do mid-query
-        return store.query(filters, limit_cap)
+        return store.query_json(filters, limit_cap)
 
-    session, out = make_session(store, hub, query=query_with_concurrent_publish)
+    session, out = make_session(store, hub, query_json=query_with_concurrent_publish)
     send(session, "REQ", "s", {"kinds": [1]})
     assert out.take() == [["EVENT", "s", racing.to_json()], ["EOSE", "s"]]
+
+
+def test_event_query_is_used_when_no_json_query_is_given(store, hub):
+    """``SessionContext.query`` (Events) alone works too; ``query_json`` is an optimisation."""
+    session, out = make_session(store, hub, query=store.query)
+    event = signed()
+    store.save(event)
+    send(session, "REQ", "s", {"ids": [event.id]})
+    assert out.take() == [["EVENT", "s", event.to_json()], ["EOSE", "s"]]
 
 
 def test_query_failure_closes_the_req_with_error(store, hub):

@@ -9,10 +9,14 @@ one ready line the CLI prints on stderr (no port races), then polls NIP-11 until
 
 or, in a conftest: ``from tests.support.relay import relay_factory  # noqa: F401`` and then
 ``relay = relay_factory("--max-subscriptions", "3")`` in tests.
+
+Client side: :class:`RelayClient` speaks NIP-01 JSON frames over websocket-client, and
+:func:`accepted_repository` / :func:`issue` make traffic a GRASP relay accepts without git data.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -25,8 +29,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+import websocket
+
+from grasp.nostr.event import Event, npub_encode, public_key, sign_event
 
 #: The console script installed next to the interpreter running the tests (the project's venv).
 RELAY_BIN = Path(sys.executable).parent / "grasp-relay"
@@ -213,3 +221,82 @@ def relay_factory(tmp_path: Path) -> Iterator[Callable[..., RelayProcess]]:
     yield start
     for relay in started:
         relay.stop()
+
+
+# --- client side -------------------------------------------------------------------------------
+
+
+class RelayClient:
+    """A websocket-client connection speaking NIP-01 JSON frames, with a receive timeout."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.ws = websocket.create_connection(url, timeout=timeout)
+
+    def send(self, *frame: Any) -> None:
+        self.ws.send(json.dumps(list(frame)))
+
+    def send_raw(self, text: str) -> None:
+        self.ws.send(text)
+
+    def recv(self) -> list[Any]:
+        return json.loads(self.ws.recv())
+
+    def expect(self, verb: str) -> list[Any]:
+        frame = self.recv()
+        assert frame[0] == verb, frame
+        return frame
+
+    def publish(self, event: Event) -> list[Any]:
+        """EVENT, then the OK frame."""
+        self.send("EVENT", event.to_json())
+        return self.expect("OK")
+
+    def req(self, sub_id: str, *filters: dict) -> list[dict]:
+        """REQ, then the stored events up to EOSE."""
+        self.send("REQ", sub_id, *filters)
+        events = []
+        while (frame := self.recv())[0] == "EVENT":
+            assert frame[1] == sub_id, frame
+            events.append(frame[2])
+        assert frame == ["EOSE", sub_id], frame
+        return events
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+_unique = itertools.count()
+
+
+def announcement(domain: str, secret: str, identifier: str = "repo") -> Event:
+    """A kind 30617 listing the relay at ``domain`` in ``clone`` and ``relays`` (S10.4)."""
+    npub = npub_encode(public_key(secret))
+    tags = [["d", identifier], ["name", identifier],
+            ["clone", f"http://{domain}/{npub}/{identifier}.git"], ["relays", f"ws://{domain}"]]
+    return sign_event(secret, 30617, tags, f"{identifier} for tests")
+
+
+def issue(repo: Event, secret: str, content: str | None = None, tags: Sequence[Sequence[str]] = ()) -> Event:
+    """A kind 1621 issue referencing ``repo`` (unique content unless given): GRASP accepts it."""
+    text = content if content is not None else f"issue {next(_unique)}"
+    return sign_event(secret, 1621, [["a", f"30617:{repo.pubkey}:{repo.d}"], *tags], text)
+
+
+def accepted_repository(client: RelayClient, domain: str, secret: str, identifier: str = "repo",
+                        timeout: float = 10.0) -> Event:
+    """Get an announcement of ``identifier`` served, so that issues referencing it are accepted.
+
+    A GRASP relay holds a new announcement in purgatory until git data arrives (S1.1); a state
+    event with no refs needs no objects, is released at once and promotes the announcement
+    (S8.2), asynchronously in the Releaser. A plain NIP-01 relay simply stores both. Either way:
+    publish both, then poll (with a deadline) until the announcement is served.
+    """
+    repo = announcement(domain, secret, identifier)
+    for event in (repo, sign_event(secret, 30618, [["d", identifier]], "")):
+        ok = client.publish(event)
+        assert ok[2] is True, ok
+    deadline = time.monotonic() + timeout
+    while not client.req("served", {"ids": [repo.id]}):
+        assert time.monotonic() < deadline, f"announcement {repo.id} was never served"
+        time.sleep(0.02)  # poll interval of a deadline-bounded condition check
+    return repo
