@@ -25,9 +25,11 @@ from grasp.config import Config
 from grasp.context import RealSyncContext
 from grasp.git import FetchLimits, FetchPolicy
 from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore
-from grasp.relay.http import MountKey, WSGIApp
+from grasp.relay.git_http import GitService
+from grasp.relay.http import GIT_MOUNT, METRICS_MOUNT, STATUS_JSON_MOUNT, STATUS_MOUNT, MountKey, WSGIApp
 from grasp.relay.hub import SubscriptionHub
 from grasp.relay.maintenance import PurgatorySweeper
+from grasp.relay.metrics import SyncMetrics
 from grasp.relay.policy import Delays, GraspWritePolicy
 from grasp.relay.server import (
     Relay,
@@ -39,15 +41,14 @@ from grasp.relay.server import (
     session_limits,
 )
 from grasp.relay.session import SessionContext
+from grasp.relay.status import StatusBoard
+from grasp.relay.sync_source import SyncSources
 from grasp.release import ReleaseWorkflow
 from grasp.repositories import RepositoryIndex
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["GraspRelay", "open_grasp_relay", "sync_config"]
-
-MountFactory = Callable[["GraspRelay"], dict[MountKey, WSGIApp]]
-
 
 def sync_config(config: Config) -> SyncConfig:
     """The actor system's numbers from the relay's options (S12)."""
@@ -76,6 +77,9 @@ class GraspRelay:
     index: RepositoryIndex
     system: actor_system.SyncSystem
     sweeper: PurgatorySweeper
+    sync_sources: SyncSources
+    metrics: SyncMetrics
+    board: StatusBoard
     restored: list[str] = field(default_factory=list)
 
     @property
@@ -96,9 +100,12 @@ class GraspRelay:
             self.system.enqueue_pending()  # S9.1: states and PRs alike
         self.sweeper.start()
         self.relay.start()
+        self.sync_sources.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """SIGTERM/SIGINT: stop accepting, persist purgatory (S9.1), stop actors, close store."""
+        """SIGTERM/SIGINT: stop taking events (sync sources, then clients), persist purgatory
+        (S9.1), stop the actors in reverse start order, close the store."""
+        self.sync_sources.stop(timeout)
         self.relay.stop_serving(timeout)
         self.sweeper.stop()
         try:
@@ -129,7 +136,6 @@ def open_grasp_relay(
     *,
     clock: Clock | None = None,
     observer: SyncObserver | None = None,
-    mounts: MountFactory | None = None,
 ) -> GraspRelay:
     """Build everything in start order; raises StartupError with nothing left running."""
     data_dir = prepare_data_dir(config.data_dir)
@@ -143,28 +149,45 @@ def open_grasp_relay(
         bound = config.with_bound_port(server.server_port)
         hub = SubscriptionHub()
         index = RepositoryIndex(store, purgatory, data_dir)
-        workflow = ReleaseWorkflow(index, store, purgatory, notify=hub.publish)
+        metrics = SyncMetrics(purgatory.counts)
+        board = StatusBoard(  # the lambdas look up system and sync_sources when called
+            sync_status=lambda: system.status(limit=10, timeout=2.0),
+            purgatory_counts=purgatory.counts,
+            sync_sources=lambda: sync_sources.status(),
+        )
+
+        def on_release(event, identifier: str, held_for: float | None) -> None:
+            metrics.event_released(event.kind)
+            board.record_release(event.id, event.kind, identifier, held_for)
+
+        workflow = ReleaseWorkflow(index, store, purgatory, notify=hub.publish, on_release=on_release)
         policy, limits = fetch_settings(bound)
         ctx = RealSyncContext(index, purgatory, workflow, domain=bound.public_domain,
                               policy=policy, limits=limits)
         tracer = JsonlTracer(bound.trace) if bound.trace else None
-        system = actor_system.start(ctx, sync_config(bound), clock, tracer=tracer, observer=observer)
+        system = actor_system.start(ctx, sync_config(bound), clock, tracer=tracer,
+                                    observer=observer or metrics)
         cleanup.append(system.stop)
         write_policy = GraspWritePolicy(
             domain=bound.public_domain, index=index, store=store, purgatory=purgatory,
             sync=system, notify=hub.publish,
             delays=Delays(bound.sync_default_delay_secs, bound.sync_immediate_delay_ms / 1000),
         )
+        sync_sources = SyncSources(bound.sync_sources, write_policy, max_message_bytes=bound.max_message_bytes)
         context = SessionContext(accept_event=write_policy, query=store.query, hub=hub,
-                                 limits=session_limits(bound))
-        app = build_app(bound, context)
+                                 limits=session_limits(bound), query_json=store.query_json)
+        git = GitService(index, store, purgatory, system)
+        mounts: dict[MountKey, WSGIApp] = {
+            GIT_MOUNT: git.app(),
+            METRICS_MOUNT: metrics.wsgi_app(),
+            STATUS_JSON_MOUNT: board.json_app(),
+            STATUS_MOUNT: board.html_app(),
+        }
+        app = build_app(bound, context, mounts=mounts)
         server.application = app
         relay = Relay(config=bound, store=store, hub=hub, app=app, server=server)
-        grasp_relay = GraspRelay(relay, purgatory, index, system, PurgatorySweeper(purgatory, index),
-                                 restored)
-        for key, mounted in (mounts(grasp_relay) if mounts else {}).items():
-            app.mount(key, mounted)
-        return grasp_relay
+        return GraspRelay(relay, purgatory, index, system, PurgatorySweeper(purgatory, index),
+                          sync_sources, metrics, board, restored)
     except BaseException:
         for close in reversed(cleanup):
             try:

@@ -23,7 +23,8 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
 from grasp.config import ConfigError, configure_logging, parse_config  # noqa: E402
-from grasp.relay.server import StartupError, open_relay  # noqa: E402
+from grasp.relay.app import open_grasp_relay  # noqa: E402
+from grasp.relay.server import StartupError  # noqa: E402
 
 PROG = "grasp-relay"
 
@@ -41,12 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), 2)
     configure_logging(config.log_level)
     try:
-        relay = open_relay(config)
+        relay = open_grasp_relay(config)
     except StartupError as exc:
         return _fail(str(exc), 1)
     stop = gevent.event.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop.set)
+    gevent.signal_handler(signal.SIGUSR1, relay.log_debug_state)
     relay.start()
     print(f"{PROG} listening on {relay.http_url}", file=sys.stderr, flush=True)
     stop.wait()
