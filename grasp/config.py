@@ -56,6 +56,9 @@ class Config:
     fetch_max_bytes: int = GIB
     purgatory_expiry_secs: float = 1800.0
     trace: Path | None = None
+    # benchmark knobs: shorter rate window (politeness runs), tick-only scheduling (baseline)
+    sync_rate_window_secs: float = 60.0
+    sync_precise_wakeups: bool = True
     # NIP-01 limits (S10.1, bold there, so configurable)
     max_message_bytes: int = 512 * KIB
     max_subscriptions: int = 20
@@ -256,6 +259,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("trace", "--trace", "GRASP_TRACE", _path,
            "write one JSON line per delivered actor message to FILE (S13.3)", metavar="FILE",
            default_text="off"),
+    Option("sync_rate_window_secs", "--sync-rate-window-secs", "GRASP_SYNC_RATE_WINDOW_SECS",
+           _positive_seconds, "length of the per-domain rate window (S6.1); shorten only for "
+           "benchmarks", metavar="SECS"),
+    Option("sync_precise_wakeups", "--sync-precise-wakeups", "GRASP_SYNC_PRECISE_WAKEUPS", _boolean,
+           "wake the scheduler at each entry's next attempt (S4.4); --no-sync-precise-wakeups "
+           "leaves only the periodic tick (a benchmark baseline)", kind="switch", default_text="on"),
     Option("max_message_bytes", "--max-message-bytes", "GRASP_MAX_MESSAGE_BYTES", _byte_size,
            "largest websocket message accepted; bigger ones are closed with 1009 (S10.1)",
            metavar="BYTES", default_text="512KiB"),

@@ -58,6 +58,8 @@ def sync_config(config: Config) -> SyncConfig:
         max_per_minute=config.sync_domain_rate_limit,
         default_delay=config.sync_default_delay_secs,
         immediate_delay=config.sync_immediate_delay_ms / 1000,
+        rate_window=config.sync_rate_window_secs,
+        precise_wakeups=config.sync_precise_wakeups,
     )
 
 
