@@ -18,13 +18,14 @@ class SyncConfig:
     default_delay: float = 180.0  # --sync-default-delay-secs (S4.2)
     immediate_delay: float = 0.5  # --sync-immediate-delay-ms (S4.2)
     precise_wakeups: bool = True  # S4.4 wake-up at the earliest next_attempt; off = tick only
+    backoff_scale: float = 1.0  # multiplies the 20/40/80/120 s backoff; < 1 only in tests
     max_running_syncs: int = 256  # FetchActors on the main path at once (memory bound)
     restart_backoff_min: float = 0.05  # Supervisor: first restart delay
     restart_backoff_max: float = 5.0  # Supervisor: cap of the doubling restart delay
     stop_timeout: float = 10.0  # how long stop() waits for running fetches before cancelling
 
     def __post_init__(self) -> None:
-        for name in ("tick_interval", "rate_window", "restart_backoff_max", "stop_timeout"):
+        for name in ("tick_interval", "rate_window", "restart_backoff_max", "stop_timeout", "backoff_scale"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("max_concurrent", "max_per_minute", "max_running_syncs"):

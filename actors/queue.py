@@ -54,12 +54,15 @@ class SyncQueueEntry:
             self.next_attempt = min(self.next_attempt, now + delay)
         self.renewed = self.in_progress
 
-    def on_sync_complete(self, now: float) -> None:
-        """An incomplete sync ended: back off, unless a new event already scheduled a sooner try."""
+    def on_sync_complete(self, now: float, scale: float = 1.0) -> None:
+        """An incomplete sync ended: back off, unless a new event already scheduled a sooner try.
+
+        ``scale`` shrinks the backoff for tests and benchmarks only (``--sync-backoff-scale``).
+        """
         self.in_progress = False
         if self.next_attempt <= now:
             self.attempt_count += 1
-            self.next_attempt = now + self.backoff()
+            self.next_attempt = now + self.backoff() * scale
 
 
 class SyncQueue:
@@ -71,7 +74,8 @@ class SyncQueue:
     rebuilt when they outnumber live entries, so memory stays proportional to the queue.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, backoff_scale: float = 1.0) -> None:
+        self.backoff_scale = backoff_scale
         self._entries: dict[str, SyncQueueEntry] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
@@ -135,7 +139,7 @@ class SyncQueue:
             del self._entries[identifier]
             return
         else:
-            entry.on_sync_complete(now)
+            entry.on_sync_complete(now, self.backoff_scale)
         logger.debug(
             "%s incomplete: attempt %d, retry in %.1f s",
             identifier,

@@ -40,7 +40,7 @@ class Scheduler(BaseActor):
 
     def __init__(self, runtime: Runtime, name: str = "Scheduler") -> None:
         super().__init__(runtime, name)
-        self.queue = SyncQueue()
+        self.queue = SyncQueue(runtime.config.backoff_scale)
         self.running = 0
 
     def on_start(self) -> None:

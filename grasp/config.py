@@ -59,6 +59,7 @@ class Config:
     # benchmark knobs: shorter rate window (politeness runs), tick-only scheduling (baseline)
     sync_rate_window_secs: float = 60.0
     sync_precise_wakeups: bool = True
+    sync_backoff_scale: float = 1.0
     # NIP-01 limits (S10.1, bold there, so configurable)
     max_message_bytes: int = 512 * KIB
     max_subscriptions: int = 20
@@ -265,6 +266,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("sync_precise_wakeups", "--sync-precise-wakeups", "GRASP_SYNC_PRECISE_WAKEUPS", _boolean,
            "wake the scheduler at each entry's next attempt (S4.4); --no-sync-precise-wakeups "
            "leaves only the periodic tick (a benchmark baseline)", kind="switch", default_text="on"),
+    Option("sync_backoff_scale", "--sync-backoff-scale", "GRASP_SYNC_BACKOFF_SCALE", _positive_seconds,
+           "multiplies the 20/40/80/120 s retry backoff (S4.1); below 1 only for tests",
+           metavar="FACTOR"),
     Option("max_message_bytes", "--max-message-bytes", "GRASP_MAX_MESSAGE_BYTES", _byte_size,
            "largest websocket message accepted; bigger ones are closed with 1009 (S10.1)",
            metavar="BYTES", default_text="512KiB"),

@@ -60,6 +60,7 @@ def sync_config(config: Config) -> SyncConfig:
         immediate_delay=config.sync_immediate_delay_ms / 1000,
         rate_window=config.sync_rate_window_secs,
         precise_wakeups=config.sync_precise_wakeups,
+        backoff_scale=config.sync_backoff_scale,
     )
 
 

@@ -30,6 +30,7 @@ S12_TABLE = {
     # benchmark knobs beyond the S12 table (docs/configuration.rst)
     "sync_rate_window_secs": ("--sync-rate-window-secs", "GRASP_SYNC_RATE_WINDOW_SECS", 60),
     "sync_precise_wakeups": ("--sync-precise-wakeups", "GRASP_SYNC_PRECISE_WAKEUPS", True),
+    "sync_backoff_scale": ("--sync-backoff-scale", "GRASP_SYNC_BACKOFF_SCALE", 1.0),
     "max_message_bytes": ("--max-message-bytes", "GRASP_MAX_MESSAGE_BYTES", 512 * 1024),
     "max_subscriptions": ("--max-subscriptions", "GRASP_MAX_SUBSCRIPTIONS", 20),
     "max_limit": ("--max-limit", "GRASP_MAX_LIMIT", 500),

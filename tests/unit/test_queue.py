@@ -132,3 +132,11 @@ def test_heap_stays_proportional_to_the_queue_under_repeated_debounce():
             queue.enqueue(f"id{i}", 100.0 - round_ * 0.1, NOW)
     assert len(queue) == 50
     assert len(queue._heap) <= 2 * 50 + 64
+
+
+def test_backoff_scale_shrinks_the_wait_for_tests_only():
+    queue = SyncQueue(backoff_scale=0.01)
+    queue.enqueue("r", 0.0, NOW)
+    queue.pop_ready(NOW)
+    queue.finish("r", complete=False, now=NOW)
+    assert queue.get("r").next_attempt == pytest.approx(NOW + 0.2)
