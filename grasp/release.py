@@ -7,9 +7,10 @@ objects are present is released at once, independently of the others (S5.4):
 * a state (oldest first) is authorised *now* against the store and announcement purgatory
   (S8.2; an author who is no maintainer of any owner is dropped and logged); every owner
   repository whose latest authorised state it is gets the missing objects copied in and its
-  ``refs/heads/*``, ``refs/tags/*`` and HEAD aligned exactly; then the event is saved,
-  subscribers are notified, it leaves purgatory, and the aligned owners' held announcements
-  are promoted;
+  ``refs/heads/*``, ``refs/tags/*`` and HEAD aligned exactly; the aligned owners' held
+  announcements are promoted (saved and broadcast first, so a subscriber or a syncing peer
+  meets the announcement before the state it authorises); then the event is saved,
+  subscribers are notified and it leaves purgatory;
 * a PR or PR update gets ``refs/nostr/<event-id>`` → its commit in every owner repository
   (objects copied first), then is saved, notified and removed (S8.3).
 
@@ -103,12 +104,12 @@ class ReleaseWorkflow:
             if owner in owners and self._is_latest(state, owner):
                 if self._align(state, source or path, path, tally):
                     aligned.append(owner)
+        for owner in aligned:  # announcements first: subscribers (and sync peers) need them
+            self._promote(owner, identifier, tally)  # before the state they authorise
         if not self._save(event, tally):
             return
         self._released(event, identifier)
         tally.states += 1
-        for owner in aligned:
-            self._promote(owner, identifier, tally)
 
     def _is_latest(self, state: RepositoryState, owner: str) -> bool:
         """Is ``state`` the owner's latest authorised state (created_at, then lowest id)?"""

@@ -129,7 +129,8 @@ def test_release_copies_into_every_owner_and_promotes_their_held_announcements(w
         assert_fsck_clean(world.repo(owner, D))
     assert world.purgatory.announcement(bob.pubkey, D) is None
     assert _served(world, held.event.id)
-    assert world.notified_ids == [state.event.id, held.event.id]
+    # the announcement is broadcast before the state it authorises
+    assert world.notified_ids == [held.event.id, state.event.id]
 
 
 def test_pr_and_pr_update_get_nostr_refs_in_every_owner_repo(world):
@@ -177,5 +178,5 @@ def test_each_release_is_reported_with_how_long_it_was_held(world):
     )
     world.clock.advance(42)
     world.workflow.process(D)
-    assert reported == [(kinds.REPO_STATE, D, 42.0), (kinds.REPO_ANNOUNCEMENT, D, 42.0)]
+    assert reported == [(kinds.REPO_ANNOUNCEMENT, D, 42.0), (kinds.REPO_STATE, D, 42.0)]
     assert world.purgatory.held_for(state.event.id) is None
