@@ -103,6 +103,7 @@ class GraspRelay:
             self.system.enqueue_pending()  # S9.1: states and PRs alike
         self.sweeper.start()
         self.relay.start()
+        logger.info("start 4/4: serving; %d sync sources", len(self.sync_sources))
         self.sync_sources.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -118,6 +119,7 @@ class GraspRelay:
             logger.error("could not save purgatory to %s: %s", self.state_file, exc)
         self.system.stop()
         self.relay.close()
+        logger.info("stopped: actors stopped, store closed")
 
     def log_debug_state(self) -> None:
         """SIGUSR1: every greenlet's stack (actors run on greenlets) and the sync queue."""
@@ -143,10 +145,12 @@ def open_grasp_relay(
     """Build everything in start order; raises StartupError with nothing left running."""
     data_dir = prepare_data_dir(config.data_dir)
     store = open_store(data_dir)
+    logger.info("start 1/4: event store %s ready (%d events)", store.path, store.count())
     cleanup: list[Callable[[], object]] = [store.close]
     try:
         purgatory = PurgatoryStore(expiry_secs=config.purgatory_expiry_secs)
         restored = _restore(purgatory, data_dir / STATE_FILENAME)
+        logger.info("start 2/4: purgatory ready (%s)", purgatory.counts())
         server = listen(config)
         cleanup.append(server.close)
         bound = config.with_bound_port(server.server_port)
@@ -171,6 +175,7 @@ def open_grasp_relay(
         system = actor_system.start(ctx, sync_config(bound), clock, tracer=tracer,
                                     observer=observer or metrics)
         cleanup.append(system.stop)
+        logger.info("start 3/4: actors started (%s)", ", ".join(system.runtime.refs))
         write_policy = GraspWritePolicy(
             domain=bound.public_domain, index=index, store=store, purgatory=purgatory,
             sync=system, notify=hub.publish,

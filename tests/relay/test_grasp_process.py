@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -249,3 +250,22 @@ def test_path_traversal_is_404_on_the_process(relay, path):
     except urllib.error.HTTPError as exc:
         status = exc.code
     assert status == 404
+
+
+def test_scripts_supervise_starts_in_order_and_stops_cleanly(tmp_path):
+    """scripts/supervise: ordered, checked start (logged), SIGTERM → persisted purgatory, exit 0."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "supervise"
+    process = RelayProcess(tmp_path / "supervised", "--domain", DOMAIN, command=[str(script)])
+    process.start()
+    try:
+        for step in ("start 1/4: event store", "start 2/4: purgatory", "start 3/4: actors started",
+                     "start 4/4: serving"):
+            assert step in process.log
+        client = RelayClient(process.ws_url)
+        owner = Key()
+        client.publish(_ours(owner))
+        client.close()
+    finally:
+        assert process.stop() == 0
+    assert "stopped: actors stopped, store closed" in process.log
+    assert (process.data_dir / "purgatory-state.json").is_file()
