@@ -147,3 +147,14 @@ def test_public_domain_follows_the_bound_port_unless_configured():
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Config().port = 1  # type: ignore[misc]
+
+
+def test_docs_configuration_lists_every_option_with_its_env_and_default():
+    """docs/configuration.rst stays the complete table (S12)."""
+    from grasp.config import _default_text
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.rst").read_text()
+    rows = text.split("   * - ")
+    for option in OPTIONS:
+        [row] = [r for r in rows if r.startswith(f"``{option.flag}")]
+        assert f"``{option.env}``" in row and f"- {_default_text(option)}\n" in row, option.flag
