@@ -21,7 +21,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -37,29 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from grasp.git import FetchLimits, FetchPolicy, copy_objects, fetch_oids  # noqa: E402
 from tests.support.gitrepo import init_bare, linear_history  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
+from tests.support.gitenv import scrub_git_env  # noqa: E402
 from tests.support.gitstall import HubTicker  # noqa: E402
 
 POLICY = FetchPolicy(allow_private=True)
 LIMITS = FetchLimits()
 NOSTR_REF = "refs/nostr/" + "b" * 64
-
-
-def isolated_git_env(home: Path) -> None:
-    """No user or system git configuration, fixed identities (as tests/conftest.py does)."""
-    for name in list(os.environ):
-        if name.startswith("GIT_"):
-            del os.environ[name]
-    os.environ.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=os.devnull,
-        GIT_TERMINAL_PROMPT="0",
-        GIT_AUTHOR_NAME="Bench",
-        GIT_AUTHOR_EMAIL="bench@example.invalid",
-        GIT_COMMITTER_NAME="Bench",
-        GIT_COMMITTER_EMAIL="bench@example.invalid",
-    )
 
 
 def git(*args: str | Path) -> None:
@@ -130,7 +112,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-fetch-") as tmp:
         work = Path(tmp)
-        isolated_git_env(work / "home")
+        scrub_git_env(work / "home", name="Bench")
         served = work / "served"
         start = time.perf_counter()
         commits = linear_history(served / "big.git", args.commits)
