@@ -222,8 +222,15 @@ class GraspWritePolicy:
         return any(not missing_oids(path, oids) for _, path in self.index.existing_repos(identifier))
 
     def _release_now(self, event: Event, identifier: str, synced: bool, held: Result) -> Result:
-        """The objects are here: let the Releaser release it now and answer what happened."""
-        self.sync.release_now(identifier)
+        """The objects are here: let the Releaser release it now and answer what happened.
+
+        A Releaser that is slow (a large copy) or restarting is no reason to fail the client:
+        the event is held either way, and the queued sync releases it later.
+        """
+        try:
+            self.sync.release_now(identifier)
+        except Exception as exc:
+            logger.warning("releasing %s for event %s did not finish: %r", identifier, event.id, exc)
         if self.store.contains(event.id):
             return Result.ok()
         if self.purgatory.contains(event.id):

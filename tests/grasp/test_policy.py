@@ -186,3 +186,18 @@ def test_deletion_removes_held_events_of_the_same_author(policy, world):
     assert not world.purgatory.contains(state.id)
     stranger_deletion = sign_event(Key().secret, kinds.DELETION, [["e", "f" * 64]], "")
     assert policy(stranger_deletion, USER).message.startswith("blocked: ")
+
+
+def test_a_releaser_that_times_out_leaves_the_event_held_not_failed(policy, world):
+    owner = Key()
+    world.announce(owner, D)
+    commit = RepoBuilder(world.repo(owner, D)).commit()
+
+    def too_slow(identifier, timeout=60.0):
+        raise TimeoutError("the Releaser is busy")
+
+    policy.sync_port.release_now = too_slow
+    event = owner.state(D, {"refs/heads/main": commit})
+    assert policy(event, USER).message == HELD
+    assert world.purgatory.contains(event.id)
+    assert policy.sync_port.enqueued == [(D, 180.0)]
