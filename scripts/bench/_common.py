@@ -1,0 +1,139 @@
+"""Shared pieces of the end-to-end sync benchmarks (latency.py, politeness.py, batching.py).
+
+These benchmarks drive a real ``grasp-relay`` process (started through its CLI by
+tests/support/relay.py) against real ``git http-backend`` servers running in the benchmark
+process (tests/support/gitserver.py), so every figure includes the whole path a user's event
+takes: websocket, write policy, purgatory, actors, the fetch over HTTP, release and broadcast.
+
+The importing script must call ``gevent.monkey.patch_all()`` before importing this module.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from grasp.nostr.event import Event, npub_encode  # noqa: E402
+from tests.support.nip34 import Key  # noqa: E402
+from tests.support.relay import RelayClient, RelayProcess  # noqa: E402
+
+__all__ = [
+    "BenchError", "Key", "RelayClient", "announcement", "git_fetch_seconds", "isolated_git_env",
+    "percentile", "print_table", "publish", "relay_process", "scrape_metrics",
+]
+
+
+class BenchError(RuntimeError):
+    """The system did not do what the benchmark needs (a refused event, a missing release)."""
+
+
+def isolated_git_env(home: Path) -> None:
+    """No user or system git configuration leaks into the servers, the relay or the git CLI."""
+    for name in list(os.environ):
+        if name.startswith("GIT_"):
+            del os.environ[name]
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.update(
+        HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull, GIT_TERMINAL_PROMPT="0",
+        GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.invalid",
+        GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="bench@example.invalid",
+    )
+
+
+# --- statistics and tables ----------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (p50 of 50 samples is the 25th smallest, p95 the 48th)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))]
+
+
+def print_table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]],
+                notes: Sequence[str] = ()) -> None:
+    """A plain text table: first column left-aligned, the others right-aligned."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        first = row[0].ljust(widths[0])
+        return "  ".join([first, *(c.rjust(w) for c, w in zip(row[1:], widths[1:]))]).rstrip()
+
+    print(f"\n{title}")
+    print(line(cells[0]))
+    print("-" * len(line(cells[0])))
+    for row in cells[1:]:
+        print(line(row))
+    for note in notes:
+        print(note)
+
+
+# --- the relay and its clients -------------------------------------------------------------------
+
+
+def relay_process(data_dir: Path, *args: str) -> RelayProcess:
+    """A ``grasp-relay`` on 127.0.0.1:0 that may fetch from loopback git servers; use it as a
+    context manager (started on entry, always stopped on exit)."""
+    return RelayProcess(data_dir, "--allow-private-fetch", "--log-level", "WARNING", *args)
+
+
+def relay_authority(relay: RelayProcess) -> str:
+    return f"127.0.0.1:{relay.port}"
+
+
+def announcement(key: Key, identifier: str, relay: RelayProcess, remote_urls: Sequence[str]) -> Event:
+    """A 30617 the relay accepts (it lists the relay, S10.4) that also names ``remote_urls``,
+    the servers purgatory sync fetches from (the relay's own URL is excluded, S3.2)."""
+    authority = relay_authority(relay)
+    own = f"http://{authority}/{npub_encode(key.pubkey)}/{identifier}.git"
+    return key.announcement(identifier, clone=[own, *remote_urls], relays=[f"ws://{authority}"])
+
+
+def publish(client: RelayClient, event: Event, expect_prefix: str = "") -> list:
+    """EVENT -> OK; BenchError unless accepted with a message starting with ``expect_prefix``."""
+    ok = client.publish(event)
+    if ok[2] is not True or not str(ok[3]).startswith(expect_prefix):
+        raise BenchError(f"event {event.id} (kind {event.kind}) answered {ok}, "
+                         f"expected OK true {expect_prefix!r}")
+    return ok
+
+
+def scrape_metrics(relay: RelayProcess) -> dict[str, float]:
+    """``/metrics`` as ``{'name{label="v"}': value}`` (label sets sorted, samples of every family)."""
+    with urllib.request.urlopen(relay.http_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+# --- git ---------------------------------------------------------------------------------------
+
+
+def git_fetch_seconds(url: str, oids: Sequence[str], scratch: Path) -> float:
+    """Wall time of the git CLI fetching ``oids`` from ``url`` into a new empty bare repository
+    (protocol v2, as the relay fetches), the raw cost the relay's overhead is measured against."""
+    subprocess.run(["git", "init", "--quiet", "--bare", str(scratch)], check=True)
+    command = ["git", "--git-dir", str(scratch), "-c", "protocol.version=2", "fetch", "--quiet",
+               "--no-tags", "--no-write-fetch-head", url, *oids]
+    began = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - began

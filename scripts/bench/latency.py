@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""P1: release latency overhead of purgatory sync, precise wake-ups vs tick-only (S4.2, S4.4).
+
+    .venv/bin/python scripts/bench/latency.py [--runs 50] [--delay 0.2] [--commits 20]
+
+Two ``grasp-relay`` processes run side by side with the same settings, one with the S4.4
+wake-up at each entry's ``next_attempt`` (the default) and one with ``--no-sync-precise-wakeups``
+(only the periodic 1000 ms Tick, the original's polling: the baseline). Runs alternate between
+them so both see the same machine noise.
+
+One run, for a fresh identifier each time:
+
+1. build a small repository (``--commits`` commits, ``git fast-import``) *outside* the git server's root; publish
+   the announcement (it lists the relay and the git server) and open a live subscription for the
+   state event's id;
+2. wait a uniformly random fraction of the tick period (events arrive at any phase of the Tick);
+3. ``rename`` the repository into the served root: from this instant T the objects are
+   fetchable; publish the state event at once (answered ``purgatory:``, S1.2);
+4. the relay waits the configured user delay (``--sync-default-delay-secs``), fetches, releases,
+   and broadcasts the event: the subscription receives it at S;
+5. measure the raw cost of the same transfer, twice: R = the relay's own fetch code
+   (``grasp.git.fetch_oids``, run standalone in this process) and R_git = ``git fetch`` (CLI,
+   protocol v2), each of the state's commit from the same server into an empty repository.
+
+    release overhead = S - T - delay - R
+
+It holds everything the relay adds to the bare transfer: websocket and write policy, the
+scheduling delay beyond the configured one (what precise wake-ups remove), the actors' messages,
+release (ref alignment, store, broadcast). The table also shows S - T - delay - R_git; on small
+repositories the git CLI's own process start-ups (git-remote-http, index-pack) make R_git larger
+than the relay's whole in-process fetch, so that column can be negative.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+
+from _common import (  # noqa: E402
+    BenchError, Key, RelayClient, announcement, git_fetch_seconds, isolated_git_env, percentile,
+    print_table, publish, relay_process,
+)
+from grasp.git import FetchLimits, FetchPolicy, fetch_oids  # noqa: E402
+from tests.support.gitrepo import init_bare, linear_history  # noqa: E402
+from tests.support.gitserver import GitServer  # noqa: E402
+from tests.support.relay import RelayProcess  # noqa: E402
+
+
+POLICY = FetchPolicy(allow_private=True)
+
+
+@dataclass
+class Sample:
+    """One run's instants, relative to T (seconds)."""
+
+    served: float  # S - T
+    raw_fetch: float  # R: grasp.git.fetch_oids alone
+    git_fetch: float  # R_git: the git CLI
+    relay_requests: int  # HTTP requests the relay sent for this identifier
+
+    def overhead(self, delay: float) -> float:
+        return self.served - delay - self.raw_fetch
+
+    def overhead_vs_git(self, delay: float) -> float:
+        return self.served - delay - self.git_fetch
+
+
+@dataclass
+class Mode:
+    label: str
+    tag: str
+    relay: RelayProcess
+    client: RelayClient
+    samples: list[Sample] = field(default_factory=list)
+
+
+class LatencyBench:
+    def __init__(self, work: Path, server: GitServer, delay: float, commits: int, tick: float) -> None:
+        self.work = work
+        self.server = server
+        self.delay = delay
+        self.commits = commits
+        self.tick = tick
+        self.key = Key()
+        self.staging = work / "staging"
+        self.staging.mkdir()
+
+    def run_once(self, mode: Mode, index: int) -> Sample:
+        identifier = f"{mode.tag}-{index:03d}"
+        repo_name = f"{identifier}.git"
+        staged = self.staging / repo_name
+        tip = linear_history(staged, self.commits, files=self.commits)[-1]
+        url = self.server.url(repo_name)
+        publish(mode.client, announcement(self.key, identifier, mode.relay, [url]))
+        state = self.key.state(identifier, {"refs/heads/main": tip})
+        mode.client.send("REQ", identifier, {"ids": [state.id]})
+        mode.client.expect("EOSE")
+
+        gevent.sleep(random.uniform(0, self.tick))  # a random phase of the relay's Tick
+        os.rename(staged, self.server.root / repo_name)
+        fetchable = time.perf_counter()
+        publish(mode.client, state, "purgatory:")
+        frame = mode.client.recv()  # blocks until the relay releases and broadcasts
+        served = time.perf_counter() - fetchable
+        if frame[:2] != ["EVENT", identifier] or frame[2]["id"] != state.id:
+            raise BenchError(f"expected the released state event, got {frame}")
+        mode.client.send("CLOSE", identifier)
+        relay_requests = sum(1 for r in self.server.requests if r.path.startswith(f"/{repo_name}/"))
+        scratch = self.work / "scratch"
+        target = init_bare(scratch / f"{identifier}-ours.git")
+        began = time.perf_counter()
+        if fetch_oids(target, url, [tip], policy=POLICY, limits=FetchLimits()) != [tip]:
+            raise BenchError(f"fetch_oids did not fetch {tip} from {url}")
+        raw = time.perf_counter() - began
+        with_git = git_fetch_seconds(url, [tip], scratch / f"{identifier}-git.git")
+        return Sample(served, raw, with_git, relay_requests)
+
+
+def summary_row(mode: Mode, delay: float) -> list[str]:
+    ms = [s.overhead(delay) * 1e3 for s in mode.samples]
+    vs_git = [s.overhead_vs_git(delay) * 1e3 for s in mode.samples]
+
+    def p50(values: list[float]) -> str:
+        return f"{statistics.median(values):.1f}"
+
+    return [
+        mode.label, p50(ms), f"{percentile(ms, 95):.1f}", f"{min(ms):.1f}", f"{max(ms):.1f}",
+        p50(vs_git), f"{percentile(vs_git, 95):.1f}",
+        p50([(s.served - delay) * 1e3 for s in mode.samples]),
+        p50([s.raw_fetch * 1e3 for s in mode.samples]), p50([s.git_fetch * 1e3 for s in mode.samples]),
+        f"{statistics.median(s.relay_requests for s in mode.samples):g}",
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=50, help="runs per mode")
+    parser.add_argument("--delay", type=float, default=0.2,
+                        help="--sync-default-delay-secs of both relays (the configured delay)")
+    parser.add_argument("--commits", type=int, default=20, help="commits in each run's repository")
+    parser.add_argument("--tick-ms", type=int, default=1000, help="--sync-loop-interval-ms (S4.4)")
+    args = parser.parse_args()
+    common = ("--sync-default-delay-secs", str(args.delay), "--sync-loop-interval-ms", str(args.tick_ms))
+
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+        work = Path(tmp)
+        isolated_git_env(work / "home")
+        (work / "served").mkdir()
+        with GitServer(work / "served", host="127.0.0.2") as server, \
+                relay_process(work / "precise", *common) as precise, \
+                relay_process(work / "ticks", *common, "--no-sync-precise-wakeups") as ticks:
+            modes = [
+                Mode("precise wake-ups (S4.4)", "precise", precise, RelayClient(precise.ws_url, timeout=30)),
+                Mode("tick only (baseline)", "tick", ticks, RelayClient(ticks.ws_url, timeout=30)),
+            ]
+            bench = LatencyBench(work, server, args.delay, args.commits, args.tick_ms / 1000)
+            try:
+                for index in range(args.runs):
+                    for mode in modes if index % 2 == 0 else reversed(modes):
+                        mode.samples.append(bench.run_once(mode, index))
+            finally:
+                for mode in modes:
+                    mode.client.close()
+
+    header = ["mode", "overhead p50", "p95", "min", "max", "vs R_git p50", "p95",
+              "S-T-delay p50", "R p50", "R_git p50", "HTTP req/run"]
+    print_table(
+        f"P1 release overhead in ms = S - T - delay - R ({args.runs} runs per mode, delay "
+        f"{args.delay * 1e3:g} ms, tick {args.tick_ms} ms, {args.commits}-commit repositories)",
+        header, [summary_row(mode, args.delay) for mode in modes],
+        notes=["T: objects fetchable and event published; S: released event received by a live "
+               "subscriber;",
+               "R: grasp.git.fetch_oids of the same commit from the same server (standalone); "
+               "R_git: the same with the git CLI."],
+    )
+    precise_ms, tick_ms = ([s.overhead(args.delay) for s in m.samples] for m in modes)
+    ratio_median = statistics.median(tick_ms) / max(statistics.median(precise_ms), 1e-9)
+    ratio_p95 = percentile(tick_ms, 95) / max(percentile(precise_ms, 95), 1e-9)
+    met = statistics.median(precise_ms) < statistics.median(tick_ms) and \
+        percentile(precise_ms, 95) < percentile(tick_ms, 95)
+    print(f"tick-only / precise: {ratio_median:.1f}x at the median, {ratio_p95:.1f}x at p95")
+    print(f"goal P1 (overhead with precise wake-ups below the tick-only baseline): {'met' if met else 'NOT MET'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
