@@ -103,7 +103,11 @@ class GraspRelay:
             self.system.enqueue_pending()  # S9.1: states and PRs alike
         self.sweeper.start()
         self.relay.start()
-        logger.info("start 4/4: serving; %d sync sources", len(self.sync_sources))
+        logger.info(
+            "started: %d events stored, purgatory %s, actors %s, %d sync sources",
+            self.relay.store.count(), self.purgatory.counts(), ", ".join(self.system.runtime.refs),
+            len(self.sync_sources),
+        )
         self.sync_sources.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -145,12 +149,13 @@ def open_grasp_relay(
     """Build everything in start order; raises StartupError with nothing left running."""
     data_dir = prepare_data_dir(config.data_dir)
     store = open_store(data_dir)
-    logger.info("start 1/4: event store %s ready (%d events)", store.path, store.count())
+    # Start steps log at DEBUG: a failed start must print exactly one error line (the CLI's contract).
+    logger.debug("start 1/4: event store %s ready (%d events)", store.path, store.count())
     cleanup: list[Callable[[], object]] = [store.close]
     try:
         purgatory = PurgatoryStore(expiry_secs=config.purgatory_expiry_secs)
         restored = _restore(purgatory, data_dir / STATE_FILENAME)
-        logger.info("start 2/4: purgatory ready (%s)", purgatory.counts())
+        logger.debug("start 2/4: purgatory ready (%s)", purgatory.counts())
         server = listen(config)
         cleanup.append(server.close)
         bound = config.with_bound_port(server.server_port)
@@ -175,7 +180,7 @@ def open_grasp_relay(
         system = actor_system.start(ctx, sync_config(bound), clock, tracer=tracer,
                                     observer=observer or metrics)
         cleanup.append(system.stop)
-        logger.info("start 3/4: actors started (%s)", ", ".join(system.runtime.refs))
+        logger.debug("start 3/4: actors started (%s)", ", ".join(system.runtime.refs))
         write_policy = GraspWritePolicy(
             domain=bound.public_domain, index=index, store=store, purgatory=purgatory,
             sync=system, notify=hub.publish,

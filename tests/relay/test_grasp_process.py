@@ -255,12 +255,15 @@ def test_path_traversal_is_404_on_the_process(relay, path):
 def test_scripts_supervise_starts_in_order_and_stops_cleanly(tmp_path):
     """scripts/supervise: ordered, checked start (logged), SIGTERM → persisted purgatory, exit 0."""
     script = Path(__file__).resolve().parents[2] / "scripts" / "supervise"
-    process = RelayProcess(tmp_path / "supervised", "--domain", DOMAIN, command=[str(script)])
+    process = RelayProcess(tmp_path / "supervised", "--domain", DOMAIN, "--log-level", "DEBUG",
+                           command=[str(script)])
     process.start()
     try:
-        for step in ("start 1/4: event store", "start 2/4: purgatory", "start 3/4: actors started",
-                     "start 4/4: serving"):
-            assert step in process.log
+        steps = ["start 1/4: event store", "start 2/4: purgatory", "start 3/4: actors started",
+                 "relay serving", "started: 0 events stored"]
+        positions = [process.log.index(step) for step in steps]
+        assert positions == sorted(positions)  # in this order
+        assert "actors Supervisor, Releaser, Scheduler" in process.log
         client = RelayClient(process.ws_url)
         owner = Key()
         client.publish(_ours(owner))
