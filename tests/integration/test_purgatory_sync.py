@@ -81,3 +81,137 @@ def test_state_event_syncs_from_remote(cluster, tmp_path):
     )
     assert not fetch_lines(b, planned_domain("B")), "B fetched from its own clone URL (S3.2)"
     assert a.git_requests() == ONE_FETCH
+
+
+def test_pr_event_syncs_from_remote(cluster, tmp_path):
+    """S2.2 → S1.2 → S7.1 → S8.3: a PR served by A (its commit pushed to refs/nostr/<id>)
+    reaches B by sync, is held for its commit, and B fetches the state's and the PR's objects
+    in the same exchange, then creates refs/nostr/<id> and serves the PR."""
+    owner, contributor, identifier = Key(), Key(), "pr-sync"
+    local = RepoBuilder.create(tmp_path / "local.git")
+    main = local.chain(2, branch="main")[-1]
+    tip = local.commit("the contribution", parents=[main])  # not on any branch
+    a = cluster.relay("A")
+    announcement, state = released_on_source(
+        a, owner, identifier, local, {"refs/heads/main": main}, [a.domain, planned_domain("B")])
+    pr = contributor.pr(owner.pubkey, identifier, tip)
+    a.publish(pr)
+    a.wait_held(k1618=1)
+    push(local.path, a.clone_url(owner.pubkey, identifier), f"{tip}:refs/nostr/{pr.id}")
+    a.wait_served(pr)
+
+    b = cluster.relay("B", fixed_domain=True, sync_from=[a])
+    b.wait_served(announcement, state, pr)
+
+    assert b.ls_remote(owner.pubkey, identifier) == {
+        "HEAD": main, "refs/heads/main": main, f"refs/nostr/{pr.id}": tip}
+    assert_fsck_clean(b.repo_path(owner.pubkey, identifier))
+    assert_log_in_order(b, rf"PR {pr.id} of {identifier} held in purgatory, waiting for {tip}",
+                        rf"{identifier}: fetched 2 OIDs from ",
+                        rf"released from purgatory for {identifier}: 1 states, 1 PRs")
+    assert a.git_requests() == ONE_FETCH
+
+
+def test_concurrent_state_and_pr_sync(cluster, tmp_path):
+    """S4.3, S5.4: a new state and a PR reach B together, from two sides at once — a user
+    publishes both to B concurrently (held, 180 s user delay) while A releases them and its
+    live feed re-delivers them as synced (the sooner attempt wins, S4.1). B keeps one queue
+    entry, fetches both commits in one exchange and releases both."""
+    owner, contributor, identifier = Key(), Key(), "concurrent"
+    local = RepoBuilder.create(tmp_path / "local.git")
+    first = local.chain(1, branch="main")[-1]
+    a = cluster.relay("A")
+    announcement, old_state = released_on_source(
+        a, owner, identifier, local, {"refs/heads/main": first}, [a.domain, planned_domain("B")])
+    b = cluster.relay("B", fixed_domain=True, sync_from=[a])
+    b.wait_served(announcement, old_state)
+
+    second = local.chain(1, parent=first, branch="main")[-1]
+    tip = local.commit("the contribution", parents=[second])
+    state = owner.state(identifier, {"refs/heads/main": second}, created_at=1_700_000_500)
+    pr = contributor.pr(owner.pubkey, identifier, tip)
+    b.publish(state, pr, concurrently=True)
+    b.wait_held(k30618=1, k1618=1)
+    a.publish(state, pr, concurrently=True)
+    push(local.path, a.clone_url(owner.pubkey, identifier),
+         "refs/heads/main:refs/heads/main", f"{tip}:refs/nostr/{pr.id}")
+    a.wait_served(state, pr)
+
+    b.wait_served(state, pr, timeout=5.0)  # far sooner than B's 180 s user delay
+    assert b.ls_remote(owner.pubkey, identifier) == {
+        "HEAD": second, "refs/heads/main": second, f"refs/nostr/{pr.id}": tip}
+    assert_fsck_clean(b.repo_path(owner.pubkey, identifier))
+    assert_log_in_order(b, rf"debounced {identifier}: next attempt in 0\.\d+ s",
+                        rf"{identifier}: fetched 2 OIDs from ",
+                        rf"released from purgatory for {identifier}: 1 states, 1 PRs")
+    assert a.git_requests() == GitRequests(adverts=2, posts=4)  # the first sync, then one for both
+
+
+def test_partial_oid_aggregation_from_multiple_servers(cluster, tmp_path):
+    """S5.3, S5.4, S7.1: the state needs two commits; relay A1 has one, relay A2 the other.
+    B fetches what each has and releases the state only after the second fetch, when every
+    object is there."""
+    owner, identifier = Key(), "aggregate"
+    one = RepoBuilder.create(tmp_path / "one.git")
+    main = one.chain(2, branch="main")[-1]
+    two = RepoBuilder.create(tmp_path / "two.git")
+    root = two.commit("feature root", files={"feature.txt": "a feature\n"})
+    feature = two.commit("feature work", parents=[root], files={"feature.txt": "more\n"}, branch="main")
+    # (test commits have fixed dates: distinct content keeps the two histories apart)
+    a1, a2 = cluster.relay("A1"), cluster.relay("A2")
+    b = cluster.relay("B", user_delay=0.2)
+    domains = [a1.domain, a2.domain, b.domain]
+    for source, local, tip in ((a1, one, main), (a2, two, feature)):
+        announcement = announcement_listing(owner, identifier, domains)
+        own_state = owner.state(identifier, {"refs/heads/main": tip})
+        source.publish(announcement, own_state)
+        push(local.path, source.clone_url(owner.pubkey, identifier), "refs/heads/main:refs/heads/main")
+        source.wait_served(announcement, own_state)
+
+    state = owner.state(identifier, {"refs/heads/main": main, "refs/heads/feature": feature},
+                        created_at=1_700_000_500)
+    b.publish(announcement, state)
+    b.wait_served(state)
+
+    assert b.ls_remote(owner.pubkey, identifier) == {
+        "HEAD": main, "refs/heads/main": main, "refs/heads/feature": feature}
+    assert_fsck_clean(b.repo_path(owner.pubkey, identifier))
+    assert_log_in_order(
+        b,
+        rf"{identifier}: fetched 1 OIDs from {re.escape(a1.clone_url(owner.pubkey, identifier))}",
+        rf"{identifier}: fetched 1 OIDs from {re.escape(a2.clone_url(owner.pubkey, identifier))}",
+        rf"released from purgatory for {identifier}: 1 states",
+    )
+    assert len(re.findall(r"released from purgatory for ", b.log)) == 1, "released before both fetches"
+    # A1 lacks one want: upload-pack refuses the whole request ("not our ref <oid>"), and the
+    # retry without the named OID is a second exchange (S7.1). A2 is asked only for the rest.
+    assert "not our ref " + feature in a1.log
+    assert a1.git_requests() == GitRequests(adverts=2, posts=4)
+    assert a2.git_requests() == ONE_FETCH
+
+
+def test_push_triggers_unified_processing(cluster, tmp_path):
+    """S10.6 → S8.1: one push to the relay that holds a state and a PR releases both (and
+    promotes the held announcement) through the Releaser at once — no sync, no delay."""
+    owner, contributor, identifier = Key(), Key(), "pushed"
+    local = RepoBuilder.create(tmp_path / "local.git")
+    main = local.chain(2, branch="main")[-1]
+    tip = local.commit("the contribution", parents=[main])
+    relay = cluster.relay("R")  # the 180 s user delay: only the push can release in time
+    announcement = announcement_listing(owner, identifier, [relay.domain])
+    state = owner.state(identifier, {"refs/heads/main": main})
+    pr = contributor.pr(owner.pubkey, identifier, tip)
+    relay.publish(announcement, state, pr)
+    relay.wait_held(k30617=1, k30618=1, k1618=1)
+    assert relay.served_ids(announcement.id, state.id, pr.id) == set()
+
+    push(local.path, relay.clone_url(owner.pubkey, identifier),
+         "refs/heads/main:refs/heads/main", f"{tip}:refs/nostr/{pr.id}")
+    relay.wait_served(announcement, state, pr, timeout=5.0)
+
+    assert sum(relay.held().values()) == 0
+    assert relay.ls_remote(owner.pubkey, identifier) == {
+        "HEAD": main, "refs/heads/main": main, f"refs/nostr/{pr.id}": tip}
+    assert_log_in_order(relay, r"push landed in .*; releasing what it satisfies",
+                        rf"released from purgatory for {identifier}: 1 states, 1 PRs")
+    assert not fetch_lines(relay, "fetched"), "the relay synced instead of releasing on the push"
