@@ -7,7 +7,8 @@
   ``gevent.sleep``, subprocess and socket waits are patched — so the timeout always gets in),
   on top of the deadline of each individual wait.
 * The terminal summary lists, per test, its wall time and the upload-pack requests each server
-  saw (see :mod:`tests.integration.remotes` for what is counted).
+  saw (see :mod:`tests.integration.remotes` for what is counted; a relay's count includes the
+  test's own ``git ls-remote`` checks against it).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path) -> Iterator[Cluster]:
             for relay in world.relays.values():
                 print(relay.log_tail(80))
         rows = request.config.stash.setdefault(_REPORT, {})
-        rows[request.node.nodeid] = (outcome.get("duration"), world.git_requests())
+        rows[request.node.nodeid] = (outcome.get("duration"), world.git_requests(), world.server_kinds())
         world.close()
 
 
@@ -68,8 +69,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         return
     write = terminalreporter.write_line
     terminalreporter.section("end-to-end: wall time and upload-pack requests per server")
-    for nodeid, (duration, counts) in rows.items():
+    for nodeid, (duration, counts, kinds) in rows.items():
         wall = f"{duration:6.2f} s" if duration is not None else "   n/a  "
         write(f"{wall}  {nodeid.rsplit('::', 1)[-1]}")
         for name, tally in counts.items():
-            write(f"            {name:>3}: {tally}")
+            write(f"            {name:>3} ({kinds[name]}): {tally}")

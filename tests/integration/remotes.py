@@ -52,7 +52,8 @@ class GitRequests:
     posts: int = 0  # POST git-upload-pack, whatever the command
     ls_refs: int | None = None  # v2 command=ls-refs POSTs (None: the server cannot tell)
     fetches: int | None = None  # pack requests (v2 command=fetch, or any v0 POST)
-    failed: int = 0  # answered with a status other than 200
+    failed: int = 0  # answered with a status other than 200, or the server failed mid-answer
+    v0_only: bool = False  # the server speaks protocol v0: every POST is a pack request
 
     @property
     def total(self) -> int:
@@ -60,10 +61,10 @@ class GitRequests:
 
     def __str__(self) -> str:
         parts = [f"{self.adverts} GET info/refs"]
-        if self.ls_refs is not None and self.fetches is not None:
-            if self.ls_refs:
-                parts.append(f"{self.ls_refs} POST ls-refs")
-            parts.append(f"{self.fetches} POST {'fetch' if self.ls_refs is not None else 'pack'}")
+        if self.v0_only and self.fetches is not None:
+            parts.append(f"{self.fetches} POST pack request (v0)")
+        elif self.ls_refs is not None and self.fetches is not None:
+            parts += [f"{self.ls_refs} POST ls-refs", f"{self.fetches} POST fetch"]
         else:
             parts.append(f"{self.posts} POST upload-pack")
         text = " + ".join(parts)
@@ -123,9 +124,9 @@ def server_git_requests(server: _BaseServer, commands: CommandLog | None = None)
             tally.adverts += 1
         elif record.method == "POST":
             tally.posts += 1
-        tally.failed += not record.status.startswith("200")
+        tally.failed += record.raised or not record.status.startswith("200")
     if isinstance(server, V0OnlyServer):
-        tally.ls_refs, tally.fetches = 0, tally.posts
+        tally.v0_only, tally.ls_refs, tally.fetches = True, 0, tally.posts
     elif commands is not None:
         tally.ls_refs = commands.commands.count("ls-refs")
         tally.fetches = commands.commands.count("fetch") + commands.commands.count("v0")

@@ -286,10 +286,16 @@ class Cluster:
         return server.start()
 
     def git_requests(self) -> dict[str, GitRequests]:
-        """Per remote: what it saw of upload-pack traffic (relays: their access logs)."""
+        """Per server: what it saw of upload-pack traffic (relays: their access logs, which
+        also count the test's own ``git ls-remote`` checks: one GET and one POST each)."""
         counts = {name: server_git_requests(server, commands) for name, (server, commands) in self.servers.items()}
         counts.update({name: relay.git_requests() for name, relay in self.relays.items()})
         return counts
+
+    def server_kinds(self) -> dict[str, str]:
+        kinds = {name: type(server).__name__ for name, (server, _) in self.servers.items()}
+        kinds.update({name: "relay" for name in self.relays})
+        return kinds
 
     def close(self) -> None:
         for relay in reversed(list(self.relays.values())):

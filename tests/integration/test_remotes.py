@@ -1,0 +1,106 @@
+"""Beyond the seed: the remotes a relay meets in the wild, against a ``grasp-relay`` process.
+
+Each test starts relay B first (its default authority ``127.0.0.1:<port>`` is then known) with
+a short user delay, publishes an announcement listing B plus the remote(s) under test and a
+state whose objects only those remotes have, and watches B hold, fetch and release — or, for
+the URL policy, refuse to fetch at all. The remotes are test servers with request logs
+(:mod:`tests.integration.remotes` explains the counts).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.integration.remotes import GitRequests, closed_port_url
+from tests.integration.support import announcement_listing
+from tests.integration.test_purgatory_sync import assert_log_in_order
+from tests.support.gitrepo import RepoBuilder, assert_fsck_clean
+from tests.support.nip34 import Key
+
+pytestmark = pytest.mark.slow
+
+ID = "remote"
+
+
+def test_plain_git_http_backend_remote(cluster):
+    """S3.1, S7.1: a clone URL on a plain ``git http-backend`` server (no relay, no Nostr) is
+    an ordinary source: one v2 exchange (ls-refs, then one fetch for every needed OID)."""
+    owner = Key()
+    b = cluster.relay("B", user_delay=0.2)
+    g = cluster.git_server("G", host="127.0.0.2")
+    main = RepoBuilder.create(g.root / f"{ID}.git").chain(3, branch="main")[-1]
+    announcement = announcement_listing(owner, ID, [b.domain], extra_clone=[g.url(f"{ID}.git")])
+    state = owner.state(ID, {"refs/heads/main": main})
+    b.publish(announcement, state)
+    b.wait_served(announcement, state)
+
+    assert b.ls_remote(owner.pubkey, ID) == {"HEAD": main, "refs/heads/main": main}
+    assert_fsck_clean(b.repo_path(owner.pubkey, ID))
+    assert cluster.git_requests()["G"] == GitRequests(adverts=1, posts=2, ls_refs=1, fetches=1)
+
+
+def test_dead_url_listed_first_sync_moves_on(cluster):
+    """S5.3: a URL that refuses connections is tried, logged and passed over within the same
+    attempt — the next URL delivers and the state is released without any backoff (S4.1)."""
+    owner = Key()
+    b = cluster.relay("B", user_delay=0.2)
+    g = cluster.git_server("G", host="127.0.0.2")
+    main = RepoBuilder.create(g.root / f"{ID}.git").chain(2, branch="main")[-1]
+    dead = closed_port_url("127.0.0.3", f"{ID}.git")
+    announcement = announcement_listing(owner, ID, [b.domain], extra_clone=[dead, g.url(f"{ID}.git")])
+    state = owner.state(ID, {"refs/heads/main": main})
+    b.publish(announcement, state)
+    b.wait_served(state)
+
+    assert_log_in_order(b, rf"{ID}: fetch from {re.escape(dead)} failed: .*\(refused\)",
+                        rf"{ID}: fetched 1 OIDs from {re.escape(g.url(ID + '.git'))}",
+                        rf"released from purgatory for {ID}: 1 states",
+                        rf"sync of {ID} complete")
+    assert f"{ID} incomplete" not in b.log  # one attempt, no backoff
+    assert cluster.git_requests()["G"] == GitRequests(adverts=1, posts=2, ls_refs=1, fetches=1)
+
+
+def test_v0_only_server_refusing_unadvertised_wants_falls_back(cluster):
+    """S7.1: a protocol-v0 server that only serves advertised tips refuses a want for an
+    ancestor commit; the fetch falls back to the advertised tips, which contain it, and the
+    state (pointing at the ancestor) is released."""
+    owner = Key()
+    b = cluster.relay("B", user_delay=0.2)
+    v0 = cluster.v0_server("V0", host="127.0.0.2")
+    older, newest = RepoBuilder.create(v0.root / f"{ID}.git").chain(3, branch="main")[1:]
+    announcement = announcement_listing(owner, ID, [b.domain], extra_clone=[v0.url(f"{ID}.git")])
+    state = owner.state(ID, {"refs/heads/main": older})  # not a tip on the server
+    b.publish(announcement, state)
+    b.wait_served(state)
+
+    assert b.ls_remote(owner.pubkey, ID) == {"HEAD": older, "refs/heads/main": older}
+    repo = b.repo_path(owner.pubkey, ID)
+    assert_fsck_clean(repo)
+    assert_log_in_order(b, rf"falling back to all advertised ref tips of {re.escape(v0.url(ID + '.git'))}",
+                        rf"released from purgatory for {ID}: 1 states")
+    tally = cluster.git_requests()["V0"]
+    assert tally.failed == 1, tally  # the refused want (HTTP 500), then the tips fetch succeeds
+    assert tally.fetches == 2 and tally.adverts == 2, tally
+    assert newest not in b.ls_remote(owner.pubkey, ID).values()  # fetched, but refs follow the state
+
+
+def test_without_allow_private_fetch_loopback_is_never_contacted(cluster):
+    """S3.4: without ``--allow-private-fetch`` a clone URL on a loopback address is refused
+    before any network use — the server's request log stays empty — the refusal is logged,
+    the URL counts as tried, and the state stays held with the S4.1 backoff."""
+    owner = Key()
+    b = cluster.relay("B", user_delay=0.2, allow_private_fetch=False)
+    g = cluster.git_server("G")
+    main = RepoBuilder.create(g.root / f"{ID}.git").chain(1, branch="main")[-1]
+    url = g.url(f"{ID}.git")
+    announcement = announcement_listing(owner, ID, [b.domain], extra_clone=[url])
+    state = owner.state(ID, {"refs/heads/main": main})
+    b.publish(announcement, state)
+
+    b.wait_for_log(rf"not fetching from {re.escape(url)}: .*127\.0\.0\.1 is a loopback address")
+    b.wait_for_log(rf"{ID} incomplete: attempt 1, retry in 20\.0 s")
+    assert g.requests == []
+    assert b.served_ids(state.id) == set()
+    assert b.held()["30618"] == 1
