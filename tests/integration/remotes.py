@@ -17,8 +17,9 @@ a relay process only has its access log (``grasp.relay.access`` at DEBUG), where
 could be either command — :func:`relay_git_requests` reports them as ``posts`` only.
 
 Faults are WSGI wraps for ``GitServer(root, wrap=...)``: :class:`Outage` (503 while down,
-switchable) and :func:`stall_first_pack` (the first pack response hangs until released,
-later ones are served normally — a fetch that is surely in flight when the test acts).
+switchable) and :func:`stall_first_pack` (the first pack response stops part-way until
+released, later ones are served normally — a fetch that is surely in flight when the test
+acts).
 """
 
 from __future__ import annotations
@@ -180,12 +181,11 @@ class Outage:
         return maybe_down
 
 
-def stall_first_pack(started: Event, release: Event) -> Wrap:
-    """The first pack request gets no answer at all until ``release`` is set (``started`` is
-    set once it hangs), so the client's fetch is surely in flight; later pack requests are
-    served normally.
-
-    Set ``release`` at the end of the test (the stalled greenlet then ends; its client is gone).
+def stall_first_pack(started: Event, release: Event, after_bytes: int = 0) -> Wrap:
+    """The first pack response sends ``after_bytes`` bytes, then nothing more until ``release``
+    is set (``started`` is set when it goes silent), so the client's fetch is surely in flight
+    and, with ``after_bytes``, part of a pack has reached it. Later pack requests are served
+    normally. Set ``release`` before the test ends: the stalled response then just stops.
     """
 
     def wrap(app: WSGIApp) -> WSGIApp:
@@ -199,10 +199,16 @@ def stall_first_pack(started: Event, release: Event) -> Wrap:
             inner = app(environ, start_response)
 
             def hang() -> Iterator[bytes]:
+                sent = 0
                 try:
+                    for chunk in inner:
+                        if sent + len(chunk) >= after_bytes:
+                            yield chunk[: after_bytes - sent]
+                            break
+                        sent += len(chunk)
+                        yield chunk
                     started.set()
                     release.wait(STALL_LIMIT_SECS)
-                    yield b""
                 finally:
                     getattr(inner, "close", lambda: None)()
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import time
@@ -305,12 +306,43 @@ class Cluster:
 
 
 def announcement_listing(owner: Key, identifier: str, domains: Sequence[str], *,
-                         extra_clone: Sequence[str] = (), created_at: int = 1_700_000_000) -> Event:
+                         extra_clone: Sequence[str] = (), first_clone: Sequence[str] = (),
+                         created_at: int = 1_700_000_000) -> Event:
     """An announcement whose ``clone`` and ``relays`` name each GRASP relay of ``domains`` (so
-    each accepts it, S10.4), followed by ``extra_clone`` URLs (plain git servers, dead URLs)."""
+    each accepts it, S10.4), with other URLs (plain git servers, dead URLs) listed before
+    (``first_clone``) or after (``extra_clone``) them: syncs try URLs in this order (S3.1)."""
     return owner.announcement(
         identifier,
-        clone=[*(clone_url_at(d, owner.pubkey, identifier) for d in domains), *extra_clone],
+        clone=[*first_clone, *(clone_url_at(d, owner.pubkey, identifier) for d in domains), *extra_clone],
         relays=[f"ws://{d}" for d in domains],
         created_at=created_at,
     )
+
+
+def assert_log_in_order(relay: E2ERelay, *patterns: str) -> None:
+    """Each pattern matches a log line after the line the previous one matched."""
+    lines = relay.log.splitlines()
+    position = 0
+    for pattern in patterns:
+        regex = re.compile(pattern)
+        found = next((i for i in range(position, len(lines)) if regex.search(lines[i])), None)
+        assert found is not None, f"{relay.name}'s log has no {pattern!r} after line {position}\n{relay.log_tail()}"
+        position = found + 1
+
+
+def fetch_lines(relay: E2ERelay, text: str) -> list[str]:
+    """The sync and fetch log lines (actors.sync, grasp.git) that mention ``text``."""
+    return [line for line in relay.log.splitlines()
+            if text in line and (" actors.sync " in line or " grasp.git." in line)]
+
+
+def released_on_source(source: E2ERelay, announcement: Event, state: Event, local: Path) -> None:
+    """A user's repository on ``source``: the announcement and the state are published (both
+    held, S1.1/S1.2), then the state's refs are pushed from ``local``, so the source releases
+    and serves them (S10.6, S8.2)."""
+    owner, identifier = state.pubkey, state.d
+    source.publish(announcement, state)
+    source.wait_held(k30617=1, k30618=1)
+    refs = [tag[0] for tag in state.tags if tag[0].startswith(("refs/heads/", "refs/tags/"))]
+    push(local, source.clone_url(owner, identifier), *(f"{ref}:{ref}" for ref in refs))
+    source.wait_served(announcement, state)

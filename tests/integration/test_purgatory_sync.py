@@ -18,43 +18,20 @@ import re
 import pytest
 
 from tests.integration.remotes import GitRequests
-from tests.integration.support import E2ERelay, announcement_listing, planned_domain, push
+from tests.integration.support import (
+    announcement_listing,
+    assert_log_in_order,
+    fetch_lines,
+    planned_domain,
+    push,
+    released_on_source,
+)
 from tests.support.gitrepo import RepoBuilder, assert_fsck_clean
 from tests.support.nip34 import Key
 
 pytestmark = pytest.mark.slow
 
 ONE_FETCH = GitRequests(adverts=1, posts=2)  # one v2 fetch exchange, as a relay's access log shows it
-
-
-def assert_log_in_order(relay: E2ERelay, *patterns: str) -> None:
-    """Each pattern matches a log line after the line the previous one matched."""
-    lines = relay.log.splitlines()
-    position = 0
-    for pattern in patterns:
-        regex = re.compile(pattern)
-        found = next((i for i in range(position, len(lines)) if regex.search(lines[i])), None)
-        assert found is not None, f"{relay.name}'s log has no {pattern!r} after line {position}\n{relay.log_tail()}"
-        position = found + 1
-
-
-def fetch_lines(relay: E2ERelay, text: str) -> list[str]:
-    """The sync and fetch log lines (actors.sync, grasp.git) that mention ``text``."""
-    return [line for line in relay.log.splitlines()
-            if text in line and (" actors.sync " in line or " grasp.git." in line)]
-
-
-def released_on_source(source: E2ERelay, owner: Key, identifier: str, local: RepoBuilder,
-                       refs: dict[str, str], domains: list[str]):
-    """A user's repository on ``source``: announcement + state published (both held), then
-    pushed, so the source releases and serves them. Returns (announcement, state)."""
-    announcement = announcement_listing(owner, identifier, domains)
-    state = owner.state(identifier, refs)
-    source.publish(announcement, state)
-    source.wait_held(k30617=1, k30618=1)
-    push(local.path, source.clone_url(owner.pubkey, identifier), *(f"{ref}:{ref}" for ref in refs))
-    source.wait_served(announcement, state)
-    return announcement, state
 
 
 def test_state_event_syncs_from_remote(cluster, tmp_path):
@@ -64,8 +41,9 @@ def test_state_event_syncs_from_remote(cluster, tmp_path):
     local = RepoBuilder.create(tmp_path / "local.git")
     main = local.chain(3, branch="main")[-1]
     a = cluster.relay("A")
-    announcement, state = released_on_source(
-        a, owner, identifier, local, {"refs/heads/main": main}, [a.domain, planned_domain("B")])
+    announcement = announcement_listing(owner, identifier, [a.domain, planned_domain("B")])
+    state = owner.state(identifier, {"refs/heads/main": main})
+    released_on_source(a, announcement, state, local.path)
 
     b = cluster.relay("B", fixed_domain=True, sync_from=[a])
     b.wait_served(state, announcement)  # the announcement is promoted with the release
@@ -92,8 +70,9 @@ def test_pr_event_syncs_from_remote(cluster, tmp_path):
     main = local.chain(2, branch="main")[-1]
     tip = local.commit("the contribution", parents=[main])  # not on any branch
     a = cluster.relay("A")
-    announcement, state = released_on_source(
-        a, owner, identifier, local, {"refs/heads/main": main}, [a.domain, planned_domain("B")])
+    announcement = announcement_listing(owner, identifier, [a.domain, planned_domain("B")])
+    state = owner.state(identifier, {"refs/heads/main": main})
+    released_on_source(a, announcement, state, local.path)
     pr = contributor.pr(owner.pubkey, identifier, tip)
     a.publish(pr)
     a.wait_held(k1618=1)
@@ -121,8 +100,9 @@ def test_concurrent_state_and_pr_sync(cluster, tmp_path):
     local = RepoBuilder.create(tmp_path / "local.git")
     first = local.chain(1, branch="main")[-1]
     a = cluster.relay("A")
-    announcement, old_state = released_on_source(
-        a, owner, identifier, local, {"refs/heads/main": first}, [a.domain, planned_domain("B")])
+    announcement = announcement_listing(owner, identifier, [a.domain, planned_domain("B")])
+    old_state = owner.state(identifier, {"refs/heads/main": first})
+    released_on_source(a, announcement, old_state, local.path)
     b = cluster.relay("B", fixed_domain=True, sync_from=[a])
     b.wait_served(announcement, old_state)
 
@@ -161,12 +141,9 @@ def test_partial_oid_aggregation_from_multiple_servers(cluster, tmp_path):
     a1, a2 = cluster.relay("A1"), cluster.relay("A2")
     b = cluster.relay("B", user_delay=0.2)
     domains = [a1.domain, a2.domain, b.domain]
+    announcement = announcement_listing(owner, identifier, domains)
     for source, local, tip in ((a1, one, main), (a2, two, feature)):
-        announcement = announcement_listing(owner, identifier, domains)
-        own_state = owner.state(identifier, {"refs/heads/main": tip})
-        source.publish(announcement, own_state)
-        push(local.path, source.clone_url(owner.pubkey, identifier), "refs/heads/main:refs/heads/main")
-        source.wait_served(announcement, own_state)
+        released_on_source(source, announcement, owner.state(identifier, {"refs/heads/main": tip}), local.path)
 
     state = owner.state(identifier, {"refs/heads/main": main, "refs/heads/feature": feature},
                         created_at=1_700_000_500)

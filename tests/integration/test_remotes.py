@@ -14,8 +14,7 @@ import re
 import pytest
 
 from tests.integration.remotes import GitRequests, closed_port_url
-from tests.integration.support import announcement_listing
-from tests.integration.test_purgatory_sync import assert_log_in_order
+from tests.integration.support import announcement_listing, assert_log_in_order
 from tests.support.gitrepo import RepoBuilder, assert_fsck_clean
 from tests.support.nip34 import Key
 

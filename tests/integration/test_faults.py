@@ -1,0 +1,135 @@
+"""Faults: a relay stopped or killed while events wait, and a remote that fails for a while.
+
+* SIGTERM with events held: purgatory is written to ``purgatory-state.json`` and restored on
+  the next start, and every restored identifier is queued again at once (S9.1) — here nothing
+  else could trigger a sync (no sync source, no new events), so the release proves it.
+* kill -9 in the middle of a fetch: nothing is persisted; after the restart the sync source
+  re-delivers the history (S10.7), the events are held again, synced and released, and the
+  repository is consistent (``git fsck``) although a pack was arriving when the process died.
+* HTTP 500 from the only remote: each failed attempt backs off 20/40/80 s (S4.1) — scaled by
+  ``--sync-backoff-scale 0.01`` to 0.2/0.4/0.8 s — and the state is released once the remote
+  recovers. This scenario also records the message trace committed as
+  ``tests/traces/e2e_backoff.jsonl`` (see ``test_trace.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from gevent.event import Event
+
+from grasp.git.ingest import STAGING_PREFIX
+from tests.integration.backoff_trace import (
+    BACKOFF_ARGS,
+    BACKOFF_HOST,
+    BACKOFF_TRACE,
+    assert_backoff_trace_replays,
+)
+from tests.integration.remotes import GitRequests, Outage, stall_first_pack
+from tests.integration.support import (
+    announcement_listing,
+    assert_log_in_order,
+    planned_domain,
+    released_on_source,
+)
+from tests.support.gitchaos import http_status
+from tests.support.gitrepo import RepoBuilder, assert_fsck_clean, linear_history, objects_listing
+from tests.support.nip34 import Key
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.slow
+
+ID = "faults"
+
+
+def test_sigterm_with_events_held_then_restart_releases_them(cluster):
+    """S9.1: held events survive a graceful stop, and the restarted relay queues them again
+    with the short delay — long before the 20 s backoff the stopped process was waiting out."""
+    owner = Key()
+    outage = Outage(down=True)
+    g = cluster.git_server("G", host="127.0.0.2", wrap=outage)
+    main = RepoBuilder.create(g.root / f"{ID}.git").chain(2, branch="main")[-1]
+    b = cluster.relay("B", fixed_domain=True, user_delay=0.2)  # its address changes on restart
+    announcement = announcement_listing(owner, ID, [b.domain], extra_clone=[g.url(f"{ID}.git")])
+    state = owner.state(ID, {"refs/heads/main": main})
+    b.publish(announcement, state)
+    b.wait_for_log(rf"{ID} incomplete: attempt 1, retry in 20\.0 s")
+    assert cluster.git_requests()["G"].failed == 1
+
+    assert b.stop() == 0
+    state_file = b.data_dir / "purgatory-state.json"
+    saved = state_file.read_text()
+    assert state.id in saved and announcement.id in saved
+    outage.down = False
+    b.restart()
+    b.wait_served(announcement, state, timeout=5.0)
+
+    assert not state_file.exists(), "the state file is consumed on restore (S9.1)"
+    assert_log_in_order(b, r"restored purgatory", r"re-queueing 1 restored identifiers",
+                        rf"released from purgatory for {ID}: 1 states")
+    assert b.ls_remote(owner.pubkey, ID) == {"HEAD": main, "refs/heads/main": main}
+    assert_fsck_clean(b.repo_path(owner.pubkey, ID))
+
+
+def test_kill_9_mid_fetch_then_restart_source_redelivers(cluster, tmp_path):
+    """S7.2, S10.7: B dies by SIGKILL while a pack is arriving from the first clone URL. After
+    the restart the sync source re-delivers the events, B fetches again (the remote now
+    answers) and releases them; its repository passes ``git fsck``."""
+    owner = Key()
+    started, release = Event(), Event()
+    g = cluster.git_server("G", host="127.0.0.2", wrap=stall_first_pack(started, release, after_bytes=32_768))
+    served = g.root / f"{ID}.git"
+    main = linear_history(served, 300)[-1]  # a pack of a few hundred KiB: the stall is mid-pack
+    a = cluster.relay("A")
+    announcement = announcement_listing(owner, ID, [a.domain, planned_domain("B")],
+                                        first_clone=[g.url(f"{ID}.git")])
+    state = owner.state(ID, {"refs/heads/main": main})
+    released_on_source(a, announcement, state, served)
+
+    b = cluster.relay("B", fixed_domain=True, sync_from=[a])
+    wait_for(started.is_set, 10, message="B's fetch to stall mid-pack")
+    b.kill()
+    release.set()
+    assert not (b.data_dir / "purgatory-state.json").exists()  # SIGKILL: nothing was saved
+    b.restart()
+    b.wait_served(announcement, state)
+
+    assert f"state {state.id} of {ID} held in purgatory" in b.process.log  # re-delivered by A
+    repo = b.repo_path(owner.pubkey, ID)
+    assert b.ls_remote(owner.pubkey, ID) == {"HEAD": main, "refs/heads/main": main}
+    assert_fsck_clean(repo)
+    leftovers = [p for p in objects_listing(repo) if p.startswith(STAGING_PREFIX) or "tmp" in p]
+    assert not leftovers, f"a staging directory or temporary file survived the kill: {leftovers}"
+    assert cluster.git_requests()["G"].fetches == 2  # the stalled pack, then the good one
+    assert a.git_requests() == GitRequests()  # G delivered: A's URL was never needed
+
+
+def test_http_500_then_recovery_backs_off_then_releases(cluster, tmp_path):
+    """S4.1: three failed attempts back off 0.2, 0.4 and 0.8 s (20/40/80 s scaled by 0.01);
+    the fourth attempt finds the remote recovered and the state is released."""
+    owner = Key()
+    g = cluster.git_server("G", host=BACKOFF_HOST, wrap=http_status("500 Internal Server Error", first_n=3))
+    main = RepoBuilder.create(g.root / f"{ID}.git").chain(2, branch="main")[-1]
+    trace = tmp_path / "trace.jsonl"
+    b = cluster.relay("B", *BACKOFF_ARGS, "--trace", str(trace))
+    announcement = announcement_listing(owner, ID, [b.domain], extra_clone=[g.url(f"{ID}.git")])
+    state = owner.state(ID, {"refs/heads/main": main})
+    b.publish(announcement, state)
+    b.wait_served(state)
+
+    assert_log_in_order(b, *(rf"{ID} incomplete: attempt {n}, retry in {secs} s"
+                             for n, secs in ((1, "0.2"), (2, "0.4"), (3, "0.8"))),
+                        rf"released from purgatory for {ID}: 1 states")
+    starts = [r.time for r in g.requests if r.method == "GET"]
+    assert len(starts) == 4, g.requests
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    for gap, backoff in zip(gaps, (0.2, 0.4, 0.8), strict=True):
+        assert backoff <= gap < backoff + 0.3, f"attempt gaps {gaps}"
+    assert cluster.git_requests()["G"] == GitRequests(adverts=4, posts=2, ls_refs=1, fetches=1, failed=3)
+
+    assert b.stop() == 0  # the trace is complete and flushed
+    if os.environ.get("E2E_RECORD_TRACE") == "1":
+        shutil.copyfile(trace, BACKOFF_TRACE)
+    assert_backoff_trace_replays(trace)
