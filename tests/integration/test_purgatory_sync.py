@@ -192,3 +192,25 @@ def test_push_triggers_unified_processing(cluster, tmp_path):
     assert_log_in_order(relay, r"push landed in .*; releasing what it satisfies",
                         rf"released from purgatory for {identifier}: 1 states, 1 PRs")
     assert not fetch_lines(relay, "fetched"), "the relay synced instead of releasing on the push"
+
+
+def test_live_sync_of_a_new_repository(cluster, tmp_path):
+    """S10.7 live feed, S8.2 order: B already follows A when a user creates a repository on A.
+    A's push releases the state and promotes the announcement; B must receive the announcement
+    before the state it authorises (or refuse the state, with no second chance on a live feed),
+    then hold the state, fetch from A and release it."""
+    owner, identifier = Key(), "live"
+    local = RepoBuilder.create(tmp_path / "local.git")
+    main = local.chain(2, branch="main")[-1]
+    a = cluster.relay("A")
+    b = cluster.relay("B", fixed_domain=True, sync_from=[a])
+    b.wait_for_log(r"sync source .*: caught up, 0 historic events")
+
+    announcement = announcement_listing(owner, identifier, [a.domain, b.domain])
+    state = owner.state(identifier, {"refs/heads/main": main})
+    released_on_source(a, announcement, state, local.path)
+
+    b.wait_served(announcement, state)
+    assert b.ls_remote(owner.pubkey, identifier) == {"HEAD": main, "refs/heads/main": main}
+    assert "no announcement exists" not in b.log
+    assert a.git_requests() == ONE_FETCH
