@@ -28,7 +28,7 @@ import signal
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -110,12 +110,14 @@ def publish_with_nostr_sdk(ws_url: str, events: Sequence[Event], *, concurrently
 class E2ERelay:
     """One named ``grasp-relay`` process (possibly restarted) and what tests ask of it."""
 
-    def __init__(self, name: str, data_dir: Path, args: Sequence[str], domain: str | None) -> None:
+    def __init__(self, name: str, data_dir: Path, args: Sequence[str], domain: str | None,
+                 env: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.data_dir = data_dir
         self.args = tuple(args)
         self.fixed_domain = domain
-        self.process = RelayProcess(data_dir, *self.args)
+        self.env = dict(env or {})
+        self.process = RelayProcess(data_dir, *self.args, env=self.env)
         self.previous_logs: list[str] = []  # of earlier incarnations (restart, kill)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -137,7 +139,7 @@ class E2ERelay:
         """Start a new process on the same data directory and options (a new port)."""
         assert self.process.returncode is not None, "stop or kill the relay before restarting it"
         self.previous_logs.append(self.process.log)
-        self.process = RelayProcess(self.data_dir, *self.args)
+        self.process = RelayProcess(self.data_dir, *self.args, env=self.env)
         return self.start()
 
     # --- addresses ---------------------------------------------------------------------------
@@ -254,9 +256,11 @@ class Cluster:
         self.started_at = time.monotonic()
 
     def relay(self, name: str, *args: str, fixed_domain: bool = False, sync_from: Sequence[E2ERelay] = (),
-              user_delay: float | None = None, allow_private_fetch: bool = True) -> E2ERelay:
+              user_delay: float | None = None, allow_private_fetch: bool = True,
+              env: Mapping[str, str] | None = None) -> E2ERelay:
         """Start relay ``name`` with :data:`FAST_SYNC` and ``args``; ``fixed_domain`` gives it
-        :func:`fixed_domain` as its public authority, ``user_delay`` shortens the S4.2 user delay."""
+        :func:`planned_domain` as its public authority, ``user_delay`` shortens the S4.2 user
+        delay, ``env`` adds environment variables (the process inherits the test's otherwise)."""
         assert name not in self.relays, f"relay {name} already started"
         domain = planned_domain(name) if fixed_domain else None
         argv = [*FAST_SYNC, *(["--allow-private-fetch"] if allow_private_fetch else [])]
@@ -266,7 +270,7 @@ class Cluster:
             argv += ["--sync-source", source.ws_url]
         if user_delay is not None:
             argv += ["--sync-default-delay-secs", str(user_delay)]
-        relay = E2ERelay(name, self.root / name, [*argv, *args], domain)
+        relay = E2ERelay(name, self.root / name, [*argv, *args], domain, env)
         self.relays[name] = relay
         return relay.start()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 from gevent.event import Event
@@ -133,3 +134,53 @@ def test_http_500_then_recovery_backs_off_then_releases(cluster, tmp_path):
     if os.environ.get("E2E_RECORD_TRACE") == "1":
         shutil.copyfile(trace, BACKOFF_TRACE)
     assert_backoff_trace_replays(trace)
+
+
+def index_pack_gate(directory: Path, gate: Path) -> Path:
+    """A ``git`` on PATH that, for ``index-pack`` only, creates ``gate`` and waits for
+    ``<gate>.go`` before running the real git: a slow disk, frozen where the test wants it."""
+    real_git = shutil.which("git")
+    directory.mkdir(parents=True)
+    shim = directory / "git"
+    shim.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" index-pack "*)\n'
+        f'  : > "{gate}"\n'
+        f'  while [ ! -e "{gate}.go" ]; do sleep 0.02; done ;;\n'
+        "esac\n"
+        f'exec "{real_git}" "$@"\n'
+    )
+    shim.chmod(0o755)
+    return directory
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "production bug: grasp.git.ingest removes its objects/incoming-grasp-* staging directory only "
+    "when the greenlet is interrupted; after SIGKILL nothing sweeps it (proposed fix: remove "
+    "leftover incoming-grasp-* directories of every repository at relay start)"))
+def test_kill_9_while_indexing_leaves_no_staging_directory(cluster, tmp_path):
+    """S7.2 ("no partial pack"): B dies by SIGKILL while ``git index-pack`` writes the fetched
+    pack into its staging directory ``objects/incoming-grasp-*``. The orphaned index-pack
+    still finishes there; after the restart and a successful sync the repository must not
+    keep that directory (a full, never-used copy of the pack)."""
+    owner = Key()
+    gate = tmp_path / "index-pack.gate"
+    shim = index_pack_gate(tmp_path / "shim", gate)
+    g = cluster.git_server("G", host="127.0.0.2")
+    main = RepoBuilder.create(g.root / f"{ID}.git").chain(3, branch="main")[-1]
+    b = cluster.relay("B", fixed_domain=True, user_delay=0.2,
+                      env={"PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"})
+    announcement = announcement_listing(owner, ID, [b.domain], extra_clone=[g.url(f"{ID}.git")])
+    state = owner.state(ID, {"refs/heads/main": main})
+    b.publish(announcement, state)
+    wait_for(gate.exists, 10, message="B's index-pack to start")
+    b.kill()
+    Path(f"{gate}.go").touch()  # the orphaned index-pack completes, as it would have anyway
+
+    b.restart()
+    b.publish(announcement, state)  # SIGKILL lost purgatory: the user publishes again
+    b.wait_served(state)
+    repo = b.repo_path(owner.pubkey, ID)
+    assert_fsck_clean(repo)
+    leftovers = sorted(p for p in objects_listing(repo) if p.startswith(STAGING_PREFIX))
+    assert not leftovers, f"staging left behind by the killed relay: {leftovers}"
