@@ -44,7 +44,8 @@ def assert_backoff_trace_replays(path: Path) -> list[dict[str, Any]]:
         assert len(spans) == 1, f"{actor} restarted or never started: {spans}"
         result = replay(lines, actor, config)
         assert result.delivered > 0 and result.expected, f"nothing of {actor} to check in {path}"
-        assert result.matches, f"{actor} diverged from {path}:\nexpected {result.expected}\nactual   {result.actual}"
+        assert result.matches, (
+            f"{actor} diverged from {path}:\nexpected {result.expected}\nactual   {result.actual}")
     _assert_scaled_backoff(lines)
     return lines
 

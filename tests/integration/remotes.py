@@ -34,7 +34,7 @@ from typing import Any
 from gevent.event import Event
 
 from tests.support.gitchaos import STALL_LIMIT_SECS
-from tests.support.gitserver import V0OnlyServer, _BaseServer
+from tests.support.gitserver import RequestRecord, V0OnlyServer, _BaseServer
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Wrap = Callable[[WSGIApp], WSGIApp]
@@ -132,6 +132,12 @@ def server_git_requests(server: _BaseServer, commands: CommandLog | None = None)
         tally.ls_refs = commands.commands.count("ls-refs")
         tally.fetches = commands.commands.count("fetch") + commands.commands.count("v0")
     return tally
+
+
+def pack_requests(server: _BaseServer, commands: CommandLog) -> list[RequestRecord]:
+    """The request records of the pack requests (v2 ``command=fetch``), in arrival order."""
+    posts = [r for r in server.requests if r.method == "POST" and r.service == UPLOAD_PACK]
+    return [record for record, command in zip(posts, commands.commands, strict=True) if command in ("fetch", "v0")]
 
 
 _ACCESS = re.compile(r'"(GET|POST) (\S+) HTTP/[\d.]+" (\d{3})')

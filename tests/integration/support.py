@@ -42,11 +42,12 @@ from tests.integration.remotes import (
     GitRequests,
     Wrap,
     command_recorder,
+    pack_requests,
     relay_git_requests,
     server_git_requests,
 )
 from tests.support.gitrepo import git
-from tests.support.gitserver import GitServer, V0OnlyServer, _BaseServer
+from tests.support.gitserver import GitServer, RequestRecord, V0OnlyServer, _BaseServer
 from tests.support.nip34 import Key
 from tests.support.relay import RelayClient, RelayProcess
 from tests.support.wait import wait_for
@@ -81,28 +82,36 @@ class Published:
 
 def publish_with_nostr_sdk(ws_url: str, events: Sequence[Event], *, concurrently: bool = False,
                            timeout: float = 10.0) -> list[Published]:
-    """Send ``events`` with a fresh nostr-sdk client; its own parser re-verifies each one."""
+    """Send ``events`` with nostr-sdk, one after the other on one connection, or
+    ``concurrently``: each on its own connection, all at once. nostr-sdk parses and verifies
+    every event itself first (an independent check of our signer)."""
     import nostr_sdk
 
-    async def send() -> list[Published]:
+    async def send(batch: Sequence[Event]) -> list[Published]:
         client = nostr_sdk.Client()
         url = nostr_sdk.RelayUrl.parse(ws_url)
         await client.add_relay(url)
         connected = await client.try_connect(timedelta(seconds=timeout))
         assert url in connected.success, f"nostr-sdk could not connect to {ws_url}: {connected.failed}"
         try:
-            sdk_events = [nostr_sdk.Event.from_json(json.dumps(e.to_json())) for e in events]
-            if concurrently:
-                outputs = await asyncio.gather(*(client.send_event(e) for e in sdk_events))
-            else:
-                outputs = [await client.send_event(e) for e in sdk_events]
+            results = []
+            for event in batch:
+                sdk_event = nostr_sdk.Event.from_json(json.dumps(event.to_json()))
+                assert sdk_event.verify(), f"nostr-sdk finds event {event.id} invalid"
+                out = await client.send_event(sdk_event)
+                results.append(Published(event.id, url in out.success, next(iter(out.failed.values()), "")))
+            return results
         finally:
             await client.disconnect()
-        return [Published(e.id, url in out.success, next(iter(out.failed.values()), ""))
-                for e, out in zip(events, outputs, strict=True)]
+
+    async def all_of_them() -> list[Published]:
+        if not concurrently:
+            return await send(events)
+        batches = await asyncio.gather(*(send([event]) for event in events))
+        return [published for batch in batches for published in batch]
 
     async def bounded() -> list[Published]:
-        return await asyncio.wait_for(send(), timeout)
+        return await asyncio.wait_for(all_of_them(), timeout)
 
     return asyncio.run(bounded())
 
@@ -297,6 +306,12 @@ class Cluster:
         counts.update({name: relay.git_requests() for name, relay in self.relays.items()})
         return counts
 
+    def pack_requests(self, name: str) -> list[RequestRecord]:
+        """Git server ``name``'s pack requests (with the bytes each response carried)."""
+        server, commands = self.servers[name]
+        assert commands is not None, f"{name} records no commands"
+        return pack_requests(server, commands)
+
     def server_kinds(self) -> dict[str, str]:
         kinds = {name: type(server).__name__ for name, (server, _) in self.servers.items()}
         kinds.update({name: "relay" for name in self.relays})
@@ -330,7 +345,8 @@ def assert_log_in_order(relay: E2ERelay, *patterns: str) -> None:
     for pattern in patterns:
         regex = re.compile(pattern)
         found = next((i for i in range(position, len(lines)) if regex.search(lines[i])), None)
-        assert found is not None, f"{relay.name}'s log has no {pattern!r} after line {position}\n{relay.log_tail()}"
+        assert found is not None, (
+            f"{relay.name}'s log has no {pattern!r} after line {position}\n{relay.log_tail()}")
         position = found + 1
 
 

@@ -103,7 +103,8 @@ def test_kill_9_mid_fetch_then_restart_source_redelivers(cluster, tmp_path):
     assert_fsck_clean(repo)
     leftovers = [p for p in objects_listing(repo) if p.startswith(STAGING_PREFIX) or "tmp" in p]
     assert not leftovers, f"a staging directory or temporary file survived the kill: {leftovers}"
-    assert cluster.git_requests()["G"].fetches == 2  # the stalled pack, then the good one
+    stalled, good = cluster.pack_requests("G")  # the pack cut short by the kill, then a whole one
+    assert stalled.bytes_sent == 32_768 < good.bytes_sent, (stalled, good)
     assert a.git_requests() == GitRequests()  # G delivered: A's URL was never needed
 
 
