@@ -30,7 +30,12 @@ from grasp.git.fetch import FetchLimits, fetch_oids
 from grasp.git.objects import copy_objects, missing_oids
 from grasp.git.policy import CheckedURL, FetchPolicy, check_url
 from grasp.git.refs import AlignResult, align_refs, list_refs, read_head, set_nostr_ref
-from grasp.git.repos import ensure_bare_repo, repo_path_for, validate_identifier
+from grasp.git.repos import (
+    ensure_bare_repo,
+    remove_interrupted_work,
+    repo_path_for,
+    validate_identifier,
+)
 
 __all__ = [
     "FETCH_ERROR_REASONS",
@@ -50,6 +55,7 @@ __all__ = [
     "list_refs",
     "missing_oids",
     "read_head",
+    "remove_interrupted_work",
     "repo_path_for",
     "set_nostr_ref",
     "validate_identifier",

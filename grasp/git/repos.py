@@ -75,3 +75,22 @@ def ensure_bare_repo(data_dir: Path, npub: str, identifier: str) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def remove_interrupted_work(data_dir: Path) -> list[Path]:
+    """Remove what a killed process left half-done below ``<data>/repos``; run before serving.
+
+    Two things can be orphaned by SIGKILL: a repository being initialised (``<npub>/.init-*``,
+    see :func:`ensure_bare_repo`) and a fetched pack being indexed
+    (``<repo>/objects/incoming-grasp-*``, see ``grasp.git.ingest``). Neither is ever read, but a
+    staging directory holds a full copy of a pack. Returns what was removed.
+    """
+    from grasp.git.ingest import STAGING_PREFIX
+
+    root = Path(data_dir) / "repos"
+    leftovers = [*root.glob("*/.init-*"), *root.glob(f"*/*.git/objects/{STAGING_PREFIX}*")]
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+        logger.warning("removed %s, left behind by an interrupted process", path)
+    return leftovers
+

@@ -23,7 +23,7 @@ from actors.observer import SyncObserver
 from actors.tracing import JsonlTracer
 from grasp.config import Config
 from grasp.context import RealSyncContext
-from grasp.git import FetchLimits, FetchPolicy
+from grasp.git import FetchLimits, FetchPolicy, remove_interrupted_work
 from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore
 from grasp.relay.git_http import GitService
 from grasp.relay.http import GIT_MOUNT, METRICS_MOUNT, STATUS_JSON_MOUNT, STATUS_MOUNT, MountKey, WSGIApp
@@ -148,6 +148,7 @@ def open_grasp_relay(
 ) -> GraspRelay:
     """Build everything in start order; raises StartupError with nothing left running."""
     data_dir = prepare_data_dir(config.data_dir)
+    remove_interrupted_work(data_dir)  # nothing runs yet: what a SIGKILL left is garbage
     store = open_store(data_dir)
     # Start steps log at DEBUG: a failed start must print exactly one error line (the CLI's contract).
     logger.debug("start 1/4: event store %s ready (%d events)", store.path, store.count())

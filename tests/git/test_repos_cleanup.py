@@ -1,0 +1,23 @@
+"""Leftovers of a killed process are removed before the relay serves (S7.2: no partial pack)."""
+
+from grasp.git import ensure_bare_repo, remove_interrupted_work
+from grasp.git.ingest import STAGING_PREFIX
+from tests.support.gitrepo import RepoBuilder, assert_fsck_clean, for_each_ref
+
+NPUB = "npub1" + "q" * 58
+
+
+def test_staging_and_half_initialised_repos_are_removed_and_nothing_else(tmp_path):
+    repo = ensure_bare_repo(tmp_path, NPUB, "kept")
+    commit = RepoBuilder(repo).commit(branch="main")
+    staging = repo / "objects" / f"{STAGING_PREFIX}abc123"
+    (staging / "pack").mkdir(parents=True)
+    (staging / "pack" / "pack-x.pack").write_bytes(b"PACK half written")
+    half_init = tmp_path / "repos" / NPUB / ".init-zz9"
+    (half_init / "objects").mkdir(parents=True)
+    removed = remove_interrupted_work(tmp_path)
+    assert sorted(removed) == sorted([staging, half_init])
+    assert not staging.exists() and not half_init.exists()
+    assert for_each_ref(repo) == {"refs/heads/main": commit}
+    assert_fsck_clean(repo)
+    assert remove_interrupted_work(tmp_path) == []
