@@ -14,10 +14,14 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
@@ -31,12 +35,25 @@ from tests.support.relay import RelayClient, RelayProcess  # noqa: E402
 
 __all__ = [
     "BenchError", "Key", "RelayClient", "announcement", "git_fetch_seconds", "isolated_git_env",
-    "percentile", "print_table", "publish", "relay_process", "scrape_metrics",
+    "percentile", "print_table", "publish", "relay_process", "scrape_metrics", "scratch_dir", "Span", "span_recorder",
 ]
 
 
 class BenchError(RuntimeError):
     """The system did not do what the benchmark needs (a refused event, a missing release)."""
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary directory with git isolated inside it (:func:`isolated_git_env`), removed by
+    ``rm -rf`` afterwards: ``shutil.rmtree`` ran out of file descriptors on the ~20,000
+    directories of politeness.py's repositories on this machine."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        isolated_git_env(path / "home")
+        yield path
+    finally:
+        subprocess.run(["rm", "-rf", "--", str(path)], check=False)
 
 
 def isolated_git_env(home: Path) -> None:
@@ -123,6 +140,61 @@ def scrape_metrics(relay: RelayProcess) -> dict[str, float]:
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples
+
+
+# --- what a git server sees ----------------------------------------------------------------
+
+
+@dataclass
+class Span:
+    path: str
+    method: str
+    start: float
+    end: float = float("nan")
+
+
+class _Ending:
+    """The response iterable, recording when the last body chunk was handed to the socket.
+
+    The server asks for the next chunk right after ``sendall`` of the previous one returned (no
+    switch in between), so that instant is when the client could first have the whole response.
+    Waiting for ``close()`` instead would add the server's own clean-up (``git http-backend``'s
+    exit, the chunk terminator), during which the relay may legitimately have started its next
+    request: the server would then count an overlap the relay never had.
+    """
+
+    def __init__(self, inner: Iterable[bytes], span: Span) -> None:
+        self._inner = inner
+        self._span = span
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            yield chunk
+            self._span.end = time.monotonic()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._inner, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if self._span.end != self._span.end:  # no body was sent: it ends now
+                self._span.end = time.monotonic()
+
+
+def span_recorder(log: list[Span]) -> Callable[[Any], Any]:
+    """``GitServer(wrap=...)`` middleware appending a :class:`Span` (start and end, monotonic
+    clock, the same as the relay's actor clock) per request."""
+
+    def wrap(app: Any) -> Any:
+        def recorded(environ: dict, start_response: Callable[..., Any]) -> Any:
+            span = Span(environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", ""), time.monotonic())
+            log.append(span)
+            return _Ending(app(environ, start_response), span)
+
+        return recorded
+
+    return wrap
 
 
 # --- git ---------------------------------------------------------------------------------------

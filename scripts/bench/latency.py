@@ -40,7 +40,6 @@ import os  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -48,8 +47,8 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 
 from _common import (  # noqa: E402
-    BenchError, Key, RelayClient, announcement, git_fetch_seconds, isolated_git_env, percentile,
-    print_table, publish, relay_process,
+    BenchError, Key, RelayClient, announcement, git_fetch_seconds, percentile,
+    print_table, publish, relay_process, scratch_dir,
 )
 from grasp.git import FetchLimits, FetchPolicy, fetch_oids  # noqa: E402
 from tests.support.gitrepo import init_bare, linear_history  # noqa: E402
@@ -153,9 +152,7 @@ def main() -> int:
     args = parser.parse_args()
     common = ("--sync-default-delay-secs", str(args.delay), "--sync-loop-interval-ms", str(args.tick_ms))
 
-    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
-        work = Path(tmp)
-        isolated_git_env(work / "home")
+    with scratch_dir("bench-latency-") as work:
         (work / "served").mkdir()
         with GitServer(work / "served", host="127.0.0.2") as server, \
                 relay_process(work / "precise", *common) as precise, \

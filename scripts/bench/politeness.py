@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""P2: politeness of purgatory sync towards remote git servers, seen from the servers (S6).
+
+    .venv/bin/python scripts/bench/politeness.py [--identifiers 1000] [--servers 10] [--window 20]
+
+``--identifiers`` repositories are spread round-robin over ``--servers`` real ``git
+http-backend`` servers on distinct loopback hosts (127.0.0.2, 127.0.0.3, ...: distinct domains,
+S3.3). Each server records the start and end of every HTTP request. A ``grasp-relay`` process
+with the default limits (5 in flight, 30 per window, S6.1) but a ``--sync-rate-window-secs``
+window shortened from 60 s gets, per identifier, an announcement naming its server and a state
+event whose commit only that server has; it must fetch every one of them.
+
+A *fetch* is one session of the relay's client against one repository: it begins with
+``GET .../info/refs`` and spans every request up to the next such GET. Per domain:
+
+* max in flight: the most fetch sessions open at once (a session's span lies inside the relay's
+  own start..complete span, so the relay's in-flight count is at least this);
+* max in window: the most fetch starts within any window of the configured length;
+* min slack: min over j of ``start[j + limit] - start[j] - window``; negative means ``limit + 1``
+  starts fell within one window (a violation, as seen by the server's clock);
+* violations: windows with more than ``limit`` starts plus instants with more than
+  ``max_concurrent`` fetches open; must be 0;
+* rate use: how much of what the limits allowed was used while work was queued = the makespan
+  of a perfect greedy scheduler (same limits, same fetch durations, each identifier ready when
+  its state event was accepted plus the sync delay) divided by the relay's makespan, both from
+  the earliest ready instant to the last fetch start. Target: >= 95 %;
+* lag: mean delay between the instant the limits allowed a queued fetch (its window slot or a
+  concurrency slot freed) and its start, both as the server saw them.
+
+How the work arrives: a first relay with a long sync delay receives all events and is stopped
+(SIGTERM persists purgatory, S9.1); the same data directory is restarted with the short window
+and re-queues every identifier at once. The window is 20 s by default so that the allowed rate
+(10 servers x 30 per window) stays below what this 2-core machine can fetch and release; a
+shorter window measures the machine, not the throttle.
+
+The restarted relay writes a message trace (S13.3). Its clock is the same monotonic clock as the
+servers', so the second table shows the *dispatch delay*: from the DomainThrottle reserving a
+slot (the instant the relay counts in its window) to the request arriving at the server.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import heapq  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from _common import (  # noqa: E402
+    BenchError, Key, RelayClient, announcement, percentile, print_table, publish,
+    Span, relay_process, scrape_metrics, scratch_dir, span_recorder,
+)
+from tests.support.gitrepo import RepoBuilder  # noqa: E402
+from tests.support.gitserver import GitServer  # noqa: E402
+from tests.support.wait import wait_for  # noqa: E402
+
+MAX_CONCURRENT = 5  # S6.1 defaults, which the relay runs with
+RATE_LIMIT = 30
+
+
+# --- what the servers see -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fetch:
+    repo: str
+    start: float
+    end: float
+    requests: int
+
+
+def fetch_sessions(spans: list[Span]) -> list[Fetch]:
+    """Group one server's requests into fetch sessions, sorted by start."""
+    by_repo: dict[str, list[Span]] = defaultdict(list)
+    for span in spans:
+        by_repo[span.path.strip("/").split("/", 1)[0]].append(span)
+    fetches = []
+    for repo, repo_spans in by_repo.items():
+        session: list[Span] = []
+        for span in sorted(repo_spans, key=lambda s: s.start):
+            if span.method == "GET" and span.path.endswith("/info/refs") and session:
+                fetches.append(_fetch(repo, session))
+                session = []
+            session.append(span)
+        fetches.append(_fetch(repo, session))
+    return sorted(fetches, key=lambda f: f.start)
+
+
+def _fetch(repo: str, spans: list[Span]) -> Fetch:
+    return Fetch(repo, spans[0].start, max(s.end for s in spans), len(spans))
+
+
+# --- the analysis (pure) ---------------------------------------------------------------------------
+
+
+def max_in_flight(fetches: list[Fetch]) -> int:
+    edges = sorted([(f.start, 1) for f in fetches] + [(f.end, -1) for f in fetches])  # ends first on ties
+    most = current = 0
+    for _, step in edges:
+        current += step
+        most = max(most, current)
+    return most
+
+
+def max_in_window(starts: list[float], window: float) -> int:
+    most, lo = 0, 0
+    for hi, t in enumerate(starts):
+        while t - starts[lo] >= window:
+            lo += 1
+        most = max(most, hi - lo + 1)
+    return most
+
+
+def window_slacks(starts: list[float], window: float, limit: int) -> list[float]:
+    """start[j + limit] - start[j] - window for every j; negative: limit + 1 starts in a window."""
+    return [starts[j + limit] - starts[j] - window for j in range(len(starts) - limit)]
+
+
+def earliest_starts(ready: list[float], durations: list[float], window: float, limit: int,
+                    concurrent: int) -> list[float]:
+    """Start times of a perfect greedy scheduler under the same limits (ready sorted ascending)."""
+    starts: list[float] = []
+    running: list[float] = []  # end times, a heap
+    for j, t in enumerate(ready):
+        t = max(t, starts[-1] if starts else t)
+        if j >= limit:
+            t = max(t, starts[j - limit] + window)
+        while True:
+            while running and running[0] <= t:
+                heapq.heappop(running)
+            if len(running) < concurrent:
+                break
+            t = running[0]
+        starts.append(t)
+        heapq.heappush(running, t + durations[j])
+    return starts
+
+
+def reaction_lags(fetches: list[Fetch], ready: list[float], window: float, limit: int,
+                  concurrent: int) -> list[float]:
+    """For each fetch that had to wait for a slot: its start minus the instant a slot freed.
+
+    ``ready`` is sorted; the j-th fetch could not have started before the j-th ready instant.
+    """
+    lags = []
+    for j in range(concurrent, len(fetches)):
+        ended = sorted(f.end for f in fetches[:j])
+        concurrency_free = ended[j - concurrent]  # from here at most concurrent - 1 remain open
+        window_free = fetches[j - limit].start + window if j >= limit else float("-inf")
+        allowed = max(concurrency_free, window_free)
+        if allowed > max(fetches[j - 1].start, ready[j]):  # it was waiting for a slot, not for work
+            lags.append(fetches[j].start - allowed)
+    return lags
+
+
+def relay_reservations(trace: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """From the relay's message trace (S13.3): when each identifier's fetch slot was reserved.
+
+    Main path: the ``TryStart`` a DomainThrottle answered True (its ``t`` is the throttle's own
+    decision time, exact). Throttle path: the ``FetchFromDomain`` delivery to the FetchActor,
+    which comes after the throttle reserved the slot (an upper bound). First fetch only.
+    """
+    identifier_of: dict[str, str] = {}
+    asked: dict[str, float] = {}
+    main: dict[str, float] = {}
+    queued: dict[str, float] = {}
+    with trace.open() as lines:
+        for line in lines:
+            record = json.loads(line)
+            msg, sender, receiver = record["msg"], record["from"], record["to"]
+            kind = msg["type"]
+            if kind == "SyncIdentifier":
+                identifier_of[receiver] = msg["identifier"]
+            elif kind == "TryStart":
+                asked[sender] = record["t"]
+            elif kind == "Reply" and msg.get("request") == "TryStart" and msg.get("value") is True:
+                identifier = identifier_of.get(receiver)
+                if identifier is not None and receiver in asked:
+                    main.setdefault(identifier, asked.pop(receiver))
+            elif kind == "FetchFromDomain":
+                queued.setdefault(msg["identifier"], record["t"])
+    return main, queued
+
+
+def dispatch_delays(reserved: dict[str, float], fetch_starts: dict[str, float]) -> list[float]:
+    """Server-seen start of each identifier's first fetch minus the relay's slot reservation."""
+    return [fetch_starts[i] - t for i, t in reserved.items() if i in fetch_starts]
+
+
+@dataclass
+class DomainReport:
+    domain: str
+    fetches: int
+    requests: int
+    relay_counted: float
+    in_flight: int
+    in_window: int
+    min_slack: float
+    violations: int
+    rate_use: float
+    lag: float
+
+    def row(self) -> list[str]:
+        return [self.domain, str(self.fetches), str(self.requests), f"{self.relay_counted:g}",
+                f"{self.in_flight}/{MAX_CONCURRENT}", f"{self.in_window}/{RATE_LIMIT}",
+                f"{self.min_slack * 1e3:.1f}", str(self.violations), f"{self.rate_use:.1%}",
+                f"{self.lag * 1e3:.1f}"]
+
+
+def analyse(domain: str, spans: list[Span], ready: list[float], window: float,
+            relay_counted: float) -> DomainReport:
+    fetches = fetch_sessions(spans)
+    starts = [f.start for f in fetches]
+    slacks = window_slacks(starts, window, RATE_LIMIT)
+    in_flight = max_in_flight(fetches)
+    violations = sum(1 for s in slacks if s < 0) + max(0, in_flight - MAX_CONCURRENT)
+    ready = sorted(min(t, starts[0]) for t in ready)  # never later than what the relay achieved
+    ideal = earliest_starts(ready, [f.end - f.start for f in fetches], window, RATE_LIMIT,
+                            MAX_CONCURRENT)
+    origin = ready[0]
+    lags = reaction_lags(fetches, ready, window, RATE_LIMIT, MAX_CONCURRENT)
+    return DomainReport(
+        domain, len(fetches), len(spans), relay_counted, in_flight, max_in_window(starts, window),
+        min(slacks) if slacks else float("nan"), violations,
+        (ideal[-1] - origin) / (starts[-1] - origin), statistics.fmean(lags) if lags else 0.0,
+    )
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+def make_repositories(servers: list[GitServer], identifiers: list[str], template: Path) -> str:
+    """Every identifier's repository on its server: copies of one single-commit repository (each
+    relay repository is separate, so the same commit is fetched once per identifier)."""
+    builder = RepoBuilder.create(template)
+    tip = builder.commit(branch="main")
+    shutil.rmtree(template / "hooks")
+    for i, identifier in enumerate(identifiers):
+        shutil.copytree(template, servers[i % len(servers)].root / f"{identifier}.git")
+    return tip
+
+
+def publish_backlog(relay_dir: Path, servers: list[GitServer], identifiers: list[str], tip: str,
+                    hold_secs: float) -> tuple[str, float]:
+    """Phase 1: a relay that will not sync for ``hold_secs`` receives every announcement and state
+    event, then stops (SIGTERM persists purgatory, S9.1). Returns its authority and the time taken."""
+    with relay_process(relay_dir, "--sync-default-delay-secs", str(hold_secs)) as relay:
+        client = RelayClient(relay.ws_url, timeout=30)
+        key = Key()
+        began = time.monotonic()
+        try:
+            for i, identifier in enumerate(identifiers):
+                server = servers[i % len(servers)]
+                publish(client, announcement(key, identifier, relay, [server.url(f"{identifier}.git")]))
+                publish(client, key.state(identifier, {"refs/heads/main": tip}), "purgatory:")
+        finally:
+            client.close()
+        took = time.monotonic() - began
+        authority = f"127.0.0.1:{relay.port}"
+    if relay.returncode != 0:
+        raise BenchError(f"phase-1 relay exited with {relay.returncode}:\n{relay.log}")
+    return authority, took
+
+
+def run(args: argparse.Namespace, work: Path) -> tuple[list[DomainReport], dict[str, list[float]], float, float]:
+    """Phase 2: the restarted relay re-queues all identifiers at once (S9.1) and works them off."""
+    hosts = [f"127.0.0.{2 + i}" for i in range(args.servers)]
+    logs: dict[str, list[Span]] = {host: [] for host in hosts}
+    identifiers = [f"pol-{i:04d}" for i in range(args.identifiers)]
+    with ExitStack() as stack:
+        servers = []
+        for host in hosts:
+            (work / host).mkdir()
+            server = GitServer(work / host, host=host, wrap=span_recorder(logs[host]))
+            servers.append(stack.enter_context(server))
+        tip = make_repositories(servers, identifiers, work / "template.git")
+        authority, published = publish_backlog(work / "relay", servers, identifiers, tip, 3600)
+        if any(logs.values()):
+            raise BenchError("the phase-1 relay fetched although its sync delay had not elapsed")
+        trace = work / "trace.jsonl"
+        relay = stack.enter_context(relay_process(
+            work / "relay", "--domain", authority, "--sync-rate-window-secs", str(args.window),
+            "--sync-immediate-delay-ms", str(round(args.delay * 1000)), "--trace", str(trace)))
+        began = time.monotonic()
+        ready = began + args.delay  # restored identifiers were queued before the ready line
+
+        def released() -> float:
+            return scrape_metrics(relay).get('purgatory_released_total{kind="30618"}', 0.0)
+
+        wait_for(lambda: released() >= args.identifiers, timeout=args.timeout, interval=0.5,
+                 message=lambda: f"all {args.identifiers} states released (got {released():g})")
+        elapsed = time.monotonic() - began
+        metrics = scrape_metrics(relay)
+        wait_for(lambda: all(s.end == s.end for log in logs.values() for s in log), timeout=10,
+                 message="every server response to end")  # nan != nan: a span still open
+    per_server = [sum(1 for i in range(len(identifiers)) if i % len(hosts) == h) for h in range(len(hosts))]
+    reports = [analyse(host, logs[host], [ready] * count, args.window,
+                       metrics.get(f'purgatory_domain_requests_total{{domain="{host}"}}', 0.0))
+               for host, count in zip(hosts, per_server)]
+    first_fetch: dict[str, float] = {}
+    for fetch in sorted((f for log in logs.values() for f in fetch_sessions(log)), key=lambda f: -f.start):
+        first_fetch[fetch.repo.removesuffix(".git")] = fetch.start
+    main, queued = relay_reservations(trace)
+    delays = {"main path (TryStart)": dispatch_delays(main, first_fetch),
+              "throttle path (FetchFromDomain, lower bound)": dispatch_delays(queued, first_fetch)}
+    return reports, delays, published, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--identifiers", type=int, default=1000)
+    parser.add_argument("--servers", type=int, default=10, help="git servers on 127.0.0.2 and up")
+    parser.add_argument("--window", type=float, default=20.0, help="--sync-rate-window-secs (S6.1: 60)")
+    parser.add_argument("--delay", type=float, default=0.5,
+                        help="sync delay of the restored identifiers (--sync-immediate-delay-ms / 1000)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    args = parser.parse_args()
+    if not 1 <= args.servers <= 250:
+        parser.error("--servers must be between 1 and 250")
+    with scratch_dir("bench-politeness-") as work:
+        reports, delays, published, elapsed = run(args, work)
+
+    print_table(
+        f"P2 politeness: {args.identifiers} identifiers over {args.servers} servers, limits "
+        f"{MAX_CONCURRENT} in flight and {RATE_LIMIT} per {args.window:g} s window (S6.1)",
+        ["domain", "fetches", "HTTP req", "relay counted", "max in flight", "max in window",
+         "min slack ms", "violations", "rate use", "lag ms"],
+        [r.row() for r in reports],
+        notes=[f"phase 1: {2 * args.identifiers} events published in {published:.1f} s to a relay "
+               "that held them; phase 2: restarted, it released all states in "
+               f"{elapsed:.1f} s"],
+    )
+    print_table(
+        "Dispatch delay: relay reserves a slot -> the request reaches the server (ms)",
+        ["path", "fetches", "p50", "p95", "max"],
+        [[name, len(ms), *(f"{v * 1e3:.1f}" for v in (percentile(ms, 50), percentile(ms, 95), max(ms)))]
+         for name, ms in delays.items() if ms],
+        notes=["The relay counts a request in its window from the reservation; the server from the "
+               "request's arrival, up to 'max' later."],
+    )
+    violations = sum(r.violations for r in reports)
+    worst_use = min(r.rate_use for r in reports)
+    print(f"violations: {violations} (must be 0); lowest rate use {worst_use:.1%} (target >= 95 %); "
+          f"mean lag {statistics.fmean(r.lag for r in reports) * 1e3:.1f} ms")
+    ok = violations == 0 and worst_use >= 0.95
+    print(f"goal P2 (zero violations, >= 95 % of the allowed rate used): {'met' if ok else 'NOT MET'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
