@@ -17,9 +17,10 @@ a relay process only has its access log (``grasp.relay.access`` at DEBUG), where
 could be either command — :func:`relay_git_requests` reports them as ``posts`` only.
 
 Faults are WSGI wraps for ``GitServer(root, wrap=...)``: :class:`Outage` (503 while down,
-switchable) and :func:`stall_first_pack` (the first pack response stops part-way until
+switchable), :func:`stall_first_pack` (the first pack response stops part-way until
 released, later ones are served normally — a fetch that is surely in flight when the test
-acts).
+acts) and :func:`gate_first_pack` (the first pack request is answered, in full, only once
+released — a slow remote that keeps its domain's slot busy).
 """
 
 from __future__ import annotations
@@ -221,6 +222,27 @@ def stall_first_pack(started: Event, release: Event, after_bytes: int = 0) -> Wr
             return hang()
 
         return chaos
+
+    return wrap
+
+
+def gate_first_pack(started: Event, release: Event) -> Wrap:
+    """The first pack request waits for ``release`` before it is served (``started`` is set
+    when it begins waiting), then gets its whole answer: a slow server, not a broken one.
+    Later pack requests are served at once."""
+
+    def wrap(app: WSGIApp) -> WSGIApp:
+        gated = False
+
+        def gate(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            nonlocal gated
+            if not gated and _is_pack_request(environ):
+                gated = True
+                started.set()
+                release.wait(STALL_LIMIT_SECS)
+            return app(environ, start_response)
+
+        return gate
 
     return wrap
 

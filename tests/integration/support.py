@@ -239,8 +239,9 @@ class E2ERelay:
     def log_tail(self, lines: int = 40) -> str:
         return f"--- last {lines} lines of {self.name}'s log ---\n" + "\n".join(self.log.splitlines()[-lines:])
 
-    def wait_for_log(self, pattern: str, timeout: float = WAIT_SECS) -> str:
-        return self.process.wait_for_log(pattern, timeout).group(0)
+    def wait_for_log(self, pattern: str, timeout: float = WAIT_SECS) -> re.Match[str]:
+        """The first log line of the current process matching ``pattern`` (waits for it)."""
+        return self.process.wait_for_log(pattern, timeout)
 
     def git_requests(self) -> GitRequests:
         """Upload-pack requests this relay served, as a remote of others (its access log)."""
@@ -360,9 +361,10 @@ def released_on_source(source: E2ERelay, announcement: Event, state: Event, loca
     """A user's repository on ``source``: the announcement and the state are published (both
     held, S1.1/S1.2), then the state's refs are pushed from ``local``, so the source releases
     and serves them (S10.6, S8.2)."""
-    owner, identifier = state.pubkey, state.d
+    owner, identifier = announcement.pubkey, announcement.d  # the owner's repository
     source.publish(announcement, state)
     source.wait_held(k30617=1, k30618=1)
-    refs = [tag[0] for tag in state.tags if tag[0].startswith(("refs/heads/", "refs/tags/"))]
+    refs = [tag[0] for tag in state.tags
+            if tag[0].startswith(("refs/heads/", "refs/tags/")) and not tag[0].endswith("^{}")]
     push(local, source.clone_url(owner, identifier), *(f"{ref}:{ref}" for ref in refs))
     source.wait_served(announcement, state)

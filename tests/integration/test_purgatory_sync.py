@@ -21,6 +21,7 @@ from tests.integration.remotes import GitRequests
 from tests.integration.support import (
     announcement_listing,
     assert_log_in_order,
+    clone_url_at,
     fetch_lines,
     planned_domain,
     push,
@@ -214,3 +215,79 @@ def test_live_sync_of_a_new_repository(cluster, tmp_path):
     assert b.ls_remote(owner.pubkey, identifier) == {"HEAD": main, "refs/heads/main": main}
     assert "no announcement exists" not in b.log
     assert a.git_requests() == ONE_FETCH
+
+
+def test_rich_repository_then_a_history_rewrite_sync_like_for_like(cluster, tmp_path):
+    """S2.1 (annotated tag, peeled ``^{}`` entry ignored), S10.3 (the state's author is a
+    maintainer, authorised on B at release), S1.1 (a PR and a PR update), HEAD on a branch other
+    than main; then a newer state rewrites history (main force-moved to an unrelated commit, the
+    tag deleted) and reaches B live: B's refs equal A's after each step (S8.2)."""
+    owner, maintainer, contributor, identifier = Key(), Key(), Key(), "rich"
+    local = RepoBuilder.create(tmp_path / "local.git")
+    main = local.chain(2, branch="main")[-1]
+    dev = local.commit("dev work", parents=[main], branch="dev")
+    tag = local.tag("v1", main)
+    a = cluster.relay("A")
+    domains = [a.domain, planned_domain("B")]
+    announcement = owner.announcement(
+        identifier, clone=[clone_url_at(d, owner.pubkey, identifier) for d in domains],
+        relays=[f"ws://{d}" for d in domains], maintainers=[maintainer.pubkey])
+    state = maintainer.state(identifier, {"refs/heads/main": main, "refs/heads/dev": dev, "refs/tags/v1": tag,
+                                          "refs/tags/v1^{}": main}, head="refs/heads/dev")
+    released_on_source(a, announcement, state, local.path)
+    pr_tip = local.commit("contribution", parents=[dev])
+    update_tip = local.commit("contribution, revised", parents=[pr_tip])
+    pr = contributor.pr(owner.pubkey, identifier, pr_tip)
+    update = contributor.pr(owner.pubkey, identifier, update_tip, kind=1619, created_at=1_700_000_300)
+    for event, tip in ((pr, pr_tip), (update, update_tip)):
+        a.publish(event)
+        push(local.path, a.clone_url(owner.pubkey, identifier), f"{tip}:refs/nostr/{event.id}")
+        a.wait_served(event)
+
+    b = cluster.relay("B", fixed_domain=True, sync_from=[a])
+    b.wait_served(announcement, state, pr, update)
+    assert b.ls_remote(owner.pubkey, identifier) == a.ls_remote(owner.pubkey, identifier)
+    assert b.ls_remote(owner.pubkey, identifier)["HEAD"] == dev
+
+    rewritten = local.commit("rewritten history", files={"new.txt": "a fresh start\n"})
+    newer = owner.state(identifier, {"refs/heads/main": rewritten, "refs/heads/dev": dev},
+                        head="refs/heads/dev", created_at=1_700_000_900)
+    a.publish(newer)
+    push(local.path, a.clone_url(owner.pubkey, identifier), f"+{rewritten}:refs/heads/main", ":refs/tags/v1")
+    a.wait_served(newer)
+    b.wait_served(newer)
+    refs = b.ls_remote(owner.pubkey, identifier)
+    assert refs == a.ls_remote(owner.pubkey, identifier)
+    assert {name: oid for name, oid in refs.items() if not name.startswith("refs/nostr/")} == {
+        "HEAD": dev, "refs/heads/main": rewritten, "refs/heads/dev": dev}
+    both = {state.id, newer.id}  # different authors: the newer state replaces nothing (S11.2)
+    assert b.served_ids(*both) == a.served_ids(*both) == both
+    assert_fsck_clean(b.repo_path(owner.pubkey, identifier))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "production bug: git receive-pack's receive.denyDeleteCurrent (default refuse) rejects the "
+    "authorised deletion of the branch HEAD names; git push exits 1 although the release then "
+    "aligns refs and HEAD. Proposed fix: receive.denyDeleteCurrent=ignore in grasp.relay.git_http "
+    "SERVE_CONFIG (deletions are authorised by S10.6, HEAD is set at release by S8.2)"))
+def test_push_renaming_the_default_branch(cluster, tmp_path):
+    """S10.6, S8.2: renaming the default branch (master → main, HEAD following) together with
+    a new commit is one state and one push. The push is authorised (the refs after it equal the
+    new state's), so git must not refuse to delete the branch HEAD still names: the release
+    moves HEAD to main anyway. (Without a new commit the state's objects are already there and
+    the relay aligns the refs on publish, S1.2, so the push has nothing left to do.)"""
+    owner, identifier = Key(), "renamed"
+    local = RepoBuilder.create(tmp_path / "local.git")
+    old = local.chain(2, branch="master")[-1]
+    relay = cluster.relay("R")
+    announcement = announcement_listing(owner, identifier, [relay.domain])
+    released_on_source(relay, announcement, owner.state(identifier, {"refs/heads/master": old},
+                                                        head="refs/heads/master"), local.path)
+    new = local.commit("first commit on main", parents=[old])
+    renamed = owner.state(identifier, {"refs/heads/main": new}, head="refs/heads/main", created_at=1_700_000_900)
+    relay.publish(renamed)
+    relay.wait_held(k30618=1)
+
+    push(local.path, relay.clone_url(owner.pubkey, identifier), f"{new}:refs/heads/main", ":refs/heads/master")
+    relay.wait_served(renamed)
+    assert relay.ls_remote(owner.pubkey, identifier) == {"HEAD": new, "refs/heads/main": new}

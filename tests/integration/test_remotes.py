@@ -10,13 +10,16 @@ the URL policy, refuse to fetch at all. The remotes are test servers with reques
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
+from gevent.event import Event
 
-from tests.integration.remotes import GitRequests, closed_port_url
+from tests.integration.remotes import GitRequests, closed_port_url, gate_first_pack
 from tests.integration.support import announcement_listing, assert_log_in_order
 from tests.support.gitrepo import RepoBuilder, assert_fsck_clean
 from tests.support.nip34 import Key
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -103,3 +106,33 @@ def test_without_allow_private_fetch_loopback_is_never_contacted(cluster):
     assert g.requests == []
     assert b.served_ids(state.id) == set()
     assert b.held()["30618"] == 1
+
+
+def test_busy_domain_queues_the_other_identifier_and_serves_it_when_free(cluster):
+    """S5.3, S6.1, S6.3: with one fetch per domain allowed, the identifier that finds the
+    domain busy is queued on its DomainThrottle instead of failing, and is fetched the moment
+    the running fetch completes — not after the Scheduler's 20 s backoff (S4.1)."""
+    owner = Key()
+    started, release = Event(), Event()
+    g = cluster.git_server("G", host="127.0.0.2", wrap=gate_first_pack(started, release))
+    b = cluster.relay("B", "--sync-domain-concurrent", "1", user_delay=0.2)
+    events, identifiers = [], ("first", "second")
+    for identifier in identifiers:
+        main = RepoBuilder.create(g.root / f"{identifier}.git").commit(
+            files={"name.txt": f"{identifier}\n"}, branch="main")
+        events += [announcement_listing(owner, identifier, [b.domain], extra_clone=[g.url(f"{identifier}.git")]),
+                   owner.state(identifier, {"refs/heads/main": main})]
+    b.publish(*events)
+
+    wait_for(started.is_set, 10, message="a fetch to reach G")
+    queued = b.wait_for_log(r"(first|second): queued on throttled domain 127\.0\.0\.2")
+    assert len(cluster.pack_requests("G")) == 1  # the queued one did not start a second fetch
+    released_at = time.monotonic()
+    release.set()
+    b.wait_served(*events, timeout=5.0)  # far sooner than the 20 s backoff of its sync attempt
+
+    first, second = cluster.pack_requests("G")
+    assert second.time > released_at, "the queued identifier's fetch overlapped the running one"
+    waiting = queued.group(1)
+    assert_log_in_order(b, rf"{waiting}: fetched 1 OIDs from {re.escape(g.url(waiting + '.git'))}",
+                        rf"released from purgatory for {waiting}: 1 states")
