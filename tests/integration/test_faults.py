@@ -46,31 +46,35 @@ ID = "faults"
 
 
 def test_sigterm_with_events_held_then_restart_releases_them(cluster):
-    """S9.1: held events survive a graceful stop, and the restarted relay queues them again
-    with the short delay — long before the 20 s backoff the stopped process was waiting out."""
-    owner = Key()
+    """S9.1: held events — a state and a PR (the original forgot restored PRs) — survive a
+    graceful stop, and the restarted relay queues them again with the short delay, long
+    before the 20 s backoff the stopped process was waiting out."""
+    owner, contributor = Key(), Key()
     outage = Outage(down=True)
     g = cluster.git_server("G", host="127.0.0.2", wrap=outage)
-    main = RepoBuilder.create(g.root / f"{ID}.git").chain(2, branch="main")[-1]
+    remote = RepoBuilder.create(g.root / f"{ID}.git")
+    main = remote.chain(2, branch="main")[-1]
+    tip = remote.commit("contribution", parents=[main], branch="pr")
     b = cluster.relay("B", fixed_domain=True, user_delay=0.2)  # its address changes on restart
     announcement = announcement_listing(owner, ID, [b.domain], extra_clone=[g.url(f"{ID}.git")])
     state = owner.state(ID, {"refs/heads/main": main})
-    b.publish(announcement, state)
+    pr = contributor.pr(owner.pubkey, ID, tip)
+    b.publish(announcement, state, pr)
     b.wait_for_log(rf"{ID} incomplete: attempt 1, retry in 20\.0 s")
     assert cluster.git_requests()["G"].failed == 1
 
     assert b.stop() == 0
     state_file = b.data_dir / "purgatory-state.json"
     saved = state_file.read_text()
-    assert state.id in saved and announcement.id in saved
+    assert all(event.id in saved for event in (announcement, state, pr))
     outage.down = False
     b.restart()
-    b.wait_served(announcement, state, timeout=5.0)
+    b.wait_served(announcement, state, pr, timeout=5.0)
 
     assert not state_file.exists(), "the state file is consumed on restore (S9.1)"
     assert_log_in_order(b, r"restored purgatory", r"re-queueing 1 restored identifiers",
-                        rf"released from purgatory for {ID}: 1 states")
-    assert b.ls_remote(owner.pubkey, ID) == {"HEAD": main, "refs/heads/main": main}
+                        rf"released from purgatory for {ID}: 1 states, 1 PRs")
+    assert b.ls_remote(owner.pubkey, ID) == {"HEAD": main, "refs/heads/main": main, f"refs/nostr/{pr.id}": tip}
     assert_fsck_clean(b.repo_path(owner.pubkey, ID))
 
 

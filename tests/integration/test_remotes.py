@@ -16,8 +16,13 @@ import pytest
 from gevent.event import Event
 
 from tests.integration.remotes import GitRequests, closed_port_url, gate_first_pack
-from tests.integration.support import announcement_listing, assert_log_in_order
-from tests.support.gitrepo import RepoBuilder, assert_fsck_clean
+from tests.integration.support import (
+    announcement_listing,
+    assert_log_in_order,
+    planned_domain,
+    released_on_source,
+)
+from tests.support.gitrepo import RepoBuilder, assert_fsck_clean, git
 from tests.support.nip34 import Key
 from tests.support.wait import wait_for
 
@@ -136,3 +141,31 @@ def test_busy_domain_queues_the_other_identifier_and_serves_it_when_free(cluster
     waiting = queued.group(1)
     assert_log_in_order(b, rf"{waiting}: fetched 1 OIDs from {re.escape(g.url(waiting + '.git'))}",
                         rf"released from purgatory for {waiting}: 1 states")
+
+
+def test_pr_clone_url_on_a_fork_supplies_the_pr_commit(cluster, tmp_path):
+    """S3.1: a held PR's own ``clone`` URLs are candidates after the announcement's. The PR
+    commit is only on the contributor's fork (a plain git server named in no announcement):
+    the announced relay A cannot serve it, the fork can, and B releases the PR."""
+    owner, contributor = Key(), Key()
+    local = RepoBuilder.create(tmp_path / "local.git")
+    main = local.chain(2, branch="main")[-1]
+    tip = local.commit("contribution", parents=[main], branch="pr")
+    fork = cluster.git_server("Fork", host="127.0.0.2")
+    git("clone", "--bare", "--quiet", local.path, fork.root / "fork.git")
+    a = cluster.relay("A")
+    announcement = announcement_listing(owner, ID, [a.domain, planned_domain("B")])
+    state = owner.state(ID, {"refs/heads/main": main})
+    released_on_source(a, announcement, state, local.path)
+    b = cluster.relay("B", fixed_domain=True, sync_from=[a], user_delay=0.2)
+    b.wait_served(state)
+
+    pr = contributor.pr(owner.pubkey, ID, tip, clone=[fork.url("fork.git")])
+    b.publish(pr)
+    b.wait_served(pr)
+
+    assert b.ls_remote(owner.pubkey, ID)[f"refs/nostr/{pr.id}"] == tip
+    assert_log_in_order(b, rf"{ID}: {re.escape(a.clone_url(owner.pubkey, ID))} had none of the 1 needed OIDs",
+                        rf"{ID}: fetched 1 OIDs from {re.escape(fork.url('fork.git'))}",
+                        rf"released from purgatory for {ID}: 0 states, 1 PRs")
+    assert cluster.git_requests()["Fork"] == GitRequests(adverts=1, posts=2, ls_refs=1, fetches=1)
