@@ -143,7 +143,8 @@ def test_http_500_then_recovery_backs_off_then_releases(cluster, tmp_path):
 
 def index_pack_gate(directory: Path, gate: Path) -> Path:
     """A ``git`` on PATH that, for ``index-pack`` only, creates ``gate`` and waits for
-    ``<gate>.go`` before running the real git: a slow disk, frozen where the test wants it."""
+    ``<gate>.go`` (30 s at most) before running the real git: a slow disk, frozen where the
+    test wants it."""
     real_git = shutil.which("git")
     directory.mkdir(parents=True)
     shim = directory / "git"
@@ -151,7 +152,7 @@ def index_pack_gate(directory: Path, gate: Path) -> Path:
         "#!/bin/sh\n"
         'case " $* " in *" index-pack "*)\n'
         f'  : > "{gate}"\n'
-        f'  while [ ! -e "{gate}.go" ]; do sleep 0.02; done ;;\n'
+        f'  i=0; while [ ! -e "{gate}.go" ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i + 1)); done ;;\n'
         "esac\n"
         f'exec "{real_git}" "$@"\n'
     )
