@@ -53,6 +53,9 @@ SERVE_CONFIG: Mapping[str, str] = {
     "uploadpack.allowTipSHA1InWant": "true",
     "uploadpack.allowFilter": "true",
     "http.receivepack": "true",
+    # A push may delete the branch HEAD names (renaming master to main): the push is authorised
+    # against a state, and the release right after points HEAD at that state's branch (S8.2).
+    "receive.denyDeleteCurrent": "ignore",
 }
 
 

@@ -265,11 +265,6 @@ def test_rich_repository_then_a_history_rewrite_sync_like_for_like(cluster, tmp_
     assert_fsck_clean(b.repo_path(owner.pubkey, identifier))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "production bug: git receive-pack's receive.denyDeleteCurrent (default refuse) rejects the "
-    "authorised deletion of the branch HEAD names; git push exits 1 although the release then "
-    "aligns refs and HEAD. Proposed fix: receive.denyDeleteCurrent=ignore in grasp.relay.git_http "
-    "SERVE_CONFIG (deletions are authorised by S10.6, HEAD is set at release by S8.2)"))
 def test_push_renaming_the_default_branch(cluster, tmp_path):
     """S10.6, S8.2: renaming the default branch (master → main, HEAD following) together with
     a new commit is one state and one push. The push is authorised (the refs after it equal the
