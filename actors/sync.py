@@ -121,7 +121,7 @@ def sync_identifier_from_url(
     try:
         fetched = ctx.fetch_oids(target, url, needed)
     except Exception as exc:
-        logger.warning("%s: fetch from %s failed: %s", identifier, url, exc)
+        logger.warning("%s: %s", identifier, exc)  # the error names the URL and the reason
         fetched = []
     finally:
         throttle.complete_request(domain)

@@ -115,7 +115,7 @@ class MockSyncContext:
 
                 gevent.sleep(self._fetch_delay)
             if url in self.failing_urls:
-                raise MockFetchError(f"{url} is configured to fail")
+                raise MockFetchError(f"fetch from {url} failed (refused): configured to fail")
             provided = [oid for oid in oids if oid in self.url_provides_oids.get(url, ())]
             for needed in self.needed_oids.values():
                 needed.difference_update(provided)
