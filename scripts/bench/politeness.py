@@ -18,14 +18,15 @@ A *fetch* is one session of the relay's client against one repository: it begins
 * max in window: the most fetch starts within any window of the configured length;
 * min slack: min over j of ``start[j + limit] - start[j] - window``; negative means ``limit + 1``
   starts fell within one window (a violation, as seen by the server's clock);
-* violations: windows with more than ``limit`` starts plus instants with more than
-  ``max_concurrent`` fetches open; must be 0;
+* violations: the fetch starts j whose window ``[start[j], start[j] + window)`` holds more than
+  ``limit`` starts, plus any excess of max in flight over ``max_concurrent``; must be 0;
 * rate use: how much of what the limits allowed was used while work was queued = the makespan
-  of a perfect greedy scheduler (same limits, same fetch durations, each identifier ready when
-  its state event was accepted plus the sync delay) divided by the relay's makespan, both from
-  the earliest ready instant to the last fetch start. Target: >= 95 %;
+  of a perfect greedy scheduler (same limits, same fetch durations, every identifier ready when
+  the restarted relay was, plus the sync delay) divided by the relay's makespan, both from that
+  instant to the last fetch start. Target: >= 95 %;
 * lag: mean delay between the instant the limits allowed a queued fetch (its window slot or a
-  concurrency slot freed) and its start, both as the server saw them.
+  concurrency slot freed) and its start, both as the server saw them (it can come out slightly
+  negative: the relay counts from the slot reservation, the server from the arrival).
 
 How the work arrives: a first relay with a long sync delay receives all events and is stopped
 (SIGTERM persists purgatory, S9.1); the same data directory is restarted with the short window
