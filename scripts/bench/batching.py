@@ -31,6 +31,7 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+# _common puts the repository root on sys.path for the project imports after it
 from _common import (  # noqa: E402
     BenchError, Key, RelayClient, Span, announcement, print_table, publish, relay_process,
     scrape_metrics, scratch_dir, span_recorder,

@@ -56,6 +56,7 @@ from contextlib import ExitStack  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+# _common puts the repository root on sys.path for the project imports after it
 from _common import (  # noqa: E402
     BenchError, Key, RelayClient, announcement, percentile, print_table, publish,
     Span, relay_process, scrape_metrics, scratch_dir, span_recorder,
