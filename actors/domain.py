@@ -21,6 +21,7 @@ from messages.throttle import (
     IsThrottled,
     QueuedFetchDone,
     RequestDone,
+    SlotFreed,
     ThrottleStatus,
     TryStart,
     WindowFreed,
@@ -43,6 +44,7 @@ class DomainThrottle(BaseActor):
         TryStart: "on_try_start",
         IsThrottled: "on_is_throttled",
         RequestDone: "on_request_done",
+        SlotFreed: "on_slot_freed",
         EnqueueIdentifier: "on_enqueue",
         QueuedFetchDone: "on_queued_done",
         WindowFreed: "on_window_freed",
@@ -55,7 +57,6 @@ class DomainThrottle(BaseActor):
         self.state = DomainThrottleState(
             domain, config.max_concurrent, config.max_per_minute, config.rate_window
         )
-        self.reservations: dict[str, float] = {}
 
     def on_try_start(self, msg: TryStart, now: float) -> bool:
         granted = self.state.try_start(now)
@@ -69,16 +70,16 @@ class DomainThrottle(BaseActor):
         self.state.complete_request(now)
         self._pump(now)
 
+    def on_slot_freed(self, msg: SlotFreed, now: float) -> None:
+        self.state.release_slot(msg.identifier, now)
+        self._pump(now)
+
     def on_enqueue(self, msg: EnqueueIdentifier, now: float) -> None:
         self.state.enqueue_identifier(msg.identifier, msg.tried_urls)
         self._pump(now)
 
     def on_queued_done(self, msg: QueuedFetchDone, now: float) -> None:
-        started = self.reservations.pop(msg.identifier, None)
-        if started is None:
-            logger.debug("%s: no reservation for %s (restarted?)", self.name, msg.identifier)
-        else:
-            self.state.finish_queued(msg.identifier, msg.url, started, now)
+        self.state.finish_queued(msg.identifier, msg.url, now)
         self._pump(now)
 
     def on_window_freed(self, msg: WindowFreed, now: float) -> None:
@@ -96,8 +97,7 @@ class DomainThrottle(BaseActor):
         )
 
     def _pump(self, now: float) -> None:
-        for identifier, tried, started in self.state.dispatch_ready(now):
-            self.reservations[identifier] = started
+        for identifier, tried in self.state.dispatch_ready(now):
             logger.debug("%s: dispatching queued %s", self.name, identifier)
             self.runtime.spawn_fetch(
                 self.name, FetchFromDomain(self.state.domain, identifier, tried)

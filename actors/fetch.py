@@ -22,7 +22,7 @@ import pykka
 from messages.fetch import FetchFromDomain, SyncIdentifier
 from messages.releaser import ProcessResult, ProcessSatisfiable
 from messages.scheduler import SyncFinished
-from messages.throttle import QueuedFetchDone
+from messages.throttle import QueuedFetchDone, SlotFreed
 
 from .base import BaseActor, Runtime
 from .context import RepositoryData, SyncContext
@@ -41,7 +41,7 @@ class FetcherView:
     def __init__(self, runtime: Runtime, sender: str) -> None:
         self._ctx: SyncContext = runtime.ctx
         self._runtime = runtime
-        self._sender = sender
+        self.sender = sender
 
     def fetch_repository_data(self, identifier: str) -> RepositoryData:
         return self._ctx.fetch_repository_data(identifier)
@@ -65,7 +65,7 @@ class FetcherView:
             )
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:
-        return self._runtime.ask(self._sender, "Releaser", ProcessSatisfiable(identifier))
+        return self._runtime.ask(self.sender, "Releaser", ProcessSatisfiable(identifier))
 
     def has_pending_events(self, identifier: str) -> bool:
         return self._ctx.has_pending_events(identifier)
@@ -81,8 +81,11 @@ class FetcherView:
 
 
 class HeldSlot:
-    """Throttle stand-in for the throttle path: the DomainThrottle reserved the slot already
-    and learns of the end through ``QueuedFetchDone``."""
+    """Throttle stand-in for the throttle path: the DomainThrottle reserved the slot already;
+    when the request ends it hears ``SlotFreed`` at once, before any release work."""
+
+    def __init__(self, runtime: Runtime, sender: str, identifier: str) -> None:
+        self.runtime, self.sender, self.identifier = runtime, sender, identifier
 
     def is_throttled(self, domain: str) -> bool:
         return False
@@ -91,7 +94,7 @@ class HeldSlot:
         return True
 
     def complete_request(self, domain: str) -> None:
-        pass
+        self.runtime.tell(self.sender, throttle_name(domain), SlotFreed(self.identifier))
 
     def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None:
         pass
@@ -137,10 +140,10 @@ def _fetch_from_domain(
     view: FetcherView, identifier: str, domain: str, tried: frozenset[str], runtime: Runtime
 ) -> str | None:
     """The throttle path's unit of work (S6.3): one untried URL of ``domain``, or None."""
-    throttle = runtime.throttles.client(view._sender)
+    throttle = runtime.throttles.client(view.sender)
     url = sync_identifier_next_url(view, identifier, domain, tried, throttle)
     if url is not None:
-        sync_identifier_from_url(view, identifier, url, HeldSlot())
+        sync_identifier_from_url(view, identifier, url, HeldSlot(runtime, view.sender, identifier))
     return url
 
 

@@ -49,12 +49,20 @@ class DomainThrottleState:
         self._queue: dict[str, _QueuedIdentifier] = {}
         self._order: list[str] = []
         self.round_robin_index = 0
+        self._reserved: set[str] = set()  # identifiers dispatched with a slot not yet returned
 
     # -- limits (S6.1, S6.4) ------------------------------------------------------------
+    #
+    # The window counts a request from its start until ``window`` seconds after it *ended*:
+    # in-flight requests always count, finished ones by their completion time. A remote sees a
+    # request somewhere between our start and our end, so only this accounting keeps the limit
+    # as the remote observes it (measured: stamping the start let servers see 33-34 requests in
+    # a 30-per-window limit, because requests reach them up to 0.4 s after the slot was taken).
+    # Stricter than S6.1's start-time count, never looser (deviation, docs/architecture.rst).
 
     def window_used(self, now: float) -> int:
         self._prune(now)
-        return len(self.request_times)
+        return self.in_flight + len(self.request_times)
 
     def has_capacity(self, now: float) -> bool:
         return self.in_flight < self.max_concurrent and self.window_used(now) < self.max_per_minute
@@ -62,7 +70,6 @@ class DomainThrottleState:
     def start_request(self, now: float) -> None:
         """Count a request as started (unconditional, as in the seed; see :meth:`try_start`)."""
         self.in_flight += 1
-        self.request_times.append(now)
 
     def try_start(self, now: float) -> bool:
         """Check capacity and start in one step, so no race can overshoot a limit (S6.4)."""
@@ -72,20 +79,20 @@ class DomainThrottleState:
         return True
 
     def complete_request(self, now: float) -> None:
-        self.in_flight = max(0, self.in_flight - 1)
+        """The request ended: it stays in the window until ``window`` after ``now``."""
+        if self.in_flight > 0:
+            self.in_flight -= 1
+            self.request_times.append(now)
         self._prune(now)
 
-    def cancel_request(self, started_at: float) -> None:
-        """Undo a reserved slot that never became a request (the throttle path found no URL)."""
+    def cancel_request(self) -> None:
+        """Undo a slot that never became a request (the throttle path found no URL)."""
         self.in_flight = max(0, self.in_flight - 1)
-        try:
-            self.request_times.remove(started_at)
-        except ValueError:
-            pass  # it already left the window
 
     def window_frees_at(self, now: float) -> float | None:
-        """When the oldest request leaves a full window; None when the window is not full."""
-        if self.window_used(now) < self.max_per_minute:
+        """When the oldest finished request leaves a full window; None when the window is not
+        full or only in-flight requests fill it (their completion is the trigger then)."""
+        if self.window_used(now) < self.max_per_minute or not self.request_times:
             return None
         return self.request_times[0] + self.window
 
@@ -156,34 +163,45 @@ class DomainThrottleState:
 
     # -- trigger-driven dispatch (S6.3) ---------------------------------------------------
 
-    def dispatch_ready(self, now: float) -> list[tuple[str, frozenset[str], float]]:
+    def dispatch_ready(self, now: float) -> list[tuple[str, frozenset[str]]]:
         """Start as many queued identifiers as capacity allows (the original starts one).
 
-        Each returned ``(identifier, tried_urls, started_at)`` already holds a request slot:
-        the caller fetches with it and then either :meth:`finish_queued` with the URL it used,
-        or, when no untried URL was left, :meth:`finish_queued` with ``None``.
+        Each returned ``(identifier, tried_urls)`` holds a reserved request slot. The fetch
+        gives it back with :meth:`release_slot` as soon as its request ended (before the
+        release work that follows), and reports with :meth:`finish_queued`.
         """
-        started: list[tuple[str, frozenset[str], float]] = []
+        started: list[tuple[str, frozenset[str]]] = []
         while self.has_capacity(now):
             identifier = self.next_ready_identifier()
             if identifier is None:
                 break
             self.start_request(now)
-            started.append((identifier, self.get_tried_urls(identifier), now))
+            self._reserved.add(identifier)
+            started.append((identifier, self.get_tried_urls(identifier)))
         return started
 
-    def finish_queued(
-        self, identifier: str, url: str | None, started_at: float, now: float
-    ) -> None:
-        """A throttle-path fetch ended. ``in_progress`` is cleared *before* the caller looks for
-        the next identifier (the original triggered first and stalled on a lone identifier)."""
+    def release_slot(self, identifier: str, now: float) -> None:
+        """The request made with ``identifier``'s reserved slot ended (S5.2 order: the slot is
+        free before the release work starts)."""
+        if identifier in self._reserved:
+            self._reserved.discard(identifier)
+            self.complete_request(now)
+
+    def finish_queued(self, identifier: str, url: str | None, now: float) -> None:
+        """A throttle-path unit of work ended; ``url`` None means no untried URL was left.
+
+        A slot still reserved here never carried a request: it is returned without a window
+        entry. ``in_progress`` is cleared *before* the caller picks the next identifier (the
+        original triggered first and stalled on a lone identifier).
+        """
+        if identifier in self._reserved:
+            self._reserved.discard(identifier)
+            self.cancel_request()
         if url is None:
             self.remove_identifier(identifier)
-            self.cancel_request(started_at)
             return
         self.mark_url_tried(identifier, url)
         self.mark_identifier_not_in_progress(identifier)
-        self.complete_request(now)
 
     def wake_at(self, now: float) -> float | None:
         """When a timer must fire: queued work waits and only the rate window blocks it."""

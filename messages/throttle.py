@@ -28,6 +28,14 @@ class EnqueueIdentifier:
 
 
 @message
+class SlotFreed:
+    """The request a throttle-path FetchActor made for ``identifier`` ended; its slot is free
+    now, before the release work that follows it (S5.2 order)."""
+
+    identifier: str
+
+
+@message
 class QueuedFetchDone:
     """A throttle-path FetchActor finished; ``url`` is None when no untried URL was left (S6.3)."""
 
@@ -66,6 +74,7 @@ DomainThrottleMsg = (
     TryStart
     | IsThrottled
     | RequestDone
+    | SlotFreed
     | EnqueueIdentifier
     | QueuedFetchDone
     | WindowFreed

@@ -1,8 +1,9 @@
 """Property tests over random interleavings (hypothesis state machines).
 
 Throttle: enqueue / dispatch / main-path try-start / completion / clock advance never exceed
-the concurrency or window limits, even transiently (S6.1, S6.4), and round-robin is fair: no
-waiting identifier is passed over while another is served twice (S6.2).
+the concurrency or window limits, even transiently and as a remote observes them (S6.1, S6.4),
+and round-robin is fair: no waiting identifier is passed over while another is served twice
+(S6.2).
 Queue: enqueue / scan / sync end never lose an identifier that still has pending events, and
 the heap's wake-up is always the earliest waiting attempt (S4).
 """
@@ -21,12 +22,18 @@ MAX_CONCURRENT, MAX_PER_WINDOW, WINDOW = 3, 5, 60.0
 
 
 class ThrottleMachine(RuleBasedStateMachine):
+    """Requests are intervals [start, end]; a remote may see each one anywhere inside it. The
+    limits must hold for what a remote can observe: at no instant more than the concurrency
+    limit running, and no window of WINDOW seconds touched by more than MAX_PER_WINDOW."""
+
     def __init__(self):
         super().__init__()
         self.state = DomainThrottleState("d.example", MAX_CONCURRENT, MAX_PER_WINDOW, WINDOW)
         self.now = 0.0
-        self.starts: list[float] = []  # real requests: reservations minus cancellations
-        self.held: dict[str, float] = {}  # queued identifiers dispatched and not finished
+        self.finished: list[tuple[float, float]] = []  # requests that ended
+        self.held: dict[str, float] = {}  # dispatched identifiers whose slot is reserved
+        self.requesting: set[str] = set()  # ... of which the request is running
+        self.done_fetching: set[str] = set()  # slot returned, unit of work not reported yet
         self.main: list[float] = []  # main-path requests in flight
 
     @rule(identifier=IDS, tried=st.frozensets(URLS.filter(bool), max_size=2))
@@ -35,45 +42,70 @@ class ThrottleMachine(RuleBasedStateMachine):
 
     @rule()
     def dispatch(self):
-        for identifier, _, started in self.state.dispatch_ready(self.now):
-            self.held[identifier] = started
-            self.starts.append(started)
+        for identifier, _ in self.state.dispatch_ready(self.now):
+            self.held[identifier] = self.now
 
-    @precondition(lambda self: self.held)
+    @precondition(lambda self: set(self.held) - self.requesting)
+    @rule(data=st.data())
+    def request_starts(self, data):
+        self.requesting.add(data.draw(st.sampled_from(sorted(set(self.held) - self.requesting))))
+
+    @precondition(lambda self: self.requesting)
+    @rule(data=st.data())
+    def request_ends(self, data):
+        """SlotFreed: the slot comes back before the release work (S5.2 order)."""
+        identifier = data.draw(st.sampled_from(sorted(self.requesting)))
+        self.requesting.discard(identifier)
+        self.finished.append((self.held.pop(identifier), self.now))
+        self.done_fetching.add(identifier)
+        self.state.release_slot(identifier, self.now)
+
+    @precondition(lambda self: (set(self.held) - self.requesting) | self.done_fetching)
     @rule(data=st.data(), url=URLS)
-    def finish_queued(self, data, url):
-        identifier = data.draw(st.sampled_from(sorted(self.held)))
-        started = self.held.pop(identifier)
-        if url is None:
-            self.starts.remove(started)  # no request was made: the slot is given back
-        self.state.finish_queued(identifier, url, started, self.now)
+    def unit_of_work_reported(self, data, url):
+        """QueuedFetchDone: after a request (slot already back), or instead of one."""
+        identifier = data.draw(st.sampled_from(sorted((set(self.held) - self.requesting) | self.done_fetching)))
+        if identifier in self.done_fetching:
+            self.done_fetching.discard(identifier)
+            url = url or "https://d.example/1.git"
+        else:
+            del self.held[identifier]  # no request was made: the slot is returned unused
+        self.state.finish_queued(identifier, url, self.now)
 
     @rule()
     def main_path_start(self):
         if self.state.try_start(self.now):
             self.main.append(self.now)
-            self.starts.append(self.now)
 
     @precondition(lambda self: self.main)
     @rule()
     def main_path_done(self):
-        self.main.pop(0)
+        self.finished.append((self.main.pop(0), self.now))
         self.state.complete_request(self.now)
 
     @rule(step=STEPS)
     def advance(self, step):
         self.now += step
 
-    @invariant()
-    def concurrency_never_exceeded(self):
-        assert len(self.held) + len(self.main) == self.state.in_flight
-        assert self.state.in_flight <= MAX_CONCURRENT
+    def _intervals(self):
+        running = [(start, self.now) for start in [*self.held.values(), *self.main]]
+        return [*self.finished, *running]
 
     @invariant()
-    def window_never_exceeded(self):
-        recent = [t for t in self.starts if self.now - t < WINDOW]
-        assert len(recent) <= MAX_PER_WINDOW
-        assert len(recent) == self.state.window_used(self.now)
+    def concurrency_never_exceeded(self):
+        assert len(self.held) + len(self.main) == self.state.in_flight <= MAX_CONCURRENT
+
+    @invariant()
+    def no_window_a_remote_could_observe_is_overfull(self):
+        intervals = self._intervals()
+        for x in {start for start, _ in intervals}:
+            touching = [1 for start, end in intervals if start <= x and end > x - WINDOW]
+            assert len(touching) <= MAX_PER_WINDOW, (x, intervals)
+
+    @invariant()
+    def window_accounting_matches_the_model(self):
+        counted = [1 for _, end in self._intervals() if end > self.now - WINDOW]
+        assert len(counted) == self.state.window_used(self.now)
 
 
 class FairnessMachine(RuleBasedStateMachine):

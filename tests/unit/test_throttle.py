@@ -18,16 +18,30 @@ def test_concurrent_limit_blocks_when_saturated():
 
 
 def test_rate_limit_blocks_when_window_full():
-    """S6.1: max_per_minute starts inside any 60 s window block, even with nothing in flight."""
+    """S6.1: max_per_minute requests inside any 60 s window block, even with nothing in flight.
+
+    A request counts until 60 s after it *ended* (a remote may have seen it at any moment of
+    its life), so the window frees 60 s after the first completion."""
     throttle = DomainThrottleState("example.com", max_concurrent=100, max_per_minute=2)
     throttle.start_request(NOW)
     throttle.complete_request(NOW + 1)
     throttle.start_request(NOW + 2)
     throttle.complete_request(NOW + 3)
     assert not throttle.has_capacity(NOW + 3)
-    assert not throttle.has_capacity(NOW + 59.999)
-    assert throttle.window_frees_at(NOW + 3) == NOW + 60
-    assert throttle.has_capacity(NOW + 60)
+    assert not throttle.has_capacity(NOW + 60.999)
+    assert throttle.window_frees_at(NOW + 3) == NOW + 61
+    assert throttle.has_capacity(NOW + 61)
+
+
+def test_in_flight_requests_fill_the_window_too():
+    """A running request counts whatever its age; only its completion starts its 60 s."""
+    throttle = DomainThrottleState("example.com", max_concurrent=100, max_per_minute=1)
+    throttle.start_request(NOW)
+    assert not throttle.has_capacity(NOW + 300)
+    assert throttle.window_frees_at(NOW + 300) is None  # the completion is the trigger
+    throttle.complete_request(NOW + 301)
+    assert not throttle.has_capacity(NOW + 360.5)
+    assert throttle.has_capacity(NOW + 361)
 
 
 def test_round_robin_processes_identifiers_fairly():
@@ -84,7 +98,7 @@ def test_dispatch_ready_starts_as_many_as_capacity_allows():
     for identifier in "ABCDE":
         throttle.enqueue_identifier(identifier, {f"{identifier}-tried"})
     started = throttle.dispatch_ready(NOW)
-    assert [(i, set(t)) for i, t, _ in started] == [(i, {f"{i}-tried"}) for i in "ABC"]
+    assert [(i, set(t)) for i, t in started] == [(i, {f"{i}-tried"}) for i in "ABC"]
     assert throttle.in_flight == 3 and not throttle.has_capacity(NOW)
 
 
@@ -92,17 +106,30 @@ def test_finish_queued_clears_in_progress_before_the_next_pick():
     """The original triggered before clearing in_progress and stalled on a lone identifier."""
     throttle = DomainThrottleState("example.com", max_concurrent=1, max_per_minute=100)
     throttle.enqueue_identifier("A", set())
-    [(identifier, _, started)] = throttle.dispatch_ready(NOW)
-    throttle.finish_queued(identifier, "https://example.com/a.git", started, NOW + 1)
+    [(identifier, _)] = throttle.dispatch_ready(NOW)
+    throttle.release_slot(identifier, NOW + 1)
+    throttle.finish_queued(identifier, "https://example.com/a.git", NOW + 1)
     again = throttle.dispatch_ready(NOW + 1)
-    assert [(i, set(t)) for i, t, _ in again] == [("A", {"https://example.com/a.git"})]
+    assert [(i, set(t)) for i, t in again] == [("A", {"https://example.com/a.git"})]
+
+
+def test_the_slot_is_free_before_the_unit_of_work_reports():
+    """S5.2 order: the request's slot returns when the request ends, before release work."""
+    throttle = DomainThrottleState("example.com", max_concurrent=1, max_per_minute=100)
+    for identifier in "AB":
+        throttle.enqueue_identifier(identifier, set())
+    [(first, _)] = throttle.dispatch_ready(NOW)
+    throttle.release_slot(first, NOW + 1)
+    assert [i for i, _ in throttle.dispatch_ready(NOW + 1)] == ["B"]  # A is still releasing
+    throttle.finish_queued(first, "https://example.com/a.git", NOW + 2)
+    assert throttle.in_flight == 1 and throttle.window_used(NOW + 2) == 2
 
 
 def test_finish_queued_without_url_removes_and_returns_the_slot():
     throttle = DomainThrottleState("example.com", max_concurrent=1, max_per_minute=1)
     throttle.enqueue_identifier("A", set())
-    [(identifier, _, started)] = throttle.dispatch_ready(NOW)
-    throttle.finish_queued(identifier, None, started, NOW)
+    [(identifier, _)] = throttle.dispatch_ready(NOW)
+    throttle.finish_queued(identifier, None, NOW)
     assert throttle.queued == 0
     assert throttle.in_flight == 0 and throttle.window_used(NOW) == 0
 
@@ -113,7 +140,7 @@ def test_wake_at_only_when_the_window_alone_blocks_queued_work():
     throttle.complete_request(NOW + 1)
     assert throttle.wake_at(NOW + 1) is None  # nothing queued
     throttle.enqueue_identifier("A", set())
-    assert throttle.wake_at(NOW + 1) == NOW + 60
+    assert throttle.wake_at(NOW + 1) == NOW + 61
 
 
 def test_is_throttled_reflects_domain_capacity():
