@@ -11,7 +11,6 @@ The importing script must call ``gevent.monkey.patch_all()`` before importing th
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,11 +29,12 @@ if str(REPO_ROOT) not in sys.path:
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from grasp.nostr.event import Event, npub_encode  # noqa: E402
+from tests.support.gitenv import scrub_git_env  # noqa: E402
 from tests.support.nip34 import Key  # noqa: E402
 from tests.support.relay import RelayClient, RelayProcess  # noqa: E402
 
 __all__ = [
-    "BenchError", "Key", "RelayClient", "announcement", "git_fetch_seconds", "isolated_git_env",
+    "BenchError", "Key", "RelayClient", "announcement", "git_fetch_seconds",
     "percentile", "print_table", "publish", "relay_process", "scrape_metrics", "scratch_dir", "Span", "span_recorder",
 ]
 
@@ -45,32 +45,15 @@ class BenchError(RuntimeError):
 
 @contextmanager
 def scratch_dir(prefix: str) -> Iterator[Path]:
-    """A temporary directory with git isolated inside it (:func:`isolated_git_env`), removed by
+    """A temporary directory with git isolated inside it (``scrub_git_env``), removed by
     ``rm -rf`` afterwards: ``shutil.rmtree`` ran out of file descriptors on the ~20,000
     directories of politeness.py's repositories on this machine."""
     path = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        isolated_git_env(path / "home")
+        scrub_git_env(path / "home", name="Bench")
         yield path
     finally:
         subprocess.run(["rm", "-rf", "--", str(path)], check=False)
-
-
-def isolated_git_env(home: Path) -> None:
-    """No user or system git configuration leaks into the servers, the relay or the git CLI."""
-    for name in list(os.environ):
-        if name.startswith("GIT_"):
-            del os.environ[name]
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ.update(
-        HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=os.devnull, GIT_TERMINAL_PROMPT="0",
-        GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.invalid",
-        GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="bench@example.invalid",
-    )
-
-
-# --- statistics and tables ----------------------------------------------------------------------
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
