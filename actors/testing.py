@@ -19,7 +19,7 @@ from pathlib import Path
 from .context import AnnouncementInfo, ProcessResult, RepositoryData
 from .urls import extract_domain
 
-__all__ = ["MockFetchError", "MockSyncContext"]
+__all__ = ["MockFetchError", "MockSyncContext", "max_in_window"]
 
 DEFAULT_IDENTIFIER = "test-repo"
 
@@ -155,10 +155,14 @@ class MockSyncContext:
 
     def max_requests_in_window(self, domain: str, window: float) -> int:
         """The most request starts of ``domain`` inside any half-open window of that length."""
-        starts = sorted(self.request_starts.get(domain, ()))
-        best, left = 0, 0
-        for right, t in enumerate(starts):
-            while t - starts[left] >= window:
-                left += 1
-            best = max(best, right - left + 1)
-        return best
+        return max_in_window(sorted(self.request_starts.get(domain, ())), window)
+
+
+def max_in_window(starts: list[float], window: float) -> int:
+    """The most of the sorted ``starts`` inside any half-open window ``[t, t + window)``."""
+    best, left = 0, 0
+    for right, t in enumerate(starts):
+        while t - starts[left] >= window:
+            left += 1
+        best = max(best, right - left + 1)
+    return best

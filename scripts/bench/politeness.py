@@ -62,6 +62,7 @@ from _common import (  # noqa: E402
     BenchError, Key, RelayClient, announcement, percentile, print_table, publish,
     Span, relay_process, scrape_metrics, scratch_dir, span_recorder,
 )
+from actors.testing import max_in_window  # noqa: E402
 from tests.support.gitrepo import RepoBuilder  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
 from tests.support.wait import wait_for  # noqa: E402
@@ -111,15 +112,6 @@ def max_in_flight(fetches: list[Fetch]) -> int:
     for _, step in edges:
         current += step
         most = max(most, current)
-    return most
-
-
-def max_in_window(starts: list[float], window: float) -> int:
-    most, lo = 0, 0
-    for hi, t in enumerate(starts):
-        while t - starts[lo] >= window:
-            lo += 1
-        most = max(most, hi - lo + 1)
     return most
 
 
