@@ -13,9 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gevent
-import gevent.event
-
 from actors import system as actor_system
 from actors.clock import Clock
 from actors.config import SyncConfig
@@ -48,7 +45,7 @@ from grasp.repositories import RepositoryIndex
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GraspRelay", "open_grasp_relay", "sync_config"]
+__all__ = ["GraspRelay", "StartupError", "open_grasp_relay", "sync_config"]
 
 def sync_config(config: Config) -> SyncConfig:
     """The actor system's numbers from the relay's options (S12)."""
@@ -221,18 +218,3 @@ def _restore(purgatory: PurgatoryStore, path: Path) -> list[str]:
     if restored:
         logger.info("restored purgatory: %s", purgatory.counts())
     return restored
-
-
-def serve(config: Config, ready: Callable[[GraspRelay], None], stop: gevent.event.Event) -> None:
-    """Run until ``stop`` is set: the process lifecycle shared by ``grasp-relay`` and
-    ``scripts/supervise``. ``ready`` is called once the relay accepts connections."""
-    grasp_relay = open_grasp_relay(config)
-    grasp_relay.start()
-    ready(grasp_relay)
-    try:
-        stop.wait()
-    finally:
-        grasp_relay.shutdown()
-
-
-__all__ += ["StartupError", "serve"]
