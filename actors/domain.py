@@ -64,6 +64,8 @@ class DomainThrottle(BaseActor):
         return granted
 
     def on_is_throttled(self, msg: IsThrottled, now: float) -> bool:
+        if msg.identifier is not None and self.state.has_queued_identifier(msg.identifier):
+            return True
         return not self.state.has_capacity(now)
 
     def on_request_done(self, msg: RequestDone, now: float) -> None:
@@ -146,24 +148,25 @@ class ThrottleRouter:
         prefix, suffix = "DomainThrottle[", "]"
         return [n[len(prefix) : -len(suffix)] for n in self.runtime.refs if n.startswith(prefix)]
 
-    def client(self, sender: str) -> ThrottleClient:
-        return ThrottleClient(self, sender)
+    def client(self, sender: str, identifier: str | None = None) -> ThrottleClient:
+        return ThrottleClient(self, sender, identifier)
 
 
 class ThrottleClient:
     """The throttle object the sync functions get inside a FetchActor (same four methods as
     :class:`~actors.throttle.ThrottleManager`), speaking to DomainThrottle actors."""
 
-    def __init__(self, router: ThrottleRouter, sender: str) -> None:
+    def __init__(self, router: ThrottleRouter, sender: str, identifier: str | None = None) -> None:
         self.router = router
         self.sender = sender
+        self.identifier = identifier  # the main-path identifier this client syncs, if any
 
     def is_throttled(self, domain: str) -> bool:
         ref = self.router.ref(domain, create=False)
         if ref is None:
             return False
         try:
-            return bool(self.router.runtime.ask(self.sender, ref, IsThrottled()))
+            return bool(self.router.runtime.ask(self.sender, ref, IsThrottled(self.identifier)))
         except pykka.ActorDeadError:
             return False
 

@@ -105,7 +105,7 @@ class FetchActor(BaseActor):
 
     def on_sync(self, msg: SyncIdentifier, now: float) -> None:
         view = FetcherView(self.runtime, self.name)
-        throttle = self.runtime.throttles.client(self.name)
+        throttle = self.runtime.throttles.client(self.name, msg.identifier)
         complete = self._run(sync_identifier, view, msg.identifier, throttle)
         self.tell("Scheduler", SyncFinished(msg.identifier, complete is True))
         self.stop()

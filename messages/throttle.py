@@ -67,7 +67,11 @@ class ThrottleStatus:
 
 @message
 class IsThrottled:
-    """Ask: True when the domain has no capacity right now (reads only, starts nothing)."""
+    """Ask: True when the domain has no capacity right now, or when ``identifier`` waits in its
+    queue — a queued identifier is fetched from this domain through the queue only, so the main
+    path neither jumps the round-robin nor fetches it twice (reads only, starts nothing)."""
+
+    identifier: str | None = None
 
 
 DomainThrottleMsg = (

@@ -233,6 +233,8 @@ def analyse(domain: str, spans: list[Span], ready: list[float], window: float,
     slacks = window_slacks(starts, window, RATE_LIMIT)
     in_flight = max_in_flight(fetches)
     violations = sum(1 for s in slacks if s < 0) + max(0, in_flight - MAX_CONCURRENT)
+    # A fetch repeated after a failure is one more session than identifiers: it was ready too.
+    ready = [*ready, *[ready[-1]] * (len(fetches) - len(ready))]
     ready = sorted(min(t, starts[0]) for t in ready)  # never later than what the relay achieved
     ideal = earliest_starts(ready, [f.end - f.start for f in fetches], window, RATE_LIMIT,
                             MAX_CONCURRENT)
