@@ -29,7 +29,7 @@ from grasp.git import align_refs, copy_objects, missing_oids, set_nostr_ref
 from grasp.nostr.event import Event
 from grasp.nostr.nip34 import PullRequest, RepositoryState, latest_state
 from grasp.purgatory import PurgatoryStore
-from grasp.repositories import RepositoryIndex
+from grasp.repositories import Ownership, RepositoryIndex
 from grasp.store.sqlite import EventStore, SaveOutcome
 from messages.releaser import ProcessResult
 
@@ -72,10 +72,11 @@ class ReleaseWorkflow:
     def process(self, identifier: str) -> ProcessResult:
         """Release every held event of ``identifier`` whose objects are on disk now."""
         tally = _Tally()
+        ownership = self.index.ownership(identifier)  # one read for the whole pass
         for state in self.purgatory.states_for(identifier):
-            self._release_state(state, tally)
+            self._release_state(state, ownership, tally)
         for pr in self.purgatory.prs_for(identifier):
-            self._release_pr(pr, identifier, tally)
+            self._release_pr(pr, ownership, tally)
         if tally.states or tally.prs:
             logger.info(
                 "released from purgatory for %s: %d states, %d PRs, %d repositories synced",
@@ -85,13 +86,13 @@ class ReleaseWorkflow:
 
     # -- states (S8.2) ----------------------------------------------------------------------
 
-    def _release_state(self, state: RepositoryState, tally: _Tally) -> None:
+    def _release_state(self, state: RepositoryState, ownership: Ownership, tally: _Tally) -> None:
         identifier, event = state.identifier, state.event
-        repos = self.index.existing_repos(identifier)
+        repos = ownership.repos
         source = _holder(repos, state.needed_oids)
         if source is None and (state.needed_oids or not repos):
             return  # objects not here yet (or nowhere to put an empty state): keep waiting
-        owners = self.index.authorised_owners(state.author, identifier)
+        owners = ownership.authorised_owners(state.author)
         if not owners:
             logger.warning(
                 "dropping state %s of %s from purgatory: author %s is no maintainer of any owner",
@@ -101,7 +102,7 @@ class ReleaseWorkflow:
             return
         aligned = []
         for owner, path in repos:
-            if owner in owners and self._is_latest(state, owner):
+            if owner in owners and self._is_latest(state, ownership.maintainers(owner)):
                 if self._align(state, source or path, path, tally):
                     aligned.append(owner)
         for owner in aligned:  # announcements first: subscribers (and sync peers) need them
@@ -111,9 +112,8 @@ class ReleaseWorkflow:
         self._released(event, identifier)
         tally.states += 1
 
-    def _is_latest(self, state: RepositoryState, owner: str) -> bool:
-        """Is ``state`` the owner's latest authorised state (created_at, then lowest id)?"""
-        closure = self.index.maintainers(owner, state.identifier)
+    def _is_latest(self, state: RepositoryState, closure: frozenset[str]) -> bool:
+        """Is ``state`` the latest state by the owner's maintainers (created_at, then lowest id)?"""
         stored = self.index.stored_states(state.identifier, authors=closure)
         latest = latest_state([*stored, state])
         return latest is not None and latest.event.id == state.event.id
@@ -133,8 +133,8 @@ class ReleaseWorkflow:
 
     # -- PRs (S8.3) -------------------------------------------------------------------------
 
-    def _release_pr(self, pr: PullRequest, identifier: str, tally: _Tally) -> None:
-        repos = self.index.existing_repos(identifier)
+    def _release_pr(self, pr: PullRequest, ownership: Ownership, tally: _Tally) -> None:
+        identifier, repos = ownership.identifier, ownership.repos
         source = _holder(repos, {pr.commit})
         if source is None:
             return

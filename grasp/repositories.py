@@ -27,7 +27,38 @@ from grasp.store.sqlite import EventStore
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RepositoryIndex"]
+__all__ = ["Ownership", "RepositoryIndex"]
+
+
+class Ownership:
+    """One read of who owns an identifier: its announcements (store, then announcement
+    purgatory), each owner's recursive maintainer set, and the owner repositories on disk.
+
+    A release pass takes one and asks it everything, instead of querying the store again for
+    every event and every owner.
+    """
+
+    def __init__(self, identifier: str, announcements: list[Announcement], repos: list[tuple[str, Path]]):
+        self.identifier = identifier
+        self.announcements = announcements
+        self.repos = repos
+        self._lookup = announcement_lookup(announcements)
+        self._maintainers: dict[str, frozenset[str]] = {}
+
+    @property
+    def owners(self) -> list[str]:
+        """Announcement authors in announcement order, each once."""
+        return list(dict.fromkeys(a.owner for a in self.announcements))
+
+    def maintainers(self, owner: str) -> frozenset[str]:
+        """The recursive maintainer set of ``owner`` (S10.3)."""
+        if owner not in self._maintainers:
+            self._maintainers[owner] = maintainer_set(owner, self.identifier, self._lookup)
+        return self._maintainers[owner]
+
+    def authorised_owners(self, author: str) -> list[str]:
+        """The owners whose maintainer set contains ``author``, in announcement order."""
+        return [owner for owner in self.owners if author in self.maintainers(owner)]
 
 
 class RepositoryIndex:
@@ -51,33 +82,32 @@ class RepositoryIndex:
             found.setdefault(announcement.event.id, announcement)
         return list(found.values())
 
+    def ownership(self, identifier: str) -> Ownership:
+        announcements = self.announcements(identifier)
+        repos = []
+        for owner in dict.fromkeys(a.owner for a in announcements):
+            path = self.repo_path(owner, identifier)
+            if path.is_dir():
+                repos.append((owner, path))
+        return Ownership(identifier, announcements, repos)
+
     def owners(self, identifier: str) -> list[str]:
-        """Announcement authors in announcement order, each once."""
-        return list(dict.fromkeys(a.owner for a in self.announcements(identifier)))
+        return self.ownership(identifier).owners
 
     def maintainers(self, owner: str, identifier: str) -> frozenset[str]:
         """The recursive maintainer set of ``owner`` (S10.3), counting held announcements."""
-        lookup = announcement_lookup(self.announcements(identifier))
-        return maintainer_set(owner, identifier, lookup)
+        return self.ownership(identifier).maintainers(owner)
 
     def authorised_owners(self, author: str, identifier: str) -> list[str]:
         """The owners whose maintainer set contains ``author``, in announcement order."""
-        announcements = self.announcements(identifier)
-        lookup = announcement_lookup(announcements)
-        owners = dict.fromkeys(a.owner for a in announcements)
-        return [o for o in owners if author in maintainer_set(o, identifier, lookup)]
+        return self.ownership(identifier).authorised_owners(author)
 
     def repo_path(self, owner: str, identifier: str) -> Path:
         return repo_path_for(self.data_dir, npub_encode(owner), identifier)
 
     def existing_repos(self, identifier: str) -> list[tuple[str, Path]]:
         """(owner, path) of every owner repository of ``identifier`` that exists on disk."""
-        repos = []
-        for owner in self.owners(identifier):
-            path = self.repo_path(owner, identifier)
-            if path.is_dir():
-                repos.append((owner, path))
-        return repos
+        return self.ownership(identifier).repos
 
     def stored_states(self, identifier: str, authors: frozenset[str] | None = None) -> list[RepositoryState]:
         """Stored state events of ``identifier`` (optionally only by ``authors``)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from grasp.git import ensure_bare_repo, missing_oids
@@ -145,13 +146,14 @@ class GraspWritePolicy:
             return DUPLICATE_RESULT
         if self.store.contains(event.id):
             return STORED_ALREADY
-        owners = self.index.authorised_owners(state.author, state.identifier)
-        refusal = rules.check_repository_author(self.index.announcements(state.identifier), owners)
+        ownership = self.index.ownership(state.identifier)
+        owners = ownership.authorised_owners(state.author)
+        refusal = rules.check_repository_author(ownership.announcements, owners)
         if refusal:
             return refusal
         for owner in owners:
             self.purgatory.extend_announcement(owner, state.identifier)
-        if self._on_disk(state.identifier, state.needed_oids):
+        if _on_disk(ownership.repos, state.needed_oids):
             self.purgatory.add_state(state, _source(synced))
             return self._release_now(event, state.identifier, synced, HELD_RESULT)
         refusal = rules.check_not_expired(event, synced, self.purgatory.is_expired(event.id))
@@ -171,7 +173,8 @@ class GraspWritePolicy:
             return DUPLICATE_RESULT
         if self.store.contains(event.id):
             return STORED_ALREADY
-        if not any(a.owner in pr.owners for a in self.index.announcements(pr.identifier)):
+        ownership = self.index.ownership(pr.identifier)
+        if not any(a.owner in pr.owners for a in ownership.announcements):
             return Result.reject(Prefix.INVALID, "pull request does not reference a repository on this relay")
         refusal = rules.check_placeholder(pr.commit, self.purgatory.placeholder_commit(event.id))
         refusal = refusal or rules.check_not_expired(event, synced, self.purgatory.is_expired(event.id))
@@ -179,7 +182,7 @@ class GraspWritePolicy:
             return refusal
         self.purgatory.add_pr(pr, _source(synced))
         held = pr_held_result(pr.commit)
-        if self._on_disk(pr.identifier, {pr.commit}):
+        if _on_disk(ownership.repos, {pr.commit}):
             return self._release_now(event, pr.identifier, synced, held)
         logger.info("PR %s of %s held in purgatory, waiting for %s", event.id, pr.identifier, pr.commit)
         self._enqueue(pr.identifier, synced)
@@ -217,10 +220,6 @@ class GraspWritePolicy:
             self.notify(event)
         return outcome.to_result()
 
-    def _on_disk(self, identifier: str, oids: frozenset[str] | set[str]) -> bool:
-        """Does some owner repository of ``identifier`` already hold every one of ``oids``?"""
-        return any(not missing_oids(path, oids) for _, path in self.index.existing_repos(identifier))
-
     def _release_now(self, event: Event, identifier: str, synced: bool, held: Result) -> Result:
         """The objects are here: let the Releaser release it now and answer what happened.
 
@@ -240,6 +239,11 @@ class GraspWritePolicy:
 
     def _enqueue(self, identifier: str, synced: bool) -> None:
         self.sync.enqueue_sync(identifier, self.delays.synced if synced else self.delays.user)
+
+
+def _on_disk(repos: list[tuple[str, Path]], oids: frozenset[str] | set[str]) -> bool:
+    """Does some owner repository already hold every one of ``oids``?"""
+    return any(not missing_oids(path, oids) for _, path in repos)
 
 
 def _source(synced: bool) -> Source:
