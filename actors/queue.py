@@ -92,9 +92,6 @@ class SyncQueue:
     def identifiers(self) -> list[str]:
         return list(self._entries)
 
-    @property
-    def in_progress_count(self) -> int:
-        return sum(1 for e in self._entries.values() if e.in_progress)
 
     def enqueue(self, identifier: str, delay: float, now: float) -> SyncQueueEntry:
         """Add or debounce (S4.3): an existing entry keeps one slot and the sooner attempt."""

@@ -34,7 +34,6 @@ class Supervisor(BaseActor):
         self.policy = RestartPolicy(config.restart_backoff_min, config.restart_backoff_max)
         self.redeliver: dict[str, Any] = {}
         self.shutting_down = False
-        self.restarts = 0
 
     def on_child_failed(self, msg: ChildFailed, now: float) -> None:
         if self.shutting_down or msg.child not in self.runtime.factories:
@@ -51,7 +50,6 @@ class Supervisor(BaseActor):
         if self.shutting_down:
             return
         ref = self.runtime.factories[msg.child]()
-        self.restarts += 1
         logger.info("restarted %s", msg.child)
         pending = self.redeliver.pop(msg.child, None)
         if pending is not None:

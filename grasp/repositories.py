@@ -20,6 +20,7 @@ from grasp.nostr.nip34 import (
     Nip34Error,
     RepositoryState,
     announcement_lookup,
+    authorizing_owners,
     maintainer_set,
 )
 from grasp.purgatory import PurgatoryStore
@@ -58,7 +59,7 @@ class Ownership:
 
     def authorised_owners(self, author: str) -> list[str]:
         """The owners whose maintainer set contains ``author``, in announcement order."""
-        return [owner for owner in self.owners if author in self.maintainers(owner)]
+        return authorizing_owners(author, self.identifier, self.owners, self._lookup)
 
 
 class RepositoryIndex:
@@ -91,9 +92,6 @@ class RepositoryIndex:
                 repos.append((owner, path))
         return Ownership(identifier, announcements, repos)
 
-    def owners(self, identifier: str) -> list[str]:
-        return self.ownership(identifier).owners
-
     def maintainers(self, owner: str, identifier: str) -> frozenset[str]:
         """The recursive maintainer set of ``owner`` (S10.3), counting held announcements."""
         return self.ownership(identifier).maintainers(owner)
@@ -104,10 +102,6 @@ class RepositoryIndex:
 
     def repo_path(self, owner: str, identifier: str) -> Path:
         return repo_path_for(self.data_dir, npub_encode(owner), identifier)
-
-    def existing_repos(self, identifier: str) -> list[tuple[str, Path]]:
-        """(owner, path) of every owner repository of ``identifier`` that exists on disk."""
-        return self.ownership(identifier).repos
 
     def stored_states(self, identifier: str, authors: frozenset[str] | None = None) -> list[RepositoryState]:
         """Stored state events of ``identifier`` (optionally only by ``authors``)."""
