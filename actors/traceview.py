@@ -26,14 +26,14 @@ runs anywhere a trace file ends up. Rendering lives in :mod:`actors.traceview_re
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from actors.trace.format import TraceError, TraceLine, load_trace
 
 __all__ = ["Layout", "TraceError", "TraceLine", "incarnations", "layout", "load_trace", "main"]
 
@@ -45,59 +45,6 @@ COLUMN_ORDER = ("relay", "system", "timer", "Supervisor", "Scheduler", "Releaser
 AXIS_W, COL_W, TOP, ROW_H = 96, 150, 16, 18
 LANE_W_MAX, LANE_W_MIN, LANES_BUDGET = 84, 44, 1500  # lanes shrink to fit the budget
 STEP_PX, BREAK_FACTOR, BREAK_H = 40.0, 8.0, 34
-
-
-class TraceError(Exception):
-    """A trace file that cannot be shown; the message names the file and line."""
-
-
-@dataclass(frozen=True)
-class TraceLine:
-    seq: int
-    t: float
-    sender: str
-    receiver: str
-    msg: dict[str, Any]
-
-
-def load_trace(path: Path | str) -> list[TraceLine]:
-    """Parse and check every line; the first bad one raises :class:`TraceError`."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            raw = fh.readlines()
-    except OSError as exc:
-        raise TraceError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise TraceError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    lines = [_parse(path, n, text) for n, text in enumerate(raw, 1) if text.strip()]
-    if not lines:
-        raise TraceError(f"{path} holds no trace lines")
-    return lines
-
-
-def _parse(path: Path | str, lineno: int, text: str) -> TraceLine:
-    where = f"{path}:{lineno}"
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TraceError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(obj, dict):
-        raise TraceError(f"{where}: a trace line is a JSON object, got {type(obj).__name__}")
-    checks = (("seq", int), ("t", (int, float)), ("from", str), ("to", str), ("msg", dict))
-    for key, kind in checks:
-        value = obj.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise TraceError(f"{where}: field {key!r} missing or not a {_kind_name(kind)}")
-    if not math.isfinite(obj["t"]):
-        raise TraceError(f"{where}: field 't' is not a finite number")
-    if not isinstance(obj["msg"].get("type"), str):
-        raise TraceError(f"{where}: field 'msg.type' missing or not a string")
-    return TraceLine(obj["seq"], float(obj["t"]), obj["from"], obj["to"], obj["msg"])
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    return "number" if isinstance(kind, tuple) else {"int": "integer", "str": "string",
-                                                     "dict": "object"}[kind.__name__]
 
 
 # -- layout (pure: lines in, coordinates out) -------------------------------------------------

@@ -1,0 +1,1 @@
+"""Message traces (S13.3): the line format and its loader, the recorder, replay, the viewer."""
