@@ -31,7 +31,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from actors.trace.format import TraceError, TraceLine, load_trace
 
