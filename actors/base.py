@@ -1,140 +1,73 @@
-"""The plumbing every actor shares: envelopes, the runtime directory, timers, tracing.
+"""The shell every actor shares: typed dispatch, one clock read per message, traced inputs.
 
-An actor here is a thin shell. :class:`BaseActor` takes an :class:`Envelope` out of the pykka
-inbox, reads the clock once, records the trace line, and hands ``(message, now)`` to the
-handler registered for the message type. Handlers call pure policy and perform the effects it
-returns. Unknown messages are a bug and are logged at WARNING (ARCHITECTURE §3).
+An actor here is a thin shell. :class:`BaseActor` takes an :class:`~actors.effects.Envelope`
+out of the pykka inbox, reads the clock once, records the trace line, and hands
+``(message, now)`` to the method registered for the message's type with :func:`handles`.
+Methods call pure policy and perform the effects it returns through ``self.effects``. Each
+actor's handled types equal its inbox union in ``messages/`` (a test checks it). Unknown
+messages are a bug and are logged at WARNING (ARCHITECTURE §3).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-import gevent.pool
 import pykka
 
 from messages.lifecycle import ActorStarted, Ping, Reply
 from messages.supervisor import ChildFailed
 
-from .clock import Clock, TimerHandle
-from .config import SyncConfig
-from .context import SyncContext
-from .observer import SyncObserver
-from .tracing import NullTracer, Tracer
+from .effects import Binder, Envelope
+from .names import SUPERVISOR, SYSTEM, TIMER
+from .services import Services
+from .trace.recorder import NullTracer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BaseActor", "Envelope", "Runtime"]
+__all__ = ["BaseActor", "handles"]
 
+F = TypeVar("F", bound=Callable[..., Any])
 _UNTRACED = NullTracer()
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """A message plus who sent it (for traces) and whether the sender waits for an answer.
+def handles(*types: type) -> Callable[[F], F]:
+    """Register the decorated method as the handler of messages of ``types``."""
 
-    ``traced=False`` keeps test instrumentation (barrier pings) out of message traces.
-    """
+    def mark(method: F) -> F:
+        method.__handles__ = types  # type: ignore[attr-defined]
+        return method
 
-    sender: str
-    message: Any
-    ask: bool = False
-    traced: bool = True
-
-
-class Runtime:
-    """What all actors of one system share: port, config, clock, tracer, observer, directory.
-
-    The directory maps actor names ("Scheduler", "Releaser", "Supervisor",
-    "DomainThrottle[host]") to their current refs, so a restarted actor is found by name and
-    messages never go to a ref that the Supervisor has replaced.
-    """
-
-    def __init__(
-        self,
-        ctx: SyncContext,
-        config: SyncConfig,
-        clock: Clock,
-        tracer: Tracer | None = None,
-        observer: SyncObserver | None = None,
-    ) -> None:
-        self.ctx = ctx
-        self.config = config
-        self.clock = clock
-        self.tracer: Tracer = tracer or NullTracer()
-        self.observer = observer or SyncObserver()
-        self.refs: dict[str, pykka.ActorRef] = {}
-        self.factories: dict[str, Callable[[], pykka.ActorRef]] = {}
-        self.work = gevent.pool.Group()  # the blocking part of every FetchActor
-        self.fetch_actors: set[pykka.ActorRef] = set()
-        self._fetch_numbers = itertools.count(1)
-        self.spawn_fetch: Callable[[str, Any], None] = self._no_spawner
-        self.throttles: Any = None  # the ThrottleRouter, installed by actors.system
-
-    # -- directory ----------------------------------------------------------------------------
-
-    def register(self, name: str, ref: pykka.ActorRef) -> None:
-        self.refs[name] = ref
-
-    def resolve(self, target: str | pykka.ActorRef) -> pykka.ActorRef | None:
-        return self.refs.get(target) if isinstance(target, str) else target
-
-    def next_fetch_name(self) -> str:
-        return f"FetchActor-{next(self._fetch_numbers)}"
-
-    def _no_spawner(self, sender: str, msg: Any) -> None:
-        raise RuntimeError("no FetchActor spawner installed")
-
-    # -- messaging ----------------------------------------------------------------------------
-
-    def tell(self, sender: str, target: str | pykka.ActorRef, msg: Any) -> bool:
-        """Deliver ``msg``; False (logged) when the target is gone, e.g. being restarted."""
-        ref = self.resolve(target)
-        if ref is None:
-            logger.debug("%s: no actor %s for %s", sender, target, type(msg).__name__)
-            return False
-        try:
-            ref.tell(Envelope(sender, msg))
-        except pykka.ActorDeadError:
-            logger.debug("%s: %s is dead, dropped %s", sender, target, type(msg).__name__)
-            return False
-        return True
-
-    def ask(
-        self, sender: str, target: str | pykka.ActorRef, msg: Any, timeout: float | None = None
-    ) -> Any:
-        """Ask downward only (ARCHITECTURE §3); raises ``ActorDeadError`` if the target is gone."""
-        ref = self.resolve(target)
-        if ref is None:
-            raise pykka.ActorDeadError(f"no actor {target}")
-        return ref.ask(Envelope(sender, msg, ask=True), timeout=timeout)
-
-    def timer_fire(self, ref: pykka.ActorRef, msg: Any) -> None:
-        """A timer's delivery: a no-op when the actor died meanwhile (never a stray traceback)."""
-        try:
-            ref.tell(Envelope("timer", msg))
-        except pykka.ActorDeadError:
-            pass
-
-    def child_failed(self, name: str, exc: BaseException | None, message: Any) -> None:
-        self.tell(name, "Supervisor", ChildFailed(name, repr(exc), message))
+    return mark
 
 
 class BaseActor(pykka.ThreadingActor):
-    """Dispatch by message type, one clock read per message, timers that die with the actor."""
+    """Dispatch by message type, one clock read per message, effects bound to a name."""
 
-    handlers: ClassVar[dict[type, str]] = {}
+    _handlers: ClassVar[dict[type, Callable[..., Any]]] = {}
 
-    def __init__(self, runtime: Runtime, name: str) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[type, Callable[..., Any]] = {}
+        for klass in reversed(cls.__mro__):
+            for value in vars(klass).values():
+                for msg_type in getattr(value, "__handles__", ()):
+                    handlers[msg_type] = value
+        cls._handlers = handlers
+
+    @classmethod
+    def handled_types(cls) -> frozenset[type]:
+        """The message types this actor's inbox accepts (besides the universal ``Ping``)."""
+        return frozenset(cls._handlers)
+
+    def __init__(self, services: Services, bind: Binder, name: str) -> None:
         super().__init__()
-        self.runtime = runtime
+        self.services = services
         self.name = name
-        self._timers: dict[str, tuple[float, TimerHandle, Any]] = {}
+        self.effects = bind(name, self.actor_ref)
         self._current: Any = None
+        self._dead = False
 
     def __str__(self) -> str:
         return self.name
@@ -142,69 +75,60 @@ class BaseActor(pykka.ThreadingActor):
     # -- pykka hooks ------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        self.runtime.tracer.record(self.runtime.clock.now(), "system", self.name, ActorStarted())
+        self.services.tracer.record(self.services.clock.now(), SYSTEM, self.name, ActorStarted())
 
     def on_receive(self, envelope: Any) -> Any:
         if not isinstance(envelope, Envelope):
             logger.warning("%s: unknown message %r dropped", self.name, envelope)
             return None
+        if self._dead:
+            return self._refuse(envelope)
         msg = envelope.message
-        now = self.runtime.clock.now()
-        tracer = self.runtime.tracer if envelope.traced else _UNTRACED
+        now = self.services.clock.now()
+        tracer = self.services.tracer if envelope.traced else _UNTRACED
         tracer.record(now, envelope.sender, self.name, msg)
-        if envelope.sender == "timer":
-            self._forget_timer(msg)
+        if envelope.sender == TIMER:
+            self.effects.timer_delivered(msg)
         if isinstance(msg, Ping):
             result: Any = self.name
         else:
-            method = self.handlers.get(type(msg))
-            if method is None:
+            handler = self._handlers.get(type(msg))
+            if handler is None:
                 logger.warning("%s: unknown message %r from %s", self.name, msg, envelope.sender)
                 return None
             self._current = None if envelope.ask else msg
-            result = getattr(self, method)(msg, now)
+            try:
+                result = handler(self, msg, now)
+            except Exception as exc:
+                if envelope.ask:
+                    self._die_after_failed_ask(msg, exc)
+                raise  # a tell: pykka stops the actor and calls on_failure
             self._current = None
-        if envelope.ask and tracer.enabled:
-            tracer.record(now, self.name, envelope.sender, Reply(type(msg).__name__, result))
+        if envelope.ask and tracer.enabled:  # at the time of answering: handlers may block
+            reply = Reply(type(msg).__name__, result)
+            tracer.record(self.services.clock.now(), self.name, envelope.sender, reply)
         return result
 
+    def _die_after_failed_ask(self, msg: Any, exc: Exception) -> None:
+        """An ask's handler raised: the caller gets the exception (pykka), and the actor dies
+        as it would after a tell, because its state may be half-changed — a TryStart whose
+        grant never reached the caller would otherwise hold a slot forever."""
+        logger.error("%s died answering %r: %r", self.name, msg, exc)
+        self._dead = True
+        self.effects.detach()
+        self.effects.tell(SUPERVISOR, ChildFailed(self.name, repr(exc), None))
+        self.effects.stop()
+
+    def _refuse(self, envelope: Envelope) -> None:
+        """What reaches a dead actor before its stop: asks fail as at a dead ref, tells drop."""
+        if envelope.ask:
+            raise pykka.ActorDeadError(f"{self.name} died")
+        logger.debug("%s: dead, dropped %r", self.name, envelope.message)
+
     def on_failure(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.cancel_timers()
+        self.effects.detach()
         logger.error("%s died handling %r: %r", self.name, self._current, exc)
-        self.runtime.child_failed(self.name, exc, self._current)
+        self.effects.tell(SUPERVISOR, ChildFailed(self.name, repr(exc), self._current))
 
     def on_stop(self) -> None:
-        self.cancel_timers()
-
-    # -- effects ----------------------------------------------------------------------------
-
-    def tell(self, target: str | pykka.ActorRef, msg: Any) -> bool:
-        return self.runtime.tell(self.name, target, msg)
-
-    def arm(self, key: str, due: float, msg: Any, now: float) -> None:
-        """Deliver ``msg`` to self at ``due``; one timer per key, re-armed only if ``due`` moved."""
-        current = self._timers.get(key)
-        if current is not None:
-            if current[0] == due:
-                return
-            current[1].cancel()
-        ref = self.actor_ref
-        handle = self.runtime.clock.call_at(due, lambda: self.runtime.timer_fire(ref, msg))
-        self._timers[key] = (due, handle, msg)
-
-    def disarm(self, key: str) -> None:
-        current = self._timers.pop(key, None)
-        if current is not None:
-            current[1].cancel()
-
-    def _forget_timer(self, msg: Any) -> None:
-        """A timer message arrived: its slot is free (matched by identity, so a re-armed
-        timer of the same key is kept)."""
-        for key, (_, _, armed) in list(self._timers.items()):
-            if armed is msg:
-                del self._timers[key]
-
-    def cancel_timers(self) -> None:
-        for _, handle, _ in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self.effects.detach()

@@ -1,55 +1,66 @@
 """The port between the actors and the world (ARCHITECTURE §4).
 
 Actors know git servers, repositories and purgatory only through a :class:`SyncContext`.
-``grasp.context.RealSyncContext`` implements it over the purgatory store, the SQLite event
-store and dulwich; ``actors.testing.MockSyncContext`` implements it for unit tests.
+``grasp.context.RealSyncContext`` implements it over the purgatory store, the event store and
+dulwich; ``actors.fakes.MockSyncContext`` implements it for unit tests. Both honour the same
+contract (``tests/actors/test_port_contract.py``).
+
+Failures at the port are typed: a fetch that fails for a reason of the world's making (a dead
+server, a refused URL, a pack over the cap) raises :class:`FetchFailed`. That is the only
+exception the sync functions catch; anything else a port method raises is a bug, which the
+FetchActor logs once with its traceback and the Scheduler's backoff retries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from messages.port import AnnouncementInfo, RepositoryData
 from messages.releaser import ProcessResult
 
-__all__ = ["AnnouncementInfo", "ProcessResult", "RepositoryData", "SyncContext"]
+__all__ = [
+    "FETCH_FAILURE_REASONS",
+    "AnnouncementInfo",
+    "FetchFailed",
+    "ProcessResult",
+    "RepositoryData",
+    "SyncContext",
+]
+
+#: The kinds of fetch failure (S7.2); ``missing_objects`` is not one: a server that answers
+#: without the needed objects fetched nothing, which is an empty result, not a failure.
+FETCH_FAILURE_REASONS = frozenset(
+    {"policy", "dns", "refused", "tls", "timeout", "not_found", "http_error", "protocol",
+     "too_large", "local"}
+)
 
 
-@dataclass(frozen=True, slots=True)
-class AnnouncementInfo:
-    """What sync needs of one repository announcement (kind 30617)."""
+class FetchFailed(Exception):
+    """A fetch from ``url`` failed; ``reason`` is one of :data:`FETCH_FAILURE_REASONS`.
 
-    owner: str
-    identifier: str
-    clone_urls: tuple[str, ...] = ()
+    ``str()`` names the URL and the reason, so a log line needs nothing else.
+    """
 
+    def __init__(self, url: str, reason: str, detail: str = "") -> None:
+        if reason not in FETCH_FAILURE_REASONS:
+            raise ValueError(f"unknown fetch failure reason {reason!r}")
+        super().__init__(url, reason, detail)
+        self.url, self.reason, self.detail = url, reason, detail
 
-@dataclass(frozen=True, slots=True)
-class RepositoryData:
-    """The announcements of an identifier (store and announcement purgatory, any owner, in a
-    deterministic order) plus the clone URLs of its held PR events (S3.1)."""
-
-    identifier: str
-    announcements: tuple[AnnouncementInfo, ...] = ()
-    pr_clone_urls: tuple[str, ...] = ()
-
-    def clone_urls(self) -> list[str]:
-        """Every candidate URL once: announcement order, then PR order (S3.1)."""
-        urls: Iterable[str] = (
-            url for announcement in self.announcements for url in announcement.clone_urls
-        )
-        return list(dict.fromkeys([*urls, *self.pr_clone_urls]))
+    def __str__(self) -> str:
+        text = f"fetch from {self.url} failed ({self.reason})"
+        return f"{text}: {self.detail}" if self.detail else text
 
 
 @runtime_checkable
 class SyncContext(Protocol):
     """Everything purgatory sync asks of the outside world.
 
-    ``fetch_oids`` blocks (network) and raises on failure; the other methods are quick reads
-    except ``process_satisfiable_events``, which writes refs and events and is therefore only
-    ever called by the single Releaser (S8.1).
+    ``fetch_oids`` blocks (network) and raises :class:`FetchFailed` on failure; the other
+    methods are quick reads except ``process_satisfiable_events``, which writes refs and events
+    and is therefore only ever called by the single Releaser (S8.1).
     """
 
     def fetch_repository_data(self, identifier: str) -> RepositoryData: ...

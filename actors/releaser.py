@@ -3,6 +3,7 @@
 MUST: be the only caller of ``ctx.process_satisfiable_events``, so pushes and syncs never race
 on a repository; re-enqueue an identifier whose events still wait after a push.
 MAY block on local disk work (copies, ref updates, SQLite); MUST NOT fetch from the network.
+Every port answer it gets is recorded in the trace, so a trace of it replays.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ import logging
 from messages.releaser import EnqueuePending, GitDataArrived, ProcessResult, ProcessSatisfiable
 from messages.scheduler import EnqueueSync
 
-from .base import BaseActor, Runtime
+from .base import BaseActor, handles
+from .effects import Binder
+from .names import RELEASER, SCHEDULER
+from .port import TracedPort
+from .services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -20,34 +25,33 @@ __all__ = ["Releaser"]
 
 
 class Releaser(BaseActor):
-    handlers = {
-        ProcessSatisfiable: "on_process",
-        GitDataArrived: "on_git_data",
-        EnqueuePending: "on_enqueue_pending",
-    }
+    def __init__(self, services: Services, bind: Binder) -> None:
+        super().__init__(services, bind, RELEASER)
+        self.port = TracedPort(services, RELEASER)
 
-    def __init__(self, runtime: Runtime, name: str = "Releaser") -> None:
-        super().__init__(runtime, name)
-
+    @handles(ProcessSatisfiable)
     def on_process(self, msg: ProcessSatisfiable, now: float) -> ProcessResult:
         return self._release(msg.identifier)
 
+    @handles(GitDataArrived)
     def on_git_data(self, msg: GitDataArrived, now: float) -> None:
         self._release(msg.identifier)
-        if self.runtime.ctx.has_pending_events(msg.identifier):
+        if self.port.has_pending_events(msg.identifier):
             # Events of other authors may still wait; a sooner attempt already queued stays.
-            self.tell("Scheduler", EnqueueSync(msg.identifier, self.runtime.config.default_delay))
+            delay = self.services.config.default_delay
+            self.effects.tell(SCHEDULER, EnqueueSync(msg.identifier, delay))
 
+    @handles(EnqueuePending)
     def on_enqueue_pending(self, msg: EnqueuePending, now: float) -> None:
-        identifiers = self.runtime.ctx.pending_identifiers()
+        identifiers = self.port.pending_identifiers()
         logger.info("re-queueing %d identifiers with held events", len(identifiers))
-        delay = self.runtime.config.immediate_delay
+        delay = self.services.config.immediate_delay
         for identifier in identifiers:
-            self.tell("Scheduler", EnqueueSync(identifier, delay))
+            self.effects.tell(SCHEDULER, EnqueueSync(identifier, delay))
 
     def _release(self, identifier: str) -> ProcessResult:
-        result = self.runtime.ctx.process_satisfiable_events(identifier)
-        self.runtime.observer.released(identifier, result)
+        result = self.port.process_satisfiable_events(identifier)
+        self.services.observer.released(identifier, result)
         if result.released_any:
             logger.info(
                 "released %s: %d states, %d PRs, %d repos synced",

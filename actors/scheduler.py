@@ -21,8 +21,11 @@ from messages.scheduler import (
     WakeUp,
 )
 
-from .base import BaseActor, Runtime
+from .base import BaseActor, handles
+from .effects import Binder
+from .names import SCHEDULER
 from .queue import SyncQueue
+from .services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -30,58 +33,55 @@ __all__ = ["Scheduler"]
 
 
 class Scheduler(BaseActor):
-    handlers = {
-        EnqueueSync: "on_enqueue",
-        Tick: "on_tick",
-        WakeUp: "on_wake",
-        SyncFinished: "on_finished",
-        GetSchedulerStatus: "on_status",
-    }
-
-    def __init__(self, runtime: Runtime, name: str = "Scheduler") -> None:
-        super().__init__(runtime, name)
-        self.queue = SyncQueue(runtime.config.backoff_scale)
+    def __init__(self, services: Services, bind: Binder) -> None:
+        super().__init__(services, bind, SCHEDULER)
+        self.queue = SyncQueue(services.config.backoff_scale)
         self.running = 0
 
     def on_start(self) -> None:
         super().on_start()
-        now = self.runtime.clock.now()
-        self.arm("tick", now + self.runtime.config.tick_interval, Tick(), now)
+        now = self.services.clock.now()
+        self.effects.arm("tick", now + self.services.config.tick_interval, Tick())
 
+    @handles(EnqueueSync)
     def on_enqueue(self, msg: EnqueueSync, now: float) -> None:
         self.queue.enqueue(msg.identifier, msg.delay, now)
         self._pump(now)
 
+    @handles(Tick)
     def on_tick(self, msg: Tick, now: float) -> None:
-        self.arm("tick", now + self.runtime.config.tick_interval, Tick(), now)
+        self.effects.arm("tick", now + self.services.config.tick_interval, Tick())
         self._pump(now)
 
+    @handles(WakeUp)
     def on_wake(self, msg: WakeUp, now: float) -> None:
         self._pump(now)
 
+    @handles(SyncFinished)
     def on_finished(self, msg: SyncFinished, now: float) -> None:
         self.running = max(0, self.running - 1)
         self.queue.finish(msg.identifier, msg.complete, now)
-        self.runtime.observer.sync_finished(msg.identifier, msg.complete)
+        self.services.observer.sync_finished(msg.identifier, msg.complete)
         if msg.complete:
             logger.info("sync of %s complete, removed from the queue", msg.identifier)
         self._pump(now)
 
+    @handles(GetSchedulerStatus)
     def on_status(self, msg: GetSchedulerStatus, now: float) -> SchedulerStatus:
         upcoming = tuple((i, round(t - now, 3)) for i, t in self.queue.upcoming(msg.limit))
         return SchedulerStatus(len(self.queue), self.running, upcoming)
 
     def _pump(self, now: float) -> None:
         """Start every ready entry that fits, then arm the wake-up for the next one."""
-        config = self.runtime.config
+        config, observer = self.services.config, self.services.observer
         free = config.max_running_syncs - self.running
         for identifier in self.queue.pop_ready(now, limit=max(free, 0)):
             self.running += 1
-            self.runtime.observer.sync_attempt(identifier)
-            self.runtime.spawn_fetch(self.name, SyncIdentifier(identifier))
-        self.runtime.observer.queue_size(len(self.queue))
+            observer.sync_attempt(identifier)
+            self.effects.spawn_fetch(SyncIdentifier(identifier))
+        observer.queue_size(len(self.queue))
         wake = self.queue.next_wakeup() if config.precise_wakeups else None
         if wake is None or self.running >= config.max_running_syncs:
-            self.disarm("wake")  # a SyncFinished will pump again
+            self.effects.disarm("wake")  # a SyncFinished will pump again
         else:
-            self.arm("wake", max(wake, now), WakeUp(), now)
+            self.effects.arm("wake", max(wake, now), WakeUp())

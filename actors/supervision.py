@@ -1,4 +1,5 @@
-"""Restart policy: doubling backoff per child, and poison detection per message (pure)."""
+"""Restart policy: which children restart, doubling backoff per child, and poison detection per
+message (pure)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,21 @@ from typing import Any
 
 from messages import to_json
 
-__all__ = ["RestartDecision", "RestartPolicy"]
+from .names import RELEASER, SCHEDULER, parse_throttle_name, recipient_key
+
+__all__ = ["RestartDecision", "RestartPolicy", "rebuilds_queues", "restartable"]
+
+
+def restartable(child: str) -> bool:
+    """The long-lived children are restarted; FetchActors are not: their work reports its own
+    end and the sync queue retries it."""
+    return child in (SCHEDULER, RELEASER) or parse_throttle_name(child) is not None
+
+
+def rebuilds_queues(child: str) -> bool:
+    """A restarted Scheduler or DomainThrottle starts empty: every identifier with held events
+    must be queued again from the purgatory store, the source of truth."""
+    return child == SCHEDULER or parse_throttle_name(child) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +50,10 @@ class RestartPolicy:
         delay = min(self.minimum * 2 ** (count - 1), self.maximum)
         if message is None:
             return RestartDecision(delay, redeliver=False)
-        key = f"{_kind(child)}:{json.dumps(to_json(message), sort_keys=True)}"
+        key = f"{recipient_key(child)}:{json.dumps(to_json(message), sort_keys=True)}"
         kills = self._kills.pop(key, 0) + 1
         self._kills[key] = kills
         while len(self._kills) > self.memory:
             self._kills.popitem(last=False)
         return RestartDecision(delay, redeliver=kills < 2)
 
-
-def _kind(child: str) -> str:
-    return child.split("-")[0]

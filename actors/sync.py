@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .context import SyncContext
+from .context import FetchFailed, SyncContext
 from .urls import candidate_urls, extract_domain
 
 logger = logging.getLogger(__name__)
@@ -52,11 +52,7 @@ def _urls(ctx: SyncContext, identifier: str) -> list[str] | None:
     if not ctx.collect_needed_oids(identifier):
         logger.debug("%s: no OIDs needed", identifier)
         return None
-    try:
-        data = ctx.fetch_repository_data(identifier)
-    except Exception:
-        logger.warning("%s: cannot read repository data", identifier, exc_info=True)
-        return None
+    data = ctx.fetch_repository_data(identifier)
     return candidate_urls(data.clone_urls(), ctx.our_domain())
 
 
@@ -97,18 +93,16 @@ def sync_identifier_from_url(
 ) -> int | None:
     """Fetch every needed OID of ``identifier`` from ``url`` in one request (S5.2).
 
-    Returns how many OIDs arrived (0 on any failure, which is logged, never raised), or None
-    when the domain had no capacity left at the moment of starting (S6.4) and nothing was
-    attempted. After a fetch that brought anything, releases what is now satisfiable (S5.4).
+    Returns how many OIDs arrived (0 when the fetch failed: a :class:`FetchFailed` is logged,
+    never raised), or None when the domain had no capacity left at the moment of starting
+    (S6.4) and nothing was attempted. After a fetch that brought anything, releases what is now
+    satisfiable (S5.4). Any other exception is a bug and propagates, after the request's slot
+    was given back.
     """
     domain = extract_domain(url)
     if domain is None:
         return 0
-    try:
-        target = ctx.find_target_repo(ctx.fetch_repository_data(identifier))
-    except Exception:
-        logger.warning("%s: cannot read repository data", identifier, exc_info=True)
-        return 0
+    target = ctx.find_target_repo(ctx.fetch_repository_data(identifier))
     if target is None:
         logger.debug("%s: no target repository on disk", identifier)
         return 0
@@ -120,8 +114,8 @@ def sync_identifier_from_url(
         return None
     try:
         fetched = ctx.fetch_oids(target, url, needed)
-    except Exception as exc:
-        logger.warning("%s: %s", identifier, exc)  # the error names the URL and the reason
+    except FetchFailed as exc:
+        logger.warning("%s: %s", identifier, exc)  # the failure names the URL and the reason
         fetched = []
     finally:
         throttle.complete_request(domain)
@@ -129,15 +123,8 @@ def sync_identifier_from_url(
         logger.debug("%s: %s had none of the %d needed OIDs", identifier, url, len(needed))
         return 0
     logger.debug("%s: fetched %d OIDs from %s", identifier, len(fetched), url)
-    _process(ctx, identifier)
+    ctx.process_satisfiable_events(identifier)
     return len(fetched)
-
-
-def _process(ctx: SyncContext, identifier: str) -> None:
-    try:
-        ctx.process_satisfiable_events(identifier)
-    except Exception:
-        logger.warning("%s: releasing events failed", identifier, exc_info=True)
 
 
 def sync_identifier(ctx: SyncContext, identifier: str, throttle: Throttle) -> bool:
@@ -148,7 +135,7 @@ def sync_identifier(ctx: SyncContext, identifier: str, throttle: Throttle) -> bo
     releasing after each fetch. When only throttled domains remain, the identifier is queued
     on each of them with the URLs of that domain already tried, and False is returned.
     """
-    _process(ctx, identifier)
+    ctx.process_satisfiable_events(identifier)
     tried: set[str] = set()
     deferred: set[str] = set()
     while (url := sync_identifier_next_url(ctx, identifier, None, tried | deferred, throttle)):
@@ -159,7 +146,7 @@ def sync_identifier(ctx: SyncContext, identifier: str, throttle: Throttle) -> bo
         if not ctx.has_pending_events(identifier):
             return True
         if not ctx.collect_needed_oids(identifier):
-            _process(ctx, identifier)
+            ctx.process_satisfiable_events(identifier)
             return True
     if not ctx.has_pending_events(identifier) or not ctx.collect_needed_oids(identifier):
         return True

@@ -6,6 +6,8 @@
     system.status()                               # queue and per-domain figures
     system.stop()                                 # reverse order; nothing left registered
 
+The wiring is explicit and done once, here: frozen :class:`~actors.services.Services`, one
+:class:`~actors.directory.Directory` with a factory per name, every actor bound to its name.
 Start order is Supervisor → Releaser → Scheduler, each pinged so a broken start fails here;
 DomainThrottles start lazily. Stop runs in reverse: Scheduler, DomainThrottles, FetchActors
 (running fetches get ``stop_timeout`` seconds, then are cancelled), Releaser, Supervisor.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import pykka
 
@@ -25,23 +26,23 @@ from messages.scheduler import EnqueueSync, GetSchedulerStatus, SchedulerStatus
 from messages.supervisor import Shutdown
 from messages.throttle import GetThrottleStatus, ThrottleStatus
 
-from .base import Runtime
 from .clock import Clock, GeventClock
 from .config import SyncConfig
 from .context import SyncContext
-from .domain import ThrottleRouter
-from .fetch import spawn_fetch, stop_fetch_actors
+from .directory import Directory, LiveEffects
+from .domain import DomainThrottle
+from .fetch import FetchActor
+from .names import RELEASER, SCHEDULER, SUPERVISOR, parse_throttle_name, throttle_name
 from .observer import SyncObserver
 from .releaser import Releaser
 from .scheduler import Scheduler
+from .services import Services
 from .supervisor import Supervisor
-from .tracing import Tracer
+from .trace.recorder import NullTracer, Tracer
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SyncStatus", "SyncSystem", "start"]
-
-EXTERNAL = "relay"  # the sender name of messages from outside the actor system
 
 
 @dataclass(frozen=True)
@@ -61,53 +62,71 @@ def start(
     tracer: Tracer | None = None,
     observer: SyncObserver | None = None,
 ) -> SyncSystem:
-    """Start the actors in order and return the handle the relay embeds."""
-    runtime = Runtime(ctx, config or SyncConfig(), clock or GeventClock(), tracer, observer)
-    runtime.spawn_fetch = lambda sender, msg: spawn_fetch(runtime, sender, msg)
-    runtime.throttles = ThrottleRouter(runtime)
-    system = SyncSystem(runtime)
+    """Wire and start the actors in order; return the handle the relay embeds."""
+    services = Services(
+        ctx, config or SyncConfig(), clock or GeventClock(), tracer or NullTracer(),
+        observer or SyncObserver(),
+    )
+    directory = wire(services)
+    system = SyncSystem(services, directory)
     try:
-        for name, actor_class in (
-            ("Supervisor", Supervisor),
-            ("Releaser", Releaser),
-            ("Scheduler", Scheduler),
-        ):
-            system._start_child(name, actor_class)
+        for name in (SUPERVISOR, RELEASER, SCHEDULER):
+            system.start_child(name)
     except Exception:
         system.stop()
         raise
     return system
 
 
+def wire(services: Services) -> Directory:
+    """A Directory that knows how to start every actor of the system (none started yet)."""
+    directory = Directory(services)
+    bind = directory.bind
+    directory.define(SUPERVISOR, lambda: Supervisor.start(services, bind))
+    directory.define(RELEASER, lambda: Releaser.start(services, bind))
+    directory.define(SCHEDULER, lambda: Scheduler.start(services, bind))
+
+    def throttle(name: str) -> pykka.ActorRef:
+        domain = parse_throttle_name(name)
+        assert domain is not None
+        return DomainThrottle.start(services, bind, domain)
+
+    directory.define_family(parse_throttle_name, throttle)
+    directory.define_fetch(lambda name: FetchActor.start(services, bind, name))
+    return directory
+
+
 class SyncSystem:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    """The running system, as the relay sees it: a few verbs, status, and an ordered stop."""
+
+    def __init__(self, services: Services, directory: Directory) -> None:
+        self.services = services
+        self.directory = directory
+        self.outside: LiveEffects = directory.external()
         self.stopped = False
 
-    def _start_child(self, name: str, actor_class: type) -> pykka.ActorRef:
-        def factory() -> pykka.ActorRef:
-            ref = actor_class.start(self.runtime, name)
-            self.runtime.register(name, ref)
-            return ref
+    @property
+    def config(self) -> SyncConfig:
+        return self.services.config
 
-        if name != "Supervisor":
-            self.runtime.factories[name] = factory
-        ref = factory()
-        self.runtime.ask(EXTERNAL, ref, Ping(), timeout=10)
+    def start_child(self, name: str) -> None:
+        ref = self.directory.start(name)
+        if ref is None:
+            raise RuntimeError(f"no factory for {name}")
+        self.outside.ask(name, Ping(), timeout=10)
         logger.debug("started %s", name)
-        return ref
 
     # -- the embedding API ---------------------------------------------------------------------
 
     def enqueue_sync(self, identifier: str, delay: float | None = None) -> None:
         """An event of ``identifier`` entered purgatory (S4.2: the default delay is the user one)."""
         if delay is None:
-            delay = self.runtime.config.default_delay
-        self.runtime.tell(EXTERNAL, "Scheduler", EnqueueSync(identifier, delay))
+            delay = self.config.default_delay
+        self.outside.tell(SCHEDULER, EnqueueSync(identifier, delay))
 
     def git_data_arrived(self, identifier: str) -> None:
         """A push landed: the Releaser releases what is now satisfiable (S10.6)."""
-        self.runtime.tell(EXTERNAL, "Releaser", GitDataArrived(identifier))
+        self.outside.tell(RELEASER, GitDataArrived(identifier))
 
     def release_now(self, identifier: str, timeout: float = 60.0) -> ProcessResult:
         """Ask the Releaser to release what is satisfiable now and wait for the result.
@@ -115,56 +134,71 @@ class SyncSystem:
         For the relay's write path when an event arrives whose objects are already on disk:
         the single writer still does the writing (S8.1), the caller just waits for it.
         """
-        return self.runtime.ask(EXTERNAL, "Releaser", ProcessSatisfiable(identifier), timeout=timeout)
+        result: ProcessResult = self.outside.ask(
+            RELEASER, ProcessSatisfiable(identifier), timeout=timeout
+        )
+        return result
 
     def enqueue_pending(self) -> None:
         """Queue every identifier with held events (start-up after a restore, S9.1)."""
-        self.runtime.tell(EXTERNAL, "Releaser", EnqueuePending())
+        self.outside.tell(RELEASER, EnqueuePending())
 
     def status(self, limit: int = 10, timeout: float = 5.0) -> SyncStatus:
-        runtime = self.runtime
-        scheduler = runtime.ask(EXTERNAL, "Scheduler", GetSchedulerStatus(limit), timeout=timeout)
+        scheduler = self.outside.ask(SCHEDULER, GetSchedulerStatus(limit), timeout=timeout)
         domains = []
-        for domain in sorted(runtime.throttles.domains()):
-            ref = runtime.throttles.ref(domain, create=False)
-            if ref is not None:
-                try:
-                    domains.append(runtime.ask(EXTERNAL, ref, GetThrottleStatus(), timeout=timeout))
-                except pykka.ActorDeadError:
-                    pass
+        for domain in sorted(self.directory.throttle_domains()):
+            try:
+                msg = GetThrottleStatus()
+                domains.append(
+                    self.outside.ask(throttle_name(domain), msg, start=False, timeout=timeout)
+                )
+            except pykka.ActorDeadError:
+                pass
         return SyncStatus(scheduler, tuple(domains))
+
+    def actor_names(self) -> list[str]:
+        return self.directory.names()
+
+    # -- stopping ---------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Stop everything in reverse start order; idempotent."""
         if self.stopped:
             return
         self.stopped = True
-        runtime = self.runtime
-        timeout = runtime.config.stop_timeout
-        self._stop_named("Supervisor", Shutdown())
-        self._stop_ref(runtime.refs.get("Scheduler"), timeout)
-        for domain in runtime.throttles.domains() if runtime.throttles else []:
-            self._stop_ref(runtime.refs.get(f"DomainThrottle[{domain}]"), timeout)
-        stop_fetch_actors(runtime, timeout)
-        for name in ("Releaser", "Supervisor"):
-            self._stop_ref(runtime.refs.get(name), timeout)
-        ours = {id(ref) for ref in runtime.refs.values()} | {id(r) for r in runtime.fetch_actors}
-        leftover = [ref for ref in pykka.ActorRegistry.get_all() if id(ref) in ours]
+        directory, timeout = self.directory, self.config.stop_timeout
+        self._tell_supervisor_to_stop_restarting()
+        directory.close()
+        self._stop(directory.lookup(SCHEDULER, start=False), timeout)
+        for domain in directory.throttle_domains():
+            self._stop(directory.lookup(throttle_name(domain), start=False), timeout)
+        self._stop_fetch_actors(timeout)
+        for name in (RELEASER, SUPERVISOR):
+            self._stop(directory.lookup(name, start=False), timeout)
+        leftover = [ref for ref in directory.refs() if ref.is_alive()]
         if leftover:
             logger.error("actors still running after stop: %s", leftover)
-        runtime.tracer.close()
+        self.services.tracer.close()
 
-    def _stop_named(self, name: str, msg: Any) -> None:
-        ref = self.runtime.refs.get(name)
-        if ref is not None and ref.is_alive():
-            try:
-                self.runtime.ask(EXTERNAL, ref, Ping(), timeout=self.runtime.config.stop_timeout)
-                self.runtime.tell(EXTERNAL, ref, msg)
-            except (pykka.ActorDeadError, pykka.Timeout):
-                pass
+    def _tell_supervisor_to_stop_restarting(self) -> None:
+        try:
+            self.outside.ask(SUPERVISOR, Ping(), start=False, timeout=self.config.stop_timeout)
+            self.outside.tell(SUPERVISOR, Shutdown())
+        except (pykka.ActorDeadError, pykka.Timeout):
+            pass
+
+    def _stop_fetch_actors(self, timeout: float) -> None:
+        """Give running fetches ``timeout`` seconds, cancel the rest, then stop every FetchActor
+        (each still reports, so no throttle slot or queue entry is left dangling)."""
+        work = self.directory.work
+        if not work.join(timeout=timeout):
+            logger.info("cancelling %d running fetches", len(work))
+            work.kill(block=True, timeout=timeout)
+        for ref in self.directory.fetch_actors():
+            self._stop(ref, timeout)
 
     @staticmethod
-    def _stop_ref(ref: pykka.ActorRef | None, timeout: float) -> None:
+    def _stop(ref: pykka.ActorRef | None, timeout: float) -> None:
         if ref is None:
             return
         try:

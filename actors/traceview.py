@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from actors.names import EXTERNAL, RELEASER, SCHEDULER, SUPERVISOR, SYSTEM, TIMER
 from actors.trace.format import TraceError, TraceLine, load_trace
 
 __all__ = ["Layout", "TraceError", "TraceLine", "incarnations", "layout", "load_trace", "main"]
@@ -39,7 +40,7 @@ __all__ = ["Layout", "TraceError", "TraceLine", "incarnations", "layout", "load_
 SHORT_LIVED = re.compile(r"FetchActor-\d+")
 THROTTLE = re.compile(r"DomainThrottle\[(.+)\]")
 #: Long-lived actors in this order when present; the rest follow in order of appearance.
-COLUMN_ORDER = ("relay", "system", "timer", "Supervisor", "Scheduler", "Releaser")
+COLUMN_ORDER = (EXTERNAL, SYSTEM, TIMER, SUPERVISOR, SCHEDULER, RELEASER)
 
 AXIS_W, COL_W, TOP, ROW_H = 96, 150, 16, 18
 LANE_W_MAX, LANE_W_MIN, LANES_BUDGET = 84, 44, 1500  # lanes shrink to fit the budget

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from actors.context import AnnouncementInfo, RepositoryData
+from actors.context import AnnouncementInfo, FetchFailed, RepositoryData
 from grasp.git import FetchError, FetchLimits, FetchPolicy, fetch_oids
 from grasp.purgatory import PurgatoryStore
 from grasp.release import ReleaseWorkflow
@@ -56,7 +56,11 @@ class RealSyncContext:
         return self.purgatory.needed_oids(identifier)
 
     def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> list[str]:
-        """Fetch with the URL policy and bounds (S3.4, S7); a refused URL is logged once."""
+        """Fetch with the URL policy and bounds (S3.4, S7); a refused URL is logged once.
+
+        The git layer's ``FetchError`` becomes the port's :class:`FetchFailed` (same reason):
+        the actors know failures only by the port's type.
+        """
         try:
             return fetch_oids(repo_path, url, oids, policy=self.policy, limits=self.limits)
         except FetchError as exc:
@@ -66,7 +70,7 @@ class RealSyncContext:
                     self._refused.add(url)
                 logger.log(logging.WARNING if first else logging.DEBUG,
                            "not fetching from %s: %s", url, exc)
-            raise
+            raise FetchFailed(exc.url, exc.reason, exc.detail) from exc
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:
         return self.workflow.process(identifier)

@@ -4,7 +4,7 @@
 ``from_json`` round-trip every message (the type name travels in ``"type"``).
 """
 
-from . import fetch, lifecycle, releaser, scheduler, supervisor, throttle
+from . import fetch, lifecycle, port, releaser, scheduler, supervisor, throttle
 from ._base import UnknownMessageError, from_json, registered, to_json
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "fetch",
     "from_json",
     "lifecycle",
+    "port",
     "registered",
     "releaser",
     "scheduler",

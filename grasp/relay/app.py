@@ -17,7 +17,7 @@ from actors import system as actor_system
 from actors.clock import Clock
 from actors.config import SyncConfig
 from actors.observer import SyncObserver
-from actors.tracing import JsonlTracer
+from actors.trace.recorder import JsonlTracer
 from grasp.config import Config
 from grasp.context import RealSyncContext
 from grasp.git import FetchLimits, FetchPolicy, remove_interrupted_work
@@ -102,7 +102,7 @@ class GraspRelay:
         self.relay.start()
         logger.info(
             "started: %d events stored, purgatory %s, actors %s, %d sync sources",
-            self.relay.store.count(), self.purgatory.counts(), ", ".join(self.system.runtime.refs),
+            self.relay.store.count(), self.purgatory.counts(), ", ".join(self.system.actor_names()),
             len(self.sync_sources),
         )
         self.sync_sources.start()
@@ -178,7 +178,7 @@ def open_grasp_relay(
         system = actor_system.start(ctx, sync_config(bound), clock, tracer=tracer,
                                     observer=observer or metrics)
         cleanup.append(system.stop)
-        logger.debug("start 3/4: actors started (%s)", ", ".join(system.runtime.refs))
+        logger.debug("start 3/4: actors started (%s)", ", ".join(system.actor_names()))
         write_policy = GraspWritePolicy(
             domain=bound.public_domain, index=index, store=store, purgatory=purgatory,
             sync=system, notify=hub.publish,

@@ -62,7 +62,7 @@ from _common import (  # noqa: E402
     BenchError, Key, RelayClient, announcement, percentile, print_table, publish,
     Span, relay_process, scrape_metrics, scratch_dir, span_recorder,
 )
-from actors.testing import max_in_window  # noqa: E402
+from actors.fakes import max_in_window  # noqa: E402
 from tests.support.gitrepo import RepoBuilder  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
 from tests.support.wait import wait_for  # noqa: E402

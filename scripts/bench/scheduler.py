@@ -24,11 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import pykka  # noqa: E402
 
 from actors import system as actor_system  # noqa: E402
-from actors.base import Envelope  # noqa: E402
+from actors.effects import Envelope  # noqa: E402
+from actors.names import SCHEDULER, throttle_name  # noqa: E402
 from actors.clock import FakeClock  # noqa: E402
 from actors.config import SyncConfig  # noqa: E402
 from actors.queue import SyncQueue  # noqa: E402
-from actors.testing import MockSyncContext  # noqa: E402
+from actors.fakes import MockSyncContext  # noqa: E402
 from messages.lifecycle import Ping  # noqa: E402
 from messages.scheduler import EnqueueSync  # noqa: E402
 from messages.throttle import RequestDone  # noqa: E402
@@ -97,11 +98,10 @@ def _throughput(send, barrier, messages: int) -> float:
 def tell_table(messages: int) -> None:
     ctx = MockSyncContext()
     system = actor_system.start(ctx, SyncConfig(), FakeClock(NOW))
-    runtime = system.runtime
-    throttle = runtime.throttles.ref("bench.example")
+    throttle = system.directory.lookup(throttle_name("bench.example"))
     bare = _Bare.start()
     try:
-        scheduler = runtime.refs["Scheduler"]
+        scheduler = system.directory.lookup(SCHEDULER)
 
         def ping(ref):
             return lambda: ref.ask(Envelope("bench", Ping(), ask=True))

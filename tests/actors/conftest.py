@@ -6,7 +6,7 @@ import pytest
 
 from actors.clock import FakeClock, GeventClock
 from actors.config import SyncConfig
-from actors.tracing import MemoryTracer
+from actors.trace.recorder import MemoryTracer
 from tests.support.actor_harness import Harness
 
 

@@ -2,7 +2,7 @@
 
 import gevent
 
-from actors.testing import MockSyncContext
+from actors.fakes import MockSyncContext
 from tests.support.wait import wait_for
 
 D = "git.example"
@@ -11,14 +11,14 @@ URL2 = f"https://{D}/two.git"
 
 
 def _enqueue(h, identifier, tried=()):
-    h.runtime.throttles.client("test").enqueue_identifier(D, identifier, tried)
+    h.client().enqueue_identifier(D, identifier, tried)
     h.settle()
 
 
 def test_try_start_is_atomic_under_concurrent_asks(start_system):
     """S6.4: twenty simultaneous TryStarts on a limit of 3 grant exactly 3."""
     h = start_system(MockSyncContext(), max_concurrent=3, max_per_minute=100)
-    client = h.runtime.throttles.client("test")
+    client = h.client()
     jobs = [gevent.spawn(client.start_request, D) for _ in range(20)]
     gevent.joinall(jobs, timeout=5, raise_error=True)
     assert sum(job.value for job in jobs) == 3
@@ -34,7 +34,7 @@ def test_a_trigger_starts_as_many_identifiers_as_capacity_allows(start_system, f
         ctx.with_needed_oids([f"o{i}"], identifier=f"id{i}")
     h = start_system(ctx, clock=fake_clock, max_concurrent=3, max_per_minute=100)
     for i in range(5):
-        h.runtime.throttles.client("test").enqueue_identifier(D, f"id{i}", ())
+        h.client().enqueue_identifier(D, f"id{i}", ())
     h.settle()
     assert ctx.max_in_flight[D] == 3
     assert len(ctx.fetch_log) == 5  # the last two started as the first three completed
@@ -101,7 +101,7 @@ def test_an_identifier_queued_on_a_domain_is_fetched_from_it_only_through_the_qu
     ctx = MockSyncContext(clock=fake_clock.now).with_urls([URL1]).with_fetch_delay(0.2)
     ctx.with_needed_oids(["x-oid"], identifier="x").url_provides(URL1, ["x-oid"])
     h = start_system(ctx, clock=fake_clock, max_concurrent=5, max_per_minute=100)
-    h.runtime.throttles.client("test").enqueue_identifier(D, "x", ())  # fetching for 0.2 s
+    h.client().enqueue_identifier(D, "x", ())  # fetching for 0.2 s
     wait_for(lambda: ctx.fetch_log, message="the queue's fetch of x")
     h.enqueue("x", 0.0)  # a main-path attempt while the domain has capacity to spare
     assert len(ctx.fetch_log) == 1 and ctx.released == {"x"}

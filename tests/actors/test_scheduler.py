@@ -2,7 +2,7 @@
 
 import time
 
-from actors.testing import MockSyncContext
+from actors.fakes import MockSyncContext
 from tests.support.wait import wait_for
 
 A = "https://a.example/r.git"

@@ -4,8 +4,10 @@ import logging
 
 from actors.observer import SyncObserver
 from actors.supervision import RestartPolicy
-from actors.testing import MockSyncContext
+from actors.fakes import MockSyncContext
+from actors.names import SCHEDULER, SUPERVISOR
 from messages.scheduler import EnqueueSync
+from messages.supervisor import ChildFailed
 from tests.support.wait import wait_for
 
 DOMAINS = ("left.example", "right.example")
@@ -87,11 +89,15 @@ def test_restarted_scheduler_rebuilds_its_queue_from_pending_identifiers(start_s
     held events is queued again (with the immediate delay) and syncs."""
     ctx = _burst_ctx(6)
     h = start_system(ctx)
-    scheduler = h.runtime.refs["Scheduler"]
+    scheduler = h.directory.lookup(SCHEDULER)
     scheduler.stop()  # lose the queue on purpose
-    h.runtime.child_failed("Scheduler", RuntimeError("test"), None)
-    wait_for(lambda: h.runtime.refs["Scheduler"] is not scheduler and
-             h.runtime.refs["Scheduler"].is_alive(), message="a new Scheduler")
+    h.outside(SCHEDULER).tell(SUPERVISOR, ChildFailed(SCHEDULER, repr(RuntimeError("test"))))
+
+    def replaced():
+        current = h.directory.lookup(SCHEDULER)
+        return current is not None and current is not scheduler
+
+    wait_for(replaced, message="a new Scheduler")
     wait_for(lambda: not ctx.pending_identifiers(), timeout=10, message="all released")
 
 
@@ -111,8 +117,41 @@ def test_restart_policy_doubles_backoff_and_flags_repeat_offenders():
 
 def test_unknown_messages_are_logged_not_fatal(start_system, caplog):
     h = start_system(MockSyncContext())
-    h.runtime.refs["Scheduler"].tell("not an envelope")
-    h.runtime.tell("test", "Scheduler", EnqueueSync)  # a class, not a message instance
+    h.directory.lookup(SCHEDULER).tell("not an envelope")
+    h.outside().tell(SCHEDULER, EnqueueSync)  # a class, not a message instance
     h.settle()
-    assert h.runtime.refs["Scheduler"].is_alive()
+    assert h.directory.lookup(SCHEDULER).is_alive()
     assert sum("unknown message" in r.getMessage() for r in caplog.records) == 2
+
+
+class FailingGrant(SyncObserver):
+    """A hook bug at the moment a DomainThrottle grants a TryStart (an ask)."""
+
+    def __init__(self):
+        self.armed = True
+
+    def throttle_changed(self, domain, in_flight, queued, window_used):
+        if self.armed and in_flight == 1:
+            self.armed = False
+            raise RuntimeError("injected: hook bug while granting")
+
+
+def test_an_ask_whose_handler_raises_restarts_the_actor_instead_of_leaking_its_slot(
+    start_system, fake_clock, caplog
+):
+    """The asker gets the exception (pykka), and the throttle dies as after a tell: its grant
+    never reached anyone, so a throttle that lived on would hold that slot forever (with one
+    slot per domain, the domain would never be fetched from again)."""
+    caplog.set_level(logging.INFO, logger="actors")
+    url = "https://one.example/r.git"
+    ctx = MockSyncContext(clock=fake_clock.now).with_urls([url])
+    ctx.with_needed_oids(["o1"], identifier="repo").url_provides(url, ["o1"])
+    h = start_system(ctx, clock=fake_clock, observer=FailingGrant(), max_concurrent=1)
+    h.enqueue("repo", 0.0)
+    assert ctx.fetch_log == []  # the grant was lost with the exception
+    assert any("died answering TryStart()" in r.getMessage() for r in caplog.records)
+    h.advance(0.05)  # the Supervisor's restart delay; the Releaser re-enqueues what is held
+    h.advance(0.5)  # the immediate delay of a re-enqueued identifier (S4.2)
+    assert ctx.released == {"repo"}
+    [domain] = h.status().domains
+    assert (domain.in_flight, domain.queued) == (0, 0)

@@ -5,7 +5,7 @@ test moves in small steps, waiting each time until the system is quiet, so the m
 per-domain counters (in-flight and start times) are exact and prove the limits were kept.
 """
 
-from actors.testing import MockSyncContext
+from actors.fakes import MockSyncContext
 
 DOMAINS = ("one.example", "two.example", "three.example")
 MAX_CONCURRENT, MAX_PER_WINDOW, WINDOW = 2, 4, 0.25

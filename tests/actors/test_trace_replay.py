@@ -1,62 +1,75 @@
 """Replay committed message traces (tests/traces/*.jsonl) into fresh actors (S13.3).
 
-For every Scheduler and DomainThrottle lifetime that ended normally, feeding the recorded
-inbox at the recorded times into a fresh actor under a FakeClock must produce exactly the
+For every lifetime of every actor — Scheduler, DomainThrottles, FetchActors, the Releaser and
+the Supervisor — that ended normally, feeding the recorded inputs (inbox at the recorded times,
+answers to asks, port answers) into a fresh actor under a FakeClock must produce exactly the
 recorded outbound messages. A lifetime that ended in a crash is not replayed: the fresh actor
 would finish the message the original died on.
 """
 
 import dataclasses
+from collections import Counter
 
 import pytest
 
-from actors.replay import lifetimes, replay
-from actors.tracing import read_trace
+from actors.names import RELEASER, SCHEDULER, SUPERVISOR, is_fetch_name, parse_throttle_name
+from actors.trace.format import load_trace
+from actors.trace.replay import lifetimes, replay, replay_all, replayable
 from tests.support.trace_scenarios import CONFIGS, TRACES
 
 
-def _cases():
-    for name in sorted(CONFIGS):
-        lines = read_trace(TRACES / f"{name}.jsonl")
-        actors = sorted(
-            {line["to"] for line in lines if line["msg"]["type"] == "ActorStarted"}
-            - {"Supervisor", "Releaser"}
+def _kind(actor):
+    if is_fetch_name(actor):
+        return "FetchActor"
+    return "DomainThrottle" if parse_throttle_name(actor) else actor
+
+
+@pytest.mark.parametrize("trace", sorted(CONFIGS))
+def test_replay_reproduces_every_actors_recorded_decisions(trace):
+    lines = load_trace(TRACES / f"{trace}.jsonl")
+    results = replay_all(lines, CONFIGS[trace])
+    kinds = Counter(_kind(r.actor) for r in results)
+    assert {SCHEDULER, RELEASER, SUPERVISOR, "DomainThrottle", "FetchActor"} <= set(kinds), kinds
+    for result in results:
+        assert result.matches, (
+            f"{result.actor} diverged from the trace ({result.divergence}):\n"
+            f"expected {result.expected}\nactual   {result.actual}"
         )
-        for actor in actors:
-            if actor.startswith("FetchActor-"):
-                continue
-            last = len(lifetimes(lines, actor)) - 1
-            yield pytest.param(name, actor, last, id=f"{name}:{actor}:{last}")
+    silent = [r.actor for r in results if not r.expected]
+    assert silent == [], f"nothing was checked for {silent}"
 
 
-@pytest.mark.parametrize(("trace", "actor", "lifetime"), list(_cases()))
-def test_replay_reproduces_the_recorded_decisions(trace, actor, lifetime):
-    lines = read_trace(TRACES / f"{trace}.jsonl")
-    result = replay(lines, actor, CONFIGS[trace], lifetime)
-    assert result.delivered > 0
-    assert result.expected, "the actor sent nothing in the trace: nothing was checked"
-    assert result.matches, (
-        f"{actor} diverged from the trace:\nexpected {result.expected}\nactual   {result.actual}"
-    )
+def test_replay_notices_a_changed_world():
+    """The port answers are inputs too: a FetchActor told that its fetch brought nothing does
+    not ask the Releaser to release, and the comparison says so."""
+    lines = load_trace(TRACES / "partial_oids.jsonl")
+    first = next(line for line in lines if line.type == "PortAnswer"
+                 and line.msg["method"] == "fetch_oids" and line.msg["value"])
+    changed = [dataclasses.replace(line, msg={**line.msg, "value": []}) if line is first else line
+               for line in lines]
+    number = [a for a, _ in replayable(lines) if a == first.sender]
+    assert number == [first.sender]
+    assert replay(lines, first.sender, CONFIGS["partial_oids"]).matches
+    assert not replay(changed, first.sender, CONFIGS["partial_oids"]).matches
 
 
 def test_the_committed_traces_cover_throttling_aggregation_and_a_restart():
-    burst = read_trace(TRACES / "burst.jsonl")
-    throttles = {l["to"] for l in burst if l["to"].startswith("DomainThrottle[")}
+    burst = load_trace(TRACES / "burst.jsonl")
+    throttles = {l.receiver for l in burst if l.receiver.startswith("DomainThrottle[")}
     assert len(throttles) == 3
-    assert any(l["msg"]["type"] == "FetchFromDomain" for l in burst), "no throttle-path fetch"
-    assert any(l["msg"]["type"] == "WindowFreed" for l in burst), "no rate-window wake-up"
-    partial = read_trace(TRACES / "partial_oids.jsonl")
-    assert sum(l["msg"]["type"] == "RequestDone" for l in partial) == 2
-    crash = read_trace(TRACES / "crash_restart.jsonl")
+    assert any(l.type == "FetchFromDomain" for l in burst), "no throttle-path fetch"
+    assert any(l.type == "WindowFreed" for l in burst), "no rate-window wake-up"
+    partial = load_trace(TRACES / "partial_oids.jsonl")
+    assert sum(l.type == "RequestDone" for l in partial) == 2
+    crash = load_trace(TRACES / "crash_restart.jsonl")
     assert len(lifetimes(crash, "Scheduler")) == 2
-    assert any(l["msg"]["type"] == "ChildFailed" for l in crash)
-    assert any(l["msg"]["type"] == "EnqueuePending" for l in crash)
+    assert any(l.type == "ChildFailed" for l in crash)
+    assert any(l.type == "EnqueuePending" for l in crash)
 
 
 def test_replay_notices_a_changed_policy():
     """The comparison can fail: the burst throttles replayed with other limits diverge."""
-    lines = read_trace(TRACES / "burst.jsonl")
+    lines = load_trace(TRACES / "burst.jsonl")
     config = dataclasses.replace(CONFIGS["burst"], max_concurrent=5, max_per_minute=30)
     results = [
         replay(lines, actor, config, 0)
@@ -72,5 +85,5 @@ def test_a_fresh_recording_replays_too(scenario, tmp_path):
 
     path = tmp_path / f"{scenario}.jsonl"
     SCENARIOS[scenario](path)
-    lines = read_trace(path)
+    lines = load_trace(path)
     assert replay(lines, "Scheduler", CONFIGS[scenario], len(lifetimes(lines, "Scheduler")) - 1).matches

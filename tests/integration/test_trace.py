@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from actors.replay import replay
-from actors.tracing import read_trace
+from actors.trace.replay import replay
+from actors.trace.format import load_trace
 from tests.integration.backoff_trace import (
     BACKOFF_TRACE,
     THROTTLE,
@@ -20,14 +20,14 @@ from tests.integration.backoff_trace import (
 )
 
 
-def test_committed_e2e_trace_replays_scheduler_and_domain_throttle():
+def test_committed_e2e_trace_replays_every_actor():
     lines = assert_backoff_trace_replays(BACKOFF_TRACE)
-    kinds = {line["msg"]["type"] for line in lines if line["to"] == THROTTLE}
+    kinds = {line.type for line in lines if line.receiver == THROTTLE}
     assert {"TryStart", "RequestDone"} <= kinds  # the throttle really took part in each fetch
 
 
 def test_replaying_with_another_backoff_diverges():
     """The comparison can fail: the unscaled 20 s backoff would not retry when the relay did."""
-    lines = read_trace(BACKOFF_TRACE)
+    lines = load_trace(BACKOFF_TRACE)
     unscaled = dataclasses.replace(backoff_config(), backoff_scale=1.0)
     assert not replay(lines, "Scheduler", unscaled).matches

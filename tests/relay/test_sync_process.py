@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from actors.tracing import read_trace
+from actors.trace.format import load_trace
 from grasp.nostr.bech32 import npub_encode
 from tests.support.gitrepo import RepoBuilder, for_each_ref
 from tests.support.nip34 import Key
@@ -52,17 +52,17 @@ def test_sync_source_events_arrive_within_a_second_and_take_the_synced_path(tmp_
         served_on_a = time.monotonic()
 
         def enqueued():
-            lines = read_trace(trace) if trace.exists() else []
-            return [l for l in lines if l["msg"]["type"] == "EnqueueSync" and l["msg"]["identifier"] == D]
+            lines = load_trace(trace) if trace.exists() else []
+            return [l for l in lines if l.type == "EnqueueSync" and l.msg["identifier"] == D]
 
         first = wait_for(enqueued, timeout=5, message=lambda: f"B holding the state; log:\n{b.log}")[0]
         assert time.monotonic() - served_on_a < 1.0 + 0.5  # arrival within a second (+ polling)
-        assert first["from"] == "relay" and first["msg"]["delay"] == 0.5  # S4.2: synced delay
+        assert first.sender == "relay" and first.msg["delay"] == 0.5  # S4.2: synced delay
         to_b = RelayClient(b.ws_url)
         wait_for(lambda: to_b.req("b", {"ids": [state.id]}), timeout=10, message="B serves the state")
-        lines = read_trace(trace)
-        attempt = next(l for l in lines if l["msg"]["type"] == "SyncIdentifier" and l["msg"]["identifier"] == D)
-        assert 0.5 <= attempt["t"] - first["t"] < 0.6  # the first fetch attempt 0.5 s later
+        lines = load_trace(trace)
+        attempt = next(l for l in lines if l.type == "SyncIdentifier" and l.msg["identifier"] == D)
+        assert 0.5 <= attempt.t - first.t < 0.6  # the first fetch attempt 0.5 s later
         repo = b.data_dir / "repos" / npub / f"{D}.git"
         assert for_each_ref(repo) == {"refs/heads/main": tip}
         with urllib.request.urlopen(f"{b.http_url}/status.json", timeout=5) as response:

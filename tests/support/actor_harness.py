@@ -8,7 +8,8 @@ import gevent
 import pykka
 
 from actors import system as actor_system
-from actors.base import Envelope
+from actors.domain import ThrottleClient
+from actors.effects import Envelope
 from messages.lifecycle import Ping
 
 
@@ -19,20 +20,30 @@ class Harness:
         self.ctx, self.config, self.clock = ctx, config, clock
         self.tracer = tracer
         self.system = actor_system.start(ctx, config, clock, tracer=tracer, observer=observer)
-        self.runtime = self.system.runtime
+        self.directory = self.system.directory
+
+    def outside(self, sender: str = "test"):
+        """Effects for the test as a sender outside the system (tell/ask by name)."""
+        return self.directory.external(sender)
+
+    def client(self, identifier: str | None = None) -> ThrottleClient:
+        """The throttle client a FetchActor uses, speaking for the test."""
+        return ThrottleClient(self.outside(), identifier)
 
     def settle(self, timeout: float = 5.0) -> None:
         """Return once no FetchActor runs and every inbox has been drained twice in a row.
 
-        Each Ping is a barrier for one inbox (FIFO); fetch work shows in ``runtime.work``.
+        Each Ping is a barrier for one inbox (FIFO); fetch work shows in ``directory.work``.
         """
         deadline = time.monotonic() + timeout
         quiet_rounds = 0
         while quiet_rounds < 2:
             if time.monotonic() > deadline:
-                raise AssertionError(f"system not quiet after {timeout} s: {self.runtime.fetch_actors}")
-            busy = bool(self.runtime.fetch_actors) or len(self.runtime.work) > 0
-            for ref in list(self.runtime.refs.values()):
+                raise AssertionError(
+                    f"system not quiet after {timeout} s: {self.directory.fetch_actors()}"
+                )
+            busy = bool(self.directory.fetch_actors()) or len(self.directory.work) > 0
+            for ref in self.directory.refs():
                 try:
                     ref.ask(_ping(), timeout=timeout)
                 except pykka.ActorDeadError:

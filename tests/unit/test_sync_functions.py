@@ -6,7 +6,7 @@ from actors.sync import (
     sync_identifier_from_url,
     sync_identifier_next_url,
 )
-from actors.testing import MockSyncContext
+from actors.fakes import MockSyncContext
 from actors.throttle import ThrottleManager
 
 ID = "test-repo"

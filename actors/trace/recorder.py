@@ -1,21 +1,23 @@
-"""Message traces: one JSON line per delivered actor message (S13.3).
+"""Recording message traces (S13.3): one line per delivered message and per port answer.
 
-A line is ``{"seq", "t", "from", "to", "msg": {"type", ...fields}}``. It is written when the
-receiving actor takes the message out of its inbox, and ``t`` is the very ``now`` the actor then
-decides with, so replaying a trace under a :class:`~actors.clock.FakeClock` reproduces the
-decisions exactly. Answers to asks appear as ``Reply`` lines from the asked actor.
+A line is written when the receiving actor takes a message out of its inbox, with the very
+``now`` the actor then decides with; an answer to an ask is a ``Reply`` line from the asked
+actor; what the ``SyncContext`` port returned to an actor is a ``PortAnswer`` line from that
+actor to :data:`~actors.names.PORT`. Together these are every input an actor had, which is
+what lets :mod:`actors.trace.replay` feed any actor its trace again.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from messages import to_json
 
-__all__ = ["JsonlTracer", "MemoryTracer", "NullTracer", "Tracer", "read_trace"]
+from .format import TraceLine, encode_line
+
+__all__ = ["JsonlTracer", "MemoryTracer", "NullTracer", "Tracer"]
 
 
 class Tracer(Protocol):
@@ -27,6 +29,8 @@ class Tracer(Protocol):
 
 
 class NullTracer:
+    """Records nothing (the default): callers check ``enabled`` before building a line."""
+
     enabled = False
 
     def record(self, t: float, sender: str, receiver: str, msg: Any) -> None:
@@ -37,17 +41,18 @@ class NullTracer:
 
 
 class MemoryTracer:
-    """Keeps the lines as dicts (tests)."""
+    """Keeps the lines in memory as :class:`~actors.trace.format.TraceLine` (tests)."""
 
     enabled = True
 
     def __init__(self) -> None:
-        self.lines: list[dict[str, Any]] = []
+        self.lines: list[TraceLine] = []
         self._lock = threading.Lock()
 
     def record(self, t: float, sender: str, receiver: str, msg: Any) -> None:
         with self._lock:
-            self.lines.append(_line(len(self.lines) + 1, t, sender, receiver, msg))
+            seq = len(self.lines) + 1
+            self.lines.append(TraceLine(seq, round(t, 6), sender, receiver, to_json(msg)))
 
     def close(self) -> None:
         pass
@@ -66,20 +71,9 @@ class JsonlTracer:
     def record(self, t: float, sender: str, receiver: str, msg: Any) -> None:
         with self._lock:
             self._seq += 1
-            line = json.dumps(_line(self._seq, t, sender, receiver, msg), separators=(",", ":"))
-            self._file.write(line + "\n")
+            self._file.write(encode_line(self._seq, t, sender, receiver, to_json(msg)) + "\n")
             self._file.flush()
 
     def close(self) -> None:
         with self._lock:
             self._file.close()
-
-
-def _line(seq: int, t: float, sender: str, receiver: str, msg: Any) -> dict[str, Any]:
-    return {"seq": seq, "t": round(t, 6), "from": sender, "to": receiver, "msg": to_json(msg)}
-
-
-def read_trace(path: Path | str) -> list[dict[str, Any]]:
-    """Load a JSONL trace, skipping blank lines."""
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]

@@ -1,8 +1,13 @@
-"""The seed's MockSyncContext: a :class:`SyncContext` without I/O, for tests and benchmarks.
+"""Fakes of the port, for tests and benchmarks: the seed's MockSyncContext, without I/O.
+
+Shipped in the package so that tests, benchmarks and trace scenarios share one fake, and named
+for what it is: nothing in the relay uses it. It keeps the contract of the real port
+(``tests/actors/test_port_contract.py`` runs the same promises against both).
 
 It follows the seed's builder (``with_urls``, ``with_needed_oids``, ``url_provides``) and the
 original's mock semantics: ``fetch_oids`` logs the URL, fails for URLs set to fail, and
-otherwise returns (and stops needing) the requested OIDs the URL provides. Beyond the seed it
+otherwise returns (and stops needing) the requested OIDs the URL provides. A failing URL
+raises :class:`~actors.context.FetchFailed`, as the real port does. Beyond the seed it
 keeps several identifiers apart, can make fetches take time like a network call (a gevent
 sleep), and counts per-domain in-flight requests and start times, so actor-level tests can
 prove from the outside that no limit was ever exceeded.
@@ -16,18 +21,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .context import AnnouncementInfo, ProcessResult, RepositoryData
+from .context import AnnouncementInfo, FetchFailed, ProcessResult, RepositoryData
 from .urls import extract_domain
 
-__all__ = ["MockFetchError", "MockSyncContext", "max_in_window"]
+__all__ = ["MockSyncContext", "max_in_window"]
 
 DEFAULT_IDENTIFIER = "test-repo"
-
-
-class MockFetchError(Exception):
-    """What a URL configured to fail raises; ``reason`` mirrors grasp's FetchError."""
-
-    reason = "refused"
 
 
 class MockSyncContext:
@@ -115,7 +114,7 @@ class MockSyncContext:
 
                 gevent.sleep(self._fetch_delay)
             if url in self.failing_urls:
-                raise MockFetchError(f"fetch from {url} failed (refused): configured to fail")
+                raise FetchFailed(url, "refused", "configured to fail")
             provided = [oid for oid in oids if oid in self.url_provides_oids.get(url, ())]
             for needed in self.needed_oids.values():
                 needed.difference_update(provided)

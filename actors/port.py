@@ -1,0 +1,125 @@
+"""The port as one actor sees it: every answer recorded, releases routed to the Releaser.
+
+:class:`TracedPort` wraps the system's :class:`~actors.context.SyncContext` for one actor and
+records what each call returned as a ``PortAnswer`` trace line (when tracing is on), so a trace
+holds every input an actor had and :mod:`actors.trace.replay` can replay FetchActors and the
+Releaser too, not just the actors that decide from their inbox alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from messages.port import PortAnswer
+from messages.releaser import ProcessResult, ProcessSatisfiable
+
+from .context import FetchFailed, RepositoryData
+from .effects import Effects
+from .names import PORT, RELEASER
+from .services import Services
+from .urls import extract_domain
+
+__all__ = ["FetcherView", "TracedPort"]
+
+T = TypeVar("T")
+
+
+class TracedPort:
+    """A :class:`~actors.context.SyncContext` that records its answers for one actor."""
+
+    def __init__(self, services: Services, actor: str) -> None:
+        self._ctx = services.ctx
+        self._services = services
+        self.actor = actor
+
+    def _record(self, method: str, value: Any = None, **failure: Any) -> None:
+        tracer = self._services.tracer
+        if tracer.enabled:
+            answer = PortAnswer(method, value, **failure)
+            tracer.record(self._services.clock.now(), self.actor, PORT, answer)
+
+    def _call(self, method: str, call: Callable[[], T], encode: Callable[[T], Any]) -> T:
+        try:
+            value = call()
+        except FetchFailed as exc:
+            self._record(method, failure=exc.reason, url=exc.url, detail=exc.detail)
+            raise
+        except Exception as exc:
+            self._record(method, error=repr(exc))
+            raise
+        self._record(method, encode(value))
+        return value
+
+    def fetch_repository_data(self, identifier: str) -> RepositoryData:
+        ctx = self._ctx
+        return self._call("fetch_repository_data",
+                          lambda: ctx.fetch_repository_data(identifier), _same)
+
+    def collect_needed_oids(self, identifier: str) -> set[str]:
+        ctx = self._ctx
+        return self._call("collect_needed_oids", lambda: ctx.collect_needed_oids(identifier), sorted)
+
+    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> list[str]:
+        ctx = self._ctx
+        return self._call("fetch_oids", lambda: ctx.fetch_oids(repo_path, url, oids), list)
+
+    def process_satisfiable_events(self, identifier: str) -> ProcessResult:
+        ctx = self._ctx
+        return self._call("process_satisfiable_events",
+                          lambda: ctx.process_satisfiable_events(identifier), _same)
+
+    def has_pending_events(self, identifier: str) -> bool:
+        ctx = self._ctx
+        return self._call("has_pending_events", lambda: ctx.has_pending_events(identifier), bool)
+
+    def find_target_repo(self, data: RepositoryData) -> Path | None:
+        ctx = self._ctx
+        return self._call("find_target_repo", lambda: ctx.find_target_repo(data), _path_text)
+
+    def our_domain(self) -> str | None:
+        return self._call("our_domain", self._ctx.our_domain, _same)
+
+    def pending_identifiers(self) -> list[str]:
+        return self._call("pending_identifiers", self._ctx.pending_identifiers, list)
+
+
+class FetcherView(TracedPort):
+    """The port as a FetchActor sees it: releases are asks to the Releaser (S8.1: the single
+    writer), and every fetch is reported to the observer with its duration and outcome."""
+
+    def __init__(self, services: Services, effects: Effects) -> None:
+        super().__init__(services, effects.name)
+        self._effects = effects
+
+    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> list[str]:
+        started = time.monotonic()
+        reason: str | None = None
+        fetched: list[str] = []
+        try:
+            fetched = super().fetch_oids(repo_path, url, oids)
+            return fetched
+        except FetchFailed as exc:
+            reason = exc.reason
+            raise
+        except Exception as exc:
+            reason = type(exc).__name__
+            raise
+        finally:
+            self._services.observer.fetch_done(
+                extract_domain(url) or "", time.monotonic() - started, len(fetched), reason
+            )
+
+    def process_satisfiable_events(self, identifier: str) -> ProcessResult:
+        result: ProcessResult = self._effects.ask(RELEASER, ProcessSatisfiable(identifier))
+        return result
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _path_text(value: Path | None) -> str | None:
+    return None if value is None else str(value)
