@@ -13,7 +13,14 @@ from actors.trace.format import load_trace
 from actors.trace.view.__main__ import main
 from actors.trace.view.svg import PALETTE
 from tests.trace.svgread import (
-    ROOT, TRACES, arrows, check_diagram, groups, legend_colours, render, svg,
+    ROOT,
+    TRACES,
+    arrows,
+    check_diagram,
+    groups,
+    legend_colours,
+    render,
+    svg,
 )
 
 
@@ -101,7 +108,8 @@ def test_hostile_text_stays_text(tmp_path):
 
 
 def test_window_of_a_long_trace(tmp_path):
-    page = render(tmp_path, TRACES / "partial_oids.jsonl", "--from-seq", "10", "--max-messages", "5")
+    page = render(tmp_path, TRACES / "partial_oids.jsonl", "--from-seq", "10",
+                  "--max-messages", "5")
     seqs = [int(a["seq"]) for a in arrows(svg(page, "diagram"))]
     assert seqs == [10, 11, 12, 13, 14]
     assert "9 earlier messages not shown" in page and "23 later messages not shown" in page

@@ -14,7 +14,14 @@ import pytest
 from actors.trace.format import load_trace
 from actors.trace.view.layout import BREAK_H, ROW_H, STEP_PX, layout
 from tests.trace.svgread import (
-    TRACES, arrows, check_diagram, folds, groups, render, svg, write_trace,
+    TRACES,
+    arrows,
+    check_diagram,
+    folds,
+    groups,
+    render,
+    svg,
+    write_trace,
 )
 
 TICK = {"type": "Tick"}

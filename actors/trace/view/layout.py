@@ -12,12 +12,13 @@ whom what, and when, is fast. The layout decisions, and why:
   concurrency): a lane holds FetchActor-3 and later FetchActor-17, never two at once. Width
   grows with the peak concurrency, not with the trace length.
 - **One screen wide.** The whole diagram of a typical trace fits a 1400 px wide window with its
-  vertical scrollbar (:data:`FIT_W`, 1384 px), so no arrow ends off-screen. When the preferred widths (150 px columns, 40 px lanes) do not fit,
-  lanes narrow first (to 24 px: a bar and its vertical number still read), then columns (to
-  104 px: a head's ``[alpha.example]`` still fits), then lanes again (to 12 px). Only a trace
-  beyond those minimums (nine columns and ~29 concurrent FetchActors) is wider. Narrowing was
-  chosen over interleaving lanes between columns: the lanes already sit next to the throttles,
-  the actors FetchActors talk to most, and one block of lanes keeps one lane header.
+  vertical scrollbar (:data:`FIT_W`, 1384 px), so no arrow ends off-screen. When the preferred
+  widths (150 px columns, 40 px lanes) do not fit, lanes narrow first (to 24 px: a bar and its
+  vertical number still read), then columns (to 104 px: a head's ``[alpha.example]`` still
+  fits), then lanes again (to 12 px). Only a trace beyond those minimums (with nine columns,
+  28 concurrent FetchActors) is wider. Narrowing was chosen over interleaving lanes between
+  columns: the lanes already sit next to the throttles, the actors FetchActors talk to most,
+  and one block of lanes keeps one lane header.
 - **Rows and time.** Each drawn message is one row (many messages share an instant); time
   adds space between rows in proportion to how much passed. The scale makes the
   90th-percentile step between *drawn* rows about 40 px; a pause longer than eight of those is

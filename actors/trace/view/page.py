@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from actors.trace.view.layout import Layout
 from actors.trace.view.svg import (
-    FAILED, INK, MUTED, diagram, domain_colours, duration, heads, x,
+    FAILED,
+    INK,
+    MUTED,
+    diagram,
+    domain_colours,
+    duration,
+    heads,
+    x,
 )
 
 __all__ = ["render_html"]
@@ -79,7 +86,8 @@ def _summary(plan: Layout) -> str:
     if plan.skipped.get("after"):
         notes.append(f"{plan.skipped['after']} later messages not shown (--max-messages)")
     return (f"{len(lines)} messages (seq {lines[0].seq}\u2013{lines[-1].seq}), "
-            f"{actors} actors ({short} FetchActor lifelines in {plan.lanes} lanes), "
+            f"{actors} actors ({short} FetchActor lifelines in {plan.lanes} "
+            f"lane{'' if plan.lanes == 1 else 's'}), "
             f"t {lines[0].t:g} \u2192 {lines[-1].t:g} ({duration(lines[-1].t - lines[0].t)}); "
             f"1 s = {plan.px_per_sec:.3g} px, {len(plan.gaps)} compressed gaps"
             + "".join(f"; {n}" for n in notes))

@@ -120,9 +120,9 @@ def _marker_id(colour: str, svg_id: str) -> str:
 
 def _markers(colours: dict[str, str], svg_id: str) -> str:
     return "".join(
-        f'<marker id="{_marker_id(c, svg_id)}" markerWidth="8" markerHeight="8" refX="7.5" refY="4" '
-        f'orient="auto" markerUnits="userSpaceOnUse"><path d="M0,0 L8,4 L0,8 z" fill="{c}"/>'
-        "</marker>"
+        f'<marker id="{_marker_id(c, svg_id)}" markerWidth="8" markerHeight="8" refX="7.5" '
+        f'refY="4" orient="auto" markerUnits="userSpaceOnUse">'
+        f'<path d="M0,0 L8,4 L0,8 z" fill="{c}"/></marker>'
         for c in dict.fromkeys([INK, MUTED, FAILED, *colours.values()])
     )
 
@@ -299,6 +299,6 @@ def heads(plan: Layout, colours: dict[str, str]) -> str:
             f'y="{HEAD_H / 2 - 2}">FetchActors<tspan x="{start + 8:.1f}" dy="13">'
             f'{plan.lanes} lane{"s" if plan.lanes > 1 else ""}</tspan></text></g>')
     css_class = ' class="narrow"' if narrow else ""
-    return (f'<svg id="heads"{css_class} xmlns="http://www.w3.org/2000/svg" width="{plan.width:.0f}" '
-            f'height="{HEAD_H}">{"".join(parts)}</svg>')
+    return (f'<svg id="heads"{css_class} xmlns="http://www.w3.org/2000/svg" '
+            f'width="{plan.width:.0f}" height="{HEAD_H}">{"".join(parts)}</svg>')
 
