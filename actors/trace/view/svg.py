@@ -142,7 +142,7 @@ def _message(line: TraceLine, ends: tuple[str, str], y: float, plan: Layout,
              colours: dict[str, str], svg_id: str, anchor_id: str) -> str:
     colour = _colour(line, colours)
     domain = domain_of(line)
-    failed = colour == FAILED
+    failed = failure(line) is not None
     dash = ' stroke-dasharray="5 3"' if _is_reply(line) else ""
     width = ' stroke-width="2"' if failed else ""
     style = f'stroke="{colour}"{dash}{width} marker-end="url(#{_marker_id(colour, svg_id)})"'
