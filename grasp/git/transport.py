@@ -33,7 +33,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from grasp.git.policy import FetchPolicy, Resolver, check_url_syntax, pin_address
+from grasp.git.url_policy import FetchPolicy, Resolver, check_url_syntax, pin_address
 
 logger = logging.getLogger(__name__)
 

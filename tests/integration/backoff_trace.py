@@ -18,8 +18,8 @@ from typing import Any
 from actors.config import SyncConfig
 from actors.replay import lifetimes, replay
 from actors.tracing import read_trace
-from grasp.config import parse_config
 from grasp.relay.app import sync_config
+from grasp.relay.config import parse_config
 
 BACKOFF_TRACE = Path(__file__).resolve().parents[1] / "traces" / "e2e_backoff.jsonl"
 #: Every sync option relay B of the scenario runs with (they override the tier's defaults).

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from actors.clock import FakeClock
 from actors.config import SyncConfig
 from actors.testing import MockFetchError, MockSyncContext
-from grasp.relay.metrics import OVERFLOW_LABEL, UNKNOWN_LABEL, SyncMetrics
+from grasp.relay.observe.metrics import OVERFLOW_LABEL, UNKNOWN_LABEL, SyncMetrics
 from tests.support.actor_harness import Harness
 
 # name -> (type, label names) as S13.1 lists them

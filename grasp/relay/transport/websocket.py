@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 import gevent.event
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
-from grasp.relay.connection import ListenerFactory, WebSocketConnection, WebSocketLimits
+from grasp.relay.transport.connection import ListenerFactory, WebSocketConnection, WebSocketLimits
 
 logger = logging.getLogger(__name__)
 

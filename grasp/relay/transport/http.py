@@ -21,8 +21,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union
 
-from grasp.relay.connection import ListenerFactory, WebSocketLimits
-from grasp.relay.websocket import UPGRADE_KEY, handshake_error, is_websocket_request
+from grasp.relay.transport.connection import ListenerFactory, WebSocketLimits
+from grasp.relay.transport.websocket import UPGRADE_KEY, handshake_error, is_websocket_request
 
 logger = logging.getLogger(__name__)
 

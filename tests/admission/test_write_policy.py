@@ -6,12 +6,12 @@ workflow in the test's greenlet, which is the single writer here.
 
 import pytest
 
+from grasp.admission.intake import EventSource
+from grasp.admission.write_policy import Delays, GraspWritePolicy
 from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import sign_event
 from grasp.nostr.filters import Filter
-from grasp.relay.ingest import EventSource
-from grasp.relay.policy import Delays, GraspWritePolicy
 from tests.support.gitrepo import RepoBuilder, for_each_ref
 from tests.support.nip34 import Key
 

@@ -1,7 +1,7 @@
 """One client's NIP-01 conversation (S10.1): EVENT -> OK, REQ -> stored, EOSE, live; CLOSE.
 
 The session is transport-free: it reads text frames and writes text frames through an
-:class:`~grasp.relay.hub.Outbox`, so the unit tests drive it with a list instead of a socket.
+:class:`~grasp.relay.transport.hub.Outbox`, so the unit tests drive it with a list instead of a socket.
 
 Answers to malformed input, decided once here:
 
@@ -25,11 +25,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from grasp.admission.intake import EventSource, WritePolicy
 from grasp.nostr.event import Event, InvalidEvent
 from grasp.nostr.filters import Filter, InvalidFilter
 from grasp.nostr.results import Prefix, Result
-from grasp.relay.hub import Outbox, SubscriptionHub, event_frame
-from grasp.relay.ingest import EventSource, WritePolicy
+from grasp.relay.transport.hub import Outbox, SubscriptionHub, event_frame
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from gevent.pywsgi import WSGIServer
 
 from grasp.nostr.bech32 import npub_encode
 from grasp.relay.git_http import GitService
-from tests.grasp.test_policy import RecordingSync
+from tests.admission.test_write_policy import RecordingSync
 from tests.support.gitrepo import RepoBuilder, for_each_ref, git, symbolic_head
 from tests.support.nip34 import Key
 

@@ -21,7 +21,7 @@ import websocket
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import Ping, TextMessage
 
-from grasp.relay.connection import WebSocketLimits
+from grasp.relay.transport.connection import WebSocketLimits
 from tests.relay.conftest import Client, in_process_relay, signed, ws_url
 
 
@@ -177,7 +177,7 @@ def test_client_that_never_answers_pings_is_dropped(start_relay, connect):
 
 def test_slow_consumer_is_disconnected_without_stalling_fan_out(start_relay, connect, caplog):
     """A subscriber that stops reading fills its bounded outbox and is dropped; others get all."""
-    caplog.set_level(logging.WARNING, logger="grasp.relay.connection")
+    caplog.set_level(logging.WARNING, logger="grasp.relay.transport.connection")
     relay = start_relay(outbox_chars=64 * 1024, close_timeout_secs=0.5)
     slow = websocket.create_connection(ws_url(relay), timeout=5,
                                        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))

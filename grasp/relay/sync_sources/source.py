@@ -7,7 +7,7 @@ expired-id refusal (S1.4), and is otherwise treated exactly like a published one
 
 Decisions, each for a reason:
 
-* **History is paged and fed in dependency order** (:mod:`grasp.relay.sync_source_history`):
+* **History is paged and fed in dependency order** (:mod:`grasp.relay.sync_sources.history`):
   sources clamp ``limit`` and send newest first, the policy needs announcements first.
   Announcements refused as ``invalid:`` are offered again while a pass accepts something new,
   because a maintainer's announcement is only accepted after the owner's that lists them (S10.3,
@@ -19,7 +19,7 @@ Decisions, each for a reason:
   harmless, the policy answers ``duplicate:``. The resume point only advances after a history
   walk completed, so a connection lost mid-walk repeats the walk.
 * **Never block the hub**: the loop yields every few events (signature checks and policy calls
-  are CPU work); **bounded memory**: messages are capped (:mod:`grasp.relay.sync_source_wire`),
+  are CPU work); **bounded memory**: messages are capped (:mod:`grasp.relay.sync_sources.wire`),
   the history buffer too; **no bad frame ends the loop**: it is counted and logged at DEBUG.
 * **Stopping is safe**: a policy call in progress is allowed to finish (it may be writing refs
   and events), everything else — socket wait, backoff sleep, connect — is interrupted at once.
@@ -29,24 +29,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import gevent
 import websocket
 
+from grasp.admission.intake import EventSource, WritePolicy
 from grasp.nostr.event import Event, InvalidEvent
 from grasp.nostr.results import Prefix, Result
-from grasp.relay.ingest import EventSource, WritePolicy
-from grasp.relay.sync_source_history import (
-    DEFAULT_MAX_BUFFERED,
-    DEFAULT_MAX_BUFFERED_BYTES,
-    DEFAULT_MAX_PAGES,
-    HistorySync,
-    offer_in_order,
-)
-from grasp.relay.sync_source_status import Backoff, Counters, SourceState, SyncSourceStatus
-from grasp.relay.sync_source_wire import (
+from grasp.relay.sync_sources.history import HistorySync, offer_in_order
+from grasp.relay.sync_sources.settings import SYNC_KINDS, SyncSourceSettings
+from grasp.relay.sync_sources.status import Backoff, Counters, SourceState, SyncSourceStatus
+from grasp.relay.sync_sources.wire import (
     BoundedWebSocket,
     FrameError,
     MessageSkipped,
@@ -59,10 +54,16 @@ from grasp.relay.sync_source_wire import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SYNC_KINDS", "Backoff", "SourceState", "SyncSource", "SyncSourceStatus", "SyncSources"]
+__all__ = [
+    "SYNC_KINDS",
+    "Backoff",
+    "SourceState",
+    "SyncSource",
+    "SyncSourceSettings",
+    "SyncSourceStatus",
+    "SyncSources",
+]
 
-#: S10.7: announcements, states, patches, PRs, PR updates, issues, statuses.
-SYNC_KINDS: tuple[int, ...] = (30617, 30618, 1617, 1618, 1619, 1621, 1630, 1631, 1632, 1633)
 LIVE_SUB = "grasp-sync"
 PAGE_SUB_PREFIX = "grasp-sync-page-"
 #: Yield to other greenlets after this many events handled back to back.
@@ -84,52 +85,28 @@ class _Page:
 class SyncSource:
     """One source relay, synced on its own greenlet between :meth:`start` and :meth:`stop`.
 
-    ``accept_event`` is the relay's write policy, called as ``accept_event(event,
-    EventSource.SYNC)`` on the sync greenlet. Options: ``kinds`` to subscribe to (S10.7);
-    ``backoff_initial``/``backoff_max`` in seconds (S10.7: 5 s doubling, 5 min cap);
-    ``connect_timeout`` for TCP + handshake; ``ping_interval`` — a ping after that long without
-    data, a reconnect after twice that; ``history_timeout`` — a history page that brings no
-    event and no EOSE for that long ends the connection; ``resume_overlap`` seconds subtracted
-    from the resume point; ``max_message_bytes`` per message (bigger ones are skipped and counted
-    invalid); ``max_buffered``, ``max_buffered_bytes`` and ``max_pages`` bound the history
-    walk; ``clock`` (wall-clock seconds: status times and the resume cap) and ``sleep`` (the
-    backoff wait) for tests.
+    ``settings`` are the numbers every source of the relay shares (:class:`SyncSourceSettings`).
+    ``write_policy`` is the relay's ``accept_event``, called as ``write_policy(event,
+    EventSource.SYNC)`` on the sync greenlet. ``clock`` (wall-clock seconds: status times and
+    the resume cap) and ``sleep`` (the backoff wait) are there for tests.
     """
 
     def __init__(
         self,
         url: str,
-        accept_event: WritePolicy,
+        settings: SyncSourceSettings,
+        write_policy: WritePolicy,
         *,
-        kinds: Sequence[int] = SYNC_KINDS,
-        backoff_initial: float = 5.0,
-        backoff_max: float = 300.0,
-        connect_timeout: float = 10.0,
-        ping_interval: float = 30.0,
-        history_timeout: float = 60.0,
-        resume_overlap: int = 300,
-        max_message_bytes: int = 512 * 1024,  # S10.1: what we accept from a client
-        max_buffered: int = DEFAULT_MAX_BUFFERED,
-        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
-        max_pages: int = DEFAULT_MAX_PAGES,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Any] = gevent.sleep,
     ) -> None:
         self.url = url
-        self.accept_event = accept_event
-        self.kinds = tuple(kinds)
-        self._kind_set = frozenset(self.kinds)
-        self.connect_timeout = connect_timeout
-        self.ping_interval = ping_interval
-        self.history_timeout = history_timeout
-        self.resume_overlap = resume_overlap
-        self.max_message_bytes = max_message_bytes
-        self.max_buffered = max_buffered
-        self.max_buffered_bytes = max_buffered_bytes
-        self.max_pages = max_pages
+        self.settings = settings
+        self.write_policy = write_policy
+        self._kind_set = frozenset(settings.kinds)
         self.clock = clock
         self.sleep = sleep
-        self._backoff = Backoff(backoff_initial, backoff_max)
+        self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
         self._greenlet: gevent.Greenlet | None = None
         self._ws: BoundedWebSocket | None = None
         self._stopping = False
@@ -214,11 +191,11 @@ class SyncSource:
     def _connect_and_sync(self) -> None:
         self._state = SourceState.CONNECTING
         self._attempts += 1
-        ws = self._ws = BoundedWebSocket(self.max_message_bytes)
+        ws = self._ws = BoundedWebSocket(self.settings.max_message_bytes)
         try:
-            ws.settimeout(self.connect_timeout)
+            ws.settimeout(self.settings.connect_timeout)
             ws.connect(self.url)
-            ws.settimeout(self.ping_interval)
+            ws.settimeout(self.settings.ping_interval)
             self._state = SourceState.CONNECTED
             self._connected_since = self.clock()
             self._last_received = time.monotonic()
@@ -238,14 +215,15 @@ class SyncSource:
 
     def _sync(self, ws: BoundedWebSocket) -> None:
         """Page through the history, then stay live; returns only when stopping."""
-        history = HistorySync(self.kinds, self._resume_since(), max_buffered=self.max_buffered,
-                              max_buffered_bytes=self.max_buffered_bytes, max_pages=self.max_pages)
-        page = _Page(LIVE_SUB, self.history_timeout)
+        s = self.settings
+        history = HistorySync(s.kinds, self._resume_since(), max_buffered=s.max_buffered,
+                              max_buffered_bytes=s.max_buffered_bytes, max_pages=s.max_pages)
+        page = _Page(LIVE_SUB, s.history_timeout)
         ws.send_message("REQ", LIVE_SUB, history.first_filter())
         while not self._stopping:
             if not history.done and time.monotonic() > page.deadline:
                 raise SourceGone(f"history page {history.pages + 1} made no progress for "
-                                 f"{self.history_timeout:g} s (no EOSE)")
+                                 f"{s.history_timeout:g} s (no EOSE)")
             message = self._receive(ws)
             if message is None:
                 continue
@@ -309,14 +287,14 @@ class SyncSource:
     def _keepalive(self, ws: BoundedWebSocket) -> None:
         """Nothing arrived for a ping interval: ping; after two silent intervals give up."""
         idle = time.monotonic() - self._last_received
-        if idle >= 2 * self.ping_interval:
+        if idle >= 2 * self.settings.ping_interval:
             raise SourceGone(f"no data from the source for {idle:.0f} s")
         ws.ping()
 
     def _resume_since(self) -> int | None:
         if self._resume_from is None:
             return None
-        return max(min(self._resume_from, int(self.clock())) - self.resume_overlap, 0)
+        return max(min(self._resume_from, int(self.clock())) - self.settings.resume_overlap, 0)
 
     def _finish_history(self, history: HistorySync) -> None:
         self._feed(history.drain())
@@ -364,7 +342,7 @@ class SyncSource:
     def _offer(self, event: Event) -> Result:
         self._feeding = True
         try:
-            return self.accept_event(event, EventSource.SYNC)
+            return self.write_policy(event, EventSource.SYNC)
         except Exception:
             logger.exception("sync source %s: write policy failed on event %s", self.url, event.id)
             return Result.reject(Prefix.ERROR, "write policy failed")
@@ -396,11 +374,15 @@ class SyncSource:
 
 
 class SyncSources:
-    """All configured sources (``Config.sync_sources``); duplicate URLs are synced once."""
+    """All configured sources (``Config.sync_sources``); duplicate URLs are synced once.
 
-    def __init__(self, urls: Iterable[str], accept_event: WritePolicy, **options: Any) -> None:
+    ``collaborators`` (``clock``, ``sleep``) are passed to every :class:`SyncSource`.
+    """
+
+    def __init__(self, urls: Iterable[str], settings: SyncSourceSettings,
+                 write_policy: WritePolicy, **collaborators: Any) -> None:
         self.sources: tuple[SyncSource, ...] = tuple(
-            SyncSource(url, accept_event, **options) for url in dict.fromkeys(urls)
+            SyncSource(url, settings, write_policy, **collaborators) for url in dict.fromkeys(urls)
         )
 
     def __iter__(self) -> Iterator[SyncSource]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from grasp.nostr.filters import Filter
-from grasp.relay.hub import SubscriptionHub, event_frame
+from grasp.relay.transport.hub import SubscriptionHub, event_frame
 from tests.relay.conftest import signed
 
 

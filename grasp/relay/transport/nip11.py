@@ -9,7 +9,7 @@ import importlib.metadata
 from typing import Any
 
 import grasp
-from grasp.config import Config
+from grasp.relay.config import Config
 
 DISTRIBUTION = "grasp-purgatory-sync"
 SUPPORTED_NIPS = (1, 11, 34)

@@ -36,7 +36,7 @@ class WritePolicy(Protocol):
 class StoreWritePolicy:
     """Default policy: store every valid event and broadcast the ones that became servable.
 
-    ``notify`` is the hub's :meth:`~grasp.relay.hub.SubscriptionHub.publish`. Ephemeral events
+    ``notify`` is the relay hub's ``publish`` (any callable taking the event). Ephemeral events
     (20000-29999) are never stored but still relayed live, as NIP-01 intends.
     """
 

@@ -18,10 +18,10 @@ import pytest
 from gevent.pywsgi import WSGIServer
 
 from actors.system import SyncStatus
-from grasp.relay.http import STATUS_JSON_MOUNT, STATUS_MOUNT, RelayApp
-from grasp.relay.status import StatusBoard
-from grasp.relay.status_page import SCRIPT, STYLE, render_sections
-from grasp.relay.sync_source_status import SourceState, SyncSourceStatus
+from grasp.relay.observe.status import StatusBoard
+from grasp.relay.observe.status_page import SCRIPT, STYLE, render_sections
+from grasp.relay.sync_sources.status import SourceState, SyncSourceStatus
+from grasp.relay.transport.http import STATUS_JSON_MOUNT, STATUS_MOUNT, RelayApp
 from messages.scheduler import SchedulerStatus
 from messages.throttle import ThrottleStatus
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from grasp.git import FetchError, FetchPolicy, check_url, fetch_oids
-from grasp.git.policy import address_refusal
+from grasp.git.url_policy import address_refusal
 from tests.git.conftest import QUICK, Source
 from tests.support.gitrepo import self_signed_cert
 from tests.support.gitserver import GitServer

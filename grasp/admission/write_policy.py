@@ -1,6 +1,6 @@
 """The GRASP-01 write policy (S10.4): what the relay keeps, holds in purgatory, or refuses.
 
-The checks are the pure rules of ``grasp.relay.rules``; this class gathers the facts they need
+The checks are the pure rules of ``grasp.admission.rules``; this class gathers the facts they need
 and performs the effects: saving and broadcasting, creating bare repositories, holding events
 in purgatory and asking the actor system to sync or release. Writes of refs and of released
 events always go through the Releaser (single writer, S8.1) — when an event arrives whose
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from grasp.admission import rules
+from grasp.admission.intake import EventSource
 from grasp.git import ensure_bare_repo, missing_oids
 from grasp.nostr import kinds
 from grasp.nostr.address import DeletionRequest
@@ -32,8 +34,6 @@ from grasp.purgatory import (
     Source,
     pr_held_result,
 )
-from grasp.relay import rules
-from grasp.relay.ingest import EventSource
 from grasp.repositories import RepositoryIndex
 from grasp.store.sqlite import EventStore
 from messages.releaser import ProcessResult

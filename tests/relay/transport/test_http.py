@@ -7,12 +7,19 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from grasp.config import Config
 from grasp.nostr.event import generate_secret_key, npub_encode, public_key
-from grasp.relay.connection import WebSocketLimits
-from grasp.relay.http import GIT_MOUNT, METRICS_MOUNT, STATUS_JSON_MOUNT, STATUS_MOUNT, RelayApp, git_repository_path
-from grasp.relay.nip11 import relay_information
-from grasp.relay.websocket import UPGRADE_KEY, WebSocketUpgrade
+from grasp.relay.config import Config
+from grasp.relay.transport.connection import WebSocketLimits
+from grasp.relay.transport.http import (
+    GIT_MOUNT,
+    METRICS_MOUNT,
+    STATUS_JSON_MOUNT,
+    STATUS_MOUNT,
+    RelayApp,
+    git_repository_path,
+)
+from grasp.relay.transport.nip11 import relay_information
+from grasp.relay.transport.websocket import UPGRADE_KEY, WebSocketUpgrade
 
 NPUB = npub_encode(public_key(generate_secret_key()))
 GIT_PATH = f"/{NPUB}/my-repo.git/info/refs"

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from actors.system import SyncStatus
-from grasp.relay.http import STATUS_JSON_MOUNT
-from grasp.relay.status_page import CONTENT_SECURITY_POLICY, render_page
+from grasp.relay.observe.status_page import CONTENT_SECURITY_POLICY, render_page
+from grasp.relay.transport.http import STATUS_JSON_MOUNT
 
 logger = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 import pytest
 
+from grasp.admission import rules
 from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import sign_event
 from grasp.nostr.nip34 import Announcement
-from grasp.relay import rules
 from tests.support.nip34 import Key
 
 DOMAIN = "relay.example:7777"

@@ -22,15 +22,15 @@ import gevent.pool
 from gevent.pywsgi import LoggingLogAdapter
 from wsproto.frame_protocol import CloseReason
 
-from grasp.config import Config
+from grasp.admission.intake import StoreWritePolicy, WritePolicy
 from grasp.nostr.event import Event
-from grasp.relay.connection import WebSocketConnection, WebSocketLimits
-from grasp.relay.http import MountKey, RelayApp, WSGIApp
-from grasp.relay.hub import SubscriptionHub
-from grasp.relay.ingest import StoreWritePolicy, WritePolicy
-from grasp.relay.nip11 import relay_information
-from grasp.relay.session import Nip01Session, SessionContext, SessionLimits
-from grasp.relay.websocket import RelayWSGIServer
+from grasp.relay.config import Config
+from grasp.relay.transport.connection import WebSocketConnection, WebSocketLimits
+from grasp.relay.transport.http import MountKey, RelayApp, WSGIApp
+from grasp.relay.transport.hub import SubscriptionHub
+from grasp.relay.transport.nip11 import relay_information
+from grasp.relay.transport.session import Nip01Session, SessionContext, SessionLimits
+from grasp.relay.transport.websocket import RelayWSGIServer
 from grasp.store.sqlite import DEFAULT_FILENAME, EventStore, StoreError
 
 logger = logging.getLogger(__name__)

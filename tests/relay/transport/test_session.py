@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from grasp.admission.intake import EventSource, StoreWritePolicy
 from grasp.nostr.results import Prefix, Result
-from grasp.relay.hub import SubscriptionHub
-from grasp.relay.ingest import EventSource, StoreWritePolicy
-from grasp.relay.session import Nip01Session, SessionContext, SessionLimits
+from grasp.relay.transport.hub import SubscriptionHub
+from grasp.relay.transport.session import Nip01Session, SessionContext, SessionLimits
 from grasp.store.sqlite import EventStore
 from tests.relay.conftest import signed
 

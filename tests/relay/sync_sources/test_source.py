@@ -24,22 +24,23 @@ import greenlet
 import pytest
 import websocket
 
-from grasp.config import Config
+from grasp.admission.intake import EventSource
+from grasp.admission.write_policy import Delays, GraspWritePolicy
 from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import Event
 from grasp.nostr.nip34 import RepositoryState
 from grasp.nostr.results import Prefix, Result
-from grasp.relay.http import RelayApp
 from grasp.purgatory import PurgatoryStore
 from grasp.purgatory import Source as PurgatorySource
-from grasp.relay.ingest import EventSource
-from grasp.relay.policy import Delays, GraspWritePolicy
-from grasp.relay.server import Relay, open_relay
-from grasp.relay.sync_source import LIVE_SUB, PAGE_SUB_PREFIX, SyncSource, SyncSources
-from grasp.relay.sync_source_history import HistorySync, dependency_key, offer_in_order
-from grasp.relay.sync_source_wire import BoundedWebSocket, MessageSkipped
-from grasp.relay.websocket import RelayWSGIServer, accept_token
+from grasp.relay.config import Config
+from grasp.relay.sync_sources.history import HistorySync, dependency_key, offer_in_order
+from grasp.relay.sync_sources.settings import SyncSourceSettings
+from grasp.relay.sync_sources.source import LIVE_SUB, PAGE_SUB_PREFIX, SyncSource, SyncSources
+from grasp.relay.sync_sources.wire import BoundedWebSocket, MessageSkipped
+from grasp.relay.transport.http import RelayApp
+from grasp.relay.transport.server import Relay, open_relay
+from grasp.relay.transport.websocket import RelayWSGIServer, accept_token
 from grasp.repositories import RepositoryIndex
 from grasp.store.sqlite import EventStore
 from tests.relay.conftest import Client, signed
@@ -188,11 +189,14 @@ def scripted() -> Iterator[Callable[..., ScriptedSource]]:
 
 @pytest.fixture
 def sync() -> Iterator[Callable[..., SyncSource]]:
-    """``sync(url, policy, **options)``: a started SyncSource, stopped (and checked) at teardown."""
+    """``sync(url, policy, clock=..., sleep=..., **settings)``: a started SyncSource with those
+    SyncSourceSettings, stopped (and checked) at teardown."""
     started: list[SyncSource] = []
 
-    def start(url: str, policy: Callable, **options) -> SyncSource:
-        started.append(SyncSource(url, policy, **options))
+    def start(url: str, policy: Callable, *, clock: Callable[[], float] = time.time,
+              sleep: Callable[[float], object] = gevent.sleep, **settings) -> SyncSource:
+        started.append(SyncSource(url, SyncSourceSettings(**settings), policy, clock=clock,
+                                  sleep=sleep))
         started[-1].start()
         return started[-1]
 
@@ -583,7 +587,7 @@ def test_stop_leaves_no_greenlets_or_sockets(source_relay):
     sources = SyncSources(
         [ws_url(relay), ws_url(relay), f"ws://127.0.0.1:{free_port()}/",
          f"ws://127.0.0.1:{silent.getsockname()[1]}/"],
-        Recorder(), backoff_initial=300, connect_timeout=30,
+        SyncSourceSettings(backoff_initial=300, connect_timeout=30), Recorder(),
     )
     try:
         assert len(sources) == 3  # the duplicate URL is synced once
@@ -618,7 +622,7 @@ def test_stop_lets_a_policy_call_in_progress_finish(source_relay):
         return Result.ok()
 
     recorder = Recorder(decide)
-    source = SyncSource(ws_url(relay), recorder)
+    source = SyncSource(ws_url(relay), SyncSourceSettings(), recorder)
     source.start()
     assert entered.wait(5)
     stopping = gevent.spawn(source.stop, 5)
