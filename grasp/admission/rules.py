@@ -1,9 +1,9 @@
 """GRASP-01 admission rules (S10.4) as small pure functions.
 
 Each rule looks at an event and read-only facts and returns a refusal :class:`Result` or
-``None`` ("no objection"). The write policy (``grasp.admission.write_policy``) runs them in order and
-performs the effects; keeping the rules free of effects is what lets each one be unit-tested
-on its own, nostr_relay/khatru style.
+``None`` ("no objection"). The write policy (``grasp.admission.write_policy``) runs them in
+order and performs the effects; keeping the rules free of effects is what lets each one be
+unit-tested on its own, nostr_relay/khatru style.
 """
 
 from __future__ import annotations

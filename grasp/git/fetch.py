@@ -21,8 +21,8 @@ Bounds (S7.2): ``FetchLimits.deadline_secs`` for the whole call (a ``gevent.Time
 transfer and indexing), ``read_timeout_secs`` per socket connect and read (urllib3), and
 ``max_bytes`` of response data.  Any failure is a :class:`FetchError`, and the repository is then
 exactly as before, because a pack is only installed after it was received and indexed completely
-(see ``pack_ingest.py``).  The function blocks the calling greenlet, never the hub (S7.4): socket I/O
-is cooperative (the process must be monkey-patched, as the relay and the tests are), the
+(see ``pack_ingest.py``).  The function blocks the calling greenlet, never the hub (S7.4):
+socket I/O is cooperative (the process must be monkey-patched, as the relay and the tests are), the
 response reader yields to the hub every 20 ms of parsing, and the pack is indexed by a
 ``git index-pack`` subprocess.
 """

@@ -82,8 +82,8 @@ def remove_interrupted_work(data_dir: Path) -> list[Path]:
 
     Two things can be orphaned by SIGKILL: a repository being initialised (``<npub>/.init-*``,
     see :func:`ensure_bare_repo`) and a fetched pack being indexed
-    (``<repo>/objects/incoming-grasp-*``, see ``grasp.git.pack_ingest``). Neither is ever read, but a
-    staging directory holds a full copy of a pack. Returns what was removed.
+    (``<repo>/objects/incoming-grasp-*``, see ``grasp.git.pack_ingest``). Neither is ever read,
+    but a staging directory holds a full copy of a pack. Returns what was removed.
     """
     from grasp.git.pack_ingest import STAGING_PREFIX
 

@@ -29,7 +29,14 @@ from grasp.relay.observe.metrics import SyncMetrics
 from grasp.relay.observe.status import StatusBoard
 from grasp.relay.sync_sources.settings import SyncSourceSettings
 from grasp.relay.sync_sources.source import SyncSources
-from grasp.relay.transport.http import GIT_MOUNT, METRICS_MOUNT, STATUS_JSON_MOUNT, STATUS_MOUNT, MountKey, WSGIApp
+from grasp.relay.transport.http import (
+    GIT_MOUNT,
+    METRICS_MOUNT,
+    STATUS_JSON_MOUNT,
+    STATUS_MOUNT,
+    MountKey,
+    WSGIApp,
+)
 from grasp.relay.transport.hub import SubscriptionHub
 from grasp.relay.transport.server import (
     Relay,

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from grasp.git import FetchError, FetchLimits, copy_objects, fetch_oids, offhub, pack_ingest, set_nostr_ref
+from grasp.git import (
+    FetchError,
+    FetchLimits,
+    copy_objects,
+    fetch_oids,
+    offhub,
+    pack_ingest,
+    set_nostr_ref,
+)
 from tests.git.conftest import PRIVATE_OK, QUICK, BigRepo, Source
 from tests.support.gitrepo import assert_fsck_clean, has_object, init_bare, objects_listing
 from tests.support.gitserver import GitServer
@@ -62,7 +70,8 @@ def test_s7_2_deadline_during_indexing_kills_index_pack_and_leaves_the_repositor
         started.append(real_popen(*args, **kwargs))
         return started[-1]
 
-    monkeypatch.setattr(pack_ingest.PackSpool, "as_stdin", lambda self: os.fdopen(reader, "rb", closefd=False))
+    monkeypatch.setattr(pack_ingest.PackSpool, "as_stdin",
+                        lambda self: os.fdopen(reader, "rb", closefd=False))
     monkeypatch.setattr(offhub.gsubprocess, "Popen", recording_popen)
     before = objects_listing(target)
     try:

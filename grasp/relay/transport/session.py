@@ -1,7 +1,8 @@
 """One client's NIP-01 conversation (S10.1): EVENT -> OK, REQ -> stored, EOSE, live; CLOSE.
 
 The session is transport-free: it reads text frames and writes text frames through an
-:class:`~grasp.relay.transport.hub.Outbox`, so the unit tests drive it with a list instead of a socket.
+:class:`~grasp.relay.transport.hub.Outbox`, so the unit tests drive it with a list instead of
+a socket.
 
 Answers to malformed input, decided once here:
 
