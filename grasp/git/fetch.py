@@ -44,9 +44,7 @@ from dulwich.object_store import peel_sha
 from dulwich.repo import Repo
 
 from grasp.git.errors import FetchError
-from grasp.git.objects import missing_oids, normalise_oids
-from grasp.git.pack_ingest import PackSpool, ingest_pack
-from grasp.git.transport import (
+from grasp.git.http_client import (
     ByteBudget,
     GraspHttpGitClient,
     HttpStatusError,
@@ -54,6 +52,8 @@ from grasp.git.transport import (
     make_pool_manager,
     refused_oids,
 )
+from grasp.git.objects import missing_oids, normalise_oids
+from grasp.git.pack_ingest import PackSpool, ingest_pack
 from grasp.git.url_policy import FetchPolicy, Resolver, check_url
 
 logger = logging.getLogger(__name__)

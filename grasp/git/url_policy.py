@@ -12,7 +12,7 @@ private network.  The rules:
 * the host is resolved once; the address must not be loopback, private, link-local, multicast,
   unspecified, reserved or otherwise non-global unless ``allow_private`` is set or the address
   lies in one of ``allowed_networks``;
-* the connection then goes to exactly that checked address (see ``transport.py``), so a DNS
+* the connection then goes to exactly that checked address (see ``http_client.py``), so a DNS
   answer that changes between check and connect (DNS rebinding) cannot redirect it.
 
 Everything here except :func:`resolve_host` is pure and needs no network.

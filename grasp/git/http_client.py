@@ -1,4 +1,4 @@
-"""HTTP transport for remote fetches: dulwich's urllib3 client, pinned, bounded and observable.
+"""HTTP client for remote fetches: dulwich's urllib3 client, pinned, bounded and observable.
 
 * :class:`PinnedPoolManager` connects every request for a host to the address the URL policy
   checked (S3.4), while the ``Host`` header, TLS SNI and certificate verification keep using the
