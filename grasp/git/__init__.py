@@ -28,7 +28,6 @@ from grasp.git.errors import (
 )
 from grasp.git.fetch import FetchLimits, fetch_oids
 from grasp.git.objects import copy_objects, missing_oids
-from grasp.git.policy import CheckedURL, FetchPolicy, check_url
 from grasp.git.refs import AlignResult, align_refs, list_refs, read_head, set_nostr_ref
 from grasp.git.repos import (
     ensure_bare_repo,
@@ -36,6 +35,7 @@ from grasp.git.repos import (
     repo_path_for,
     validate_identifier,
 )
+from grasp.git.url_policy import CheckedURL, FetchPolicy, check_url
 
 __all__ = [
     "FETCH_ERROR_REASONS",

@@ -21,8 +21,8 @@ Bounds (S7.2): ``FetchLimits.deadline_secs`` for the whole call (a ``gevent.Time
 transfer and indexing), ``read_timeout_secs`` per socket connect and read (urllib3), and
 ``max_bytes`` of response data.  Any failure is a :class:`FetchError`, and the repository is then
 exactly as before, because a pack is only installed after it was received and indexed completely
-(see ``ingest.py``).  The function blocks the calling greenlet, never the hub (S7.4): socket I/O
-is cooperative (the process must be monkey-patched, as the relay and the tests are), the
+(see ``pack_ingest.py``).  The function blocks the calling greenlet, never the hub (S7.4):
+socket I/O is cooperative (the process must be monkey-patched, as the relay and the tests are), the
 response reader yields to the hub every 20 ms of parsing, and the pack is indexed by a
 ``git index-pack`` subprocess.
 """
@@ -44,10 +44,7 @@ from dulwich.object_store import peel_sha
 from dulwich.repo import Repo
 
 from grasp.git.errors import FetchError
-from grasp.git.ingest import PackSpool, ingest_pack
-from grasp.git.objects import missing_oids, normalise_oids
-from grasp.git.policy import FetchPolicy, Resolver, check_url
-from grasp.git.transport import (
+from grasp.git.http_client import (
     ByteBudget,
     GraspHttpGitClient,
     HttpStatusError,
@@ -55,6 +52,9 @@ from grasp.git.transport import (
     make_pool_manager,
     refused_oids,
 )
+from grasp.git.objects import missing_oids, normalise_oids
+from grasp.git.pack_ingest import PackSpool, ingest_pack
+from grasp.git.url_policy import FetchPolicy, Resolver, check_url
 
 logger = logging.getLogger(__name__)
 

@@ -82,10 +82,10 @@ def remove_interrupted_work(data_dir: Path) -> list[Path]:
 
     Two things can be orphaned by SIGKILL: a repository being initialised (``<npub>/.init-*``,
     see :func:`ensure_bare_repo`) and a fetched pack being indexed
-    (``<repo>/objects/incoming-grasp-*``, see ``grasp.git.ingest``). Neither is ever read, but a
-    staging directory holds a full copy of a pack. Returns what was removed.
+    (``<repo>/objects/incoming-grasp-*``, see ``grasp.git.pack_ingest``). Neither is ever read,
+    but a staging directory holds a full copy of a pack. Returns what was removed.
     """
-    from grasp.git.ingest import STAGING_PREFIX
+    from grasp.git.pack_ingest import STAGING_PREFIX
 
     root = Path(data_dir) / "repos"
     leftovers = [*root.glob("*/.init-*"), *root.glob(f"*/*.git/objects/{STAGING_PREFIX}*")]

@@ -18,17 +18,27 @@ from actors.clock import Clock
 from actors.config import SyncConfig
 from actors.observer import SyncObserver
 from actors.trace.recorder import JsonlTracer
-from grasp.config import Config
+from grasp.admission.write_policy import Delays, GraspWritePolicy
 from grasp.context import RealSyncContext
 from grasp.git import FetchLimits, FetchPolicy, remove_interrupted_work
 from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore
+from grasp.relay.config import Config
 from grasp.relay.git_http import GitService
-from grasp.relay.http import GIT_MOUNT, METRICS_MOUNT, STATUS_JSON_MOUNT, STATUS_MOUNT, MountKey, WSGIApp
-from grasp.relay.hub import SubscriptionHub
 from grasp.relay.maintenance import PurgatorySweeper
-from grasp.relay.metrics import SyncMetrics
-from grasp.relay.policy import Delays, GraspWritePolicy
-from grasp.relay.server import (
+from grasp.relay.observe.metrics import SyncMetrics
+from grasp.relay.observe.status import StatusBoard
+from grasp.relay.sync_sources.settings import SyncSourceSettings
+from grasp.relay.sync_sources.source import SyncSources
+from grasp.relay.transport.http import (
+    GIT_MOUNT,
+    METRICS_MOUNT,
+    STATUS_JSON_MOUNT,
+    STATUS_MOUNT,
+    MountKey,
+    WSGIApp,
+)
+from grasp.relay.transport.hub import SubscriptionHub
+from grasp.relay.transport.server import (
     Relay,
     StartupError,
     build_app,
@@ -37,9 +47,7 @@ from grasp.relay.server import (
     prepare_data_dir,
     session_limits,
 )
-from grasp.relay.session import SessionContext
-from grasp.relay.status import StatusBoard
-from grasp.relay.sync_source import SyncSources
+from grasp.relay.transport.session import SessionContext
 from grasp.release import ReleaseWorkflow
 from grasp.repositories import RepositoryIndex
 
@@ -184,7 +192,8 @@ def open_grasp_relay(
             sync=system, notify=hub.publish,
             delays=Delays(bound.sync_default_delay_secs, bound.sync_immediate_delay_ms / 1000),
         )
-        sync_sources = SyncSources(bound.sync_sources, write_policy, max_message_bytes=bound.max_message_bytes)
+        sync_sources = SyncSources(bound.sync_sources, SyncSourceSettings.from_config(bound),
+                                   write_policy)
         context = SessionContext(accept_event=write_policy, query=store.query, hub=hub,
                                  limits=session_limits(bound), query_json=store.query_json)
         git = GitService(index, store, purgatory, system)

@@ -22,9 +22,9 @@ from collections.abc import Sequence  # noqa: E402
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
-from grasp.config import ConfigError, configure_logging, parse_config  # noqa: E402
 from grasp.relay.app import open_grasp_relay  # noqa: E402
-from grasp.relay.server import StartupError  # noqa: E402
+from grasp.relay.config import ConfigError, configure_logging, parse_config  # noqa: E402
+from grasp.relay.transport.server import StartupError  # noqa: E402
 
 PROG = "grasp-relay"
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from grasp.admission.write_policy import SyncPort
 from grasp.git import list_refs
 from grasp.git.http_backend import RepoTarget, is_git_dir, make_git_http_app
 from grasp.git.receive import MalformedPush, PushRequest, RefUpdate, read_push_commands
@@ -33,7 +34,6 @@ from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_decode
 from grasp.nostr.nip34 import PullRequest, RepositoryState, identifier_problem, is_oid
 from grasp.purgatory import AddOutcome, PurgatoryStore
-from grasp.relay.policy import SyncPort
 from grasp.repositories import RepositoryIndex
 from grasp.store.sqlite import EventStore
 

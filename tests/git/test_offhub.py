@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from grasp.git import FetchError, FetchLimits, copy_objects, fetch_oids, ingest, offhub, set_nostr_ref
+from grasp.git import (
+    FetchError,
+    FetchLimits,
+    copy_objects,
+    fetch_oids,
+    offhub,
+    pack_ingest,
+    set_nostr_ref,
+)
 from tests.git.conftest import PRIVATE_OK, QUICK, BigRepo, Source
 from tests.support.gitrepo import assert_fsck_clean, has_object, init_bare, objects_listing
 from tests.support.gitserver import GitServer
@@ -62,7 +70,8 @@ def test_s7_2_deadline_during_indexing_kills_index_pack_and_leaves_the_repositor
         started.append(real_popen(*args, **kwargs))
         return started[-1]
 
-    monkeypatch.setattr(ingest.PackSpool, "as_stdin", lambda self: os.fdopen(reader, "rb", closefd=False))
+    monkeypatch.setattr(pack_ingest.PackSpool, "as_stdin",
+                        lambda self: os.fdopen(reader, "rb", closefd=False))
     monkeypatch.setattr(offhub.gsubprocess, "Popen", recording_popen)
     before = objects_listing(target)
     try:
@@ -82,12 +91,12 @@ def test_s7_2_deadline_during_indexing_kills_index_pack_and_leaves_the_repositor
 def test_corrupt_pack_rejected_by_index_pack_is_a_protocol_error(
     source: Source, target: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    real_write = ingest.PackSpool.write
+    real_write = pack_ingest.PackSpool.write
 
     def corrupting_write(self, data: bytes) -> int:
         return real_write(self, data.replace(b"PACK", b"PUCK"))
 
-    monkeypatch.setattr(ingest.PackSpool, "write", corrupting_write)
+    monkeypatch.setattr(pack_ingest.PackSpool, "write", corrupting_write)
     before = objects_listing(target)
     with GitServer(source.root) as server, pytest.raises(FetchError) as info:
         fetch_oids(target, server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=QUICK)

@@ -1,7 +1,7 @@
 """Leftovers of a killed process are removed before the relay serves (S7.2: no partial pack)."""
 
 from grasp.git import ensure_bare_repo, remove_interrupted_work
-from grasp.git.ingest import STAGING_PREFIX
+from grasp.git.pack_ingest import STAGING_PREFIX
 from tests.support.gitrepo import RepoBuilder, assert_fsck_clean, for_each_ref
 
 NPUB = "npub1" + "q" * 58

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from actors.config import SyncConfig
 from actors.names import RELEASER, SCHEDULER, SUPERVISOR, is_fetch_name, throttle_name
-from actors.trace.replay import lifetimes, replay_all
 from actors.trace.format import TraceLine, load_trace
-from grasp.config import parse_config
+from actors.trace.replay import lifetimes, replay_all
 from grasp.relay.app import sync_config
+from grasp.relay.config import parse_config
 
 BACKOFF_TRACE = Path(__file__).resolve().parents[1] / "traces" / "e2e_backoff.jsonl"
 #: Every sync option relay B of the scenario runs with (they override the tier's defaults).

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from gevent.event import Event
 
-from grasp.git.ingest import STAGING_PREFIX
+from grasp.git.pack_ingest import STAGING_PREFIX
 from tests.integration.backoff_trace import (
     BACKOFF_ARGS,
     BACKOFF_HOST,

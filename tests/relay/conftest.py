@@ -8,14 +8,15 @@ from typing import Any
 
 import pytest
 
-from grasp.config import Config
 from grasp.nostr.event import Event, generate_secret_key, sign_event
-from grasp.relay.connection import WebSocketLimits
-from grasp.relay.server import Relay, open_relay
+from grasp.relay.config import Config
+from grasp.relay.transport.connection import WebSocketLimits
+from grasp.relay.transport.server import Relay, open_relay
 from tests.support.relay import RelayClient as Client
 from tests.support.relay import accepted_repository as support_accepted_repository
 from tests.support.relay import issue as support_issue
 from tests.support.relay import relay_factory  # noqa: F401  (fixture re-exported)
+from tests.support.world import world  # noqa: F401  (fixture re-exported: git service tests)
 
 SECRET = generate_secret_key()
 _counter = iter(range(10**9))

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from grasp.config import OPTIONS
+from grasp.relay.config import OPTIONS
 from tests.support.relay import RELAY_BIN, RelayProcess, _clean_env
 
 

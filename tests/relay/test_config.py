@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grasp.config import GIB, OPTIONS, Config, ConfigError, build_parser, parse_config
+from grasp.relay.config import GIB, OPTIONS, Config, ConfigError, build_parser, parse_config
 
 # The S12 table (plus the S10.1 limits and --log-level), written out independently of OPTIONS.
 S12_TABLE = {
@@ -151,7 +151,7 @@ def test_config_is_frozen():
 
 def test_docs_configuration_lists_every_option_with_its_env_and_default():
     """docs/configuration.rst stays the complete table (S12)."""
-    from grasp.config import _default_text
+    from grasp.relay.config import _default_text
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.rst").read_text()
     rows = text.split("   * - ")

@@ -1,0 +1,250 @@
+"""The GRASP-01 write policy (S10.4): what the relay keeps, holds in purgatory, or refuses.
+
+The checks are the pure rules of ``grasp.admission.rules``; this class gathers the facts they need
+and performs the effects: saving and broadcasting, creating bare repositories, holding events
+in purgatory and asking the actor system to sync or release. Writes of refs and of released
+events always go through the Releaser (single writer, S8.1) — when an event arrives whose
+objects are already on disk, the policy asks the Releaser and waits, so the client's ``OK``
+tells the truth ("stored" or "purgatory").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from grasp.admission import rules
+from grasp.admission.intake import EventSource
+from grasp.git import ensure_bare_repo, missing_oids
+from grasp.nostr import kinds
+from grasp.nostr.address import DeletionRequest
+from grasp.nostr.bech32 import npub_encode
+from grasp.nostr.event import Event
+from grasp.nostr.filters import Filter
+from grasp.nostr.nip34 import Announcement, Nip34Error, PullRequest, RepositoryState
+from grasp.nostr.results import Prefix, Result
+from grasp.purgatory import (
+    DUPLICATE_RESULT,
+    HELD_RESULT,
+    AddOutcome,
+    PurgatoryStore,
+    Source,
+    pr_held_result,
+)
+from grasp.repositories import RepositoryIndex
+from grasp.store.sqlite import EventStore
+from messages.releaser import ProcessResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["GraspWritePolicy", "SyncPort"]
+
+STORED_ALREADY = Result.ok(Prefix.DUPLICATE, "already have this event")
+NEWER_EXISTS = Result.ok(Prefix.DUPLICATE, "have a newer version of this event")
+
+
+class SyncPort(Protocol):
+    """What the policy asks of purgatory sync (``actors.system.SyncSystem`` offers it)."""
+
+    def enqueue_sync(self, identifier: str, delay: float | None = None) -> None: ...
+
+    def git_data_arrived(self, identifier: str) -> None: ...
+
+    def release_now(self, identifier: str, timeout: float = 60.0) -> ProcessResult: ...
+
+
+@dataclass(frozen=True)
+class Delays:
+    user: float = 180.0  # S4.2: a push is expected to follow
+    synced: float = 0.5  # S4.2: from a sync source
+
+
+class GraspWritePolicy:
+    def __init__(
+        self,
+        *,
+        domain: str,
+        index: RepositoryIndex,
+        store: EventStore,
+        purgatory: PurgatoryStore,
+        sync: SyncPort,
+        notify: Callable[[Event], object],
+        delays: Delays = Delays(),
+    ) -> None:
+        self.domain = domain
+        self.index = index
+        self.store = store
+        self.purgatory = purgatory
+        self.sync = sync
+        self.notify = notify
+        self.delays = delays
+
+    def __call__(self, event: Event, source: EventSource) -> Result:
+        refusal = rules.check_kind(event.kind)
+        if refusal:
+            return refusal
+        handler = {
+            kinds.REPO_ANNOUNCEMENT: self._announcement,
+            kinds.REPO_STATE: self._state,
+            kinds.PULL_REQUEST: self._pr,
+            kinds.PULL_REQUEST_UPDATE: self._pr,
+        }.get(event.kind, self._related)
+        try:
+            return handler(event, source is EventSource.SYNC)
+        except Nip34Error as exc:
+            return Result(False, exc.message)
+        except Exception:
+            logger.exception("write policy failed on event %s (kind %d)", event.id, event.kind)
+            return Result.reject(Prefix.ERROR, "could not process the event")
+
+    # -- 30617 ------------------------------------------------------------------------------
+
+    def _announcement(self, event: Event, synced: bool) -> Result:
+        announcement = Announcement.from_event(event)
+        ours = rules.lists_this_service(announcement, self.domain)
+        refusal = rules.check_announcement(
+            announcement, self.domain, not ours and self._is_maintainer(announcement)
+        )
+        if refusal:
+            return refusal
+        if not ours or self._stored_announcement(announcement):
+            result = self._save(event)  # a maintainer's, or a replacement of an accepted one
+            if ours:
+                ensure_bare_repo(self.index.data_dir, npub_encode(announcement.owner), announcement.identifier)
+        else:
+            ensure_bare_repo(self.index.data_dir, npub_encode(announcement.owner), announcement.identifier)
+            outcome = self.purgatory.add_announcement(announcement, _source(synced))
+            result = {AddOutcome.DUPLICATE: DUPLICATE_RESULT, AddOutcome.STALE: NEWER_EXISTS}.get(
+                outcome, HELD_RESULT
+            )
+        if self.purgatory.has_pending_events(announcement.identifier):
+            self.sync.git_data_arrived(announcement.identifier)  # it may authorise waiting states
+        return result
+
+    def _is_maintainer(self, announcement: Announcement) -> bool:
+        """Is the author in some other owner's recursive maintainer set for this identifier?"""
+        owners = self.index.authorised_owners(announcement.owner, announcement.identifier)
+        return any(owner != announcement.owner for owner in owners)
+
+    def _stored_announcement(self, announcement: Announcement) -> bool:
+        flt = Filter(
+            kinds={kinds.REPO_ANNOUNCEMENT},
+            authors={announcement.owner},
+            tags={"d": [announcement.identifier]},
+        )
+        return bool(self.store.query([flt]))
+
+    # -- 30618 ------------------------------------------------------------------------------
+
+    def _state(self, event: Event, synced: bool) -> Result:
+        state = RepositoryState.from_event(event)
+        if self.purgatory.contains(event.id):
+            self._enqueue(state.identifier, synced)
+            return DUPLICATE_RESULT
+        if self.store.contains(event.id):
+            return STORED_ALREADY
+        ownership = self.index.ownership(state.identifier)
+        owners = ownership.authorised_owners(state.author)
+        refusal = rules.check_repository_author(ownership.announcements, owners)
+        if refusal:
+            return refusal
+        for owner in owners:
+            self.purgatory.extend_announcement(owner, state.identifier)
+        if _on_disk(ownership.repos, state.needed_oids):
+            self.purgatory.add_state(state, _source(synced))
+            return self._release_now(event, state.identifier, synced, HELD_RESULT)
+        refusal = rules.check_not_expired(event, synced, self.purgatory.is_expired(event.id))
+        if refusal:
+            return refusal
+        self.purgatory.add_state(state, _source(synced))
+        logger.info("state %s of %s held in purgatory", event.id, state.identifier)
+        self._enqueue(state.identifier, synced)
+        return HELD_RESULT
+
+    # -- 1618 / 1619 ------------------------------------------------------------------------
+
+    def _pr(self, event: Event, synced: bool) -> Result:
+        pr = PullRequest.from_event(event)
+        if self.purgatory.contains(event.id):
+            self._enqueue(pr.identifier, synced)
+            return DUPLICATE_RESULT
+        if self.store.contains(event.id):
+            return STORED_ALREADY
+        ownership = self.index.ownership(pr.identifier)
+        if not any(a.owner in pr.owners for a in ownership.announcements):
+            return Result.reject(Prefix.INVALID, "pull request does not reference a repository on this relay")
+        refusal = rules.check_placeholder(pr.commit, self.purgatory.placeholder_commit(event.id))
+        refusal = refusal or rules.check_not_expired(event, synced, self.purgatory.is_expired(event.id))
+        if refusal:
+            return refusal
+        self.purgatory.add_pr(pr, _source(synced))
+        held = pr_held_result(pr.commit)
+        if _on_disk(ownership.repos, {pr.commit}):
+            return self._release_now(event, pr.identifier, synced, held)
+        logger.info("PR %s of %s held in purgatory, waiting for %s", event.id, pr.identifier, pr.commit)
+        self._enqueue(pr.identifier, synced)
+        return held
+
+    # -- related kinds and deletions --------------------------------------------------------
+
+    def _related(self, event: Event, synced: bool) -> Result:
+        deletion = event.kind == kinds.DELETION
+        refusal = rules.check_related(self._references_accepted(event, include_held=deletion), event.kind)
+        if refusal:
+            return refusal
+        result = self._save(event)
+        if deletion:
+            removed = self.purgatory.remove_deleted(DeletionRequest.from_event(event))
+            if removed:
+                logger.info("deletion %s removed %d held events", event.id, len(removed))
+        return result
+
+    def _references_accepted(self, event: Event, include_held: bool) -> bool:
+        for address in rules.referenced_addresses(event):
+            flt = Filter(kinds={address.kind}, authors={address.pubkey}, tags={"d": [address.d]})
+            if self.store.query([flt]):
+                return True
+            if include_held and self.purgatory.announcement(address.pubkey, address.d):
+                return True
+        ids = rules.referenced_ids(event)
+        return any(self.store.contains(i) or (include_held and self.purgatory.contains(i)) for i in ids)
+
+    # -- shared -----------------------------------------------------------------------------
+
+    def _save(self, event: Event) -> Result:
+        outcome = self.store.save(event)
+        if outcome.stored:
+            self.notify(event)
+        return outcome.to_result()
+
+    def _release_now(self, event: Event, identifier: str, synced: bool, held: Result) -> Result:
+        """The objects are here: let the Releaser release it now and answer what happened.
+
+        A Releaser that is slow (a large copy) or restarting is no reason to fail the client:
+        the event is held either way, and the queued sync releases it later.
+        """
+        try:
+            self.sync.release_now(identifier)
+        except Exception as exc:
+            logger.warning("releasing %s for event %s did not finish: %r", identifier, event.id, exc)
+        if self.store.contains(event.id):
+            return Result.ok()
+        if self.purgatory.contains(event.id):
+            self._enqueue(identifier, synced)
+            return held
+        return NEWER_EXISTS
+
+    def _enqueue(self, identifier: str, synced: bool) -> None:
+        self.sync.enqueue_sync(identifier, self.delays.synced if synced else self.delays.user)
+
+
+def _on_disk(repos: list[tuple[str, Path]], oids: frozenset[str] | set[str]) -> bool:
+    """Does some owner repository already hold every one of ``oids``?"""
+    return any(not missing_oids(path, oids) for _, path in repos)
+
+
+def _source(synced: bool) -> Source:
+    return Source.SYNC if synced else Source.DIRECT
