@@ -38,6 +38,7 @@ __all__ = [
     "NegentropyError",
     "NegentropyStorage",
     "PROTOCOL_VERSION",
+    "check_frame_size_limit",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,14 +50,19 @@ FRAME_SIZE_MINIMUM = 4096
 _FRAME_SLACK = 200
 
 
+def check_frame_size_limit(limit: int) -> None:
+    """ValueError unless ``limit`` is 0 (no limit) or at least 4096 bytes, as the reference."""
+    if limit < 0 or 0 < limit < FRAME_SIZE_MINIMUM:
+        raise ValueError(f"frame_size_limit must be 0 (none) or at least {FRAME_SIZE_MINIMUM}")
+
+
 class Negentropy:
     """One side of one reconciliation. Not reusable: make a new one per NEG-OPEN."""
 
     def __init__(self, storage: NegentropyStorage, frame_size_limit: int = 0) -> None:
         if not storage.sealed:
             raise ValueError("negentropy storage must be sealed before reconciling")
-        if frame_size_limit < 0 or 0 < frame_size_limit < FRAME_SIZE_MINIMUM:
-            raise ValueError(f"frame_size_limit must be 0 (none) or at least {FRAME_SIZE_MINIMUM}")
+        check_frame_size_limit(frame_size_limit)
         self.storage = storage
         self.frame_size_limit = frame_size_limit
         self.is_initiator = False
