@@ -34,10 +34,10 @@ from grasp.nostr.negentropy_storage import NegentropyStorage
 
 __all__ = [
     "FRAME_SIZE_MINIMUM",
+    "PROTOCOL_VERSION",
     "Negentropy",
     "NegentropyError",
     "NegentropyStorage",
-    "PROTOCOL_VERSION",
     "check_frame_size_limit",
 ]
 

@@ -90,7 +90,7 @@ class BoundWriter:
 class MessageReader:
     """A cursor over one incoming message; every read checks the bytes are really there."""
 
-    __slots__ = ("_data", "_pos", "_last_timestamp", "_last_key")
+    __slots__ = ("_data", "_last_key", "_last_timestamp", "_pos")
 
     def __init__(self, data: bytes) -> None:
         self._data = bytes(data)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 from array import array
 from collections.abc import Iterable, Iterator
 
@@ -36,7 +37,7 @@ def fingerprint_of(id_sum: int, count: int) -> bytes:
 class _ItemView:
     """A read-only sequence of ``(timestamp, id)`` over the sealed arrays, for :mod:`bisect`."""
 
-    __slots__ = ("_timestamps", "_ids")
+    __slots__ = ("_ids", "_timestamps")
 
     def __init__(self, timestamps: array, ids: bytes) -> None:
         self._timestamps = timestamps
@@ -94,7 +95,7 @@ class NegentropyStorage:
             raise ValueError("negentropy storage is already sealed")
         items = sorted(self._pending)
         self._pending = None
-        for previous, current in zip(items, items[1:]):
+        for previous, current in itertools.pairwise(items):
             if previous == current:
                 raise ValueError(f"duplicate item {current[1].hex()} at {current[0]}")
         self._timestamps = array("Q", (timestamp for timestamp, _ in items))

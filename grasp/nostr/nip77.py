@@ -338,7 +338,7 @@ class NegentropyInitiator:
         if isinstance(parsed, NegErr):
             raise NegentropyRefused(parsed.sub_id, parsed.reason)
         if not isinstance(parsed, NegMsg):
-            raise _invalid(f"a relay does not send {frame[0]}", parsed.sub_id)  # type: ignore[index]
+            raise _invalid(f"a relay does not send {parsed.to_json()[0]}", parsed.sub_id)
         self.rounds += 1
         try:
             reply = self._negentropy.reconcile(parsed.message)

@@ -98,9 +98,9 @@ def reconcile_once(client_items, relay_items, limit: int) -> tuple[ReconcileResu
     sent = 0
     for _ in range(10_000):
         sent += wire(frame)
-        reply = timed("relay", lambda: responder.handle(frame))
+        reply = timed("relay", lambda frame=frame: responder.handle(frame))
         sent += wire(reply)
-        outcome = timed("client", lambda: init.on_frame(reply))
+        outcome = timed("client", lambda reply=reply: init.on_frame(reply))
         if isinstance(outcome, ReconcileResult):
             sent += wire(init.close_frame())
             return outcome, sent, init.rounds, cpu["client"], cpu["relay"]
@@ -109,7 +109,7 @@ def reconcile_once(client_items, relay_items, limit: int) -> tuple[ReconcileResu
 
 
 def transfer_bytes(result: ReconcileResult, by_id: dict[str, Event]) -> int:
-    """Download what the client lacks (REQ by ids → EVENT… EOSE), upload what the relay lacks."""
+    """Download what the client lacks (REQ by ids, EVENT…, EOSE); upload what the relay lacks."""
     total = wire(["REQ", "fetch", {"ids": sorted(result.need_ids)}]) + wire(["EOSE", "fetch"])
     total += sum(wire(["EVENT", "fetch", by_id[i].to_json()]) for i in result.need_ids)
     total += sum(wire(["EVENT", by_id[i].to_json()]) + wire(["OK", i, True, ""])

@@ -186,8 +186,8 @@ def test_s17_3_malformed_negentropy_message_is_invalid_and_closes_the_session():
     responder = NegentropyResponder(items_for)
     responder.handle(["NEG-OPEN", "s", {}, "6100000200"])
     reply = responder.handle(["NEG-MSG", "s", "61000003"])
-    assert reply == ["NEG-ERR", "s", "invalid: unknown range mode 3 (0 skip, 1 fingerprint, "
-                     "2 id list)"]
+    assert reply == ["NEG-ERR", "s", ("invalid: unknown range mode 3 (0 skip, 1 fingerprint, "
+                                      "2 id list)")]
     assert len(responder) == 0
     assert responder.handle(["NEG-MSG", "s", "6100000200"])[2].startswith("closed:")
 

@@ -60,7 +60,7 @@ class _UpgradeHandler(WSGIHandler):
         self.headers_sent = True
         self.response_length = 0
         self.close_connection = True
-        self.result = []
+        self.result: list[bytes] = []
         self.server.serve_websocket(self.socket, self.rfile)
 
 
