@@ -267,9 +267,9 @@ class NegentropyResponder:
         if len(records) > self.max_records:
             return self._error(sub_id, Prefix.BLOCKED, f"too many events (more than "
                                f"{self.max_records} match this filter)")
-        latest = {item_id: created_at for created_at, item_id in records}  # one per id
+        unique = {item_id: created_at for created_at, item_id in records}  # one item per id
         try:
-            return NegentropyStorage.from_hex_items((t, i) for i, t in latest.items())
+            return NegentropyStorage.from_hex_items((t, i) for i, t in unique.items())
         except ValueError:
             logger.exception("NEG-OPEN %s: stored records are not (created_at, id hex)", sub_id)
             return self._error(sub_id, Prefix.ERROR, "could not read stored events")
