@@ -1,10 +1,21 @@
-"""The numbers the actor system runs by (SPEC S4, S6, S12), in one frozen object."""
+"""The numbers the actor system runs by (SPEC S4, S6, S12): their one home.
+
+Every SPEC default of purgatory sync lives here and nowhere else: the relay's options default
+to these fields (``grasp.relay.config``), and no policy object has defaults of its own. Values
+are seconds (the CLI converts milliseconds once, when it parses them).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SyncConfig"]
+from messages.scheduler import SYNC_REASONS, SyncReason
+
+__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "SyncConfig"]
+
+#: S4.1: the retry backoff 20 s × 2^min(max(n−1, 0), 3), capped at 120 s.
+BACKOFF_BASE = 20.0
+BACKOFF_CAP = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,21 +26,29 @@ class SyncConfig:
     max_concurrent: int = 5  # --sync-domain-concurrent (S6.1)
     max_per_minute: int = 30  # --sync-domain-rate-limit (S6.1)
     rate_window: float = 60.0  # the sliding window of S6.1; shortened only by benchmarks
-    default_delay: float = 180.0  # --sync-default-delay-secs (S4.2)
-    immediate_delay: float = 0.5  # --sync-immediate-delay-ms (S4.2)
+    user_delay: float = 180.0  # --sync-default-delay-secs (S4.2): a push usually follows
+    synced_delay: float = 0.5  # --sync-immediate-delay-ms (S4.2): also after a restart
     precise_wakeups: bool = True  # S4.4 wake-up at the earliest next_attempt; off = tick only
-    backoff_scale: float = 1.0  # multiplies the 20/40/80/120 s backoff; < 1 only in tests
+    backoff_scale: float = 1.0  # multiplies the S4.1 backoff; < 1 only in tests
     max_running_syncs: int = 256  # FetchActors on the main path at once (memory bound)
     restart_backoff_min: float = 0.05  # Supervisor: first restart delay
     restart_backoff_max: float = 5.0  # Supervisor: cap of the doubling restart delay
     stop_timeout: float = 10.0  # how long stop() waits for running fetches before cancelling
 
     def __post_init__(self) -> None:
-        for name in ("tick_interval", "rate_window", "restart_backoff_max", "stop_timeout", "backoff_scale"):
+        positive = ("tick_interval", "rate_window", "restart_backoff_max", "stop_timeout",
+                    "backoff_scale")
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("max_concurrent", "max_per_minute", "max_running_syncs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.default_delay < 0 or self.immediate_delay < 0:
+        if self.user_delay < 0 or self.synced_delay < 0:
             raise ValueError("delays cannot be negative")
+
+    def delay_for(self, reason: SyncReason) -> float:
+        """S4.2: how long after an event of this origin its identifier's sync is tried."""
+        if reason not in SYNC_REASONS:
+            raise ValueError(f"unknown sync reason {reason!r}")
+        return self.user_delay if reason == "user" else self.synced_delay

@@ -42,10 +42,7 @@ __all__ = ["DomainThrottle", "ThrottleClient"]
 class DomainThrottle(BaseActor):
     def __init__(self, services: Services, bind: Binder, domain: str) -> None:
         super().__init__(services, bind, throttle_name(domain))
-        config = services.config
-        self.state = DomainThrottleState(
-            domain, config.max_concurrent, config.max_per_minute, config.rate_window
-        )
+        self.state = DomainThrottleState.from_config(domain, services.config)
 
     @handles(TryStart)
     def on_try_start(self, msg: TryStart, now: float) -> bool:

@@ -11,12 +11,11 @@ import itertools
 import logging
 from dataclasses import dataclass
 
+from .config import BACKOFF_BASE, BACKOFF_CAP
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "SyncQueue", "SyncQueueEntry"]
-
-BACKOFF_BASE = 20.0
-BACKOFF_CAP = 120.0
+__all__ = ["SyncQueue", "SyncQueueEntry"]
 
 
 @dataclass(slots=True)
@@ -74,7 +73,7 @@ class SyncQueue:
     rebuilt when they outnumber live entries, so memory stays proportional to the queue.
     """
 
-    def __init__(self, backoff_scale: float = 1.0) -> None:
+    def __init__(self, backoff_scale: float) -> None:
         self.backoff_scale = backoff_scale
         self._entries: dict[str, SyncQueueEntry] = {}
         self._heap: list[tuple[float, int, str]] = []
@@ -144,9 +143,6 @@ class SyncQueue:
             entry.next_attempt - now,
         )
         self._push(identifier, entry)
-
-    def remove(self, identifier: str) -> None:
-        self._entries.pop(identifier, None)
 
     def next_wakeup(self) -> float | None:
         """The earliest ``next_attempt`` of an entry that is not in progress, or None."""

@@ -37,17 +37,16 @@ class Releaser(BaseActor):
     def on_git_data(self, msg: GitDataArrived, now: float) -> None:
         self._release(msg.identifier)
         if self.port.has_pending_events(msg.identifier):
-            # Events of other authors may still wait; a sooner attempt already queued stays.
-            delay = self.services.config.default_delay
-            self.effects.tell(SCHEDULER, EnqueueSync(msg.identifier, delay))
+            # Events of other authors may still wait (their pushes may follow); a sooner
+            # attempt already queued stays.
+            self.effects.tell(SCHEDULER, EnqueueSync(msg.identifier, "user"))
 
     @handles(EnqueuePending)
     def on_enqueue_pending(self, msg: EnqueuePending, now: float) -> None:
         identifiers = self.port.pending_identifiers()
         logger.info("re-queueing %d identifiers with held events", len(identifiers))
-        delay = self.services.config.immediate_delay
         for identifier in identifiers:
-            self.effects.tell(SCHEDULER, EnqueueSync(identifier, delay))
+            self.effects.tell(SCHEDULER, EnqueueSync(identifier, "restart"))
 
     def _release(self, identifier: str) -> ProcessResult:
         result = self.port.process_satisfiable_events(identifier)

@@ -45,7 +45,7 @@ class Scheduler(BaseActor):
 
     @handles(EnqueueSync)
     def on_enqueue(self, msg: EnqueueSync, now: float) -> None:
-        self.queue.enqueue(msg.identifier, msg.delay, now)
+        self.queue.enqueue(msg.identifier, self.services.config.delay_for(msg.reason), now)
         self._pump(now)
 
     @handles(Tick)

@@ -1,7 +1,7 @@
 """Start, use and stop the purgatory sync actor system (the embedding API).
 
     system = actors.system.start(ctx, SyncConfig(...), clock=GeventClock())
-    system.enqueue_sync("my-repo", delay=0.5)     # an event went to purgatory
+    system.enqueue_sync("my-repo", "synced")      # an event from a peer went to purgatory
     system.git_data_arrived("my-repo")            # a push landed
     system.status()                               # queue and per-domain figures
     system.stop()                                 # reverse order; nothing left registered
@@ -22,7 +22,7 @@ import pykka
 
 from messages.lifecycle import Ping
 from messages.releaser import EnqueuePending, GitDataArrived, ProcessResult, ProcessSatisfiable
-from messages.scheduler import EnqueueSync, GetSchedulerStatus, SchedulerStatus
+from messages.scheduler import EnqueueSync, GetSchedulerStatus, SchedulerStatus, SyncReason
 from messages.supervisor import Shutdown
 from messages.throttle import GetThrottleStatus, ThrottleStatus
 
@@ -118,11 +118,9 @@ class SyncSystem:
 
     # -- the embedding API ---------------------------------------------------------------------
 
-    def enqueue_sync(self, identifier: str, delay: float | None = None) -> None:
-        """An event of ``identifier`` entered purgatory (S4.2: the default delay is the user one)."""
-        if delay is None:
-            delay = self.config.default_delay
-        self.outside.tell(SCHEDULER, EnqueueSync(identifier, delay))
+    def enqueue_sync(self, identifier: str, reason: SyncReason = "user") -> None:
+        """An event of ``identifier`` entered purgatory; ``reason`` picks the delay (S4.2)."""
+        self.outside.tell(SCHEDULER, EnqueueSync(identifier, reason))
 
     def git_data_arrived(self, identifier: str) -> None:
         """A push landed: the Releaser releases what is now satisfiable (S10.6)."""

@@ -14,12 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .clock import Clock
+from .config import SyncConfig
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_WINDOW", "DomainThrottleState", "ThrottleManager"]
-
-DEFAULT_WINDOW = 60.0
+__all__ = ["DomainThrottleState", "ThrottleManager"]
 
 
 @dataclass(slots=True)
@@ -32,11 +31,7 @@ class DomainThrottleState:
     """One domain's limits and round-robin queue. Every time-dependent method takes ``now``."""
 
     def __init__(
-        self,
-        domain: str,
-        max_concurrent: int = 5,
-        max_per_minute: int = 30,
-        window: float = DEFAULT_WINDOW,
+        self, domain: str, max_concurrent: int, max_per_minute: int, window: float
     ) -> None:
         if max_concurrent < 1 or max_per_minute < 1 or window <= 0:
             raise ValueError("throttle limits must be positive")
@@ -50,6 +45,11 @@ class DomainThrottleState:
         self._order: list[str] = []
         self.round_robin_index = 0
         self._reserved: set[str] = set()  # identifiers dispatched with a slot not yet returned
+
+    @classmethod
+    def from_config(cls, domain: str, config: SyncConfig) -> DomainThrottleState:
+        """The state of ``domain`` under the limits of ``config`` (S6.1)."""
+        return cls(domain, config.max_concurrent, config.max_per_minute, config.rate_window)
 
     # -- limits (S6.1, S6.4) ------------------------------------------------------------
     #
@@ -218,19 +218,18 @@ class ThrottleManager:
     """
 
     def __init__(
-        self,
-        max_concurrent: int = 5,
-        max_per_minute: int = 30,
-        clock: Clock | None = None,
-        window: float = DEFAULT_WINDOW,
+        self, max_concurrent: int, max_per_minute: int, window: float, clock: Clock
     ) -> None:
-        from .clock import FakeClock
-
         self.max_concurrent = max_concurrent
         self.max_per_minute = max_per_minute
         self.window = window
-        self.clock = clock if clock is not None else FakeClock()
+        self.clock = clock
         self.throttles: dict[str, DomainThrottleState] = {}
+
+    @classmethod
+    def from_config(cls, config: SyncConfig, clock: Clock) -> ThrottleManager:
+        """The manager with the limits of ``config`` (S6.1)."""
+        return cls(config.max_concurrent, config.max_per_minute, config.rate_window, clock)
 
     def throttle(self, domain: str) -> DomainThrottleState:
         state = self.throttles.get(domain)

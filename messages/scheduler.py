@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from ._base import message
+
+#: Why an identifier is queued: a user's event (a push is expected to follow), an event copied
+#: from another relay, or a restart re-queueing what is held (S4.2). Only the sync config turns
+#: a reason into a delay.
+SyncReason = Literal["user", "synced", "restart"]
+SYNC_REASONS: frozenset[str] = frozenset(get_args(SyncReason))
 
 
 @message
 class EnqueueSync:
-    """An event for ``identifier`` entered purgatory; try a sync in ``delay`` seconds (S4.2, S4.3)."""
+    """An event for ``identifier`` entered purgatory for ``reason``; try a sync after the
+    reason's delay (S4.2), debounced with any entry already queued (S4.3)."""
 
     identifier: str
-    delay: float
+    reason: SyncReason
+
+    def __post_init__(self) -> None:
+        if self.reason not in SYNC_REASONS:
+            raise ValueError(f"unknown sync reason {self.reason!r}")
 
 
 @message

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +36,7 @@ from grasp.purgatory import (
 from grasp.repositories import RepositoryIndex
 from grasp.store.sqlite import EventStore
 from messages.releaser import ProcessResult
+from messages.scheduler import SyncReason
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +49,11 @@ NEWER_EXISTS = Result.ok(Prefix.DUPLICATE, "have a newer version of this event")
 class SyncPort(Protocol):
     """What the policy asks of purgatory sync (``actors.system.SyncSystem`` offers it)."""
 
-    def enqueue_sync(self, identifier: str, delay: float | None = None) -> None: ...
+    def enqueue_sync(self, identifier: str, reason: SyncReason = "user") -> None: ...
 
     def git_data_arrived(self, identifier: str) -> None: ...
 
     def release_now(self, identifier: str, timeout: float = 60.0) -> ProcessResult: ...
-
-
-@dataclass(frozen=True)
-class Delays:
-    user: float = 180.0  # S4.2: a push is expected to follow
-    synced: float = 0.5  # S4.2: from a sync source
 
 
 class GraspWritePolicy:
@@ -72,7 +66,6 @@ class GraspWritePolicy:
         purgatory: PurgatoryStore,
         sync: SyncPort,
         notify: Callable[[Event], object],
-        delays: Delays = Delays(),
     ) -> None:
         self.domain = domain
         self.index = index
@@ -80,7 +73,6 @@ class GraspWritePolicy:
         self.purgatory = purgatory
         self.sync = sync
         self.notify = notify
-        self.delays = delays
 
     def __call__(self, event: Event, source: EventSource) -> Result:
         refusal = rules.check_kind(event.kind)
@@ -238,7 +230,8 @@ class GraspWritePolicy:
         return NEWER_EXISTS
 
     def _enqueue(self, identifier: str, synced: bool) -> None:
-        self.sync.enqueue_sync(identifier, self.delays.synced if synced else self.delays.user)
+        """S4.2: the sync config turns the origin into a delay."""
+        self.sync.enqueue_sync(identifier, "synced" if synced else "user")
 
 
 def _on_disk(repos: list[tuple[str, Path]], oids: frozenset[str] | set[str]) -> bool:

@@ -18,7 +18,7 @@ from actors.clock import Clock
 from actors.config import SyncConfig
 from actors.observer import SyncObserver
 from actors.trace.recorder import JsonlTracer
-from grasp.admission.write_policy import Delays, GraspWritePolicy
+from grasp.admission.write_policy import GraspWritePolicy
 from grasp.context import RealSyncContext
 from grasp.git import FetchLimits, FetchPolicy, remove_interrupted_work
 from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore
@@ -58,11 +58,11 @@ __all__ = ["GraspRelay", "StartupError", "open_grasp_relay", "sync_config"]
 def sync_config(config: Config) -> SyncConfig:
     """The actor system's numbers from the relay's options (S12)."""
     return SyncConfig(
-        tick_interval=config.sync_loop_interval_ms / 1000,
+        tick_interval=config.sync_loop_interval_secs,
         max_concurrent=config.sync_domain_concurrent,
         max_per_minute=config.sync_domain_rate_limit,
-        default_delay=config.sync_default_delay_secs,
-        immediate_delay=config.sync_immediate_delay_ms / 1000,
+        user_delay=config.sync_default_delay_secs,
+        synced_delay=config.sync_immediate_delay_secs,
         rate_window=config.sync_rate_window_secs,
         precise_wakeups=config.sync_precise_wakeups,
         backoff_scale=config.sync_backoff_scale,
@@ -190,7 +190,6 @@ def open_grasp_relay(
         write_policy = GraspWritePolicy(
             domain=bound.public_domain, index=index, store=store, purgatory=purgatory,
             sync=system, notify=hub.publish,
-            delays=Delays(bound.sync_default_delay_secs, bound.sync_immediate_delay_ms / 1000),
         )
         sync_sources = SyncSources(bound.sync_sources, SyncSourceSettings.from_config(bound),
                                    write_policy)

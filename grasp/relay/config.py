@@ -21,11 +21,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from actors.config import SyncConfig
+from grasp.git import FetchLimits
+from grasp.purgatory.store import DEFAULT_EXPIRY_SECS
+from grasp.relay.transport.connection import WebSocketLimits
+from grasp.relay.transport.session import SessionLimits
+
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+_SYNC, _FETCH = SyncConfig(), FetchLimits()
+_WEBSOCKET, _SESSION = WebSocketLimits(), SessionLimits()
 
 
 class ConfigError(ValueError):
@@ -34,14 +44,16 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting of the relay process. Field defaults are the S12 defaults."""
+    """Every setting of the relay process, in seconds and bytes whatever unit its flag takes
+    (milliseconds are converted once, when parsed). Defaults are the S12 defaults, taken from
+    the layer each setting configures so that every SPEC number has one home."""
 
     # purgatory sync (the seed's five, S4)
-    sync_loop_interval_ms: int = 1000
-    sync_domain_concurrent: int = 5
-    sync_domain_rate_limit: int = 30
-    sync_default_delay_secs: float = 180.0
-    sync_immediate_delay_ms: int = 500
+    sync_loop_interval_secs: float = _SYNC.tick_interval
+    sync_domain_concurrent: int = _SYNC.max_concurrent
+    sync_domain_rate_limit: int = _SYNC.max_per_minute
+    sync_default_delay_secs: float = _SYNC.user_delay
+    sync_immediate_delay_secs: float = _SYNC.synced_delay
     # listening and identity
     host: str = "127.0.0.1"
     port: int = 7777
@@ -51,19 +63,19 @@ class Config:
     # sync sources and fetching (S3.4, S7.2, S10.7)
     sync_sources: tuple[str, ...] = ()
     allow_private_fetch: bool = False
-    fetch_timeout_secs: float = 120.0
-    fetch_read_timeout_secs: float = 30.0
-    fetch_max_bytes: int = GIB
-    purgatory_expiry_secs: float = 1800.0
+    fetch_timeout_secs: float = _FETCH.deadline_secs
+    fetch_read_timeout_secs: float = _FETCH.read_timeout_secs
+    fetch_max_bytes: int = _FETCH.max_bytes
+    purgatory_expiry_secs: float = DEFAULT_EXPIRY_SECS
     trace: Path | None = None
     # benchmark knobs: shorter rate window (politeness runs), tick-only scheduling (baseline)
-    sync_rate_window_secs: float = 60.0
-    sync_precise_wakeups: bool = True
-    sync_backoff_scale: float = 1.0
+    sync_rate_window_secs: float = _SYNC.rate_window
+    sync_precise_wakeups: bool = _SYNC.precise_wakeups
+    sync_backoff_scale: float = _SYNC.backoff_scale
     # NIP-01 limits (S10.1, bold there, so configurable)
-    max_message_bytes: int = 512 * KIB
-    max_subscriptions: int = 20
-    max_limit: int = 500
+    max_message_bytes: int = _WEBSOCKET.max_message_bytes
+    max_subscriptions: int = _SESSION.max_subscriptions
+    max_limit: int = _SESSION.max_limit
     log_level: str = "INFO"
 
     @property
@@ -104,6 +116,19 @@ def _integer(text: str, low: int, high: int | None = None) -> int:
 
 def _int_at_least(low: int) -> Callable[[str], int]:
     return lambda text: _integer(text, low)
+
+
+def _milliseconds(text: str) -> float:
+    """A whole number of milliseconds, as seconds (the one conversion of the unit)."""
+    return _integer(text, 0) / 1000
+
+
+def _positive_milliseconds(text: str) -> float:
+    return _integer(text, 1) / 1000
+
+
+def _as_milliseconds(seconds: float) -> str:
+    return str(round(seconds * 1000))
 
 
 def _port(text: str) -> int:
@@ -217,11 +242,14 @@ class Option:
     default_text: str | None = None
     #: Parses the env var when it differs from the flag (comma lists for "append").
     env_parse: Callable[[str], Any] | None = field(default=None)
+    #: Shows the Config value in the flag's unit (milliseconds flags hold seconds).
+    show: Callable[[Any], str] | None = None
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("sync_loop_interval_ms", "--sync-loop-interval-ms", "GRASP_SYNC_LOOP_INTERVAL_MS",
-           _int_at_least(1), "period of the scheduler's safety-net Tick (S4.4)", metavar="MS"),
+    Option("sync_loop_interval_secs", "--sync-loop-interval-ms", "GRASP_SYNC_LOOP_INTERVAL_MS",
+           _positive_milliseconds, "period of the scheduler's safety-net Tick (S4.4)",
+           metavar="MS", show=_as_milliseconds),
     Option("sync_domain_concurrent", "--sync-domain-concurrent", "GRASP_SYNC_DOMAIN_CONCURRENT",
            _int_at_least(1), "max fetches in flight per remote domain (S6.1)", metavar="N"),
     Option("sync_domain_rate_limit", "--sync-domain-rate-limit", "GRASP_SYNC_DOMAIN_RATE_LIMIT",
@@ -230,9 +258,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("sync_default_delay_secs", "--sync-default-delay-secs", "GRASP_SYNC_DEFAULT_DELAY_SECS",
            _seconds, "sync delay after a user-submitted event; a push usually follows (S4.2)",
            metavar="SECS"),
-    Option("sync_immediate_delay_ms", "--sync-immediate-delay-ms", "GRASP_SYNC_IMMEDIATE_DELAY_MS",
-           _int_at_least(0), "sync delay after an event from a sync source or a restart (S4.2)",
-           metavar="MS"),
+    Option("sync_immediate_delay_secs", "--sync-immediate-delay-ms",
+           "GRASP_SYNC_IMMEDIATE_DELAY_MS", _milliseconds,
+           "sync delay after an event from a sync source or a restart (S4.2)", metavar="MS",
+           show=_as_milliseconds),
     Option("host", "--host", "GRASP_HOST", _host, "address to listen on", metavar="HOST"),
     Option("port", "--port", "GRASP_PORT", _port, "port to listen on; 0 picks a free port",
            metavar="PORT"),
@@ -292,6 +321,8 @@ def _default_text(option: Option) -> str:
     if option.default_text is not None:
         return option.default_text
     value = next(f.default for f in dataclasses.fields(Config) if f.name == option.field)
+    if option.show is not None:
+        return option.show(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

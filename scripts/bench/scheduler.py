@@ -38,7 +38,7 @@ NOW = 1000.0
 
 
 def _queue(queued: int, ready: int) -> SyncQueue:
-    queue = SyncQueue()
+    queue = SyncQueue(SyncConfig().backoff_scale)
     for i in range(queued - ready):
         queue.enqueue(f"later-{i:06d}", 3600.0 + i * 0.001, NOW)
     for i in range(ready):
@@ -110,7 +110,7 @@ def tell_table(messages: int) -> None:
             ("bare pykka actor", lambda i: bare.tell(i), lambda: bare.ask("x")),
             (
                 "Scheduler EnqueueSync",
-                lambda i: scheduler.tell(Envelope("bench", EnqueueSync(f"id{i % 5000}", 3600.0))),
+                lambda i: scheduler.tell(Envelope("bench", EnqueueSync(f"id{i % 5000}", "user"))),
                 ping(scheduler),
             ),
             (
@@ -136,7 +136,7 @@ def memory_table(queued: int) -> None:
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
-    queue = SyncQueue()
+    queue = SyncQueue(SyncConfig().backoff_scale)
     for i, name in enumerate(names):
         queue.enqueue(name, 60.0 + i * 0.001, NOW)
     gc.collect()

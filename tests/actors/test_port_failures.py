@@ -35,8 +35,8 @@ def test_an_unexpected_exception_is_logged_with_its_traceback_and_retried(
     caplog.set_level(logging.INFO, logger="actors")
     ctx = BuggyContext(fake_clock.now).with_urls([A])
     ctx.with_needed_oids(["o1"], identifier="repo").url_provides(A, ["o1"])
-    h = start_system(ctx, clock=fake_clock)
-    h.enqueue("repo", 0.0)
+    h = start_system(ctx, clock=fake_clock, synced_delay=0.0)
+    h.enqueue("repo")
     [record] = _bug_records(caplog)  # once, with the traceback, by the FetchActor
     assert record.levelno == logging.ERROR and record.name == "actors.fetch"
     assert "injected bug" in caplog.text and "Traceback" in caplog.text
@@ -56,8 +56,8 @@ def test_a_fetch_failure_is_not_a_bug(start_system, fake_clock, caplog):
     caplog.set_level(logging.INFO, logger="actors")
     ctx = MockSyncContext(clock=fake_clock.now).with_urls([A]).url_fails(A)
     ctx.with_needed_oids(["o1"], identifier="repo")
-    h = start_system(ctx, clock=fake_clock)
-    h.enqueue("repo", 0.0)
+    h = start_system(ctx, clock=fake_clock, synced_delay=0.0)
+    h.enqueue("repo")
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage() for r in warnings] == [f"repo: fetch from {A} failed (refused): "
                                                   "configured to fail"]

@@ -21,7 +21,7 @@ def test_enqueued_identifier_is_synced_at_its_time_and_removed(start_system, fak
     """S4.2/S4.5: nothing happens before the delay; then one sync releases and drops the entry."""
     ctx = _ctx(fake_clock.now, repo=["o1"])
     h = start_system(ctx, clock=fake_clock)
-    h.enqueue("repo", 0.5)
+    h.enqueue("repo")  # the synced delay, 0.5 s
     h.advance(0.4)
     assert ctx.fetch_log == [] and h.status().queue_size == 1
     h.advance(0.1)
@@ -32,9 +32,9 @@ def test_enqueued_identifier_is_synced_at_its_time_and_removed(start_system, fak
 def test_incomplete_sync_backs_off_20_40_80_seconds(start_system, fake_clock):
     """S4.1: attempts at t, t+20, t+60, t+140 while the remote keeps failing."""
     ctx = _ctx(fake_clock.now, repo=["o1"]).url_fails(A)
-    h = start_system(ctx, clock=fake_clock)
+    h = start_system(ctx, clock=fake_clock, synced_delay=0.0)
     t0 = fake_clock.now()
-    h.enqueue("repo", 0.0)
+    h.enqueue("repo")
     for _ in range(200):  # one-second steps: every periodic Tick is delivered too
         if len(ctx.fetch_log) == 4:
             break
@@ -47,11 +47,11 @@ def test_incomplete_sync_backs_off_20_40_80_seconds(start_system, fake_clock):
 
 def test_new_event_during_backoff_resets_and_pulls_the_attempt_forward(start_system, fake_clock):
     ctx = _ctx(fake_clock.now, repo=["o1"]).url_fails(A)
-    h = start_system(ctx, clock=fake_clock)
-    h.enqueue("repo", 0.0)
+    h = start_system(ctx, clock=fake_clock, user_delay=0.0, synced_delay=0.5)
+    h.enqueue("repo", "user")
     assert len(ctx.fetch_log) == 1
     h.advance(5)
-    h.enqueue("repo", 0.5)  # S4.3: debounced into the same entry
+    h.enqueue("repo", "synced")  # S4.3: debounced into the same entry
     h.advance(0.5)
     assert len(ctx.fetch_log) == 2
     assert h.status().scheduler.next_attempts == (("repo", 20.0),)
@@ -61,9 +61,10 @@ def test_running_syncs_are_capped_and_the_rest_start_as_slots_free(start_system,
     ctx = MockSyncContext(clock=fake_clock.now).with_urls([A, B]).with_fetch_delay(0.02)
     for i in range(6):
         ctx.with_needed_oids([f"o{i}"], identifier=f"id{i}").url_provides(B, [f"o{i}"])
-    h = start_system(ctx, clock=fake_clock, max_running_syncs=2, max_concurrent=10)
+    h = start_system(ctx, clock=fake_clock, max_running_syncs=2, max_concurrent=10,
+                     synced_delay=0.0)
     for i in range(6):
-        h.system.enqueue_sync(f"id{i}", 0.0)
+        h.system.enqueue_sync(f"id{i}", "synced")
     wait_for(lambda: h.status().scheduler.in_progress == 2, message="two syncs running")
     assert h.status().scheduler.in_progress <= 2
     wait_for(lambda: not ctx.pending_identifiers(), message="every identifier released")
@@ -72,9 +73,9 @@ def test_running_syncs_are_capped_and_the_rest_start_as_slots_free(start_system,
 def test_ready_entry_starts_within_50ms_not_on_the_next_tick(start_system):
     """S4.4 (beyond the original's 1 s polling): a precise wake-up at next_attempt."""
     ctx = _ctx(repo=["o1"])
-    h = start_system(ctx, tick_interval=30.0)
+    h = start_system(ctx, tick_interval=30.0, synced_delay=0.2)
     enqueued = time.monotonic()
-    h.system.enqueue_sync("repo", 0.2)
+    h.system.enqueue_sync("repo", "synced")
     wait_for(lambda: ctx.fetch_log, timeout=5, message="the first fetch")
     late = ctx.request_starts["a.example"][0] - (enqueued + 0.2)
     assert 0 <= late < 0.05, f"started {late * 1000:.1f} ms after its time"
@@ -83,8 +84,8 @@ def test_ready_entry_starts_within_50ms_not_on_the_next_tick(start_system):
 def test_tick_only_mode_waits_for_the_periodic_tick(start_system, fake_clock):
     """With precise wake-ups off (the benchmark baseline) the 1 s Tick is what starts syncs."""
     ctx = _ctx(fake_clock.now, repo=["o1"])
-    h = start_system(ctx, clock=fake_clock, precise_wakeups=False)
-    h.enqueue("repo", 0.2)
+    h = start_system(ctx, clock=fake_clock, precise_wakeups=False, synced_delay=0.2)
+    h.enqueue("repo")
     h.advance(0.5)
     assert ctx.fetch_log == []
     h.advance(0.5)

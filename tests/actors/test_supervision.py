@@ -55,9 +55,10 @@ def test_scheduler_and_throttle_crash_mid_burst_and_everything_still_completes(
     caplog.set_level(logging.INFO, logger="actors")
     ctx = _burst_ctx()
     observer = FaultyObserver(crash_scheduler_at=15, crash_throttle_after=12)
-    h = start_system(ctx, observer=observer, max_concurrent=1, max_per_minute=1000)
+    h = start_system(ctx, observer=observer, max_concurrent=1, max_per_minute=1000,
+                     synced_delay=0.0)
     for i in range(30):
-        h.system.enqueue_sync(f"r{i}", 0.0)
+        h.system.enqueue_sync(f"r{i}", "synced")
     wait_for(lambda: not ctx.pending_identifiers(), timeout=20, message="all released")
     assert ctx.released == {f"r{i}" for i in range(30)}
     restarted = {r.getMessage() for r in caplog.records if r.getMessage().startswith("restarted")}
@@ -69,8 +70,8 @@ def test_scheduler_and_throttle_crash_mid_burst_and_everything_still_completes(
 def test_a_message_that_kills_twice_is_dropped_as_poison(start_system, caplog):
     caplog.set_level(logging.INFO, logger="actors")
     ctx = _burst_ctx(4)
-    h = start_system(ctx, observer=FaultyObserver(poison="bad"))
-    h.system.enqueue_sync("bad", 0.0)
+    h = start_system(ctx, observer=FaultyObserver(poison="bad"), synced_delay=0.0)
+    h.system.enqueue_sync("bad", "synced")
 
     def restarts():
         return sum(r.getMessage() == "restarted Scheduler" for r in caplog.records)
@@ -79,7 +80,7 @@ def test_a_message_that_kills_twice_is_dropped_as_poison(start_system, caplog):
     poison = [r for r in caplog.records if "poison message dropped" in r.getMessage()]
     assert len(poison) == 1 and "EnqueueSync(identifier='bad'" in poison[0].getMessage()
     for i in range(4):
-        h.system.enqueue_sync(f"r{i}", 0.0)
+        h.system.enqueue_sync(f"r{i}", "synced")
     wait_for(lambda: not ctx.pending_identifiers(), timeout=10, message="others still sync")
     assert restarts() == 2  # the dropped message was not redelivered a third time
 
@@ -103,10 +104,10 @@ def test_restarted_scheduler_rebuilds_its_queue_from_pending_identifiers(start_s
 
 def test_restart_policy_doubles_backoff_and_flags_repeat_offenders():
     policy = RestartPolicy(minimum=0.1, maximum=1.0, quiet=60)
-    msg = EnqueueSync("x", 0.0)
+    msg = EnqueueSync("x", "synced")
     first = policy.on_failure("Scheduler", msg, now=0.0)
     second = policy.on_failure("Scheduler", msg, now=1.0)
-    other = policy.on_failure("Scheduler", EnqueueSync("y", 0.0), now=2.0)
+    other = policy.on_failure("Scheduler", EnqueueSync("y", "synced"), now=2.0)
     assert (first.delay, first.redeliver) == (0.1, True)
     assert (second.delay, second.redeliver) == (0.2, False)
     assert (other.delay, other.redeliver) == (0.4, True)
@@ -146,12 +147,13 @@ def test_an_ask_whose_handler_raises_restarts_the_actor_instead_of_leaking_its_s
     url = "https://one.example/r.git"
     ctx = MockSyncContext(clock=fake_clock.now).with_urls([url])
     ctx.with_needed_oids(["o1"], identifier="repo").url_provides(url, ["o1"])
-    h = start_system(ctx, clock=fake_clock, observer=FailingGrant(), max_concurrent=1)
-    h.enqueue("repo", 0.0)
+    h = start_system(ctx, clock=fake_clock, observer=FailingGrant(), max_concurrent=1,
+                     synced_delay=0.0)
+    h.enqueue("repo")
     assert ctx.fetch_log == []  # the grant was lost with the exception
     assert any("died answering TryStart()" in r.getMessage() for r in caplog.records)
     h.advance(0.05)  # the Supervisor's restart delay; the Releaser re-enqueues what is held
-    h.advance(0.5)  # the immediate delay of a re-enqueued identifier (S4.2)
+    h.advance(0.5)  # the synced delay also follows a restart (S4.2)
     assert ctx.released == {"repo"}
     [domain] = h.status().domains
     assert (domain.in_flight, domain.queued) == (0, 0)

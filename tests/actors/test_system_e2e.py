@@ -38,7 +38,7 @@ def test_fifty_identifiers_over_three_domains_all_complete_within_limits(
         rate_window=WINDOW,
     )
     for i in range(50):
-        h.system.enqueue_sync(f"repo{i:02d}", 0.5)
+        h.system.enqueue_sync(f"repo{i:02d}", "synced")  # 0.5 s (S4.2)
     h.settle()
     for _ in range(2000):
         if not ctx.pending_identifiers():

@@ -7,7 +7,7 @@ workflow in the test's greenlet, which is the single writer here.
 import pytest
 
 from grasp.admission.intake import EventSource
-from grasp.admission.write_policy import Delays, GraspWritePolicy
+from grasp.admission.write_policy import GraspWritePolicy
 from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import sign_event
@@ -24,11 +24,11 @@ USER, SYNC = EventSource.CLIENT, EventSource.SYNC
 class RecordingSync:
     def __init__(self, world):
         self.world = world
-        self.enqueued: list[tuple[str, float]] = []
+        self.enqueued: list[tuple[str, str]] = []
         self.arrived: list[str] = []
 
-    def enqueue_sync(self, identifier, delay=None):
-        self.enqueued.append((identifier, delay))
+    def enqueue_sync(self, identifier, reason="user"):
+        self.enqueued.append((identifier, reason))
 
     def git_data_arrived(self, identifier):
         self.arrived.append(identifier)
@@ -42,7 +42,7 @@ def policy(world):
     sync = RecordingSync(world)
     policy = GraspWritePolicy(
         domain=DOMAIN, index=world.index, store=world.store, purgatory=world.purgatory,
-        sync=sync, notify=world.notified.append, delays=Delays(user=180.0, synced=0.5),
+        sync=sync, notify=world.notified.append,
     )
     policy.sync_port = sync
     return policy
@@ -97,11 +97,11 @@ def test_state_without_objects_is_held_and_queued_with_the_user_delay(policy, wo
     event = owner.state(D, {"refs/heads/main": "a" * 40})
     result = policy(event, USER)
     assert (result.accepted, result.message) == (True, HELD)
-    assert policy.sync_port.enqueued == [(D, 180.0)]
+    assert policy.sync_port.enqueued == [(D, "user")]  # S4.2: 180 s
     assert world.purgatory.contains(event.id) and not _served(world, event)
     synced = owner.state(D, {"refs/heads/main": "b" * 40}, created_at=1_700_000_999)
     assert policy(synced, SYNC).message == HELD
-    assert policy.sync_port.enqueued[-1] == (D, 0.5)  # S4.2: synced events go fast
+    assert policy.sync_port.enqueued[-1] == (D, "synced")  # S4.2: synced events go fast
 
 
 def test_state_whose_objects_are_present_is_stored_at_once(policy, world):
@@ -200,4 +200,4 @@ def test_a_releaser_that_times_out_leaves_the_event_held_not_failed(policy, worl
     event = owner.state(D, {"refs/heads/main": commit})
     assert policy(event, USER).message == HELD
     assert world.purgatory.contains(event.id)
-    assert policy.sync_port.enqueued == [(D, 180.0)]
+    assert policy.sync_port.enqueued == [(D, "user")]  # S4.2: 180 s

@@ -40,7 +40,7 @@ def remotes(tmp_path):
 
 def _start(world, clock, **config):
     world.purgatory.now = clock.now
-    return Harness(world.ctx, SyncConfig(**config), clock)
+    return Harness(world.ctx, SyncConfig(**{"synced_delay": 0.0, **config}), clock)
 
 
 def test_three_maintainers_three_servers_fast_slow_down(world, remotes):
@@ -63,7 +63,7 @@ def test_three_maintainers_three_servers_fast_slow_down(world, remotes):
     clock = FakeClock()
     h = _start(world, clock)
     try:
-        h.enqueue(D, 0.0)  # settles: the whole first attempt has run
+        h.enqueue(D)  # settles: the whole first attempt has run
         assert set(released_at) == {s_fast.event.id, s_slow.event.id}
         first_slow_request = min(r.time for r in slow.requests)
         assert released_at[s_fast.event.id] < first_slow_request  # released before slow began
@@ -98,7 +98,7 @@ def test_objects_split_across_two_servers_are_aggregated(world, remotes):
     clock = FakeClock()
     h = _start(world, clock)
     try:
-        h.enqueue(D, 0.0)
+        h.enqueue(D)
     finally:
         h.system.stop()
     assert world.notified_ids == [state.event.id]

@@ -11,11 +11,12 @@ from grasp.relay.config import GIB, OPTIONS, Config, ConfigError, build_parser, 
 
 # The S12 table (plus the S10.1 limits and --log-level), written out independently of OPTIONS.
 S12_TABLE = {
-    "sync_loop_interval_ms": ("--sync-loop-interval-ms", "GRASP_SYNC_LOOP_INTERVAL_MS", 1000),
+    "sync_loop_interval_secs": ("--sync-loop-interval-ms", "GRASP_SYNC_LOOP_INTERVAL_MS", 1.0),
     "sync_domain_concurrent": ("--sync-domain-concurrent", "GRASP_SYNC_DOMAIN_CONCURRENT", 5),
     "sync_domain_rate_limit": ("--sync-domain-rate-limit", "GRASP_SYNC_DOMAIN_RATE_LIMIT", 30),
     "sync_default_delay_secs": ("--sync-default-delay-secs", "GRASP_SYNC_DEFAULT_DELAY_SECS", 180),
-    "sync_immediate_delay_ms": ("--sync-immediate-delay-ms", "GRASP_SYNC_IMMEDIATE_DELAY_MS", 500),
+    "sync_immediate_delay_secs": ("--sync-immediate-delay-ms", "GRASP_SYNC_IMMEDIATE_DELAY_MS",
+                                  0.5),
     "host": ("--host", "GRASP_HOST", "127.0.0.1"),
     "port": ("--port", "GRASP_PORT", 7777),
     "domain": ("--domain", "GRASP_DOMAIN", None),
@@ -56,11 +57,11 @@ def test_s12_every_config_field_has_exactly_the_documented_flag_and_env():
 @pytest.mark.parametrize(
     "field, raw, expected",
     [
-        ("sync_loop_interval_ms", "250", 250),
+        ("sync_loop_interval_secs", "250", 0.25),  # milliseconds on the flag, seconds inside
         ("sync_domain_concurrent", "2", 2),
         ("sync_domain_rate_limit", "7", 7),
         ("sync_default_delay_secs", "0.5", 0.5),
-        ("sync_immediate_delay_ms", "0", 0),
+        ("sync_immediate_delay_secs", "0", 0.0),
         ("host", "::1", "::1"),
         ("port", "0", 0),
         ("domain", "Relay.Example.com:8443", "relay.example.com:8443"),

@@ -57,7 +57,7 @@ def test_sync_source_events_arrive_within_a_second_and_take_the_synced_path(tmp_
 
         first = wait_for(enqueued, timeout=5, message=lambda: f"B holding the state; log:\n{b.log}")[0]
         assert time.monotonic() - served_on_a < 1.0 + 0.5  # arrival within a second (+ polling)
-        assert first.sender == "relay" and first.msg["delay"] == 0.5  # S4.2: synced delay
+        assert first.sender == "relay" and first.msg["reason"] == "synced"  # S4.2: 0.5 s
         to_b = RelayClient(b.ws_url)
         wait_for(lambda: to_b.req("b", {"ids": [state.id]}), timeout=10, message="B serves the state")
         lines = load_trace(trace)

@@ -52,9 +52,10 @@ class Harness:
             if busy:
                 gevent.sleep(0.001)
 
-    def enqueue(self, identifier: str, delay: float) -> None:
-        """Tell the Scheduler and wait until it has taken the message (at the current time)."""
-        self.system.enqueue_sync(identifier, delay)
+    def enqueue(self, identifier: str, reason: str = "synced") -> None:
+        """Tell the Scheduler and wait until it has taken the message (at the current time);
+        the test's SyncConfig turns ``reason`` into the delay (S4.2)."""
+        self.system.enqueue_sync(identifier, reason)
         self.settle()
 
     def advance(self, seconds: float) -> None:

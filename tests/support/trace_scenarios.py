@@ -37,7 +37,7 @@ def _run(ctx: MockSyncContext, name: str, path: Path, ids: list[str], observer=N
     harness = Harness(ctx, CONFIGS[name], clock, tracer=JsonlTracer(path), observer=observer)
     try:
         for identifier in ids:
-            harness.system.enqueue_sync(identifier, 0.5)
+            harness.system.enqueue_sync(identifier, "synced")
         harness.settle()
         for _ in range(4000):
             if not ctx.pending_identifiers():

@@ -102,6 +102,26 @@ def folds(root: ET.Element) -> list[dict]:
     return result
 
 
+def drawn_lines(trace: Path) -> list[dict]:
+    """The trace's lines the viewer draws (port answers are replay inputs, not drawn)."""
+    lines = [json.loads(text) for text in trace.read_text().splitlines() if text.strip()]
+    return [line for line in lines if line["msg"]["type"] != "PortAnswer"]
+
+
+def tick_runs(lines: list[dict]) -> list[list[int]]:
+    """The seqs of every run of consecutive timer Ticks (time not going back)."""
+    runs: list[list[int]] = []
+    previous = None
+    for line in lines:
+        tick = line["msg"]["type"] == "Tick" and line["from"] == "timer"
+        if tick and previous is not None and previous["t"] <= line["t"] and runs:
+            runs[-1].append(line["seq"])
+        elif tick:
+            runs.append([line["seq"]])
+        previous = line if tick else None
+    return runs
+
+
 def inner_tick_seqs(lines: list[dict]) -> set[int]:
     """The test's own statement of the folding rule: in every run of consecutive Ticks from
     the timer, all but the first and the last, when that leaves at least two."""

@@ -49,13 +49,15 @@ def test_s13_3_every_committed_trace_fits_a_1400px_screen(tmp_path, trace):
 
 
 def test_s13_3_the_burst_trace_fits_by_narrowing_lanes_and_columns(tmp_path):
-    """burst.jsonl has 20 concurrent FetchActors and nine long-lived actors: at the preferred
-    150 px columns and 40 px lanes it would be 2150 px wide."""
+    """burst.jsonl has about 20 concurrent FetchActors (their number varies with each
+    recording) and nine long-lived actors: at the preferred 150 px columns and 40 px lanes it
+    would be over 2000 px wide."""
     page = render(tmp_path, TRACES / "burst.jsonl")
     lives = lifeline_geometry(svg(page, "diagram"))
     lanes = sorted({float(life["x"]) for life in lives.values() if life["kind"] == "short"})
     columns = sorted(life["x"] for life in lives.values() if life["kind"] == "long")
-    assert len(lanes) == 20 and len(columns) == 9
+    assert len(lanes) >= 15 and len(columns) == 9
+    assert AXIS_W + 150 * len(columns) + 40 * len(lanes) > 2000  # the preferred sizes overflow
     lane_w, col_w = lanes[1] - lanes[0], columns[1] - columns[0]
     assert LANE_W_MIN <= lane_w < LANE_W_SOFT and col_w == pytest.approx(COL_W_MIN)
     assert lanes[0] > columns[-1]  # the lanes sit right of the throttles, in one block

@@ -42,6 +42,8 @@ def _strategy(hint):
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is str:
         return st.text(max_size=20)
+    if origin is typing.Literal:
+        return st.sampled_from(args)
     if hint is bool:
         return st.booleans()
     if hint is int:
@@ -94,8 +96,10 @@ def test_nested_message_round_trips():
         ({"type": "NoSuchMessage"}, "unknown message type 'NoSuchMessage'"),
         ({"identifier": "x"}, "string 'type'"),
         ([1, 2], "string 'type'"),
-        ({"type": "EnqueueSync", "identifier": "x", "delay": 1, "extra": 2}, "unknown fields"),
+        ({"type": "EnqueueSync", "identifier": "x", "reason": "user", "extra": 2},
+         "unknown fields"),
         ({"type": "EnqueueSync", "identifier": "x"}, "malformed EnqueueSync"),
+        ({"type": "EnqueueSync", "identifier": "x", "reason": "whim"}, "unknown sync reason"),
     ],
 )
 def test_bad_json_is_rejected_clearly(obj, fragment):

@@ -155,7 +155,7 @@ class FairnessMachine(RuleBasedStateMachine):
 class QueueMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
-        self.queue = SyncQueue()
+        self.queue = SyncQueue(backoff_scale=1.0)
         self.now = 1000.0
         self.pending: set[str] = set()
         self.running: set[str] = set()

@@ -2,7 +2,8 @@
 
 import pytest
 
-from actors.queue import SyncQueue, SyncQueueEntry
+from actors.queue import SyncQueueEntry
+from tests.support.policy import queue as make_queue
 
 NOW = 1000.0
 
@@ -55,7 +56,7 @@ def test_is_ready_checks_time_and_progress():
 def test_event_arriving_during_a_sync_keeps_its_follow_up(complete):
     """A new event mid-sync schedules a follow-up at its own delay, and the entry survives even
     a sync that reported complete (the original removed it and lost that event's sync)."""
-    queue = SyncQueue()
+    queue = make_queue()
     queue.enqueue("r", 0.0, NOW)
     assert queue.pop_ready(NOW) == ["r"]
     queue.enqueue("r", 0.5, NOW + 1)
@@ -68,7 +69,7 @@ def test_event_arriving_during_a_sync_keeps_its_follow_up(complete):
 
 def test_enqueue_sync_debounces_rapid_calls():
     """S4.3: ten enqueues within 100 ms make one entry, ready at the earliest requested time."""
-    queue = SyncQueue()
+    queue = make_queue()
     now = NOW
     for _ in range(10):
         queue.enqueue("test-repo", 0.5, now)
@@ -81,7 +82,7 @@ def test_enqueue_sync_debounces_rapid_calls():
 
 
 def test_enqueue_resets_backoff_of_a_failing_identifier():
-    queue = SyncQueue()
+    queue = make_queue()
     entry = queue.enqueue("r", 60.0, NOW)
     entry.attempt_count, entry.next_attempt = 3, NOW + 120
     queue.enqueue("r", 10.0, NOW)
@@ -91,7 +92,7 @@ def test_enqueue_resets_backoff_of_a_failing_identifier():
 
 
 def test_pop_ready_marks_in_progress_and_finish_applies_s4_5():
-    queue = SyncQueue()
+    queue = make_queue()
     queue.enqueue("a", 0.0, NOW)
     queue.enqueue("b", 1.0, NOW)
     assert queue.pop_ready(NOW) == ["a"]
@@ -105,7 +106,7 @@ def test_pop_ready_marks_in_progress_and_finish_applies_s4_5():
 
 
 def test_pop_ready_respects_limit_and_time_order():
-    queue = SyncQueue()
+    queue = make_queue()
     for i, delay in enumerate([3.0, 1.0, 2.0]):
         queue.enqueue(f"id{i}", delay, NOW)
     assert queue.pop_ready(NOW + 10, limit=2) == ["id1", "id2"]
@@ -115,7 +116,7 @@ def test_pop_ready_respects_limit_and_time_order():
 @pytest.mark.parametrize("ready", [10, 1000])
 def test_scan_cost_grows_with_ready_entries_not_queue_size(ready):
     """S4.4: popping k ready entries touches O(k) heap records, whatever the queue size."""
-    queue = SyncQueue()
+    queue = make_queue()
     for i in range(20_000):
         queue.enqueue(f"later{i}", 3600.0 + i, NOW)
     for i in range(ready):
@@ -126,7 +127,7 @@ def test_scan_cost_grows_with_ready_entries_not_queue_size(ready):
 
 
 def test_heap_stays_proportional_to_the_queue_under_repeated_debounce():
-    queue = SyncQueue()
+    queue = make_queue()
     for round_ in range(200):
         for i in range(50):
             queue.enqueue(f"id{i}", 100.0 - round_ * 0.1, NOW)
@@ -135,7 +136,7 @@ def test_heap_stays_proportional_to_the_queue_under_repeated_debounce():
 
 
 def test_backoff_scale_shrinks_the_wait_for_tests_only():
-    queue = SyncQueue(backoff_scale=0.01)
+    queue = make_queue(backoff_scale=0.01)
     queue.enqueue("r", 0.0, NOW)
     queue.pop_ready(NOW)
     queue.finish("r", complete=False, now=NOW)

@@ -7,7 +7,7 @@ from actors.sync import (
     sync_identifier_next_url,
 )
 from actors.fakes import MockSyncContext
-from actors.throttle import ThrottleManager
+from tests.support.policy import manager
 
 ID = "test-repo"
 GITHUB = "https://github.com/foo/bar.git"
@@ -17,7 +17,7 @@ BITBUCKET = "https://bitbucket.org/foo/bar.git"
 
 def test_next_url_skips_throttled_domains():
     ctx = MockSyncContext().with_urls([GITHUB, GITLAB]).with_needed_oids(["abc123"])
-    throttle = ThrottleManager(max_concurrent=1)
+    throttle = manager(max_concurrent=1)
     throttle.start_request("github.com")
     assert sync_identifier_next_url(ctx, ID, None, set(), throttle) == GITLAB
 
@@ -25,20 +25,20 @@ def test_next_url_skips_throttled_domains():
 def test_next_url_skips_tried_urls():
     second = "https://github.com/foo/bar2.git"
     ctx = MockSyncContext().with_urls([GITHUB, second]).with_needed_oids(["abc123"])
-    assert sync_identifier_next_url(ctx, ID, None, {GITHUB}, ThrottleManager()) == second
+    assert sync_identifier_next_url(ctx, ID, None, {GITHUB}, manager()) == second
 
 
 def test_next_url_with_a_domain_ignores_its_throttle():
     """S5.1: the throttle path asks for its own domain and already holds the slot."""
     ctx = MockSyncContext().with_urls([GITHUB, GITLAB]).with_needed_oids(["abc123"])
-    throttle = ThrottleManager(max_concurrent=1)
+    throttle = manager(max_concurrent=1)
     throttle.start_request("github.com")
     assert sync_identifier_next_url(ctx, ID, "github.com", set(), throttle) == GITHUB
     assert sync_identifier_next_url(ctx, ID, "github.com", {GITHUB}, throttle) is None
 
 
 def test_next_url_is_none_without_pending_events_or_needed_oids():
-    throttle = ThrottleManager()
+    throttle = manager()
     no_pending = MockSyncContext().with_urls([GITHUB]).with_needed_oids(["a"]).with_pending(False)
     nothing_needed = MockSyncContext().with_urls([GITHUB]).with_pending(True)
     assert sync_identifier_next_url(no_pending, ID, None, set(), throttle) is None
@@ -55,22 +55,22 @@ def test_next_url_excludes_our_own_service_by_exact_authority():
         .with_needed_oids(["a"])
         .with_our_domain("Example.com")
     )
-    assert sync_identifier_next_url(ctx, ID, None, set(), ThrottleManager()) == theirs
-    assert sync_identifier_next_url(ctx, ID, None, {theirs}, ThrottleManager()) is None
+    assert sync_identifier_next_url(ctx, ID, None, set(), manager()) == theirs
+    assert sync_identifier_next_url(ctx, ID, None, {theirs}, manager()) is None
 
 
 def test_next_url_includes_pr_clone_urls_after_announcement_urls():
     pr_url = "https://pr-author.example/fork.git"
     ctx = MockSyncContext().with_urls([GITHUB]).with_pr_urls([pr_url]).with_needed_oids(["a"])
-    first = sync_identifier_next_url(ctx, ID, None, set(), ThrottleManager())
-    second = sync_identifier_next_url(ctx, ID, None, {first}, ThrottleManager())
+    first = sync_identifier_next_url(ctx, ID, None, set(), manager())
+    second = sync_identifier_next_url(ctx, ID, None, {first}, manager())
     assert (first, second) == (GITHUB, pr_url)
 
 
 def test_from_url_fetches_and_processes_on_success():
     ctx = MockSyncContext().with_urls([GITHUB]).with_needed_oids(["abc123"])
     ctx.url_provides(GITHUB, ["abc123"])
-    throttle = ThrottleManager()
+    throttle = manager()
     assert sync_identifier_from_url(ctx, ID, GITHUB, throttle) == 1
     assert ctx.fetched_urls == [GITHUB]
     assert ctx.collect_needed_oids(ID) == set()
@@ -80,7 +80,7 @@ def test_from_url_fetches_and_processes_on_success():
 
 def test_from_url_returns_zero_on_failure_and_still_completes_the_request():
     ctx = MockSyncContext().with_urls([GITHUB]).with_needed_oids(["abc123"]).url_fails(GITHUB)
-    throttle = ThrottleManager(max_concurrent=1)
+    throttle = manager(max_concurrent=1)
     assert sync_identifier_from_url(ctx, ID, GITHUB, throttle) == 0
     assert ctx.collect_needed_oids(ID) == {"abc123"}
     assert not throttle.is_throttled("github.com")
@@ -89,14 +89,14 @@ def test_from_url_returns_zero_on_failure_and_still_completes_the_request():
 
 def test_from_url_without_target_repo_touches_no_throttle():
     ctx = MockSyncContext().with_urls([GITHUB]).with_needed_oids(["a"]).with_target_repo(None)
-    throttle = ThrottleManager()
+    throttle = manager()
     assert sync_identifier_from_url(ctx, ID, GITHUB, throttle) == 0
     assert ctx.fetch_log == [] and throttle.throttles == {}
 
 
 def test_from_url_returns_none_when_the_domain_is_saturated_at_start():
     ctx = MockSyncContext().with_urls([GITHUB]).with_needed_oids(["a"])
-    throttle = ThrottleManager(max_concurrent=1)
+    throttle = manager(max_concurrent=1)
     throttle.start_request("github.com")
     assert sync_identifier_from_url(ctx, ID, GITHUB, throttle) is None
     assert ctx.fetch_log == []
@@ -108,7 +108,7 @@ def test_tries_multiple_urls_until_complete():
     ctx.with_needed_oids(["oid1", "oid2", "oid3"])
     ctx.url_provides(GITHUB, ["oid1"]).url_provides(GITLAB, ["oid2"])
     ctx.url_provides(BITBUCKET, ["oid3"])
-    assert sync_identifier(ctx, ID, ThrottleManager()) is True
+    assert sync_identifier(ctx, ID, manager()) is True
     assert ctx.fetched_urls == [GITHUB, GITLAB, BITBUCKET]
     assert ctx.collect_needed_oids(ID) == set()
     assert not ctx.has_pending_events(ID)
@@ -118,14 +118,14 @@ def test_each_fetch_releases_what_it_can_and_later_urls_ask_only_for_the_rest():
     """S5.4 and S7.1: the second request carries only what the first did not bring."""
     ctx = MockSyncContext().with_urls([GITHUB, GITLAB]).with_needed_oids(["oid1", "oid2"])
     ctx.url_provides(GITHUB, ["oid1"]).url_provides(GITLAB, ["oid2"])
-    assert sync_identifier(ctx, ID, ThrottleManager())
+    assert sync_identifier(ctx, ID, manager())
     assert ctx.fetch_log == [(GITHUB, ("oid1", "oid2")), (GITLAB, ("oid2",))]
 
 
 def test_incomplete_when_no_server_has_an_oid():
     ctx = MockSyncContext().with_urls([GITHUB, GITLAB]).with_needed_oids(["oid1", "oid2"])
     ctx.url_provides(GITHUB, ["oid1"]).url_provides(GITLAB, ["oid1"])
-    assert sync_identifier(ctx, ID, ThrottleManager()) is False
+    assert sync_identifier(ctx, ID, manager()) is False
     assert ctx.collect_needed_oids(ID) == {"oid2"}
 
 
@@ -133,7 +133,7 @@ def test_enqueues_throttled_domains_when_incomplete():
     """The throttled domain that holds the OID gets the identifier queued, untriggered."""
     ctx = MockSyncContext().with_urls([GITHUB, GITLAB]).with_needed_oids(["abc123"])
     ctx.url_provides(GITHUB, ["abc123"])
-    throttle = ThrottleManager(max_concurrent=1)
+    throttle = manager(max_concurrent=1)
     throttle.start_request("github.com")
     assert sync_identifier(ctx, ID, throttle) is False
     assert ctx.fetched_urls == [GITLAB]
@@ -146,7 +146,7 @@ def test_enqueues_throttled_domains_when_incomplete():
 
 def test_get_throttled_domains_returns_only_throttled_with_untried():
     ctx = MockSyncContext().with_urls([GITHUB, GITLAB, BITBUCKET]).with_needed_oids(["a"])
-    throttle = ThrottleManager(max_concurrent=1)
+    throttle = manager(max_concurrent=1)
     throttle.start_request("github.com")
     throttle.start_request("gitlab.com")
     result = get_throttled_domains_with_untried_urls(ctx, ID, {GITHUB}, throttle)
@@ -157,7 +157,7 @@ def test_uses_pr_clone_urls_when_announcement_urls_fail():
     pr_url = "https://pr-author.example/fork.git"
     ctx = MockSyncContext().with_urls([GITHUB]).with_pr_urls([pr_url]).with_needed_oids(["c1"])
     ctx.url_fails(GITHUB).url_provides(pr_url, ["c1"])
-    assert sync_identifier(ctx, ID, ThrottleManager())
+    assert sync_identifier(ctx, ID, manager())
     assert ctx.fetched_urls == [GITHUB, pr_url]
 
 
@@ -166,5 +166,5 @@ def test_releases_data_already_on_disk_without_fetching():
     ctx = MockSyncContext().with_urls([GITHUB])
     ctx.needed_oids[ID] = set()  # held, but every object is already present
     ctx.with_pending(None)
-    assert sync_identifier(ctx, ID, ThrottleManager())
+    assert sync_identifier(ctx, ID, manager())
     assert ctx.fetch_log == [] and ctx.released == {ID}

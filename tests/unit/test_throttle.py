@@ -1,14 +1,15 @@
 """DomainThrottleState and ThrottleManager (seed phases 2 and 3; SPEC S6)."""
 
 from actors.clock import FakeClock
-from actors.throttle import DomainThrottleState, ThrottleManager
+from tests.support.policy import domain_state
+from tests.support.policy import manager as make_manager
 
 NOW = 1000.0
 
 
 def test_concurrent_limit_blocks_when_saturated():
     """S6.1: no capacity once in_flight reaches max_concurrent; a completion frees it."""
-    throttle = DomainThrottleState("example.com", max_concurrent=3, max_per_minute=100)
+    throttle = domain_state("example.com", max_concurrent=3, max_per_minute=100)
     for _ in range(3):
         assert throttle.has_capacity(NOW)
         throttle.start_request(NOW)
@@ -22,7 +23,7 @@ def test_rate_limit_blocks_when_window_full():
 
     A request counts until 60 s after it *ended* (a remote may have seen it at any moment of
     its life), so the window frees 60 s after the first completion."""
-    throttle = DomainThrottleState("example.com", max_concurrent=100, max_per_minute=2)
+    throttle = domain_state("example.com", max_concurrent=100, max_per_minute=2)
     throttle.start_request(NOW)
     throttle.complete_request(NOW + 1)
     throttle.start_request(NOW + 2)
@@ -35,7 +36,7 @@ def test_rate_limit_blocks_when_window_full():
 
 def test_in_flight_requests_fill_the_window_too():
     """A running request counts whatever its age; only its completion starts its 60 s."""
-    throttle = DomainThrottleState("example.com", max_concurrent=100, max_per_minute=1)
+    throttle = domain_state("example.com", max_concurrent=100, max_per_minute=1)
     throttle.start_request(NOW)
     assert not throttle.has_capacity(NOW + 300)
     assert throttle.window_frees_at(NOW + 300) is None  # the completion is the trigger
@@ -46,7 +47,7 @@ def test_in_flight_requests_fill_the_window_too():
 
 def test_round_robin_processes_identifiers_fairly():
     """S6.2: A, B, C queued and each released after its turn come out A, B, C, A, B, C."""
-    throttle = DomainThrottleState("example.com")
+    throttle = domain_state("example.com")
     for identifier in "ABC":
         throttle.enqueue_identifier(identifier, set())
     order = []
@@ -58,7 +59,7 @@ def test_round_robin_processes_identifiers_fairly():
 
 
 def test_skips_in_progress_identifiers():
-    throttle = DomainThrottleState("example.com")
+    throttle = domain_state("example.com")
     for identifier in "ABC":
         throttle.enqueue_identifier(identifier, set())
     assert [throttle.next_ready_identifier() for _ in range(3)] == list("ABC")
@@ -68,7 +69,7 @@ def test_skips_in_progress_identifiers():
 
 
 def test_remove_identifier_keeps_the_round_robin_position():
-    throttle = DomainThrottleState("example.com")
+    throttle = domain_state("example.com")
     for identifier in "ABCD":
         throttle.enqueue_identifier(identifier, set())
     for _ in range(2):
@@ -78,7 +79,7 @@ def test_remove_identifier_keeps_the_round_robin_position():
 
 
 def test_enqueue_merges_tried_urls():
-    throttle = DomainThrottleState("example.com")
+    throttle = domain_state("example.com")
     throttle.enqueue_identifier("A", {"url1"})
     throttle.enqueue_identifier("A", {"url2"})
     assert throttle.get_tried_urls("A") == {"url1", "url2"}
@@ -87,14 +88,14 @@ def test_enqueue_merges_tried_urls():
 
 def test_try_start_never_overshoots():
     """S6.4: the atomic form refuses instead of counting past a limit."""
-    throttle = DomainThrottleState("example.com", max_concurrent=2, max_per_minute=100)
+    throttle = domain_state("example.com", max_concurrent=2, max_per_minute=100)
     assert [throttle.try_start(NOW) for _ in range(3)] == [True, True, False]
     assert throttle.in_flight == 2
 
 
 def test_dispatch_ready_starts_as_many_as_capacity_allows():
     """S6.3 (beyond the original, which starts one per trigger)."""
-    throttle = DomainThrottleState("example.com", max_concurrent=3, max_per_minute=100)
+    throttle = domain_state("example.com", max_concurrent=3, max_per_minute=100)
     for identifier in "ABCDE":
         throttle.enqueue_identifier(identifier, {f"{identifier}-tried"})
     started = throttle.dispatch_ready(NOW)
@@ -104,7 +105,7 @@ def test_dispatch_ready_starts_as_many_as_capacity_allows():
 
 def test_finish_queued_clears_in_progress_before_the_next_pick():
     """The original triggered before clearing in_progress and stalled on a lone identifier."""
-    throttle = DomainThrottleState("example.com", max_concurrent=1, max_per_minute=100)
+    throttle = domain_state("example.com", max_concurrent=1, max_per_minute=100)
     throttle.enqueue_identifier("A", set())
     [(identifier, _)] = throttle.dispatch_ready(NOW)
     throttle.release_slot(identifier, NOW + 1)
@@ -115,7 +116,7 @@ def test_finish_queued_clears_in_progress_before_the_next_pick():
 
 def test_the_slot_is_free_before_the_unit_of_work_reports():
     """S5.2 order: the request's slot returns when the request ends, before release work."""
-    throttle = DomainThrottleState("example.com", max_concurrent=1, max_per_minute=100)
+    throttle = domain_state("example.com", max_concurrent=1, max_per_minute=100)
     for identifier in "AB":
         throttle.enqueue_identifier(identifier, set())
     [(first, _)] = throttle.dispatch_ready(NOW)
@@ -126,7 +127,7 @@ def test_the_slot_is_free_before_the_unit_of_work_reports():
 
 
 def test_finish_queued_without_url_removes_and_returns_the_slot():
-    throttle = DomainThrottleState("example.com", max_concurrent=1, max_per_minute=1)
+    throttle = domain_state("example.com", max_concurrent=1, max_per_minute=1)
     throttle.enqueue_identifier("A", set())
     [(identifier, _)] = throttle.dispatch_ready(NOW)
     throttle.finish_queued(identifier, None, NOW)
@@ -135,7 +136,7 @@ def test_finish_queued_without_url_removes_and_returns_the_slot():
 
 
 def test_wake_at_only_when_the_window_alone_blocks_queued_work():
-    throttle = DomainThrottleState("example.com", max_concurrent=5, max_per_minute=1)
+    throttle = domain_state("example.com", max_concurrent=5, max_per_minute=1)
     throttle.start_request(NOW)
     throttle.complete_request(NOW + 1)
     assert throttle.wake_at(NOW + 1) is None  # nothing queued
@@ -145,7 +146,7 @@ def test_wake_at_only_when_the_window_alone_blocks_queued_work():
 
 def test_is_throttled_reflects_domain_capacity():
     """Seed phase 3: unknown domains are never throttled; saturation throttles."""
-    manager = ThrottleManager(max_concurrent=2, max_per_minute=100, clock=FakeClock(NOW))
+    manager = make_manager(FakeClock(NOW), max_concurrent=2, max_per_minute=100)
     assert not manager.is_throttled("example.com")
     assert manager.start_request("example.com")
     assert manager.start_request("example.com")
@@ -157,7 +158,7 @@ def test_is_throttled_reflects_domain_capacity():
 
 def test_manager_window_frees_with_the_clock():
     clock = FakeClock(NOW)
-    manager = ThrottleManager(max_concurrent=5, max_per_minute=1, clock=clock)
+    manager = make_manager(clock, max_concurrent=5, max_per_minute=1)
     assert manager.start_request("a.com")
     manager.complete_request("a.com")
     assert manager.is_throttled("a.com") and not manager.start_request("a.com")
@@ -166,7 +167,7 @@ def test_manager_window_frees_with_the_clock():
 
 
 def test_enqueue_identifier_creates_domain_throttle():
-    manager = ThrottleManager()
+    manager = make_manager()
     manager.enqueue_identifier("example.com", "A", {"u"})
     assert manager.has_queued_identifier("example.com", "A")
     assert "example.com" in manager.throttles

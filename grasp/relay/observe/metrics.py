@@ -7,8 +7,10 @@ one would make a second relay in the same process (every test that starts two) f
 ``/metrics``.
 
 Why the hooks are guarded: they run on actor greenlets, so an exception here would kill the
-Scheduler or a DomainThrottle. A broken metric must cost a DEBUG line, never the sync. They are
-also cheap (a dict lookup and an add) because the Scheduler calls them on every tick.
+Scheduler or a DomainThrottle (the actors let a raising observer crash them, as any bug). A broken
+metric must cost one ERROR line with its traceback per hook — a bug to fix, visible once, not a
+log flood at the rate of ticks — never the sync. They are also cheap (a dict lookup and an add)
+because the Scheduler calls them on every tick.
 
 Label values come from the outside world: domains from clone URLs anyone may announce, error
 reasons from exception names. Each label keeps at most a fixed number of distinct values and
@@ -47,14 +49,21 @@ F = TypeVar("F", bound=Callable[..., None])
 
 
 def _never_raises(hook: F) -> F:
-    """Run an observer hook so that no failure reaches the actor that called it."""
+    """Run an observer hook so that no failure reaches the actor that called it; the first
+    failure of each hook is logged with its traceback, later ones at DEBUG."""
 
     @functools.wraps(hook)
     def guarded(self: Any, *args: Any) -> None:
         try:
             hook(self, *args)
         except Exception:
-            logger.debug("metrics hook %s%r failed", hook.__name__, args, exc_info=True)
+            failed: set[str] = self._failed_hooks
+            if hook.__name__ in failed:
+                logger.debug("metrics hook %s%r failed again", hook.__name__, args, exc_info=True)
+            else:
+                failed.add(hook.__name__)
+                logger.exception("metrics hook %s%r failed (later failures at DEBUG)",
+                                 hook.__name__, args)
 
     return guarded  # type: ignore[return-value]
 
@@ -117,6 +126,7 @@ class SyncMetrics(SyncObserver):
     ) -> None:
         self.registry = CollectorRegistry()
         registry = self.registry
+        self._failed_hooks: set[str] = set()  # hooks whose failure was logged with a traceback
         self._domain = _LabelCap(max_domains)
         self._reason = _LabelCap(max_reasons)
         self.queue_size_gauge = Gauge("purgatory_sync_queue_size",

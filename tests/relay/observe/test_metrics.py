@@ -148,13 +148,17 @@ def test_s13_1_two_instances_do_not_collide_and_leave_the_global_registry_alone(
     assert {f.name for f in REGISTRY.collect()} == global_before
 
 
-def test_hooks_never_raise_and_a_failing_store_still_leaves_a_scrape():
+def test_hooks_never_raise_and_a_failing_store_still_leaves_a_scrape(caplog):
     def broken_counts():
         raise RuntimeError("store is gone")
 
     metrics = SyncMetrics(broken_counts)
     metrics.fetch_done("a.example", float("nan"), -3, None)  # nonsense in, nothing out
     metrics.queue_size(None)  # type: ignore[arg-type]
+    metrics.queue_size(None)  # type: ignore[arg-type]
+    failures = [r for r in caplog.records if r.getMessage().startswith("metrics hook queue_size")]
+    assert [r.levelname for r in failures] == ["ERROR"]  # once per hook, with its traceback
+    assert failures[0].exc_info is not None
     metrics.event_released("not a kind")  # type: ignore[arg-type]
     metrics.throttle_changed("a.example", "many", 0, 0)  # type: ignore[arg-type]
     scraped = families(metrics)
@@ -204,7 +208,7 @@ def test_s13_1_the_real_actor_system_moves_the_metrics():
     metrics = SyncMetrics()
     harness = Harness(ctx, SyncConfig(), clock, observer=metrics)
     try:
-        harness.enqueue("split", 0.5)
+        harness.enqueue("split")  # 0.5 s
         assert value(metrics, "purgatory_sync_queue_size") == 1
         for _ in range(100):
             if not ctx.pending_identifiers():

@@ -25,7 +25,7 @@ import pytest
 import websocket
 
 from grasp.admission.intake import EventSource
-from grasp.admission.write_policy import Delays, GraspWritePolicy
+from grasp.admission.write_policy import GraspWritePolicy
 from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import Event
@@ -303,10 +303,10 @@ class RecordingSyncPort:
     """The actor system's side of the GRASP policy, recorded (a leaf edge of these tests)."""
 
     def __init__(self) -> None:
-        self.enqueued: list[tuple[str, float | None]] = []
+        self.enqueued: list[tuple[str, str]] = []
 
-    def enqueue_sync(self, identifier: str, delay: float | None = None) -> None:
-        self.enqueued.append((identifier, delay))
+    def enqueue_sync(self, identifier: str, reason: str = "user") -> None:
+        self.enqueued.append((identifier, reason))
 
     def git_data_arrived(self, identifier: str) -> None:
         pass
@@ -340,8 +340,7 @@ def test_synced_through_the_grasp_policy(tmp_path, source_relay, sync):
     index = RepositoryIndex(store, purgatory, tmp_path / "ours")
     port = RecordingSyncPort()
     policy = GraspWritePolicy(domain=domain, index=index, store=store, purgatory=purgatory, sync=port,
-                              notify=lambda event: None,
-                              delays=Delays(user=180.0, synced=0.5))
+                              notify=lambda event: None)
     answers: dict[str, list[Result]] = {}
 
     def through_policy(event: Event, source: EventSource) -> Result:
@@ -355,7 +354,7 @@ def test_synced_through_the_grasp_policy(tmp_path, source_relay, sync):
         assert answers[ours.id][0].prefix is Prefix.PURGATORY
         assert (tmp_path / "ours" / "repos" / npub_encode(owner.pubkey) / "repo.git").is_dir()
         assert answers[waiting.id][0].prefix is Prefix.PURGATORY and purgatory.contains(waiting.id)
-        assert port.enqueued == [("repo", 0.5)]
+        assert port.enqueued == [("repo", "synced")]
         assert answers[expired.id][0].message == "invalid: previously expired from purgatory without git data"
         status = source.status()
         assert (status.events_received, status.events_accepted, status.events_rejected) == (4, 3, 1)
