@@ -76,6 +76,67 @@ CREATE TABLE deleted_addresses (
     PRIMARY KEY (kind, pubkey, d)
 );
 """),
+    Migration(2, "grasp_save_event(): a save in one statement", """
+-- One round trip per save (S11.2 in SQL; the Python side only parses and maps the outcome).
+-- It first takes the advisory locks of every key its decision reads, in sorted order; each
+-- later statement of a VOLATILE function takes a new snapshot under READ COMMITTED, so the
+-- reads see what the transaction it waited for committed.
+CREATE FUNCTION grasp_save_event(
+    p_id text, p_pubkey text, p_kind integer, p_created_at bigint, p_d bytea, p_json text,
+    p_tag_names text[], p_tag_values bytea[], p_lock_class integer, p_lock_keys integer[],
+    p_is_deletion boolean, p_deleted_ids text[], p_deleted_kinds integer[], p_deleted_ds bytea[]
+) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_seq bigint;
+    v_until bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(p_lock_class, k)
+        FROM (SELECT unnest(p_lock_keys) AS k ORDER BY 1) AS ordered;
+    IF EXISTS (SELECT 1 FROM events WHERE id = p_id) THEN
+        RETURN 'duplicate';
+    END IF;
+    IF NOT p_is_deletion THEN  -- NIP-09: deleting a deletion has no effect
+        IF EXISTS (SELECT 1 FROM deleted_ids WHERE id = p_id AND pubkey = p_pubkey) THEN
+            RETURN 'deleted-target';
+        END IF;
+        IF p_d IS NOT NULL THEN
+            SELECT until INTO v_until FROM deleted_addresses
+             WHERE kind = p_kind AND pubkey = p_pubkey AND d = p_d;
+            IF v_until IS NOT NULL AND p_created_at <= v_until THEN
+                RETURN 'deleted-target';
+            END IF;
+        END IF;
+    END IF;
+    IF p_d IS NOT NULL THEN  -- latest wins; the same second: the lowest id (S11.2)
+        IF EXISTS (SELECT 1 FROM events
+                    WHERE kind = p_kind AND pubkey = p_pubkey AND d = p_d
+                      AND (created_at > p_created_at
+                           OR (created_at = p_created_at AND id < p_id COLLATE "C"))) THEN
+            RETURN 'replaced-newer-exists';
+        END IF;
+        DELETE FROM events WHERE kind = p_kind AND pubkey = p_pubkey AND d = p_d;
+    END IF;
+    IF p_is_deletion THEN  -- same-author targets only, never other deletions; remembered
+        INSERT INTO deleted_ids (id, pubkey) SELECT t, p_pubkey FROM unnest(p_deleted_ids) AS t
+            ON CONFLICT DO NOTHING;
+        DELETE FROM events WHERE id = ANY (p_deleted_ids) AND pubkey = p_pubkey AND kind <> 5;
+        INSERT INTO deleted_addresses (kind, pubkey, d, until)
+            SELECT a.k, p_pubkey, a.dd, p_created_at
+              FROM unnest(p_deleted_kinds, p_deleted_ds) AS a (k, dd)
+            ON CONFLICT (kind, pubkey, d)
+            DO UPDATE SET until = greatest(deleted_addresses.until, excluded.until);
+        DELETE FROM events e USING unnest(p_deleted_kinds, p_deleted_ds) AS a (k, dd)
+         WHERE e.kind = a.k AND e.pubkey = p_pubkey AND e.d = a.dd
+           AND e.created_at <= p_created_at;
+    END IF;
+    INSERT INTO events (id, pubkey, kind, created_at, d, json)
+        VALUES (p_id, p_pubkey, p_kind, p_created_at, p_d, p_json) RETURNING seq INTO v_seq;
+    INSERT INTO tags (event_seq, name, value)
+        SELECT v_seq, t.n, t.v FROM unnest(p_tag_names, p_tag_values) AS t (n, v);
+    RETURN 'saved';
+END
+$$;
+"""),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

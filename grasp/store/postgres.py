@@ -34,20 +34,13 @@ from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
 from grasp.store.base import DEFAULT_LIMIT_CAP, SaveOutcome, StoreError
 from grasp.store.pg_schema import EVENT_KEY_CLASS, encode, filter_query, migrate
-from grasp.store.rules import (
-    effective_limit,
-    held_version_wins,
-    index_rows,
-    newest_first,
-    replacement_d,
-    runnable,
-)
+from grasp.store.rules import effective_limit, index_rows, newest_first, replacement_d, runnable
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_POOL_SIZE = 10
-#: A save that lost a deadlock (only possible between two deletions and replacements sharing
-#: rows) is retried this many times; the whole transaction is redone, nothing is half-applied.
+#: A save that lost a deadlock (only possible between deletions and replacements sharing rows)
+#: is retried this many times; the whole statement is redone, nothing is half-applied.
 SAVE_ATTEMPTS = 3
 
 
@@ -59,6 +52,9 @@ def redact(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+_SAVE = "SELECT grasp_save_event(" + ", ".join(["%s"] * 14) + ")"
 
 
 def _key(text: str) -> int:
@@ -77,6 +73,25 @@ def lock_keys(event: Event, d: str | None) -> list[int]:
         names.update(f"id:{target}" for target in request.event_ids)
         names.update(f"addr:{a.kind}:{a.pubkey}:{a.d}" for a in request.addresses)
     return sorted({_key(name) for name in names})
+
+
+def save_params(event: Event) -> tuple[object, ...]:
+    """The arguments of ``grasp_save_event()`` for ``event`` (see migration 2)."""
+    d = replacement_d(event)
+    # PostgreSQL text cannot hold NUL: a NUL tag *name* is never a NIP-01 filter letter, so
+    # such a row could never be asked for and is left out.
+    rows = [(name, encode(value)) for name, value in index_rows(event) if name != "\x00"]
+    deletion = event.kind == kinds.DELETION
+    request = DeletionRequest.from_event(event) if deletion else None
+    return (
+        event.id, event.pubkey, event.kind, event.created_at,
+        None if d is None else encode(d), event.to_json_text(),
+        [n for n, _ in rows], [v for _, v in rows], EVENT_KEY_CLASS, lock_keys(event, d),
+        deletion,
+        sorted(request.event_ids) if request else [],
+        [a.kind for a in request.addresses] if request else [],
+        [encode(a.d) for a in request.addresses] if request else [],
+    )
 
 
 class PostgresEventStore:
@@ -123,102 +138,25 @@ class PostgresEventStore:
     # --- writes -------------------------------------------------------------------------------
 
     def save(self, event: Event) -> SaveOutcome:
-        """Store a validated event under the NIP-01 replace and NIP-09 delete rules (S11.2)."""
+        """Store a validated event under the NIP-01 replace and NIP-09 delete rules (S11.2).
+
+        One statement, ``grasp_save_event()`` (migration 2), so one round trip and one
+        transaction: the rules run next to the data, under the keys' advisory locks.
+        """
         if event.storage_class is kinds.StorageClass.EPHEMERAL:
             return SaveOutcome.EPHEMERAL
-        d = replacement_d(event)
-        keys = lock_keys(event, d)
+        params = save_params(event)
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-                    return self._save(cur, event, d, keys)
+                with self._connection() as conn:
+                    row = conn.execute(_SAVE, params).fetchone()
+                assert row is not None
+                return SaveOutcome(row[0])
             except errors.TransactionRollback:
                 if attempt == SAVE_ATTEMPTS:
                     raise
                 logger.debug("save of %s lost a deadlock; attempt %d", event.id, attempt + 1)
         raise AssertionError("unreachable")
-
-    def _save(self, cur: psycopg.Cursor[Any], event: Event, d: str | None,
-              keys: list[int]) -> SaveOutcome:
-        cur.execute("SELECT count(pg_advisory_xact_lock(%s, k)) "
-                    "FROM (SELECT unnest(%s::integer[]) AS k ORDER BY k) ordered",
-                    (EVENT_KEY_CLASS, keys))
-        if cur.execute("SELECT 1 FROM events WHERE id = %s", (event.id,)).fetchone():
-            return SaveOutcome.DUPLICATE
-        if self._is_deleted(cur, event, d):
-            return SaveOutcome.DELETED_TARGET
-        if d is not None:
-            held = cur.execute(
-                "SELECT seq, created_at, id FROM events WHERE kind = %s AND pubkey = %s AND d = %s",
-                (event.kind, event.pubkey, encode(d)),
-            ).fetchall()
-            if any(held_version_wins(at, held_id, event) for _, at, held_id in held):
-                return SaveOutcome.REPLACED_NEWER_EXISTS
-            self._delete_seqs(cur, [seq for seq, _, _ in held])
-        if event.kind == kinds.DELETION:
-            self._apply_deletion(cur, DeletionRequest.from_event(event))
-        self._insert(cur, event, d)
-        return SaveOutcome.SAVED
-
-    @staticmethod
-    def _is_deleted(cur: psycopg.Cursor[Any], event: Event, d: str | None) -> bool:
-        if event.kind == kinds.DELETION:
-            return False  # NIP-09: deleting a deletion has no effect, whatever the arrival order
-        row = cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM deleted_ids WHERE id = %s AND pubkey = %s), "
-            "(SELECT until FROM deleted_addresses WHERE kind = %s AND pubkey = %s AND d = %s)",
-            (event.id, event.pubkey, event.kind, event.pubkey, encode(d or "")),
-        ).fetchone()
-        assert row is not None
-        deleted_id, until = row
-        return bool(deleted_id) or (d is not None and until is not None
-                                    and event.created_at <= until)
-
-    @staticmethod
-    def _insert(cur: psycopg.Cursor[Any], event: Event, d: str | None) -> None:
-        row = cur.execute(
-            "INSERT INTO events (id, pubkey, kind, created_at, d, json) "
-            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING seq",
-            (event.id, event.pubkey, event.kind, event.created_at,
-             None if d is None else encode(d), event.to_json_text()),
-        ).fetchone()
-        assert row is not None
-        # PostgreSQL text cannot hold NUL: a NUL tag *name* is never a NIP-01 filter letter,
-        # so such a row could never be asked for and is left out.
-        rows = [(name, encode(value)) for name, value in index_rows(event) if name != "\x00"]
-        if rows:
-            cur.execute(
-                "INSERT INTO tags (event_seq, name, value) "
-                "SELECT %s, n, v FROM unnest(%s::text[], %s::bytea[]) AS t (n, v)",
-                (row[0], [n for n, _ in rows], [v for _, v in rows]),
-            )
-
-    @staticmethod
-    def _delete_seqs(cur: psycopg.Cursor[Any], seqs: Sequence[int]) -> None:
-        if seqs:  # tag rows go with them (ON DELETE CASCADE)
-            cur.execute("DELETE FROM events WHERE seq = ANY(%s::bigint[])", (list(seqs),))
-
-    def _apply_deletion(self, cur: psycopg.Cursor[Any], request: DeletionRequest) -> None:
-        """NIP-09: drop same-author targets (never other deletions) and remember the request."""
-        targets = sorted(request.event_ids)
-        if targets:
-            cur.execute(
-                "INSERT INTO deleted_ids (id, pubkey) SELECT t, %s FROM unnest(%s::text[]) t "
-                "ON CONFLICT DO NOTHING", (request.author, targets))
-            cur.execute("DELETE FROM events WHERE id = ANY(%s::text[]) AND pubkey = %s "
-                        "AND kind != %s", (targets, request.author, kinds.DELETION))
-        for address in request.addresses:
-            d = encode(address.d)
-            cur.execute(
-                "INSERT INTO deleted_addresses (kind, pubkey, d, until) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (kind, pubkey, d) "
-                "DO UPDATE SET until = greatest(deleted_addresses.until, excluded.until)",
-                (address.kind, address.pubkey, d, request.created_at))
-            cur.execute(
-                "DELETE FROM events WHERE kind = %s AND pubkey = %s AND d = %s "
-                "AND created_at <= %s", (address.kind, address.pubkey, d, request.created_at))
-        logger.debug("deletion by %s: %d ids, %d addresses", request.author,
-                     len(request.event_ids), len(request.addresses))
 
     # --- reads --------------------------------------------------------------------------------
 

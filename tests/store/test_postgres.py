@@ -62,6 +62,21 @@ class TestPostgresContract(EventStoreContract):
 
         return clear
 
+    @pytest.fixture()
+    def failing_tag_value(self):
+        @contextmanager
+        def failing(store: PostgresEventStore, value: str):
+            with store._connection() as conn:
+                conn.execute("ALTER TABLE tags ADD CONSTRAINT disk_on_fire "
+                             f"CHECK (value <> convert_to('{value}', 'UTF8'))")
+            try:
+                yield
+            finally:
+                with store._connection() as conn:
+                    conn.execute("ALTER TABLE tags DROP CONSTRAINT disk_on_fire")
+
+        return failing
+
 
 def _migrations(dsn: str) -> list[tuple[int, str]]:
     with psycopg.connect(dsn) as conn:

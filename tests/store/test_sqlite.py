@@ -41,6 +41,22 @@ class TestSqliteContract(EventStoreContract):
 
         return clear
 
+    @pytest.fixture()
+    def failing_tag_value(self):
+        @contextmanager
+        def failing(store: SqliteEventStore, value: str):
+            with store._lock:
+                store._db.execute(
+                    "CREATE TEMP TRIGGER disk_on_fire BEFORE INSERT ON tags "
+                    f"WHEN NEW.value = '{value}' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+            try:
+                yield
+            finally:
+                with store._lock:
+                    store._db.execute("DROP TRIGGER disk_on_fire")
+
+        return failing
+
 
 def test_s11_1_wal_file_created_on_first_use_and_reopened(tmp_path):
     path = tmp_path / DEFAULT_FILENAME
