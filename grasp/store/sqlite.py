@@ -79,7 +79,8 @@ class SqliteEventStore:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"event store {self.path} has schema version {version}; this relay knows {SCHEMA_VERSION}"
+                f"event store {self.path} has schema version {version}; "
+                f"this relay knows {SCHEMA_VERSION}"
             )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
@@ -111,7 +112,8 @@ class SqliteEventStore:
                 return SaveOutcome.DELETED_TARGET
             if d is not None:
                 held = db.execute(
-                    "SELECT seq, created_at, id FROM events WHERE kind = ? AND pubkey = ? AND d = ?",
+                    "SELECT seq, created_at, id FROM events "
+                    "WHERE kind = ? AND pubkey = ? AND d = ?",
                     (event.kind, event.pubkey, d),
                 ).fetchall()
                 if any(held_version_wins(at, held_id, event) for _, at, held_id in held):
@@ -162,7 +164,8 @@ class SqliteEventStore:
         """NIP-09: drop same-author targets (never other deletions) and remember the request."""
         for target in sorted(request.event_ids):
             db.execute(
-                "INSERT OR IGNORE INTO deleted_ids (id, pubkey) VALUES (?, ?)", (target, request.author)
+                "INSERT OR IGNORE INTO deleted_ids (id, pubkey) VALUES (?, ?)",
+                (target, request.author),
             )
             seqs = db.execute(
                 "SELECT seq FROM events WHERE id = ? AND pubkey = ? AND kind != ?",
@@ -176,24 +179,29 @@ class SqliteEventStore:
                 (address.kind, address.pubkey, address.d, request.created_at),
             )
             seqs = db.execute(
-                "SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d = ? AND created_at <= ?",
+                "SELECT seq FROM events "
+                "WHERE kind = ? AND pubkey = ? AND d = ? AND created_at <= ?",
                 (address.kind, address.pubkey, address.d, request.created_at),
             ).fetchall()
             self._delete_seqs(db, [seq for (seq,) in seqs])
         logger.debug(
-            "deletion by %s: %d ids, %d addresses", request.author, len(request.event_ids), len(request.addresses)
+            "deletion by %s: %d ids, %d addresses",
+            request.author, len(request.event_ids), len(request.addresses),
         )
 
     # --- reads --------------------------------------------------------------------------------
 
     def query(self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP) -> list[Event]:
-        """NIP-01 REQ semantics: the OR of ``filters``, each limited to min(limit, cap) newest events.
+        """NIP-01 REQ semantics: the OR of ``filters``, each limited to min(limit, cap) newest.
 
         The union is ordered newest first, equal ``created_at`` by lowest id, without duplicates.
         """
-        return [Event.from_trusted_json(json.loads(text)) for text in self.query_json(filters, limit_cap)]
+        return [Event.from_trusted_json(json.loads(text))
+                for text in self.query_json(filters, limit_cap)]
 
-    def query_json(self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP) -> list[str]:
+    def query_json(
+        self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP
+    ) -> list[str]:
         """Like :meth:`query` but the stored JSON texts, for relays that splice them into frames."""
         rows: list[tuple[str, int, str]] = []
         with self._lock:
@@ -210,7 +218,8 @@ class SqliteEventStore:
 
     def contains(self, event_id: str) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() is not None
+            row = self._db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone()
+        return row is not None
 
     def count(self) -> int:
         with self._lock:

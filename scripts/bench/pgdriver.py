@@ -3,6 +3,8 @@
 
     .venv/bin/python scripts/bench/pgdriver.py [--database URL] [--rows N] [--fast]
 
+pg8000 is not a dependency of the relay; install it into .venv to compare it.
+
 The relay runs every greenlet on one hub, so a driver that waits for the server inside C code
 (or that spends long stretches parsing in Python) stalls every websocket of the process. For
 each driver this prints, from 1 and from 20 concurrent greenlets (one connection each):
@@ -37,9 +39,13 @@ from pathlib import Path  # noqa: E402
 from urllib.parse import unquote, urlsplit  # noqa: E402
 
 import gevent  # noqa: E402
-import pg8000.dbapi  # noqa: E402
 import psycopg  # noqa: E402
 import psycopg.waiting  # noqa: E402
+
+try:  # only this comparison needs it: .venv/bin/pip install pg8000
+    import pg8000.dbapi
+except ImportError:
+    pg8000 = None
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -169,7 +175,8 @@ def bench_driver(driver: Driver, rows: int, inserts: int, queries: int) -> dict[
 
             def select(cur, worker: int, count: int = queries // n) -> int:
                 for i in range(count):
-                    cur.execute("SELECT id, k, v FROM bench WHERE k = %s", ((worker * 7919 + i) % keys,))
+                    key = (worker * 7919 + i) % keys
+                    cur.execute("SELECT id, k, v FROM bench WHERE k = %s", (key,))
                     cur.fetchall()
                 return count
 
@@ -210,7 +217,8 @@ def print_table(results: dict[str, dict[str, object]], rows: int) -> None:
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     print(f"\nPostgreSQL drivers under gevent ({rows:,} rows, one connection per greenlet)")
     for i, row in enumerate(lines):
-        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        cells = (c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths)))
+        print("  ".join(cells))
         if i == 0:
             print("-" * (sum(widths) + 2 * (len(widths) - 1)))
 
@@ -231,13 +239,18 @@ def main() -> None:
         dsn = server.dsn("postgres")
     try:
         results = {}
-        for cls in (Psycopg, PsycopgWaitC, Pg8000):
+        drivers = [Psycopg, PsycopgWaitC] + ([Pg8000] if pg8000 else [])
+        if pg8000 is None:
+            print("pg8000 not installed (.venv/bin/pip install pg8000): not compared",
+                  file=sys.stderr)
+        for cls in drivers:
             driver = cls(dsn)
             results[driver.name] = bench_driver(driver, args.rows, args.inserts, args.queries)
             print(f"{driver.name}: done", file=sys.stderr)
         print(f"psycopg {psycopg.__version__} (libpq {psycopg.pq.version()}, "
               f"{psycopg.pq.__impl__}, wait={psycopg.waiting.wait.__name__}); "
-              f"pg8000 {pg8000.__version__}; fsync {'off' if args.fast else 'on'}")
+              f"pg8000 {pg8000.__version__ if pg8000 else '-'}; "
+              f"fsync {'off' if args.fast else 'on'}")
         print_table(results, args.rows)
     finally:
         if server is not None:

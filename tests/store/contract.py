@@ -169,7 +169,8 @@ class RuleContract:
         assert [store.save(a), store.save(b), store.save(a)] == [
             SaveOutcome.SAVED, SaveOutcome.SAVED, SaveOutcome.DUPLICATE,
         ]
-        assert SaveOutcome.DUPLICATE.to_result() == Result(True, "duplicate: already have this event")
+        assert SaveOutcome.DUPLICATE.to_result() == Result(
+            True, "duplicate: already have this event")
 
     def test_ephemeral_events_are_not_stored(self, store):
         event = sign_event(c.ALICE, 20001, [], "gone")
