@@ -119,11 +119,14 @@ class PostgresServer:
             raise
         return self
 
-    def _as_server_user(self, argv: list[str]) -> list[str]:
-        if self.account is None:
-            return argv
-        return ["setpriv", f"--reuid={self.account.pw_uid}", f"--regid={self.account.pw_gid}",
-                "--init-groups", "--", *argv]
+    def _as_server_user(self, argv: list[str], *, die_with_us: bool = False) -> list[str]:
+        """``argv`` run as the server account; ``die_with_us``: SIGTERM when we die first
+        (a killed test run leaves no server behind)."""
+        options = ["--pdeathsig", "TERM"] if die_with_us and shutil.which("setpriv") else []
+        if self.account is not None:
+            options += [f"--reuid={self.account.pw_uid}", f"--regid={self.account.pw_gid}",
+                        "--init-groups"]
+        return ["setpriv", *options, "--", *argv] if options else argv
 
     def _initdb(self) -> None:
         assert self.root is not None
@@ -153,8 +156,8 @@ class PostgresServer:
             argv += ["-c", f"{name}={value}"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
         try:
-            self._process = subprocess.Popen(self._as_server_user(argv), stdout=log,
-                                             stderr=subprocess.STDOUT, cwd=self.root)
+            self._process = subprocess.Popen(self._as_server_user(argv, die_with_us=True),
+                                             stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
         finally:
             log.close()
 
