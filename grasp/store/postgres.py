@@ -50,6 +50,7 @@ def redact(url: str) -> str:
     if parts.password is None:
         return url
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
 
@@ -63,13 +64,12 @@ def _key(text: str) -> int:
                           signed=True)
 
 
-def lock_keys(event: Event, d: str | None) -> list[int]:
+def lock_keys(event: Event, d: str | None, request: DeletionRequest | None) -> list[int]:
     """The sorted keys a save of ``event`` must hold: everything its decision reads."""
     names = {f"id:{event.id}"}
     if d is not None:
         names.add(f"addr:{event.kind}:{event.pubkey}:{d}")
-    if event.kind == kinds.DELETION:
-        request = DeletionRequest.from_event(event)
+    if request is not None:
         names.update(f"id:{target}" for target in request.event_ids)
         names.update(f"addr:{a.kind}:{a.pubkey}:{a.d}" for a in request.addresses)
     return sorted({_key(name) for name in names})
@@ -81,13 +81,12 @@ def save_params(event: Event) -> tuple[object, ...]:
     # PostgreSQL text cannot hold NUL: a NUL tag *name* is never a NIP-01 filter letter, so
     # such a row could never be asked for and is left out.
     rows = [(name, encode(value)) for name, value in index_rows(event) if name != "\x00"]
-    deletion = event.kind == kinds.DELETION
-    request = DeletionRequest.from_event(event) if deletion else None
+    request = DeletionRequest.from_event(event) if event.kind == kinds.DELETION else None
     return (
         event.id, event.pubkey, event.kind, event.created_at,
         None if d is None else encode(d), event.to_json_text(),
-        [n for n, _ in rows], [v for _, v in rows], EVENT_KEY_CLASS, lock_keys(event, d),
-        deletion,
+        [n for n, _ in rows], [v for _, v in rows], EVENT_KEY_CLASS,
+        lock_keys(event, d, request), request is not None,
         sorted(request.event_ids) if request else [],
         [a.kind for a in request.addresses] if request else [],
         [encode(a.d) for a in request.addresses] if request else [],
