@@ -20,7 +20,6 @@ import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 
 from gevent.monkey import get_original
@@ -29,7 +28,15 @@ from grasp.nostr import kinds
 from grasp.nostr.address import DeletionRequest
 from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
-from grasp.nostr.results import Prefix, Result
+from grasp.store.base import DEFAULT_LIMIT_CAP, SaveOutcome, StoreError
+from grasp.store.rules import (
+    effective_limit,
+    held_version_wins,
+    index_rows,
+    newest_first,
+    replacement_d,
+    runnable,
+)
 from grasp.store.schema import SCHEMA, SCHEMA_VERSION, filter_query
 
 logger = logging.getLogger(__name__)
@@ -37,65 +44,20 @@ logger = logging.getLogger(__name__)
 _OsRLock = get_original("_thread", "RLock")
 
 DEFAULT_FILENAME = "events.sqlite3"
-DEFAULT_LIMIT_CAP = 500
+
+__all__ = ["DEFAULT_FILENAME", "DEFAULT_LIMIT_CAP", "EventStore", "SaveOutcome",
+           "SqliteEventStore", "StoreError"]
 
 
-class StoreError(RuntimeError):
-    """The database file cannot be used (unreadable, newer schema, not SQLite)."""
+class SqliteEventStore:
+    """NIP-01 event storage on SQLite; ``SqliteEventStore(data_dir / "events.sqlite3")``.
 
-
-class SaveOutcome(Enum):
-    """What :meth:`EventStore.save` did with one event."""
-
-    SAVED = "saved"
-    #: The same id is already stored.
-    DUPLICATE = "duplicate"
-    #: A replaceable/addressable event older than the stored version (or an equal-time one with a
-    #: higher id): nothing changed.
-    REPLACED_NEWER_EXISTS = "replaced-newer-exists"
-    #: An accepted NIP-09 deletion by the same author already covers this event.
-    DELETED_TARGET = "deleted-target"
-    #: Ephemeral kinds (20000-29999) are relayed, never stored.
-    EPHEMERAL = "ephemeral"
-
-    @property
-    def stored(self) -> bool:
-        """Whether the event is now in the store and should be broadcast as new."""
-        return self is SaveOutcome.SAVED
-
-    def to_result(self) -> Result:
-        """The NIP-01 ``OK`` answer a plain relay gives for this outcome."""
-        if self is SaveOutcome.DUPLICATE:
-            return Result.ok(Prefix.DUPLICATE, "already have this event")
-        if self is SaveOutcome.REPLACED_NEWER_EXISTS:
-            return Result.ok(Prefix.DUPLICATE, "have a newer version of this event")
-        if self is SaveOutcome.DELETED_TARGET:
-            return Result.reject(Prefix.INVALID, "accepted deletion request for this event")
-        return Result.ok()
-
-
-def _replacement_d(event: Event) -> str | None:
-    """The ``d`` column: the replacement key part, or NULL for kinds that are never replaced."""
-    cls = event.storage_class
-    if cls is kinds.StorageClass.ADDRESSABLE:
-        return event.d or ""
-    if cls is kinds.StorageClass.REPLACEABLE:
-        return ""
-    return None
-
-
-def _beats(held_created_at: int, held_id: str, event: Event) -> bool:
-    """True when the held version wins over ``event`` (newer, or same second and lower id)."""
-    if held_created_at != event.created_at:
-        return held_created_at > event.created_at
-    return held_id < event.id
-
-
-class EventStore:
-    """NIP-01 event storage on SQLite; ``EventStore(data_dir / "events.sqlite3")``."""
+    Implements :class:`grasp.store.base.EventStore`.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.location = str(self.path)
         self._lock = _OsRLock()
         try:
             self._db = sqlite3.connect(
@@ -117,7 +79,8 @@ class EventStore:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"event store {self.path} has schema version {version}; this relay knows {SCHEMA_VERSION}"
+                f"event store {self.path} has schema version {version}; "
+                f"this relay knows {SCHEMA_VERSION}"
             )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
@@ -141,7 +104,7 @@ class EventStore:
         """Store a validated event under the NIP-01 replace and NIP-09 delete rules (S11.2)."""
         if event.storage_class is kinds.StorageClass.EPHEMERAL:
             return SaveOutcome.EPHEMERAL
-        d = _replacement_d(event)
+        d = replacement_d(event)
         with self._write() as db:
             if db.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone():
                 return SaveOutcome.DUPLICATE
@@ -149,10 +112,11 @@ class EventStore:
                 return SaveOutcome.DELETED_TARGET
             if d is not None:
                 held = db.execute(
-                    "SELECT seq, created_at, id FROM events WHERE kind = ? AND pubkey = ? AND d = ?",
+                    "SELECT seq, created_at, id FROM events "
+                    "WHERE kind = ? AND pubkey = ? AND d = ?",
                     (event.kind, event.pubkey, d),
                 ).fetchall()
-                if any(_beats(created_at, held_id, event) for _, created_at, held_id in held):
+                if any(held_version_wins(at, held_id, event) for _, at, held_id in held):
                     return SaveOutcome.REPLACED_NEWER_EXISTS
                 self._delete_seqs(db, [seq for seq, _, _ in held])
             if event.kind == kinds.DELETION:
@@ -183,11 +147,11 @@ class EventStore:
             (event.id, event.pubkey, event.kind, event.created_at, d, event.to_json_text()),
         )
         seq = cursor.lastrowid
-        rows = {(tag[0], tag[1]) for tag in event.tags if len(tag) > 1 and len(tag[0]) == 1}
+        rows = index_rows(event)
         if rows:
             db.executemany(
                 "INSERT INTO tags (event_seq, name, value) VALUES (?, ?, ?)",
-                [(seq, name, value) for name, value in sorted(rows)],
+                [(seq, name, value) for name, value in rows],
             )
 
     @staticmethod
@@ -200,7 +164,8 @@ class EventStore:
         """NIP-09: drop same-author targets (never other deletions) and remember the request."""
         for target in sorted(request.event_ids):
             db.execute(
-                "INSERT OR IGNORE INTO deleted_ids (id, pubkey) VALUES (?, ?)", (target, request.author)
+                "INSERT OR IGNORE INTO deleted_ids (id, pubkey) VALUES (?, ?)",
+                (target, request.author),
             )
             seqs = db.execute(
                 "SELECT seq FROM events WHERE id = ? AND pubkey = ? AND kind != ?",
@@ -214,36 +179,37 @@ class EventStore:
                 (address.kind, address.pubkey, address.d, request.created_at),
             )
             seqs = db.execute(
-                "SELECT seq FROM events WHERE kind = ? AND pubkey = ? AND d = ? AND created_at <= ?",
+                "SELECT seq FROM events "
+                "WHERE kind = ? AND pubkey = ? AND d = ? AND created_at <= ?",
                 (address.kind, address.pubkey, address.d, request.created_at),
             ).fetchall()
             self._delete_seqs(db, [seq for (seq,) in seqs])
         logger.debug(
-            "deletion by %s: %d ids, %d addresses", request.author, len(request.event_ids), len(request.addresses)
+            "deletion by %s: %d ids, %d addresses",
+            request.author, len(request.event_ids), len(request.addresses),
         )
 
     # --- reads --------------------------------------------------------------------------------
 
     def query(self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP) -> list[Event]:
-        """NIP-01 REQ semantics: the OR of ``filters``, each limited to min(limit, cap) newest events.
+        """NIP-01 REQ semantics: the OR of ``filters``, each limited to min(limit, cap) newest.
 
         The union is ordered newest first, equal ``created_at`` by lowest id, without duplicates.
         """
-        return [Event.from_trusted_json(json.loads(text)) for text in self.query_json(filters, limit_cap)]
+        return [Event.from_trusted_json(json.loads(text))
+                for text in self.query_json(filters, limit_cap)]
 
-    def query_json(self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP) -> list[str]:
+    def query_json(
+        self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP
+    ) -> list[str]:
         """Like :meth:`query` but the stored JSON texts, for relays that splice them into frames."""
-        found: dict[str, tuple[int, str]] = {}
+        rows: list[tuple[str, int, str]] = []
         with self._lock:
             for flt in filters:
-                limit = min(flt.limit if flt.limit is not None else limit_cap, limit_cap)
-                if limit <= 0 or flt.matches_nothing:
-                    continue
-                sql, params = filter_query(flt, limit)
-                for event_id, created_at, text in self._db.execute(sql, params):
-                    found.setdefault(event_id, (created_at, text))
-        ordered = sorted(found.items(), key=lambda item: (-item[1][0], item[0]))
-        return [text for _, (_, text) in ordered]
+                if runnable(flt, limit_cap):
+                    sql, params = filter_query(flt, effective_limit(flt, limit_cap))
+                    rows.extend(self._db.execute(sql, params))
+        return newest_first(rows)
 
     def get(self, event_id: str) -> Event | None:
         with self._lock:
@@ -252,7 +218,8 @@ class EventStore:
 
     def contains(self, event_id: str) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() is not None
+            row = self._db.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone()
+        return row is not None
 
     def count(self) -> int:
         with self._lock:
@@ -272,8 +239,14 @@ class EventStore:
             finally:
                 self._db.close()
 
-    def __enter__(self) -> EventStore:
+    def __enter__(self) -> SqliteEventStore:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+#: The class's name before the engine interface existed; callers still import it from here
+#: until they move to :class:`grasp.store.base.EventStore` (the interface) and
+#: :func:`grasp.store.open_store` (the factory).
+EventStore = SqliteEventStore

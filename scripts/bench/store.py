@@ -1,23 +1,34 @@
 #!/usr/bin/env python3
-"""Benchmark the Nostr event layer and the SQLite event store; prints tables.
+"""Benchmark the Nostr event layer and the event store (SQLite or PostgreSQL); prints tables.
 
     .venv/bin/python scripts/bench/store.py [--events N] [--store-events N]
+        [--database URL | --throwaway-postgres]
 
 1. Verification: ``Event.from_json`` (shape + id + BIP-340) against its parts and a bare
    coincurve ``verify`` — the baseline python-ecosystem.md §4 measured (22.7k/s raw, 14.0k/s full).
 2. Storage: ``EventStore.save`` of regular, replaceable and addressable events (one transaction
-   each, WAL, synchronous=NORMAL), and ``query`` of typical REQ filters on the filled store.
+   each; SQLite: WAL, synchronous=NORMAL), the same from 20 greenlets at once, and ``query`` of
+   typical REQ filters on the filled store.
+
+The store is a new SQLite file in a temporary directory, or with ``--database URL`` the store
+``grasp.store.open_store`` opens for that URL (a PostgreSQL database must be empty: the events
+are deterministic), or with ``--throwaway-postgres`` a durable (fsync on) PostgreSQL server of
+tests/support/postgres.py started for the run and removed after it.
 """
 
 from __future__ import annotations
 
-import argparse
-import random
-import sys
-import tempfile
-import time
-from collections.abc import Callable
-from pathlib import Path
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -25,7 +36,12 @@ from coincurve import PublicKeyXOnly  # noqa: E402
 
 from grasp.nostr.event import Event, compute_event_id, sign_event  # noqa: E402
 from grasp.nostr.filters import Filter  # noqa: E402
-from grasp.store.sqlite import EventStore  # noqa: E402
+import gevent  # noqa: E402
+
+from grasp.store import EventStore, open_store  # noqa: E402
+from tests.support.postgres import PostgresServer  # noqa: E402
+
+GREENLETS = 20
 
 
 def rate(count: int, func: Callable[[], object]) -> tuple[float, float]:
@@ -80,13 +96,18 @@ def _fake(n: int, kind: int, d: str | None, pubkeys: list[str], t: int) -> Event
     return Event(event_id, pubkey, t, kind, tags, f"content {n}", "0" * 128)
 
 
-def bench_store(n: int) -> None:
+def bench_store(n: int, database: str | None) -> None:
     rng = random.Random(7)
     pubkeys = [f"{rng.getrandbits(256):064x}" for _ in range(500)]
     regular = [_fake(i, 1, None, pubkeys, 1_700_000_000 + i) for i in range(n)]
     replaceable = [_fake(i, 10002, None, pubkeys, 1_700_000_000 + i) for i in range(n // 5)]
-    addressable = [_fake(i, 30618, f"repo{i % 300}", pubkeys, 1_700_000_000 + i) for i in range(n // 5)]
-    with tempfile.TemporaryDirectory() as tmp, EventStore(Path(tmp) / "events.sqlite3") as store:
+    addressable = [_fake(i, 30618, f"repo{i % 300}", pubkeys, 1_700_000_000 + i)
+                   for i in range(n // 5)]
+    concurrent = [_fake(i, 7, None, pubkeys, 1_600_000_000 + i) for i in range(n // 4)]
+    with tempfile.TemporaryDirectory() as tmp, \
+            open_store(database or Path(tmp) / "events.sqlite3") as store:
+        if store.count():
+            raise SystemExit(f"{store.location} already holds events: give an empty database")
         rows = []
         for name, events in (("regular (kind 1)", regular), ("replaceable (10002)", replaceable),
                              ("addressable (30618)", addressable)):
@@ -94,9 +115,19 @@ def bench_store(n: int) -> None:
             rows.append((f"save {name}", len(events), f"{per_s:,.0f}", f"{secs * 1e6 / len(events):.0f}"))
         dup_rate, dup_secs = rate(len(regular), lambda: [store.save(e) for e in regular])
         rows.append(("save duplicate", len(regular), f"{dup_rate:,.0f}", f"{dup_secs * 1e6 / len(regular):.0f}"))
-        table(f"EventStore.save, one transaction per event (store ends with {store.count():,} events)",
+        per_s, secs = rate(len(concurrent), lambda: save_concurrently(store, concurrent))
+        rows.append((f"save regular (kind 7), {GREENLETS} greenlets", len(concurrent),
+                     f"{per_s:,.0f}", f"{secs * 1e6 / len(concurrent):.0f}"))
+        table(f"EventStore.save on {store.location}, one transaction per event "
+              f"(store ends with {store.count():,} events)",
               ("operation", "events", "events/s", "us/event"), rows)
         bench_queries(store, regular, pubkeys)
+
+
+def save_concurrently(store: EventStore, events: list[Event]) -> None:
+    jobs = [gevent.spawn(lambda chunk: [store.save(e) for e in chunk], events[i::GREENLETS])
+            for i in range(GREENLETS)]
+    gevent.joinall(jobs, timeout=600, raise_error=True)
 
 
 def bench_queries(store: EventStore, regular: list[Event], pubkeys: list[str]) -> None:
@@ -130,9 +161,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5000, help="events to verify")
     parser.add_argument("--store-events", type=int, default=20000, help="regular events to store")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--database", help="postgresql:// URL of an empty database, or a SQLite path")
+    where.add_argument("--throwaway-postgres", action="store_true",
+                       help="start a durable PostgreSQL server for the run (Debian's binaries)")
     args = parser.parse_args()
     bench_verification(args.events)
-    bench_store(args.store_events)
+    if args.throwaway_postgres:
+        with PostgresServer(durable=True) as server:
+            bench_store(args.store_events, server.dsn(server.create_database()))
+    else:
+        bench_store(args.store_events, args.database)
 
 
 if __name__ == "__main__":

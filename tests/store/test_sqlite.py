@@ -1,14 +1,61 @@
-"""The SQLite file itself (S11.1): WAL, schema, indexes used by queries, reopen, bad files, gevent."""
+"""The SQLite engine: the store contract (S11, S19.1) run on it, then what only SQLite has —
+the file itself (S11.1): WAL, schema version, indexes used by queries, reopen, bad files,
+and a gevent thread-pool worker sharing the one connection."""
 
 import sqlite3
+from contextlib import contextmanager
 
 import gevent
 import pytest
 from gevent.pool import Pool
 
-from grasp.nostr.event import Event, compute_event_id, sign_event
+from grasp.nostr.event import sign_event
 from grasp.nostr.filters import Filter
-from grasp.store.sqlite import DEFAULT_FILENAME, EventStore, SaveOutcome, StoreError
+from grasp.store.sqlite import DEFAULT_FILENAME, SaveOutcome, SqliteEventStore, StoreError
+from tests.store.contract import EventStoreContract
+from tests.store.corpus import fake_event as _fake_event
+
+EventStore = SqliteEventStore
+
+
+class TestSqliteContract(EventStoreContract):
+    """The whole contract on a fresh SQLite file per store."""
+
+    @pytest.fixture()
+    def new_store(self, tmp_path):
+        names = iter(range(1_000_000))
+
+        @contextmanager
+        def make():
+            with SqliteEventStore(tmp_path / f"events-{next(names)}.sqlite3") as store:
+                yield store
+
+        return make
+
+    @pytest.fixture()
+    def clear_store(self):
+        def clear(store: SqliteEventStore) -> None:
+            with store._write() as db:
+                for table in ("tags", "events", "deleted_ids", "deleted_addresses"):
+                    db.execute(f"DELETE FROM {table}")
+
+        return clear
+
+    @pytest.fixture()
+    def failing_tag_value(self):
+        @contextmanager
+        def failing(store: SqliteEventStore, value: str):
+            with store._lock:
+                store._db.execute(
+                    "CREATE TEMP TRIGGER disk_on_fire BEFORE INSERT ON tags "
+                    f"WHEN NEW.value = '{value}' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+            try:
+                yield
+            finally:
+                with store._lock:
+                    store._db.execute("DROP TRIGGER disk_on_fire")
+
+        return failing
 
 
 def test_s11_1_wal_file_created_on_first_use_and_reopened(tmp_path):
@@ -38,16 +85,6 @@ def test_non_sqlite_file_is_a_clear_error(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot open event store"):
         EventStore(path)
-
-
-def _fake_event(n: int, kinds=(1, 7, 1618, 30617, 30618)) -> Event:
-    """Unsigned but well-formed events: the store trusts its caller, and this keeps the setup fast."""
-    pubkey = f"{n % 50:064x}"
-    kind = kinds[n % len(kinds)]
-    tags = (("d", f"repo{n % 200}"), ("t", f"topic{n % 30}"), ("p", f"{n % 70:064x}"))
-    created_at = 1_000_000 + n
-    event_id = compute_event_id(pubkey, created_at, kind, tags, str(n))
-    return Event(event_id, pubkey, created_at, kind, tags, str(n), "0" * 128)
 
 
 @pytest.fixture(scope="module")

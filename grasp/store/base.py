@@ -1,0 +1,118 @@
+"""The one event store interface the relay uses, whatever the engine (S11, S19.1).
+
+:class:`EventStore` is a :class:`typing.Protocol` with one documented method per operation
+(nostr-rs-relay's ``NostrRepo`` habit): the relay, the release workflow and the repository index
+depend on it, never on an engine. Two engines implement it with the same semantics, checked by
+one contract suite (``tests/store/contract.py``): SQLite (:mod:`grasp.store.sqlite`, the embedded
+default) and PostgreSQL (:mod:`grasp.store.postgres`, for a cluster of relay processes).
+
+The result types every engine shares (:class:`SaveOutcome`, :class:`StoreError`) live here too,
+so callers import nothing engine-specific.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import Protocol, runtime_checkable
+
+from grasp.nostr.event import Event
+from grasp.nostr.filters import Filter
+from grasp.nostr.results import Prefix, Result
+
+#: NIP-01 ``limit`` is clamped to this many events per filter (S10.1).
+DEFAULT_LIMIT_CAP = 500
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used: unreadable, unreachable, a newer schema, not a database."""
+
+
+class SaveOutcome(Enum):
+    """What :meth:`EventStore.save` did with one event."""
+
+    SAVED = "saved"
+    #: The same id is already stored.
+    DUPLICATE = "duplicate"
+    #: A replaceable/addressable event older than the stored version (or an equal-time one with a
+    #: higher id): nothing changed.
+    REPLACED_NEWER_EXISTS = "replaced-newer-exists"
+    #: An accepted NIP-09 deletion by the same author already covers this event.
+    DELETED_TARGET = "deleted-target"
+    #: Ephemeral kinds (20000-29999) are relayed, never stored.
+    EPHEMERAL = "ephemeral"
+
+    @property
+    def stored(self) -> bool:
+        """Whether the event is now in the store and should be broadcast as new."""
+        return self is SaveOutcome.SAVED
+
+    def to_result(self) -> Result:
+        """The NIP-01 ``OK`` answer a plain relay gives for this outcome."""
+        if self is SaveOutcome.DUPLICATE:
+            return Result.ok(Prefix.DUPLICATE, "already have this event")
+        if self is SaveOutcome.REPLACED_NEWER_EXISTS:
+            return Result.ok(Prefix.DUPLICATE, "have a newer version of this event")
+        if self is SaveOutcome.DELETED_TARGET:
+            return Result.reject(Prefix.INVALID, "accepted deletion request for this event")
+        return Result.ok()
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """NIP-01 event storage. Every method is safe to call from concurrent greenlets.
+
+    Events given to :meth:`save` are already validated (id and signature); the store trusts
+    its caller and keeps the JSON text it is given byte for byte.
+    """
+
+    @property
+    def location(self) -> str:
+        """Where the events live, for logs: a file path or a URL without its password."""
+        ...
+
+    def save(self, event: Event) -> SaveOutcome:
+        """Store ``event`` under the NIP-01 replace rules and NIP-09 deletions, atomically.
+
+        Replaceable (0, 3, 10000-19999) and addressable (30000-39999) kinds keep only the
+        latest version per (kind, pubkey[, d]); equal ``created_at`` -> lowest id wins (S11.2).
+        A kind-5 deletion removes the same author's targets (never other deletions) and is
+        remembered, so a deleted event sent again is refused. Ephemeral kinds are not stored.
+        Either everything of one save happens or nothing does.
+        """
+        ...
+
+    def query(self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP) -> list[Event]:
+        """NIP-01 REQ: the OR of ``filters``, each limited to min(limit, cap) newest events.
+
+        The union is ordered newest first, equal ``created_at`` by lowest id, without duplicates.
+        Tag filters match the first value of single-letter tags.
+        """
+        ...
+
+    def query_json(
+        self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP
+    ) -> list[str]:
+        """Like :meth:`query` but the stored JSON texts, for relays that splice them into
+        frames without parsing and re-serialising each event."""
+        ...
+
+    def get(self, event_id: str) -> Event | None:
+        """The stored event with this id, or None."""
+        ...
+
+    def contains(self, event_id: str) -> bool:
+        """Whether an event with this id is stored (cheaper than :meth:`get`)."""
+        ...
+
+    def count(self) -> int:
+        """How many events are stored (start-up logs and the status page)."""
+        ...
+
+    def close(self) -> None:
+        """Release the database; the store must not be used afterwards."""
+        ...
+
+    def __enter__(self) -> EventStore: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...

@@ -1,0 +1,218 @@
+"""PostgreSQL schema of the event store as numbered migrations, and the SQL of one filter.
+
+Migrations are applied in order at open (:func:`migrate`), each in its own transaction with its
+row in ``schema_migrations``, under a session advisory lock so that relay processes starting at
+once against one database apply each migration exactly once (S19.1). Later work appends to
+:data:`MIGRATIONS` (held events, the referenced-ids index, sync-queue leases, the throttle
+ledger); a migration once released is never edited.
+
+Column choices that differ from SQLite (S11.1), and why:
+
+- ``id`` and ``pubkey`` are ``COLLATE "C"``: NIP-01's tie-break is the lowest id in byte order,
+  and a database created with a linguistic default collation would order them otherwise.
+- ``d`` and tag values are ``bytea`` (UTF-8): PostgreSQL ``text`` cannot hold NUL, which a tag
+  value may contain. The event itself is kept as its JSON text, where NUL is escaped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from grasp.nostr.filters import Filter
+from grasp.store.base import StoreError
+
+logger = logging.getLogger(__name__)
+
+#: Advisory lock keys: (class, object) pairs, class 0x6772 ("gr") for everything of this relay.
+LOCK_CLASS = 0x6772
+MIGRATION_LOCK = 1
+#: Transaction locks of event keys (ids, replacement addresses) use this class instead.
+EVENT_KEY_CLASS = 0x6773
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "events, single-letter tag index, NIP-09 deletions", """
+CREATE TABLE events (
+    seq        bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id         text    COLLATE "C" NOT NULL UNIQUE,
+    pubkey     text    COLLATE "C" NOT NULL,
+    kind       integer NOT NULL,
+    created_at bigint  NOT NULL,
+    d          bytea,
+    json       text    NOT NULL
+);
+CREATE INDEX events_address ON events (kind, pubkey, d);
+CREATE INDEX events_created ON events (created_at DESC, id);
+CREATE INDEX events_author ON events (pubkey, kind, created_at DESC);
+CREATE INDEX events_kind ON events (kind, created_at DESC);
+
+CREATE TABLE tags (
+    event_seq  bigint NOT NULL REFERENCES events (seq) ON DELETE CASCADE,
+    name       text   COLLATE "C" NOT NULL,
+    value      bytea  NOT NULL
+);
+CREATE INDEX tags_lookup ON tags (name, value, event_seq);
+CREATE INDEX tags_event ON tags (event_seq);
+
+CREATE TABLE deleted_ids (
+    id      text COLLATE "C" NOT NULL,
+    pubkey  text COLLATE "C" NOT NULL,
+    PRIMARY KEY (id, pubkey)
+);
+CREATE TABLE deleted_addresses (
+    kind    integer NOT NULL,
+    pubkey  text    COLLATE "C" NOT NULL,
+    d       bytea   NOT NULL,
+    until   bigint  NOT NULL,
+    PRIMARY KEY (kind, pubkey, d)
+);
+"""),
+    Migration(2, "grasp_save_event(): a save in one statement", """
+-- One round trip per save (S11.2 in SQL; the Python side only parses and maps the outcome).
+-- It first takes the advisory locks of every key its decision reads, in sorted order; each
+-- later statement of a VOLATILE function takes a new snapshot under READ COMMITTED, so the
+-- reads see what the transaction it waited for committed.
+CREATE FUNCTION grasp_save_event(
+    p_id text, p_pubkey text, p_kind integer, p_created_at bigint, p_d bytea, p_json text,
+    p_tag_names text[], p_tag_values bytea[], p_lock_class integer, p_lock_keys integer[],
+    p_is_deletion boolean, p_deleted_ids text[], p_deleted_kinds integer[], p_deleted_ds bytea[]
+) RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_seq bigint;
+    v_until bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(p_lock_class, k)
+        FROM (SELECT unnest(p_lock_keys) AS k ORDER BY 1) AS ordered;
+    IF EXISTS (SELECT 1 FROM events WHERE id = p_id) THEN
+        RETURN 'duplicate';
+    END IF;
+    IF NOT p_is_deletion THEN  -- NIP-09: deleting a deletion has no effect
+        IF EXISTS (SELECT 1 FROM deleted_ids WHERE id = p_id AND pubkey = p_pubkey) THEN
+            RETURN 'deleted-target';
+        END IF;
+        IF p_d IS NOT NULL THEN
+            SELECT until INTO v_until FROM deleted_addresses
+             WHERE kind = p_kind AND pubkey = p_pubkey AND d = p_d;
+            IF v_until IS NOT NULL AND p_created_at <= v_until THEN
+                RETURN 'deleted-target';
+            END IF;
+        END IF;
+    END IF;
+    IF p_d IS NOT NULL THEN  -- latest wins; the same second: the lowest id (S11.2)
+        IF EXISTS (SELECT 1 FROM events
+                    WHERE kind = p_kind AND pubkey = p_pubkey AND d = p_d
+                      AND (created_at > p_created_at
+                           OR (created_at = p_created_at AND id < p_id COLLATE "C"))) THEN
+            RETURN 'replaced-newer-exists';
+        END IF;
+        DELETE FROM events WHERE kind = p_kind AND pubkey = p_pubkey AND d = p_d;
+    END IF;
+    IF p_is_deletion THEN  -- same-author targets only, never other deletions; remembered
+        INSERT INTO deleted_ids (id, pubkey) SELECT t, p_pubkey FROM unnest(p_deleted_ids) AS t
+            ON CONFLICT DO NOTHING;
+        DELETE FROM events WHERE id = ANY (p_deleted_ids) AND pubkey = p_pubkey AND kind <> 5;
+        INSERT INTO deleted_addresses (kind, pubkey, d, until)
+            SELECT a.k, p_pubkey, a.dd, p_created_at
+              FROM unnest(p_deleted_kinds, p_deleted_ds) AS a (k, dd)
+            ON CONFLICT (kind, pubkey, d)
+            DO UPDATE SET until = greatest(deleted_addresses.until, excluded.until);
+        DELETE FROM events e USING unnest(p_deleted_kinds, p_deleted_ds) AS a (k, dd)
+         WHERE e.kind = a.k AND e.pubkey = p_pubkey AND e.d = a.dd
+           AND e.created_at <= p_created_at;
+    END IF;
+    INSERT INTO events (id, pubkey, kind, created_at, d, json)
+        VALUES (p_id, p_pubkey, p_kind, p_created_at, p_d, p_json) RETURNING seq INTO v_seq;
+    INSERT INTO tags (event_seq, name, value)
+        SELECT v_seq, t.n, t.v FROM unnest(p_tag_names, p_tag_values) AS t (n, v);
+    RETURN 'saved';
+END
+$$;
+"""),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+def migrate(conn: Any, location: str) -> list[int]:
+    """Apply the migrations ``conn``'s database lacks; return the versions applied now.
+
+    ``conn`` is a psycopg connection in autocommit mode. Refuses a database whose newest
+    migration is one this relay does not know (a newer relay wrote it).
+    """
+    conn.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, MIGRATION_LOCK))
+    try:
+        conn.execute(_LEDGER)
+        applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        newest = max(applied, default=0)
+        if newest > SCHEMA_VERSION:
+            raise StoreError(f"event store {location} has schema version {newest}; "
+                             f"this relay knows {SCHEMA_VERSION}")
+        done = []
+        for migration in MIGRATIONS:
+            if migration.version in applied:
+                continue
+            with conn.transaction():
+                conn.execute(migration.sql)
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                             (migration.version, migration.name))
+            logger.info("event store %s: applied migration %d (%s)", location,
+                        migration.version, migration.name)
+            done.append(migration.version)
+        return done
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, MIGRATION_LOCK))
+
+
+def encode(text: str) -> bytes:
+    """A ``d`` or tag value as stored: UTF-8 bytes (see the module docstring)."""
+    return text.encode("utf-8")
+
+
+def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
+    """SELECT of one filter: every key a WHERE term, newest first, lowest id on ties.
+
+    Value lists are bound as one array each (``= ANY(%s)``), so every filter of one shape is
+    one statement that psycopg prepares once per connection; the planner picks the index
+    from the table's statistics.
+    """
+    where: list[str] = []
+    params: list[object] = []
+    for column, values, cast in (("id", flt.ids, "text[]"), ("pubkey", flt.authors, "text[]"),
+                                 ("kind", flt.kinds, "integer[]")):
+        if values is not None:
+            where.append(f"e.{column} = ANY(%s::{cast})")
+            params.append(sorted(values))
+    if flt.since is not None:
+        where.append("e.created_at >= %s")
+        params.append(flt.since)
+    if flt.until is not None:
+        where.append("e.created_at <= %s")
+        params.append(flt.until)
+    for letter in sorted(flt.tags):
+        where.append("e.seq IN (SELECT t.event_seq FROM tags t "
+                     "WHERE t.name = %s AND t.value = ANY(%s::bytea[]))")
+        params.append(letter)
+        params.append([encode(v) for v in sorted(flt.tags[letter])])
+    sql = "SELECT e.id, e.created_at, e.json FROM events e"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY e.created_at DESC, e.id LIMIT %s"
+    params.append(limit)
+    return sql, params

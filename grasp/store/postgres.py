@@ -1,0 +1,210 @@
+"""The event store on PostgreSQL, for relay processes that share one database (S19.1).
+
+Same semantics as the SQLite store (S11.2 replace rules with the lowest-id tie-break, NIP-09
+deletions, first-value tag index), checked by the same contract suite. What is different is
+concurrency: SQLite serialises every write in one process, while here many connections (and
+later many relay processes) write at once. So each save takes transaction-level advisory locks
+on the keys its decision reads — its own id, its replacement address, and for a deletion every
+target id and address — in sorted order in one statement before reading anything. Two saves
+that could decide differently in parallel (two versions of one address, an event and its
+deletion) therefore run one after the other; unrelated saves never wait for each other.
+
+Driver: psycopg 3 with a ``psycopg_pool`` connection pool. Under gevent's monkey patching
+psycopg waits for the server through the patched ``select`` (it detects the patching), so a
+query parks only its own greenlet; docs/scaling.rst has the measurements behind the choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from grasp.nostr import kinds
+from grasp.nostr.address import DeletionRequest
+from grasp.nostr.event import Event
+from grasp.nostr.filters import Filter
+from grasp.store.base import DEFAULT_LIMIT_CAP, SaveOutcome, StoreError
+from grasp.store.pg_schema import EVENT_KEY_CLASS, encode, filter_query, migrate
+from grasp.store.rules import effective_limit, index_rows, newest_first, replacement_d, runnable
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_POOL_SIZE = 10
+#: A save that lost a deadlock (only possible between deletions and replacements sharing rows)
+#: is retried this many times; the whole statement is redone, nothing is half-applied.
+SAVE_ATTEMPTS = 3
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+_SAVE = "SELECT grasp_save_event(" + ", ".join(["%s"] * 14) + ")"
+
+
+def _key(text: str) -> int:
+    """A signed 32-bit advisory lock key for one id or address (collisions only serialise)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big",
+                          signed=True)
+
+
+def lock_keys(event: Event, d: str | None, request: DeletionRequest | None) -> list[int]:
+    """The sorted keys a save of ``event`` must hold: everything its decision reads."""
+    names = {f"id:{event.id}"}
+    if d is not None:
+        names.add(f"addr:{event.kind}:{event.pubkey}:{d}")
+    if request is not None:
+        names.update(f"id:{target}" for target in request.event_ids)
+        names.update(f"addr:{a.kind}:{a.pubkey}:{a.d}" for a in request.addresses)
+    return sorted({_key(name) for name in names})
+
+
+def save_params(event: Event) -> tuple[object, ...]:
+    """The arguments of ``grasp_save_event()`` for ``event`` (see migration 2)."""
+    d = replacement_d(event)
+    # PostgreSQL text cannot hold NUL: a NUL tag *name* is never a NIP-01 filter letter, so
+    # such a row could never be asked for and is left out.
+    rows = [(name, encode(value)) for name, value in index_rows(event) if name != "\x00"]
+    request = DeletionRequest.from_event(event) if event.kind == kinds.DELETION else None
+    return (
+        event.id, event.pubkey, event.kind, event.created_at,
+        None if d is None else encode(d), event.to_json_text(),
+        [n for n, _ in rows], [v for _, v in rows], EVENT_KEY_CLASS,
+        lock_keys(event, d, request), request is not None,
+        sorted(request.event_ids) if request else [],
+        [a.kind for a in request.addresses] if request else [],
+        [encode(a.d) for a in request.addresses] if request else [],
+    )
+
+
+class PostgresEventStore:
+    """NIP-01 event storage on PostgreSQL; ``PostgresEventStore("postgresql://...")``.
+
+    Implements :class:`grasp.store.base.EventStore`. Opening applies the schema migrations the
+    database lacks (:func:`grasp.store.pg_schema.migrate`); ``pool_size`` bounds the
+    connections this store holds, so it bounds the store calls that run at once.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
+                 connect_timeout: float = 10.0) -> None:
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be at least 1, not {pool_size}")
+        self.url = url
+        self.location = redact(url)
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout) as conn:
+                migrate(conn, self.location)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open event store {self.location}: {exc}") from exc
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=pool_size, open=False, name="grasp-events",
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise StoreError(f"cannot open event store {self.location}: {exc}") from exc
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; a lost server or an exhausted pool becomes :class:`StoreError`
+        (a deadlock stays itself: :meth:`save` retries it)."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except errors.TransactionRollback:
+            raise
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreError(f"event store {self.location} unavailable: {exc}") from exc
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def save(self, event: Event) -> SaveOutcome:
+        """Store a validated event under the NIP-01 replace and NIP-09 delete rules (S11.2).
+
+        One statement, ``grasp_save_event()`` (migration 2), so one round trip and one
+        transaction: the rules run next to the data, under the keys' advisory locks.
+        """
+        if event.storage_class is kinds.StorageClass.EPHEMERAL:
+            return SaveOutcome.EPHEMERAL
+        params = save_params(event)
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                with self._connection() as conn:
+                    row = conn.execute(_SAVE, params).fetchone()
+                assert row is not None
+                return SaveOutcome(row[0])
+            except errors.TransactionRollback:
+                if attempt == SAVE_ATTEMPTS:
+                    raise
+                logger.debug("save of %s lost a deadlock; attempt %d", event.id, attempt + 1)
+        raise AssertionError("unreachable")
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def query(self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP) -> list[Event]:
+        """NIP-01 REQ semantics: the OR of ``filters``, newest first, lowest id on ties."""
+        return [Event.from_trusted_json(json.loads(text))
+                for text in self.query_json(filters, limit_cap)]
+
+    def query_json(self, filters: Sequence[Filter],
+                   limit_cap: int = DEFAULT_LIMIT_CAP) -> list[str]:
+        """Like :meth:`query` but the stored JSON texts, for relays that splice them into frames."""
+        wanted = [flt for flt in filters if runnable(flt, limit_cap)]
+        if not wanted:
+            return []
+        rows: list[tuple[str, int, str]] = []
+        with self._connection() as conn, conn.cursor() as cur:
+            for flt in wanted:
+                sql, params = filter_query(flt, effective_limit(flt, limit_cap))
+                rows.extend(cur.execute(sql, params).fetchall())
+        return newest_first(rows)
+
+    def get(self, event_id: str) -> Event | None:
+        with self._connection() as conn:
+            row = conn.execute("SELECT json FROM events WHERE id = %s", (event_id,)).fetchone()
+        return Event.from_trusted_json(json.loads(row[0])) if row else None
+
+    def contains(self, event_id: str) -> bool:
+        with self._connection() as conn:
+            return conn.execute("SELECT 1 FROM events WHERE id = %s",
+                                (event_id,)).fetchone() is not None
+
+    def count(self) -> int:
+        with self._connection() as conn:
+            row = conn.execute("SELECT count(*) FROM events").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def query_plan(self, flt: Filter, limit_cap: int = DEFAULT_LIMIT_CAP) -> list[str]:
+        """EXPLAIN lines of one filter's SELECT (diagnostics and index tests)."""
+        sql, params = filter_query(flt, effective_limit(flt, limit_cap) or 1)
+        with self._connection() as conn:
+            return [row[0] for row in conn.execute("EXPLAIN " + sql, params)]
+
+    def close(self) -> None:
+        """Close every pooled connection (waits for calls under way to give theirs back)."""
+        self._pool.close()
+
+    def __enter__(self) -> PostgresEventStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,327 @@
+"""The event store contract (S11, S19.1): behaviour every engine must show, run on each.
+
+dulwich's ``ObjectStoreTests`` pattern: :class:`EventStoreContract` is a mixin that pytest does
+not collect by itself (its name does not start with ``Test``); ``tests/store/test_sqlite.py``
+and ``tests/store/test_postgres.py`` subclass it and provide two fixtures:
+
+- ``new_store``: a callable returning a context manager of a fresh, empty store;
+- ``clear_store``: a callable emptying a store (the property test reuses one store per run);
+- ``failing_tag_value``: ``failing_tag_value(store, value)`` is a context manager during which
+  the database itself refuses tag rows of that value with an error naming "disk on fire".
+
+Everything here goes through the :class:`grasp.store.base.EventStore` interface only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+
+import gevent
+import pytest
+from gevent.pool import Pool
+from hypothesis import HealthCheck, given, settings
+
+from grasp.nostr.event import Event, public_key, sign_event
+from grasp.nostr.filters import Filter
+from grasp.nostr.results import Result
+from grasp.store.base import EventStore, SaveOutcome
+from tests.store import corpus as c
+
+NewStore = Callable[[], AbstractContextManager[EventStore]]
+
+
+def _all(store: EventStore) -> list[Event]:
+    return store.query([Filter()])
+
+
+class QueryContract:
+    """NIP-01 REQ semantics (S10.1, S11.1), checked against ``Filter.matches`` too."""
+
+    @pytest.fixture()
+    def store(self, new_store: NewStore) -> Iterator[EventStore]:
+        with new_store() as store:
+            yield store
+
+    @pytest.fixture()
+    def corpus(self) -> dict[str, Event]:
+        return c.six_events()
+
+    @pytest.fixture()
+    def filled(self, store: EventStore, corpus: dict[str, Event]) -> EventStore:
+        for event in corpus.values():
+            assert store.save(event).stored
+        return store
+
+    @pytest.mark.parametrize("build, members, limit", [case[1:] for case in c.CASES],
+                             ids=[case[0] for case in c.CASES])
+    def test_s10_1_filter_semantics(self, filled, corpus, build, members, limit):
+        flt = Filter.from_json(build(corpus))
+        expected = c.newest_first(corpus, members)[:limit]
+        assert c.names_of(corpus, filled.query([flt])) == expected
+        # live fan-out (Filter.matches) and the stored query must agree
+        matching = [n for n in c.ALL if flt.matches(corpus[n])]
+        if flt.limit != 0:
+            assert c.newest_first(corpus, matching)[:limit] == expected
+
+    def test_s10_1_tie_order_is_by_lowest_id(self, filled, corpus):
+        ties = filled.query([Filter(since=200, until=200)])
+        assert [e.id for e in ties] == sorted(corpus[n].id for n in ("a2", "b1", "c1"))
+
+    def test_s10_1_filters_are_ored_without_duplicates(self, filled, corpus):
+        got = filled.query([Filter(tags={"t": ["x"]}), Filter(authors=[public_key(c.BOB)])])
+        assert c.names_of(corpus, got) == c.newest_first(corpus, ["a1", "b1", "b2"])
+
+    def test_s10_1_limit_applies_per_filter(self, filled, corpus):
+        got = filled.query([Filter(authors=[public_key(c.ALICE)], limit=1),
+                            Filter(authors=[public_key(c.CAROL)], limit=1)])
+        assert c.names_of(corpus, got) == c.newest_first(corpus, ["a2", "c1"])
+
+    def test_s10_1_limit_cap_clamps_missing_and_large_limits(self, filled):
+        assert len(filled.query([Filter()], limit_cap=3)) == 3
+        assert len(filled.query([Filter(limit=100)], limit_cap=2)) == 2
+        assert len(filled.query([Filter(limit=1)], limit_cap=2)) == 1
+
+    def test_query_json_returns_stored_text(self, filled, corpus):
+        texts = filled.query_json([Filter(ids=[corpus["b2"].id])])
+        assert texts == [corpus["b2"].to_json_text()]
+        assert [json.loads(t) for t in texts] == [corpus["b2"].to_json()]
+
+    def test_query_json_of_nothing_runnable_is_empty(self, filled):
+        assert filled.query_json([]) == []
+        assert filled.query_json([Filter(limit=0), Filter(ids=[])]) == []
+
+    def test_get_contains_and_count(self, filled, corpus):
+        assert filled.get(corpus["c2"].id) == corpus["c2"]
+        assert filled.contains(corpus["c2"].id)
+        assert filled.get("00" * 32) is None and not filled.contains("00" * 32)
+        assert filled.count() == len(corpus)
+
+    def test_text_survives_storage_exactly(self, store):
+        event = sign_event(c.ALICE, 1, [["t", "nul\x00in tag"], ["d", "\x00"]],
+                           "nul \x00 é ☃ \u2028 \"q\"")
+        store.save(event)
+        got = store.get(event.id)
+        assert got == event
+        Event.from_json(got.to_json())  # still verifies: nothing was re-encoded
+        assert store.query([Filter(tags={"t": ["nul\x00in tag"]})]) == [event]
+        # a NUL in an addressable event's d is part of its replacement key
+        old = sign_event(c.ALICE, 30617, [["d", "a\x00b"]], "", created_at=1)
+        new = sign_event(c.ALICE, 30617, [["d", "a\x00b"]], "", created_at=2)
+        other = sign_event(c.ALICE, 30617, [["d", "a"]], "", created_at=1)
+        assert [store.save(e) for e in (old, new, other)] == [SaveOutcome.SAVED] * 3
+        assert store.query([Filter(kinds=[30617], tags={"d": ["a\x00b"]})]) == [new]
+
+    def test_the_store_is_an_event_store(self, store):
+        assert isinstance(store, EventStore)
+        assert isinstance(store.location, str) and store.location
+
+
+class RuleContract:
+    """Storage rules: replaceable/addressable latest-only with lowest-id ties (S11.2),
+    ephemeral kinds, NIP-09 deletions."""
+
+    @pytest.mark.parametrize("kind, d_tags",
+                             [(0, []), (3, []), (10002, []), (30617, [["d", "repo"]])])
+    def test_s11_2_only_the_latest_version_is_kept(self, store, kind, d_tags):
+        old = sign_event(c.ALICE, kind, [*d_tags, ["t", "old"]], "old", created_at=10)
+        new = sign_event(c.ALICE, kind, [*d_tags, ["t", "new"]], "new", created_at=20)
+        assert store.save(old) is SaveOutcome.SAVED
+        assert store.save(new) is SaveOutcome.SAVED
+        assert _all(store) == [new]
+        assert store.save(old) is SaveOutcome.REPLACED_NEWER_EXISTS
+        assert _all(store) == [new]
+        # the replaced version's tag rows went with it
+        assert store.query([Filter(tags={"t": ["old"]})]) == []
+
+    @pytest.mark.parametrize("kind, d_tags", [(0, []), (30618, [["d", "repo"]])])
+    @pytest.mark.parametrize("order", ["high-first", "low-first"])
+    def test_s11_2_equal_created_at_lowest_id_wins_in_any_arrival_order(
+            self, store, kind, d_tags, order):
+        one = sign_event(c.ALICE, kind, d_tags, "one", created_at=10)
+        two = sign_event(c.ALICE, kind, d_tags, "two", created_at=10)
+        low, high = sorted([one, two], key=lambda e: e.id)
+        arrivals = [high, low] if order == "high-first" else [low, high]
+        outcomes = [store.save(e) for e in arrivals]
+        assert _all(store) == [low]
+        second = SaveOutcome.SAVED if order == "high-first" else SaveOutcome.REPLACED_NEWER_EXISTS
+        assert outcomes == [SaveOutcome.SAVED, second]
+
+    def test_s11_2_addressable_versions_are_per_kind_author_and_d(self, store):
+        events = [
+            sign_event(c.ALICE, 30617, [["d", "a"]], "", created_at=1),
+            sign_event(c.ALICE, 30617, [["d", "b"]], "", created_at=1),
+            sign_event(c.ALICE, 30618, [["d", "a"]], "", created_at=1),
+            sign_event(c.BOB, 30617, [["d", "a"]], "", created_at=1),
+            sign_event(c.ALICE, 30617, [], "no d tag means d=''", created_at=1),
+        ]
+        assert all(store.save(e) is SaveOutcome.SAVED for e in events)
+        assert len(_all(store)) == len(events)
+        replacement = sign_event(c.ALICE, 30617, [["d", ""]], "empty d replaces missing d",
+                                 created_at=2)
+        assert store.save(replacement) is SaveOutcome.SAVED
+        assert events[-1] not in _all(store) and replacement in _all(store)
+
+    def test_regular_events_are_all_kept_and_duplicates_reported(self, store):
+        a = sign_event(c.ALICE, 1618, [], "a", created_at=1)
+        b = sign_event(c.ALICE, 1618, [], "b", created_at=1)
+        assert [store.save(a), store.save(b), store.save(a)] == [
+            SaveOutcome.SAVED, SaveOutcome.SAVED, SaveOutcome.DUPLICATE,
+        ]
+        assert SaveOutcome.DUPLICATE.to_result() == Result(
+            True, "duplicate: already have this event")
+
+    def test_ephemeral_events_are_not_stored(self, store):
+        event = sign_event(c.ALICE, 20001, [], "gone")
+        assert store.save(event) is SaveOutcome.EPHEMERAL
+        assert SaveOutcome.EPHEMERAL.to_result() == Result(True, "")
+        assert not store.contains(event.id)
+
+    def test_nip09_deletes_same_author_targets_only(self, store):
+        mine = sign_event(c.ALICE, 1, [], "mine", created_at=10)
+        theirs = sign_event(c.BOB, 1, [], "theirs", created_at=10)
+        store.save(mine)
+        store.save(theirs)
+        deletion = c.deletion(c.ALICE, e=[mine.id, theirs.id])
+        assert store.save(deletion) is SaveOutcome.SAVED
+        assert set(_all(store)) == {theirs, deletion}  # the deletion itself keeps being served
+        assert store.save(mine) is SaveOutcome.DELETED_TARGET
+        assert SaveOutcome.DELETED_TARGET.to_result() == Result(
+            False, "invalid: accepted deletion request for this event"
+        )
+        assert store.save(theirs) is SaveOutcome.DUPLICATE
+
+    def test_nip09_deletion_before_the_target_arrives(self, store):
+        target = sign_event(c.ALICE, 1, [], "late", created_at=10)
+        store.save(c.deletion(c.ALICE, e=[target.id]))
+        assert store.save(target) is SaveOutcome.DELETED_TARGET
+        assert not store.contains(target.id)
+
+    def test_nip09_address_deletes_versions_up_to_its_created_at(self, store):
+        alice, bob = public_key(c.ALICE), public_key(c.BOB)
+        old = sign_event(c.ALICE, 30617, [["d", "repo"]], "", created_at=100)
+        other_d = sign_event(c.ALICE, 30617, [["d", "keep"]], "", created_at=100)
+        bobs = sign_event(c.BOB, 30617, [["d", "repo"]], "", created_at=100)
+        for event in (old, other_d, bobs):
+            store.save(event)
+        deletion = c.deletion(c.ALICE, a=[f"30617:{alice}:repo", f"30617:{bob}:repo"],
+                              created_at=150)
+        store.save(deletion)
+        assert set(_all(store)) == {other_d, bobs, deletion}
+        older = sign_event(c.ALICE, 30617, [["d", "repo"]], "older", created_at=150)
+        newer = sign_event(c.ALICE, 30617, [["d", "repo"]], "newer", created_at=151)
+        assert store.save(older) is SaveOutcome.DELETED_TARGET
+        assert store.save(newer) is SaveOutcome.SAVED
+        # a later deletion covering less does not shrink what is deleted
+        store.save(c.deletion(c.ALICE, a=[f"30617:{alice}:repo"], created_at=120))
+        again = sign_event(c.ALICE, 30617, [["d", "repo"]], "x", created_at=140)
+        assert store.save(again) is SaveOutcome.DELETED_TARGET
+
+    def test_nip09_address_of_replaceable_kind(self, store):
+        profile = sign_event(c.ALICE, 0, [], "{}", created_at=5)
+        store.save(profile)
+        store.save(c.deletion(c.ALICE, a=[f"0:{public_key(c.ALICE)}:"], created_at=6))
+        assert not store.contains(profile.id)
+
+    def test_nip09_deleting_a_deletion_has_no_effect(self, store):
+        target = sign_event(c.ALICE, 1, [], "t", created_at=1)
+        store.save(target)
+        first = c.deletion(c.ALICE, e=[target.id], created_at=2)
+        store.save(first)
+        second = c.deletion(c.ALICE, e=[first.id], created_at=3)
+        assert store.save(second) is SaveOutcome.SAVED
+        assert store.contains(first.id)
+        assert store.save(target) is SaveOutcome.DELETED_TARGET
+
+    def test_nip09_a_deletion_targeted_before_it_arrives_is_still_stored(self, store):
+        later = c.deletion(c.ALICE, e=["cd" * 32], created_at=5)
+        store.save(c.deletion(c.ALICE, e=[later.id], created_at=6))
+        assert store.save(later) is SaveOutcome.SAVED
+
+    def test_a_failed_save_leaves_the_store_as_it_was(self, store, failing_tag_value):
+        """Replacing is one transaction: if writing the new version's tag rows fails after the
+        old version was deleted, the old version is still there (bad input never corrupts
+        stored data). The failure is the database's own (a trigger or constraint)."""
+        old = sign_event(c.ALICE, 30617, [["d", "repo"], ["t", "v1"]], "", created_at=1)
+        store.save(old)
+        new = sign_event(c.ALICE, 30617, [["d", "repo"], ["t", "v2"]], "", created_at=2)
+        with failing_tag_value(store, "v2"), pytest.raises(Exception, match="disk.on.fire"):
+            store.save(new)
+        assert _all(store) == [old]
+        assert store.query([Filter(tags={"t": ["v1"]})]) == [old]
+        assert store.save(new) is SaveOutcome.SAVED  # and the store is usable afterwards
+
+
+class ConcurrencyContract:
+    """Greenlets of one relay call the store at once; the rules hold whatever the timing."""
+
+    def test_concurrent_greenlets_share_one_store(self, store):
+        events = [c.fake_event(n, kinds=(1, 7)) for n in range(400)]
+
+        def work(chunk: list[Event]) -> None:
+            for event in chunk:
+                assert store.save(event) is SaveOutcome.SAVED
+                assert store.contains(event.id)
+                store.query([Filter(authors=[event.pubkey], limit=5)])
+
+        Pool(10).map(work, [events[i::10] for i in range(10)])
+        assert store.count() == len(events)
+
+    def test_s11_2_racing_versions_of_one_address_leave_the_winner(self, store):
+        versions = [sign_event(c.ALICE, 30618, [["d", "repo"]], f"v{n}", created_at=100 + n % 7)
+                    for n in range(24)]
+        winner = min(versions, key=lambda e: (-e.created_at, e.id))
+        jobs = [gevent.spawn(store.save, event) for event in versions]
+        gevent.joinall(jobs, timeout=60, raise_error=True)
+        assert {job.value for job in jobs} <= {SaveOutcome.SAVED, SaveOutcome.REPLACED_NEWER_EXISTS}
+        assert _all(store) == [winner]
+        assert store.query([Filter(tags={"d": ["repo"]})]) == [winner]
+
+    def test_nip09_a_deletion_racing_its_target_always_wins(self, store):
+        targets = [sign_event(c.ALICE, 1, [], f"t{n}", created_at=10) for n in range(12)]
+        deletions = [c.deletion(c.ALICE, e=[t.id], created_at=20) for t in targets]
+        pairs = [(t, d) if n % 2 else (d, t) for n, (t, d) in enumerate(zip(targets, deletions))]
+        jobs = [gevent.spawn(store.save, event) for pair in pairs for event in pair]
+        gevent.joinall(jobs, timeout=60, raise_error=True)
+        assert not any(store.contains(t.id) for t in targets)
+        assert all(store.save(t) is SaveOutcome.DELETED_TARGET for t in targets)
+        assert store.count() == len(deletions)
+
+
+def _property_test() -> Callable[..., None]:
+    """A fresh copy of the property test per engine class: Hypothesis keys its example
+    database and health checks on the function, and refuses one function run by two classes."""
+
+    # One store per test, emptied by the engine's clear_store before each example.
+    @settings(max_examples=60, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(corpus=c.event_lists, flts=c.filter_lists)
+    def test_s10_1_query_equals_nip01_definition(self, store, clear_store, corpus, flts):
+        cap = 10
+        clear_store(store)
+        for event in corpus:
+            store.save(event)
+        got = [e.id for e in store.query(flts, limit_cap=cap)]
+        union = {i for flt in flts for i in c.nip01_expected(corpus, flt, cap)}
+        by_id = {e.id: e for e in corpus}
+        assert got == sorted(union, key=lambda i: (-by_id[i].created_at, i))
+        for flt in flts:  # live fan-out agrees with the same definition
+            assert [flt.matches(e) for e in corpus] == [c.admitted(flt, e) for e in corpus]
+
+    return test_s10_1_query_equals_nip01_definition
+
+
+class PropertyContract:
+    """For any events and any filter, the query equals the NIP-01 definition, spelled out
+    independently of both the SQL and ``Filter.matches`` (tests/store/corpus.py)."""
+
+    test_s10_1_query_equals_nip01_definition = _property_test()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.test_s10_1_query_equals_nip01_definition = _property_test()
+
+
+class EventStoreContract(QueryContract, RuleContract, ConcurrencyContract, PropertyContract):
+    """The whole contract; a test class per engine subclasses this and adds its fixtures."""
