@@ -122,11 +122,6 @@ class FakeClock:
             raise ValueError(f"a clock cannot go backwards ({t} < {self._now})")
         self._now = t
 
-    def next_due(self) -> float | None:
-        """When the earliest live timer is due, or None."""
-        live = [due for due, _, timer, _ in self._timers if not timer.cancelled]
-        return min(live) if live else None
-
     @property
     def pending(self) -> int:
         return sum(1 for _, _, timer, _ in self._timers if not timer.cancelled)

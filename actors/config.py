@@ -36,8 +36,13 @@ class SyncConfig:
     stop_timeout: float = 10.0  # how long stop() waits for running fetches before cancelling
 
     def __post_init__(self) -> None:
-        positive = ("tick_interval", "rate_window", "restart_backoff_max", "stop_timeout",
-                    "backoff_scale")
+        positive = (
+            "tick_interval",
+            "rate_window",
+            "restart_backoff_max",
+            "stop_timeout",
+            "backoff_scale",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

@@ -32,8 +32,18 @@ __all__ = [
 #: The kinds of fetch failure (S7.2); ``missing_objects`` is not one: a server that answers
 #: without the needed objects fetched nothing, which is an empty result, not a failure.
 FETCH_FAILURE_REASONS = frozenset(
-    {"policy", "dns", "refused", "tls", "timeout", "not_found", "http_error", "protocol",
-     "too_large", "local"}
+    {
+        "policy",
+        "dns",
+        "refused",
+        "tls",
+        "timeout",
+        "not_found",
+        "http_error",
+        "protocol",
+        "too_large",
+        "local",
+    }
 )
 
 

@@ -164,7 +164,9 @@ class LiveEffects:
             return False
         return True
 
-    def ask(self, target: str, msg: Any, *, start: bool = True, timeout: float | None = None) -> Any:
+    def ask(
+        self, target: str, msg: Any, *, start: bool = True, timeout: float | None = None
+    ) -> Any:
         ref = self._directory.lookup(target, start=start)
         if ref is None:
             raise pykka.ActorDeadError(f"no actor {target}")
@@ -217,7 +219,8 @@ class LiveEffects:
             raise WorkCancelled(f"{self.name}: work cancelled")
         if isinstance(outcome, _Raised):
             raise outcome.exc
-        return outcome  # type: ignore[no-any-return]
+        result: T = outcome
+        return result
 
     def restart(self, child: str) -> bool:
         return self._directory.start(child) is not None

@@ -44,7 +44,9 @@ class Effects(Protocol):
     def tell(self, target: str, msg: Any) -> bool:
         """Deliver ``msg``; False when the target is gone (e.g. being restarted)."""
 
-    def ask(self, target: str, msg: Any, *, start: bool = True, timeout: float | None = None) -> Any:
+    def ask(
+        self, target: str, msg: Any, *, start: bool = True, timeout: float | None = None
+    ) -> Any:
         """Ask downward only (ARCHITECTURE §3). Raises ``pykka.ActorDeadError`` when the target
         is gone, or absent and ``start`` is False (a lazily started actor is not created)."""
 

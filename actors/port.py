@@ -55,12 +55,15 @@ class TracedPort:
 
     def fetch_repository_data(self, identifier: str) -> RepositoryData:
         ctx = self._ctx
-        return self._call("fetch_repository_data",
-                          lambda: ctx.fetch_repository_data(identifier), _same)
+        return self._call(
+            "fetch_repository_data", lambda: ctx.fetch_repository_data(identifier), _same
+        )
 
     def collect_needed_oids(self, identifier: str) -> set[str]:
         ctx = self._ctx
-        return self._call("collect_needed_oids", lambda: ctx.collect_needed_oids(identifier), sorted)
+        return self._call(
+            "collect_needed_oids", lambda: ctx.collect_needed_oids(identifier), sorted
+        )
 
     def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> list[str]:
         ctx = self._ctx
@@ -68,8 +71,9 @@ class TracedPort:
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:
         ctx = self._ctx
-        return self._call("process_satisfiable_events",
-                          lambda: ctx.process_satisfiable_events(identifier), _same)
+        return self._call(
+            "process_satisfiable_events", lambda: ctx.process_satisfiable_events(identifier), _same
+        )
 
     def has_pending_events(self, identifier: str) -> bool:
         ctx = self._ctx

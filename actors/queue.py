@@ -27,7 +27,6 @@ class SyncQueueEntry:
     in_progress: bool = False
     renewed: bool = False  # a new event arrived while a sync was running
 
-
     @classmethod
     def new(cls, delay: float, now: float) -> SyncQueueEntry:
         return cls(next_attempt=now + delay)
@@ -91,7 +90,6 @@ class SyncQueue:
     def identifiers(self) -> list[str]:
         return list(self._entries)
 
-
     def enqueue(self, identifier: str, delay: float, now: float) -> SyncQueueEntry:
         """Add or debounce (S4.3): an existing entry keeps one slot and the sooner attempt."""
         entry = self._entries.get(identifier)
@@ -100,7 +98,9 @@ class SyncQueue:
             logger.debug("queued %s in %.3f s", identifier, delay)
         else:
             entry.on_new_event(delay, now)
-            logger.debug("debounced %s: next attempt in %.3f s", identifier, entry.next_attempt - now)
+            logger.debug(
+                "debounced %s: next attempt in %.3f s", identifier, entry.next_attempt - now
+            )
         self._push(identifier, entry)
         return entry
 

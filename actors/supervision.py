@@ -56,4 +56,3 @@ class RestartPolicy:
         while len(self._kills) > self.memory:
             self._kills.popitem(last=False)
         return RestartDecision(delay, redeliver=kills < 2)
-

@@ -35,7 +35,9 @@ class Throttle(Protocol):
 
     def complete_request(self, domain: str) -> None: ...
 
-    def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None: ...
+    def enqueue_identifier(
+        self, domain: str, identifier: str, tried_urls: Iterable[str]
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,7 @@ def sync_identifier(ctx: SyncContext, identifier: str, throttle: Throttle) -> bo
     ctx.process_satisfiable_events(identifier)
     tried: set[str] = set()
     deferred: set[str] = set()
-    while (url := sync_identifier_next_url(ctx, identifier, None, tried | deferred, throttle)):
+    while url := sync_identifier_next_url(ctx, identifier, None, tried | deferred, throttle):
         if sync_identifier_from_url(ctx, identifier, url, throttle) is None:
             deferred.add(url)  # lost the slot to a concurrent fetch: leave it for the queue
             continue

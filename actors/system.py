@@ -64,7 +64,10 @@ def start(
 ) -> SyncSystem:
     """Wire and start the actors in order; return the handle the relay embeds."""
     services = Services(
-        ctx, config or SyncConfig(), clock or GeventClock(), tracer or NullTracer(),
+        ctx,
+        config or SyncConfig(),
+        clock or GeventClock(),
+        tracer or NullTracer(),
         observer or SyncObserver(),
     )
     directory = wire(services)

@@ -50,7 +50,9 @@ class RealSyncContext:
             AnnouncementInfo(a.owner, a.identifier, a.clone_urls)
             for a in self.index.announcements(identifier)
         )
-        return RepositoryData(identifier, announcements, tuple(self.purgatory.pr_clone_urls(identifier)))
+        return RepositoryData(
+            identifier, announcements, tuple(self.purgatory.pr_clone_urls(identifier))
+        )
 
     def collect_needed_oids(self, identifier: str) -> set[str]:
         return self.purgatory.needed_oids(identifier)
@@ -68,8 +70,12 @@ class RealSyncContext:
                 with self._lock:
                     first = url not in self._refused
                     self._refused.add(url)
-                logger.log(logging.WARNING if first else logging.DEBUG,
-                           "not fetching from %s: %s", url, exc)
+                logger.log(
+                    logging.WARNING if first else logging.DEBUG,
+                    "not fetching from %s: %s",
+                    url,
+                    exc,
+                )
             raise FetchFailed(exc.url, exc.reason, exc.detail) from exc
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:

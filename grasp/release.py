@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ReleaseWorkflow"]
 
-Notify = Callable[[Event], None]
+Notify = Callable[[Event], object]
 #: Called once per event that left purgatory by release (states, PRs, promoted announcements)
 #: with its identifier and how long it was held (seconds; None if unknown).
 OnRelease = Callable[[Event, str, "float | None"], None]
@@ -80,7 +80,10 @@ class ReleaseWorkflow:
         if tally.states or tally.prs:
             logger.info(
                 "released from purgatory for %s: %d states, %d PRs, %d repositories synced",
-                identifier, tally.states, tally.prs, tally.repos,
+                identifier,
+                tally.states,
+                tally.prs,
+                tally.repos,
             )
         return tally.result()
 
@@ -96,7 +99,9 @@ class ReleaseWorkflow:
         if not owners:
             logger.warning(
                 "dropping state %s of %s from purgatory: author %s is no maintainer of any owner",
-                event.id, identifier, state.author,
+                event.id,
+                identifier,
+                state.author,
             )
             self.purgatory.remove(event.id)
             return

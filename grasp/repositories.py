@@ -39,7 +39,9 @@ class Ownership:
     every event and every owner.
     """
 
-    def __init__(self, identifier: str, announcements: list[Announcement], repos: list[tuple[str, Path]]):
+    def __init__(
+        self, identifier: str, announcements: list[Announcement], repos: list[tuple[str, Path]]
+    ):
         self.identifier = identifier
         self.announcements = announcements
         self.repos = repos
@@ -71,7 +73,13 @@ class RepositoryIndex:
     def announcements(self, identifier: str) -> list[Announcement]:
         """Every announcement of ``identifier``, any owner: stored ones oldest first (created_at,
         then id), then held ones in arrival order; one per event id (S3.1 order)."""
-        stored = self.store.query([Filter(kinds={kinds.REPO_ANNOUNCEMENT}, tags={"d": [identifier]})])
+        stored = self.store.query(
+            [
+                Filter(
+                    kinds=frozenset({kinds.REPO_ANNOUNCEMENT}), tags={"d": frozenset({identifier})}
+                )
+            ]
+        )
         stored.sort(key=lambda e: (e.created_at, e.id))
         found: dict[str, Announcement] = {}
         for event in stored:
@@ -103,9 +111,15 @@ class RepositoryIndex:
     def repo_path(self, owner: str, identifier: str) -> Path:
         return repo_path_for(self.data_dir, npub_encode(owner), identifier)
 
-    def stored_states(self, identifier: str, authors: frozenset[str] | None = None) -> list[RepositoryState]:
+    def stored_states(
+        self, identifier: str, authors: frozenset[str] | None = None
+    ) -> list[RepositoryState]:
         """Stored state events of ``identifier`` (optionally only by ``authors``)."""
-        flt = Filter(kinds={kinds.REPO_STATE}, authors=authors, tags={"d": [identifier]})
+        flt = Filter(
+            kinds=frozenset({kinds.REPO_STATE}),
+            authors=authors,
+            tags={"d": frozenset({identifier})},
+        )
         states = []
         for event in self.store.query([flt]):
             try:

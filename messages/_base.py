@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any, TypeVar, dataclass_transform
 
 __all__ = ["UnknownMessageError", "from_json", "message", "registered", "to_json"]
 
@@ -23,13 +23,14 @@ class UnknownMessageError(ValueError):
     """A JSON object names a message type this process does not know, or is malformed."""
 
 
+@dataclass_transform(frozen_default=True)
 def message(cls: T) -> T:
     """Make ``cls`` a frozen, slotted dataclass and register it with the codec."""
     if cls.__name__ in _REGISTRY:
         raise TypeError(f"message type {cls.__name__} registered twice")
-    frozen = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    frozen: Any = dataclasses.dataclass(frozen=True, slots=True)(cls)
     _REGISTRY[cls.__name__] = frozen
-    return frozen  # type: ignore[return-value]
+    return frozen
 
 
 def registered() -> dict[str, type]:
@@ -51,7 +52,9 @@ def to_json(msg: Any) -> dict[str, Any]:
 def from_json(obj: Any) -> Any:
     """Decode what :func:`to_json` produced; unknown types raise :class:`UnknownMessageError`."""
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
-        raise UnknownMessageError(f"a message must be an object with a string 'type', got {obj!r:.80}")
+        raise UnknownMessageError(
+            f"a message must be an object with a string 'type', got {obj!r:.80}"
+        )
     cls = _REGISTRY.get(obj["type"])
     if cls is None:
         raise UnknownMessageError(f"unknown message type {obj['type']!r}")
@@ -103,6 +106,10 @@ def _decode(value: Any, hint: Any) -> Any:
 
 
 def _decode_any(value: Any) -> Any:
-    if isinstance(value, dict) and isinstance(value.get("type"), str) and value["type"] in _REGISTRY:
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("type"), str)
+        and value["type"] in _REGISTRY
+    ):
         return from_json(value)
     return value

@@ -22,7 +22,8 @@ class ActorStarted:
 
 @message
 class Reply:
-    """Trace line for the answer to an ask of type ``request``; ``value`` is JSON-ready or a message."""
+    """Trace line for the answer to an ask of type ``request``; ``value`` is JSON-ready or a
+    message."""
 
     request: str
     value: Any = None

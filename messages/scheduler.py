@@ -53,7 +53,8 @@ class GetSchedulerStatus:
 
 @message
 class SchedulerStatus:
-    """Reply to :class:`GetSchedulerStatus`; ``next_attempts`` holds (identifier, seconds from now)."""
+    """Reply to :class:`GetSchedulerStatus`; ``next_attempts``
+    holds (identifier, seconds from now)."""
 
     queue_size: int
     in_progress: int

@@ -21,7 +21,8 @@ class RequestDone:
 
 @message
 class EnqueueIdentifier:
-    """Queue ``identifier`` for this domain's round-robin; ``tried_urls`` merge on re-enqueue (S6.2)."""
+    """Queue ``identifier`` for this domain's round-robin; ``tried_urls`` merge on re-enqueue
+    (S6.2)."""
 
     identifier: str
     tried_urls: frozenset[str] = frozenset()

@@ -87,7 +87,9 @@ class ReplayResult:
 def _normalise(sent: Sent) -> dict[str, Any]:
     # Messages to FetchActors go to distinct, freshly started actors: their order among
     # themselves is the spawn order, which the trace records at delivery, so compare as a bag.
-    return {key: sorted(map(repr, msgs)) if key == FETCH_ANY else msgs for key, msgs in sent.items()}
+    return {
+        key: sorted(map(repr, msgs)) if key == FETCH_ANY else msgs for key, msgs in sent.items()
+    }
 
 
 def lifetimes(lines: Iterable[TraceLine], actor: str) -> list[tuple[int, float]]:
@@ -162,8 +164,9 @@ def replay(
         instance.on_receive(Envelope(line.sender, from_json(line.msg), ask=ask))
         result.delivered += 1
     result.expected, result.actual = dict(expected), dict(actual)
-    result.divergence = port.divergence or (f"{len(answers)} port answers left unused"
-                                            if answers else None)
+    result.divergence = port.divergence or (
+        f"{len(answers)} port answers left unused" if answers else None
+    )
     return result
 
 
@@ -223,7 +226,9 @@ class RecordingEffects:
         self._sink[recipient_key(target)].append(to_json(msg))
         return True
 
-    def ask(self, target: str, msg: Any, *, start: bool = True, timeout: float | None = None) -> Any:
+    def ask(
+        self, target: str, msg: Any, *, start: bool = True, timeout: float | None = None
+    ) -> Any:
         queue = self._replies.get(recipient_key(target))
         if not queue or queue[0].msg.get("request") != type(msg).__name__:
             raise pykka.ActorDeadError(f"{target}: the trace holds no answer to {msg!r}")

@@ -52,5 +52,7 @@ class StoreWritePolicy:
             return Result.reject(Prefix.ERROR, "could not store the event")
         if outcome.stored or outcome is SaveOutcome.EPHEMERAL:
             self._notify(event)
-        logger.debug("event %s kind %d from %s: %s", event.id, event.kind, source.value, outcome.value)
+        logger.debug(
+            "event %s kind %d from %s: %s", event.id, event.kind, source.value, outcome.value
+        )
         return outcome.to_result()

@@ -105,9 +105,13 @@ class GraspWritePolicy:
         if not ours or self._stored_announcement(announcement):
             result = self._save(event)  # a maintainer's, or a replacement of an accepted one
             if ours:
-                ensure_bare_repo(self.index.data_dir, npub_encode(announcement.owner), announcement.identifier)
+                ensure_bare_repo(
+                    self.index.data_dir, npub_encode(announcement.owner), announcement.identifier
+                )
         else:
-            ensure_bare_repo(self.index.data_dir, npub_encode(announcement.owner), announcement.identifier)
+            ensure_bare_repo(
+                self.index.data_dir, npub_encode(announcement.owner), announcement.identifier
+            )
             outcome = self.purgatory.add_announcement(announcement, _source(synced))
             result = {AddOutcome.DUPLICATE: DUPLICATE_RESULT, AddOutcome.STALE: NEWER_EXISTS}.get(
                 outcome, HELD_RESULT
@@ -123,9 +127,9 @@ class GraspWritePolicy:
 
     def _stored_announcement(self, announcement: Announcement) -> bool:
         flt = Filter(
-            kinds={kinds.REPO_ANNOUNCEMENT},
-            authors={announcement.owner},
-            tags={"d": [announcement.identifier]},
+            kinds=frozenset({kinds.REPO_ANNOUNCEMENT}),
+            authors=frozenset({announcement.owner}),
+            tags={"d": frozenset({announcement.identifier})},
         )
         return bool(self.store.query([flt]))
 
@@ -167,16 +171,22 @@ class GraspWritePolicy:
             return STORED_ALREADY
         ownership = self.index.ownership(pr.identifier)
         if not any(a.owner in pr.owners for a in ownership.announcements):
-            return Result.reject(Prefix.INVALID, "pull request does not reference a repository on this relay")
+            return Result.reject(
+                Prefix.INVALID, "pull request does not reference a repository on this relay"
+            )
         refusal = rules.check_placeholder(pr.commit, self.purgatory.placeholder_commit(event.id))
-        refusal = refusal or rules.check_not_expired(event, synced, self.purgatory.is_expired(event.id))
+        refusal = refusal or rules.check_not_expired(
+            event, synced, self.purgatory.is_expired(event.id)
+        )
         if refusal:
             return refusal
         self.purgatory.add_pr(pr, _source(synced))
         held = pr_held_result(pr.commit)
         if _on_disk(ownership.repos, {pr.commit}):
             return self._release_now(event, pr.identifier, synced, held)
-        logger.info("PR %s of %s held in purgatory, waiting for %s", event.id, pr.identifier, pr.commit)
+        logger.info(
+            "PR %s of %s held in purgatory, waiting for %s", event.id, pr.identifier, pr.commit
+        )
         self._enqueue(pr.identifier, synced)
         return held
 
@@ -184,7 +194,9 @@ class GraspWritePolicy:
 
     def _related(self, event: Event, synced: bool) -> Result:
         deletion = event.kind == kinds.DELETION
-        refusal = rules.check_related(self._references_accepted(event, include_held=deletion), event.kind)
+        refusal = rules.check_related(
+            self._references_accepted(event, include_held=deletion), event.kind
+        )
         if refusal:
             return refusal
         result = self._save(event)
@@ -196,13 +208,19 @@ class GraspWritePolicy:
 
     def _references_accepted(self, event: Event, include_held: bool) -> bool:
         for address in rules.referenced_addresses(event):
-            flt = Filter(kinds={address.kind}, authors={address.pubkey}, tags={"d": [address.d]})
+            flt = Filter(
+                kinds=frozenset({address.kind}),
+                authors=frozenset({address.pubkey}),
+                tags={"d": frozenset({address.d})},
+            )
             if self.store.query([flt]):
                 return True
             if include_held and self.purgatory.announcement(address.pubkey, address.d):
                 return True
         ids = rules.referenced_ids(event)
-        return any(self.store.contains(i) or (include_held and self.purgatory.contains(i)) for i in ids)
+        return any(
+            self.store.contains(i) or (include_held and self.purgatory.contains(i)) for i in ids
+        )
 
     # -- shared -----------------------------------------------------------------------------
 
@@ -221,7 +239,9 @@ class GraspWritePolicy:
         try:
             self.sync.release_now(identifier)
         except Exception as exc:
-            logger.warning("releasing %s for event %s did not finish: %r", identifier, event.id, exc)
+            logger.warning(
+                "releasing %s for event %s did not finish: %r", identifier, event.id, exc
+            )
         if self.store.contains(event.id):
             return Result.ok()
         if self.purgatory.contains(event.id):

@@ -31,7 +31,11 @@ class CgiProcess:
     def start(cls, backend: str, env: dict[str, str], body: IO[bytes]) -> CgiProcess:
         """Start ``backend`` with ``env``; ``body`` (owned from now on) becomes its stdin."""
         proc = gsubprocess.Popen(
-            [backend], stdin=gsubprocess.PIPE, stdout=gsubprocess.PIPE, stderr=gsubprocess.PIPE, env=env
+            [backend],
+            stdin=gsubprocess.PIPE,
+            stdout=gsubprocess.PIPE,
+            stderr=gsubprocess.PIPE,
+            env=env,
         )
         return cls(proc, body)
 
@@ -94,14 +98,20 @@ class CgiProcess:
             if stream is not None:
                 stream.close()
         if rc != 0:
-            logger.info("git http-backend exited with %s: %s", rc, self.stderr_tail.decode("utf-8", "replace").strip())
+            logger.info(
+                "git http-backend exited with %s: %s",
+                rc,
+                self.stderr_tail.decode("utf-8", "replace").strip(),
+            )
         return rc
 
 
 class StreamedResponse:
     """WSGI iterable that streams the CGI's stdout; ``close()`` always reaps the process."""
 
-    def __init__(self, cgi: CgiProcess, first: bytes, on_done: Callable[[bool], None] | None) -> None:
+    def __init__(
+        self, cgi: CgiProcess, first: bytes, on_done: Callable[[bool], None] | None
+    ) -> None:
         self._cgi = cgi
         self._first = first
         self._on_done = on_done

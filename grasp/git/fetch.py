@@ -41,6 +41,8 @@ import urllib3.exceptions
 from dulwich.client import HTTPProxyUnauthorized, HTTPUnauthorized
 from dulwich.errors import NotGitRepository
 from dulwich.object_store import peel_sha
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from grasp.git.errors import FetchError
@@ -61,7 +63,7 @@ logger = logging.getLogger(__name__)
 # Exceptions that point at a bug on our side rather than at bad data from the server.
 _LIKELY_BUGS = (TypeError, AttributeError, NameError)
 
-WantsFn = Callable[[Mapping[bytes, bytes]], list[str]]
+WantsFn = Callable[[Mapping[Ref, ObjectID]], list[str]]
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,9 @@ def fetch_oids(
     try:
         before = missing_oids(repo_path, wanted)
     except (OSError, NotGitRepository) as exc:
-        raise FetchError(url, "local", f"cannot read target repository {repo_path}: {exc}") from None
+        raise FetchError(
+            url, "local", f"cannot read target repository {repo_path}: {exc}"
+        ) from None
     if not before:
         return []
     missing = [oid for oid in wanted if oid in before]
@@ -133,7 +137,12 @@ class _Fetch:
     """One ``fetch_oids`` call: the client, the budget and the attempt loop."""
 
     def __init__(
-        self, repo_path: Path, url: str, policy: FetchPolicy, limits: FetchLimits, resolve: Resolver | None
+        self,
+        repo_path: Path,
+        url: str,
+        policy: FetchPolicy,
+        limits: FetchLimits,
+        resolve: Resolver | None,
     ) -> None:
         self.repo_path = repo_path
         self.url = url
@@ -145,7 +154,9 @@ class _Fetch:
     def run(self, missing: list[str]) -> None:
         checked = check_url(self.url, self.policy, resolve=self.resolve)
         pins = {(checked.scheme, checked.host, checked.port): checked.address}
-        pool = make_pool_manager(self.policy, pins, read_timeout=self.limits.read_timeout_secs, resolve=self.resolve)
+        pool = make_pool_manager(
+            self.policy, pins, read_timeout=self.limits.read_timeout_secs, resolve=self.resolve
+        )
         self.client = GraspHttpGitClient(self.url, pool, ByteBudget(self.limits.max_bytes))
         try:
             self._fetch_with_fallback(missing)
@@ -166,21 +177,26 @@ class _Fetch:
         remaining, dropped = list(missing), False
         while remaining:
             try:
-                self._attempt(lambda _refs, wants=remaining: wants)
+                self._attempt(_fixed_wants(remaining))
                 break
             except _WantsRefused as refusal:
                 if not refusal.named:
-                    logger.debug("%s refused the wants without naming any: %s", self.url, refusal.cause)
+                    logger.debug(
+                        "%s refused the wants without naming any: %s", self.url, refusal.cause
+                    )
                     self._fetch_all_tips(missing)
                     return
-                logger.debug("%s does not serve %s; asking for the rest", self.url, sorted(refusal.named))
+                logger.debug(
+                    "%s does not serve %s; asking for the rest", self.url, sorted(refusal.named)
+                )
                 dropped = True
                 remaining = [oid for oid in remaining if oid not in refusal.named]
         if dropped and self.client.protocol_version != 2:
             self._fetch_all_tips(missing)
 
     def _fetch_all_tips(self, missing: list[str]) -> None:
-        """The last resort: every advertised tip the repository lacks, if an OID is still missing."""
+        """The last resort: every advertised tip the
+        repository lacks, if an OID is still missing."""
         if not missing_oids(self.repo_path, missing):
             return
         logger.debug("falling back to all advertised ref tips of %s", self.url)
@@ -189,7 +205,7 @@ class _Fetch:
         except _WantsRefused as refusal:
             raise refusal.cause from None
 
-    def _all_new_tips(self, refs: Mapping[bytes, bytes]) -> list[str]:
+    def _all_new_tips(self, refs: Mapping[Ref, ObjectID]) -> list[str]:
         tips = sorted({sha.decode("ascii") for sha in refs.values() if sha})
         absent = missing_oids(self.repo_path, tips)
         return [sha for sha in tips if sha in absent]
@@ -200,11 +216,13 @@ class _Fetch:
         negotiated = False
         wants: list[str] = []
 
-        def determine_wants(refs: Mapping[bytes, bytes], depth: int | None = None) -> list[bytes]:
+        def determine_wants(
+            refs: Mapping[Ref, ObjectID], depth: int | None = None
+        ) -> list[ObjectID]:
             nonlocal negotiated, wants
             negotiated = True
             wants = choose_wants(refs)
-            return [oid.encode("ascii") for oid in wants]
+            return [ObjectID(oid.encode("ascii")) for oid in wants]
 
         self.client.start_attempt()
         try:
@@ -230,9 +248,15 @@ class _Fetch:
         self.installed += 1
 
 
-def have_heads(repo: Repo) -> list[bytes]:
+def _fixed_wants(wants: list[str]) -> WantsFn:
+    """Wants that do not depend on the advertisement (protocol v2 fetches OIDs directly)."""
+    chosen = list(wants)
+    return lambda refs: chosen
+
+
+def have_heads(repo: Repo) -> list[ObjectID]:
     """Every commit a ref of ``repo`` points at, directly or through tags: the negotiation haves."""
-    heads: set[bytes] = set()
+    heads: set[ObjectID] = set()
     store = repo.object_store
     for sha in repo.refs.as_dict().values():
         if sha not in store:
@@ -275,7 +299,14 @@ def _reason_of(err: BaseException) -> str | None:
         return "refused"
     if isinstance(err, (urllib3.exceptions.SSLError, ssl.SSLError)):
         return "tls"
-    if isinstance(err, (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError, socket.timeout)):
+    if isinstance(
+        err,
+        (
+            urllib3.exceptions.ConnectTimeoutError,
+            urllib3.exceptions.ReadTimeoutError,
+            socket.timeout,
+        ),
+    ):
         return "timeout"
     if isinstance(err, HttpStatusError):
         return "not_found" if err.status == 404 else "http_error"

@@ -38,7 +38,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from grasp.git.cgi import CgiProcess, StreamedResponse
 from grasp.git.receive import MalformedPush, read_push_commands, refusal_response
@@ -52,7 +52,14 @@ _ROUTE = re.compile(r"^(?P<repo>/.+?)(?P<tail>/info/refs|/git-upload-pack|/git-r
 _CHUNK = 64 * 1024
 _SPOOL_IN_MEMORY = 1 << 20
 # Environment variables of the relay process that a git subprocess may legitimately need.
-_PASSTHROUGH_ENV = ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL", "LANG", "TZ")
+_PASSTHROUGH_ENV = (
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "GIT_CONFIG_NOSYSTEM",
+    "GIT_CONFIG_GLOBAL",
+    "LANG",
+    "TZ",
+)
 
 
 @dataclass(frozen=True)
@@ -64,14 +71,16 @@ class RepoTarget:
 
 
 Resolver = Callable[[str], "RepoTarget | None"]
-BeforeReceivePack = Callable[[WSGIEnviron, BinaryIO], "str | None"]
+BeforeReceivePack = Callable[[WSGIEnviron, IO[bytes]], "str | None"]
 AfterReceivePack = Callable[[WSGIEnviron, bool], None]
 
 
 @functools.lru_cache(maxsize=1)
 def git_http_backend_path() -> str:
     """Locate ``git-http-backend`` in git's exec path (it is not on ``$PATH``)."""
-    exec_path = subprocess.run(["git", "--exec-path"], check=True, capture_output=True, text=True).stdout.strip()
+    exec_path = subprocess.run(
+        ["git", "--exec-path"], check=True, capture_output=True, text=True
+    ).stdout.strip()
     return os.path.join(exec_path, "git-http-backend")
 
 
@@ -185,16 +194,22 @@ class GitHttpBackendApp:
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - returned
         try:
             source: Any = environ["wsgi.input"]
-            if decompress and environ.get("HTTP_CONTENT_ENCODING", "").lower() in ("gzip", "x-gzip"):
-                source = gzip.GzipFile(fileobj=_Bounded(source, self.max_request_bytes))
+            if decompress and environ.get("HTTP_CONTENT_ENCODING", "").lower() in (
+                "gzip",
+                "x-gzip",
+            ):
+                bounded: Any = _Bounded(source, self.max_request_bytes)  # a readable stream
+                source = gzip.GzipFile(fileobj=bounded)
             _copy(source, spool, self.max_request_bytes)
             spool.seek(0)
-            return spool  # type: ignore[return-value]
+            return spool
         except BaseException:
             spool.close()
             raise
 
-    def _cgi_env(self, environ: WSGIEnviron, target: RepoTarget, tail: str, body: IO[bytes]) -> dict[str, str]:
+    def _cgi_env(
+        self, environ: WSGIEnviron, target: RepoTarget, tail: str, body: IO[bytes]
+    ) -> dict[str, str]:
         body.seek(0, os.SEEK_END)
         length = body.tell()
         body.seek(0)
@@ -278,14 +293,16 @@ def _copy(source: Any, sink: IO[bytes], limit: int) -> None:
 
 def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
     data = text.encode("utf-8")
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))])
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
+    )
     return [data]
 
 
 def _refuse_push(start_response: StartResponse, message: str, body: IO[bytes]) -> list[bytes]:
     """Refuse a push with HTTP 200 and a result git prints (see ``receive.py``)."""
     try:
-        push = read_push_commands(body)  # type: ignore[arg-type]
+        push = read_push_commands(body)
     except MalformedPush:
         push = None
     data = refusal_response(push, message)

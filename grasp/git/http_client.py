@@ -119,7 +119,7 @@ class PinnedHTTPConnectionPool(HTTPConnectionPool):
 
 
 class PinnedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = PinnedHTTPSConnection  # type: ignore[assignment]
+    ConnectionCls = PinnedHTTPSConnection
 
 
 class PinnedPoolManager(urllib3.PoolManager):
@@ -141,7 +141,10 @@ class PinnedPoolManager(urllib3.PoolManager):
         self.policy = policy
         self.pins = dict(pins or {})
         self._resolve = resolve
-        self.pool_classes_by_scheme = {"http": PinnedHTTPConnectionPool, "https": PinnedHTTPSConnectionPool}
+        self.pool_classes_by_scheme = {
+            "http": PinnedHTTPConnectionPool,
+            "https": PinnedHTTPSConnectionPool,
+        }
 
     def _new_pool(
         self, scheme: str, host: str, port: int, request_context: dict[str, Any] | None = None
@@ -217,7 +220,9 @@ class GraspHttpGitClient(Urllib3HttpGitClient):
             content_type = resp.headers.get("Content-Type") or ""
             if not content_type.startswith("application/x-git-"):
                 resp.close()
-                raise NotSmartHttp(f"{url} is not a smart-HTTP git server (Content-Type {content_type!r})")
+                raise NotSmartHttp(
+                    f"{url} is not a smart-HTTP git server (Content-Type {content_type!r})"
+                )
         tap = _ResponseTap(read, self.budget, _HEAD_KEEP if data is not None else 0)
         if data is not None:
             self._post_taps.append(tap)

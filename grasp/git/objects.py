@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
 from grasp.git.errors import AbsentObjectError
@@ -52,7 +53,7 @@ def missing_oids(repo_path: Path, oids: Iterable[str]) -> set[str]:
         return set()
     with Repo(str(repo_path)) as repo:
         store = repo.object_store
-        return {oid for oid in wanted if oid.encode("ascii") not in store}
+        return {oid for oid in wanted if ObjectID(oid.encode("ascii")) not in store}
 
 
 def copy_objects(src_path: Path, dst_path: Path, oids: Iterable[str]) -> int:

@@ -60,7 +60,9 @@ def run_git(
     cmd = ["git", *args]
     proc = gsubprocess.Popen(
         cmd,
-        stdin=gsubprocess.PIPE if input is not None else (stdin if stdin is not None else gsubprocess.DEVNULL),
+        stdin=gsubprocess.PIPE
+        if input is not None
+        else (stdin if stdin is not None else gsubprocess.DEVNULL),
         stdout=gsubprocess.PIPE,
         stderr=gsubprocess.PIPE,
         env=git_env(),

@@ -40,7 +40,9 @@ class PackSpool:
 
     def __init__(self, directory: Path) -> None:
         self.size = 0
-        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY, dir=directory)  # noqa: SIM115
+        self._file = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by this object
+            max_size=_SPOOL_IN_MEMORY, mode="w+b", dir=str(directory)
+        )
 
     def write(self, data: bytes) -> int:
         self._file.write(data)
@@ -72,7 +74,9 @@ def ingest_pack(repo_path: Path, spool: PackSpool) -> str | None:
     objects_dir = Path(repo_path) / "objects"
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=objects_dir))
     try:
-        out = run_git(index_pack_command(repo_path, staging / "incoming.pack"), stdin=spool.as_stdin())
+        out = run_git(
+            index_pack_command(repo_path, staging / "incoming.pack"), stdin=spool.as_stdin()
+        )
         match = _INDEX_PACK_OUTPUT.match(out)
         if match is None:
             raise ValueError(f"unexpected git index-pack output {out[:200]!r}")
@@ -87,7 +91,9 @@ def _move_into_place(staging: Path, pack_dir: Path, digest: str) -> str | None:
     name = f"pack-{digest}"
     if (pack_dir / f"{name}.idx").exists():
         return None  # the very same pack (same objects) is already installed
-    staged = sorted(staging.glob("incoming.*"), key=lambda p: (p.suffix == ".idx", p.suffix != ".pack"))
+    staged = sorted(
+        staging.glob("incoming.*"), key=lambda p: (p.suffix == ".idx", p.suffix != ".pack")
+    )
     for path in staged:
         os.replace(path, pack_dir / f"{name}{path.suffix}")
     logger.debug("installed %s/%s.pack", pack_dir, name)

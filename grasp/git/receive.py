@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 _MAX_COMMANDS = 100_000
 _OID = re.compile(r"[0-9a-f]{40}")
@@ -39,7 +39,7 @@ class PushRequest:
     capabilities: frozenset[str]
 
 
-def read_push_commands(body: BinaryIO) -> PushRequest:
+def read_push_commands(body: IO[bytes]) -> PushRequest:
     """Parse the command list at the start of a receive-pack body (the pack is not read)."""
     commands: list[RefUpdate] = []
     capabilities: frozenset[str] = frozenset()
@@ -85,7 +85,7 @@ def pkt_line(payload: bytes) -> bytes:
     return b"%04x" % (len(payload) + 4) + payload
 
 
-def _read_pkt(body: BinaryIO) -> bytes | None:
+def _read_pkt(body: IO[bytes]) -> bytes | None:
     header = body.read(4)
     if len(header) != 4:
         raise MalformedPush("truncated pkt-line header")

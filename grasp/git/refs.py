@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.objects import Commit
-from dulwich.refs import check_ref_format
+from dulwich.objects import Commit, ObjectID
+from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
 from grasp.git.errors import AbsentObjectError, RefConflictError
@@ -69,12 +69,12 @@ def align_refs(repo_path: Path, refs: Mapping[str, str], head: str | None) -> Al
         updated = sorted(n for n in set(wanted) & set(current) if wanted[n] != current[n])
         # Deletions first: refs/heads/a must go before refs/heads/a/b can be created.
         for name in deleted:
-            _cas(repo.refs.remove_if_equals(name.encode(), current[name].encode()), name)
+            _cas(repo.refs.remove_if_equals(_ref(name), _oid(current[name])), name)
         for name in created:
-            _cas(repo.refs.add_if_new(name.encode(), wanted[name].encode()), name)
+            _cas(repo.refs.add_if_new(_ref(name), _oid(wanted[name])), name)
         for name in updated:
             _cas(
-                repo.refs.set_if_equals(name.encode(), current[name].encode(), wanted[name].encode()),
+                repo.refs.set_if_equals(_ref(name), _oid(current[name]), _oid(wanted[name])),
                 name,
             )
         head_set = _align_head(repo, wanted, head)
@@ -100,16 +100,16 @@ def set_nostr_ref(repo_path: Path, event_id: str, oid: str) -> bool:
         raise ValueError(f"not an event id (64 lowercase hex digits): {event_id!r}")
     (oid,) = normalise_oids([oid])
     _require_present(repo_path, [oid])
-    name = (NOSTR_PREFIX + event_id).encode()
+    name = NOSTR_PREFIX + event_id
     with Repo(str(repo_path)) as repo:
         try:
-            old = repo.refs[name]
+            old = repo.refs[_ref(name)]
         except KeyError:
-            _cas(repo.refs.add_if_new(name, oid.encode()), name.decode())
+            _cas(repo.refs.add_if_new(_ref(name), _oid(oid)), name)
         else:
             if old == oid.encode():
                 return False
-            _cas(repo.refs.set_if_equals(name, old, oid.encode()), name.decode())
+            _cas(repo.refs.set_if_equals(_ref(name), old, _oid(oid)), name)
     logger.info("set %s%s -> %s in %s", NOSTR_PREFIX, event_id, oid, repo_path)
     return True
 
@@ -117,14 +117,18 @@ def set_nostr_ref(repo_path: Path, event_id: str, oid: str) -> bool:
 def list_refs(repo_path: Path) -> dict[str, str]:
     """Every ref under ``refs/`` (loose and packed) with its OID, sorted by name; no HEAD."""
     with Repo(str(repo_path)) as repo:
-        refs = {name.decode(): sha.decode() for name, sha in repo.refs.as_dict().items() if name.startswith(b"refs/")}
+        refs = {
+            name.decode(): sha.decode()
+            for name, sha in repo.refs.as_dict().items()
+            if name.startswith(b"refs/")
+        }
     return dict(sorted(refs.items()))
 
 
 def read_head(repo_path: Path) -> str | None:
     """HEAD's symbolic target (``"refs/heads/main"``), or None when HEAD is detached."""
     with Repo(str(repo_path)) as repo:
-        value = repo.refs.read_ref(b"HEAD")
+        value = repo.refs.read_ref(_ref("HEAD"))
     if value is not None and value.startswith(b"ref: "):
         return value[len(b"ref: ") :].strip().decode()
     return None
@@ -136,10 +140,12 @@ def _validated_refs(refs: Mapping[str, str]) -> dict[str, str]:
         for name in refs
         if not isinstance(name, str)
         or not name.startswith(ALIGNED_PREFIXES)
-        or not check_ref_format(name.encode("utf-8"))
+        or not check_ref_format(_ref(name))
     ]
     if bad:
-        raise ValueError(f"not a valid refs/heads/* or refs/tags/* name: {', '.join(map(repr, bad))}")
+        raise ValueError(
+            f"not a valid refs/heads/* or refs/tags/* name: {', '.join(map(repr, bad))}"
+        )
     normalise_oids(refs.values())  # raises ValueError for a value that is not an OID
     return dict(refs)
 
@@ -157,13 +163,23 @@ def _align_head(repo: Repo, wanted: Mapping[str, str], head: str | None) -> bool
     if not head.startswith("refs/heads/") or target is None:
         logger.warning("HEAD left alone: %r is not a branch of the state", head)
         return False
-    if not isinstance(repo.object_store[target.encode()], Commit):
+    if not isinstance(repo.object_store[_oid(target)], Commit):
         logger.warning("HEAD left alone: %s points at %s, which is not a commit", head, target)
         return False
-    if repo.refs.read_ref(b"HEAD") == b"ref: " + head.encode():
+    if repo.refs.read_ref(_ref("HEAD")) == b"ref: " + head.encode():
         return False
-    repo.refs.set_symbolic_ref(b"HEAD", head.encode())
+    repo.refs.set_symbolic_ref(_ref("HEAD"), _ref(head))
     return True
+
+
+def _ref(name: str) -> Ref:
+    """A ref name as dulwich types it (UTF-8 bytes)."""
+    return Ref(name.encode("utf-8"))
+
+
+def _oid(hex_oid: str) -> ObjectID:
+    """A hex object id as dulwich types it."""
+    return ObjectID(hex_oid.encode("ascii"))
 
 
 def _cas(ok: bool, name: str) -> None:

@@ -93,4 +93,3 @@ def remove_interrupted_work(data_dir: Path) -> list[Path]:
         shutil.rmtree(path, ignore_errors=True)
         logger.warning("removed %s, left behind by an interrupted process", path)
     return leftovers
-

@@ -95,10 +95,16 @@ def check_url_syntax(url: str, policy: FetchPolicy) -> tuple[str, str, int]:
         raise FetchError(url, "policy", f"malformed URL: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme == "git":
-        why = "is not supported (its address cannot be pinned)" if policy.allow_git_scheme else "is disabled"
+        why = (
+            "is not supported (its address cannot be pinned)"
+            if policy.allow_git_scheme
+            else "is disabled"
+        )
         raise FetchError(url, "policy", f"git:// {why}")
     if scheme not in _DEFAULT_PORTS:
-        raise FetchError(url, "policy", f"scheme {scheme or '(none)'!r} is not allowed (http/https only)")
+        raise FetchError(
+            url, "policy", f"scheme {scheme or '(none)'!r} is not allowed (http/https only)"
+        )
     if "@" in parts.netloc:
         raise FetchError(url, "policy", "URLs with userinfo (credentials) are not allowed")
     if parts.query or parts.fragment:
@@ -109,7 +115,9 @@ def check_url_syntax(url: str, policy: FetchPolicy) -> tuple[str, str, int]:
     return scheme, host, port or _DEFAULT_PORTS[scheme]
 
 
-def pin_address(url: str, host: str, port: int, policy: FetchPolicy, *, resolve: Resolver | None = None) -> str:
+def pin_address(
+    url: str, host: str, port: int, policy: FetchPolicy, *, resolve: Resolver | None = None
+) -> str:
     """Resolve ``host`` (literal IPs need no DNS) and return the first address the policy allows."""
     try:
         addresses = _literal(host) or list((resolve or resolve_host)(host, port))
@@ -162,7 +170,9 @@ def _literal(host: str) -> list[str]:
         return []
 
 
-def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+def _embedded_ipv4(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> list[ipaddress.IPv4Address]:
     """IPv4 addresses an IPv6 address reaches through mapping, 6to4 or NAT64."""
     if not isinstance(ip, ipaddress.IPv6Address):
         return []

@@ -52,7 +52,8 @@ class DeletionRequest:
 
     @classmethod
     def from_event(cls, event: Event) -> DeletionRequest:
-        """Targets of a kind-5 event; ``a`` targets of other authors or non-replaceable kinds drop out.
+        """Targets of a kind-5 event; ``a`` targets of other authors or non-replaceable kinds drop
+        out.
 
         ``e`` targets cannot be checked for authorship here (the target may be unknown);
         whoever applies the request must compare the target's pubkey with :attr:`author`.

@@ -58,7 +58,7 @@ class InvalidEvent(ValueError):
 
 
 def _invalid(text: str, event_id: str | None = None) -> InvalidEvent:
-    return InvalidEvent(Prefix.INVALID.format(text), event_id)
+    return InvalidEvent(Prefix.INVALID.wire(text), event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,8 @@ class Event:
 
     @classmethod
     def from_json(cls, obj: object) -> Event:
-        """Validate a decoded JSON object completely (shape, id, signature) or raise InvalidEvent."""
+        """Validate a decoded JSON object completely
+        (shape, id, signature) or raise InvalidEvent."""
         if not isinstance(obj, dict):
             raise _invalid("event must be a JSON object")
         raw_id = obj.get("id")
@@ -97,7 +98,8 @@ class Event:
 
     @classmethod
     def from_trusted_json(cls, obj: dict[str, Any]) -> Event:
-        """Rebuild an event this process validated before (e.g. a row of its own store), unchecked."""
+        """Rebuild an event this process validated before
+        (e.g. a row of its own store), unchecked."""
         return cls(
             id=obj["id"],
             pubkey=obj["pubkey"],
@@ -111,7 +113,9 @@ class Event:
     def verify(self) -> None:
         """Recompute the id (S10.1) and check the BIP-340 signature; raise InvalidEvent if wrong."""
         try:
-            expected = compute_event_id(self.pubkey, self.created_at, self.kind, self.tags, self.content)
+            expected = compute_event_id(
+                self.pubkey, self.created_at, self.kind, self.tags, self.content
+            )
         except UnicodeEncodeError:
             raise _invalid("event text is not valid UTF-8 (lone surrogate)", self.id) from None
         if expected != self.id:
@@ -144,7 +148,8 @@ class Event:
         return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False)
 
     def first_tag(self, name: str) -> str | None:
-        """Value of the first tag called ``name``; ``""`` if that tag has no value; None if absent."""
+        """Value of the first tag called ``name``; ``""``
+        if that tag has no value; None if absent."""
         for tag in self.tags:
             if tag and tag[0] == name:
                 return tag[1] if len(tag) > 1 else ""
@@ -181,7 +186,8 @@ class Event:
 def compute_event_id(
     pubkey: str, created_at: int, kind: int, tags: Iterable[Sequence[str]], content: str
 ) -> str:
-    """sha256 of the canonical NIP-01 serialisation (S10.1); UnicodeEncodeError on lone surrogates."""
+    """sha256 of the canonical NIP-01
+    serialisation (S10.1); UnicodeEncodeError on lone surrogates."""
     preimage = json.dumps(
         [0, pubkey, created_at, kind, [list(tag) for tag in tags], content],
         separators=(",", ":"),
@@ -191,7 +197,8 @@ def compute_event_id(
 
 
 def supersedes(candidate: Event, held: Event) -> bool:
-    """NIP-01 replacement order: a later ``created_at`` wins; in the same second the lower id wins."""
+    """NIP-01 replacement order: a later ``created_at`` wins;
+    in the same second the lower id wins."""
     if candidate.created_at != held.created_at:
         return candidate.created_at > held.created_at
     return candidate.id < held.id
@@ -230,7 +237,9 @@ def _xonly_key(pubkey_hex: str) -> PublicKeyXOnly:
     return PublicKeyXOnly(bytes.fromhex(pubkey_hex))
 
 
-def _hex_field(obj: dict, name: str, pattern: re.Pattern[str], length: int, event_id: str | None) -> str:
+def _hex_field(
+    obj: dict, name: str, pattern: re.Pattern[str], length: int, event_id: str | None
+) -> str:
     value = obj[name]
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise _invalid(f"{name} must be {length} lowercase hex characters", event_id)

@@ -33,7 +33,7 @@ class InvalidFilter(ValueError):
 
 
 def _invalid(text: str) -> InvalidFilter:
-    return InvalidFilter(Prefix.INVALID.format(text))
+    return InvalidFilter(Prefix.INVALID.wire(text))
 
 
 _EMPTY_TAGS: Mapping[str, frozenset[str]] = MappingProxyType({})
@@ -52,7 +52,8 @@ class Filter:
     limit: int | None = None
 
     def __post_init__(self) -> None:
-        """Accept any iterables when built in code (``Filter(kinds={30617}, tags={"d": ["x"]})``)."""
+        """Accept any iterables when built
+        in code (``Filter(kinds={30617}, tags={"d": ["x"]})``)."""
         for name in ("ids", "authors", "kinds"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, frozenset):

@@ -49,7 +49,3 @@ def is_replaceable(kind: int) -> bool:
 
 def is_addressable(kind: int) -> bool:
     return storage_class(kind) is StorageClass.ADDRESSABLE
-
-
-def is_ephemeral(kind: int) -> bool:
-    return storage_class(kind) is StorageClass.EPHEMERAL

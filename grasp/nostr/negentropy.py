@@ -92,8 +92,9 @@ class Negentropy:
         version = reader.version()
         if version != PROTOCOL_VERSION:
             if self.is_initiator:
-                raise NegentropyError(f"peer answered with unsupported protocol version "
-                                      f"0x{version:02x}")
+                raise NegentropyError(
+                    f"peer answered with unsupported protocol version 0x{version:02x}"
+                )
             return bytes([PROTOCOL_VERSION])
         output = _Pass(self).run(reader)
         if self.is_initiator and len(output) == 1:
@@ -193,8 +194,11 @@ def _split_range(
     """Describe our items of a range: an IdList when small, else 16 fingerprinted buckets."""
     count = upper - lower
     if count < BUCKETS * 2:
-        return (writer.range_header(upper_bound, Mode.ID_LIST) + encode_varint(count)
-                + storage.id_blob(lower, upper))
+        return (
+            writer.range_header(upper_bound, Mode.ID_LIST)
+            + encode_varint(count)
+            + storage.id_blob(lower, upper)
+        )
     per_bucket, with_extra = divmod(count, BUCKETS)
     out = bytearray()
     current = lower
@@ -215,8 +219,8 @@ def _minimal_bound(previous: tuple[int, bytes], current: tuple[int, bytes]) -> B
     if current[0] != previous[0]:
         return current[0], b""
     shared = 0
-    for a, b in zip(previous[1], current[1]):
+    for a, b in zip(previous[1], current[1], strict=False):
         if a != b:
             break
         shared += 1
-    return current[0], current[1][:shared + 1]
+    return current[0], current[1][: shared + 1]

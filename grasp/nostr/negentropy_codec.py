@@ -114,9 +114,10 @@ class MessageReader:
     def take(self, count: int, what: str) -> bytes:
         end = self._pos + count
         if end > len(self._data):
-            raise NegentropyError(f"truncated {what}: {count} bytes needed, "
-                                  f"{len(self._data) - self._pos} left")
-        chunk = self._data[self._pos:end]
+            raise NegentropyError(
+                f"truncated {what}: {count} bytes needed, {len(self._data) - self._pos} left"
+            )
+        chunk = self._data[self._pos : end]
         self._pos = end
         return chunk
 
@@ -163,8 +164,9 @@ class MessageReader:
         try:
             return Mode(value)
         except ValueError:
-            raise NegentropyError(f"unknown range mode {value} (0 skip, 1 fingerprint, "
-                                  "2 id list)") from None
+            raise NegentropyError(
+                f"unknown range mode {value} (0 skip, 1 fingerprint, 2 id list)"
+            ) from None
 
     def fingerprint(self) -> bytes:
         return self.take(FINGERPRINT_SIZE, "fingerprint")
@@ -172,7 +174,9 @@ class MessageReader:
     def id_list(self) -> list[bytes]:
         count = self.varint("id list length")
         if count * ID_SIZE > len(self._data) - self._pos:
-            raise NegentropyError(f"truncated id list: {count} ids announced, "
-                                  f"{(len(self._data) - self._pos) // ID_SIZE} present")
+            raise NegentropyError(
+                f"truncated id list: {count} ids announced, "
+                f"{(len(self._data) - self._pos) // ID_SIZE} present"
+            )
         blob = self.take(count * ID_SIZE, "id list")
-        return [blob[i:i + ID_SIZE] for i in range(0, len(blob), ID_SIZE)]
+        return [blob[i : i + ID_SIZE] for i in range(0, len(blob), ID_SIZE)]

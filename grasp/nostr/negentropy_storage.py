@@ -48,7 +48,7 @@ class _ItemView:
 
     def __getitem__(self, index: int) -> tuple[int, bytes]:
         start = index * ID_SIZE
-        return self._timestamps[index], self._ids[start:start + ID_SIZE]
+        return self._timestamps[index], self._ids[start : start + ID_SIZE]
 
 
 class NegentropyStorage:
@@ -120,11 +120,11 @@ class NegentropyStorage:
         """The ids of items ``lower .. upper - 1`` in order."""
         blob = self._ids
         for start in range(lower * ID_SIZE, upper * ID_SIZE, ID_SIZE):
-            yield blob[start:start + ID_SIZE]
+            yield blob[start : start + ID_SIZE]
 
     def id_blob(self, lower: int, upper: int) -> bytes:
         """The ids of items ``lower .. upper - 1`` concatenated, as an IdList payload has them."""
-        return self._ids[lower * ID_SIZE:upper * ID_SIZE]
+        return self._ids[lower * ID_SIZE : upper * ID_SIZE]
 
     def lower_bound(self, bound: Bound, lower: int, upper: int) -> int:
         """Index of the first item in ``lower .. upper`` that is not below ``bound``."""
@@ -141,7 +141,7 @@ class NegentropyStorage:
 
     def _sum_before(self, index: int) -> int:
         start = index * ID_SIZE
-        return int.from_bytes(self._sums[start:start + ID_SIZE], "little")
+        return int.from_bytes(self._sums[start : start + ID_SIZE], "little")
 
     def _check_sealed(self) -> None:
         if self._pending is not None:

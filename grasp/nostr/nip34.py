@@ -31,7 +31,7 @@ class Nip34Error(ValueError):
     """A NIP-34 event this relay cannot use; :attr:`message` is the full ``invalid:`` text."""
 
     def __init__(self, text: str) -> None:
-        self.message = Prefix.INVALID.format(text)
+        self.message = Prefix.INVALID.wire(text)
         super().__init__(self.message)
 
 
@@ -61,7 +61,9 @@ def is_valid_ref_name(name: str) -> bool:
         return False
     if _REF_FORBIDDEN.search(name):
         return False
-    return all(part and not part.startswith(".") and not part.endswith(".lock") for part in name.split("/"))
+    return all(
+        part and not part.startswith(".") and not part.endswith(".lock") for part in name.split("/")
+    )
 
 
 def is_oid(value: str) -> bool:
@@ -141,7 +143,11 @@ class RepositoryState:
         identifier = _require_identifier(event)
         refs: dict[str, str] = {}
         for tag in event.tags:
-            if len(tag) < 2 or not tag[0].startswith((HEADS, TAGS)) or tag[0].endswith(PEELED_SUFFIX):
+            if (
+                len(tag) < 2
+                or not tag[0].startswith((HEADS, TAGS))
+                or tag[0].endswith(PEELED_SUFFIX)
+            ):
                 continue
             name, value = tag[0], tag[1]
             if name in refs:
@@ -217,7 +223,9 @@ class PullRequest:
                 validate_identifier(address.d)
                 repositories.append(address)
         if not repositories:
-            raise Nip34Error("pull request names no repository ('a' tag 30617:<owner>:<identifier>)")
+            raise Nip34Error(
+                "pull request names no repository ('a' tag 30617:<owner>:<identifier>)"
+            )
         return cls(
             event=event,
             commit=commit,
@@ -240,7 +248,8 @@ class PullRequest:
         return tuple(dict.fromkeys(a.d for a in self.repositories))
 
     def references(self, identifier: str) -> bool:
-        """Whether any ``a`` tag names ``identifier`` (S2.3 counts every a tag, not only the first)."""
+        """Whether any ``a`` tag names ``identifier`` (S2.3
+        counts every a tag, not only the first)."""
         return any(a.d == identifier for a in self.repositories)
 
 
@@ -296,4 +305,3 @@ def latest_state(states: Iterable[RepositoryState]) -> RepositoryState | None:
         if result is None or supersedes(state.event, result.event):
             result = state
     return result
-

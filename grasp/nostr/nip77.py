@@ -136,13 +136,17 @@ NegFrame = NegOpen | NegMsg | NegClose | NegErr
 
 
 def _invalid(text: str, sub_id: str | None = None) -> Nip77Error:
-    return Nip77Error(Prefix.INVALID.format(text), sub_id)
+    return Nip77Error(Prefix.INVALID.wire(text), sub_id)
 
 
 def parse_frame(frame: object) -> NegFrame:
     """Parse one decoded NIP-77 frame strictly; Nip77Error names what is wrong."""
-    if not isinstance(frame, list) or not frame or not isinstance(frame[0], str) \
-            or frame[0] not in VERBS:
+    if (
+        not isinstance(frame, list)
+        or not frame
+        or not isinstance(frame[0], str)
+        or frame[0] not in VERBS
+    ):
         raise _invalid("not a NIP-77 frame (NEG-OPEN, NEG-MSG, NEG-CLOSE or NEG-ERR)")
     verb = frame[0]
     sub_id = _sub_id(frame, verb)
@@ -233,8 +237,11 @@ class NegentropyResponder:
         sub_id = request.sub_id
         self._sessions.pop(sub_id, None)
         if len(self._sessions) >= self.max_sessions:
-            return self._error(sub_id, Prefix.BLOCKED, f"too many open negentropy sessions "
-                               f"(at most {self.max_sessions} per connection)")
+            return self._error(
+                sub_id,
+                Prefix.BLOCKED,
+                f"too many open negentropy sessions (at most {self.max_sessions} per connection)",
+            )
         storage_or_error = self._load(sub_id, request.filter)
         if isinstance(storage_or_error, list):
             return storage_or_error
@@ -246,8 +253,9 @@ class NegentropyResponder:
         """NEG-MSG: the next round of an open session."""
         session = self._sessions.get(request.sub_id)
         if session is None:
-            return NegErr(request.sub_id, f"{CLOSED}: no open negentropy session with this id"
-                          ).to_json()
+            return NegErr(
+                request.sub_id, f"{CLOSED}: no open negentropy session with this id"
+            ).to_json()
         return self._answer(request.sub_id, session, request.message)
 
     def close(self, sub_id: str) -> None:
@@ -265,8 +273,11 @@ class NegentropyResponder:
             logger.exception("NEG-OPEN %s: store query failed", sub_id)
             return self._error(sub_id, Prefix.ERROR, "could not query stored events")
         if len(records) > self.max_records:
-            return self._error(sub_id, Prefix.BLOCKED, f"too many events (more than "
-                               f"{self.max_records} match this filter)")
+            return self._error(
+                sub_id,
+                Prefix.BLOCKED,
+                f"too many events (more than {self.max_records} match this filter)",
+            )
         unique = {item_id: created_at for created_at, item_id in records}  # one item per id
         try:
             return NegentropyStorage.from_hex_items((t, i) for i, t in unique.items())
@@ -285,7 +296,7 @@ class NegentropyResponder:
     def _error(self, sub_id: str, prefix: Prefix, text: str) -> list[Any]:
         self._sessions.pop(sub_id, None)
         logger.debug("NEG-ERR %s: %s: %s", sub_id, prefix.value, text)
-        return NegErr(sub_id, prefix.format(text)).to_json()
+        return NegErr(sub_id, prefix.wire(text)).to_json()
 
 
 @dataclass(frozen=True)

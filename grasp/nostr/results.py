@@ -22,7 +22,7 @@ class Prefix(str, Enum):
     RESTRICTED = "restricted"
     POW = "pow"
 
-    def format(self, text: str) -> str:
+    def wire(self, text: str) -> str:
         """``"<prefix>: <text>"`` — the wire form NIP-01 asks for."""
         return f"{self.value}: {text}" if text else f"{self.value}:"
 
@@ -41,12 +41,12 @@ class Result:
     @classmethod
     def ok(cls, prefix: Prefix | None = None, text: str = "") -> Result:
         """An accepted event; with no prefix the message is ``text`` verbatim (usually ``""``)."""
-        return cls(True, prefix.format(text) if prefix is not None else text)
+        return cls(True, prefix.wire(text) if prefix is not None else text)
 
     @classmethod
     def reject(cls, prefix: Prefix, text: str) -> Result:
         """A refused event; NIP-01 requires a prefix whenever ``accepted`` is false."""
-        return cls(False, prefix.format(text))
+        return cls(False, prefix.wire(text))
 
     @property
     def prefix(self) -> Prefix | None:

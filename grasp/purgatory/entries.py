@@ -15,7 +15,9 @@ EXPIRED_RESULT = Result.reject(Prefix.INVALID, "previously expired from purgator
 
 def pr_held_result(commit: str) -> Result:
     """S1.2: the answer for a held PR names the commit a push is expected to bring."""
-    return Result.ok(Prefix.PURGATORY, f"PR event stored, waiting for git push with commit {commit}")
+    return Result.ok(
+        Prefix.PURGATORY, f"PR event stored, waiting for git push with commit {commit}"
+    )
 
 
 class Source(str, Enum):

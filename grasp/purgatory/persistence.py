@@ -10,7 +10,8 @@ File format, version 1::
 
     {"version": 1, "saved_at": <unix seconds>, "expiry_secs": <configured lifetime>,
      "states":        [{"event": {...}, "source": "direct"|"sync", "remaining_secs": r}],
-     "prs":           [{"event_id": hex, "commit": hex, "event": {...}|null, "source": ..., "remaining_secs": r}],
+     "prs":           [{"event_id": hex, "commit": hex, "event": {...}|null, "source": ...,
+     "remaining_secs": r}],
      "announcements": [{"event": {...}, "source": ..., "remaining_secs": r}],
      "expired":       {"<event id>": <seconds since it expired>}}
 """
@@ -50,7 +51,7 @@ class PurgatoryFileError(RuntimeError):
 def save(store: PurgatoryStore, path: Path) -> None:
     with store._lock:
         now = store.now()
-        document = {
+        document: dict[str, Any] = {
             "version": VERSION,
             "saved_at": store.wall(),
             "expiry_secs": store.expiry_secs,
@@ -69,8 +70,11 @@ def save(store: PurgatoryStore, path: Path) -> None:
     _write_atomically(path, json.dumps(document, ensure_ascii=False, separators=(",", ":")))
     logger.info(
         "saved purgatory to %s: %d states, %d PR entries, %d announcements, %d expired ids",
-        path, len(document["states"]), len(document["prs"]),
-        len(document["announcements"]), len(document["expired"]),
+        path,
+        len(document["states"]),
+        len(document["prs"]),
+        len(document["announcements"]),
+        len(document["expired"]),
     )
 
 
@@ -89,7 +93,8 @@ def _pr_entry(held: HeldPr, now: float) -> dict[str, Any]:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, rename: a crash leaves the old file or the new one."""
+    """Temp file in the same directory, fsync, rename: a
+    crash leaves the old file or the new one."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
@@ -140,8 +145,13 @@ def restore(store: PurgatoryStore, path: Path) -> list[str]:
                 store._expired.setdefault(event_id, now - (age + downtime))
     path.unlink()
     logger.info(
-        "restored purgatory from %s after %.0f s downtime: %d entries, %d expired meanwhile, %d invalid",
-        path, downtime, tally.restored, tally.expired, tally.invalid,
+        "restored purgatory from %s after %.0f s downtime: "
+        "%d entries, %d expired meanwhile, %d invalid",
+        path,
+        downtime,
+        tally.restored,
+        tally.expired,
+        tally.invalid,
     )
     return sorted(tally.identifiers)
 
@@ -162,7 +172,9 @@ def _parse_document(path: Path, text: str) -> dict[str, Any]:
     for key, kind in (("states", list), ("prs", list), ("announcements", list), ("expired", dict)):
         document.setdefault(key, kind())
         if not isinstance(document[key], kind):
-            raise PurgatoryFileError(f"corrupt purgatory state file {path}: {key!r} is not a {kind.__name__}")
+            raise PurgatoryFileError(
+                f"corrupt purgatory state file {path}: {key!r} is not a {kind.__name__}"
+            )
     return document
 
 
@@ -207,13 +219,20 @@ def _load_state(raw: dict, source: Source, expires_at: float) -> HeldState:
 
 
 def _load_announcement(raw: dict, source: Source, expires_at: float) -> HeldAnnouncement:
-    return HeldAnnouncement(Announcement.from_event(Event.from_json(raw["event"])), source, expires_at)
+    return HeldAnnouncement(
+        Announcement.from_event(Event.from_json(raw["event"])), source, expires_at
+    )
 
 
 def _load_pr(raw: dict, source: Source, expires_at: float) -> HeldPr:
     if raw.get("event") is None:
         event_id, commit = raw["event_id"], raw["commit"]
-        if not (isinstance(event_id, str) and len(event_id) == 64 and is_oid(event_id) and is_oid(commit)):
+        if not (
+            isinstance(event_id, str)
+            and len(event_id) == 64
+            and is_oid(event_id)
+            and is_oid(commit)
+        ):
             raise ValueError(f"placeholder with bad id or commit: {event_id!r} {commit!r}")
         return HeldPr(event_id, commit, None, source, expires_at)
     pr = PullRequest.from_event(Event.from_json(raw["event"]))

@@ -13,7 +13,8 @@ Removal for any other reason (release, authorisation failure, deletion) is not e
 
 All methods take one lock and never block or yield: callers are relay greenlets, the Releaser
 and FetchActors. The lock is the unpatched OS lock so a gevent thread-pool worker may call in
-too (a patched lock shared with a pool thread ends in ``LoopExit``). ``now`` is a monotonic clock (expiry must not jump with the wall clock); ``wall`` is
+too (a patched lock shared with a pool thread ends in ``LoopExit``). ``now`` is a monotonic clock
+(expiry must not jump with the wall clock); ``wall`` is
 only used to stamp the persisted file.
 """
 
@@ -86,7 +87,8 @@ class PurgatoryStore:
             return AddOutcome.ADDED
 
     def add_pr(self, pr: PullRequest, source: Source = Source.DIRECT) -> AddOutcome:
-        """Hold a PR/PR-update by event id; it takes over a placeholder of the same id (``REPLACED``).
+        """Hold a PR/PR-update by event id; it takes over a placeholder of the same id
+        (``REPLACED``).
 
         Whether the placeholder's commit matches is the write policy's question (S10.4), asked
         through :meth:`placeholder_commit` before calling this.
@@ -108,7 +110,9 @@ class PurgatoryStore:
             self._insert_pr(HeldPr(event_id, commit, None, Source.DIRECT, self._deadline()))
             return AddOutcome.ADDED
 
-    def add_announcement(self, announcement: Announcement, source: Source = Source.DIRECT) -> AddOutcome:
+    def add_announcement(
+        self, announcement: Announcement, source: Source = Source.DIRECT
+    ) -> AddOutcome:
         """Hold a new announcement; a newer version of the same (owner, d) replaces the held one."""
         key = (announcement.owner, announcement.identifier)
         with self._lock:
@@ -125,13 +129,15 @@ class PurgatoryStore:
     # --- reading ------------------------------------------------------------------------------
 
     def states_for(self, identifier: str) -> list[RepositoryState]:
-        """Held states of ``identifier``, oldest first (created_at, then id) as release wants (S8.2)."""
+        """Held states of ``identifier``, oldest first (created_at, then id) as release wants
+        (S8.2)."""
         with self._lock:
             states = [entry.state for entry in self._states.get(identifier, {}).values()]
         return sorted(states, key=lambda s: _event_order(s.event))
 
     def prs_for(self, identifier: str) -> list[PullRequest]:
-        """Held PR events (not placeholders) naming ``identifier`` in any ``a`` tag, in arrival order."""
+        """Held PR events (not placeholders) naming ``identifier`` in any ``a`` tag, in arrival
+        order."""
         with self._lock:
             ids = self._prs_by_identifier.get(identifier, {})
             return [pr for pr in (self._prs[i].pr for i in ids) if pr is not None]
@@ -148,7 +154,8 @@ class PurgatoryStore:
             return held.commit if held is not None and held.pr is None else None
 
     def pr_clone_urls(self, identifier: str) -> list[str]:
-        """Clone URLs of the held PRs of ``identifier``: PR arrival order, tag order, no repeats (S3.1)."""
+        """Clone URLs of the held PRs of ``identifier``: PR arrival order, tag order, no repeats
+        (S3.1)."""
         urls = (url for pr in self.prs_for(identifier) for url in pr.clone_urls)
         return list(dict.fromkeys(urls))
 
@@ -173,10 +180,13 @@ class PurgatoryStore:
     def has_pending_events(self, identifier: str) -> bool:
         """S2.3: any held state of ``identifier`` or held PR (not placeholder) referencing it."""
         with self._lock:
-            return bool(self._states.get(identifier)) or bool(self._prs_by_identifier.get(identifier))
+            return bool(self._states.get(identifier)) or bool(
+                self._prs_by_identifier.get(identifier)
+            )
 
     def pending_identifiers(self) -> list[str]:
-        """Every identifier with held states or held PRs, sorted (the Scheduler's rebuild source)."""
+        """Every identifier with held states or
+        held PRs, sorted (the Scheduler's rebuild source)."""
         with self._lock:
             names = set(self._states)
             names.update(self._prs_by_identifier)  # placeholders are never indexed here
@@ -230,7 +240,8 @@ class PurgatoryStore:
     # --- removing -----------------------------------------------------------------------------
 
     def remove(self, event_id: str) -> bool:
-        """Drop whatever is held under ``event_id`` (released, unauthorised, deleted). Not expiry."""
+        """Drop whatever is held under
+        ``event_id`` (released, unauthorised, deleted). Not expiry."""
         with self._lock:
             if event_id in self._state_ids:
                 identifier = self._state_ids.pop(event_id)
@@ -257,7 +268,8 @@ class PurgatoryStore:
             return held.announcement
 
     def extend_announcement(self, owner: str, identifier: str) -> bool:
-        """Restart the expiry of a held announcement (an authorised state or push for it arrived)."""
+        """Restart the expiry of a held announcement
+        (an authorised state or push for it arrived)."""
         with self._lock:
             held = self._announcements.get((owner, identifier))
             if held is None:
@@ -373,21 +385,38 @@ class PurgatoryStore:
         del self._announcement_ids[entry.announcement.event.id]
 
 
-def _log_expired(states: list[HeldState], prs: list[HeldPr], announcements: list[HeldAnnouncement]) -> None:
-    """A user's event expiring means a push never came: INFO. Synced events and placeholders: DEBUG."""
+def _log_expired(
+    states: list[HeldState], prs: list[HeldPr], announcements: list[HeldAnnouncement]
+) -> None:
+    """A user's event expiring means a push
+    never came: INFO. Synced events and placeholders: DEBUG."""
     entries = [
         *(("state", h.state.identifier, h.event_id, h.source) for h in states),
         *(("PR", h.pr.identifier, h.event_id, h.source) for h in prs if h.pr is not None),
-        *(("announcement", h.announcement.identifier, h.announcement.event.id, h.source) for h in announcements),
+        *(
+            ("announcement", h.announcement.identifier, h.announcement.event.id, h.source)
+            for h in announcements
+        ),
     ]
     for what, identifier, event_id, source in entries:
         level = logging.INFO if source is Source.DIRECT else logging.DEBUG
-        logger.log(level, "expired %s %s of %s from purgatory (%s)", what, event_id, identifier, source.value)
+        logger.log(
+            level,
+            "expired %s %s of %s from purgatory (%s)",
+            what,
+            event_id,
+            identifier,
+            source.value,
+        )
     for held in prs:
         if held.pr is None:
-            logger.debug("expired placeholder for refs/nostr/%s (commit %s)", held.event_id, held.commit)
+            logger.debug(
+                "expired placeholder for refs/nostr/%s (commit %s)", held.event_id, held.commit
+            )
     if states or prs or announcements:
         logger.info(
             "purgatory expiry removed %d states, %d PR entries, %d announcements",
-            len(states), len(prs), len(announcements),
+            len(states),
+            len(prs),
+            len(announcements),
         )

@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["GraspRelay", "StartupError", "open_grasp_relay", "sync_config"]
 
+
 def sync_config(config: Config) -> SyncConfig:
     """The actor system's numbers from the relay's options (S12)."""
     return SyncConfig(
@@ -72,7 +73,9 @@ def sync_config(config: Config) -> SyncConfig:
 def fetch_settings(config: Config) -> tuple[FetchPolicy, FetchLimits]:
     return (
         FetchPolicy(allow_private=config.allow_private_fetch),
-        FetchLimits(config.fetch_timeout_secs, config.fetch_read_timeout_secs, config.fetch_max_bytes),
+        FetchLimits(
+            config.fetch_timeout_secs, config.fetch_read_timeout_secs, config.fetch_max_bytes
+        ),
     )
 
 
@@ -110,7 +113,9 @@ class GraspRelay:
         self.relay.start()
         logger.info(
             "started: %d events stored, purgatory %s, actors %s, %d sync sources",
-            self.relay.store.count(), self.purgatory.counts(), ", ".join(self.system.actor_names()),
+            self.relay.store.count(),
+            self.purgatory.counts(),
+            ", ".join(self.system.actor_names()),
             len(self.sync_sources),
         )
         self.sync_sources.start()
@@ -155,7 +160,8 @@ def open_grasp_relay(
     data_dir = prepare_data_dir(config.data_dir)
     remove_interrupted_work(data_dir)  # nothing runs yet: what a SIGKILL left is garbage
     store = open_store(data_dir)
-    # Start steps log at DEBUG: a failed start must print exactly one error line (the CLI's contract).
+    # Start steps log at DEBUG: a failed start must print exactly one error line (the CLI's
+    # contract).
     logger.debug("start 1/4: event store %s ready (%d events)", store.path, store.count())
     cleanup: list[Callable[[], object]] = [store.close]
     try:
@@ -178,23 +184,37 @@ def open_grasp_relay(
             metrics.event_released(event.kind)
             board.record_release(event.id, event.kind, identifier, held_for)
 
-        workflow = ReleaseWorkflow(index, store, purgatory, notify=hub.publish, on_release=on_release)
+        workflow = ReleaseWorkflow(
+            index, store, purgatory, notify=hub.publish, on_release=on_release
+        )
         policy, limits = fetch_settings(bound)
-        ctx = RealSyncContext(index, purgatory, workflow, domain=bound.public_domain,
-                              policy=policy, limits=limits)
+        ctx = RealSyncContext(
+            index, purgatory, workflow, domain=bound.public_domain, policy=policy, limits=limits
+        )
         tracer = JsonlTracer(bound.trace) if bound.trace else None
-        system = actor_system.start(ctx, sync_config(bound), clock, tracer=tracer,
-                                    observer=observer or metrics)
+        system = actor_system.start(
+            ctx, sync_config(bound), clock, tracer=tracer, observer=observer or metrics
+        )
         cleanup.append(system.stop)
         logger.debug("start 3/4: actors started (%s)", ", ".join(system.actor_names()))
         write_policy = GraspWritePolicy(
-            domain=bound.public_domain, index=index, store=store, purgatory=purgatory,
-            sync=system, notify=hub.publish,
+            domain=bound.public_domain,
+            index=index,
+            store=store,
+            purgatory=purgatory,
+            sync=system,
+            notify=hub.publish,
         )
-        sync_sources = SyncSources(bound.sync_sources, SyncSourceSettings.from_config(bound),
-                                   write_policy)
-        context = SessionContext(accept_event=write_policy, query=store.query, hub=hub,
-                                 limits=session_limits(bound), query_json=store.query_json)
+        sync_sources = SyncSources(
+            bound.sync_sources, SyncSourceSettings.from_config(bound), write_policy
+        )
+        context = SessionContext(
+            accept_event=write_policy,
+            query=store.query,
+            hub=hub,
+            limits=session_limits(bound),
+            query_json=store.query_json,
+        )
         git = GitService(index, store, purgatory, system)
         mounts: dict[MountKey, WSGIApp] = {
             GIT_MOUNT: git.app(),
@@ -205,8 +225,17 @@ def open_grasp_relay(
         app = build_app(bound, context, mounts=mounts)
         server.application = app
         relay = Relay(config=bound, store=store, hub=hub, app=app, server=server)
-        return GraspRelay(relay, purgatory, index, system, PurgatorySweeper(purgatory, index),
-                          sync_sources, metrics, board, restored)
+        return GraspRelay(
+            relay,
+            purgatory,
+            index,
+            system,
+            PurgatorySweeper(purgatory, index),
+            sync_sources,
+            metrics,
+            board,
+            restored,
+        )
     except BaseException:
         for close in reversed(cleanup):
             try:

@@ -1,4 +1,5 @@
-"""Relay configuration: one frozen :class:`Config`, filled from CLI flags, then env vars, then defaults (S12).
+"""Relay configuration: one frozen :class:`Config`, filled from CLI flags, then env vars, then
+defaults (S12).
 
 Every option is declared once in :data:`OPTIONS` (field, flag, env var, parser, help); the argparse
 parser, the env lookup and ``--help`` are all generated from that table, so an option cannot exist
@@ -16,7 +17,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -185,7 +186,9 @@ def _authority(text: str) -> str:
     except ValueError:
         port_ok = False
     if not value or not parts.hostname or parts.netloc != value or "@" in value or not port_ok:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an authority like example.com or host:8080")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an authority like example.com or host:8080"
+        )
     return value
 
 
@@ -207,7 +210,9 @@ def _boolean(text: str) -> bool:
         return True
     if value in ("0", "false", "no", "off", ""):
         return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a boolean (use 1/0, true/false, yes/no, on/off)"
+    )
 
 
 def _log_level(text: str) -> str:
@@ -241,79 +246,209 @@ class Option:
     #: How the default is shown in --help when ``repr``-ish formatting would mislead.
     default_text: str | None = None
     #: Parses the env var when it differs from the flag (comma lists for "append").
-    env_parse: Callable[[str], Any] | None = field(default=None)
+    env_parse: Callable[[str], Any] | None = None
     #: Shows the Config value in the flag's unit (milliseconds flags hold seconds).
     show: Callable[[Any], str] | None = None
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("sync_loop_interval_secs", "--sync-loop-interval-ms", "GRASP_SYNC_LOOP_INTERVAL_MS",
-           _positive_milliseconds, "period of the scheduler's safety-net Tick (S4.4)",
-           metavar="MS", show=_as_milliseconds),
-    Option("sync_domain_concurrent", "--sync-domain-concurrent", "GRASP_SYNC_DOMAIN_CONCURRENT",
-           _int_at_least(1), "max fetches in flight per remote domain (S6.1)", metavar="N"),
-    Option("sync_domain_rate_limit", "--sync-domain-rate-limit", "GRASP_SYNC_DOMAIN_RATE_LIMIT",
-           _int_at_least(1), "max fetches started per remote domain in any 60 s window (S6.1)",
-           metavar="N"),
-    Option("sync_default_delay_secs", "--sync-default-delay-secs", "GRASP_SYNC_DEFAULT_DELAY_SECS",
-           _seconds, "sync delay after a user-submitted event; a push usually follows (S4.2)",
-           metavar="SECS"),
-    Option("sync_immediate_delay_secs", "--sync-immediate-delay-ms",
-           "GRASP_SYNC_IMMEDIATE_DELAY_MS", _milliseconds,
-           "sync delay after an event from a sync source or a restart (S4.2)", metavar="MS",
-           show=_as_milliseconds),
+    Option(
+        "sync_loop_interval_secs",
+        "--sync-loop-interval-ms",
+        "GRASP_SYNC_LOOP_INTERVAL_MS",
+        _positive_milliseconds,
+        "period of the scheduler's safety-net Tick (S4.4)",
+        metavar="MS",
+        show=_as_milliseconds,
+    ),
+    Option(
+        "sync_domain_concurrent",
+        "--sync-domain-concurrent",
+        "GRASP_SYNC_DOMAIN_CONCURRENT",
+        _int_at_least(1),
+        "max fetches in flight per remote domain (S6.1)",
+        metavar="N",
+    ),
+    Option(
+        "sync_domain_rate_limit",
+        "--sync-domain-rate-limit",
+        "GRASP_SYNC_DOMAIN_RATE_LIMIT",
+        _int_at_least(1),
+        "max fetches started per remote domain in any 60 s window (S6.1)",
+        metavar="N",
+    ),
+    Option(
+        "sync_default_delay_secs",
+        "--sync-default-delay-secs",
+        "GRASP_SYNC_DEFAULT_DELAY_SECS",
+        _seconds,
+        "sync delay after a user-submitted event; a push usually follows (S4.2)",
+        metavar="SECS",
+    ),
+    Option(
+        "sync_immediate_delay_secs",
+        "--sync-immediate-delay-ms",
+        "GRASP_SYNC_IMMEDIATE_DELAY_MS",
+        _milliseconds,
+        "sync delay after an event from a sync source or a restart (S4.2)",
+        metavar="MS",
+        show=_as_milliseconds,
+    ),
     Option("host", "--host", "GRASP_HOST", _host, "address to listen on", metavar="HOST"),
-    Option("port", "--port", "GRASP_PORT", _port, "port to listen on; 0 picks a free port",
-           metavar="PORT"),
-    Option("domain", "--domain", "GRASP_DOMAIN", _authority,
-           "public authority (host[:port]) of this relay in clone and relay URLs (S3.2, S10.4)",
-           metavar="AUTHORITY", default_text="<host>:<port>"),
-    Option("data_dir", "--data-dir", "GRASP_DATA_DIR", _path,
-           "directory for events.sqlite3, git repositories and purgatory state", metavar="DIR",
-           default_text="./grasp-data"),
-    Option("sync_sources", "--sync-source", "GRASP_SYNC_SOURCES", _relay_url,
-           "relay to copy NIP-34 events from (repeatable; env: comma-separated list) (S10.7)",
-           kind="append", metavar="WS_URL", default_text="none", env_parse=_relay_urls),
-    Option("allow_private_fetch", "--allow-private-fetch", "GRASP_ALLOW_PRIVATE_FETCH", _boolean,
-           "allow fetching git data from loopback/private addresses (S3.4; tests need it)",
-           kind="switch", default_text="off"),
-    Option("fetch_timeout_secs", "--fetch-timeout-secs", "GRASP_FETCH_TIMEOUT_SECS",
-           _positive_seconds, "total deadline of one git fetch (S7.2)", metavar="SECS"),
-    Option("fetch_read_timeout_secs", "--fetch-read-timeout-secs", "GRASP_FETCH_READ_TIMEOUT_SECS",
-           _positive_seconds, "per-read timeout of a git fetch (S7.2)", metavar="SECS"),
-    Option("fetch_max_bytes", "--fetch-max-bytes", "GRASP_FETCH_MAX_BYTES", _byte_size,
-           "pack size cap of one git fetch, e.g. 1073741824 or 1GiB (S7.2)", metavar="BYTES",
-           default_text="1GiB"),
-    Option("purgatory_expiry_secs", "--purgatory-expiry-secs", "GRASP_PURGATORY_EXPIRY_SECS",
-           _positive_seconds, "how long a held event waits for its git data (S1.4)", metavar="SECS"),
-    Option("trace", "--trace", "GRASP_TRACE", _path,
-           "write one JSON line per delivered actor message to FILE (S13.3)", metavar="FILE",
-           default_text="off"),
-    Option("sync_rate_window_secs", "--sync-rate-window-secs", "GRASP_SYNC_RATE_WINDOW_SECS",
-           _positive_seconds, "length of the per-domain rate window (S6.1); shorten only for "
-           "benchmarks", metavar="SECS"),
-    Option("sync_precise_wakeups", "--sync-precise-wakeups", "GRASP_SYNC_PRECISE_WAKEUPS", _boolean,
-           "wake the scheduler at each entry's next attempt (S4.4); --no-sync-precise-wakeups "
-           "leaves only the periodic tick (a benchmark baseline)", kind="switch", default_text="on"),
-    Option("sync_backoff_scale", "--sync-backoff-scale", "GRASP_SYNC_BACKOFF_SCALE", _positive_seconds,
-           "multiplies the 20/40/80/120 s retry backoff (S4.1); below 1 only for tests",
-           metavar="FACTOR"),
-    Option("max_message_bytes", "--max-message-bytes", "GRASP_MAX_MESSAGE_BYTES", _byte_size,
-           "largest websocket message accepted; bigger ones are closed with 1009 (S10.1)",
-           metavar="BYTES", default_text="512KiB"),
-    Option("max_subscriptions", "--max-subscriptions", "GRASP_MAX_SUBSCRIPTIONS", _int_at_least(1),
-           "open REQ subscriptions allowed per connection (S10.1)", metavar="N"),
-    Option("max_limit", "--max-limit", "GRASP_MAX_LIMIT", _int_at_least(1),
-           "cap on a filter's 'limit' and on stored events per filter (S10.1)", metavar="N"),
-    Option("log_level", "--log-level", "GRASP_LOG_LEVEL", _log_level,
-           f"logging threshold ({', '.join(LOG_LEVELS)})", metavar="LEVEL"),
+    Option(
+        "port",
+        "--port",
+        "GRASP_PORT",
+        _port,
+        "port to listen on; 0 picks a free port",
+        metavar="PORT",
+    ),
+    Option(
+        "domain",
+        "--domain",
+        "GRASP_DOMAIN",
+        _authority,
+        "public authority (host[:port]) of this relay in clone and relay URLs (S3.2, S10.4)",
+        metavar="AUTHORITY",
+        default_text="<host>:<port>",
+    ),
+    Option(
+        "data_dir",
+        "--data-dir",
+        "GRASP_DATA_DIR",
+        _path,
+        "directory for events.sqlite3, git repositories and purgatory state",
+        metavar="DIR",
+        default_text="./grasp-data",
+    ),
+    Option(
+        "sync_sources",
+        "--sync-source",
+        "GRASP_SYNC_SOURCES",
+        _relay_url,
+        "relay to copy NIP-34 events from (repeatable; env: comma-separated list) (S10.7)",
+        kind="append",
+        metavar="WS_URL",
+        default_text="none",
+        env_parse=_relay_urls,
+    ),
+    Option(
+        "allow_private_fetch",
+        "--allow-private-fetch",
+        "GRASP_ALLOW_PRIVATE_FETCH",
+        _boolean,
+        "allow fetching git data from loopback/private addresses (S3.4; tests need it)",
+        kind="switch",
+        default_text="off",
+    ),
+    Option(
+        "fetch_timeout_secs",
+        "--fetch-timeout-secs",
+        "GRASP_FETCH_TIMEOUT_SECS",
+        _positive_seconds,
+        "total deadline of one git fetch (S7.2)",
+        metavar="SECS",
+    ),
+    Option(
+        "fetch_read_timeout_secs",
+        "--fetch-read-timeout-secs",
+        "GRASP_FETCH_READ_TIMEOUT_SECS",
+        _positive_seconds,
+        "per-read timeout of a git fetch (S7.2)",
+        metavar="SECS",
+    ),
+    Option(
+        "fetch_max_bytes",
+        "--fetch-max-bytes",
+        "GRASP_FETCH_MAX_BYTES",
+        _byte_size,
+        "pack size cap of one git fetch, e.g. 1073741824 or 1GiB (S7.2)",
+        metavar="BYTES",
+        default_text="1GiB",
+    ),
+    Option(
+        "purgatory_expiry_secs",
+        "--purgatory-expiry-secs",
+        "GRASP_PURGATORY_EXPIRY_SECS",
+        _positive_seconds,
+        "how long a held event waits for its git data (S1.4)",
+        metavar="SECS",
+    ),
+    Option(
+        "trace",
+        "--trace",
+        "GRASP_TRACE",
+        _path,
+        "write one JSON line per delivered actor message to FILE (S13.3)",
+        metavar="FILE",
+        default_text="off",
+    ),
+    Option(
+        "sync_rate_window_secs",
+        "--sync-rate-window-secs",
+        "GRASP_SYNC_RATE_WINDOW_SECS",
+        _positive_seconds,
+        "length of the per-domain rate window (S6.1); shorten only for benchmarks",
+        metavar="SECS",
+    ),
+    Option(
+        "sync_precise_wakeups",
+        "--sync-precise-wakeups",
+        "GRASP_SYNC_PRECISE_WAKEUPS",
+        _boolean,
+        "wake the scheduler at each entry's next attempt (S4.4); --no-sync-precise-wakeups "
+        "leaves only the periodic tick (a benchmark baseline)",
+        kind="switch",
+        default_text="on",
+    ),
+    Option(
+        "sync_backoff_scale",
+        "--sync-backoff-scale",
+        "GRASP_SYNC_BACKOFF_SCALE",
+        _positive_seconds,
+        "multiplies the 20/40/80/120 s retry backoff (S4.1); below 1 only for tests",
+        metavar="FACTOR",
+    ),
+    Option(
+        "max_message_bytes",
+        "--max-message-bytes",
+        "GRASP_MAX_MESSAGE_BYTES",
+        _byte_size,
+        "largest websocket message accepted; bigger ones are closed with 1009 (S10.1)",
+        metavar="BYTES",
+        default_text="512KiB",
+    ),
+    Option(
+        "max_subscriptions",
+        "--max-subscriptions",
+        "GRASP_MAX_SUBSCRIPTIONS",
+        _int_at_least(1),
+        "open REQ subscriptions allowed per connection (S10.1)",
+        metavar="N",
+    ),
+    Option(
+        "max_limit",
+        "--max-limit",
+        "GRASP_MAX_LIMIT",
+        _int_at_least(1),
+        "cap on a filter's 'limit' and on stored events per filter (S10.1)",
+        metavar="N",
+    ),
+    Option(
+        "log_level",
+        "--log-level",
+        "GRASP_LOG_LEVEL",
+        _log_level,
+        f"logging threshold ({', '.join(LOG_LEVELS)})",
+        metavar="LEVEL",
+    ),
 )
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing usage and exiting, so errors stay one line."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise ConfigError(message)
 
 
@@ -332,7 +467,8 @@ def build_parser(prog: str = "grasp-relay") -> argparse.ArgumentParser:
     """The CLI parser; every option's help names its env var and default."""
     parser = _Parser(
         prog=prog,
-        description="A GRASP relay: a Nostr relay (NIP-01, NIP-11, NIP-34) that hosts git repositories.",
+        description="A GRASP relay: a Nostr relay (NIP-01, NIP-11, NIP-34) "
+        "that hosts git repositories.",
         epilog="Each option can also be set through the environment variable named in its help; "
         "a flag given on the command line wins over the environment.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -343,8 +479,9 @@ def build_parser(prog: str = "grasp-relay") -> argparse.ArgumentParser:
         if option.kind == "switch":
             parser.add_argument(option.flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif option.kind == "append":
-            parser.add_argument(option.flag, action="append", type=option.parse,
-                                metavar=option.metavar, **kwargs)
+            parser.add_argument(
+                option.flag, action="append", type=option.parse, metavar=option.metavar, **kwargs
+            )
         else:
             parser.add_argument(option.flag, type=option.parse, metavar=option.metavar, **kwargs)
     return parser
@@ -362,7 +499,8 @@ def _from_environ(option: Option, environ: Mapping[str, str]) -> Any:
 def parse_config(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Config:
     """Build the Config from ``argv`` (without the program name) and ``environ``.
 
-    Raises ConfigError for any bad flag or env value; ``--help`` raises SystemExit(0) as argparse does.
+    Raises ConfigError for any bad flag or env value; ``--help`` raises SystemExit(0) as argparse
+    does.
     """
     namespace = build_parser().parse_args(list(argv) if argv is not None else [])
     values: dict[str, Any] = {}

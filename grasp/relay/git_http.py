@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from grasp.admission.write_policy import SyncPort
 from grasp.git import list_refs
@@ -130,7 +130,7 @@ class GitService:
 
     # -- push authorisation (S10.6) ---------------------------------------------------------
 
-    def before_receive_pack(self, environ: dict[str, Any], body: BinaryIO) -> str | None:
+    def before_receive_pack(self, environ: dict[str, Any], body: IO[bytes]) -> str | None:
         repo = self.locate(_repo_path(environ))
         if repo is None:
             return "repository not found"
@@ -156,7 +156,10 @@ class GitService:
                     return refusal
                 placeholders.append((update.ref[len(NOSTR_PREFIX) :], update.new))
             elif not update.ref.startswith(ALIGNED):
-                return f"{update.ref}: only refs/heads/*, refs/tags/* and refs/nostr/<event-id> may be pushed"
+                return (
+                    f"{update.ref}: only refs/heads/*, refs/tags/* and refs/nostr/<event-id> "
+                    "may be pushed"
+                )
         state = None
         if any(c.ref.startswith(ALIGNED) for c in changes):
             match = self._matching_state(repo, changes)
@@ -201,7 +204,10 @@ class GitService:
         maintainers = self.index.maintainers(repo.owner, repo.identifier)
         candidates = [
             s
-            for s in [*self.purgatory.states_for(repo.identifier), *self.index.stored_states(repo.identifier)]
+            for s in [
+                *self.purgatory.states_for(repo.identifier),
+                *self.index.stored_states(repo.identifier),
+            ]
             if s.author in maintainers
         ]
         matches = [s for s in candidates if _oid_refs(s) == after]
@@ -249,6 +255,8 @@ def _explain(after: dict[str, str], candidates: list[RepositoryState]) -> str:
         elif name not in wanted:
             problems.append(f"{name} is not in the state")
         elif wanted[name] != after[name]:
-            problems.append(f"{name} would be at {after[name][:12]}, the state says {wanted[name][:12]}")
+            problems.append(
+                f"{name} would be at {after[name][:12]}, the state says {wanted[name][:12]}"
+            )
     detail = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
     return f"push does not match any authorised repository state: {detail}"

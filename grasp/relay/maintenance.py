@@ -27,7 +27,10 @@ SWEEP_INTERVAL_SECS = 60.0
 
 class PurgatorySweeper:
     def __init__(
-        self, purgatory: PurgatoryStore, index: RepositoryIndex, interval: float = SWEEP_INTERVAL_SECS
+        self,
+        purgatory: PurgatoryStore,
+        index: RepositoryIndex,
+        interval: float = SWEEP_INTERVAL_SECS,
     ) -> None:
         self.purgatory = purgatory
         self.index = index
@@ -64,5 +67,8 @@ class PurgatorySweeper:
         if not path.is_dir() or list_refs(path):
             return
         shutil.rmtree(path, ignore_errors=True)
-        logger.info("removed the empty repository of expired announcement %s: %s",
-                    announcement.event.id, path)
+        logger.info(
+            "removed the empty repository of expired announcement %s: %s",
+            announcement.event.id,
+            path,
+        )

@@ -32,8 +32,10 @@ def open_store(target: str | Path, *, pool_size: int | None = None) -> EventStor
         return PostgresEventStore(text, pool_size=size)
     if "://" in text:
         scheme = text.split("://", 1)[0]
-        raise StoreError(f"unsupported database URL scheme {scheme!r}: use postgresql://… "
-                         "or a path to a SQLite file")
+        raise StoreError(
+            f"unsupported database URL scheme {scheme!r}: use postgresql://… "
+            "or a path to a SQLite file"
+        )
     from grasp.store.sqlite import DEFAULT_FILENAME, SqliteEventStore
 
     path = Path(target)

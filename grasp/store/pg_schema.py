@@ -40,7 +40,10 @@ class Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "events, single-letter tag index, NIP-09 deletions", """
+    Migration(
+        1,
+        "events, single-letter tag index, NIP-09 deletions",
+        """
 CREATE TABLE events (
     seq        bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     id         text    COLLATE "C" NOT NULL UNIQUE,
@@ -75,8 +78,12 @@ CREATE TABLE deleted_addresses (
     until   bigint  NOT NULL,
     PRIMARY KEY (kind, pubkey, d)
 );
-"""),
-    Migration(2, "grasp_save_event(): a save in one statement", """
+""",
+    ),
+    Migration(
+        2,
+        "grasp_save_event(): a save in one statement",
+        """
 -- One round trip per save (S11.2 in SQL; the Python side only parses and maps the outcome).
 -- It first takes the advisory locks of every key its decision reads, in sorted order; each
 -- later statement of a VOLATILE function takes a new snapshot under READ COMMITTED, so the
@@ -136,7 +143,8 @@ BEGIN
     RETURN 'saved';
 END
 $$;
-"""),
+""",
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -162,18 +170,26 @@ def migrate(conn: Any, location: str) -> list[int]:
         applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
         newest = max(applied, default=0)
         if newest > SCHEMA_VERSION:
-            raise StoreError(f"event store {location} has schema version {newest}; "
-                             f"this relay knows {SCHEMA_VERSION}")
+            raise StoreError(
+                f"event store {location} has schema version {newest}; "
+                f"this relay knows {SCHEMA_VERSION}"
+            )
         done = []
         for migration in MIGRATIONS:
             if migration.version in applied:
                 continue
             with conn.transaction():
                 conn.execute(migration.sql)
-                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                             (migration.version, migration.name))
-            logger.info("event store %s: applied migration %d (%s)", location,
-                        migration.version, migration.name)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            logger.info(
+                "event store %s: applied migration %d (%s)",
+                location,
+                migration.version,
+                migration.name,
+            )
             done.append(migration.version)
         return done
     finally:
@@ -194,8 +210,11 @@ def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
     """
     where: list[str] = []
     params: list[object] = []
-    for column, values, cast in (("id", flt.ids, "text[]"), ("pubkey", flt.authors, "text[]"),
-                                 ("kind", flt.kinds, "integer[]")):
+    for column, values, cast in (
+        ("id", flt.ids, "text[]"),
+        ("pubkey", flt.authors, "text[]"),
+        ("kind", flt.kinds, "integer[]"),
+    ):
         if values is not None:
             where.append(f"e.{column} = ANY(%s::{cast})")
             params.append(sorted(values))
@@ -206,8 +225,10 @@ def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
         where.append("e.created_at <= %s")
         params.append(flt.until)
     for letter in sorted(flt.tags):
-        where.append("e.seq IN (SELECT t.event_seq FROM tags t "
-                     "WHERE t.name = %s AND t.value = ANY(%s::bytea[]))")
+        where.append(
+            "e.seq IN (SELECT t.event_seq FROM tags t "
+            "WHERE t.name = %s AND t.value = ANY(%s::bytea[]))"
+        )
         params.append(letter)
         params.append([encode(v) for v in sorted(flt.tags[letter])])
     sql = "SELECT e.id, e.created_at, e.json FROM events e"

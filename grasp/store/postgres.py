@@ -60,8 +60,9 @@ _SAVE = "SELECT grasp_save_event(" + ", ".join(["%s"] * 14) + ")"
 
 def _key(text: str) -> int:
     """A signed 32-bit advisory lock key for one id or address (collisions only serialise)."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big",
-                          signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(text.encode(), digest_size=4).digest(), "big", signed=True
+    )
 
 
 def lock_keys(event: Event, d: str | None, request: DeletionRequest | None) -> list[int]:
@@ -83,10 +84,17 @@ def save_params(event: Event) -> tuple[object, ...]:
     rows = [(name, encode(value)) for name, value in index_rows(event) if name != "\x00"]
     request = DeletionRequest.from_event(event) if event.kind == kinds.DELETION else None
     return (
-        event.id, event.pubkey, event.kind, event.created_at,
-        None if d is None else encode(d), event.to_json_text(),
-        [n for n, _ in rows], [v for _, v in rows], EVENT_KEY_CLASS,
-        lock_keys(event, d, request), request is not None,
+        event.id,
+        event.pubkey,
+        event.kind,
+        event.created_at,
+        None if d is None else encode(d),
+        event.to_json_text(),
+        [n for n, _ in rows],
+        [v for _, v in rows],
+        EVENT_KEY_CLASS,
+        lock_keys(event, d, request),
+        request is not None,
         sorted(request.event_ids) if request else [],
         [a.kind for a in request.addresses] if request else [],
         [encode(a.d) for a in request.addresses] if request else [],
@@ -101,8 +109,9 @@ class PostgresEventStore:
     connections this store holds, so it bounds the store calls that run at once.
     """
 
-    def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
-                 connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE, connect_timeout: int = 10
+    ) -> None:
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, not {pool_size}")
         self.url = url
@@ -113,7 +122,11 @@ class PostgresEventStore:
         except psycopg.Error as exc:
             raise StoreError(f"cannot open event store {self.location}: {exc}") from exc
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, name="grasp-events",
+            url,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            name="grasp-events",
             kwargs={"autocommit": True, "connect_timeout": connect_timeout},
         )
         try:
@@ -161,11 +174,14 @@ class PostgresEventStore:
 
     def query(self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP) -> list[Event]:
         """NIP-01 REQ semantics: the OR of ``filters``, newest first, lowest id on ties."""
-        return [Event.from_trusted_json(json.loads(text))
-                for text in self.query_json(filters, limit_cap)]
+        return [
+            Event.from_trusted_json(json.loads(text))
+            for text in self.query_json(filters, limit_cap)
+        ]
 
-    def query_json(self, filters: Sequence[Filter],
-                   limit_cap: int = DEFAULT_LIMIT_CAP) -> list[str]:
+    def query_json(
+        self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP
+    ) -> list[str]:
         """Like :meth:`query` but the stored JSON texts, for relays that splice them into frames."""
         wanted = [flt for flt in filters if runnable(flt, limit_cap)]
         if not wanted:
@@ -184,8 +200,10 @@ class PostgresEventStore:
 
     def contains(self, event_id: str) -> bool:
         with self._connection() as conn:
-            return conn.execute("SELECT 1 FROM events WHERE id = %s",
-                                (event_id,)).fetchone() is not None
+            return (
+                conn.execute("SELECT 1 FROM events WHERE id = %s", (event_id,)).fetchone()
+                is not None
+            )
 
     def count(self) -> int:
         with self._connection() as conn:

@@ -110,13 +110,13 @@ def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
         where.append(f"{column('created_at')} <= ?")
         params.append(flt.until)
     for letter in sorted(flt.tags):
-        values = sorted(flt.tags[letter])
+        tag_values = sorted(flt.tags[letter])
         where.append(
             "e.seq IN (SELECT t.event_seq FROM tags t WHERE t.name = ? "
-            f"AND t.value IN ({_placeholders(len(values))}))"
+            f"AND t.value IN ({_placeholders(len(tag_values))}))"
         )
         params.append(letter)
-        params.extend(values)
+        params.extend(tag_values)
     sql = f"SELECT e.id, e.created_at, e.json FROM events e{indexed_by}"
     if where:
         sql += " WHERE " + " AND ".join(where)

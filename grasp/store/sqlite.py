@@ -45,8 +45,14 @@ _OsRLock = get_original("_thread", "RLock")
 
 DEFAULT_FILENAME = "events.sqlite3"
 
-__all__ = ["DEFAULT_FILENAME", "DEFAULT_LIMIT_CAP", "EventStore", "SaveOutcome",
-           "SqliteEventStore", "StoreError"]
+__all__ = [
+    "DEFAULT_FILENAME",
+    "DEFAULT_LIMIT_CAP",
+    "EventStore",
+    "SaveOutcome",
+    "SqliteEventStore",
+    "StoreError",
+]
 
 
 class SqliteEventStore:
@@ -186,7 +192,9 @@ class SqliteEventStore:
             self._delete_seqs(db, [seq for (seq,) in seqs])
         logger.debug(
             "deletion by %s: %d ids, %d addresses",
-            request.author, len(request.event_ids), len(request.addresses),
+            request.author,
+            len(request.event_ids),
+            len(request.addresses),
         )
 
     # --- reads --------------------------------------------------------------------------------
@@ -196,8 +204,10 @@ class SqliteEventStore:
 
         The union is ordered newest first, equal ``created_at`` by lowest id, without duplicates.
         """
-        return [Event.from_trusted_json(json.loads(text))
-                for text in self.query_json(filters, limit_cap)]
+        return [
+            Event.from_trusted_json(json.loads(text))
+            for text in self.query_json(filters, limit_cap)
+        ]
 
     def query_json(
         self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP

@@ -34,8 +34,19 @@ from tests.support.nip34 import Key  # noqa: E402
 from tests.support.relay import RelayClient, RelayProcess  # noqa: E402
 
 __all__ = [
-    "BenchError", "Key", "RelayClient", "announcement", "git_fetch_seconds",
-    "percentile", "print_table", "publish", "relay_process", "scrape_metrics", "scratch_dir", "Span", "span_recorder",
+    "BenchError",
+    "Key",
+    "RelayClient",
+    "announcement",
+    "git_fetch_seconds",
+    "percentile",
+    "print_table",
+    "publish",
+    "relay_process",
+    "scrape_metrics",
+    "scratch_dir",
+    "Span",
+    "span_recorder",
 ]
 
 
@@ -64,15 +75,18 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(pct / 100 * len(ordered)) - 1))]
 
 
-def print_table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]],
-                notes: Sequence[str] = ()) -> None:
+def print_table(
+    title: str, header: Sequence[str], rows: Iterable[Sequence[object]], notes: Sequence[str] = ()
+) -> None:
     """A plain text table: first column left-aligned, the others right-aligned."""
     cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:
         first = row[0].ljust(widths[0])
-        return "  ".join([first, *(c.rjust(w) for c, w in zip(row[1:], widths[1:]))]).rstrip()
+        return "  ".join(
+            [first, *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=False))]
+        ).rstrip()
 
     print(f"\n{title}")
     print(line(cells[0]))
@@ -96,7 +110,9 @@ def relay_authority(relay: RelayProcess) -> str:
     return f"127.0.0.1:{relay.port}"
 
 
-def announcement(key: Key, identifier: str, relay: RelayProcess, remote_urls: Sequence[str]) -> Event:
+def announcement(
+    key: Key, identifier: str, relay: RelayProcess, remote_urls: Sequence[str]
+) -> Event:
     """A 30617 the relay accepts (it lists the relay, S10.4) that also names ``remote_urls``,
     the servers purgatory sync fetches from (the relay's own URL is excluded, S3.2)."""
     authority = relay_authority(relay)
@@ -108,13 +124,16 @@ def publish(client: RelayClient, event: Event, expect_prefix: str = "") -> list:
     """EVENT -> OK; BenchError unless accepted with a message starting with ``expect_prefix``."""
     ok = client.publish(event)
     if ok[2] is not True or not str(ok[3]).startswith(expect_prefix):
-        raise BenchError(f"event {event.id} (kind {event.kind}) answered {ok}, "
-                         f"expected OK true {expect_prefix!r}")
+        raise BenchError(
+            f"event {event.id} (kind {event.kind}) answered {ok}, "
+            f"expected OK true {expect_prefix!r}"
+        )
     return ok
 
 
 def scrape_metrics(relay: RelayProcess) -> dict[str, float]:
-    """``/metrics`` as ``{'name{label="v"}': value}`` (label sets sorted, samples of every family)."""
+    """``/metrics`` as ``{'name{label="v"}': value}`` (label
+    sets sorted, samples of every family)."""
     with urllib.request.urlopen(relay.http_url + "/metrics", timeout=10) as response:
         text = response.read().decode()
     samples: dict[str, float] = {}
@@ -171,7 +190,9 @@ def span_recorder(log: list[Span]) -> Callable[[Any], Any]:
 
     def wrap(app: Any) -> Any:
         def recorded(environ: dict, start_response: Callable[..., Any]) -> Any:
-            span = Span(environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", ""), time.monotonic())
+            span = Span(
+                environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", ""), time.monotonic()
+            )
             log.append(span)
             return _Ending(app(environ, start_response), span)
 
@@ -187,8 +208,19 @@ def git_fetch_seconds(url: str, oids: Sequence[str], scratch: Path) -> float:
     """Wall time of the git CLI fetching ``oids`` from ``url`` into a new empty bare repository
     (protocol v2, as the relay fetches), the raw cost the relay's overhead is measured against."""
     subprocess.run(["git", "init", "--quiet", "--bare", str(scratch)], check=True)
-    command = ["git", "--git-dir", str(scratch), "-c", "protocol.version=2", "fetch", "--quiet",
-               "--no-tags", "--no-write-fetch-head", url, *oids]
+    command = [
+        "git",
+        "--git-dir",
+        str(scratch),
+        "-c",
+        "protocol.version=2",
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        url,
+        *oids,
+    ]
     began = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - began

@@ -33,9 +33,19 @@ from pathlib import Path  # noqa: E402
 
 # _common puts the repository root on sys.path for the project imports after it
 from _common import (  # noqa: E402
-    BenchError, Key, RelayClient, Span, announcement, print_table, publish, relay_process,
-    scrape_metrics, scratch_dir, span_recorder,
+    BenchError,
+    Key,
+    RelayClient,
+    Span,
+    announcement,
+    print_table,
+    publish,
+    relay_process,
+    scrape_metrics,
+    scratch_dir,
+    span_recorder,
 )
+
 from grasp.git import FetchLimits, FetchPolicy, fetch_oids  # noqa: E402
 from tests.support.gitrepo import RepoBuilder, init_bare  # noqa: E402
 from tests.support.gitserver import GitServer, RequestRecord  # noqa: E402
@@ -78,7 +88,9 @@ def make_project(server: GitServer, identifier: str, events: int) -> Project:
 
 
 class BatchingBench:
-    def __init__(self, work: Path, server: GitServer, spans: list[Span], relay: RelayProcess) -> None:
+    def __init__(
+        self, work: Path, server: GitServer, spans: list[Span], relay: RelayProcess
+    ) -> None:
         self.work = work
         self.server = server
         self.spans = spans
@@ -91,9 +103,12 @@ class BatchingBench:
         self.client.close()
 
     def relay_round(self, projects: list[Project]) -> float:
-        """Publish every project's PRs, wait for all releases; returns when the last was published."""
+        """Publish every project's PRs, wait for all
+        releases; returns when the last was published."""
         for project in projects:
-            publish(self.client, announcement(self.owner, project.identifier, self.relay, [project.url]))
+            publish(
+                self.client, announcement(self.owner, project.identifier, self.relay, [project.url])
+            )
             # an empty state is released at once and gets the announcement served (S8.2)
             publish(self.client, self.owner.state(project.identifier, {}, head=None))
         for project in projects:
@@ -106,8 +121,12 @@ class BatchingBench:
         def released() -> float:
             return scrape_metrics(self.relay).get('purgatory_released_total{kind="1618"}', 0.0)
 
-        wait_for(lambda: released() >= expected, timeout=120, interval=0.1,
-                 message=lambda: f"{expected:g} PR releases (got {released():g})")
+        wait_for(
+            lambda: released() >= expected,
+            timeout=120,
+            interval=0.1,
+            message=lambda: f"{expected:g} PR releases (got {released():g})",
+        )
         self.released = expected
         return published
 
@@ -115,7 +134,9 @@ class BatchingBench:
         for project in projects:
             target = init_bare(self.work / "naive" / f"{project.identifier}.git")
             for commit in project.commits:
-                if fetch_oids(target, project.url, [commit], policy=POLICY, limits=FetchLimits()) != [commit]:
+                if fetch_oids(
+                    target, project.url, [commit], policy=POLICY, limits=FetchLimits()
+                ) != [commit]:
                     raise BenchError(f"naive fetch of {commit} from {project.url} failed")
 
     def measure(self, events: int, identifiers: int) -> tuple[list[Traffic], list[Traffic]]:
@@ -125,8 +146,10 @@ class BatchingBench:
         published = self.relay_round(projects)
         first_request = min(s.start for s in self.spans)
         if first_request < published:
-            raise BenchError(f"the relay fetched {published - first_request:.3f} s before the last event "
-                             "was published; raise --delay")
+            raise BenchError(
+                f"the relay fetched {published - first_request:.3f} s before the last event "
+                "was published; raise --delay"
+            )
         relay = [traffic(f"{p.identifier}.git", self.server.requests, self.spans) for p in projects]
         self.server.reset_log()
         self.spans.clear()
@@ -141,10 +164,16 @@ def row(events: int, relay: list[Traffic], naive: list[Traffic]) -> list[str]:
 
     cells = [str(events)]
     for side in (relay, naive):
-        cells += [f"{mean(side, 'fetches'):g}", f"{mean(side, 'requests'):g}",
-                  f"{mean(side, 'bytes') / 1024:.1f}", f"{mean(side, 'seconds') * 1e3:.0f}"]
-    cells += [f"{mean(naive, 'requests') / mean(relay, 'requests'):.1f}x",
-              f"{mean(naive, 'bytes') / mean(relay, 'bytes'):.1f}x"]
+        cells += [
+            f"{mean(side, 'fetches'):g}",
+            f"{mean(side, 'requests'):g}",
+            f"{mean(side, 'bytes') / 1024:.1f}",
+            f"{mean(side, 'seconds') * 1e3:.0f}",
+        ]
+    cells += [
+        f"{mean(naive, 'requests') / mean(relay, 'requests'):.1f}x",
+        f"{mean(naive, 'bytes') / mean(relay, 'bytes'):.1f}x",
+    ]
     return cells
 
 
@@ -159,8 +188,10 @@ def main() -> int:
     with scratch_dir("bench-batching-") as work:
         (work / "served").mkdir()
         spans: list[Span] = []
-        with GitServer(work / "served", host="127.0.0.2", wrap=span_recorder(spans)) as server, \
-                relay_process(work / "relay", "--sync-default-delay-secs", str(args.delay)) as relay:
+        with (
+            GitServer(work / "served", host="127.0.0.2", wrap=span_recorder(spans)) as server,
+            relay_process(work / "relay", "--sync-default-delay-secs", str(args.delay)) as relay,
+        ):
             bench = BatchingBench(work, server, spans, relay)
             try:
                 for events in sizes:
@@ -170,10 +201,24 @@ def main() -> int:
     print_table(
         f"P3 batching: requests per identifier with E held PR events, relay vs one fetch per event "
         f"(mean of {args.identifiers} identifiers per E)",
-        ["E", "relay fetches", "HTTP req", "KiB", "ms", "naive fetches", "HTTP req", "KiB", "ms",
-         "req naive/relay", "bytes naive/relay"],
+        [
+            "E",
+            "relay fetches",
+            "HTTP req",
+            "KiB",
+            "ms",
+            "naive fetches",
+            "HTTP req",
+            "KiB",
+            "ms",
+            "req naive/relay",
+            "bytes naive/relay",
+        ],
         rows,
-        notes=["fetches = GET info/refs sessions; ms = first request start to last request end at the server."],
+        notes=[
+            "fetches = GET info/refs sessions; "
+            "ms = first request start to last request end at the server."
+        ],
     )
     return 0
 

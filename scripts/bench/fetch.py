@@ -34,9 +34,9 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from grasp.git import FetchLimits, FetchPolicy, copy_objects, fetch_oids  # noqa: E402
+from tests.support.gitenv import scrub_git_env  # noqa: E402
 from tests.support.gitrepo import init_bare, linear_history  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
-from tests.support.gitenv import scrub_git_env  # noqa: E402
 from tests.support.gitstall import HubTicker  # noqa: E402
 
 POLICY = FetchPolicy(allow_private=True)
@@ -56,7 +56,9 @@ class Case:
         self.bytes: list[int] = []
         self.stall = 0.0
 
-    def run(self, fn: Callable[[], object], server: GitServer | None = None, *, tick: bool = False) -> None:
+    def run(
+        self, fn: Callable[[], object], server: GitServer | None = None, *, tick: bool = False
+    ) -> None:
         if server is not None:
             server.reset_log()
         with HubTicker() as ticker:
@@ -93,7 +95,18 @@ def prepared_half(work: Path, name: str, source: Path, half: str) -> Path:
 
 
 def git_fetch(target: Path, url: str, oid: str) -> None:
-    git("--git-dir", target, "-c", "protocol.version=2", "fetch", "-q", "--no-tags", "--no-write-fetch-head", url, oid)
+    git(
+        "--git-dir",
+        target,
+        "-c",
+        "protocol.version=2",
+        "fetch",
+        "-q",
+        "--no-tags",
+        "--no-write-fetch-head",
+        url,
+        oid,
+    )
 
 
 def dulwich_local_copy(source: Path, target: Path, oid: str) -> None:
@@ -104,10 +117,14 @@ def dulwich_local_copy(source: Path, target: Path, oid: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--commits", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-dulwich-copy", action="store_true", help="skip the slow dulwich local-copy column")
+    parser.add_argument(
+        "--no-dulwich-copy", action="store_true", help="skip the slow dulwich local-copy column"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-fetch-") as tmp:
@@ -120,7 +137,10 @@ def main() -> None:
         source = served / "big.git"
         pack_bytes = sum(p.stat().st_size for p in (source / "objects" / "pack").glob("*.pack"))
         tip, half = commits[-1], commits[len(commits) // 2 - 1]
-        print(f"repository: {args.commits} commits, {pack_bytes / 2**20:.1f} MiB pack, built in {built:.2f} s")
+        print(
+            f"repository: {args.commits} commits, {pack_bytes / 2**20:.1f} MiB pack, "
+            f"built in {built:.2f} s"
+        )
 
         names = ("full", "full_git", "incr", "incr_git", "copy", "copy_git", "copy_dulwich")
         cases = {name: Case() for name in names}
@@ -128,37 +148,68 @@ def main() -> None:
         with GitServer(served) as server:
             url = server.url("big.git")
             for i in range(args.repeat):
-                cases["full"].run(partial(ours, fresh(work, f"full{i}.git"), url, [tip]), server, tick=True)
-                cases["full_git"].run(partial(git_fetch, fresh(work, f"fullgit{i}.git"), url, tip), server)
+                cases["full"].run(
+                    partial(ours, fresh(work, f"full{i}.git"), url, [tip]), server, tick=True
+                )
+                cases["full_git"].run(
+                    partial(git_fetch, fresh(work, f"fullgit{i}.git"), url, tip), server
+                )
                 target = prepared_half(work, f"incr{i}.git", source, half)
                 cases["incr"].run(partial(ours, target, url, [tip]), server, tick=True)
                 target = prepared_half(work, f"incrgit{i}.git", source, half)
                 cases["incr_git"].run(partial(git_fetch, target, url, tip), server)
         for i in range(args.repeat):
-            cases["copy"].run(partial(copy_objects, source, fresh(work, f"copy{i}.git"), [tip]), tick=True)
+            cases["copy"].run(
+                partial(copy_objects, source, fresh(work, f"copy{i}.git"), [tip]), tick=True
+            )
             plain_fetch = ("fetch", "-q", "--no-write-fetch-head", source, tip)
-            cases["copy_git"].run(partial(git, "--git-dir", fresh(work, f"copygit{i}.git"), *plain_fetch))
+            cases["copy_git"].run(
+                partial(git, "--git-dir", fresh(work, f"copygit{i}.git"), *plain_fetch)
+            )
         if not args.no_dulwich_copy:
             target = fresh(work, "copydulwich.git")
             cases["copy_dulwich"].run(partial(dulwich_local_copy, source, target, tip), tick=True)
 
         print()
         header = ("operation", "grasp.git", "git CLI", "ratio", "bytes ours/git", "hub stall")
-        print(f"{header[0]:<22} {header[1]:>18} {header[2]:>18} {header[3]:>7} {header[4]:>16} {header[5]:>10}")
-        rows = (("full fetch (HTTP)", "full", "full_git"), ("incremental (HTTP)", "incr", "incr_git"))
+        print(
+            f"{header[0]:<22} {header[1]:>18} {header[2]:>18} {header[3]:>7} "
+            f"{header[4]:>16} {header[5]:>10}"
+        )
+        rows = (
+            ("full fetch (HTTP)", "full", "full_git"),
+            ("incremental (HTTP)", "incr", "incr_git"),
+        )
         for label, mine, theirs in rows:
             a, b = cases[mine], cases[theirs]
-            volume = f"{statistics.median(a.bytes) / 1e6:.2f}/{statistics.median(b.bytes) / 1e6:.2f} MB"
-            print(f"{label:<22} {a.time():>18} {b.time():>18} {a.ratio(b):>6.2f}x {volume:>16} {a.stall_ms():>10}")
+            volume = (
+                f"{statistics.median(a.bytes) / 1e6:.2f}/{statistics.median(b.bytes) / 1e6:.2f} MB"
+            )
+            print(
+                f"{label:<22} {a.time():>18} {b.time():>18} {a.ratio(b):>6.2f}x "
+                f"{volume:>16} {a.stall_ms():>10}"
+            )
         a, b = cases["copy"], cases["copy_git"]
-        print(f"{'local copy':<22} {a.time():>18} {b.time():>18} {a.ratio(b):>6.2f}x {'-':>16} {a.stall_ms():>10}")
+        print(
+            f"{'local copy':<22} {a.time():>18} {b.time():>18} {a.ratio(b):>6.2f}x "
+            f"{'-':>16} {a.stall_ms():>10}"
+        )
         if cases["copy_dulwich"].times:
             d = cases["copy_dulwich"]
             label = "local copy (dulwich)"
-            print(f"{label:<22} {d.time():>18} {'':>18} {d.ratio(b):>6.2f}x {'-':>16} {d.stall_ms():>10}")
+            print(
+                f"{label:<22} {d.time():>18} {'':>18} {d.ratio(b):>6.2f}x "
+                f"{'-':>16} {d.stall_ms():>10}"
+            )
         print()
-        print("ratio = ours / git CLI (median times); incremental = second half of the history on top of the first;")
-        print("hub stall = worst extra delay of a 5 ms ticker greenlet during our operation (limit: 100 ms).")
+        print(
+            "ratio = ours / git CLI (median times); "
+            "incremental = second half of the history on top of the first;"
+        )
+        print(
+            "hub stall = worst extra delay of a 5 ms ticker greenlet during our operation "
+            "(limit: 100 ms)."
+        )
 
 
 if __name__ == "__main__":

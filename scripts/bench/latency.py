@@ -10,7 +10,8 @@ them so both see the same machine noise.
 
 One run, for a fresh identifier each time:
 
-1. build a small repository (``--commits`` commits, ``git fast-import``) *outside* the git server's root; publish
+1. build a small repository (``--commits`` commits, ``git fast-import``) *outside* the git server's
+root; publish
    the announcement (it lists the relay and the git server) and open a live subscription for the
    state event's id;
 2. wait a uniformly random fraction of the tick period (events arrive at any phase of the Tick);
@@ -48,9 +49,18 @@ import gevent  # noqa: E402
 
 # _common puts the repository root on sys.path for the project imports after it
 from _common import (  # noqa: E402
-    BenchError, Key, RelayClient, announcement, git_fetch_seconds, percentile,
-    print_table, publish, relay_process, scratch_dir,
+    BenchError,
+    Key,
+    RelayClient,
+    announcement,
+    git_fetch_seconds,
+    percentile,
+    print_table,
+    publish,
+    relay_process,
+    scratch_dir,
 )
+
 from grasp.git import FetchLimits, FetchPolicy, fetch_oids  # noqa: E402
 from tests.support.gitrepo import init_bare, linear_history  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
@@ -85,8 +95,9 @@ class Mode:
 
 
 class LatencyBench:
-    def __init__(self, work: Path, server: GitServer, delay: float, commits: int, tick: float,
-                 seed: int) -> None:
+    def __init__(
+        self, work: Path, server: GitServer, delay: float, commits: int, tick: float, seed: int
+    ) -> None:
         self.work = work
         self.random = random.Random(seed)
         self.server = server
@@ -136,10 +147,16 @@ def summary_row(mode: Mode, delay: float) -> list[str]:
         return f"{statistics.median(values):.1f}"
 
     return [
-        mode.label, p50(ms), f"{percentile(ms, 95):.1f}", f"{min(ms):.1f}", f"{max(ms):.1f}",
-        p50(vs_git), f"{percentile(vs_git, 95):.1f}",
+        mode.label,
+        p50(ms),
+        f"{percentile(ms, 95):.1f}",
+        f"{min(ms):.1f}",
+        f"{max(ms):.1f}",
+        p50(vs_git),
+        f"{percentile(vs_git, 95):.1f}",
         p50([(s.served - delay) * 1e3 for s in mode.samples]),
-        p50([s.raw_fetch * 1e3 for s in mode.samples]), p50([s.git_fetch * 1e3 for s in mode.samples]),
+        p50([s.raw_fetch * 1e3 for s in mode.samples]),
+        p50([s.git_fetch * 1e3 for s in mode.samples]),
         f"{statistics.median(s.relay_requests for s in mode.samples):g}",
     ]
 
@@ -147,24 +164,42 @@ def summary_row(mode: Mode, delay: float) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="runs per mode")
-    parser.add_argument("--delay", type=float, default=0.2,
-                        help="--sync-default-delay-secs of both relays (the configured delay)")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.2,
+        help="--sync-default-delay-secs of both relays (the configured delay)",
+    )
     parser.add_argument("--commits", type=int, default=20, help="commits in each run's repository")
     parser.add_argument("--tick-ms", type=int, default=1000, help="--sync-loop-interval-ms (S4.4)")
     parser.add_argument("--seed", type=int, default=8, help="seed of the random arrival phases")
     args = parser.parse_args()
-    common = ("--sync-default-delay-secs", str(args.delay), "--sync-loop-interval-ms", str(args.tick_ms))
+    common = (
+        "--sync-default-delay-secs",
+        str(args.delay),
+        "--sync-loop-interval-ms",
+        str(args.tick_ms),
+    )
 
     with scratch_dir("bench-latency-") as work:
         (work / "served").mkdir()
-        with GitServer(work / "served", host="127.0.0.2") as server, \
-                relay_process(work / "precise", *common) as precise, \
-                relay_process(work / "ticks", *common, "--no-sync-precise-wakeups") as ticks:
+        with (
+            GitServer(work / "served", host="127.0.0.2") as server,
+            relay_process(work / "precise", *common) as precise,
+            relay_process(work / "ticks", *common, "--no-sync-precise-wakeups") as ticks,
+        ):
             modes = [
-                Mode("precise wake-ups (S4.4)", "precise", precise, RelayClient(precise.ws_url, timeout=30)),
+                Mode(
+                    "precise wake-ups (S4.4)",
+                    "precise",
+                    precise,
+                    RelayClient(precise.ws_url, timeout=30),
+                ),
                 Mode("tick only (baseline)", "tick", ticks, RelayClient(ticks.ws_url, timeout=30)),
             ]
-            bench = LatencyBench(work, server, args.delay, args.commits, args.tick_ms / 1000, args.seed)
+            bench = LatencyBench(
+                work, server, args.delay, args.commits, args.tick_ms / 1000, args.seed
+            )
             try:
                 for index in range(args.runs):
                     for mode in modes if index % 2 == 0 else reversed(modes):
@@ -173,23 +208,42 @@ def main() -> int:
                 for mode in modes:
                     mode.client.close()
 
-    header = ["mode", "overhead p50", "p95", "min", "max", "vs R_git p50", "p95",
-              "S-T-delay p50", "R p50", "R_git p50", "HTTP req/run"]
+    header = [
+        "mode",
+        "overhead p50",
+        "p95",
+        "min",
+        "max",
+        "vs R_git p50",
+        "p95",
+        "S-T-delay p50",
+        "R p50",
+        "R_git p50",
+        "HTTP req/run",
+    ]
     print_table(
         f"P1 release overhead in ms = S - T - delay - R ({args.runs} runs per mode, delay "
         f"{args.delay * 1e3:g} ms, tick {args.tick_ms} ms, {args.commits}-commit repositories)",
-        header, [summary_row(mode, args.delay) for mode in modes],
-        notes=["T: objects fetchable and event published; S: released event received by a live "
-               "subscriber;",
-               "R: grasp.git.fetch_oids of the same commit from the same server (standalone); "
-               "R_git: the same with the git CLI."],
+        header,
+        [summary_row(mode, args.delay) for mode in modes],
+        notes=[
+            "T: objects fetchable and event published; S: released event received by a live "
+            "subscriber;",
+            "R: grasp.git.fetch_oids of the same commit from the same server (standalone); "
+            "R_git: the same with the git CLI.",
+        ],
     )
     precise, tick = ([s.overhead(args.delay) for s in m.samples] for m in modes)
     ratio_median = statistics.median(tick) / max(statistics.median(precise), 1e-9)
     ratio_p95 = percentile(tick, 95) / max(percentile(precise, 95), 1e-9)
-    met = statistics.median(precise) < statistics.median(tick) and percentile(precise, 95) < percentile(tick, 95)
+    met = statistics.median(precise) < statistics.median(tick) and percentile(
+        precise, 95
+    ) < percentile(tick, 95)
     print(f"tick-only / precise: {ratio_median:.1f}x at the median, {ratio_p95:.1f}x at p95")
-    print(f"goal P1 (overhead with precise wake-ups below the tick-only baseline): {'met' if met else 'NOT MET'}")
+    print(
+        "goal P1 (overhead with precise wake-ups below the tick-only baseline): "
+        f"{'met' if met else 'NOT MET'}"
+    )
     return 0 if met else 1
 
 

@@ -68,20 +68,32 @@ def nip34_events(count: int, seed: int) -> list[Event]:
     for n in range(count):
         kind = NIP34_KINDS[n % len(NIP34_KINDS)]
         repo = f"30617:{owner}:repo-{rng.randrange(40)}"
-        tags = [["a", repo], ["p", owner],
-                ["subject", f"fix the {rng.choice(('parser', 'fetch', 'index'))} #{n}"]]
+        tags = [
+            ["a", repo],
+            ["p", owner],
+            ["subject", f"fix the {rng.choice(('parser', 'fetch', 'index'))} #{n}"],
+        ]
         if kind == 30618:
-            tags = [["d", f"repo-{n}"], ["refs/heads/main", rng.randbytes(20).hex()],
-                    ["HEAD", "ref: refs/heads/main"]] + tags[:2]
-        content = " ".join(rng.choice(("the", "relay", "fetch", "commit", "ref", "event"))
-                           for _ in range(rng.randrange(8, 24)))
-        events.append(sign_event(rng.choice(keys), kind, tags, content,
-                                 1_750_000_000 + n * 37 + rng.randrange(30)))
+            tags = [
+                ["d", f"repo-{n}"],
+                ["refs/heads/main", rng.randbytes(20).hex()],
+                ["HEAD", "ref: refs/heads/main"],
+            ] + tags[:2]
+        content = " ".join(
+            rng.choice(("the", "relay", "fetch", "commit", "ref", "event"))
+            for _ in range(rng.randrange(8, 24))
+        )
+        events.append(
+            sign_event(
+                rng.choice(keys), kind, tags, content, 1_750_000_000 + n * 37 + rng.randrange(30)
+            )
+        )
     return events
 
 
-def reconcile_once(client_items, relay_items, limit: int) -> tuple[ReconcileResult, int, int,
-                                                                   float, float]:
+def reconcile_once(
+    client_items, relay_items, limit: int
+) -> tuple[ReconcileResult, int, int, float, float]:
     """One reconciliation; returns (result, bytes both ways, round trips, CPU client, relay)."""
     cpu = {"client": 0.0, "relay": 0.0}
 
@@ -91,8 +103,9 @@ def reconcile_once(client_items, relay_items, limit: int) -> tuple[ReconcileResu
         cpu[side] += time.process_time() - start
         return value
 
-    init = timed("client", lambda: NegentropyInitiator(client_items, "sync", FILTER,
-                                                       frame_size_limit=limit))
+    init = timed(
+        "client", lambda: NegentropyInitiator(client_items, "sync", FILTER, frame_size_limit=limit)
+    )
     responder = NegentropyResponder(lambda _f: relay_items, frame_size_limit=limit)
     frame = timed("client", init.open_frame)
     sent = 0
@@ -112,8 +125,9 @@ def transfer_bytes(result: ReconcileResult, by_id: dict[str, Event]) -> int:
     """Download what the client lacks (REQ by ids, EVENT…, EOSE); upload what the relay lacks."""
     total = wire(["REQ", "fetch", {"ids": sorted(result.need_ids)}]) + wire(["EOSE", "fetch"])
     total += sum(wire(["EVENT", "fetch", by_id[i].to_json()]) for i in result.need_ids)
-    total += sum(wire(["EVENT", by_id[i].to_json()]) + wire(["OK", i, True, ""])
-                 for i in result.have_ids)
+    total += sum(
+        wire(["EVENT", by_id[i].to_json()]) + wire(["OK", i, True, ""]) for i in result.have_ids
+    )
     return total
 
 
@@ -122,8 +136,12 @@ def table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     print(f"\n{title}")
     for n, row in enumerate(cells):
-        print("  ".join([row[0].ljust(widths[0])]
-                        + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]))
+        print(
+            "  ".join(
+                [row[0].ljust(widths[0])]
+                + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=False)]
+            )
+        )
         if n == 0:
             print("-" * (sum(widths) + 2 * (len(widths) - 1)))
 
@@ -137,38 +155,55 @@ def main() -> int:
 
     started = time.perf_counter()
     events = nip34_events(args.events + args.missing, seed=1)
-    print(f"signed {len(events)} events in {time.perf_counter() - started:.1f} s; mean JSON "
-          f"{statistics.mean(len(e.to_json_text().encode()) for e in events):.0f} B")
+    print(
+        f"signed {len(events)} events in {time.perf_counter() - started:.1f} s; mean JSON "
+        f"{statistics.mean(len(e.to_json_text().encode()) for e in events):.0f} B"
+    )
     rng = random.Random(2)
     rng.shuffle(shuffled := list(events))
-    only_client = shuffled[:args.missing]
-    only_relay = shuffled[args.missing:2 * args.missing]
-    shared = shuffled[2 * args.missing:]
+    only_client = shuffled[: args.missing]
+    only_relay = shuffled[args.missing : 2 * args.missing]
+    shared = shuffled[2 * args.missing :]
     client_items = [(e.created_at, e.id) for e in shared + only_client]
     relay_items = [(e.created_at, e.id) for e in shared + only_relay]
     by_id = {e.id: e for e in events}
-    req_copy = (wire(["REQ", "history", FILTER.to_json()]) + wire(["EOSE", "history"])
-                + sum(wire(["EVENT", "history", by_id[i].to_json()]) for _, i in relay_items))
+    req_copy = (
+        wire(["REQ", "history", FILTER.to_json()])
+        + wire(["EOSE", "history"])
+        + sum(wire(["EVENT", "history", by_id[i].to_json()]) for _, i in relay_items)
+    )
 
     rows, cpu_rows = [], []
-    for label, limit in (("no frame limit", 0), (f"frame limit {DEFAULT_FRAME_SIZE_LIMIT}",
-                                                  DEFAULT_FRAME_SIZE_LIMIT),
-                         ("frame limit 4096", 4096)):
+    for label, limit in (
+        ("no frame limit", 0),
+        (f"frame limit {DEFAULT_FRAME_SIZE_LIMIT}", DEFAULT_FRAME_SIZE_LIMIT),
+        ("frame limit 4096", 4096),
+    ):
         runs = [reconcile_once(client_items, relay_items, limit) for _ in range(args.repeat)]
         result, sent, rounds, _, _ = runs[0]
         assert result.need_ids == {e.id for e in only_relay}, "wrong need set"
         assert result.have_ids == {e.id for e in only_client}, "wrong have set"
         total = sent + transfer_bytes(result, by_id)
-        rows.append((f"NIP-77, {label}", f"{sent:,}", f"{total:,}", rounds + 2,
-                     f"{req_copy / total:.1f}x"))
-        cpu_rows.append((label, f"{statistics.median(r[3] for r in runs) * 1000:.1f}",
-                         f"{statistics.median(r[4] for r in runs) * 1000:.1f}"))
+        rows.append(
+            (f"NIP-77, {label}", f"{sent:,}", f"{total:,}", rounds + 2, f"{req_copy / total:.1f}x")
+        )
+        cpu_rows.append(
+            (
+                label,
+                f"{statistics.median(r[3] for r in runs) * 1000:.1f}",
+                f"{statistics.median(r[4] for r in runs) * 1000:.1f}",
+            )
+        )
     rows.append((f"REQ copy of {len(relay_items):,} events", "-", f"{req_copy:,}", 1, "1.0x"))
-    table(f"Bytes to reconcile {args.events:,} events differing in {2 * args.missing} "
-          f"({args.missing} missing on each side)",
-          ("method", "reconcile B", "total B", "round trips", "REQ/this"), rows)
-    table(f"CPU per reconciliation (median of {args.repeat})", ("", "client ms", "relay ms"),
-          cpu_rows)
+    table(
+        f"Bytes to reconcile {args.events:,} events differing in {2 * args.missing} "
+        f"({args.missing} missing on each side)",
+        ("method", "reconcile B", "total B", "round trips", "REQ/this"),
+        rows,
+    )
+    table(
+        f"CPU per reconciliation (median of {args.repeat})", ("", "client ms", "relay ms"), cpu_rows
+    )
     responder_at_cap()
     return 0
 
@@ -185,9 +220,14 @@ def responder_at_cap(records: int = 100_000) -> None:
     start = time.process_time()
     Negentropy(relay, DEFAULT_FRAME_SIZE_LIMIT).reconcile(opening)
     first = time.process_time() - start
-    table(f"Responder cost at {records:,} records", ("step", "CPU ms"),
-          [("build + seal storage", f"{sealed * 1000:.0f}"),
-           ("answer the NEG-OPEN", f"{first * 1000:.1f}")])
+    table(
+        f"Responder cost at {records:,} records",
+        ("step", "CPU ms"),
+        [
+            ("build + seal storage", f"{sealed * 1000:.0f}"),
+            ("answer the NEG-OPEN", f"{first * 1000:.1f}"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -98,8 +98,12 @@ class Pg8000(Driver):
     def connect(self):  # noqa: ANN201
         url = urlsplit(self.dsn)
         conn = pg8000.dbapi.connect(
-            user=unquote(url.username or ""), password=unquote(url.password or ""),
-            host=url.hostname, port=url.port or 5432, database=url.path.lstrip("/"))
+            user=unquote(url.username or ""),
+            password=unquote(url.password or ""),
+            host=url.hostname,
+            port=url.port or 5432,
+            database=url.path.lstrip("/"),
+        )
         conn.autocommit = True
         return conn
 
@@ -155,8 +159,11 @@ def prepare(driver: Driver, rows: int) -> None:
         cur.execute("DROP TABLE IF EXISTS bench")
         cur.execute("CREATE TABLE bench (id bigserial PRIMARY KEY, k integer NOT NULL, v text)")
         cur.execute("CREATE INDEX bench_k ON bench (k)")
-        cur.execute("INSERT INTO bench (k, v) SELECT mod(g, %s), repeat('x', 200) "
-                    "FROM generate_series(1, %s) g", (rows // 10, rows))
+        cur.execute(
+            "INSERT INTO bench (k, v) SELECT mod(g, %s), repeat('x', 200) "
+            "FROM generate_series(1, %s) g",
+            (rows // 10, rows),
+        )
         cur.execute("ANALYZE bench")
     finally:
         conn.close()
@@ -168,6 +175,7 @@ def bench_driver(driver: Driver, rows: int, inserts: int, queries: int) -> dict[
     result: dict[str, object] = {}
     with driver.active():
         for n in GREENLETS:
+
             def insert(cur, worker: int, count: int = inserts // n) -> int:
                 for i in range(count):
                     cur.execute("INSERT INTO bench (k, v) VALUES (%s, %s)", (i % keys, "y" * 200))
@@ -217,7 +225,10 @@ def print_table(results: dict[str, dict[str, object]], rows: int) -> None:
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     print(f"\nPostgreSQL drivers under gevent ({rows:,} rows, one connection per greenlet)")
     for i, row in enumerate(lines):
-        cells = (c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths)))
+        cells = (
+            c.ljust(w) if j == 0 else c.rjust(w)
+            for j, (c, w) in enumerate(zip(row, widths, strict=False))
+        )
         print("  ".join(cells))
         if i == 0:
             print("-" * (sum(widths) + 2 * (len(widths) - 1)))
@@ -225,8 +236,10 @@ def print_table(results: dict[str, dict[str, object]], rows: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database", help="postgresql:// URL of a database to use (its table "
-                        "'bench' is dropped and re-created)")
+    parser.add_argument(
+        "--database",
+        help="postgresql:// URL of a database to use (its table 'bench' is dropped and re-created)",
+    )
     parser.add_argument("--rows", type=int, default=100_000, help="rows in the queried table")
     parser.add_argument("--inserts", type=int, default=4000, help="INSERTs per run")
     parser.add_argument("--queries", type=int, default=8000, help="SELECTs per run")
@@ -241,16 +254,19 @@ def main() -> None:
         results = {}
         drivers = [Psycopg, PsycopgWaitC] + ([Pg8000] if pg8000 else [])
         if pg8000 is None:
-            print("pg8000 not installed (.venv/bin/pip install pg8000): not compared",
-                  file=sys.stderr)
+            print(
+                "pg8000 not installed (.venv/bin/pip install pg8000): not compared", file=sys.stderr
+            )
         for cls in drivers:
             driver = cls(dsn)
             results[driver.name] = bench_driver(driver, args.rows, args.inserts, args.queries)
             print(f"{driver.name}: done", file=sys.stderr)
-        print(f"psycopg {psycopg.__version__} (libpq {psycopg.pq.version()}, "
-              f"{psycopg.pq.__impl__}, wait={psycopg.waiting.wait.__name__}); "
-              f"pg8000 {pg8000.__version__ if pg8000 else '-'}; "
-              f"fsync {'off' if args.fast else 'on'}")
+        print(
+            f"psycopg {psycopg.__version__} (libpq {psycopg.pq.version()}, "
+            f"{psycopg.pq.__impl__}, wait={psycopg.waiting.wait.__name__}); "
+            f"pg8000 {pg8000.__version__ if pg8000 else '-'}; "
+            f"fsync {'off' if args.fast else 'on'}"
+        )
         print_table(results, args.rows)
     finally:
         if server is not None:

@@ -59,9 +59,20 @@ from pathlib import Path  # noqa: E402
 
 # _common puts the repository root on sys.path for the project imports after it
 from _common import (  # noqa: E402
-    BenchError, Key, RelayClient, announcement, percentile, print_table, publish,
-    Span, relay_process, scrape_metrics, scratch_dir, span_recorder,
+    BenchError,
+    Key,
+    RelayClient,
+    Span,
+    announcement,
+    percentile,
+    print_table,
+    publish,
+    relay_process,
+    scrape_metrics,
+    scratch_dir,
+    span_recorder,
 )
+
 from actors.fakes import max_in_window  # noqa: E402
 from tests.support.gitrepo import RepoBuilder  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
@@ -103,11 +114,14 @@ def _fetch(repo: str, spans: list[Span]) -> Fetch:
     return Fetch(repo, spans[0].start, max(s.end for s in spans), len(spans))
 
 
-# --- the analysis (pure) ---------------------------------------------------------------------------
+# --- the analysis (pure)
+# ---------------------------------------------------------------------------
 
 
 def max_in_flight(fetches: list[Fetch]) -> int:
-    edges = sorted([(f.start, 1) for f in fetches] + [(f.end, -1) for f in fetches])  # ends first on ties
+    edges = sorted(
+        [(f.start, 1) for f in fetches] + [(f.end, -1) for f in fetches]
+    )  # ends first on ties
     most = current = 0
     for _, step in edges:
         current += step
@@ -120,8 +134,9 @@ def window_slacks(starts: list[float], window: float, limit: int) -> list[float]
     return [starts[j + limit] - starts[j] - window for j in range(len(starts) - limit)]
 
 
-def earliest_starts(ready: list[float], durations: list[float], window: float, limit: int,
-                    concurrent: int) -> list[float]:
+def earliest_starts(
+    ready: list[float], durations: list[float], window: float, limit: int, concurrent: int
+) -> list[float]:
     """Start times of a perfect greedy scheduler under the same limits (ready sorted ascending)."""
     starts: list[float] = []
     running: list[float] = []  # end times, a heap
@@ -140,8 +155,9 @@ def earliest_starts(ready: list[float], durations: list[float], window: float, l
     return starts
 
 
-def reaction_lags(fetches: list[Fetch], ready: list[float], window: float, limit: int,
-                  concurrent: int) -> list[float]:
+def reaction_lags(
+    fetches: list[Fetch], ready: list[float], window: float, limit: int, concurrent: int
+) -> list[float]:
     """For each fetch that had to wait for a slot: its start minus the instant a slot freed.
 
     ``ready`` is sorted; the j-th fetch could not have started before the j-th ready instant.
@@ -220,14 +236,23 @@ class DomainReport:
     lag: float
 
     def row(self) -> list[str]:
-        return [self.domain, str(self.fetches), str(self.requests), f"{self.relay_counted:g}",
-                f"{self.in_flight}/{MAX_CONCURRENT}", f"{self.in_window}/{RATE_LIMIT}",
-                f"{self.min_slack * 1e3:.1f}", str(self.violations), f"{self.rate_use:.1%}",
-                f"{self.lag * 1e3:.1f}"]
+        return [
+            self.domain,
+            str(self.fetches),
+            str(self.requests),
+            f"{self.relay_counted:g}",
+            f"{self.in_flight}/{MAX_CONCURRENT}",
+            f"{self.in_window}/{RATE_LIMIT}",
+            f"{self.min_slack * 1e3:.1f}",
+            str(self.violations),
+            f"{self.rate_use:.1%}",
+            f"{self.lag * 1e3:.1f}",
+        ]
 
 
-def analyse(domain: str, spans: list[Span], ready: list[float], window: float,
-            relay_counted: float) -> DomainReport:
+def analyse(
+    domain: str, spans: list[Span], ready: list[float], window: float, relay_counted: float
+) -> DomainReport:
     fetches = fetch_sessions(spans)
     starts = [f.start for f in fetches]
     slacks = window_slacks(starts, window, RATE_LIMIT)
@@ -236,18 +261,27 @@ def analyse(domain: str, spans: list[Span], ready: list[float], window: float,
     # A fetch repeated after a failure is one more session than identifiers: it was ready too.
     ready = [*ready, *[ready[-1]] * (len(fetches) - len(ready))]
     ready = sorted(min(t, starts[0]) for t in ready)  # never later than what the relay achieved
-    ideal = earliest_starts(ready, [f.end - f.start for f in fetches], window, RATE_LIMIT,
-                            MAX_CONCURRENT)
+    ideal = earliest_starts(
+        ready, [f.end - f.start for f in fetches], window, RATE_LIMIT, MAX_CONCURRENT
+    )
     origin = ready[0]
     lags = reaction_lags(fetches, ready, window, RATE_LIMIT, MAX_CONCURRENT)
     return DomainReport(
-        domain, len(fetches), len(spans), relay_counted, in_flight, max_in_window(starts, window),
-        min(slacks) if slacks else float("nan"), violations,
-        (ideal[-1] - origin) / (starts[-1] - origin), statistics.fmean(lags) if lags else 0.0,
+        domain,
+        len(fetches),
+        len(spans),
+        relay_counted,
+        in_flight,
+        max_in_window(starts, window),
+        min(slacks) if slacks else float("nan"),
+        violations,
+        (ideal[-1] - origin) / (starts[-1] - origin),
+        statistics.fmean(lags) if lags else 0.0,
     )
 
 
-# --- the run ---------------------------------------------------------------------------------------
+# --- the run
+# ---------------------------------------------------------------------------------------
 
 
 def make_repositories(servers: list[GitServer], identifiers: list[str], template: Path) -> str:
@@ -261,10 +295,12 @@ def make_repositories(servers: list[GitServer], identifiers: list[str], template
     return tip
 
 
-def publish_backlog(relay_dir: Path, servers: list[GitServer], identifiers: list[str], tip: str,
-                    hold_secs: float) -> tuple[str, float]:
+def publish_backlog(
+    relay_dir: Path, servers: list[GitServer], identifiers: list[str], tip: str, hold_secs: float
+) -> tuple[str, float]:
     """Phase 1: a relay that will not sync for ``hold_secs`` receives every announcement and state
-    event, then stops (SIGTERM persists purgatory, S9.1). Returns its authority and the time taken."""
+    event, then stops (SIGTERM persists purgatory, S9.1). Returns its authority and the time
+    taken."""
     with relay_process(relay_dir, "--sync-default-delay-secs", str(hold_secs)) as relay:
         client = RelayClient(relay.ws_url, timeout=30)
         key = Key()
@@ -272,7 +308,9 @@ def publish_backlog(relay_dir: Path, servers: list[GitServer], identifiers: list
         try:
             for i, identifier in enumerate(identifiers):
                 server = servers[i % len(servers)]
-                publish(client, announcement(key, identifier, relay, [server.url(f"{identifier}.git")]))
+                publish(
+                    client, announcement(key, identifier, relay, [server.url(f"{identifier}.git")])
+                )
                 publish(client, key.state(identifier, {"refs/heads/main": tip}), "purgatory:")
         finally:
             client.close()
@@ -283,7 +321,9 @@ def publish_backlog(relay_dir: Path, servers: list[GitServer], identifiers: list
     return authority, took
 
 
-def run(args: argparse.Namespace, work: Path) -> tuple[list[DomainReport], dict[str, list[float]], float, float]:
+def run(
+    args: argparse.Namespace, work: Path
+) -> tuple[list[DomainReport], dict[str, list[float]], float, float]:
     """Phase 2: the restarted relay re-queues all identifiers at once (S9.1) and works them off."""
     hosts = [f"127.0.0.{2 + i}" for i in range(args.servers)]
     logs: dict[str, list[Span]] = {host: [] for host in hosts}
@@ -299,34 +339,64 @@ def run(args: argparse.Namespace, work: Path) -> tuple[list[DomainReport], dict[
         if any(logs.values()):
             raise BenchError("the phase-1 relay fetched although its sync delay had not elapsed")
         trace = work / "trace.jsonl"
-        relay = stack.enter_context(relay_process(
-            work / "relay", "--domain", authority, "--sync-rate-window-secs", str(args.window),
-            "--sync-immediate-delay-ms", str(round(args.delay * 1000)), "--trace", str(trace)))
+        relay = stack.enter_context(
+            relay_process(
+                work / "relay",
+                "--domain",
+                authority,
+                "--sync-rate-window-secs",
+                str(args.window),
+                "--sync-immediate-delay-ms",
+                str(round(args.delay * 1000)),
+                "--trace",
+                str(trace),
+            )
+        )
         began = time.monotonic()
         ready = began + args.delay  # restored identifiers were queued before the ready line
 
         def released() -> float:
             return scrape_metrics(relay).get('purgatory_released_total{kind="30618"}', 0.0)
 
-        wait_for(lambda: released() >= args.identifiers, timeout=args.timeout, interval=0.5,
-                 message=lambda: f"all {args.identifiers} states released (got {released():g})")
+        wait_for(
+            lambda: released() >= args.identifiers,
+            timeout=args.timeout,
+            interval=0.5,
+            message=lambda: f"all {args.identifiers} states released (got {released():g})",
+        )
         elapsed = time.monotonic() - began
         metrics = scrape_metrics(relay)
-        wait_for(lambda: all(s.end == s.end for log in logs.values() for s in log), timeout=10,
-                 message="every server response to end")  # nan != nan: a span still open
-    per_server = [sum(1 for i in range(len(identifiers)) if i % len(hosts) == h) for h in range(len(hosts))]
-    reports = [analyse(host, logs[host], [ready] * count, args.window,
-                       metrics.get(f'purgatory_domain_requests_total{{domain="{host}"}}', 0.0))
-               for host, count in zip(hosts, per_server)]
+        wait_for(
+            lambda: all(s.end == s.end for log in logs.values() for s in log),
+            timeout=10,
+            message="every server response to end",
+        )  # nan != nan: a span still open
+    per_server = [
+        sum(1 for i in range(len(identifiers)) if i % len(hosts) == h) for h in range(len(hosts))
+    ]
+    reports = [
+        analyse(
+            host,
+            logs[host],
+            [ready] * count,
+            args.window,
+            metrics.get(f'purgatory_domain_requests_total{{domain="{host}"}}', 0.0),
+        )
+        for host, count in zip(hosts, per_server, strict=False)
+    ]
     starts: dict[str, float] = {}
     ends: dict[str, float] = {}
-    for fetch in sorted((f for log in logs.values() for f in fetch_sessions(log)), key=lambda f: -f.start):
+    for fetch in sorted(
+        (f for log in logs.values() for f in fetch_sessions(log)), key=lambda f: -f.start
+    ):
         starts[fetch.repo.removesuffix(".git")] = fetch.start  # the first fetch wins
         ends[fetch.repo.removesuffix(".git")] = fetch.end
     slots = slot_times(trace)
     delays = {
         "reserved -> request at server, main path": differences(starts, slots.reserved[MAIN]),
-        "reserved -> request at server, throttle path (>=)": differences(starts, slots.reserved[QUEUED]),
+        "reserved -> request at server, throttle path (>=)": differences(
+            starts, slots.reserved[QUEUED]
+        ),
         "server's last byte -> slot freed, main path": differences(slots.freed[MAIN], ends),
         "server's last byte -> slot freed, throttle path": differences(slots.freed[QUEUED], ends),
     }
@@ -337,10 +407,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--identifiers", type=int, default=1000)
     parser.add_argument("--servers", type=int, default=10, help="git servers on 127.0.0.2 and up")
-    parser.add_argument("--window", type=float, default=20.0, help="--sync-rate-window-secs (S6.1: 60)")
-    parser.add_argument("--delay", type=float, default=0.5,
-                        help="sync delay of the restored identifiers (--sync-immediate-delay-ms / 1000)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    parser.add_argument(
+        "--window", type=float, default=20.0, help="--sync-rate-window-secs (S6.1: 60)"
+    )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.5,
+        help="sync delay of the restored identifiers (--sync-immediate-delay-ms / 1000)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="give up after this many seconds"
+    )
     args = parser.parse_args()
     if not 1 <= args.servers <= 250:
         parser.error("--servers must be between 1 and 250")
@@ -350,30 +428,56 @@ def main() -> int:
     print_table(
         f"P2 politeness: {args.identifiers} identifiers over {args.servers} servers, limits "
         f"{MAX_CONCURRENT} in flight and {RATE_LIMIT} per {args.window:g} s window (S6.1)",
-        ["domain", "fetches", "HTTP req", "relay counted", "max in flight", "max in window",
-         "min slack ms", "violations", "rate use", "lag ms"],
+        [
+            "domain",
+            "fetches",
+            "HTTP req",
+            "relay counted",
+            "max in flight",
+            "max in window",
+            "min slack ms",
+            "violations",
+            "rate use",
+            "lag ms",
+        ],
         [r.row() for r in reports],
-        notes=[f"phase 1: {2 * args.identifiers} events published in {published:.1f} s to a relay "
-               "that held them; phase 2: restarted, it released all states in "
-               f"{elapsed:.1f} s"],
+        notes=[
+            f"phase 1: {2 * args.identifiers} events published in {published:.1f} s to a relay "
+            "that held them; phase 2: restarted, it released all states in "
+            f"{elapsed:.1f} s"
+        ],
     )
     print_table(
         "Slot timing, relay trace vs server log (ms)",
         ["interval", "fetches", "p50", "p95", "max"],
-        [[name, len(ms), *(f"{v * 1e3:.1f}" for v in (percentile(ms, 50), percentile(ms, 95), max(ms)))]
-         for name, ms in delays.items() if ms],
-        notes=["The relay counts a request in its window from the reservation until one window "
-               "after it ended; its slot is freed when the request ends, before the release."],
+        [
+            [
+                name,
+                len(ms),
+                *(f"{v * 1e3:.1f}" for v in (percentile(ms, 50), percentile(ms, 95), max(ms))),
+            ]
+            for name, ms in delays.items()
+            if ms
+        ],
+        notes=[
+            "The relay counts a request in its window from the reservation until one window "
+            "after it ended; its slot is freed when the request ends, before the release."
+        ],
     )
     violations = sum(r.violations for r in reports)
     worst_use = min(r.rate_use for r in reports)
-    print(f"violations: {violations} (must be 0); lowest rate use {worst_use:.1%} (target >= 95 %); "
-          f"mean lag {statistics.fmean(r.lag for r in reports) * 1e3:.1f} ms")
+    print(
+        f"violations: {violations} (must be 0); lowest rate use {worst_use:.1%} (target >= 95 %); "
+        f"mean lag {statistics.fmean(r.lag for r in reports) * 1e3:.1f} ms"
+    )
     ok = violations == 0
     print(f"goal P2 (zero violations): {'met' if ok else 'NOT MET'}")
-    print(f"target P2 (>= 95 % of the allowed rate used): {'met' if worst_use >= 0.95 else 'not met'} "
-          f"({worst_use:.1%}; each request holds its window place until a window after it ended, "
-          "see docs/performance.rst)")
+    print(
+        "target P2 (>= 95 % of the allowed rate used): "
+        f"{'met' if worst_use >= 0.95 else 'not met'} "
+        f"({worst_use:.1%}; each request holds its window place until a window after it ended, "
+        "see docs/performance.rst)"
+    )
     return 0 if ok else 1
 
 

@@ -70,9 +70,13 @@ class BenchClient:
         self.sock = socket.create_connection((host, int(port)), timeout=30)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.sock.sendall(
+            (
+                f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         buffered = b""
         while b"\r\n\r\n" not in buffered:
             buffered += self.sock.recv(65536)
@@ -123,7 +127,9 @@ class BenchClient:
         self.sock.close()
 
 
-def run_phase(relay: RelayProcess, clients: list[BenchClient], work: Callable[[BenchClient], None]) -> tuple[float, float]:
+def run_phase(
+    relay: RelayProcess, clients: list[BenchClient], work: Callable[[BenchClient], None]
+) -> tuple[float, float]:
     """Run ``work`` on every client at once; (wall seconds, relay CPU percent)."""
     go = gevent.event.Event()
 
@@ -149,10 +155,14 @@ def prepare(relay: RelayProcess, n_events: int) -> list[Event]:
     secret = generate_secret_key()
     setup = RelayClient(relay.ws_url, timeout=30)
     try:
-        repo = accepted_repository(setup, f"127.0.0.1:{relay.port}", secret, identifier=f"bench-{secret[:8]}")
+        repo = accepted_repository(
+            setup, f"127.0.0.1:{relay.port}", secret, identifier=f"bench-{secret[:8]}"
+        )
     finally:
         setup.close()
-    return [issue(repo, secret, f"issue {i} " + "x" * 200, [["t", "bench"]]) for i in range(n_events)]
+    return [
+        issue(repo, secret, f"issue {i} " + "x" * 200, [["t", "bench"]]) for i in range(n_events)
+    ]
 
 
 def measure(relay: RelayProcess, n_clients: int, n_events: int, n_reqs: int) -> dict[str, float]:
@@ -166,7 +176,9 @@ def measure(relay: RelayProcess, n_clients: int, n_events: int, n_reqs: int) -> 
 
         def reqs(client: BenchClient) -> None:
             for _ in range(n_reqs):
-                own.append(client.req({"authors": [client.author], "kinds": [1621], "limit": 50})[0])
+                own.append(
+                    client.req({"authors": [client.author], "kinds": [1621], "limit": 50})[0]
+                )
                 everyone.append(client.req({"kinds": [1621], "limit": 500})[0])
 
         req_wall, req_cpu = run_phase(relay, clients, reqs)
@@ -194,12 +206,17 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100, help="events published per client")
     parser.add_argument("--reqs", type=int, default=20, help="REQ pairs per client")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp, \
-            RelayProcess(Path(tmp) / "data", "--log-level", "WARNING") as relay:
+    with (
+        tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp,
+        RelayProcess(Path(tmp) / "data", "--log-level", "WARNING") as relay,
+    ):
         many = measure(relay, args.clients, args.events, args.reqs)
         one = measure(relay, 1, args.events, args.reqs)
     header = f"{'':34} {'1 client':>12} {f'{args.clients} clients':>12} {'ratio':>8}"
-    print(f"grasp-relay NIP-01 bench: {args.events} events per client, {args.reqs} REQ pairs per client")
+    print(
+        f"grasp-relay NIP-01 bench: {args.events} events per client, "
+        f"{args.reqs} REQ pairs per client"
+    )
     print(header)
     print("-" * len(header))
     for name, value in many.items():

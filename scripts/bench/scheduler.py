@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import pykka  # noqa: E402
 
 from actors import system as actor_system  # noqa: E402
-from actors.effects import Envelope  # noqa: E402
-from actors.names import SCHEDULER, throttle_name  # noqa: E402
 from actors.clock import FakeClock  # noqa: E402
 from actors.config import SyncConfig  # noqa: E402
-from actors.queue import SyncQueue  # noqa: E402
+from actors.effects import Envelope  # noqa: E402
 from actors.fakes import MockSyncContext  # noqa: E402
+from actors.names import SCHEDULER, throttle_name  # noqa: E402
+from actors.queue import SyncQueue  # noqa: E402
 from messages.lifecycle import Ping  # noqa: E402
 from messages.scheduler import EnqueueSync  # noqa: E402
 from messages.throttle import RequestDone  # noqa: E402

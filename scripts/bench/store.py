@@ -32,12 +32,11 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import gevent  # noqa: E402
 from coincurve import PublicKeyXOnly  # noqa: E402
 
 from grasp.nostr.event import Event, compute_event_id, sign_event  # noqa: E402
 from grasp.nostr.filters import Filter  # noqa: E402
-import gevent  # noqa: E402
-
 from grasp.store import EventStore, open_store  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 
@@ -53,13 +52,18 @@ def rate(count: int, func: Callable[[], object]) -> tuple[float, float]:
 
 
 def table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     print(f"\n{title}")
-    line = "  ".join(f"{h:<{w}}" for h, w in zip(header, widths))
+    line = "  ".join(f"{h:<{w}}" for h, w in zip(header, widths, strict=False))
     print(line)
     print("-" * len(line))
     for row in rows:
-        print("  ".join(f"{str(c):>{w}}" if i else f"{str(c):<{w}}" for i, (c, w) in enumerate(zip(row, widths))))
+        print(
+            "  ".join(
+                f"{str(c):>{w}}" if i else f"{str(c):<{w}}"
+                for i, (c, w) in enumerate(zip(row, widths, strict=False))
+            )
+        )
 
 
 def bench_verification(n: int) -> None:
@@ -73,23 +77,39 @@ def bench_verification(n: int) -> None:
     keys = {pk: PublicKeyXOnly(pk) for pk, _, _ in raw}
 
     results = {
-        "coincurve verify only (keys pre-parsed)": rate(n, lambda: [keys[p].verify(s, m) for p, s, m in raw]),
-        "coincurve parse key + verify": rate(n, lambda: [PublicKeyXOnly(p).verify(s, m) for p, s, m in raw]),
+        "coincurve verify only (keys pre-parsed)": rate(
+            n, lambda: [keys[p].verify(s, m) for p, s, m in raw]
+        ),
+        "coincurve parse key + verify": rate(
+            n, lambda: [PublicKeyXOnly(p).verify(s, m) for p, s, m in raw]
+        ),
         "compute_event_id (json + sha256)": rate(
-            n, lambda: [compute_event_id(e.pubkey, e.created_at, e.kind, e.tags, e.content) for e in events]
+            n,
+            lambda: [
+                compute_event_id(e.pubkey, e.created_at, e.kind, e.tags, e.content) for e in events
+            ],
         ),
         "Event.from_json (full validation)": rate(n, lambda: [Event.from_json(o) for o in objs]),
     }
     base = results["Event.from_json (full validation)"][0]
-    rows = [(name, f"{r:,.0f}", f"{s * 1000:.0f}", f"{r / base:.2f}x") for name, (r, s) in results.items()]
-    table(f"Event verification, {n} events, 200 authors (1 core)",
-          ("step", "events/s", "total ms", "vs from_json"), rows)
+    rows = [
+        (name, f"{r:,.0f}", f"{s * 1000:.0f}", f"{r / base:.2f}x")
+        for name, (r, s) in results.items()
+    ]
+    table(
+        f"Event verification, {n} events, 200 authors (1 core)",
+        ("step", "events/s", "total ms", "vs from_json"),
+        rows,
+    )
 
 
 def _fake(n: int, kind: int, d: str | None, pubkeys: list[str], t: int) -> Event:
     """Well-formed but unsigned: the store trusts its caller; signing would dominate the setup."""
     pubkey = pubkeys[n % len(pubkeys)]
-    tags: tuple[tuple[str, ...], ...] = (("t", f"topic{n % 50}"), ("p", pubkeys[(n * 7) % len(pubkeys)]))
+    tags: tuple[tuple[str, ...], ...] = (
+        ("t", f"topic{n % 50}"),
+        ("p", pubkeys[(n * 7) % len(pubkeys)]),
+    )
     if d is not None:
         tags = (("d", d),) + tags
     event_id = compute_event_id(pubkey, t, kind, tags, f"content {n}")
@@ -101,32 +121,58 @@ def bench_store(n: int, database: str | None) -> None:
     pubkeys = [f"{rng.getrandbits(256):064x}" for _ in range(500)]
     regular = [_fake(i, 1, None, pubkeys, 1_700_000_000 + i) for i in range(n)]
     replaceable = [_fake(i, 10002, None, pubkeys, 1_700_000_000 + i) for i in range(n // 5)]
-    addressable = [_fake(i, 30618, f"repo{i % 300}", pubkeys, 1_700_000_000 + i)
-                   for i in range(n // 5)]
+    addressable = [
+        _fake(i, 30618, f"repo{i % 300}", pubkeys, 1_700_000_000 + i) for i in range(n // 5)
+    ]
     concurrent = [_fake(i, 7, None, pubkeys, 1_600_000_000 + i) for i in range(n // 4)]
-    with tempfile.TemporaryDirectory() as tmp, \
-            open_store(database or Path(tmp) / "events.sqlite3") as store:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        open_store(database or Path(tmp) / "events.sqlite3") as store,
+    ):
         if store.count():
             raise SystemExit(f"{store.location} already holds events: give an empty database")
         rows = []
-        for name, events in (("regular (kind 1)", regular), ("replaceable (10002)", replaceable),
-                             ("addressable (30618)", addressable)):
-            per_s, secs = rate(len(events), lambda: [store.save(e) for e in events])
-            rows.append((f"save {name}", len(events), f"{per_s:,.0f}", f"{secs * 1e6 / len(events):.0f}"))
+        for name, events in (
+            ("regular (kind 1)", regular),
+            ("replaceable (10002)", replaceable),
+            ("addressable (30618)", addressable),
+        ):
+            per_s, secs = rate(len(events), lambda events=events: [store.save(e) for e in events])
+            rows.append(
+                (f"save {name}", len(events), f"{per_s:,.0f}", f"{secs * 1e6 / len(events):.0f}")
+            )
         dup_rate, dup_secs = rate(len(regular), lambda: [store.save(e) for e in regular])
-        rows.append(("save duplicate", len(regular), f"{dup_rate:,.0f}", f"{dup_secs * 1e6 / len(regular):.0f}"))
+        rows.append(
+            (
+                "save duplicate",
+                len(regular),
+                f"{dup_rate:,.0f}",
+                f"{dup_secs * 1e6 / len(regular):.0f}",
+            )
+        )
         per_s, secs = rate(len(concurrent), lambda: save_concurrently(store, concurrent))
-        rows.append((f"save regular (kind 7), {GREENLETS} greenlets", len(concurrent),
-                     f"{per_s:,.0f}", f"{secs * 1e6 / len(concurrent):.0f}"))
-        table(f"EventStore.save on {store.location}, one transaction per event "
-              f"(store ends with {store.count():,} events)",
-              ("operation", "events", "events/s", "us/event"), rows)
+        rows.append(
+            (
+                f"save regular (kind 7), {GREENLETS} greenlets",
+                len(concurrent),
+                f"{per_s:,.0f}",
+                f"{secs * 1e6 / len(concurrent):.0f}",
+            )
+        )
+        table(
+            f"EventStore.save on {store.location}, one transaction per event "
+            f"(store ends with {store.count():,} events)",
+            ("operation", "events", "events/s", "us/event"),
+            rows,
+        )
         bench_queries(store, regular, pubkeys)
 
 
 def save_concurrently(store: EventStore, events: list[Event]) -> None:
-    jobs = [gevent.spawn(lambda chunk: [store.save(e) for e in chunk], events[i::GREENLETS])
-            for i in range(GREENLETS)]
+    jobs = [
+        gevent.spawn(lambda chunk: [store.save(e) for e in chunk], events[i::GREENLETS])
+        for i in range(GREENLETS)
+    ]
     gevent.joinall(jobs, timeout=600, raise_error=True)
 
 
@@ -136,8 +182,12 @@ def bench_queries(store: EventStore, regular: list[Event], pubkeys: list[str]) -
         "authors (1), limit 20": lambda i: Filter(authors=[pubkeys[i % len(pubkeys)]], limit=20),
         "kinds [1], limit 100": lambda i: Filter(kinds=[1], limit=100),
         "#t (1 value), limit 100": lambda i: Filter(tags={"t": [f"topic{i % 50}"]}, limit=100),
-        "#p + kinds, limit 50": lambda i: Filter(kinds=[1], tags={"p": [pubkeys[i % len(pubkeys)]]}, limit=50),
-        "30618 by #d (repo lookup)": lambda i: Filter(kinds=[30618], tags={"d": [f"repo{i % 300}"]}),
+        "#p + kinds, limit 50": lambda i: Filter(
+            kinds=[1], tags={"p": [pubkeys[i % len(pubkeys)]]}, limit=50
+        ),
+        "30618 by #d (repo lookup)": lambda i: Filter(
+            kinds=[30618], tags={"d": [f"repo{i % 300}"]}
+        ),
         "no constraint, limit 500": lambda i: Filter(limit=500),
     }
     rows = []
@@ -145,16 +195,26 @@ def bench_queries(store: EventStore, regular: list[Event], pubkeys: list[str]) -
         rounds = 300
         returned = 0
 
-        def run() -> None:
+        def run(rounds: int = rounds, build=build) -> None:  # bound now: rate() calls it at once
             nonlocal returned
             for i in range(rounds):
                 returned += len(store.query([build(i)]))
 
         per_s, secs = rate(rounds, run)
-        rows.append((name, f"{per_s:,.0f}", f"{secs * 1000 / rounds:.2f}", f"{returned / rounds:.0f}",
-                     f"{returned / secs:,.0f}"))
-    table("EventStore.query (each a single REQ filter; events parsed back into Event objects)",
-          ("filter", "queries/s", "ms/query", "events/query", "events/s"), rows)
+        rows.append(
+            (
+                name,
+                f"{per_s:,.0f}",
+                f"{secs * 1000 / rounds:.2f}",
+                f"{returned / rounds:.0f}",
+                f"{returned / secs:,.0f}",
+            )
+        )
+    table(
+        "EventStore.query (each a single REQ filter; events parsed back into Event objects)",
+        ("filter", "queries/s", "ms/query", "events/query", "events/s"),
+        rows,
+    )
 
 
 def main() -> None:
@@ -162,9 +222,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000, help="events to verify")
     parser.add_argument("--store-events", type=int, default=20000, help="regular events to store")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--database", help="postgresql:// URL of an empty database, or a SQLite path")
-    where.add_argument("--throwaway-postgres", action="store_true",
-                       help="start a durable PostgreSQL server for the run (Debian's binaries)")
+    where.add_argument(
+        "--database", help="postgresql:// URL of an empty database, or a SQLite path"
+    )
+    where.add_argument(
+        "--throwaway-postgres",
+        action="store_true",
+        help="start a durable PostgreSQL server for the run (Debian's binaries)",
+    )
     args = parser.parse_args()
     bench_verification(args.events)
     if args.throwaway_postgres:

@@ -100,8 +100,7 @@ def test_an_identifier_queued_on_a_domain_is_fetched_from_it_only_through_the_qu
     in its queue: no jumping the round-robin, no second fetch of the same objects."""
     ctx = MockSyncContext(clock=fake_clock.now).with_urls([URL1]).with_fetch_delay(0.2)
     ctx.with_needed_oids(["x-oid"], identifier="x").url_provides(URL1, ["x-oid"])
-    h = start_system(ctx, clock=fake_clock, max_concurrent=5, max_per_minute=100,
-                     synced_delay=0.0)
+    h = start_system(ctx, clock=fake_clock, max_concurrent=5, max_per_minute=100, synced_delay=0.0)
     h.client().enqueue_identifier(D, "x", ())  # fetching for 0.2 s
     wait_for(lambda: ctx.fetch_log, message="the queue's fetch of x")
     h.enqueue("x")  # a main-path attempt while the domain has capacity to spare

@@ -30,9 +30,15 @@ INBOXES = {
 }
 #: Messages that are not anyone's inbox: replies, lifecycle and trace-only lines, port data.
 NOT_INBOX = {
-    "ProcessResult", "SchedulerStatus", "ThrottleStatus",  # replies to asks
-    "Ping", "ActorStarted", "Reply",  # every actor's lifecycle, trace markers
-    "RepositoryData", "AnnouncementInfo", "PortAnswer",  # the port, as traced
+    "ProcessResult",
+    "SchedulerStatus",
+    "ThrottleStatus",  # replies to asks
+    "Ping",
+    "ActorStarted",
+    "Reply",  # every actor's lifecycle, trace markers
+    "RepositoryData",
+    "AnnouncementInfo",
+    "PortAnswer",  # the port, as traced
 }
 
 

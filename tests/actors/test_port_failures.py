@@ -59,8 +59,9 @@ def test_a_fetch_failure_is_not_a_bug(start_system, fake_clock, caplog):
     h = start_system(ctx, clock=fake_clock, synced_delay=0.0)
     h.enqueue("repo")
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert [r.getMessage() for r in warnings] == [f"repo: fetch from {A} failed (refused): "
-                                                  "configured to fail"]
+    assert [r.getMessage() for r in warnings] == [
+        f"repo: fetch from {A} failed (refused): configured to fail"
+    ]
     assert not any(r.exc_info for r in caplog.records)
 
 

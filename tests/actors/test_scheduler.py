@@ -61,8 +61,9 @@ def test_running_syncs_are_capped_and_the_rest_start_as_slots_free(start_system,
     ctx = MockSyncContext(clock=fake_clock.now).with_urls([A, B]).with_fetch_delay(0.02)
     for i in range(6):
         ctx.with_needed_oids([f"o{i}"], identifier=f"id{i}").url_provides(B, [f"o{i}"])
-    h = start_system(ctx, clock=fake_clock, max_running_syncs=2, max_concurrent=10,
-                     synced_delay=0.0)
+    h = start_system(
+        ctx, clock=fake_clock, max_running_syncs=2, max_concurrent=10, synced_delay=0.0
+    )
     for i in range(6):
         h.system.enqueue_sync(f"id{i}", "synced")
     wait_for(lambda: h.status().scheduler.in_progress == 2, message="two syncs running")

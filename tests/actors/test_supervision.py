@@ -2,10 +2,10 @@
 
 import logging
 
-from actors.observer import SyncObserver
-from actors.supervision import RestartPolicy
 from actors.fakes import MockSyncContext
 from actors.names import SCHEDULER, SUPERVISOR
+from actors.observer import SyncObserver
+from actors.supervision import RestartPolicy
 from messages.scheduler import EnqueueSync
 from messages.supervisor import ChildFailed
 from tests.support.wait import wait_for
@@ -29,7 +29,10 @@ class FaultyObserver(SyncObserver):
 
     def throttle_changed(self, domain, in_flight, queued, window_used):
         self.throttle_calls += 1
-        if self.crash_throttle_after is not None and self.throttle_calls >= self.crash_throttle_after:
+        if (
+            self.crash_throttle_after is not None
+            and self.throttle_calls >= self.crash_throttle_after
+        ):
             self.crash_throttle_after = None
             raise RuntimeError(f"injected: {domain} crash")
 
@@ -55,8 +58,9 @@ def test_scheduler_and_throttle_crash_mid_burst_and_everything_still_completes(
     caplog.set_level(logging.INFO, logger="actors")
     ctx = _burst_ctx()
     observer = FaultyObserver(crash_scheduler_at=15, crash_throttle_after=12)
-    h = start_system(ctx, observer=observer, max_concurrent=1, max_per_minute=1000,
-                     synced_delay=0.0)
+    h = start_system(
+        ctx, observer=observer, max_concurrent=1, max_per_minute=1000, synced_delay=0.0
+    )
     for i in range(30):
         h.system.enqueue_sync(f"r{i}", "synced")
     wait_for(lambda: not ctx.pending_identifiers(), timeout=20, message="all released")
@@ -147,8 +151,9 @@ def test_an_ask_whose_handler_raises_restarts_the_actor_instead_of_leaking_its_s
     url = "https://one.example/r.git"
     ctx = MockSyncContext(clock=fake_clock.now).with_urls([url])
     ctx.with_needed_oids(["o1"], identifier="repo").url_provides(url, ["o1"])
-    h = start_system(ctx, clock=fake_clock, observer=FailingGrant(), max_concurrent=1,
-                     synced_delay=0.0)
+    h = start_system(
+        ctx, clock=fake_clock, observer=FailingGrant(), max_concurrent=1, synced_delay=0.0
+    )
     h.enqueue("repo")
     assert ctx.fetch_log == []  # the grant was lost with the exception
     assert any("died answering TryStart()" in r.getMessage() for r in caplog.records)

@@ -26,9 +26,7 @@ def _ctx(clock):
     return ctx
 
 
-def test_fifty_identifiers_over_three_domains_all_complete_within_limits(
-    start_system, fake_clock
-):
+def test_fifty_identifiers_over_three_domains_all_complete_within_limits(start_system, fake_clock):
     ctx = _ctx(fake_clock)
     h = start_system(
         ctx,

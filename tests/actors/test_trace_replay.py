@@ -43,10 +43,15 @@ def test_replay_notices_a_changed_world():
     """The port answers are inputs too: a FetchActor told that its fetch brought nothing does
     not ask the Releaser to release, and the comparison says so."""
     lines = load_trace(TRACES / "partial_oids.jsonl")
-    first = next(line for line in lines if line.type == "PortAnswer"
-                 and line.msg["method"] == "fetch_oids" and line.msg["value"])
-    changed = [dataclasses.replace(line, msg={**line.msg, "value": []}) if line is first else line
-               for line in lines]
+    first = next(
+        line
+        for line in lines
+        if line.type == "PortAnswer" and line.msg["method"] == "fetch_oids" and line.msg["value"]
+    )
+    changed = [
+        dataclasses.replace(line, msg={**line.msg, "value": []}) if line is first else line
+        for line in lines
+    ]
     number = [a for a, _ in replayable(lines) if a == first.sender]
     assert number == [first.sender]
     assert replay(lines, first.sender, CONFIGS["partial_oids"]).matches
@@ -55,16 +60,16 @@ def test_replay_notices_a_changed_world():
 
 def test_the_committed_traces_cover_throttling_aggregation_and_a_restart():
     burst = load_trace(TRACES / "burst.jsonl")
-    throttles = {l.receiver for l in burst if l.receiver.startswith("DomainThrottle[")}
+    throttles = {line.receiver for line in burst if line.receiver.startswith("DomainThrottle[")}
     assert len(throttles) == 3
-    assert any(l.type == "FetchFromDomain" for l in burst), "no throttle-path fetch"
-    assert any(l.type == "WindowFreed" for l in burst), "no rate-window wake-up"
+    assert any(line.type == "FetchFromDomain" for line in burst), "no throttle-path fetch"
+    assert any(line.type == "WindowFreed" for line in burst), "no rate-window wake-up"
     partial = load_trace(TRACES / "partial_oids.jsonl")
-    assert sum(l.type == "RequestDone" for l in partial) == 2
+    assert sum(line.type == "RequestDone" for line in partial) == 2
     crash = load_trace(TRACES / "crash_restart.jsonl")
     assert len(lifetimes(crash, "Scheduler")) == 2
-    assert any(l.type == "ChildFailed" for l in crash)
-    assert any(l.type == "EnqueuePending" for l in crash)
+    assert any(line.type == "ChildFailed" for line in crash)
+    assert any(line.type == "EnqueuePending" for line in crash)
 
 
 def test_replay_notices_a_changed_policy():
@@ -86,4 +91,6 @@ def test_a_fresh_recording_replays_too(scenario, tmp_path):
     path = tmp_path / f"{scenario}.jsonl"
     SCENARIOS[scenario](path)
     lines = load_trace(path)
-    assert replay(lines, "Scheduler", CONFIGS[scenario], len(lifetimes(lines, "Scheduler")) - 1).matches
+    assert replay(
+        lines, "Scheduler", CONFIGS[scenario], len(lifetimes(lines, "Scheduler")) - 1
+    ).matches

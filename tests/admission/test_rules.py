@@ -41,7 +41,9 @@ def test_lists_this_service_needs_clone_and_relays_with_our_authority(clone, rel
 
 def test_check_announcement_refuses_with_blocked_and_says_what_to_list():
     key = Key()
-    refusal = rules.check_announcement(_announcement(key, [], []), DOMAIN, maintainer_of_accepted=False)
+    refusal = rules.check_announcement(
+        _announcement(key, [], []), DOMAIN, maintainer_of_accepted=False
+    )
     assert not refusal.accepted and refusal.message.startswith("blocked: ")
     assert f"https://{DOMAIN}/{npub_encode(key.pubkey)}/repo.git" in refusal.message
     assert rules.check_announcement(_announcement(key, [], []), DOMAIN, True) is None
@@ -74,7 +76,8 @@ def test_references_are_read_from_a_A_q_and_e_E_q_tags():
     key, owner = Key(), Key()
     coordinate = f"30617:{owner.pubkey}:repo"
     event = sign_event(
-        key.secret, kinds.ISSUE,
+        key.secret,
+        kinds.ISSUE,
         [["a", coordinate], ["q", "f" * 64], ["e", "E" * 64], ["E", "1" * 64], ["a", "1:x:y"]],
         "an issue",
     )
@@ -84,7 +87,9 @@ def test_references_are_read_from_a_A_q_and_e_E_q_tags():
 
 def test_related_and_kind_checks():
     assert rules.check_related(True, kinds.ISSUE) is None
-    assert rules.check_related(False, kinds.ISSUE).message.startswith("blocked: kind 1621 must reference")
+    assert rules.check_related(False, kinds.ISSUE).message.startswith(
+        "blocked: kind 1621 must reference"
+    )
     for kind in (30617, 30618, 1617, 1618, 1619, 1621, 1630, 1633, 1111, 5):
         assert rules.check_kind(kind) is None
     assert rules.check_kind(1).message == "blocked: kind 1 is not accepted by this GRASP relay"

@@ -41,8 +41,12 @@ class RecordingSync:
 def policy(world):
     sync = RecordingSync(world)
     policy = GraspWritePolicy(
-        domain=DOMAIN, index=world.index, store=world.store, purgatory=world.purgatory,
-        sync=sync, notify=world.notified.append,
+        domain=DOMAIN,
+        index=world.index,
+        store=world.store,
+        purgatory=world.purgatory,
+        sync=sync,
+        notify=world.notified.append,
     )
     policy.sync_port = sync
     return policy
@@ -50,7 +54,9 @@ def policy(world):
 
 def _ours(key, d=D, **kwargs):
     npub = npub_encode(key.pubkey)
-    return key.announcement(d, clone=[f"https://{DOMAIN}/{npub}/{d}.git"], relays=[f"wss://{DOMAIN}"], **kwargs)
+    return key.announcement(
+        d, clone=[f"https://{DOMAIN}/{npub}/{d}.git"], relays=[f"wss://{DOMAIN}"], **kwargs
+    )
 
 
 def _served(world, event):
@@ -118,9 +124,15 @@ def test_state_whose_objects_are_present_is_stored_at_once(policy, world):
 
 def test_state_refusals(policy, world):
     owner, stranger = Key(), Key()
-    assert policy(owner.state(D, {}), USER).message == "invalid: no announcement exists for this repository"
+    assert (
+        policy(owner.state(D, {}), USER).message
+        == "invalid: no announcement exists for this repository"
+    )
     world.announce(owner, D)
-    assert policy(stranger.state(D, {}), USER).message == "invalid: author not authorized for this repository"
+    assert (
+        policy(stranger.state(D, {}), USER).message
+        == "invalid: author not authorized for this repository"
+    )
 
 
 def test_synced_state_that_expired_before_is_refused_but_a_user_may_resubmit(policy, world):
@@ -132,7 +144,10 @@ def test_synced_state_that_expired_before_is_refused_but_a_user_may_resubmit(pol
     world.purgatory.sweep()
     assert world.purgatory.is_expired(event.id)
     again = policy(event, SYNC)
-    assert (again.accepted, again.message) == (False, "invalid: previously expired from purgatory without git data")
+    assert (again.accepted, again.message) == (
+        False,
+        "invalid: previously expired from purgatory without git data",
+    )
     assert policy(event, USER).message == HELD
 
 
@@ -142,7 +157,9 @@ def test_pr_is_held_until_its_commit_arrives_then_a_placeholder_completes_it(pol
     commit = RepoBuilder(world.repo(owner, D)).commit()
     missing = contributor.pr(owner.pubkey, D, "d" * 40)
     held = policy(missing, USER)
-    assert held.message == f"purgatory: PR event stored, waiting for git push with commit {'d' * 40}"
+    assert (
+        held.message == f"purgatory: PR event stored, waiting for git push with commit {'d' * 40}"
+    )
     # a push to refs/nostr/<id> came first: the placeholder has the same commit
     early = contributor.pr(owner.pubkey, D, commit, created_at=1_700_000_400)
     world.purgatory.add_placeholder(early.id, commit)
@@ -173,7 +190,9 @@ def test_related_events_need_an_accepted_announcement_or_event(policy, world):
     assert policy(reply, USER).message == ""
     orphan = sign_event(someone.secret, kinds.ISSUE, [["a", f"30617:{someone.pubkey}:{D}"]], "x")
     assert policy(orphan, USER).message.startswith("blocked: ")
-    assert policy(sign_event(someone.secret, 1, [], "hi"), USER).message.startswith("blocked: kind 1 ")
+    assert policy(sign_event(someone.secret, 1, [], "hi"), USER).message.startswith(
+        "blocked: kind 1 "
+    )
 
 
 def test_deletion_removes_held_events_of_the_same_author(policy, world):

@@ -19,7 +19,8 @@ QUICK = FetchLimits(deadline_secs=20, read_timeout_secs=5, max_bytes=64 << 20)
 
 @dataclass(frozen=True)
 class Source:
-    """``src.git``: main = c1..c5, side = s1..s2 on c3, annotated tag v1 -> c2, a dangling commit."""
+    """``src.git``: main = c1..c5, side = s1..s2 on
+    c3, annotated tag v1 -> c2, a dangling commit."""
 
     root: Path
     path: Path

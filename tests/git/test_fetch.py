@@ -13,11 +13,15 @@ from tests.support.gitrepo import assert_fsck_clean, has_object, init_bare
 from tests.support.gitserver import GitServer, V0OnlyServer
 
 
-def fetch(target: Path, url: str, oids: list[str], policy: FetchPolicy = PRIVATE_OK, **kw) -> list[str]:
+def fetch(
+    target: Path, url: str, oids: list[str], policy: FetchPolicy = PRIVATE_OK, **kw
+) -> list[str]:
     return fetch_oids(target, url, oids, policy=policy, limits=QUICK, **kw)
 
 
-def test_s7_1_advertised_tip_is_fetched_in_one_fetch_request(server: GitServer, source: Source, target: Path):
+def test_s7_1_advertised_tip_is_fetched_in_one_fetch_request(
+    server: GitServer, source: Source, target: Path
+):
     tip = source.main[-1]
     assert fetch(target, server.url("src.git"), [tip]) == [tip]
     assert has_object(target, source.main[0]), "history of the tip comes along"
@@ -42,17 +46,23 @@ def test_s7_1_reachable_non_tip_is_fetched_by_id_whatever_the_server_config(
     assert not has_object(target, source.main[2]), "only the wanted history is fetched"
 
 
-def test_s7_1_unreachable_object_is_fetched_with_protocol_v2(server: GitServer, source: Source, target: Path):
+def test_s7_1_unreachable_object_is_fetched_with_protocol_v2(
+    server: GitServer, source: Source, target: Path
+):
     assert fetch(target, server.url("src.git"), [source.dangling]) == [source.dangling]
     assert_fsck_clean(target)
 
 
-def test_s7_1_annotated_tag_object_is_fetched_by_id(server: GitServer, source: Source, target: Path):
+def test_s7_1_annotated_tag_object_is_fetched_by_id(
+    server: GitServer, source: Source, target: Path
+):
     assert fetch(target, server.url("src.git"), [source.tag_v1]) == [source.tag_v1]
     assert has_object(target, source.main[1]), "the tagged commit comes with the tag"
 
 
-def test_s7_1_oids_the_server_lacks_are_dropped_and_the_rest_fetched(server: GitServer, source: Source, target: Path):
+def test_s7_1_oids_the_server_lacks_are_dropped_and_the_rest_fetched(
+    server: GitServer, source: Source, target: Path
+):
     unknown = ["1" * 40, "2" * 40]
     wanted = [unknown[0], source.side[-1], unknown[1], source.dangling]
     assert fetch(target, server.url("src.git"), wanted) == [source.side[-1], source.dangling]
@@ -65,7 +75,9 @@ def test_s7_1_oids_the_server_lacks_are_dropped_and_the_rest_fetched(server: Git
     assert_fsck_clean(target)
 
 
-def test_s7_1_v0_refusal_naming_oids_drops_them_then_falls_back_to_tips(source: Source, target: Path):
+def test_s7_1_v0_refusal_naming_oids_drops_them_then_falls_back_to_tips(
+    source: Source, target: Path
+):
     """In v0 "not our ref" may only mean "not advertised", so the tips are tried as well."""
     with GitServer(source.root, wrap=gitchaos.protocol_v0_only()) as server:
         old = source.main[1]
@@ -76,7 +88,9 @@ def test_s7_1_v0_refusal_naming_oids_drops_them_then_falls_back_to_tips(source: 
     assert not has_object(target, source.dangling)
 
 
-def test_failed_fallback_after_a_successful_round_returns_the_partial_result(source: Source, target: Path):
+def test_failed_fallback_after_a_successful_round_returns_the_partial_result(
+    source: Source, target: Path
+):
     """The repository changed in the first rounds, so raising "nothing happened" would be a lie."""
     # requests: info/refs, refused fetch, info/refs, fetch (installs), then the fallback: 500
     chaos = gitchaos.chain(gitchaos.http_status(after=4), gitchaos.protocol_v0_only())
@@ -88,20 +102,26 @@ def test_failed_fallback_after_a_successful_round_returns_the_partial_result(sou
     assert_fsck_clean(target)
 
 
-def test_s7_1_nothing_the_server_has_gives_an_empty_result_not_an_error(server: GitServer, target: Path):
+def test_s7_1_nothing_the_server_has_gives_an_empty_result_not_an_error(
+    server: GitServer, target: Path
+):
     assert fetch(target, server.url("src.git"), ["3" * 40]) == []
 
 
 def test_s7_1_present_oids_need_no_network(source: Source, target: Path):
     fetch_everything = [source.main[-1], source.side[-1], source.tag_v1, source.dangling]
     with GitServer(source.root) as first:
-        assert sorted(fetch(target, first.url("src.git"), fetch_everything)) == sorted(fetch_everything)
+        assert sorted(fetch(target, first.url("src.git"), fetch_everything)) == sorted(
+            fetch_everything
+        )
     with GitServer(source.root) as second:
         assert fetch(target, second.url("src.git"), fetch_everything + [source.main[0]]) == []
         assert second.requests == []
 
 
-def test_s7_1_result_is_in_input_order_without_duplicates(server: GitServer, source: Source, target: Path):
+def test_s7_1_result_is_in_input_order_without_duplicates(
+    server: GitServer, source: Source, target: Path
+):
     wanted = [source.side[-1], source.main[-1], source.side[-1]]
     assert fetch(target, server.url("src.git"), wanted) == [source.side[-1], source.main[-1]]
 
@@ -113,7 +133,9 @@ def test_malformed_oids_are_refused_before_any_network_use(server: GitServer, ta
     assert server.requests == []
 
 
-def test_s7_1_v0_server_refusing_unadvertised_wants_falls_back_to_all_tips(source: Source, target: Path):
+def test_s7_1_v0_server_refusing_unadvertised_wants_falls_back_to_all_tips(
+    source: Source, target: Path
+):
     """dulwich.web (v0, advertised wants only) answers 500; the fallback fetches every tip."""
     with V0OnlyServer(source.root) as server:
         old = source.main[1]
@@ -175,7 +197,15 @@ def test_s7_3_haves_are_the_commits_behind_every_ref(source: Source, tmp_path: P
     from tests.support.gitrepo import RepoBuilder, git
 
     repo = RepoBuilder.create(tmp_path / "haves.git")
-    git("fetch", "-q", "--no-write-fetch-head", source.path, source.dangling, source.side[-1], git_dir=repo.path)
+    git(
+        "fetch",
+        "-q",
+        "--no-write-fetch-head",
+        source.path,
+        source.dangling,
+        source.side[-1],
+        git_dir=repo.path,
+    )
     repo.set_ref("refs/heads/main", source.main[0])
     repo.set_ref(f"refs/nostr/{'f' * 64}", source.dangling)
     repo.tag("annotated", source.side[-1])

@@ -42,7 +42,9 @@ def unchanged(repo: Path) -> Iterator[None]:
     assert_fsck_clean(repo)
 
 
-def failing_fetch(repo: Path, url: str, oids: list[str], *, limits: FetchLimits = QUICK, **kw) -> FetchError:
+def failing_fetch(
+    repo: Path, url: str, oids: list[str], *, limits: FetchLimits = QUICK, **kw
+) -> FetchError:
     with unchanged(repo), pytest.raises(FetchError) as info:
         fetch_oids(repo, url, oids, policy=kw.pop("policy", PRIVATE_OK), limits=limits, **kw)
     return info.value
@@ -52,7 +54,9 @@ def test_s7_2_stall_mid_pack_hits_the_read_timeout(source: Source, seeded: Path)
     release = Event()
     with GitServer(source.root, wrap=gitchaos.stall_mid_pack(100, release)) as server:
         started = time.monotonic()
-        error = failing_fetch(seeded, server.url("src.git"), [source.main[-1]], limits=FetchLimits(20, 0.5))
+        error = failing_fetch(
+            seeded, server.url("src.git"), [source.main[-1]], limits=FetchLimits(20, 0.5)
+        )
         elapsed = time.monotonic() - started
         release.set()
     assert error.reason == "timeout"
@@ -63,7 +67,9 @@ def test_s7_2_slow_live_server_hits_the_total_deadline(source: Source, seeded: P
     """Every read succeeds within the read timeout, yet the whole fetch must end at the deadline."""
     with GitServer(source.root, wrap=gitchaos.trickle(8, 0.05)) as server:
         started = time.monotonic()
-        error = failing_fetch(seeded, server.url("src.git"), [source.main[-1]], limits=FetchLimits(0.5, 5))
+        error = failing_fetch(
+            seeded, server.url("src.git"), [source.main[-1]], limits=FetchLimits(0.5, 5)
+        )
         elapsed = time.monotonic() - started
     assert error.reason == "timeout" and "deadline" in error.detail
     assert 0.5 <= elapsed < 3
@@ -83,10 +89,12 @@ def test_s7_2_http_500_is_an_http_error(source: Source, seeded: Path):
 
 def test_s7_2_server_that_recovers_serves_the_next_attempt(source: Source, seeded: Path):
     with GitServer(source.root, wrap=gitchaos.http_status(first_n=1)) as server:
-        assert failing_fetch(seeded, server.url("src.git"), [source.main[-1]]).reason == "http_error"
-        assert fetch_oids(seeded, server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=QUICK) == [
-            source.main[-1]
-        ]
+        assert (
+            failing_fetch(seeded, server.url("src.git"), [source.main[-1]]).reason == "http_error"
+        )
+        assert fetch_oids(
+            seeded, server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=QUICK
+        ) == [source.main[-1]]
     assert_fsck_clean(seeded)
 
 
@@ -97,7 +105,12 @@ def test_s7_2_unknown_repository_is_not_found(server: GitServer, source: Source,
 
 def test_s7_2_pack_larger_than_the_cap_is_too_large(big_repo: BigRepo, seeded: Path):
     with GitServer(big_repo.root) as server:
-        error = failing_fetch(seeded, server.url("big.git"), [big_repo.commits[-1]], limits=FetchLimits(20, 5, 100_000))
+        error = failing_fetch(
+            seeded,
+            server.url("big.git"),
+            [big_repo.commits[-1]],
+            limits=FetchLimits(20, 5, 100_000),
+        )
         assert server.bytes_sent() > 100_000, "the cap was hit by real pack data"
     assert error.reason == "too_large"
 
@@ -125,9 +138,17 @@ def test_dns_failure_is_a_dns_error(source: Source, seeded: Path):
     assert error.reason == "dns"
 
 
-def test_missing_target_repository_is_a_local_error(server: GitServer, source: Source, tmp_path: Path):
+def test_missing_target_repository_is_a_local_error(
+    server: GitServer, source: Source, tmp_path: Path
+):
     with pytest.raises(FetchError) as info:
-        fetch_oids(tmp_path / "absent.git", server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=QUICK)
+        fetch_oids(
+            tmp_path / "absent.git",
+            server.url("src.git"),
+            [source.main[-1]],
+            policy=PRIVATE_OK,
+            limits=QUICK,
+        )
     assert info.value.reason == "local"
     assert server.requests == []
 
@@ -135,10 +156,14 @@ def test_missing_target_repository_is_a_local_error(server: GitServer, source: S
 LOCAL_ONLY = FetchPolicy(allowed_networks=("127.0.0.1/32",))
 
 
-def test_s3_4_redirect_to_a_refused_address_is_refused_before_connecting(source: Source, seeded: Path):
+def test_s3_4_redirect_to_a_refused_address_is_refused_before_connecting(
+    source: Source, seeded: Path
+):
     with GitServer(source.root, host="127.0.0.2") as elsewhere:
         with GitServer(source.root, wrap=gitchaos.redirect_to(elsewhere.base_url)) as redirector:
-            error = failing_fetch(seeded, redirector.url("src.git"), [source.main[-1]], policy=LOCAL_ONLY)
+            error = failing_fetch(
+                seeded, redirector.url("src.git"), [source.main[-1]], policy=LOCAL_ONLY
+            )
             assert redirector.count() == 1
         assert elsewhere.requests == [], "the refused address was never contacted"
     assert error.reason == "policy" and "127.0.0.2" in error.detail
@@ -148,7 +173,13 @@ def test_redirect_to_an_allowed_address_is_followed(source: Source, seeded: Path
     """The control for the test above: redirects as such work."""
     with GitServer(source.root) as real:
         with GitServer(source.root, wrap=gitchaos.redirect_to(real.base_url)) as redirector:
-            fetched = fetch_oids(seeded, redirector.url("src.git"), [source.main[-1]], policy=LOCAL_ONLY, limits=QUICK)
+            fetched = fetch_oids(
+                seeded,
+                redirector.url("src.git"),
+                [source.main[-1]],
+                policy=LOCAL_ONLY,
+                limits=QUICK,
+            )
         assert real.count(method="POST") >= 1
     assert fetched == [source.main[-1]]
 

@@ -1,4 +1,5 @@
-"""The WSGI bridge to git http-backend (S10.5): v2, gzip and chunked bodies, streaming, push hook."""
+"""The WSGI bridge to git http-backend (S10.5):
+v2, gzip and chunked bodies, streaming, push hook."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def http() -> urllib3.PoolManager:
         yield pool
 
 
-def test_s10_5_protocol_v2_when_the_client_asks_for_it(server: GitServer, http: urllib3.PoolManager):
+def test_s10_5_protocol_v2_when_the_client_asks_for_it(
+    server: GitServer, http: urllib3.PoolManager
+):
     url = server.url("src.git/info/refs?service=git-upload-pack")
     v2 = http.request("GET", url, headers={"Git-Protocol": "version=2"})
     v0 = http.request("GET", url)
@@ -43,7 +46,9 @@ def test_s10_5_protocol_v2_when_the_client_asks_for_it(server: GitServer, http: 
     assert "no-cache" in v0.headers["Cache-Control"]
 
 
-def test_s10_5_gzip_request_bodies_are_accepted(server: GitServer, source: Source, http: urllib3.PoolManager):
+def test_s10_5_gzip_request_bodies_are_accepted(
+    server: GitServer, source: Source, http: urllib3.PoolManager
+):
     resp = http.request(
         "POST",
         server.url("src.git/git-upload-pack"),
@@ -89,9 +94,19 @@ def test_s10_5_real_git_clone_with_a_chunked_request_body(many_branches: Path, t
     assert for_each_ref(tmp_path / "v0.git") == for_each_ref(many_branches / "many.git")
 
 
-def test_s10_5_real_git_clone_with_protocol_v2_and_a_gzip_request_body(many_branches: Path, tmp_path: Path):
+def test_s10_5_real_git_clone_with_protocol_v2_and_a_gzip_request_body(
+    many_branches: Path, tmp_path: Path
+):
     with GitServer(many_branches) as server:
-        git("-c", "protocol.version=2", "clone", "--quiet", "--bare", server.url("many.git"), tmp_path / "v2.git")
+        git(
+            "-c",
+            "protocol.version=2",
+            "clone",
+            "--quiet",
+            "--bare",
+            server.url("many.git"),
+            tmp_path / "v2.git",
+        )
         posts = [r for r in server.requests if r.method == "POST"]
     assert len(posts) == 2, "v2: ls-refs, then fetch"
     assert posts[-1].content_encoding == "gzip"
@@ -108,12 +123,16 @@ def test_s10_5_real_git_clone_with_protocol_v2_and_a_gzip_request_body(many_bran
         ("src.git/info/refs?service=git-receive-pack", 403),
     ],
 )
-def test_s10_5_only_smart_http_of_known_repositories_is_served(server: GitServer, http, path: str, status: int):
+def test_s10_5_only_smart_http_of_known_repositories_is_served(
+    server: GitServer, http, path: str, status: int
+):
     assert http.request("GET", f"{server.base_url}/{path}").status == status
 
 
 def test_wrong_methods_are_refused(server: GitServer, http: urllib3.PoolManager):
-    assert http.request("POST", server.url("src.git/info/refs?service=git-upload-pack")).status == 405
+    assert (
+        http.request("POST", server.url("src.git/info/refs?service=git-upload-pack")).status == 405
+    )
     assert http.request("GET", server.url("src.git/git-upload-pack")).status == 405
 
 
@@ -137,7 +156,9 @@ def test_responses_are_streamed_while_the_backend_still_runs(source: Source, tmp
     os.mkfifo(gate)
     backend = fake_backend(tmp_path, f"printf first\nread line < {gate}\nprintf second\n")
     with GitServer(source.root, backend=backend) as server:
-        resp = http.request("GET", server.url("src.git/info/refs?service=git-upload-pack"), preload_content=False)
+        resp = http.request(
+            "GET", server.url("src.git/info/refs?service=git-upload-pack"), preload_content=False
+        )
         assert resp.read1(100) == b"first", "the first bytes arrive while the backend is blocked"
         writer = wait_for(lambda: _open_for_writing(gate), message="the backend to open its gate")
         os.write(writer, b"go\n")
@@ -158,7 +179,9 @@ def test_backend_is_killed_when_the_client_goes_away(source: Source, tmp_path: P
     backend = fake_backend(tmp_path, f"echo $$ > {pidfile}\nexec cat /dev/zero\n")
     with GitServer(source.root, backend=backend) as server:
         pool = urllib3.PoolManager(retries=False, timeout=10)
-        resp = pool.request("GET", server.url("src.git/info/refs?service=git-upload-pack"), preload_content=False)
+        resp = pool.request(
+            "GET", server.url("src.git/info/refs?service=git-upload-pack"), preload_content=False
+        )
         assert resp.read(65536)
         pid = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip()))
         pool.clear()  # closes the socket mid-response
@@ -175,7 +198,9 @@ def _alive(pid: int) -> bool:
 
 
 def _push(clone: Path, url: str, refspec: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "--git-dir", str(clone), "push", url, refspec], capture_output=True, text=True)
+    return subprocess.run(
+        ["git", "--git-dir", str(clone), "push", url, refspec], capture_output=True, text=True
+    )
 
 
 @pytest.fixture
@@ -190,7 +215,9 @@ def pushable(tmp_path: Path, source: Source) -> tuple[Path, Path, str]:
     return root, clone, new
 
 
-def test_s10_6_before_receive_pack_can_refuse_a_push_with_a_message_git_prints(pushable, source: Source):
+def test_s10_6_before_receive_pack_can_refuse_a_push_with_a_message_git_prints(
+    pushable, source: Source
+):
     root, clone, _new = pushable
     seen: list[bytes] = []
 
@@ -213,7 +240,10 @@ def test_s10_6_before_receive_pack_can_refuse_a_push_with_a_message_git_prints(p
 def test_s10_6_accepted_push_runs_receive_pack_and_reports_completion(pushable):
     root, clone, new = pushable
     done: list[bool] = []
-    hooks = {"before_receive_pack": lambda environ, body: None, "after_receive_pack": lambda e, ok: done.append(ok)}
+    hooks = {
+        "before_receive_pack": lambda environ, body: None,
+        "after_receive_pack": lambda e, ok: done.append(ok),
+    }
     with GitServer(root, **hooks) as server:
         server.configure("dst.git", **{"http.receivepack": "true"})
         proc = _push(clone, server.url("dst.git"), "refs/heads/main")
@@ -234,4 +264,7 @@ def test_push_is_refused_by_git_unless_enabled(pushable, source: Source):
 def test_empty_repository_is_served(tmp_path: Path, http: urllib3.PoolManager):
     init_bare(tmp_path / "empty.git")
     with GitServer(tmp_path) as server:
-        assert http.request("GET", server.url("empty.git/info/refs?service=git-upload-pack")).status == 200
+        assert (
+            http.request("GET", server.url("empty.git/info/refs?service=git-upload-pack")).status
+            == 200
+        )

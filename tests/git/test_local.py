@@ -37,7 +37,9 @@ ABSENT = "4" * 40
 
 
 def test_s2_1_missing_oids_checks_objects_of_any_type(source: Source, target: Path):
-    assert missing_oids(source.path, [source.main[0], source.tag_v1, source.dangling, ABSENT]) == {ABSENT}
+    assert missing_oids(source.path, [source.main[0], source.tag_v1, source.dangling, ABSENT]) == {
+        ABSENT
+    }
     tree = RepoBuilder(source.path)._tree({"x": "y"})
     assert missing_oids(source.path, [tree]) == set()
     assert missing_oids(target, [source.main[0]]) == {source.main[0]}
@@ -51,7 +53,9 @@ def test_missing_oids_rejects_malformed_input(source: Source):
         missing_oids(source.path, source.main[0])  # a single string is not a collection of OIDs
 
 
-def test_s8_2_copy_objects_copies_history_including_unreferenced_objects(source: Source, target: Path):
+def test_s8_2_copy_objects_copies_history_including_unreferenced_objects(
+    source: Source, target: Path
+):
     assert copy_objects(source.path, target, [source.dangling, source.tag_v1]) == 2
     for oid in [source.dangling, *source.main, source.tag_v1]:
         assert has_object(target, oid)
@@ -77,7 +81,9 @@ def test_copy_objects_refuses_oids_the_source_lacks(source: Source, target: Path
 
 def state_repo(tmp_path: Path, source: Source) -> Path:
     repo = init_bare(tmp_path / "owner.git")
-    copy_objects(source.path, repo, [source.main[-1], source.side[-1], source.tag_v1, source.dangling])
+    copy_objects(
+        source.path, repo, [source.main[-1], source.side[-1], source.tag_v1, source.dangling]
+    )
     return repo
 
 
@@ -127,7 +133,9 @@ def test_align_reports_a_concurrent_ref_change_instead_of_overwriting_it(
     with pytest.raises(RefConflictError):
         align_refs(repo, {"refs/heads/main": source.main[-1]}, None)
     monkeypatch.undo()
-    assert for_each_ref(repo) == {"refs/heads/main": source.main[1]}, "the concurrent write survived"
+    assert for_each_ref(repo) == {"refs/heads/main": source.main[1]}, (
+        "the concurrent write survived"
+    )
 
 
 def test_s8_2_align_is_idempotent(tmp_path: Path, source: Source):
@@ -138,7 +146,9 @@ def test_s8_2_align_is_idempotent(tmp_path: Path, source: Source):
     assert not again.changed
 
 
-def test_s8_2_align_handles_packed_refs_and_directory_file_conflicts(tmp_path: Path, source: Source):
+def test_s8_2_align_handles_packed_refs_and_directory_file_conflicts(
+    tmp_path: Path, source: Source
+):
     repo = state_repo(tmp_path, source)
     builder = RepoBuilder(repo)
     builder.set_ref("refs/heads/a", source.main[0])
@@ -162,7 +172,9 @@ def test_s8_4_align_never_points_a_ref_at_an_absent_object(tmp_path: Path, sourc
     RepoBuilder(repo).set_ref("refs/heads/main", source.main[0])
     before = for_each_ref(repo)
     with pytest.raises(AbsentObjectError) as info:
-        align_refs(repo, {"refs/heads/main": source.main[-1], "refs/heads/new": ABSENT}, "refs/heads/main")
+        align_refs(
+            repo, {"refs/heads/main": source.main[-1], "refs/heads/new": ABSENT}, "refs/heads/main"
+        )
     assert info.value.oids == [ABSENT]
     assert for_each_ref(repo) == before, "nothing was written, not even the valid part"
     assert_fsck_clean(repo)
@@ -179,7 +191,9 @@ def test_s8_4_align_never_points_a_ref_at_an_absent_object(tmp_path: Path, sourc
         {"refs/heads/main": "ABCDEF" * 6 + "ABCD"},
     ],
 )
-def test_align_refuses_malformed_refs_before_writing(tmp_path: Path, source: Source, refs: dict[str, str]):
+def test_align_refuses_malformed_refs_before_writing(
+    tmp_path: Path, source: Source, refs: dict[str, str]
+):
     repo = state_repo(tmp_path, source)
     with pytest.raises(ValueError):
         align_refs(repo, refs, None)
@@ -188,12 +202,22 @@ def test_align_refuses_malformed_refs_before_writing(tmp_path: Path, source: Sou
 
 @pytest.mark.parametrize(
     "head, why",
-    [("refs/heads/missing", "not in the state"), ("refs/tags/v1", "not a branch"), ("refs/heads/blob", "not a commit")],
+    [
+        ("refs/heads/missing", "not in the state"),
+        ("refs/tags/v1", "not a branch"),
+        ("refs/heads/blob", "not a commit"),
+    ],
 )
-def test_head_is_left_alone_unless_it_names_a_commit_branch_of_the_state(tmp_path: Path, source: Source, head, why):
+def test_head_is_left_alone_unless_it_names_a_commit_branch_of_the_state(
+    tmp_path: Path, source: Source, head, why
+):
     repo = state_repo(tmp_path, source)
     blob = RepoBuilder(repo).blob("not a commit")
-    state = {"refs/heads/main": source.main[-1], "refs/heads/blob": blob, "refs/tags/v1": source.tag_v1}
+    state = {
+        "refs/heads/main": source.main[-1],
+        "refs/heads/blob": blob,
+        "refs/tags/v1": source.tag_v1,
+    }
     result = align_refs(repo, state, head)
     assert result.head_set is False, why
     assert symbolic_head(repo) == "refs/heads/main", "init's default HEAD is unchanged"
@@ -233,13 +257,19 @@ def test_list_refs_matches_git(tmp_path: Path, source: Source):
 
 def test_s10_4_ensure_bare_repo_creates_once_at_the_layout_path(tmp_path: Path):
     path = ensure_bare_repo(tmp_path, NPUB, "my-repo")
-    assert path == tmp_path / "repos" / NPUB / "my-repo.git" == repo_path_for(tmp_path, NPUB, "my-repo")
+    assert (
+        path
+        == tmp_path / "repos" / NPUB / "my-repo.git"
+        == repo_path_for(tmp_path, NPUB, "my-repo")
+    )
     assert_fsck_clean(path)
     marker = path / "description"
     marker.write_text("kept")
     assert ensure_bare_repo(tmp_path, NPUB, "my-repo") == path
     assert marker.read_text() == "kept", "an existing repository is not re-initialised"
-    assert [p.name for p in path.parent.iterdir()] == ["my-repo.git"], "no temporary directories left"
+    assert [p.name for p in path.parent.iterdir()] == ["my-repo.git"], (
+        "no temporary directories left"
+    )
 
 
 @pytest.mark.parametrize("identifier", ["", ".", "..", "a/b", "a\\b", "a\0b", "x" * 252])
@@ -256,7 +286,9 @@ def test_unusual_but_valid_identifiers_are_accepted(tmp_path: Path, identifier: 
     assert ensure_bare_repo(tmp_path, NPUB, identifier).name == identifier + ".git"
 
 
-@pytest.mark.parametrize("npub", ["", "npub1", "../etc", "npub1" + "b" * 58, "npub1" + "q" * 57, "nsec1" + "q" * 58])
+@pytest.mark.parametrize(
+    "npub", ["", "npub1", "../etc", "npub1" + "b" * 58, "npub1" + "q" * 57, "nsec1" + "q" * 58]
+)
 def test_invalid_npubs_are_refused(tmp_path: Path, npub: str):
     with pytest.raises(ValueError):
         ensure_bare_repo(tmp_path, npub, "repo")

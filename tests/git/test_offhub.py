@@ -36,21 +36,33 @@ def test_the_ticker_detects_a_stall():
 
 
 def test_s7_4_fetch_and_copy_of_2000_commits_never_stall_the_hub(big_repo: BigRepo, tmp_path: Path):
-    full, incremental, copy = (init_bare(tmp_path / f"{name}.git") for name in ("full", "incremental", "copy"))
+    full, incremental, copy = (
+        init_bare(tmp_path / f"{name}.git") for name in ("full", "incremental", "copy")
+    )
     tip, half = big_repo.commits[-1], big_repo.commits[999]
     with GitServer(big_repo.root) as server:
         with HubTicker() as fetch_ticker:
-            assert fetch_oids(full, server.url("big.git"), [tip], policy=PRIVATE_OK, limits=QUICK) == [tip]
+            assert fetch_oids(
+                full, server.url("big.git"), [tip], policy=PRIVATE_OK, limits=QUICK
+            ) == [tip]
         fetch_oids(incremental, server.url("big.git"), [half], policy=PRIVATE_OK, limits=QUICK)
         set_nostr_ref(incremental, "d" * 64, half)
         with HubTicker() as incremental_ticker:
-            assert fetch_oids(incremental, server.url("big.git"), [tip], policy=PRIVATE_OK, limits=QUICK) == [tip]
+            assert fetch_oids(
+                incremental, server.url("big.git"), [tip], policy=PRIVATE_OK, limits=QUICK
+            ) == [tip]
     with HubTicker() as copy_ticker:
         assert copy_objects(full, copy, [tip]) == 1
     assert has_object(copy, big_repo.commits[0])
-    worst = {"fetch": fetch_ticker.worst, "incremental": incremental_ticker.worst, "copy": copy_ticker.worst}
+    worst = {
+        "fetch": fetch_ticker.worst,
+        "incremental": incremental_ticker.worst,
+        "copy": copy_ticker.worst,
+    }
     assert max(worst.values()) < STALL_LIMIT, worst
-    assert min(t.ticks for t in (fetch_ticker, incremental_ticker, copy_ticker)) > 5, "the hub kept ticking"
+    assert min(t.ticks for t in (fetch_ticker, incremental_ticker, copy_ticker)) > 5, (
+        "the hub kept ticking"
+    )
 
 
 def test_s7_2_deadline_during_indexing_kills_index_pack_and_leaves_the_repository_unchanged(
@@ -70,13 +82,20 @@ def test_s7_2_deadline_during_indexing_kills_index_pack_and_leaves_the_repositor
         started.append(real_popen(*args, **kwargs))
         return started[-1]
 
-    monkeypatch.setattr(pack_ingest.PackSpool, "as_stdin",
-                        lambda self: os.fdopen(reader, "rb", closefd=False))
+    monkeypatch.setattr(
+        pack_ingest.PackSpool, "as_stdin", lambda self: os.fdopen(reader, "rb", closefd=False)
+    )
     monkeypatch.setattr(offhub.gsubprocess, "Popen", recording_popen)
     before = objects_listing(target)
     try:
         with GitServer(source.root) as server, pytest.raises(FetchError) as info:
-            fetch_oids(target, server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=FetchLimits(0.5, 5))
+            fetch_oids(
+                target,
+                server.url("src.git"),
+                [source.main[-1]],
+                policy=PRIVATE_OK,
+                limits=FetchLimits(0.5, 5),
+            )
     finally:
         os.close(writer)
         os.close(reader)
@@ -99,6 +118,8 @@ def test_corrupt_pack_rejected_by_index_pack_is_a_protocol_error(
     monkeypatch.setattr(pack_ingest.PackSpool, "write", corrupting_write)
     before = objects_listing(target)
     with GitServer(source.root) as server, pytest.raises(FetchError) as info:
-        fetch_oids(target, server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=QUICK)
+        fetch_oids(
+            target, server.url("src.git"), [source.main[-1]], policy=PRIVATE_OK, limits=QUICK
+        )
     assert info.value.reason == "protocol" and "index-pack" in info.value.detail
     assert objects_listing(target) == before

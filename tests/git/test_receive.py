@@ -6,7 +6,14 @@ import io
 
 import pytest
 
-from grasp.git.receive import MalformedPush, PushRequest, RefUpdate, pkt_line, read_push_commands, refusal_response
+from grasp.git.receive import (
+    MalformedPush,
+    PushRequest,
+    RefUpdate,
+    pkt_line,
+    read_push_commands,
+    refusal_response,
+)
 
 OLD, NEW = "a" * 40, "b" * 40
 
@@ -23,12 +30,17 @@ def test_commands_and_capabilities_are_read_up_to_the_flush():
         )
     )
     assert push == PushRequest(
-        (RefUpdate(OLD, NEW, "refs/heads/main"), RefUpdate("0" * 40, NEW, f"refs/nostr/{'c' * 64}")),
+        (
+            RefUpdate(OLD, NEW, "refs/heads/main"),
+            RefUpdate("0" * 40, NEW, f"refs/nostr/{'c' * 64}"),
+        ),
         frozenset({"report-status", "side-band-64k", "agent=x"}),
     )
 
 
-@pytest.mark.parametrize("raw", [b"", b"00", b"zzzz", b"0003", pkt_line(b"only two fields") + b"0000", pkt_line(b"x")])
+@pytest.mark.parametrize(
+    "raw", [b"", b"00", b"zzzz", b"0003", pkt_line(b"only two fields") + b"0000", pkt_line(b"x")]
+)
 def test_malformed_command_lists_are_refused(raw: bytes):
     with pytest.raises(MalformedPush):
         read_push_commands(io.BytesIO(raw))
@@ -44,7 +56,9 @@ def parse_pkts(data: bytes) -> list[bytes | None]:
 
 
 def test_refusal_with_sideband_and_report_status():
-    push = PushRequest((RefUpdate(OLD, NEW, "refs/heads/main"),), frozenset({"report-status", "side-band-64k"}))
+    push = PushRequest(
+        (RefUpdate(OLD, NEW, "refs/heads/main"),), frozenset({"report-status", "side-band-64k"})
+    )
     packets = parse_pkts(refusal_response(push, "not\nallowed"))
     assert packets[0] == b"\x02not allowed\n"
     assert packets[-1] is None
@@ -54,7 +68,11 @@ def test_refusal_with_sideband_and_report_status():
 
 def test_refusal_without_sideband_is_a_plain_report():
     push = PushRequest((RefUpdate(OLD, NEW, "refs/heads/x"),), frozenset({"report-status-v2"}))
-    assert parse_pkts(refusal_response(push, "no")) == [b"unpack ok\n", b"ng refs/heads/x no\n", None]
+    assert parse_pkts(refusal_response(push, "no")) == [
+        b"unpack ok\n",
+        b"ng refs/heads/x no\n",
+        None,
+    ]
 
 
 def test_refusal_without_report_status_is_an_err_line():

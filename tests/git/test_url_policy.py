@@ -1,4 +1,5 @@
-"""S3.4 URL policy: refused schemes, credentials and address classes; pinning to the checked address."""
+"""S3.4 URL policy: refused schemes, credentials and address classes; pinning to the checked
+address."""
 
 from __future__ import annotations
 
@@ -104,7 +105,9 @@ def test_allowed_networks_admit_exactly_their_addresses():
 
 def test_s3_4_the_first_allowed_address_is_pinned():
     answers = {"mixed.test": ["10.0.0.7", "93.184.216.34", "93.184.216.35"]}
-    checked = check_url("https://mixed.test/r.git", STRICT, resolve=lambda host, port: answers[host])
+    checked = check_url(
+        "https://mixed.test/r.git", STRICT, resolve=lambda host, port: answers[host]
+    )
     assert (checked.host, checked.port, checked.address) == ("mixed.test", 443, "93.184.216.34")
 
 
@@ -144,9 +147,13 @@ def test_s3_4_connection_goes_to_the_checked_address_not_a_fresh_dns_answer(
 
     policy = FetchPolicy(allowed_networks=("127.0.0.1/32",))
     url = f"http://rebind.test:{server.port}/src.git"
-    assert fetch_oids(target, url, [source.main[-1]], policy=policy, limits=QUICK, resolve=resolve) == [source.main[-1]]
+    assert fetch_oids(
+        target, url, [source.main[-1]], policy=policy, limits=QUICK, resolve=resolve
+    ) == [source.main[-1]]
     assert calls == ["rebind.test"]
-    assert {r.host for r in server.requests} == {f"rebind.test:{server.port}"}, "Host header keeps the name"
+    assert {r.host for r in server.requests} == {f"rebind.test:{server.port}"}, (
+        "Host header keeps the name"
+    )
 
 
 @pytest.fixture
@@ -165,16 +172,24 @@ def to_loopback(host: str, port: int) -> list[str]:
     return ["127.0.0.1"]
 
 
-def test_s3_4_https_to_the_pinned_address_still_verifies_the_host_name(tls_server: GitServer, source: Source, target):
+def test_s3_4_https_to_the_pinned_address_still_verifies_the_host_name(
+    tls_server: GitServer, source: Source, target
+):
     url = f"https://pinned.test:{tls_server.port}/src.git"
-    fetched = fetch_oids(target, url, [source.main[-1]], policy=LOOPBACK_ONLY, limits=QUICK, resolve=to_loopback)
+    fetched = fetch_oids(
+        target, url, [source.main[-1]], policy=LOOPBACK_ONLY, limits=QUICK, resolve=to_loopback
+    )
     assert fetched == [source.main[-1]]
     assert {r.host for r in tls_server.requests} == {f"pinned.test:{tls_server.port}"}
 
 
-def test_https_certificate_for_another_name_is_a_tls_error(tls_server: GitServer, source: Source, target):
+def test_https_certificate_for_another_name_is_a_tls_error(
+    tls_server: GitServer, source: Source, target
+):
     url = f"https://other.test:{tls_server.port}/src.git"
     with pytest.raises(FetchError) as info:
-        fetch_oids(target, url, [source.main[-1]], policy=LOOPBACK_ONLY, limits=QUICK, resolve=to_loopback)
+        fetch_oids(
+            target, url, [source.main[-1]], policy=LOOPBACK_ONLY, limits=QUICK, resolve=to_loopback
+        )
     assert info.value.reason == "tls"
     assert tls_server.requests == [], "no HTTP request was sent over the unverified connection"

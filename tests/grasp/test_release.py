@@ -23,12 +23,24 @@ def test_state_is_released_when_its_objects_are_present(world):
     tag = repo.tag("v1", main)
     repo.set_ref("refs/heads/stale", main)  # not in the state: must be deleted
     state = world.hold_state(
-        owner.state(D, {"refs/heads/main": main, "refs/heads/dev": dev, "refs/tags/v1": tag,
-                        "refs/tags/v1^{}": main}, head="refs/heads/dev")
+        owner.state(
+            D,
+            {
+                "refs/heads/main": main,
+                "refs/heads/dev": dev,
+                "refs/tags/v1": tag,
+                "refs/tags/v1^{}": main,
+            },
+            head="refs/heads/dev",
+        )
     )
     result = world.workflow.process(D)
     assert (result.states_released, result.repos_synced, result.errors) == (1, 1, ())
-    assert for_each_ref(repo.path) == {"refs/heads/main": main, "refs/heads/dev": dev, "refs/tags/v1": tag}
+    assert for_each_ref(repo.path) == {
+        "refs/heads/main": main,
+        "refs/heads/dev": dev,
+        "refs/tags/v1": tag,
+    }
     assert symbolic_head(repo.path) == "refs/heads/dev"
     assert world.notified_ids == [state.event.id] and _served(world, state.event.id)
     assert not world.purgatory.has_pending_events(D)
@@ -56,8 +68,12 @@ def test_authorisation_is_decided_at_release_time(world, caplog):
     world.announce(owner, D, created_at=1_700_000_000)
     repo = RepoBuilder(world.repo(owner, D))
     commit = repo.commit()
-    by_newcomer = world.hold_state(newcomer.state(D, {"refs/heads/main": commit}, created_at=1_700_000_300))
-    by_stranger = world.hold_state(stranger.state(D, {"refs/heads/main": commit}, created_at=1_700_000_200))
+    by_newcomer = world.hold_state(
+        newcomer.state(D, {"refs/heads/main": commit}, created_at=1_700_000_300)
+    )
+    by_stranger = world.hold_state(
+        stranger.state(D, {"refs/heads/main": commit}, created_at=1_700_000_200)
+    )
     world.store.save(owner.announcement(D, maintainers=[newcomer.pubkey], created_at=1_700_000_050))
     with caplog.at_level(logging.WARNING, logger="grasp.release"):
         result = world.workflow.process(D)
@@ -65,8 +81,10 @@ def test_authorisation_is_decided_at_release_time(world, caplog):
     assert world.notified_ids == [by_newcomer.event.id]
     assert not world.purgatory.contains(by_stranger.event.id)
     assert not _served(world, by_stranger.event.id)
-    assert any(by_stranger.event.id in r.getMessage() and "no maintainer" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        by_stranger.event.id in r.getMessage() and "no maintainer" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_older_state_arriving_later_does_not_roll_refs_back(world):

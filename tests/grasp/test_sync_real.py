@@ -33,7 +33,9 @@ def _closed_port_url(host: str) -> str:
 def remotes(tmp_path):
     """Two real remotes on distinct loopback hosts: a fast one and a slow (trickling) one."""
     fast = GitServer(tmp_path / "fast", host="127.0.0.2")
-    slow = GitServer(tmp_path / "slow", host="127.0.0.3", wrap=trickle(chunk_bytes=256, pause_secs=0.02))
+    slow = GitServer(
+        tmp_path / "slow", host="127.0.0.3", wrap=trickle(chunk_bytes=256, pause_secs=0.02)
+    )
     with fast, slow:
         yield fast, slow
 
@@ -52,8 +54,12 @@ def test_three_maintainers_three_servers_fast_slow_down(world, remotes):
     b = RepoBuilder.create(slow.root / f"{D}.git").commit()
     c = "c" * 40  # only on the server that is down
     down = _closed_port_url("127.0.0.4")
-    world.announce(owner, D, clone=[fast.url(f"{D}.git"), slow.url(f"{D}.git"), down],
-                   maintainers=[m1.pubkey, m2.pubkey])
+    world.announce(
+        owner,
+        D,
+        clone=[fast.url(f"{D}.git"), slow.url(f"{D}.git"), down],
+        maintainers=[m1.pubkey, m2.pubkey],
+    )
     s_fast = world.hold_state(owner.state(D, {"refs/heads/main": a}, created_at=1_700_000_100))
     s_slow = world.hold_state(m1.state(D, {"refs/heads/main": b}, created_at=1_700_000_200))
     s_down = world.hold_state(m2.state(D, {"refs/heads/main": c}, created_at=1_700_000_300))
@@ -94,7 +100,9 @@ def test_objects_split_across_two_servers_are_aggregated(world, remotes):
     other = RepoBuilder.create(slow.root / f"{D}.git")
     feature = other.chain(2, branch="feature")[-1]
     world.announce(owner, D, clone=[fast.url(f"{D}.git"), slow.url(f"{D}.git")])
-    state = world.hold_state(owner.state(D, {"refs/heads/main": main, "refs/heads/feature": feature}))
+    state = world.hold_state(
+        owner.state(D, {"refs/heads/main": main, "refs/heads/feature": feature})
+    )
     clock = FakeClock()
     h = _start(world, clock)
     try:
@@ -102,7 +110,10 @@ def test_objects_split_across_two_servers_are_aggregated(world, remotes):
     finally:
         h.system.stop()
     assert world.notified_ids == [state.event.id]
-    assert for_each_ref(world.repo(owner, D)) == {"refs/heads/main": main, "refs/heads/feature": feature}
+    assert for_each_ref(world.repo(owner, D)) == {
+        "refs/heads/main": main,
+        "refs/heads/feature": feature,
+    }
     for server in (fast, slow):
         # protocol v2: one ls-refs and one fetch POST per URL for the whole identifier
         assert server.count(service="git-upload-pack", method="POST") <= 2

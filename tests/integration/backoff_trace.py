@@ -24,8 +24,16 @@ from grasp.relay.config import parse_config
 
 BACKOFF_TRACE = Path(__file__).resolve().parents[1] / "traces" / "e2e_backoff.jsonl"
 #: Every sync option relay B of the scenario runs with (they override the tier's defaults).
-BACKOFF_ARGS = ("--sync-immediate-delay-ms", "100", "--sync-loop-interval-ms", "200",
-                "--sync-default-delay-secs", "0.2", "--sync-backoff-scale", "0.01")
+BACKOFF_ARGS = (
+    "--sync-immediate-delay-ms",
+    "100",
+    "--sync-loop-interval-ms",
+    "200",
+    "--sync-default-delay-secs",
+    "0.2",
+    "--sync-backoff-scale",
+    "0.01",
+)
 #: The only remote's host, hence the DomainThrottle's name (S3.3).
 BACKOFF_HOST = "127.0.0.2"
 THROTTLE = throttle_name(BACKOFF_HOST)
@@ -50,7 +58,8 @@ def assert_backoff_trace_replays(path: Path) -> list[TraceLine]:
         assert result.expected, f"nothing of {result.actor} to check in {path}"
         assert result.matches, (
             f"{result.actor} diverged from {path} ({result.divergence}):\n"
-            f"expected {result.expected}\nactual   {result.actual}")
+            f"expected {result.expected}\nactual   {result.actual}"
+        )
     _assert_scaled_backoff(lines)
     return lines
 
@@ -60,9 +69,13 @@ def _assert_scaled_backoff(lines: list[TraceLine]) -> None:
     to_scheduler = [line for line in lines if line.receiver == "Scheduler"]
     finished = [line for line in to_scheduler if line.type == "SyncFinished"]
     assert [line.msg["complete"] for line in finished] == [False, False, False, True], finished
-    started = [line for line in lines if line.sender == "Scheduler" and line.type == "SyncIdentifier"]
+    started = [
+        line for line in lines if line.sender == "Scheduler" and line.type == "SyncIdentifier"
+    ]
     assert len(started) == 4, started
     for fail, retry, backoff in zip(finished, started[1:], SCALED_BACKOFF, strict=False):
         waited = retry.t - fail.t
         # a precise wake-up (S4.4); the slack only absorbs a busy test machine
-        assert backoff <= waited < backoff + 0.15, f"retry {waited:.3f} s after a failure, backoff {backoff} s"
+        assert backoff <= waited < backoff + 0.15, (
+            f"retry {waited:.3f} s after a failure, backoff {backoff} s"
+        )

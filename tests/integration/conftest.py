@@ -31,8 +31,9 @@ class E2EDeadlineExceeded(AssertionError):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    timeout = gevent.Timeout(TEST_DEADLINE_SECS,
-                             E2EDeadlineExceeded(f"{item.nodeid} exceeded {TEST_DEADLINE_SECS:g} s"))
+    timeout = gevent.Timeout(
+        TEST_DEADLINE_SECS, E2EDeadlineExceeded(f"{item.nodeid} exceeded {TEST_DEADLINE_SECS:g} s")
+    )
     timeout.start()
     try:
         yield
@@ -59,7 +60,11 @@ def cluster(request: pytest.FixtureRequest, tmp_path) -> Iterator[Cluster]:
             for relay in world.relays.values():
                 print(relay.log_tail(80))
         rows = request.config.stash.setdefault(_REPORT, {})
-        rows[request.node.nodeid] = (outcome.get("duration"), world.git_requests(), world.server_kinds())
+        rows[request.node.nodeid] = (
+            outcome.get("duration"),
+            world.git_requests(),
+            world.server_kinds(),
+        )
         world.close()
 
 

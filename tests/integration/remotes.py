@@ -84,8 +84,12 @@ def command_recorder(log: CommandLog) -> Wrap:
     """A wrap that records the v2 command of every upload-pack POST (the body is replayed)."""
 
     def wrap(app: WSGIApp) -> WSGIApp:
-        def recorder(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO", "").endswith(UPLOAD_PACK):
+        def recorder(
+            environ: dict[str, Any], start_response: Callable[..., Any]
+        ) -> Iterable[bytes]:
+            if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO", "").endswith(
+                UPLOAD_PACK
+            ):
                 body = environ["wsgi.input"].read()
                 environ["wsgi.input"] = _Replay(body)
                 log.commands.append(_command_of(body, environ.get("HTTP_CONTENT_ENCODING", "")))
@@ -138,7 +142,11 @@ def server_git_requests(server: _BaseServer, commands: CommandLog | None = None)
 def pack_requests(server: _BaseServer, commands: CommandLog) -> list[RequestRecord]:
     """The request records of the pack requests (v2 ``command=fetch``), in arrival order."""
     posts = [r for r in server.requests if r.method == "POST" and r.service == UPLOAD_PACK]
-    return [record for record, command in zip(posts, commands.commands, strict=True) if command in ("fetch", "v0")]
+    return [
+        record
+        for record, command in zip(posts, commands.commands, strict=True)
+        if command in ("fetch", "v0")
+    ]
 
 
 _ACCESS = re.compile(r'"(GET|POST) (\S+) HTTP/[\d.]+" (\d{3})')
@@ -177,12 +185,16 @@ class Outage:
         self.down = down
 
     def __call__(self, app: WSGIApp) -> WSGIApp:
-        def maybe_down(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def maybe_down(
+            environ: dict[str, Any], start_response: Callable[..., Any]
+        ) -> Iterable[bytes]:
             if not self.down:
                 return app(environ, start_response)
             body = b"outage: service unavailable\n"
-            start_response("503 Service Unavailable",
-                           [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            start_response(
+                "503 Service Unavailable",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+            )
             return [body]
 
         return maybe_down
@@ -248,7 +260,9 @@ def gate_first_pack(started: Event, release: Event) -> Wrap:
 
 
 def _is_pack_request(environ: dict[str, Any]) -> bool:
-    if environ.get("REQUEST_METHOD") != "POST" or not environ.get("PATH_INFO", "").endswith(UPLOAD_PACK):
+    if environ.get("REQUEST_METHOD") != "POST" or not environ.get("PATH_INFO", "").endswith(
+        UPLOAD_PACK
+    ):
         return False
     body = environ["wsgi.input"].read()
     environ["wsgi.input"] = _Replay(body)

@@ -57,7 +57,14 @@ from tests.support.wait import wait_for
 #: come from. ``--allow-private-fetch`` is added unless a test says otherwise (every remote here
 #: is on loopback, S3.4). The user delay (S4.2) stays 180 s unless a test shortens it, so on a
 #: source relay only a push releases what a user published.
-FAST_SYNC = ("--sync-immediate-delay-ms", "100", "--sync-loop-interval-ms", "200", "--log-level", "DEBUG")
+FAST_SYNC = (
+    "--sync-immediate-delay-ms",
+    "100",
+    "--sync-loop-interval-ms",
+    "200",
+    "--log-level",
+    "DEBUG",
+)
 
 #: How long any single wait of this tier may take; the whole test is bounded separately.
 WAIT_SECS = 15.0
@@ -80,8 +87,9 @@ class Published:
     message: str  # the relay's reason when refused ("" when accepted: nostr-sdk keeps no text)
 
 
-def publish_with_nostr_sdk(ws_url: str, events: Sequence[Event], *, concurrently: bool = False,
-                           timeout: float = 10.0) -> list[Published]:
+def publish_with_nostr_sdk(
+    ws_url: str, events: Sequence[Event], *, concurrently: bool = False, timeout: float = 10.0
+) -> list[Published]:
     """Send ``events`` with nostr-sdk, one after the other on one connection, or
     ``concurrently``: each on its own connection, all at once. nostr-sdk parses and verifies
     every event itself first (an independent check of our signer)."""
@@ -92,14 +100,18 @@ def publish_with_nostr_sdk(ws_url: str, events: Sequence[Event], *, concurrently
         url = nostr_sdk.RelayUrl.parse(ws_url)
         await client.add_relay(url)
         connected = await client.try_connect(timedelta(seconds=timeout))
-        assert url in connected.success, f"nostr-sdk could not connect to {ws_url}: {connected.failed}"
+        assert url in connected.success, (
+            f"nostr-sdk could not connect to {ws_url}: {connected.failed}"
+        )
         try:
             results = []
             for event in batch:
                 sdk_event = nostr_sdk.Event.from_json(json.dumps(event.to_json()))
                 assert sdk_event.verify(), f"nostr-sdk finds event {event.id} invalid"
                 out = await client.send_event(sdk_event)
-                results.append(Published(event.id, url in out.success, next(iter(out.failed.values()), "")))
+                results.append(
+                    Published(event.id, url in out.success, next(iter(out.failed.values()), ""))
+                )
             return results
         finally:
             await client.disconnect()
@@ -119,8 +131,14 @@ def publish_with_nostr_sdk(ws_url: str, events: Sequence[Event], *, concurrently
 class E2ERelay:
     """One named ``grasp-relay`` process (possibly restarted) and what tests ask of it."""
 
-    def __init__(self, name: str, data_dir: Path, args: Sequence[str], domain: str | None,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        data_dir: Path,
+        args: Sequence[str],
+        domain: str | None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.data_dir = data_dir
         self.args = tuple(args)
@@ -196,9 +214,14 @@ class E2ERelay:
 
     def wait_served(self, *events: Event, timeout: float = WAIT_SECS) -> None:
         ids = {e.id for e in events}
-        wait_for(lambda: self.served_ids(*ids) == ids, timeout, interval=0.05,
-                 message=lambda: f"{self.name} to serve {sorted(ids - self.served_ids(*ids))}\n"
-                                 f"{self.log_tail()}")
+        wait_for(
+            lambda: self.served_ids(*ids) == ids,
+            timeout,
+            interval=0.05,
+            message=lambda: (
+                f"{self.name} to serve {sorted(ids - self.served_ids(*ids))}\n{self.log_tail()}"
+            ),
+        )
 
     @contextmanager
     def client(self) -> Iterator[RelayClient]:
@@ -222,8 +245,12 @@ class E2ERelay:
     def wait_held(self, timeout: float = WAIT_SECS, **expected: int) -> None:
         """Wait until purgatory holds exactly these counts, e.g. ``wait_held(k30618=1)``."""
         want = {key.removeprefix("k"): value for key, value in expected.items()}
-        wait_for(lambda: all(self.held().get(k) == v for k, v in want.items()), timeout, interval=0.05,
-                 message=lambda: f"{self.name} to hold {want}, holds {self.held()}\n{self.log_tail()}")
+        wait_for(
+            lambda: all(self.held().get(k) == v for k, v in want.items()),
+            timeout,
+            interval=0.05,
+            message=lambda: f"{self.name} to hold {want}, holds {self.held()}\n{self.log_tail()}",
+        )
 
     def ls_remote(self, owner_pubkey: str, identifier: str) -> dict[str, str]:
         out = git("ls-remote", self.clone_url(owner_pubkey, identifier))
@@ -237,7 +264,9 @@ class E2ERelay:
         return "".join([*self.previous_logs, self.process.log])
 
     def log_tail(self, lines: int = 40) -> str:
-        return f"--- last {lines} lines of {self.name}'s log ---\n" + "\n".join(self.log.splitlines()[-lines:])
+        return f"--- last {lines} lines of {self.name}'s log ---\n" + "\n".join(
+            self.log.splitlines()[-lines:]
+        )
 
     def wait_for_log(self, pattern: str, timeout: float = WAIT_SECS) -> re.Match[str]:
         """The first log line of the current process matching ``pattern`` (waits for it)."""
@@ -250,8 +279,12 @@ class E2ERelay:
 
 def push(local: Path, url: str, *refspecs: str) -> str:
     """``git push`` from a local (bare) repository; stderr carries the relay's answers."""
-    proc = subprocess.run(["git", "--git-dir", str(local), "push", "--porcelain", url, *refspecs],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        ["git", "--git-dir", str(local), "push", "--porcelain", url, *refspecs],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, f"git push {url} {refspecs} failed:\n{proc.stdout}{proc.stderr}"
     return proc.stdout + proc.stderr
 
@@ -265,9 +298,16 @@ class Cluster:
         self.servers: dict[str, tuple[_BaseServer, CommandLog | None]] = {}
         self.started_at = time.monotonic()
 
-    def relay(self, name: str, *args: str, fixed_domain: bool = False, sync_from: Sequence[E2ERelay] = (),
-              user_delay: float | None = None, allow_private_fetch: bool = True,
-              env: Mapping[str, str] | None = None) -> E2ERelay:
+    def relay(
+        self,
+        name: str,
+        *args: str,
+        fixed_domain: bool = False,
+        sync_from: Sequence[E2ERelay] = (),
+        user_delay: float | None = None,
+        allow_private_fetch: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> E2ERelay:
         """Start relay ``name`` with :data:`FAST_SYNC` and ``args``; ``fixed_domain`` gives it
         :func:`planned_domain` as its public authority, ``user_delay`` shortens the S4.2 user
         delay, ``env`` adds environment variables (the process inherits the test's otherwise)."""
@@ -284,8 +324,11 @@ class Cluster:
         self.relays[name] = relay
         return relay.start()
 
-    def git_server(self, name: str, *, host: str = "127.0.0.1", wrap: Wrap | None = None) -> GitServer:
-        """A started ``git http-backend`` server serving the bare repositories below ``root/name``."""
+    def git_server(
+        self, name: str, *, host: str = "127.0.0.1", wrap: Wrap | None = None
+    ) -> GitServer:
+        """A started ``git http-backend`` server
+        serving the bare repositories below ``root/name``."""
         commands = CommandLog()
         recorder = command_recorder(commands)
         full = recorder if wrap is None else (lambda app: recorder(wrap(app)))
@@ -303,7 +346,10 @@ class Cluster:
     def git_requests(self) -> dict[str, GitRequests]:
         """Per server: what it saw of upload-pack traffic (relays: their access logs, which
         also count the test's own ``git ls-remote`` checks: one GET and one POST each)."""
-        counts = {name: server_git_requests(server, commands) for name, (server, commands) in self.servers.items()}
+        counts = {
+            name: server_git_requests(server, commands)
+            for name, (server, commands) in self.servers.items()
+        }
         counts.update({name: relay.git_requests() for name, relay in self.relays.items()})
         return counts
 
@@ -325,15 +371,25 @@ class Cluster:
             server.stop()
 
 
-def announcement_listing(owner: Key, identifier: str, domains: Sequence[str], *,
-                         extra_clone: Sequence[str] = (), first_clone: Sequence[str] = (),
-                         created_at: int = 1_700_000_000) -> Event:
+def announcement_listing(
+    owner: Key,
+    identifier: str,
+    domains: Sequence[str],
+    *,
+    extra_clone: Sequence[str] = (),
+    first_clone: Sequence[str] = (),
+    created_at: int = 1_700_000_000,
+) -> Event:
     """An announcement whose ``clone`` and ``relays`` name each GRASP relay of ``domains`` (so
     each accepts it, S10.4), with other URLs (plain git servers, dead URLs) listed before
     (``first_clone``) or after (``extra_clone``) them: syncs try URLs in this order (S3.1)."""
     return owner.announcement(
         identifier,
-        clone=[*first_clone, *(clone_url_at(d, owner.pubkey, identifier) for d in domains), *extra_clone],
+        clone=[
+            *first_clone,
+            *(clone_url_at(d, owner.pubkey, identifier) for d in domains),
+            *extra_clone,
+        ],
         relays=[f"ws://{d}" for d in domains],
         created_at=created_at,
     )
@@ -347,14 +403,18 @@ def assert_log_in_order(relay: E2ERelay, *patterns: str) -> None:
         regex = re.compile(pattern)
         found = next((i for i in range(position, len(lines)) if regex.search(lines[i])), None)
         assert found is not None, (
-            f"{relay.name}'s log has no {pattern!r} after line {position}\n{relay.log_tail()}")
+            f"{relay.name}'s log has no {pattern!r} after line {position}\n{relay.log_tail()}"
+        )
         position = found + 1
 
 
 def fetch_lines(relay: E2ERelay, text: str) -> list[str]:
     """The sync and fetch log lines (actors.sync, grasp.git) that mention ``text``."""
-    return [line for line in relay.log.splitlines()
-            if text in line and (" actors.sync " in line or " grasp.git." in line)]
+    return [
+        line
+        for line in relay.log.splitlines()
+        if text in line and (" actors.sync " in line or " grasp.git." in line)
+    ]
 
 
 def released_on_source(source: E2ERelay, announcement: Event, state: Event, local: Path) -> None:
@@ -364,7 +424,10 @@ def released_on_source(source: E2ERelay, announcement: Event, state: Event, loca
     owner, identifier = announcement.pubkey, announcement.d  # the owner's repository
     source.publish(announcement, state)
     source.wait_held(k30617=1, k30618=1)
-    refs = [tag[0] for tag in state.tags
-            if tag[0].startswith(("refs/heads/", "refs/tags/")) and not tag[0].endswith("^{}")]
+    refs = [
+        tag[0]
+        for tag in state.tags
+        if tag[0].startswith(("refs/heads/", "refs/tags/")) and not tag[0].endswith("^{}")
+    ]
     push(local, source.clone_url(owner, identifier), *(f"{ref}:{ref}" for ref in refs))
     source.wait_served(announcement, state)

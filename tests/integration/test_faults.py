@@ -72,9 +72,17 @@ def test_sigterm_with_events_held_then_restart_releases_them(cluster):
     b.wait_served(announcement, state, pr, timeout=5.0)
 
     assert not state_file.exists(), "the state file is consumed on restore (S9.1)"
-    assert_log_in_order(b, r"restored purgatory", r"re-queueing 1 restored identifiers",
-                        rf"released from purgatory for {ID}: 1 states, 1 PRs")
-    assert b.ls_remote(owner.pubkey, ID) == {"HEAD": main, "refs/heads/main": main, f"refs/nostr/{pr.id}": tip}
+    assert_log_in_order(
+        b,
+        r"restored purgatory",
+        r"re-queueing 1 restored identifiers",
+        rf"released from purgatory for {ID}: 1 states, 1 PRs",
+    )
+    assert b.ls_remote(owner.pubkey, ID) == {
+        "HEAD": main,
+        "refs/heads/main": main,
+        f"refs/nostr/{pr.id}": tip,
+    }
     assert_fsck_clean(b.repo_path(owner.pubkey, ID))
 
 
@@ -84,12 +92,15 @@ def test_kill_9_mid_fetch_then_restart_source_redelivers(cluster, tmp_path):
     answers) and releases them; its repository passes ``git fsck``."""
     owner = Key()
     started, release = Event(), Event()
-    g = cluster.git_server("G", host="127.0.0.2", wrap=stall_first_pack(started, release, after_bytes=32_768))
+    g = cluster.git_server(
+        "G", host="127.0.0.2", wrap=stall_first_pack(started, release, after_bytes=32_768)
+    )
     served = g.root / f"{ID}.git"
     main = linear_history(served, 300)[-1]  # a pack of a few hundred KiB: the stall is mid-pack
     a = cluster.relay("A")
-    announcement = announcement_listing(owner, ID, [a.domain, planned_domain("B")],
-                                        first_clone=[g.url(f"{ID}.git")])
+    announcement = announcement_listing(
+        owner, ID, [a.domain, planned_domain("B")], first_clone=[g.url(f"{ID}.git")]
+    )
     state = owner.state(ID, {"refs/heads/main": main})
     released_on_source(a, announcement, state, served)
 
@@ -116,7 +127,9 @@ def test_http_500_then_recovery_backs_off_then_releases(cluster, tmp_path):
     """S4.1: three failed attempts back off 0.2, 0.4 and 0.8 s (20/40/80 s scaled by 0.01);
     the fourth attempt finds the remote recovered and the state is released."""
     owner = Key()
-    g = cluster.git_server("G", host=BACKOFF_HOST, wrap=http_status("500 Internal Server Error", first_n=3))
+    g = cluster.git_server(
+        "G", host=BACKOFF_HOST, wrap=http_status("500 Internal Server Error", first_n=3)
+    )
     main = RepoBuilder.create(g.root / f"{ID}.git").chain(2, branch="main")[-1]
     trace = tmp_path / "trace.jsonl"
     b = cluster.relay("B", *BACKOFF_ARGS, "--trace", str(trace))
@@ -125,15 +138,22 @@ def test_http_500_then_recovery_backs_off_then_releases(cluster, tmp_path):
     b.publish(announcement, state)
     b.wait_served(state)
 
-    assert_log_in_order(b, *(rf"{ID} incomplete: attempt {n}, retry in {secs} s"
-                             for n, secs in ((1, "0.2"), (2, "0.4"), (3, "0.8"))),
-                        rf"released from purgatory for {ID}: 1 states")
+    assert_log_in_order(
+        b,
+        *(
+            rf"{ID} incomplete: attempt {n}, retry in {secs} s"
+            for n, secs in ((1, "0.2"), (2, "0.4"), (3, "0.8"))
+        ),
+        rf"released from purgatory for {ID}: 1 states",
+    )
     starts = [r.time for r in g.requests if r.method == "GET"]
     assert len(starts) == 4, g.requests
-    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
     for gap, backoff in zip(gaps, (0.2, 0.4, 0.8), strict=True):
         assert backoff <= gap < backoff + 0.3, f"attempt gaps {gaps}"
-    assert cluster.git_requests()["G"] == GitRequests(adverts=4, posts=2, ls_refs=1, fetches=1, failed=3)
+    assert cluster.git_requests()["G"] == GitRequests(
+        adverts=4, posts=2, ls_refs=1, fetches=1, failed=3
+    )
 
     assert b.stop() == 0  # the trace is complete and flushed
     if os.environ.get("E2E_RECORD_TRACE") == "1":
@@ -152,7 +172,8 @@ def index_pack_gate(directory: Path, gate: Path) -> Path:
         "#!/bin/sh\n"
         'case " $* " in *" index-pack "*)\n'
         f'  : > "{gate}"\n'
-        f'  i=0; while [ ! -e "{gate}.go" ] && [ $i -lt 1500 ]; do sleep 0.02; i=$((i + 1)); done ;;\n'
+        f'  i=0; while [ ! -e "{gate}.go" ] && [ $i -lt 1500 ]; '
+        "do sleep 0.02; i=$((i + 1)); done ;;\n"
         "esac\n"
         f'exec "{real_git}" "$@"\n'
     )
@@ -171,8 +192,12 @@ def test_kill_9_while_indexing_leaves_no_staging_directory(cluster, tmp_path):
     shim = index_pack_gate(tmp_path / "shim", gate)
     g = cluster.git_server("G", host="127.0.0.2")
     main = RepoBuilder.create(g.root / f"{ID}.git").chain(3, branch="main")[-1]
-    b = cluster.relay("B", fixed_domain=True, user_delay=0.2,
-                      env={"PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"})
+    b = cluster.relay(
+        "B",
+        fixed_domain=True,
+        user_delay=0.2,
+        env={"PATH": f"{shim}{os.pathsep}{os.environ['PATH']}"},
+    )
     announcement = announcement_listing(owner, ID, [b.domain], extra_clone=[g.url(f"{ID}.git")])
     state = owner.state(ID, {"refs/heads/main": main})
     b.publish(announcement, state)

@@ -32,7 +32,9 @@ from tests.support.nip34 import Key
 
 pytestmark = pytest.mark.slow
 
-ONE_FETCH = GitRequests(adverts=1, posts=2)  # one v2 fetch exchange, as a relay's access log shows it
+ONE_FETCH = GitRequests(
+    adverts=1, posts=2
+)  # one v2 fetch exchange, as a relay's access log shows it
 
 
 def test_state_event_syncs_from_remote(cluster, tmp_path):
@@ -84,11 +86,17 @@ def test_pr_event_syncs_from_remote(cluster, tmp_path):
     b.wait_served(announcement, state, pr)
 
     assert b.ls_remote(owner.pubkey, identifier) == {
-        "HEAD": main, "refs/heads/main": main, f"refs/nostr/{pr.id}": tip}
+        "HEAD": main,
+        "refs/heads/main": main,
+        f"refs/nostr/{pr.id}": tip,
+    }
     assert_fsck_clean(b.repo_path(owner.pubkey, identifier))
-    assert_log_in_order(b, rf"PR {pr.id} of {identifier} held in purgatory, waiting for {tip}",
-                        rf"{identifier}: fetched 2 OIDs from ",
-                        rf"released from purgatory for {identifier}: 1 states, 1 PRs")
+    assert_log_in_order(
+        b,
+        rf"PR {pr.id} of {identifier} held in purgatory, waiting for {tip}",
+        rf"{identifier}: fetched 2 OIDs from ",
+        rf"released from purgatory for {identifier}: 1 states, 1 PRs",
+    )
     assert a.git_requests() == ONE_FETCH
 
 
@@ -114,17 +122,27 @@ def test_concurrent_state_and_pr_sync(cluster, tmp_path):
     b.publish(state, pr, concurrently=True)
     b.wait_held(k30618=1, k1618=1)
     a.publish(state, pr, concurrently=True)
-    push(local.path, a.clone_url(owner.pubkey, identifier),
-         "refs/heads/main:refs/heads/main", f"{tip}:refs/nostr/{pr.id}")
+    push(
+        local.path,
+        a.clone_url(owner.pubkey, identifier),
+        "refs/heads/main:refs/heads/main",
+        f"{tip}:refs/nostr/{pr.id}",
+    )
     a.wait_served(state, pr)
 
     b.wait_served(state, pr, timeout=5.0)  # far sooner than B's 180 s user delay
     assert b.ls_remote(owner.pubkey, identifier) == {
-        "HEAD": second, "refs/heads/main": second, f"refs/nostr/{pr.id}": tip}
+        "HEAD": second,
+        "refs/heads/main": second,
+        f"refs/nostr/{pr.id}": tip,
+    }
     assert_fsck_clean(b.repo_path(owner.pubkey, identifier))
-    assert_log_in_order(b, rf"debounced {identifier}: next attempt in 0\.\d+ s",
-                        rf"{identifier}: fetched 2 OIDs from ",
-                        rf"released from purgatory for {identifier}: 1 states, 1 PRs")
+    assert_log_in_order(
+        b,
+        rf"debounced {identifier}: next attempt in 0\.\d+ s",
+        rf"{identifier}: fetched 2 OIDs from ",
+        rf"released from purgatory for {identifier}: 1 states, 1 PRs",
+    )
     assert a.git_requests() == GitRequests(adverts=2, posts=4)  # the first sync, then one for both
 
 
@@ -137,22 +155,32 @@ def test_partial_oid_aggregation_from_multiple_servers(cluster, tmp_path):
     main = one.chain(2, branch="main")[-1]
     two = RepoBuilder.create(tmp_path / "two.git")
     root = two.commit("feature root", files={"feature.txt": "a feature\n"})
-    feature = two.commit("feature work", parents=[root], files={"feature.txt": "more\n"}, branch="main")
+    feature = two.commit(
+        "feature work", parents=[root], files={"feature.txt": "more\n"}, branch="main"
+    )
     # (test commits have fixed dates: distinct content keeps the two histories apart)
     a1, a2 = cluster.relay("A1"), cluster.relay("A2")
     b = cluster.relay("B", user_delay=0.2)
     domains = [a1.domain, a2.domain, b.domain]
     announcement = announcement_listing(owner, identifier, domains)
     for source, local, tip in ((a1, one, main), (a2, two, feature)):
-        released_on_source(source, announcement, owner.state(identifier, {"refs/heads/main": tip}), local.path)
+        released_on_source(
+            source, announcement, owner.state(identifier, {"refs/heads/main": tip}), local.path
+        )
 
-    state = owner.state(identifier, {"refs/heads/main": main, "refs/heads/feature": feature},
-                        created_at=1_700_000_500)
+    state = owner.state(
+        identifier,
+        {"refs/heads/main": main, "refs/heads/feature": feature},
+        created_at=1_700_000_500,
+    )
     b.publish(announcement, state)
     b.wait_served(state)
 
     assert b.ls_remote(owner.pubkey, identifier) == {
-        "HEAD": main, "refs/heads/main": main, "refs/heads/feature": feature}
+        "HEAD": main,
+        "refs/heads/main": main,
+        "refs/heads/feature": feature,
+    }
     assert_fsck_clean(b.repo_path(owner.pubkey, identifier))
     assert_log_in_order(
         b,
@@ -160,7 +188,9 @@ def test_partial_oid_aggregation_from_multiple_servers(cluster, tmp_path):
         rf"{identifier}: fetched 1 OIDs from {re.escape(a2.clone_url(owner.pubkey, identifier))}",
         rf"released from purgatory for {identifier}: 1 states",
     )
-    assert len(re.findall(r"released from purgatory for ", b.log)) == 1, "released before both fetches"
+    assert len(re.findall(r"released from purgatory for ", b.log)) == 1, (
+        "released before both fetches"
+    )
     # A1 lacks one want: upload-pack refuses the whole request ("not our ref <oid>"), and the
     # retry without the named OID is a second exchange (S7.1). A2 is asked only for the rest.
     assert "not our ref " + feature in a1.log
@@ -183,15 +213,25 @@ def test_push_triggers_unified_processing(cluster, tmp_path):
     relay.wait_held(k30617=1, k30618=1, k1618=1)
     assert relay.served_ids(announcement.id, state.id, pr.id) == set()
 
-    push(local.path, relay.clone_url(owner.pubkey, identifier),
-         "refs/heads/main:refs/heads/main", f"{tip}:refs/nostr/{pr.id}")
+    push(
+        local.path,
+        relay.clone_url(owner.pubkey, identifier),
+        "refs/heads/main:refs/heads/main",
+        f"{tip}:refs/nostr/{pr.id}",
+    )
     relay.wait_served(announcement, state, pr, timeout=5.0)
 
     assert sum(relay.held().values()) == 0
     assert relay.ls_remote(owner.pubkey, identifier) == {
-        "HEAD": main, "refs/heads/main": main, f"refs/nostr/{pr.id}": tip}
-    assert_log_in_order(relay, r"push landed in .*; releasing what it satisfies",
-                        rf"released from purgatory for {identifier}: 1 states, 1 PRs")
+        "HEAD": main,
+        "refs/heads/main": main,
+        f"refs/nostr/{pr.id}": tip,
+    }
+    assert_log_in_order(
+        relay,
+        r"push landed in .*; releasing what it satisfies",
+        rf"released from purgatory for {identifier}: 1 states, 1 PRs",
+    )
     assert not fetch_lines(relay, "fetched"), "the relay synced instead of releasing on the push"
 
 
@@ -230,15 +270,28 @@ def test_rich_repository_then_a_history_rewrite_sync_like_for_like(cluster, tmp_
     a = cluster.relay("A")
     domains = [a.domain, planned_domain("B")]
     announcement = owner.announcement(
-        identifier, clone=[clone_url_at(d, owner.pubkey, identifier) for d in domains],
-        relays=[f"ws://{d}" for d in domains], maintainers=[maintainer.pubkey])
-    state = maintainer.state(identifier, {"refs/heads/main": main, "refs/heads/dev": dev, "refs/tags/v1": tag,
-                                          "refs/tags/v1^{}": main}, head="refs/heads/dev")
+        identifier,
+        clone=[clone_url_at(d, owner.pubkey, identifier) for d in domains],
+        relays=[f"ws://{d}" for d in domains],
+        maintainers=[maintainer.pubkey],
+    )
+    state = maintainer.state(
+        identifier,
+        {
+            "refs/heads/main": main,
+            "refs/heads/dev": dev,
+            "refs/tags/v1": tag,
+            "refs/tags/v1^{}": main,
+        },
+        head="refs/heads/dev",
+    )
     released_on_source(a, announcement, state, local.path)
     pr_tip = local.commit("contribution", parents=[dev])
     update_tip = local.commit("contribution, revised", parents=[pr_tip])
     pr = contributor.pr(owner.pubkey, identifier, pr_tip)
-    update = contributor.pr(owner.pubkey, identifier, update_tip, kind=1619, created_at=1_700_000_300)
+    update = contributor.pr(
+        owner.pubkey, identifier, update_tip, kind=1619, created_at=1_700_000_300
+    )
     for event, tip in ((pr, pr_tip), (update, update_tip)):
         a.publish(event)
         push(local.path, a.clone_url(owner.pubkey, identifier), f"{tip}:refs/nostr/{event.id}")
@@ -250,16 +303,28 @@ def test_rich_repository_then_a_history_rewrite_sync_like_for_like(cluster, tmp_
     assert b.ls_remote(owner.pubkey, identifier)["HEAD"] == dev
 
     rewritten = local.commit("rewritten history", files={"new.txt": "a fresh start\n"})
-    newer = owner.state(identifier, {"refs/heads/main": rewritten, "refs/heads/dev": dev},
-                        head="refs/heads/dev", created_at=1_700_000_900)
+    newer = owner.state(
+        identifier,
+        {"refs/heads/main": rewritten, "refs/heads/dev": dev},
+        head="refs/heads/dev",
+        created_at=1_700_000_900,
+    )
     a.publish(newer)
-    push(local.path, a.clone_url(owner.pubkey, identifier), f"+{rewritten}:refs/heads/main", ":refs/tags/v1")
+    push(
+        local.path,
+        a.clone_url(owner.pubkey, identifier),
+        f"+{rewritten}:refs/heads/main",
+        ":refs/tags/v1",
+    )
     a.wait_served(newer)
     b.wait_served(newer)
     refs = b.ls_remote(owner.pubkey, identifier)
     assert refs == a.ls_remote(owner.pubkey, identifier)
     assert {name: oid for name, oid in refs.items() if not name.startswith("refs/nostr/")} == {
-        "HEAD": dev, "refs/heads/main": rewritten, "refs/heads/dev": dev}
+        "HEAD": dev,
+        "refs/heads/main": rewritten,
+        "refs/heads/dev": dev,
+    }
     both = {state.id, newer.id}  # different authors: the newer state replaces nothing (S11.2)
     assert b.served_ids(*both) == a.served_ids(*both) == both
     assert_fsck_clean(b.repo_path(owner.pubkey, identifier))
@@ -276,13 +341,24 @@ def test_push_renaming_the_default_branch(cluster, tmp_path):
     old = local.chain(2, branch="master")[-1]
     relay = cluster.relay("R")
     announcement = announcement_listing(owner, identifier, [relay.domain])
-    released_on_source(relay, announcement, owner.state(identifier, {"refs/heads/master": old},
-                                                        head="refs/heads/master"), local.path)
+    released_on_source(
+        relay,
+        announcement,
+        owner.state(identifier, {"refs/heads/master": old}, head="refs/heads/master"),
+        local.path,
+    )
     new = local.commit("first commit on main", parents=[old])
-    renamed = owner.state(identifier, {"refs/heads/main": new}, head="refs/heads/main", created_at=1_700_000_900)
+    renamed = owner.state(
+        identifier, {"refs/heads/main": new}, head="refs/heads/main", created_at=1_700_000_900
+    )
     relay.publish(renamed)
     relay.wait_held(k30618=1)
 
-    push(local.path, relay.clone_url(owner.pubkey, identifier), f"{new}:refs/heads/main", ":refs/heads/master")
+    push(
+        local.path,
+        relay.clone_url(owner.pubkey, identifier),
+        f"{new}:refs/heads/main",
+        ":refs/heads/master",
+    )
     relay.wait_served(renamed)
     assert relay.ls_remote(owner.pubkey, identifier) == {"HEAD": new, "refs/heads/main": new}

@@ -56,15 +56,20 @@ def test_dead_url_listed_first_sync_moves_on(cluster):
     g = cluster.git_server("G", host="127.0.0.2")
     main = RepoBuilder.create(g.root / f"{ID}.git").chain(2, branch="main")[-1]
     dead = closed_port_url("127.0.0.3", f"{ID}.git")
-    announcement = announcement_listing(owner, ID, [b.domain], extra_clone=[dead, g.url(f"{ID}.git")])
+    announcement = announcement_listing(
+        owner, ID, [b.domain], extra_clone=[dead, g.url(f"{ID}.git")]
+    )
     state = owner.state(ID, {"refs/heads/main": main})
     b.publish(announcement, state)
     b.wait_served(state)
 
-    assert_log_in_order(b, rf"{ID}: fetch from {re.escape(dead)} failed \(refused\)",
-                        rf"{ID}: fetched 1 OIDs from {re.escape(g.url(ID + '.git'))}",
-                        rf"released from purgatory for {ID}: 1 states",
-                        rf"sync of {ID} complete")
+    assert_log_in_order(
+        b,
+        rf"{ID}: fetch from {re.escape(dead)} failed \(refused\)",
+        rf"{ID}: fetched 1 OIDs from {re.escape(g.url(ID + '.git'))}",
+        rf"released from purgatory for {ID}: 1 states",
+        rf"sync of {ID} complete",
+    )
     assert f"{ID} incomplete" not in b.log  # one attempt, no backoff
     assert cluster.git_requests()["G"] == GitRequests(adverts=1, posts=2, ls_refs=1, fetches=1)
 
@@ -85,12 +90,17 @@ def test_v0_only_server_refusing_unadvertised_wants_falls_back(cluster):
     assert b.ls_remote(owner.pubkey, ID) == {"HEAD": older, "refs/heads/main": older}
     repo = b.repo_path(owner.pubkey, ID)
     assert_fsck_clean(repo)
-    assert_log_in_order(b, rf"falling back to all advertised ref tips of {re.escape(v0.url(ID + '.git'))}",
-                        rf"released from purgatory for {ID}: 1 states")
+    assert_log_in_order(
+        b,
+        rf"falling back to all advertised ref tips of {re.escape(v0.url(ID + '.git'))}",
+        rf"released from purgatory for {ID}: 1 states",
+    )
     tally = cluster.git_requests()["V0"]
     assert tally.failed == 1, tally  # the refused want (HTTP 500), then the tips fetch succeeds
     assert tally.fetches == 2 and tally.adverts == 2, tally
-    assert newest not in b.ls_remote(owner.pubkey, ID).values()  # fetched, but refs follow the state
+    assert (
+        newest not in b.ls_remote(owner.pubkey, ID).values()
+    )  # fetched, but refs follow the state
 
 
 def test_without_allow_private_fetch_loopback_is_never_contacted(cluster):
@@ -124,9 +134,14 @@ def test_busy_domain_queues_the_other_identifier_and_serves_it_when_free(cluster
     events, identifiers = [], ("first", "second")
     for identifier in identifiers:
         main = RepoBuilder.create(g.root / f"{identifier}.git").commit(
-            files={"name.txt": f"{identifier}\n"}, branch="main")
-        events += [announcement_listing(owner, identifier, [b.domain], extra_clone=[g.url(f"{identifier}.git")]),
-                   owner.state(identifier, {"refs/heads/main": main})]
+            files={"name.txt": f"{identifier}\n"}, branch="main"
+        )
+        events += [
+            announcement_listing(
+                owner, identifier, [b.domain], extra_clone=[g.url(f"{identifier}.git")]
+            ),
+            owner.state(identifier, {"refs/heads/main": main}),
+        ]
     b.publish(*events)
 
     wait_for(started.is_set, 10, message="a fetch to reach G")
@@ -139,8 +154,11 @@ def test_busy_domain_queues_the_other_identifier_and_serves_it_when_free(cluster
     first, second = cluster.pack_requests("G")
     assert second.time > released_at, "the queued identifier's fetch overlapped the running one"
     waiting = queued.group(1)
-    assert_log_in_order(b, rf"{waiting}: fetched 1 OIDs from {re.escape(g.url(waiting + '.git'))}",
-                        rf"released from purgatory for {waiting}: 1 states")
+    assert_log_in_order(
+        b,
+        rf"{waiting}: fetched 1 OIDs from {re.escape(g.url(waiting + '.git'))}",
+        rf"released from purgatory for {waiting}: 1 states",
+    )
 
 
 def test_pr_clone_url_on_a_fork_supplies_the_pr_commit(cluster, tmp_path):
@@ -165,7 +183,10 @@ def test_pr_clone_url_on_a_fork_supplies_the_pr_commit(cluster, tmp_path):
     b.wait_served(pr)
 
     assert b.ls_remote(owner.pubkey, ID)[f"refs/nostr/{pr.id}"] == tip
-    assert_log_in_order(b, rf"{ID}: {re.escape(a.clone_url(owner.pubkey, ID))} had none of the 1 needed OIDs",
-                        rf"{ID}: fetched 1 OIDs from {re.escape(fork.url('fork.git'))}",
-                        rf"released from purgatory for {ID}: 0 states, 1 PRs")
+    assert_log_in_order(
+        b,
+        rf"{ID}: {re.escape(a.clone_url(owner.pubkey, ID))} had none of the 1 needed OIDs",
+        rf"{ID}: fetched 1 OIDs from {re.escape(fork.url('fork.git'))}",
+        rf"released from purgatory for {ID}: 0 states, 1 PRs",
+    )
     assert cluster.git_requests()["Fork"] == GitRequests(adverts=1, posts=2, ls_refs=1, fetches=1)

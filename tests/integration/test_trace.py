@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from actors.trace.replay import replay
 from actors.trace.format import load_trace
+from actors.trace.replay import replay
 from tests.integration.backoff_trace import (
     BACKOFF_TRACE,
     THROTTLE,

@@ -27,12 +27,15 @@ NIP13_EVENT = {
     "kind": 1,
     "tags": [["nonce", "776797", "20"]],
     "content": "It's just me mining my own business",
-    "sig": "284622fc0a3f4f1303455d5175f7ba962a3300d136085b9566801bc2e0699de0c7e31e44c81fb40ad9049173742e904713c3594a1da0fc5d2382a25c11aba977",
+    "sig": "284622fc0a3f4f1303455d5175f7ba962a3300d136085b9566801bc2e0699de0"
+    "c7e31e44c81fb40ad9049173742e904713c3594a1da0fc5d2382a25c11aba977",
 }
 
 
 def _good() -> dict:
-    return sign_event(SECRET, 1, [["t", "x"], ["e", "ab" * 32]], "hello", created_at=1_700_000_000).to_json()
+    return sign_event(
+        SECRET, 1, [["t", "x"], ["e", "ab" * 32]], "hello", created_at=1_700_000_000
+    ).to_json()
 
 
 def test_s10_1_foreign_event_parses_and_verifies():
@@ -57,8 +60,7 @@ def test_s10_1_id_serialisation_escapes_exactly_as_nip01():
     """Seven escapes, other control chars as \\u00XX, non-ASCII / U+2028 / '/' verbatim."""
     content = 'a\nb"c\\d\re\tf\bg\fh\x01i\u2028j/é☃'
     preimage = (
-        '[0,"' + "ab" * 32 + '",1,1,[["t","é"]],'
-        '"a\\nb\\"c\\\\d\\re\\tf\\bg\\fh\\u0001i\u2028j/é☃"]'
+        '[0,"' + "ab" * 32 + '",1,1,[["t","é"]],"a\\nb\\"c\\\\d\\re\\tf\\bg\\fh\\u0001i\u2028j/é☃"]'
     )
     expected = hashlib.sha256(preimage.encode("utf-8")).hexdigest()
     assert compute_event_id("ab" * 32, 1, 1, [("t", "é")], content) == expected
@@ -94,7 +96,9 @@ def _resign_with(**fields):
 
     def apply(obj):
         obj.update(fields)
-        obj["id"] = compute_event_id(obj["pubkey"], obj["created_at"], obj["kind"], obj["tags"], obj["content"])
+        obj["id"] = compute_event_id(
+            obj["pubkey"], obj["created_at"], obj["kind"], obj["tags"], obj["content"]
+        )
         return obj
 
     return apply
@@ -105,35 +109,101 @@ REJECTIONS = [
     ("changed content", _mutate("content", "tampered"), "invalid: bad event id"),
     ("bad signature", _mutate("sig", "1" * 128), "invalid: bad signature"),
     ("signature of other event", _resign_with(content="other"), "invalid: bad signature"),
-    ("uppercase id", lambda o: {**o, "id": o["id"].upper()}, "invalid: id must be 64 lowercase hex characters"),
-    ("uppercase pubkey", lambda o: {**o, "pubkey": o["pubkey"].upper()}, "invalid: pubkey must be 64 lowercase hex characters"),
-    ("uppercase sig", lambda o: {**o, "sig": o["sig"].upper()}, "invalid: sig must be 128 lowercase hex characters"),
-    ("short id", lambda o: {**o, "id": o["id"][:63]}, "invalid: id must be 64 lowercase hex characters"),
-    ("short pubkey", lambda o: {**o, "pubkey": o["pubkey"][:62]}, "invalid: pubkey must be 64 lowercase hex characters"),
-    ("short sig", lambda o: {**o, "sig": o["sig"][:127]}, "invalid: sig must be 128 lowercase hex characters"),
+    (
+        "uppercase id",
+        lambda o: {**o, "id": o["id"].upper()},
+        "invalid: id must be 64 lowercase hex characters",
+    ),
+    (
+        "uppercase pubkey",
+        lambda o: {**o, "pubkey": o["pubkey"].upper()},
+        "invalid: pubkey must be 64 lowercase hex characters",
+    ),
+    (
+        "uppercase sig",
+        lambda o: {**o, "sig": o["sig"].upper()},
+        "invalid: sig must be 128 lowercase hex characters",
+    ),
+    (
+        "short id",
+        lambda o: {**o, "id": o["id"][:63]},
+        "invalid: id must be 64 lowercase hex characters",
+    ),
+    (
+        "short pubkey",
+        lambda o: {**o, "pubkey": o["pubkey"][:62]},
+        "invalid: pubkey must be 64 lowercase hex characters",
+    ),
+    (
+        "short sig",
+        lambda o: {**o, "sig": o["sig"][:127]},
+        "invalid: sig must be 128 lowercase hex characters",
+    ),
     ("id not a string", _mutate("id", 5), "invalid: id must be 64 lowercase hex characters"),
-    ("id with newline", lambda o: {**o, "id": o["id"][:63] + "\n"}, "invalid: id must be 64 lowercase hex characters"),
-    ("float created_at", _mutate("created_at", 1_700_000_000.0), "invalid: created_at must be an integer"),
+    (
+        "id with newline",
+        lambda o: {**o, "id": o["id"][:63] + "\n"},
+        "invalid: id must be 64 lowercase hex characters",
+    ),
+    (
+        "float created_at",
+        _mutate("created_at", 1_700_000_000.0),
+        "invalid: created_at must be an integer",
+    ),
     ("bool created_at", _mutate("created_at", True), "invalid: created_at must be an integer"),
-    ("string created_at", _mutate("created_at", "1700000000"), "invalid: created_at must be an integer"),
-    ("negative created_at", _mutate("created_at", -1), "invalid: created_at must be between 0 and 9223372036854775807"),
+    (
+        "string created_at",
+        _mutate("created_at", "1700000000"),
+        "invalid: created_at must be an integer",
+    ),
+    (
+        "negative created_at",
+        _mutate("created_at", -1),
+        "invalid: created_at must be between 0 and 9223372036854775807",
+    ),
     ("bool kind", _mutate("kind", False), "invalid: kind must be an integer"),
     ("float kind", _mutate("kind", 1.0), "invalid: kind must be an integer"),
     ("kind too large", _mutate("kind", 65536), "invalid: kind must be between 0 and 65535"),
-    ("tags not a list", _mutate("tags", {"t": "x"}), "invalid: tags must be a list of lists of strings"),
+    (
+        "tags not a list",
+        _mutate("tags", {"t": "x"}),
+        "invalid: tags must be a list of lists of strings",
+    ),
     ("tag not a list", _mutate("tags", ["t"]), "invalid: tags must be a list of lists of strings"),
-    ("tag with number", _mutate("tags", [["t", 1]]), "invalid: tags must be a list of lists of strings"),
-    ("tag with null", _mutate("tags", [["t", None]]), "invalid: tags must be a list of lists of strings"),
+    (
+        "tag with number",
+        _mutate("tags", [["t", 1]]),
+        "invalid: tags must be a list of lists of strings",
+    ),
+    (
+        "tag with null",
+        _mutate("tags", [["t", None]]),
+        "invalid: tags must be a list of lists of strings",
+    ),
     ("content not a string", _mutate("content", None), "invalid: content must be a string"),
-    ("lone surrogate in content", _mutate("content", "a\ud800b"), "invalid: event text is not valid UTF-8 (lone surrogate)"),
-    ("lone surrogate in tag", _mutate("tags", [["t", "\udfff"]]), "invalid: event text is not valid UTF-8 (lone surrogate)"),
+    (
+        "lone surrogate in content",
+        _mutate("content", "a\ud800b"),
+        "invalid: event text is not valid UTF-8 (lone surrogate)",
+    ),
+    (
+        "lone surrogate in tag",
+        _mutate("tags", [["t", "\udfff"]]),
+        "invalid: event text is not valid UTF-8 (lone surrogate)",
+    ),
     ("missing sig", _mutate("delete", "sig"), "invalid: event has no 'sig' field"),
     ("missing tags", _mutate("delete", "tags"), "invalid: event has no 'tags' field"),
-    ("pubkey not on curve", _resign_with(pubkey="ff" * 32), "invalid: pubkey is not a valid secp256k1 public key"),
+    (
+        "pubkey not on curve",
+        _resign_with(pubkey="ff" * 32),
+        "invalid: pubkey is not a valid secp256k1 public key",
+    ),
 ]
 
 
-@pytest.mark.parametrize("mutate, message", [r[1:] for r in REJECTIONS], ids=[r[0] for r in REJECTIONS])
+@pytest.mark.parametrize(
+    "mutate, message", [r[1:] for r in REJECTIONS], ids=[r[0] for r in REJECTIONS]
+)
 def test_s10_1_each_defect_has_its_own_reason(mutate, message):
     obj = mutate(copy.deepcopy(_good()))
     with pytest.raises(InvalidEvent) as info:
@@ -174,7 +244,9 @@ def test_empty_tag_and_extra_fields_are_tolerated():
 
 
 def test_tag_accessors():
-    event = sign_event(SECRET, 30617, [["d", "r"], ["t", "a"], ["t"], ["t", "b", "x"], ["d", "s"]], "")
+    event = sign_event(
+        SECRET, 30617, [["d", "r"], ["t", "a"], ["t"], ["t", "b", "x"], ["d", "s"]], ""
+    )
     assert event.d == "r"
     assert event.first_tag("t") == "a"
     assert event.first_tag("nope") is None

@@ -10,11 +10,26 @@ A, B = "aa" * 32, "bb" * 32
 
 def test_parse_every_key():
     flt = Filter.from_json(
-        {"ids": [A], "authors": [B], "kinds": [1, 30617], "#d": ["x"], "#T": ["y"],
-         "since": 5, "until": 9, "limit": 3}
+        {
+            "ids": [A],
+            "authors": [B],
+            "kinds": [1, 30617],
+            "#d": ["x"],
+            "#T": ["y"],
+            "since": 5,
+            "until": 9,
+            "limit": 3,
+        }
     )
-    assert flt == Filter(ids={A}, authors={B}, kinds={1, 30617}, tags={"d": ["x"], "T": ["y"]},
-                         since=5, until=9, limit=3)
+    assert flt == Filter(
+        ids={A},
+        authors={B},
+        kinds={1, 30617},
+        tags={"d": ["x"], "T": ["y"]},
+        since=5,
+        until=9,
+        limit=3,
+    )
     assert Filter.from_json(flt.to_json()) == flt
 
 
@@ -25,7 +40,10 @@ def test_parse_every_key():
         ({"ids": ["AA" * 32]}, "invalid: 'ids' values must be 64 lowercase hex characters"),
         ({"ids": ["ab" * 16]}, "invalid: 'ids' values must be 64 lowercase hex characters"),
         ({"ids": "ab"}, "invalid: 'ids' must be a list of strings"),
-        ({"authors": [A[:-1] + "g"]}, "invalid: 'authors' values must be 64 lowercase hex characters"),
+        (
+            {"authors": [A[:-1] + "g"]},
+            "invalid: 'authors' values must be 64 lowercase hex characters",
+        ),
         ({"#e": ["note1xyz"]}, "invalid: '#e' values must be 64 lowercase hex characters"),
         ({"#p": [1]}, "invalid: '#p' must be a list of strings"),
         ({"kinds": [1.0]}, "invalid: 'kinds' values must be integers between 0 and 65535"),
@@ -48,7 +66,13 @@ def test_bad_filters_are_invalid_with_reason(obj, message):
     assert info.value.message == message
 
 
-EVENT = sign_event("22" * 32, 7, [["t", "x"], ["t", "y"], ["d", "r"], ["e", A, "wss://relay"], ["q"]], "", created_at=100)
+EVENT = sign_event(
+    "22" * 32,
+    7,
+    [["t", "x"], ["t", "y"], ["d", "r"], ["e", A, "wss://relay"], ["q"]],
+    "",
+    created_at=100,
+)
 
 
 @pytest.mark.parametrize(

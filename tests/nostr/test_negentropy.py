@@ -47,10 +47,19 @@ def reconcile(client_items, server_items, client_limit=0, server_limit=0):
 
 # --- varints --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, encoded", [
-    (0, "00"), (1, "01"), (127, "7f"), (128, "8100"), (16383, "ff7f"), (16384, "818000"),
-    (2**64 - 1, "81ffffffffffffffff7f"),
-])
+
+@pytest.mark.parametrize(
+    "value, encoded",
+    [
+        (0, "00"),
+        (1, "01"),
+        (127, "7f"),
+        (128, "8100"),
+        (16383, "ff7f"),
+        (16384, "818000"),
+        (2**64 - 1, "81ffffffffffffffff7f"),
+    ],
+)
 def test_s17_3_varint_is_base128_most_significant_first(value, encoded):
     assert encode_varint(value).hex() == encoded
     assert MessageReader(bytes.fromhex(encoded)).varint() == value
@@ -70,10 +79,12 @@ def test_s17_3_varint_over_64_bits_is_refused():
 
 # --- bounds ---------------------------------------------------------------------------------
 
+
 def test_s17_3_bound_timestamps_are_deltas_and_infinity_is_zero():
     writer = BoundWriter()
-    encoded = (writer.encode((100, b"")) + writer.encode((150, b"\xab"))
-               + writer.encode((INFINITY, b"")))
+    encoded = (
+        writer.encode((100, b"")) + writer.encode((150, b"\xab")) + writer.encode((INFINITY, b""))
+    )
     # 100 → 1+100; 150 → 1+50, prefix of one byte; infinity → 0
     assert encoded.hex() == "6500" + "33" + "01ab" + "0000"
     reader = MessageReader(encoded)
@@ -88,13 +99,13 @@ def test_s17_3_timestamps_saturate_at_infinity_like_the_reference():
 
 
 def test_s17_3_descending_bounds_are_refused():
-    message = V1 + bytes.fromhex("0b" "01" "50" "00") + bytes.fromhex("01" "01" "40" "00")
+    message = V1 + bytes.fromhex("0b015000") + bytes.fromhex("01014000")
     with pytest.raises(NegentropyError, match="bounds must ascend"):
         Negentropy(storage([])).reconcile(message)
 
 
 def test_s17_3_equal_bounds_are_an_empty_range_not_an_error():
-    message = V1 + bytes.fromhex("0b0150" "00") + bytes.fromhex("010150" "00")
+    message = V1 + bytes.fromhex("0b015000") + bytes.fromhex("01015000")
     assert Negentropy(storage([])).reconcile(message) == V1
 
 
@@ -105,6 +116,7 @@ def test_s17_3_bound_prefix_over_32_bytes_is_refused():
 
 
 # --- fingerprints and storage -----------------------------------------------------------------
+
 
 def test_s17_3_fingerprint_is_sha256_of_little_endian_sum_and_count():
     a, b = _id(1), _id(2)
@@ -130,9 +142,14 @@ def test_s17_3_storage_sorts_by_timestamp_then_id():
     assert sealed.lower_bound((INFINITY, b""), 0, 3) == 3
 
 
-@pytest.mark.parametrize("timestamp, item_id, reason", [
-    (INFINITY, EE, "out of range"), (-1, EE, "out of range"), (1, b"\x01" * 31, "32 bytes"),
-])
+@pytest.mark.parametrize(
+    "timestamp, item_id, reason",
+    [
+        (INFINITY, EE, "out of range"),
+        (-1, EE, "out of range"),
+        (1, b"\x01" * 31, "32 bytes"),
+    ],
+)
 def test_s17_3_storage_refuses_bad_items(timestamp, item_id, reason):
     with pytest.raises(ValueError, match=reason):
         NegentropyStorage().insert(timestamp, item_id)
@@ -159,6 +176,7 @@ def test_s17_3_frame_size_limit_below_4096_is_refused(limit):
 
 # --- the reference's protocol-version test vectors (negentropy test/protoversion.pl) ----------
 
+
 def test_s17_3_reference_vector_empty_id_list_gets_the_servers_ids():
     server = Negentropy(storage([(12345, EE)]))
     assert server.reconcile(bytes.fromhex("6100000200")).hex() == "6100000201" + EE.hex()
@@ -178,17 +196,20 @@ def test_s17_3_initiator_refuses_an_unsupported_version_answer():
         client.reconcile(b"\x62")
 
 
-@pytest.mark.parametrize("message, reason", [
-    (b"", "empty message"),
-    (b"\x00", "invalid protocol version byte 0x00"),
-    (b"\x70", "invalid protocol version byte 0x70"),
-    (V1 + b"\x00\x00\x03", "unknown range mode 3"),
-    (V1 + b"\x00\x00\x01" + bytes(15), "truncated fingerprint"),
-    (V1 + b"\x00\x00\x02\x02" + bytes(40), "truncated id list"),
-    (V1 + b"\x00\x00\x02" + encode_varint(2**60), "truncated id list"),
-    (V1 + b"\x00\x05\x01\x02", "truncated bound id prefix"),
-    (V1 + b"\x81", "truncated varint"),
-])
+@pytest.mark.parametrize(
+    "message, reason",
+    [
+        (b"", "empty message"),
+        (b"\x00", "invalid protocol version byte 0x00"),
+        (b"\x70", "invalid protocol version byte 0x70"),
+        (V1 + b"\x00\x00\x03", "unknown range mode 3"),
+        (V1 + b"\x00\x00\x01" + bytes(15), "truncated fingerprint"),
+        (V1 + b"\x00\x00\x02\x02" + bytes(40), "truncated id list"),
+        (V1 + b"\x00\x00\x02" + encode_varint(2**60), "truncated id list"),
+        (V1 + b"\x00\x05\x01\x02", "truncated bound id prefix"),
+        (V1 + b"\x81", "truncated varint"),
+    ],
+)
 def test_s17_3_malformed_messages_raise_one_error_with_a_reason(message, reason):
     with pytest.raises(NegentropyError, match=reason) as info:
         Negentropy(storage([(1, EE)])).reconcile(message)
@@ -196,6 +217,7 @@ def test_s17_3_malformed_messages_raise_one_error_with_a_reason(message, reason)
 
 
 # --- each mode --------------------------------------------------------------------------------
+
 
 def test_s17_3_initial_message_of_a_small_set_is_one_id_list():
     items = [(10, _id(i)) for i in range(3)]
@@ -262,8 +284,11 @@ def test_s17_3_frame_size_limit_bounds_every_message_and_adds_rounds():
     assert all(len(m) <= 4096 for m in limited)
     assert max(len(m) for m in free) > 4096  # the limit really changed something
     assert len(limited) > len(free)
-    assert client.have_ids == free_client.have_ids == {i for _, i in client_items} - {
-        i for _, i in server_items}
+    assert (
+        client.have_ids
+        == free_client.have_ids
+        == {i for _, i in client_items} - {i for _, i in server_items}
+    )
     assert client.need_ids == free_client.need_ids
 
 
@@ -287,6 +312,7 @@ def test_s17_3_frame_limited_id_list_is_cut_where_the_reference_cuts_it():
 
 # --- property: ours↔ours gives exactly the set differences -------------------------------------
 
+
 def _random_sets(seed: int, common: int, only_a: int, only_b: int, span: int):
     """Two item lists sharing ``common`` items; an id never appears with two timestamps."""
     rng = random.Random(seed)
@@ -308,8 +334,11 @@ def _random_sets(seed: int, common: int, only_a: int, only_b: int, span: int):
     return a, b
 
 
-@pytest.mark.parametrize("limits", [(0, 0), (4096, 4096), (4096, 0), (0, 4096), (60_000, 5000)],
-                         ids=["no-limit", "both-4096", "client-4096", "relay-4096", "mixed"])
+@pytest.mark.parametrize(
+    "limits",
+    [(0, 0), (4096, 4096), (4096, 0), (0, 4096), (60_000, 5000)],
+    ids=["no-limit", "both-4096", "client-4096", "relay-4096", "mixed"],
+)
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32),

@@ -1,4 +1,5 @@
-"""NIP-34 models: announcements, states (S2.1), PRs (S2.2), identifiers (S10.4), maintainers (S10.3)."""
+"""NIP-34 models: announcements, states (S2.1), PRs (S2.2), identifiers (S10.4), maintainers
+(S10.3)."""
 
 import pytest
 
@@ -21,7 +22,9 @@ ALICE, BOB, CAROL, DAVE = ("a1" * 32, "b2" * 32, "c3" * 32, "d4" * 32)
 C1, C2, C3, TAGOBJ = "1" * 40, "2" * 40, "3" * 40, "4" * 40
 
 
-def _announcement(secret, d="repo", maintainers=(), clone=(("clone", "https://a/x.git"),), extra=()):
+def _announcement(
+    secret, d="repo", maintainers=(), clone=(("clone", "https://a/x.git"),), extra=()
+):
     tags = [["d", d], *[list(c) for c in clone], *extra]
     if maintainers:
         tags.append(["maintainers", *[public_key(m) for m in maintainers]])
@@ -30,12 +33,22 @@ def _announcement(secret, d="repo", maintainers=(), clone=(("clone", "https://a/
 
 def test_announcement_fields():
     ann = Announcement.from_event(
-        sign_event(ALICE, 30617, [
-            ["d", "repo"], ["name", "Repo"], ["description", "desc"],
-            ["clone", "https://a/x.git", "https://b/x.git"], ["clone", "https://c/x.git", "https://a/x.git"],
-            ["relays", "wss://a", "wss://b"], ["web", "https://a"],
-            ["maintainers", public_key(BOB), "not-a-key"], ["maintainers", public_key(CAROL)],
-        ], "")
+        sign_event(
+            ALICE,
+            30617,
+            [
+                ["d", "repo"],
+                ["name", "Repo"],
+                ["description", "desc"],
+                ["clone", "https://a/x.git", "https://b/x.git"],
+                ["clone", "https://c/x.git", "https://a/x.git"],
+                ["relays", "wss://a", "wss://b"],
+                ["web", "https://a"],
+                ["maintainers", public_key(BOB), "not-a-key"],
+                ["maintainers", public_key(CAROL)],
+            ],
+            "",
+        )
     )
     assert ann.identifier == "repo"
     assert ann.owner == public_key(ALICE)
@@ -80,22 +93,29 @@ def test_s10_4_identifier_validation(identifier, problem):
 
 
 def _state(secret, tags, d="repo", created_at=100):
-    return RepositoryState.from_event(sign_event(secret, 30618, [["d", d], *tags], "", created_at=created_at))
+    return RepositoryState.from_event(
+        sign_event(secret, 30618, [["d", d], *tags], "", created_at=created_at)
+    )
 
 
 def test_s2_1_state_refs_peeled_and_symbolic():
-    state = _state(ALICE, [
-        ["refs/heads/main", C1],
-        ["refs/heads/dev", "ref: refs/heads/main"],
-        ["refs/tags/v1", TAGOBJ],
-        ["refs/tags/v1^{}", C2],  # peeled: ignored everywhere
-        ["refs/heads/main", C3],  # a repeated ref: the first wins
-        ["refs/remotes/origin/x", C3],  # not a head or tag
-        ["refs/heads/short"],  # no value
-        ["HEAD", "ref: refs/heads/main"],
-    ])
+    state = _state(
+        ALICE,
+        [
+            ["refs/heads/main", C1],
+            ["refs/heads/dev", "ref: refs/heads/main"],
+            ["refs/tags/v1", TAGOBJ],
+            ["refs/tags/v1^{}", C2],  # peeled: ignored everywhere
+            ["refs/heads/main", C3],  # a repeated ref: the first wins
+            ["refs/remotes/origin/x", C3],  # not a head or tag
+            ["refs/heads/short"],  # no value
+            ["HEAD", "ref: refs/heads/main"],
+        ],
+    )
     assert dict(state.refs) == {
-        "refs/heads/main": C1, "refs/heads/dev": "ref: refs/heads/main", "refs/tags/v1": TAGOBJ,
+        "refs/heads/main": C1,
+        "refs/heads/dev": "ref: refs/heads/main",
+        "refs/tags/v1": TAGOBJ,
     }
     assert state.needed_oids == {C1, TAGOBJ}
     assert state.branches == {"main": C1, "dev": "ref: refs/heads/main"}
@@ -106,8 +126,14 @@ def test_s2_1_state_refs_peeled_and_symbolic():
 
 @pytest.mark.parametrize(
     "value, head",
-    [("refs/heads/main", "refs/heads/main"), ("ref: refs/heads/a/b", "refs/heads/a/b"),
-     ("ref: refs/tags/v1", None), ("ref: refs/heads/", None), ("", None), ("ref: refs/heads/../x", None)],
+    [
+        ("refs/heads/main", "refs/heads/main"),
+        ("ref: refs/heads/a/b", "refs/heads/a/b"),
+        ("ref: refs/tags/v1", None),
+        ("ref: refs/heads/", None),
+        ("", None),
+        ("ref: refs/heads/../x", None),
+    ],
 )
 def test_state_head_forms(value, head):
     assert _state(ALICE, [["refs/heads/main", C1], ["HEAD", value]]).head == head
@@ -149,8 +175,16 @@ def _pr(kind=1618, a_tags=None, c=C1, extra=()):
 
 def test_s2_2_pr_commit_identifier_owners_clones():
     pr = _pr(
-        a_tags=["30000:" + ALICE + ":other", f"30617:{public_key(ALICE)}:repo", f"30617:{public_key(CAROL)}:fork"],
-        extra=[["c", C2], ["clone", "https://x/r.git", "https://y/r.git"], ["clone", "https://z/r.git"]],
+        a_tags=[
+            "30000:" + ALICE + ":other",
+            f"30617:{public_key(ALICE)}:repo",
+            f"30617:{public_key(CAROL)}:fork",
+        ],
+        extra=[
+            ["c", C2],
+            ["clone", "https://x/r.git", "https://y/r.git"],
+            ["clone", "https://z/r.git"],
+        ],
     )
     assert pr.commit == C1  # the first c tag
     assert pr.identifier == "repo"  # the first 30617 a tag
@@ -162,7 +196,8 @@ def test_s2_2_pr_commit_identifier_owners_clones():
 
 
 def test_s2_2_identifier_with_colons_is_kept_whole():
-    """The original splits on every ':' and truncates; we split on the first two only (deviation)."""
+    """The original splits on every ':' and truncates;
+    we split on the first two only (deviation)."""
     pr = _pr(a_tags=[f"30617:{public_key(ALICE)}:team:project:v2"])
     assert pr.identifier == "team:project:v2"
 
@@ -214,7 +249,11 @@ def test_s10_3_maintainer_cycles_terminate():
 
 
 def test_authorizing_owners_keeps_order_and_only_matching_owners():
-    lookup = _lookup(_announcement(ALICE, maintainers=[BOB]), _announcement(CAROL), _announcement(DAVE, maintainers=[BOB]))
+    lookup = _lookup(
+        _announcement(ALICE, maintainers=[BOB]),
+        _announcement(CAROL),
+        _announcement(DAVE, maintainers=[BOB]),
+    )
     alice, bob, carol, dave = (public_key(k) for k in (ALICE, BOB, CAROL, DAVE))
     owners = [dave, carol, alice, dave]
     assert authorizing_owners(bob, "repo", owners, lookup) == [dave, alice]
@@ -227,7 +266,9 @@ def test_maintainer_set_without_announcement_is_the_owner():
 
 
 def test_announcement_lookup_prefers_newest_version():
-    old = Announcement.from_event(sign_event(ALICE, 30617, [["d", "repo"], ["maintainers", BOB]], "", created_at=1))
+    old = Announcement.from_event(
+        sign_event(ALICE, 30617, [["d", "repo"], ["maintainers", BOB]], "", created_at=1)
+    )
     new = Announcement.from_event(sign_event(ALICE, 30617, [["d", "repo"]], "", created_at=2))
     assert _lookup(new, old)(public_key(ALICE), "repo") is new
     assert _lookup(old, new)(public_key(ALICE), "repo") is new
@@ -245,11 +286,22 @@ def test_latest_state_highest_created_at_then_lowest_id():
 
 @pytest.mark.parametrize(
     "name, ok",
-    [("refs/heads/main", True), ("refs/heads/feat/x-1", True), ("refs/heads/a@b", True),
-     ("refs/heads/a@{1}", False), ("refs/heads/a~1", False), ("refs/heads/a:b", False),
-     ("refs/heads/a*", False), ("refs/heads/a?", False), ("refs/heads/[a", False),
-     ("refs/heads//a", False), ("/refs/heads/a", False), ("refs/heads/a.", False), ("@", False),
-     ("refs/heads/\x7f", False)],
+    [
+        ("refs/heads/main", True),
+        ("refs/heads/feat/x-1", True),
+        ("refs/heads/a@b", True),
+        ("refs/heads/a@{1}", False),
+        ("refs/heads/a~1", False),
+        ("refs/heads/a:b", False),
+        ("refs/heads/a*", False),
+        ("refs/heads/a?", False),
+        ("refs/heads/[a", False),
+        ("refs/heads//a", False),
+        ("/refs/heads/a", False),
+        ("refs/heads/a.", False),
+        ("@", False),
+        ("refs/heads/\x7f", False),
+    ],
 )
 def test_ref_name_rules(name, ok):
     assert is_valid_ref_name(name) is ok

@@ -103,12 +103,16 @@ def ids(events: list[Event]) -> set[str]:
 
 # --- (a) our initiator against rust-nostr's relay -------------------------------------------
 
-@pytest.mark.parametrize("common, only_ours, only_theirs, our_limit", [
-    (300, 20, 30, 0),
-    pytest.param(2000, 150, 150, 4096, marks=pytest.mark.slow),
-    (0, 0, 2500, 0),       # their IdList reply exceeds their frame limit: several rounds
-    pytest.param(1500, 1500, 0, 0, marks=pytest.mark.slow),
-])
+
+@pytest.mark.parametrize(
+    "common, only_ours, only_theirs, our_limit",
+    [
+        (300, 20, 30, 0),
+        pytest.param(2000, 150, 150, 4096, marks=pytest.mark.slow),
+        (0, 0, 2500, 0),  # their IdList reply exceeds their frame limit: several rounds
+        pytest.param(1500, 1500, 0, 0, marks=pytest.mark.slow),
+    ],
+)
 def test_s17_3_our_initiator_against_nostr_sdk_local_relay(
     sdk, common, only_ours, only_theirs, our_limit
 ):
@@ -118,8 +122,9 @@ def test_s17_3_our_initiator_against_nostr_sdk_local_relay(
         ws = Ws(url)
         try:
             ws.publish(shared + theirs)
-            init = NegentropyInitiator(items(shared + ours), "sync-1", Filter(),
-                                       frame_size_limit=our_limit)
+            init = NegentropyInitiator(
+                items(shared + ours), "sync-1", Filter(), frame_size_limit=our_limit
+            )
             result = reconcile_over(ws, init)
         finally:
             ws.close()
@@ -145,17 +150,23 @@ def test_s17_3_our_initiator_with_a_filter_against_nostr_sdk_local_relay(sdk):
     assert result.have_ids == set()
 
 
-@pytest.mark.parametrize("relay_count, client_count, overlap", [
-    (3000, 2900, 2800), (500, 0, 0), pytest.param(4000, 4000, 3990, marks=pytest.mark.slow),
-    (2500, 0, 0),  # their 60,000-byte frame limit cuts the IdList: the cut must match too
-])
+@pytest.mark.parametrize(
+    "relay_count, client_count, overlap",
+    [
+        (3000, 2900, 2800),
+        (500, 0, 0),
+        pytest.param(4000, 4000, 3990, marks=pytest.mark.slow),
+        (2500, 0, 0),  # their 60,000-byte frame limit cuts the IdList: the cut must match too
+    ],
+)
 def test_s17_3_our_responder_replies_byte_for_byte_like_rust_nostr(
     sdk, relay_count, client_count, overlap
 ):
     relay_events = make_events(relay_count, seed=5)
     client_events = relay_events[:overlap] + make_events(client_count - overlap, seed=6)
-    ours = NegentropyResponder(lambda _f: items(relay_events),
-                               frame_size_limit=RUST_NOSTR_FRAME_LIMIT)
+    ours = NegentropyResponder(
+        lambda _f: items(relay_events), frame_size_limit=RUST_NOSTR_FRAME_LIMIT
+    )
     init = NegentropyInitiator(items(client_events), "cmp", Filter())
     compared = 0
     with local_relay(sdk) as url:
@@ -179,15 +190,26 @@ def test_s17_3_our_responder_replies_byte_for_byte_like_rust_nostr(
 
 # --- (b) nostr-sdk's Client.sync against our responder ----------------------------------------
 
-def sdk_sync(sdk: SdkThread, url: str, local: list[Event], db_path: str, flt: nostr_sdk.Filter,
-             direction: nostr_sdk.SyncDirection, dry_run: bool = False):
+
+def sdk_sync(
+    sdk: SdkThread,
+    url: str,
+    local: list[Event],
+    db_path: str,
+    flt: nostr_sdk.Filter,
+    direction: nostr_sdk.SyncDirection,
+    dry_run: bool = False,
+):
     async def run() -> nostr_sdk.ClientSyncSummaryOutput:
         database = await nostr_sdk.NostrLmdb.open(db_path)
         client = nostr_sdk.ClientBuilder().database(database).build()
         for start in range(0, len(local), 500):  # one save at a time costs ~12 ms each
-            await asyncio.gather(*(
-                database.save_event(nostr_sdk.Event.from_json(event.to_json_text()))
-                for event in local[start:start + 500]))
+            await asyncio.gather(
+                *(
+                    database.save_event(nostr_sdk.Event.from_json(event.to_json_text()))
+                    for event in local[start : start + 500]
+                )
+            )
         await client.add_relay(nostr_sdk.RelayUrl.parse(url))
         await client.connect()
         opts = nostr_sdk.SyncOptions().direction(direction)
@@ -209,14 +231,20 @@ def test_s17_3_nostr_sdk_client_sync_against_our_responder(sdk, tmp_path):
     shared = make_events(600, seed=7)
     on_relay, on_client = make_events(45, seed=8), make_events(35, seed=9)
     with MiniNip77Relay(shared + on_relay) as relay:
-        out = sdk_sync(sdk, relay.url, shared + on_client, str(tmp_path / "lmdb"),
-                       nostr_sdk.Filter(), nostr_sdk.SyncDirection.BOTH)
+        out = sdk_sync(
+            sdk,
+            relay.url,
+            shared + on_client,
+            str(tmp_path / "lmdb"),
+            nostr_sdk.Filter(),
+            nostr_sdk.SyncDirection.BOTH,
+        )
         assert out.failed == {} and len(out.success) == 1
         report = out.report
-        assert hexes(report.remote) == ids(on_relay)     # what nostr-sdk lacked ...
-        assert hexes(report.received) == ids(on_relay)   # ... and then fetched with REQ
-        assert hexes(report.local) == ids(on_client)     # the ids we lacked ...
-        assert hexes(report.sent) == ids(on_client)      # ... and it uploaded with EVENT
+        assert hexes(report.remote) == ids(on_relay)  # what nostr-sdk lacked ...
+        assert hexes(report.received) == ids(on_relay)  # ... and then fetched with REQ
+        assert hexes(report.local) == ids(on_client)  # the ids we lacked ...
+        assert hexes(report.sent) == ids(on_client)  # ... and it uploaded with EVENT
         assert relay.verbs["NEG-OPEN"] == 1
         assert set(relay.events) == ids(shared + on_relay + on_client)
 
@@ -226,10 +254,17 @@ def test_s17_3_nostr_sdk_sync_over_many_rounds_with_our_frame_limit(sdk, tmp_pat
     shared = make_events(3000, seed=10)
     on_relay, on_client = make_events(200, seed=11), make_events(200, seed=12)
     with MiniNip77Relay(shared + on_relay, frame_size_limit=4096) as relay:
-        out = sdk_sync(sdk, relay.url, shared + on_client, str(tmp_path / "lmdb"),
-                       nostr_sdk.Filter().kinds([nostr_sdk.Kind(1621), nostr_sdk.Kind(1111),
-                                                 nostr_sdk.Kind(1)]),
-                       nostr_sdk.SyncDirection.DOWN, dry_run=True)
+        out = sdk_sync(
+            sdk,
+            relay.url,
+            shared + on_client,
+            str(tmp_path / "lmdb"),
+            nostr_sdk.Filter().kinds(
+                [nostr_sdk.Kind(1621), nostr_sdk.Kind(1111), nostr_sdk.Kind(1)]
+            ),
+            nostr_sdk.SyncDirection.DOWN,
+            dry_run=True,
+        )
         assert out.failed == {}
         assert hexes(out.report.remote) == ids(on_relay)
         assert hexes(out.report.local) == ids(on_client)
@@ -240,8 +275,14 @@ def test_s17_3_nostr_sdk_sync_over_many_rounds_with_our_frame_limit(sdk, tmp_pat
 
 def test_s17_3_nostr_sdk_sees_our_neg_err_for_too_many_events(sdk, tmp_path):
     with MiniNip77Relay(make_events(50, seed=13), max_records=10) as relay:
-        out = sdk_sync(sdk, relay.url, [], str(tmp_path / "lmdb"), nostr_sdk.Filter(),
-                       nostr_sdk.SyncDirection.DOWN)
+        out = sdk_sync(
+            sdk,
+            relay.url,
+            [],
+            str(tmp_path / "lmdb"),
+            nostr_sdk.Filter(),
+            nostr_sdk.SyncDirection.DOWN,
+        )
         assert relay.verbs["NEG-OPEN"] == 1
         assert len(out.success) == 0
         (reason,) = out.failed.values()

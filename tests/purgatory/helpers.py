@@ -31,7 +31,9 @@ def oid(n: int) -> str:
     return f"{n:040x}"
 
 
-def state(secret: str, identifier: str, refs: dict[str, str], created_at: int = 100) -> RepositoryState:
+def state(
+    secret: str, identifier: str, refs: dict[str, str], created_at: int = 100
+) -> RepositoryState:
     tags = [["d", identifier], *([name, value] for name, value in refs.items())]
     return RepositoryState.from_event(sign_event(secret, 30618, tags, "", created_at=created_at))
 
@@ -50,6 +52,8 @@ def pr(
     return PullRequest.from_event(sign_event(secret, kind, tags, "", created_at=created_at))
 
 
-def announcement(secret: str, identifier: str, created_at: int = 100, clone: tuple[str, ...] = ()) -> Announcement:
+def announcement(
+    secret: str, identifier: str, created_at: int = 100, clone: tuple[str, ...] = ()
+) -> Announcement:
     tags = [["d", identifier]] + ([["clone", *clone]] if clone else [])
     return Announcement.from_event(sign_event(secret, 30617, tags, "", created_at=created_at))

@@ -1,7 +1,6 @@
 """Expiry with an injected clock (S1.4): 30 minutes held, ids remembered for 7 days."""
 
 from grasp.purgatory import EXPIRED_MEMORY_SECS
-
 from tests.purgatory.helpers import ALICE, BOB, announcement, make_store, oid, pr, state
 
 
@@ -112,5 +111,9 @@ def test_direct_expiries_are_logged_louder_than_synced_ones(caplog):
     now.advance(1800)
     with caplog.at_level("DEBUG", logger="grasp.purgatory.store"):
         store.sweep()
-    levels = {r.getMessage().split()[2]: r.levelname for r in caplog.records if r.getMessage().startswith("expired")}
+    levels = {
+        r.getMessage().split()[2]: r.levelname
+        for r in caplog.records
+        if r.getMessage().startswith("expired")
+    }
     assert levels == {direct.event.id: "INFO", synced.event.id: "DEBUG"}

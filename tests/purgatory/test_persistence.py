@@ -5,8 +5,17 @@ import json
 import pytest
 
 from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore, Source
-
-from tests.purgatory.helpers import ALICE, BOB, CAROL, FakeClock, announcement, make_store, oid, pr, state
+from tests.purgatory.helpers import (
+    ALICE,
+    BOB,
+    CAROL,
+    FakeClock,
+    announcement,
+    make_store,
+    oid,
+    pr,
+    state,
+)
 
 
 def _restarted(wall_after: float) -> tuple[PurgatoryStore, FakeClock]:

@@ -1,4 +1,5 @@
-"""The purgatory store: what is held and how (S1.3), what an identifier needs (S2.3), URLs (S3.1)."""
+"""The purgatory store: what is held and how
+(S1.3), what an identifier needs (S2.3), URLs (S3.1)."""
 
 from grasp.nostr.address import DeletionRequest
 from grasp.nostr.event import public_key, sign_event
@@ -11,7 +12,6 @@ from grasp.purgatory import (
     Source,
     pr_held_result,
 )
-
 from tests.purgatory.helpers import ALICE, BOB, CAROL, announcement, make_store, oid, pr, state
 
 
@@ -21,7 +21,9 @@ def test_s1_2_answers():
         True, f"purgatory: PR event stored, waiting for git push with commit {oid(7)}"
     )
     assert DUPLICATE_RESULT == Result(True, "duplicate: in purgatory")
-    assert EXPIRED_RESULT == Result(False, "invalid: previously expired from purgatory without git data")
+    assert EXPIRED_RESULT == Result(
+        False, "invalid: previously expired from purgatory without git data"
+    )
 
 
 def test_s1_3_several_states_per_identifier_oldest_first():
@@ -40,8 +42,18 @@ def test_s1_3_several_states_per_identifier_oldest_first():
 
 def test_s2_3_needed_oids_union_and_pending():
     store, _, _ = make_store()
-    store.add_state(state(ALICE, "repo", {"refs/heads/main": oid(1), "refs/tags/v1": oid(2),
-                                          "refs/tags/v1^{}": oid(9), "refs/heads/sym": "ref: refs/heads/main"}))
+    store.add_state(
+        state(
+            ALICE,
+            "repo",
+            {
+                "refs/heads/main": oid(1),
+                "refs/tags/v1": oid(2),
+                "refs/tags/v1^{}": oid(9),
+                "refs/heads/sym": "ref: refs/heads/main",
+            },
+        )
+    )
     store.add_state(state(BOB, "repo", {"refs/heads/main": oid(1), "refs/heads/dev": oid(3)}))
     store.add_pr(pr(CAROL, ["elsewhere", "repo"], oid(4)))  # second a tag still counts
     store.add_placeholder("ee" * 32, oid(5))  # placeholders need nothing
@@ -77,7 +89,9 @@ def test_s1_3_pr_takes_over_its_placeholder():
 def test_s3_1_pr_clone_urls_in_arrival_order_without_repeats():
     store, _, _ = make_store()
     first = pr(BOB, ["repo"], oid(1), clone=("https://b/x.git", "https://a/x.git"), created_at=300)
-    second = pr(CAROL, ["repo"], oid(2), clone=("https://a/x.git", "https://c/x.git"), created_at=100)
+    second = pr(
+        CAROL, ["repo"], oid(2), clone=("https://a/x.git", "https://c/x.git"), created_at=100
+    )
     unrelated = pr(CAROL, ["other"], oid(3), clone=("https://z/x.git",))
     for p in (first, second, unrelated):
         store.add_pr(p)
@@ -138,10 +152,19 @@ def test_s10_4_deletion_removes_matching_held_events_of_the_same_author():
     store.add_announcement(my_ann)
     store.add_announcement(later_ann)
     alice = public_key(ALICE)
-    deletion = sign_event(ALICE, 5, [
-        ["e", my_pr.event_id], ["e", theirs.event.id],
-        ["a", f"30618:{alice}:repo"], ["a", f"30617:{alice}:repo"], ["a", f"30617:{alice}:later"],
-    ], "", created_at=200)
+    deletion = sign_event(
+        ALICE,
+        5,
+        [
+            ["e", my_pr.event_id],
+            ["e", theirs.event.id],
+            ["a", f"30618:{alice}:repo"],
+            ["a", f"30617:{alice}:repo"],
+            ["a", f"30617:{alice}:later"],
+        ],
+        "",
+        created_at=200,
+    )
     removed = store.remove_deleted(DeletionRequest.from_event(deletion))
     assert set(removed) == {mine.event.id, my_pr.event_id, my_ann.event.id}
     assert store.states_for("repo") == [theirs]

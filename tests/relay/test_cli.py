@@ -13,8 +13,15 @@ from tests.support.relay import RELAY_BIN, RelayProcess, _clean_env
 
 
 def run_cli(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(RELAY_BIN), *args], capture_output=True, text=True, timeout=30,
-                          env=_clean_env(env), cwd=cwd, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(RELAY_BIN), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_clean_env(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -30,7 +37,11 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
         (["--port", "seventy"], None, "argument --port: 'seventy' is not an integer"),
         (["--no-such-option"], None, "unrecognized arguments: --no-such-option"),
         (["--max-subscriptions", "0"], None, "argument --max-subscriptions: 0 is out of range"),
-        ([], {"GRASP_FETCH_MAX_BYTES": "huge"}, "environment variable GRASP_FETCH_MAX_BYTES='huge'"),
+        (
+            [],
+            {"GRASP_FETCH_MAX_BYTES": "huge"},
+            "environment variable GRASP_FETCH_MAX_BYTES='huge'",
+        ),
     ],
 )
 def test_s12_bad_option_is_one_line_and_exit_2(tmp_path, args, env, fragment):
@@ -77,7 +88,8 @@ def test_help_documents_every_option_with_env_and_default():
 
 
 def test_defaults_work_out_of_the_box_with_data_in_grasp_data(tmp_path):
-    """No --data-dir: the SQLite store appears under ./grasp-data of the working directory (S11.1)."""
+    """No --data-dir: the SQLite store appears
+    under ./grasp-data of the working directory (S11.1)."""
     with RelayProcess(None, cwd=tmp_path) as process:
         assert process.data_dir == tmp_path / "grasp-data"
         assert (tmp_path / "grasp-data" / "events.sqlite3").is_file()

@@ -15,8 +15,11 @@ S12_TABLE = {
     "sync_domain_concurrent": ("--sync-domain-concurrent", "GRASP_SYNC_DOMAIN_CONCURRENT", 5),
     "sync_domain_rate_limit": ("--sync-domain-rate-limit", "GRASP_SYNC_DOMAIN_RATE_LIMIT", 30),
     "sync_default_delay_secs": ("--sync-default-delay-secs", "GRASP_SYNC_DEFAULT_DELAY_SECS", 180),
-    "sync_immediate_delay_secs": ("--sync-immediate-delay-ms", "GRASP_SYNC_IMMEDIATE_DELAY_MS",
-                                  0.5),
+    "sync_immediate_delay_secs": (
+        "--sync-immediate-delay-ms",
+        "GRASP_SYNC_IMMEDIATE_DELAY_MS",
+        0.5,
+    ),
     "host": ("--host", "GRASP_HOST", "127.0.0.1"),
     "port": ("--port", "GRASP_PORT", 7777),
     "domain": ("--domain", "GRASP_DOMAIN", None),
@@ -89,18 +92,28 @@ def test_s12_flag_wins_over_env():
 
 
 def test_s12_sync_sources_repeatable_flag_or_comma_separated_env():
-    assert parse_config(["--sync-source", "ws://a.example", "--sync-source", "wss://b.example/r"], {}
-                        ).sync_sources == ("ws://a.example", "wss://b.example/r")
+    assert parse_config(
+        ["--sync-source", "ws://a.example", "--sync-source", "wss://b.example/r"], {}
+    ).sync_sources == ("ws://a.example", "wss://b.example/r")
     env = {"GRASP_SYNC_SOURCES": "ws://a.example, wss://b.example"}
     assert parse_config([], env).sync_sources == ("ws://a.example", "wss://b.example")
-    assert parse_config(["--sync-source", "ws://c.example"], env).sync_sources == ("ws://c.example",)
+    assert parse_config(["--sync-source", "ws://c.example"], env).sync_sources == (
+        "ws://c.example",
+    )
 
 
-@pytest.mark.parametrize("raw, expected", [("1", True), ("yes", True), ("on", True), ("0", False), ("off", False)])
+@pytest.mark.parametrize(
+    "raw, expected", [("1", True), ("yes", True), ("on", True), ("0", False), ("off", False)]
+)
 def test_s12_allow_private_fetch_switch_and_env(raw, expected):
     assert parse_config([], {"GRASP_ALLOW_PRIVATE_FETCH": raw}).allow_private_fetch is expected
     assert parse_config(["--allow-private-fetch"], {}).allow_private_fetch is True
-    assert parse_config(["--no-allow-private-fetch"], {"GRASP_ALLOW_PRIVATE_FETCH": "1"}).allow_private_fetch is False
+    assert (
+        parse_config(
+            ["--no-allow-private-fetch"], {"GRASP_ALLOW_PRIVATE_FETCH": "1"}
+        ).allow_private_fetch
+        is False
+    )
 
 
 @pytest.mark.parametrize(
@@ -132,8 +145,16 @@ def test_s12_help_names_every_flag_env_var_and_default():
     text = " ".join(build_parser().format_help().split())  # undo line wrapping
     for flag, env, _ in S12_TABLE.values():
         assert flag in text and f"env: {env};" in text
-    for shown in ("default: 1000]", "default: 7777]", "default: <host>:<port>]", "default: ./grasp-data]",
-                  "default: 1GiB]", "default: 512KiB]", "default: off]", "default: INFO]"):
+    for shown in (
+        "default: 1000]",
+        "default: 7777]",
+        "default: <host>:<port>]",
+        "default: ./grasp-data]",
+        "default: 1GiB]",
+        "default: 512KiB]",
+        "default: off]",
+        "default: INFO]",
+    ):
         assert shown in text
 
 

@@ -42,9 +42,19 @@ def _url(base, key, d=D):
 
 def _push(source, url, *refspecs, protocol="2"):
     return subprocess.run(
-        ["git", "--git-dir", str(source), "-c", f"protocol.version={protocol}", "push", "--porcelain",
-         url, *refspecs],
-        capture_output=True, text=True,
+        [
+            "git",
+            "--git-dir",
+            str(source),
+            "-c",
+            f"protocol.version={protocol}",
+            "push",
+            "--porcelain",
+            url,
+            *refspecs,
+        ],
+        capture_output=True,
+        text=True,
     )
 
 
@@ -56,7 +66,9 @@ def test_push_of_exactly_a_held_state_lands_and_releases_it(world, served, tmp_p
     main = work.chain(2, branch="main")[-1]
     tag = work.tag("v1", main)
     state = world.hold_state(owner.state(D, {"refs/heads/main": main, "refs/tags/v1": tag}))
-    pushed = _push(work.path, _url(base, owner), "refs/heads/main:refs/heads/main", "refs/tags/v1:refs/tags/v1")
+    pushed = _push(
+        work.path, _url(base, owner), "refs/heads/main:refs/heads/main", "refs/tags/v1:refs/tags/v1"
+    )
     assert pushed.returncode == 0, pushed.stderr
     repo = world.repo(owner, D)
     assert for_each_ref(repo) == {"refs/heads/main": main, "refs/tags/v1": tag}
@@ -108,7 +120,7 @@ def test_pr_event_then_push_of_another_commit_is_refused(world, served, tmp_path
     owner, contributor = Key(), Key()
     world.announce(owner, D)
     work = RepoBuilder.create(tmp_path / "work.git")
-    announced, other = work.commit(), work.commit(branch="pr")
+    announced, _other = work.commit(), work.commit(branch="pr")
     pr = world.hold_pr(contributor.pr(owner.pubkey, D, announced))
     pushed = _push(work.path, _url(base, owner), f"refs/heads/pr:refs/nostr/{pr.event_id}")
     assert pushed.returncode != 0
@@ -134,11 +146,21 @@ def test_clone_and_fetch_an_unadvertised_reachable_oid(world, served, tmp_path, 
     repo = RepoBuilder(world.repo(owner, D))
     old, new = repo.chain(2, branch="main")
     clone = tmp_path / f"clone-v{protocol}.git"
-    git("-c", f"protocol.version={protocol}", "clone", "--bare", "--quiet", _url(base, owner), clone)
+    git(
+        "-c", f"protocol.version={protocol}", "clone", "--bare", "--quiet", _url(base, owner), clone
+    )
     assert for_each_ref(clone)["refs/heads/main"] == new
     fresh = tmp_path / f"fresh-v{protocol}.git"
     git("init", "--bare", "--quiet", fresh)
-    git("-c", f"protocol.version={protocol}", "fetch", "--quiet", _url(base, owner), old, git_dir=fresh)
+    git(
+        "-c",
+        f"protocol.version={protocol}",
+        "fetch",
+        "--quiet",
+        _url(base, owner),
+        old,
+        git_dir=fresh,
+    )
     assert git("cat-file", "-t", old, git_dir=fresh).strip() == "commit"
 
 

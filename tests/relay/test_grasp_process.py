@@ -52,7 +52,9 @@ def relay(tmp_path_factory):
 def _ours(key, d=None, **kwargs):
     d = d or D
     npub = npub_encode(key.pubkey)
-    return key.announcement(d, clone=[f"http://{DOMAIN}/{npub}/{d}.git"], relays=[f"ws://{DOMAIN}"], **kwargs)
+    return key.announcement(
+        d, clone=[f"http://{DOMAIN}/{npub}/{d}.git"], relays=[f"ws://{DOMAIN}"], **kwargs
+    )
 
 
 def _repo(relay, key):
@@ -93,10 +95,17 @@ def test_held_state_is_not_served_until_its_data_arrives_then_goes_live(relay, t
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda owner, stranger: owner.announcement(D, clone=["https://elsewhere.example/x.git"]), "blocked: "),
+        (
+            lambda owner, stranger: owner.announcement(
+                D, clone=["https://elsewhere.example/x.git"]
+            ),
+            "blocked: ",
+        ),
         (lambda owner, stranger: _ours(owner, d=".."), "invalid: "),
-        (lambda owner, stranger: stranger.state(D, {"refs/heads/main": "a" * 40}),
-         "invalid: author not authorized for this repository"),
+        (
+            lambda owner, stranger: stranger.state(D, {"refs/heads/main": "a" * 40}),
+            "invalid: author not authorized for this repository",
+        ),
     ],
     ids=["announcement-not-listing-us", "identifier-dotdot", "state-from-a-stranger"],
 )
@@ -126,8 +135,10 @@ def test_sigterm_persists_purgatory_and_a_restart_requeues_it(tmp_path):
     again = _start(tmp_path)
     try:
         assert not (again.data_dir / "purgatory-state.json").exists()
-        status = wait_for(lambda: (s := _status(again))["sync"]["queue_size"] == 1 and s,
-                          message="the restored identifier in the sync queue")
+        status = wait_for(
+            lambda: (s := _status(again))["sync"]["queue_size"] == 1 and s,
+            message="the restored identifier in the sync queue",
+        )
         assert status["purgatory"]["counts"]["30618"] == 1
         assert [a["identifier"] for a in status["sync"]["next_attempts"]] == [D]
         client = RelayClient(again.ws_url)
@@ -147,8 +158,9 @@ def test_sigusr1_logs_stacks_and_the_sync_queue(relay):
 
 
 def _push(source, url, *refspecs):
-    return subprocess.run(["git", "--git-dir", str(source), "push", url, *refspecs],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        ["git", "--git-dir", str(source), "push", url, *refspecs], capture_output=True, text=True
+    )
 
 
 def test_push_of_the_held_state_is_accepted_and_served(relay, tmp_path):
@@ -165,20 +177,25 @@ def test_push_of_the_held_state_is_accepted_and_served(relay, tmp_path):
     repo = _repo(relay, owner)
     assert for_each_ref(repo) == {"refs/heads/main": main, "refs/heads/dev": dev}
     assert symbolic_head(repo) == "refs/heads/dev"
-    assert wait_for(lambda: client.req("a", {"kinds": [30617], "authors": [owner.pubkey]}),
-                    message="the announcement promoted")
+    assert wait_for(
+        lambda: client.req("a", {"kinds": [30617], "authors": [owner.pubkey]}),
+        message="the announcement promoted",
+    )
     client.close()
 
 
 def test_pushes_that_match_no_authorised_state_are_refused_with_a_reason(relay, tmp_path):
-    owner, stranger = Key(), Key()
+    owner = Key()
     client = RelayClient(relay.ws_url)
     client.publish(_ours(owner))
     work = RepoBuilder.create(tmp_path / "work.git")
     a, b = work.chain(2, branch="main")
     client.publish(owner.state(D, {"refs/heads/main": a}))
     refused = _push(work.path, _git_url(relay, owner), "main:main")
-    assert refused.returncode != 0 and "push does not match any authorised repository state" in refused.stderr
+    assert (
+        refused.returncode != 0
+        and "push does not match any authorised repository state" in refused.stderr
+    )
     client.close()
     # data for a state by a non-maintainer is refused too
     other = Key()
@@ -199,7 +216,7 @@ def test_nostr_refs_placeholder_then_pr_and_pr_then_wrong_commit(relay, tmp_path
     assert _push(work.path, _git_url(relay, owner), f"pr:refs/nostr/{early.id}").returncode == 0
     assert client.publish(early)[2:] == [True, ""]  # the placeholder completes it at once
     assert client.req("pr", {"ids": [early.id]})[0]["id"] == early.id
-    announced, other = work.commit(), work.commit(branch="other")
+    announced, _other = work.commit(), work.commit(branch="other")
     late = contributor.pr(owner.pubkey, D, announced, created_at=1_700_000_500)
     assert client.publish(late)[3].startswith("purgatory: PR event stored")
     refused = _push(work.path, _git_url(relay, owner), f"other:refs/nostr/{late.id}")
@@ -217,11 +234,27 @@ def test_clone_and_fetch_unadvertised_reachable_oid_from_the_process(relay, tmp_
     client.publish(owner.state(D, {"refs/heads/main": new}))
     assert _push(work.path, _git_url(relay, owner), "main:main").returncode == 0
     clone = tmp_path / "clone.git"
-    git("-c", f"protocol.version={protocol}", "clone", "--bare", "--quiet", _git_url(relay, owner), clone)
+    git(
+        "-c",
+        f"protocol.version={protocol}",
+        "clone",
+        "--bare",
+        "--quiet",
+        _git_url(relay, owner),
+        clone,
+    )
     assert for_each_ref(clone)["refs/heads/main"] == new
     fresh = tmp_path / "fresh.git"
     git("init", "--bare", "--quiet", fresh)
-    git("-c", f"protocol.version={protocol}", "fetch", "--quiet", _git_url(relay, owner), old, git_dir=fresh)
+    git(
+        "-c",
+        f"protocol.version={protocol}",
+        "fetch",
+        "--quiet",
+        _git_url(relay, owner),
+        old,
+        git_dir=fresh,
+    )
     assert git("cat-file", "-t", old, git_dir=fresh).strip() == "commit"
     from dulwich.client import get_transport_and_path
     from dulwich.repo import Repo
@@ -235,16 +268,25 @@ def test_clone_and_fetch_unadvertised_reachable_oid_from_the_process(relay, tmp_
 
 @pytest.mark.parametrize(
     "path",
-    ["/{npub}/..%2F..%2Fevents.sqlite3/info/refs", "/{npub}/%2e%2e.git/info/refs",
-     "/{npub}/../../events.sqlite3", "/npub1nope/{d}.git/info/refs", "//etc/passwd.git/info/refs",
-     "/{npub}/{d}%2Fx.git/info/refs"],
+    [
+        "/{npub}/..%2F..%2Fevents.sqlite3/info/refs",
+        "/{npub}/%2e%2e.git/info/refs",
+        "/{npub}/../../events.sqlite3",
+        "/npub1nope/{d}.git/info/refs",
+        "//etc/passwd.git/info/refs",
+        "/{npub}/{d}%2Fx.git/info/refs",
+    ],
 )
 def test_path_traversal_is_404_on_the_process(relay, path):
     owner = Key()
     client = RelayClient(relay.ws_url)
     client.publish(_ours(owner))
     client.close()
-    url = relay.http_url + path.format(npub=npub_encode(owner.pubkey), d=D) + "?service=git-upload-pack"
+    url = (
+        relay.http_url
+        + path.format(npub=npub_encode(owner.pubkey), d=D)
+        + "?service=git-upload-pack"
+    )
     try:
         status = urllib.request.urlopen(url, timeout=5).status
     except urllib.error.HTTPError as exc:
@@ -255,12 +297,18 @@ def test_path_traversal_is_404_on_the_process(relay, path):
 def test_scripts_supervise_starts_in_order_and_stops_cleanly(tmp_path):
     """scripts/supervise: ordered, checked start (logged), SIGTERM → persisted purgatory, exit 0."""
     script = Path(__file__).resolve().parents[2] / "scripts" / "supervise"
-    process = RelayProcess(tmp_path / "supervised", "--domain", DOMAIN, "--log-level", "DEBUG",
-                           command=[str(script)])
+    process = RelayProcess(
+        tmp_path / "supervised", "--domain", DOMAIN, "--log-level", "DEBUG", command=[str(script)]
+    )
     process.start()
     try:
-        steps = ["start 1/4: event store", "start 2/4: purgatory", "start 3/4: actors started",
-                 "relay serving", "started: 0 events stored"]
+        steps = [
+            "start 1/4: event store",
+            "start 2/4: purgatory",
+            "start 3/4: actors started",
+            "relay serving",
+            "started: 0 events stored",
+        ]
         positions = [process.log.index(step) for step in steps]
         assert positions == sorted(positions)  # in this order
         assert "actors Supervisor, Releaser, Scheduler" in process.log

@@ -21,7 +21,11 @@ def test_sweep_expires_entries_and_removes_only_unused_empty_repositories(world)
     world.clock.advance(world.purgatory.expiry_secs)
     result = sweeper.sweep()
 
-    assert {a.owner for a in result.announcements} == {never_pushed.pubkey, pushed.pubkey, replaced.pubkey}
+    assert {a.owner for a in result.announcements} == {
+        never_pushed.pubkey,
+        pushed.pubkey,
+        replaced.pubkey,
+    }
     assert [s.event.id for s in result.states] == [state.event.id]
     assert world.purgatory.is_expired(state.event.id)
     assert not world.index.repo_path(never_pushed.pubkey, D).exists()  # empty: removed

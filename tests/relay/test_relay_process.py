@@ -25,7 +25,9 @@ from tests.support.relay import RelayProcess
 
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory):
-    with RelayProcess(tmp_path_factory.mktemp("relay") / "data", "--max-message-bytes", "64KiB") as process:
+    with RelayProcess(
+        tmp_path_factory.mktemp("relay") / "data", "--max-message-bytes", "64KiB"
+    ) as process:
         yield process
 
 
@@ -79,8 +81,11 @@ def test_nostr_sdk_publishes_fetches_and_receives_live(relay, repo):
         assert url in subscription.success
 
         repo_address = f"30617:{repo.pubkey}:{repo.d}"
-        event = EventBuilder(Kind(1621), "hello from rust-nostr").tags(
-            [Tag.parse(["a", repo_address]), Tag.parse(["t", "sdk"])]).finalize(keys)
+        event = (
+            EventBuilder(Kind(1621), "hello from rust-nostr")
+            .tags([Tag.parse(["a", repo_address]), Tag.parse(["t", "sdk"])])
+            .finalize(keys)
+        )
         sent = await sender.send_event(event)
         assert sent.success == [url] and not sent.failed
 
@@ -92,8 +97,10 @@ def test_nostr_sdk_publishes_fetches_and_receives_live(relay, repo):
                 break
         assert live_id == event.id().to_hex()
 
-        fetched = await sender.fetch_events(ReqTarget.auto([Filter().author(keys.public_key()).hashtag("sdk")]),
-                                            timedelta(seconds=5))
+        fetched = await sender.fetch_events(
+            ReqTarget.auto([Filter().author(keys.public_key()).hashtag("sdk")]),
+            timedelta(seconds=5),
+        )
         assert [e.id().to_hex() for e in fetched] == [event.id().to_hex()]
         assert fetched[0].content() == "hello from rust-nostr"
         await listener.unsubscribe(subscription.id)
@@ -121,30 +128,58 @@ def _bad_event_cases():
     upper = signed().to_json()
     upper_frame = _with(upper, id=upper["id"].upper())
     return [
-        pytest.param(json.dumps(["EVENT", wrong_id]),
-                     ["OK", wrong_id["id"], False, "invalid: bad event id"], wrong_id["id"], id="wrong-id"),
-        pytest.param(json.dumps(["EVENT", bad_sig]),
-                     ["OK", bad_sig["id"], False, "invalid: bad signature"], bad_sig["id"], id="bad-signature"),
-        pytest.param(json.dumps(["EVENT", upper_frame]),
-                     ["OK", upper_frame["id"], False, "invalid: id must be 64 lowercase hex characters"],
-                     upper["id"], id="uppercase-hex"),
-        pytest.param("{not json", ["NOTICE", "invalid: message is not valid JSON"], None, id="non-json"),
-        pytest.param(json.dumps({"EVENT": good}), ["NOTICE", "invalid: message must be a non-empty JSON array"],
-                     None, id="not-an-array"),
-        pytest.param(json.dumps(["PUBLISH", good]), ["NOTICE", "invalid: unknown message type PUBLISH"],
-                     good["id"], id="unknown-verb"),
-        pytest.param(json.dumps(["REQ", "x" * 65, {}]),
-                     ["CLOSED", "x" * 65, "invalid: subscription id must be 1 to 64 characters"], None,
-                     id="65-char-subscription-id"),
-        pytest.param(json.dumps(["REQ", "hex", {"ids": ["not-hex"]}]),
-                     ["CLOSED", "hex", "invalid: 'ids' values must be 64 lowercase hex characters"], None,
-                     id="filter-with-non-hex-ids"),
+        pytest.param(
+            json.dumps(["EVENT", wrong_id]),
+            ["OK", wrong_id["id"], False, "invalid: bad event id"],
+            wrong_id["id"],
+            id="wrong-id",
+        ),
+        pytest.param(
+            json.dumps(["EVENT", bad_sig]),
+            ["OK", bad_sig["id"], False, "invalid: bad signature"],
+            bad_sig["id"],
+            id="bad-signature",
+        ),
+        pytest.param(
+            json.dumps(["EVENT", upper_frame]),
+            ["OK", upper_frame["id"], False, "invalid: id must be 64 lowercase hex characters"],
+            upper["id"],
+            id="uppercase-hex",
+        ),
+        pytest.param(
+            "{not json", ["NOTICE", "invalid: message is not valid JSON"], None, id="non-json"
+        ),
+        pytest.param(
+            json.dumps({"EVENT": good}),
+            ["NOTICE", "invalid: message must be a non-empty JSON array"],
+            None,
+            id="not-an-array",
+        ),
+        pytest.param(
+            json.dumps(["PUBLISH", good]),
+            ["NOTICE", "invalid: unknown message type PUBLISH"],
+            good["id"],
+            id="unknown-verb",
+        ),
+        pytest.param(
+            json.dumps(["REQ", "x" * 65, {}]),
+            ["CLOSED", "x" * 65, "invalid: subscription id must be 1 to 64 characters"],
+            None,
+            id="65-char-subscription-id",
+        ),
+        pytest.param(
+            json.dumps(["REQ", "hex", {"ids": ["not-hex"]}]),
+            ["CLOSED", "hex", "invalid: 'ids' values must be 64 lowercase hex characters"],
+            None,
+            id="filter-with-non-hex-ids",
+        ),
     ]
 
 
 @pytest.mark.parametrize("frame, reply, unstored_id", _bad_event_cases())
-def test_s10_1_bad_input_answered_nothing_stored_relay_still_serving(relay, repo, connect, frame, reply,
-                                                                    unstored_id):
+def test_s10_1_bad_input_answered_nothing_stored_relay_still_serving(
+    relay, repo, connect, frame, reply, unstored_id
+):
     bad, bystander = connect(relay.ws_url), connect(relay.ws_url)
     bad.send_raw(frame)
     assert bad.recv() == reply
@@ -160,7 +195,11 @@ def test_s10_1_twenty_first_subscription_is_closed(relay, connect):
     for n in range(20):
         assert client.req(f"s{n}", {"kinds": [1], "limit": 0}) == []
     client.send("REQ", "s20", {"kinds": [1]})
-    assert client.recv() == ["CLOSED", "s20", "blocked: too many subscriptions (at most 20 per connection)"]
+    assert client.recv() == [
+        "CLOSED",
+        "s20",
+        "blocked: too many subscriptions (at most 20 per connection)",
+    ]
     client.send("CLOSE", "s0")
     assert client.req("s20", {"kinds": [1], "limit": 0}) == []
 
@@ -189,7 +228,9 @@ def test_sigterm_closes_websockets_with_1001_and_exits_0(tmp_path):
         client.req("s", {})
         process.send_signal(signal.SIGTERM)
         opcode, frame = client.ws.recv_data_frame(control_frame=True)
-        assert opcode == websocket.ABNF.OPCODE_CLOSE and struct.unpack("!H", frame.data[:2])[0] == 1001
+        assert (
+            opcode == websocket.ABNF.OPCODE_CLOSE and struct.unpack("!H", frame.data[:2])[0] == 1001
+        )
         client.ws.send_close()
         assert process.wait(10) == 0
         with pytest.raises(OSError):

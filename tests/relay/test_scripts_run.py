@@ -18,10 +18,16 @@ DEFAULT_PORT = 7777
 
 def fresh_checkout(target: Path) -> Path:
     """The working tree as git would check it out (tracked and new files, nothing ignored)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():
@@ -45,14 +51,30 @@ def test_scripts_run_brings_the_relay_up_on_a_fresh_checkout(tmp_path):
     assert not (checkout / ".venv").exists()
     # The documented default is 127.0.0.1:7777; if something else holds it, use --port 0.
     args = () if port_is_free(DEFAULT_PORT) else ("--port", "0")
-    relay = RelayProcess(None, *args, command=["bash", str(checkout / "scripts" / "run")],
-                         cwd=checkout, port=None, start_timeout=300)
+    relay = RelayProcess(
+        None,
+        *args,
+        command=["bash", str(checkout / "scripts" / "run")],
+        cwd=checkout,
+        port=None,
+        start_timeout=300,
+    )
     with relay:
         if not args:
             assert relay.port == DEFAULT_PORT
         curl = subprocess.run(
-            ["curl", "-sS", "--max-time", "10", "-H", "Accept: application/nostr+json", relay.http_url + "/"],
-            capture_output=True, text=True, timeout=30,
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                "-H",
+                "Accept: application/nostr+json",
+                relay.http_url + "/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert curl.returncode == 0, curl.stderr
         assert json.loads(curl.stdout)["supported_nips"] == [1, 11, 34]

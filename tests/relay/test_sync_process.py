@@ -27,15 +27,23 @@ def test_sync_source_events_arrive_within_a_second_and_take_the_synced_path(tmp_
     a = RelayProcess(tmp_path / "a", "--domain", "a.grasp.test", "--allow-private-fetch").start()
     trace = tmp_path / "b-trace.jsonl"
     b = RelayProcess(
-        tmp_path / "b", "--domain", "b.grasp.test", "--allow-private-fetch",
-        "--sync-source", a.ws_url, "--trace", str(trace),
+        tmp_path / "b",
+        "--domain",
+        "b.grasp.test",
+        "--allow-private-fetch",
+        "--sync-source",
+        a.ws_url,
+        "--trace",
+        str(trace),
     ).start()
     try:
         owner = Key()
         npub = npub_encode(owner.pubkey)
         clone = [f"http://{host}/{npub}/{D}.git" for host in ("a.grasp.test", "b.grasp.test")]
         announcement = owner.announcement(
-            D, clone=[*clone, f"{a.http_url}/{npub}/{D}.git"], relays=["ws://a.grasp.test", "ws://b.grasp.test"]
+            D,
+            clone=[*clone, f"{a.http_url}/{npub}/{D}.git"],
+            relays=["ws://a.grasp.test", "ws://b.grasp.test"],
         )
         work = RepoBuilder.create(tmp_path / "work.git")
         tip = work.chain(3, branch="main")[-1]
@@ -44,8 +52,16 @@ def test_sync_source_events_arrive_within_a_second_and_take_the_synced_path(tmp_
         to_a.publish(announcement)
         to_a.publish(state)
         pushed = subprocess.run(
-            ["git", "--git-dir", str(work.path), "push", f"{a.http_url}/{npub}/{D}.git", "main:main"],
-            capture_output=True, text=True,
+            [
+                "git",
+                "--git-dir",
+                str(work.path),
+                "push",
+                f"{a.http_url}/{npub}/{D}.git",
+                "main:main",
+            ],
+            capture_output=True,
+            text=True,
         )
         assert pushed.returncode == 0, pushed.stderr
         wait_for(lambda: to_a.req("a", {"ids": [state.id]}), message="A serves the state")
@@ -53,15 +69,23 @@ def test_sync_source_events_arrive_within_a_second_and_take_the_synced_path(tmp_
 
         def enqueued():
             lines = load_trace(trace) if trace.exists() else []
-            return [l for l in lines if l.type == "EnqueueSync" and l.msg["identifier"] == D]
+            return [
+                line for line in lines if line.type == "EnqueueSync" and line.msg["identifier"] == D
+            ]
 
-        first = wait_for(enqueued, timeout=5, message=lambda: f"B holding the state; log:\n{b.log}")[0]
+        first = wait_for(
+            enqueued, timeout=5, message=lambda: f"B holding the state; log:\n{b.log}"
+        )[0]
         assert time.monotonic() - served_on_a < 1.0 + 0.5  # arrival within a second (+ polling)
         assert first.sender == "relay" and first.msg["reason"] == "synced"  # S4.2: 0.5 s
         to_b = RelayClient(b.ws_url)
-        wait_for(lambda: to_b.req("b", {"ids": [state.id]}), timeout=10, message="B serves the state")
+        wait_for(
+            lambda: to_b.req("b", {"ids": [state.id]}), timeout=10, message="B serves the state"
+        )
         lines = load_trace(trace)
-        attempt = next(l for l in lines if l.type == "SyncIdentifier" and l.msg["identifier"] == D)
+        attempt = next(
+            line for line in lines if line.type == "SyncIdentifier" and line.msg["identifier"] == D
+        )
         assert 0.5 <= attempt.t - first.t < 0.6  # the first fetch attempt 0.5 s later
         repo = b.data_dir / "repos" / npub / f"{D}.git"
         assert for_each_ref(repo) == {"refs/heads/main": tip}

@@ -54,8 +54,9 @@ class QueryContract:
             assert store.save(event).stored
         return store
 
-    @pytest.mark.parametrize("build, members, limit", [case[1:] for case in c.CASES],
-                             ids=[case[0] for case in c.CASES])
+    @pytest.mark.parametrize(
+        "build, members, limit", [case[1:] for case in c.CASES], ids=[case[0] for case in c.CASES]
+    )
     def test_s10_1_filter_semantics(self, filled, corpus, build, members, limit):
         flt = Filter.from_json(build(corpus))
         expected = c.newest_first(corpus, members)[:limit]
@@ -74,8 +75,12 @@ class QueryContract:
         assert c.names_of(corpus, got) == c.newest_first(corpus, ["a1", "b1", "b2"])
 
     def test_s10_1_limit_applies_per_filter(self, filled, corpus):
-        got = filled.query([Filter(authors=[public_key(c.ALICE)], limit=1),
-                            Filter(authors=[public_key(c.CAROL)], limit=1)])
+        got = filled.query(
+            [
+                Filter(authors=[public_key(c.ALICE)], limit=1),
+                Filter(authors=[public_key(c.CAROL)], limit=1),
+            ]
+        )
         assert c.names_of(corpus, got) == c.newest_first(corpus, ["a2", "c1"])
 
     def test_s10_1_limit_cap_clamps_missing_and_large_limits(self, filled):
@@ -99,8 +104,9 @@ class QueryContract:
         assert filled.count() == len(corpus)
 
     def test_text_survives_storage_exactly(self, store):
-        event = sign_event(c.ALICE, 1, [["t", "nul\x00in tag"], ["d", "\x00"]],
-                           "nul \x00 é ☃ \u2028 \"q\"")
+        event = sign_event(
+            c.ALICE, 1, [["t", "nul\x00in tag"], ["d", "\x00"]], 'nul \x00 é ☃ \u2028 "q"'
+        )
         store.save(event)
         got = store.get(event.id)
         assert got == event
@@ -122,8 +128,9 @@ class RuleContract:
     """Storage rules: replaceable/addressable latest-only with lowest-id ties (S11.2),
     ephemeral kinds, NIP-09 deletions."""
 
-    @pytest.mark.parametrize("kind, d_tags",
-                             [(0, []), (3, []), (10002, []), (30617, [["d", "repo"]])])
+    @pytest.mark.parametrize(
+        "kind, d_tags", [(0, []), (3, []), (10002, []), (30617, [["d", "repo"]])]
+    )
     def test_s11_2_only_the_latest_version_is_kept(self, store, kind, d_tags):
         old = sign_event(c.ALICE, kind, [*d_tags, ["t", "old"]], "old", created_at=10)
         new = sign_event(c.ALICE, kind, [*d_tags, ["t", "new"]], "new", created_at=20)
@@ -138,7 +145,8 @@ class RuleContract:
     @pytest.mark.parametrize("kind, d_tags", [(0, []), (30618, [["d", "repo"]])])
     @pytest.mark.parametrize("order", ["high-first", "low-first"])
     def test_s11_2_equal_created_at_lowest_id_wins_in_any_arrival_order(
-            self, store, kind, d_tags, order):
+        self, store, kind, d_tags, order
+    ):
         one = sign_event(c.ALICE, kind, d_tags, "one", created_at=10)
         two = sign_event(c.ALICE, kind, d_tags, "two", created_at=10)
         low, high = sorted([one, two], key=lambda e: e.id)
@@ -158,8 +166,9 @@ class RuleContract:
         ]
         assert all(store.save(e) is SaveOutcome.SAVED for e in events)
         assert len(_all(store)) == len(events)
-        replacement = sign_event(c.ALICE, 30617, [["d", ""]], "empty d replaces missing d",
-                                 created_at=2)
+        replacement = sign_event(
+            c.ALICE, 30617, [["d", ""]], "empty d replaces missing d", created_at=2
+        )
         assert store.save(replacement) is SaveOutcome.SAVED
         assert events[-1] not in _all(store) and replacement in _all(store)
 
@@ -167,10 +176,13 @@ class RuleContract:
         a = sign_event(c.ALICE, 1618, [], "a", created_at=1)
         b = sign_event(c.ALICE, 1618, [], "b", created_at=1)
         assert [store.save(a), store.save(b), store.save(a)] == [
-            SaveOutcome.SAVED, SaveOutcome.SAVED, SaveOutcome.DUPLICATE,
+            SaveOutcome.SAVED,
+            SaveOutcome.SAVED,
+            SaveOutcome.DUPLICATE,
         ]
         assert SaveOutcome.DUPLICATE.to_result() == Result(
-            True, "duplicate: already have this event")
+            True, "duplicate: already have this event"
+        )
 
     def test_ephemeral_events_are_not_stored(self, store):
         event = sign_event(c.ALICE, 20001, [], "gone")
@@ -205,8 +217,9 @@ class RuleContract:
         bobs = sign_event(c.BOB, 30617, [["d", "repo"]], "", created_at=100)
         for event in (old, other_d, bobs):
             store.save(event)
-        deletion = c.deletion(c.ALICE, a=[f"30617:{alice}:repo", f"30617:{bob}:repo"],
-                              created_at=150)
+        deletion = c.deletion(
+            c.ALICE, a=[f"30617:{alice}:repo", f"30617:{bob}:repo"], created_at=150
+        )
         store.save(deletion)
         assert set(_all(store)) == {other_d, bobs, deletion}
         older = sign_event(c.ALICE, 30617, [["d", "repo"]], "older", created_at=150)
@@ -269,8 +282,10 @@ class ConcurrencyContract:
         assert store.count() == len(events)
 
     def test_s11_2_racing_versions_of_one_address_leave_the_winner(self, store):
-        versions = [sign_event(c.ALICE, 30618, [["d", "repo"]], f"v{n}", created_at=100 + n % 7)
-                    for n in range(24)]
+        versions = [
+            sign_event(c.ALICE, 30618, [["d", "repo"]], f"v{n}", created_at=100 + n % 7)
+            for n in range(24)
+        ]
         winner = min(versions, key=lambda e: (-e.created_at, e.id))
         jobs = [gevent.spawn(store.save, event) for event in versions]
         gevent.joinall(jobs, timeout=60, raise_error=True)
@@ -281,7 +296,10 @@ class ConcurrencyContract:
     def test_nip09_a_deletion_racing_its_target_always_wins(self, store):
         targets = [sign_event(c.ALICE, 1, [], f"t{n}", created_at=10) for n in range(12)]
         deletions = [c.deletion(c.ALICE, e=[t.id], created_at=20) for t in targets]
-        pairs = [(t, d) if n % 2 else (d, t) for n, (t, d) in enumerate(zip(targets, deletions))]
+        pairs = [
+            (t, d) if n % 2 else (d, t)
+            for n, (t, d) in enumerate(zip(targets, deletions, strict=False))
+        ]
         jobs = [gevent.spawn(store.save, event) for pair in pairs for event in pair]
         gevent.joinall(jobs, timeout=60, raise_error=True)
         assert not any(store.contains(t.id) for t in targets)
@@ -294,8 +312,11 @@ def _property_test() -> Callable[..., None]:
     database and health checks on the function, and refuses one function run by two classes."""
 
     # One store per test, emptied by the engine's clear_store before each example.
-    @settings(max_examples=60, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(corpus=c.event_lists, flts=c.filter_lists)
     def test_s10_1_query_equals_nip01_definition(self, store, clear_store, corpus, flts):
         cap = 10

@@ -48,8 +48,12 @@ CASES = [
     ("unknown id", lambda c: {"ids": ["ff" * 32]}, [], None),
     ("empty ids", lambda c: {"ids": []}, [], None),
     ("authors", lambda c: {"authors": [_pk(ALICE)]}, ["a1", "a2"], None),
-    ("two authors", lambda c: {"authors": [_pk(ALICE), _pk(CAROL)]},
-     ["a1", "a2", "c1", "c2"], None),
+    (
+        "two authors",
+        lambda c: {"authors": [_pk(ALICE), _pk(CAROL)]},
+        ["a1", "a2", "c1", "c2"],
+        None,
+    ),
     ("kinds", lambda c: {"kinds": [7, 30023]}, ["b2", "c2"], None),
     ("tag x", lambda c: {"#t": ["x"]}, ["a1", "b1"], None),
     ("tag x or y", lambda c: {"#t": ["x", "y"]}, ["a1", "a2", "b1"], None),
@@ -71,8 +75,12 @@ CASES = [
 ]
 
 
-def deletion(secret: str, e: tuple[str, ...] | list[str] = (), a: tuple[str, ...] | list[str] = (),
-             created_at: int = 100) -> Event:
+def deletion(
+    secret: str,
+    e: tuple[str, ...] | list[str] = (),
+    a: tuple[str, ...] | list[str] = (),
+    created_at: int = 100,
+) -> Event:
     """A NIP-09 kind-5 request for ids ``e`` and addresses ``a``."""
     tags = [*[["e", i] for i in e], *[["a", x] for x in a], ["k", "1"]]
     return sign_event(secret, 5, tags, "", created_at=created_at)
@@ -114,9 +122,11 @@ _filters = st.builds(
     Filter,
     authors=_maybe_set(st.sampled_from(PUBKEYS)),
     kinds=_maybe_set(st.sampled_from([1, 7, 1618, 5])),
-    tags=st.dictionaries(st.sampled_from("tp"),
-                         st.frozensets(st.sampled_from(TAG_VALUES), min_size=1, max_size=2),
-                         max_size=2),
+    tags=st.dictionaries(
+        st.sampled_from("tp"),
+        st.frozensets(st.sampled_from(TAG_VALUES), min_size=1, max_size=2),
+        max_size=2,
+    ),
     since=st.none() | st.integers(0, 7),
     until=st.none() | st.integers(0, 7),
     limit=st.none() | st.integers(0, 8),

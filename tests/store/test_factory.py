@@ -40,9 +40,13 @@ def test_s19_1_other_urls_are_a_clear_error(url):
 
 
 def test_redact_hides_only_the_password():
-    assert redact("postgresql://u:pw@db.example:5433/events") == \
-        "postgresql://u:***@db.example:5433/events"
+    assert (
+        redact("postgresql://u:pw@db.example:5433/events")
+        == "postgresql://u:***@db.example:5433/events"
+    )
     assert redact("postgresql://u@db/events") == "postgresql://u@db/events"
-    assert redact("postgresql://u:p%40ss@db/events?sslmode=require") == \
-        "postgresql://u:***@db/events?sslmode=require"
+    assert (
+        redact("postgresql://u:p%40ss@db/events?sslmode=require")
+        == "postgresql://u:***@db/events?sslmode=require"
+    )
     assert redact("postgresql://u:pw@[::1]:5432/events") == "postgresql://u:***@[::1]:5432/events"

@@ -67,8 +67,10 @@ class TestPostgresContract(EventStoreContract):
         @contextmanager
         def failing(store: PostgresEventStore, value: str):
             with store._connection() as conn:
-                conn.execute("ALTER TABLE tags ADD CONSTRAINT disk_on_fire "
-                             f"CHECK (value <> convert_to('{value}', 'UTF8'))")
+                conn.execute(
+                    "ALTER TABLE tags ADD CONSTRAINT disk_on_fire "
+                    f"CHECK (value <> convert_to('{value}', 'UTF8'))"
+                )
             try:
                 yield
             finally:
@@ -115,10 +117,17 @@ _OPENER = textwrap.dedent("""
 def test_s19_1_processes_opening_at_once_apply_each_migration_once(postgres_database):
     """Relay processes of a cluster start together: the advisory lock lets one migrate, the
     others wait and then find the schema there (no error, no second row)."""
-    procs = [subprocess.Popen([sys.executable, "-c", _OPENER, postgres_database],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPENER, postgres_database],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        for _ in range(4)
+    ]
     try:
         for proc in procs:  # a barrier: all imported, then released at once
             assert proc.stdout.readline().strip() == "ready"
@@ -164,9 +173,10 @@ def test_pool_size_bounds_the_connections_held(postgres_database):
         gevent.joinall(jobs, timeout=60, raise_error=True)
         assert store.count() == len(events)
         with psycopg.connect(postgres_database) as conn:
-            held = conn.execute("SELECT count(*) FROM pg_stat_activity "
-                                "WHERE datname = current_database() AND pid != pg_backend_pid()"
-                                ).fetchone()[0]
+            held = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid != pg_backend_pid()"
+            ).fetchone()[0]
         assert 1 <= held <= 2
 
 
@@ -214,8 +224,10 @@ def test_a_lost_connection_is_a_store_error_and_the_pool_recovers(postgres_datab
     with PostgresEventStore(postgres_database, pool_size=1) as store:
         store.save(fake_event(1))
         with psycopg.connect(postgres_database, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE datname = current_database() AND pid != pg_backend_pid()")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid != pg_backend_pid()"
+            )
         with pytest.raises(StoreError, match="unavailable"):
             store.count()
         assert wait_for(lambda: _count_or_none(store) == 1, timeout=15)

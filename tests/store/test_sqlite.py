@@ -48,7 +48,8 @@ class TestSqliteContract(EventStoreContract):
             with store._lock:
                 store._db.execute(
                     "CREATE TEMP TRIGGER disk_on_fire BEFORE INSERT ON tags "
-                    f"WHEN NEW.value = '{value}' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+                    f"WHEN NEW.value = '{value}' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+                )
             try:
                 yield
             finally:
@@ -98,12 +99,32 @@ def big_store(tmp_path_factory):
 PLANS = [
     ("ids", Filter(ids=[_fake_event(7).id]), "USING INDEX sqlite_autoindex_events_1 (id=?)"),
     ("authors", Filter(authors=[f"{3:064x}"]), "USING INDEX events_author (pubkey=?)"),
-    ("authors + kinds", Filter(authors=[f"{3:064x}"], kinds=[1, 7]), "USING INDEX events_author (pubkey=? AND kind=?)"),
-    ("kinds + #p", Filter(kinds=[1], tags={"p": [f"{3:064x}"]}), "USING COVERING INDEX tags_lookup (name=? AND value=?)"),
-    ("ids + kinds", Filter(ids=[_fake_event(7).id], kinds=[1]), "USING INDEX sqlite_autoindex_events_1 (id=?)"),
+    (
+        "authors + kinds",
+        Filter(authors=[f"{3:064x}"], kinds=[1, 7]),
+        "USING INDEX events_author (pubkey=? AND kind=?)",
+    ),
+    (
+        "kinds + #p",
+        Filter(kinds=[1], tags={"p": [f"{3:064x}"]}),
+        "USING COVERING INDEX tags_lookup (name=? AND value=?)",
+    ),
+    (
+        "ids + kinds",
+        Filter(ids=[_fake_event(7).id], kinds=[1]),
+        "USING INDEX sqlite_autoindex_events_1 (id=?)",
+    ),
     ("kinds", Filter(kinds=[7]), "USING INDEX events_kind (kind=?)"),
-    ("tag", Filter(tags={"t": ["topic3"]}), "USING COVERING INDEX tags_lookup (name=? AND value=?)"),
-    ("repo lookup", Filter(kinds=[30617, 30618], tags={"d": ["repo3"]}), "USING COVERING INDEX tags_lookup"),
+    (
+        "tag",
+        Filter(tags={"t": ["topic3"]}),
+        "USING COVERING INDEX tags_lookup (name=? AND value=?)",
+    ),
+    (
+        "repo lookup",
+        Filter(kinds=[30617, 30618], tags={"d": ["repo3"]}),
+        "USING COVERING INDEX tags_lookup",
+    ),
     ("since", Filter(since=1_002_900), "USING INDEX events_created (created_at>?)"),
 ]
 
@@ -118,7 +139,11 @@ def test_s11_1_queries_use_indexes(big_store, flt, expected):
     plan = big_store.query_plan(flt)
     assert any(expected in line for line in plan), plan
     assert not any(line.startswith("SCAN") for line in plan), plan
-    assert "events_kind" not in " ".join(plan) or flt.kinds and not (flt.tags or flt.authors or flt.ids)
+    assert (
+        "events_kind" not in " ".join(plan)
+        or flt.kinds
+        and not (flt.tags or flt.authors or flt.ids)
+    )
 
 
 def test_unconstrained_query_walks_the_time_index_only_up_to_limit(big_store):

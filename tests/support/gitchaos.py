@@ -23,7 +23,9 @@ STALL_LIMIT_SECS = 30.0
 
 def _is_pack_request(environ: dict[str, Any]) -> bool:
     """True for the upload-pack POST that asks for a pack (v0 body, or v2 ``command=fetch``)."""
-    if environ.get("REQUEST_METHOD") != "POST" or not environ.get("PATH_INFO", "").endswith("/git-upload-pack"):
+    if environ.get("REQUEST_METHOD") != "POST" or not environ.get("PATH_INFO", "").endswith(
+        "/git-upload-pack"
+    ):
         return False
     body = environ["wsgi.input"].read()
     environ["wsgi.input"] = _Replay(body)
@@ -121,7 +123,9 @@ def truncate_pack(keep_fraction: float = 0.5) -> Wrap:
     return wrap
 
 
-def http_status(status: str = "500 Internal Server Error", *, first_n: int | None = None, after: int = 0) -> Wrap:
+def http_status(
+    status: str = "500 Internal Server Error", *, first_n: int | None = None, after: int = 0
+) -> Wrap:
     """Answer requests with ``status``: all of them, or only the first ``first_n`` (then recover),
     in either case only once ``after`` requests were served normally."""
 
@@ -134,7 +138,9 @@ def http_status(status: str = "500 Internal Server Error", *, first_n: int | Non
             if served <= after or (first_n is not None and served > after + first_n):
                 return app(environ, start_response)
             body = f"chaos: {status}\n".encode()
-            start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            start_response(
+                status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+            )
             return [body]
 
         return chaos
@@ -148,7 +154,9 @@ def redirect_to(base_url: str) -> Wrap:
     def wrap(app: WSGIApp) -> WSGIApp:
         def chaos(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             query = environ.get("QUERY_STRING", "")
-            location = base_url.rstrip("/") + environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+            location = (
+                base_url.rstrip("/") + environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+            )
             start_response("302 Found", [("Location", location), ("Content-Length", "0")])
             return [b""]
 

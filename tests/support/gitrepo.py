@@ -29,7 +29,9 @@ def git(*args: str | Path, git_dir: Path | None = None, input: bytes | None = No
     cmd += [str(a) for a in args]
     proc = subprocess.run(cmd, input=input, capture_output=True)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}"
+        )
     return proc.stdout.decode()
 
 
@@ -64,7 +66,11 @@ class RepoBuilder:
         (dangling) unless something else points at it later.
         """
         self._counter += 1
-        files = files if files is not None else {f"file{self._counter}.txt": f"content {self._counter}\n"}
+        files = (
+            files
+            if files is not None
+            else {f"file{self._counter}.txt": f"content {self._counter}\n"}
+        )
         tree = self._tree(files)
         message = message or f"commit {self._counter}"
         args: list[str] = ["commit-tree", tree, "-m", message]
@@ -75,7 +81,9 @@ class RepoBuilder:
             self.set_ref(f"refs/heads/{branch}", oid)
         return oid
 
-    def chain(self, count: int, *, parent: str | None = None, branch: str | None = None) -> list[str]:
+    def chain(
+        self, count: int, *, parent: str | None = None, branch: str | None = None
+    ) -> list[str]:
         """``count`` commits, each on the previous one; returns them oldest first."""
         oids: list[str] = []
         for _ in range(count):
@@ -89,7 +97,9 @@ class RepoBuilder:
         return git("rev-parse", f"refs/tags/{name}", git_dir=self.path).strip()
 
     def blob(self, content: str) -> str:
-        return git("hash-object", "-w", "--stdin", git_dir=self.path, input=content.encode()).strip()
+        return git(
+            "hash-object", "-w", "--stdin", git_dir=self.path, input=content.encode()
+        ).strip()
 
     def set_ref(self, name: str, oid: str) -> None:
         git("update-ref", name, oid, git_dir=self.path)
@@ -98,11 +108,15 @@ class RepoBuilder:
         git("update-ref", "-d", name, git_dir=self.path)
 
     def _tree(self, files: dict[str, str]) -> str:
-        entries = "".join(f"100644 blob {self.blob(content)}\t{name}\n" for name, content in sorted(files.items()))
+        entries = "".join(
+            f"100644 blob {self.blob(content)}\t{name}\n" for name, content in sorted(files.items())
+        )
         return git("mktree", git_dir=self.path, input=entries.encode()).strip()
 
 
-def linear_history(path: Path, commits: int, *, files: int = 200, branch: str = "main") -> list[str]:
+def linear_history(
+    path: Path, commits: int, *, files: int = 200, branch: str = "main"
+) -> list[str]:
     """A bare repository with ``commits`` linear commits on ``branch``, via ``git fast-import``.
 
     Each commit rewrites one of ``files`` files (2.6 KiB, half of it new hash-like text), so
@@ -141,8 +155,8 @@ def self_signed_cert(directory: Path, hostname: str) -> tuple[Path, Path]:
     """A throw-away certificate for ``hostname`` (openssl CLI); returns (certfile, keyfile)."""
     cert, key = directory / f"{hostname}.crt", directory / f"{hostname}.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={hostname}",
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={hostname}",
          "-addext", f"subjectAltName=DNS:{hostname}"],
         check=True, capture_output=True,
     )  # fmt: skip
@@ -165,7 +179,9 @@ def assert_fsck_clean(path: Path) -> None:
         for line in (proc.stdout + proc.stderr).splitlines()
         if line and not line.startswith(("dangling ", "notice: ", "Checking "))
     ]
-    assert proc.returncode == 0 and not problems, f"git fsck {path}: rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
+    assert proc.returncode == 0 and not problems, (
+        f"git fsck {path}: rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
+    )
 
 
 def for_each_ref(path: Path) -> dict[str, str]:
@@ -179,7 +195,12 @@ def symbolic_head(path: Path) -> str:
 
 
 def has_object(path: Path, oid: str) -> bool:
-    return subprocess.run(["git", "--git-dir", str(path), "cat-file", "-e", oid], capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["git", "--git-dir", str(path), "cat-file", "-e", oid], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def objects_listing(path: Path) -> set[str]:

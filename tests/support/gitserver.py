@@ -72,9 +72,13 @@ class _Recorder:
         self.app = app
         self.log = log
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        service = parse_qs(environ.get("QUERY_STRING", "")).get("service", [path.rsplit("/", 1)[-1]])[0]
+        service = parse_qs(environ.get("QUERY_STRING", "")).get(
+            "service", [path.rsplit("/", 1)[-1]]
+        )[0]
         record = RequestRecord(
             time.monotonic(),
             environ.get("REQUEST_METHOD", ""),
@@ -86,9 +90,15 @@ class _Recorder:
         )
         self.log.append(record)
 
-        def recording_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        def recording_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
             record.status = status
-            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+            return (
+                start_response(status, headers, exc_info)
+                if exc_info
+                else start_response(status, headers)
+            )
 
         return _CountingIterable(self.app(environ, recording_start_response), record)
 
@@ -207,7 +217,10 @@ class GitServer(_BaseServer):
             if target is None:
                 return None
             name = url_path.strip("/")
-            config = {**UPLOADPACK_MODES[self.modes.get(name, "none")], **self.extra_config.get(name, {})}
+            config = {
+                **UPLOADPACK_MODES[self.modes.get(name, "none")],
+                **self.extra_config.get(name, {}),
+            }
             return RepoTarget(target.path, config)
 
         app: WSGIApp = make_git_http_app(resolve, **self._bridge_options)
@@ -236,7 +249,9 @@ class V0OnlyServer(_BaseServer):
             handlers={b"git-receive-pack": None, b"git-upload-archive": None},
         )
 
-        def dechunked(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def dechunked(
+            environ: dict[str, Any], start_response: Callable[..., Any]
+        ) -> Iterable[bytes]:
             # gevent.pywsgi already de-chunked wsgi.input; dulwich would do it a second time.
             environ.pop("HTTP_TRANSFER_ENCODING", None)
             return inner(environ, start_response)

@@ -70,7 +70,8 @@ class _Session:
         self._relay = relay
         self._send = send
         self._responder = NegentropyResponder(
-            relay.items_for, frame_size_limit=relay.frame_size_limit,
+            relay.items_for,
+            frame_size_limit=relay.frame_size_limit,
             max_records=relay.max_records,
         )
 

@@ -51,9 +51,14 @@ def find_bindir() -> Path:
     """The newest ``/usr/lib/postgresql/<ver>/bin`` holding ``initdb`` and ``pg_ctl``
     (``$GRASP_TEST_PG_BINDIR`` wins)."""
     override = os.environ.get("GRASP_TEST_PG_BINDIR")
-    candidates = [Path(override)] if override else sorted(
-        (p / "bin" for p in PG_ROOT.glob("*") if p.name.isdigit()),
-        key=lambda p: int(p.parent.name), reverse=True,
+    candidates = (
+        [Path(override)]
+        if override
+        else sorted(
+            (p / "bin" for p in PG_ROOT.glob("*") if p.name.isdigit()),
+            key=lambda p: int(p.parent.name),
+            reverse=True,
+        )
     )
     for bindir in candidates:
         if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
@@ -68,8 +73,11 @@ def server_account() -> pwd.struct_passwd | None:
     """The unprivileged account to run the server as, or None to run as the current user."""
     if os.geteuid() != 0:
         return None
-    names = [os.environ["GRASP_TEST_PG_USER"]] if os.environ.get("GRASP_TEST_PG_USER") else [
-        CI_USER, "postgres"]
+    names = (
+        [os.environ["GRASP_TEST_PG_USER"]]
+        if os.environ.get("GRASP_TEST_PG_USER")
+        else [CI_USER, "postgres"]
+    )
     for name in names:
         try:
             account = pwd.getpwnam(name)
@@ -124,8 +132,11 @@ class PostgresServer:
         (a killed test run leaves no server behind)."""
         options = ["--pdeathsig", "TERM"] if die_with_us and shutil.which("setpriv") else []
         if self.account is not None:
-            options += [f"--reuid={self.account.pw_uid}", f"--regid={self.account.pw_gid}",
-                        "--init-groups"]
+            options += [
+                f"--reuid={self.account.pw_uid}",
+                f"--regid={self.account.pw_gid}",
+                "--init-groups",
+            ]
         return ["setpriv", *options, "--", *argv] if options else argv
 
     def _initdb(self) -> None:
@@ -135,20 +146,35 @@ class PostgresServer:
         if self.account is not None:
             for path in (self.root, pwfile):
                 os.chown(path, self.account.pw_uid, self.account.pw_gid)
-        argv = [str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
-                f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8", "--no-locale",
-                "--no-sync"]
-        done = subprocess.run(self._as_server_user(argv), capture_output=True, text=True,
-                              cwd=self.root, check=False)
+        argv = [
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            SUPERUSER,
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ]
+        done = subprocess.run(
+            self._as_server_user(argv), capture_output=True, text=True, cwd=self.root, check=False
+        )
         pwfile.unlink()
         if done.returncode != 0:
             raise PostgresUnavailable(f"initdb failed ({done.returncode}): {done.stderr.strip()}")
 
     def _launch(self) -> None:
         self.port = free_port()
-        settings = {"listen_addresses": "127.0.0.1", "port": str(self.port),
-                    "unix_socket_directories": "", "max_connections": "200",
-                    "shared_buffers": "128MB"}
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": "",
+            "max_connections": "200",
+            "shared_buffers": "128MB",
+        }
         if not self.durable:
             settings.update(FAST_SETTINGS)
         argv = [str(self.bindir / "postgres"), "-D", str(self.data_dir)]
@@ -156,8 +182,12 @@ class PostgresServer:
             argv += ["-c", f"{name}={value}"]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
         try:
-            self._process = subprocess.Popen(self._as_server_user(argv, die_with_us=True),
-                                             stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
+            self._process = subprocess.Popen(
+                self._as_server_user(argv, die_with_us=True),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+            )
         finally:
             log.close()
 
@@ -170,7 +200,8 @@ class PostgresServer:
             assert self._process is not None
             if self._process.poll() is not None:
                 raise PostgresUnavailable(
-                    f"postgres exited with {self._process.returncode}: {self.log_tail()}")
+                    f"postgres exited with {self._process.returncode}: {self.log_tail()}"
+                )
             try:
                 psycopg.connect(self.dsn("postgres"), connect_timeout=2).close()
                 return
@@ -185,10 +216,20 @@ class PostgresServer:
         """``pg_ctl stop -m fast``; kill our own process if that did not end it; remove files."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            argv = [str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast",
-                    "-w", "-t", "20"]
-            subprocess.run(self._as_server_user(argv), capture_output=True, check=False,
-                           cwd=self.root)
+            argv = [
+                str(self.bindir / "pg_ctl"),
+                "stop",
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "20",
+            ]
+            subprocess.run(
+                self._as_server_user(argv), capture_output=True, check=False, cwd=self.root
+            )
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -63,7 +63,9 @@ class RelayProcess:
         self._listen_args = ["--host", "127.0.0.1", "--port", str(port)] if port is not None else []
         self._pass_data_dir = data_dir is not None
         self.cwd = Path(cwd) if cwd is not None else None
-        self.data_dir = Path(data_dir) if data_dir is not None else (self.cwd or Path.cwd()) / "grasp-data"
+        self.data_dir = (
+            Path(data_dir) if data_dir is not None else (self.cwd or Path.cwd()) / "grasp-data"
+        )
         self.args = tuple(args)
         self.start_timeout = start_timeout
         self._command = list(command) if command is not None else [str(RELAY_BIN)]
@@ -80,8 +82,13 @@ class RelayProcess:
         data_args = ["--data-dir", str(self.data_dir)] if self._pass_data_dir else []
         argv = [*self._command, *self._listen_args, *data_args, *self.args]
         self._proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env=self._env, cwd=self.cwd,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self._env,
+            cwd=self.cwd,
         )
         self._reader = threading.Thread(target=self._read_stderr, name="relay-stderr", daemon=True)
         self._reader.start()
@@ -116,7 +123,8 @@ class RelayProcess:
         self._proc.send_signal(signum)
 
     def wait(self, timeout: float) -> int:
-        """Wait for the process to exit by itself; its exit status (TimeoutExpired if it does not)."""
+        """Wait for the process to exit by itself;
+        its exit status (TimeoutExpired if it does not)."""
         assert self._proc is not None
         return self._proc.wait(timeout)
 
@@ -134,7 +142,7 @@ class RelayProcess:
 
     @property
     def ws_url(self) -> str:
-        return "ws" + self.http_url[len("http"):] + "/"
+        return "ws" + self.http_url[len("http") :] + "/"
 
     url = ws_url
 
@@ -154,7 +162,8 @@ class RelayProcess:
             return "".join(self._lines)
 
     def wait_for_log(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
-        """Wait until a stderr line matches ``pattern``; RelayStartError if the process exits first."""
+        """Wait until a stderr line matches
+        ``pattern``; RelayStartError if the process exits first."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         deadline = time.monotonic() + timeout
         seen = 0
@@ -166,12 +175,16 @@ class RelayProcess:
                 seen = len(self._lines)
                 remaining = deadline - time.monotonic()
                 if self._eof or remaining <= 0:
-                    what = "exited" if self._eof else f"printed no {regex.pattern!r} in {timeout:g} s"
+                    what = (
+                        "exited" if self._eof else f"printed no {regex.pattern!r} in {timeout:g} s"
+                    )
                     raise RelayStartError(f"relay {what}; its log:\n{''.join(self._lines)}")
                 self._changed.wait(remaining)
 
     def nip11(self) -> dict:
-        request = urllib.request.Request(self.http_url + "/", headers={"Accept": "application/nostr+json"})
+        request = urllib.request.Request(
+            self.http_url + "/", headers={"Accept": "application/nostr+json"}
+        )
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read())
 
@@ -196,7 +209,9 @@ class RelayProcess:
                 return
             except (OSError, urllib.error.URLError, ValueError) as exc:
                 if time.monotonic() >= deadline or self.returncode is not None:
-                    raise RelayStartError(f"relay never answered NIP-11 ({exc}); log:\n{self.log}") from exc
+                    raise RelayStartError(
+                        f"relay never answered NIP-11 ({exc}); log:\n{self.log}"
+                    ) from exc
             with self._changed:
                 self._changed.wait(0.05)  # bounded poll interval; also wakes on new log lines
 
@@ -210,7 +225,8 @@ def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
 
 @pytest.fixture
 def relay_factory(tmp_path: Path) -> Iterator[Callable[..., RelayProcess]]:
-    """``relay_factory(*args, env=None)`` starts a relay in its own data dir; all stop at teardown."""
+    """``relay_factory(*args, env=None)`` starts a relay in its
+    own data dir; all stop at teardown."""
     started: list[RelayProcess] = []
 
     def start(*args: str, env: Mapping[str, str] | None = None) -> RelayProcess:
@@ -271,19 +287,26 @@ _unique = itertools.count()
 def announcement(domain: str, secret: str, identifier: str = "repo") -> Event:
     """A kind 30617 listing the relay at ``domain`` in ``clone`` and ``relays`` (S10.4)."""
     npub = npub_encode(public_key(secret))
-    tags = [["d", identifier], ["name", identifier],
-            ["clone", f"http://{domain}/{npub}/{identifier}.git"], ["relays", f"ws://{domain}"]]
+    tags = [
+        ["d", identifier],
+        ["name", identifier],
+        ["clone", f"http://{domain}/{npub}/{identifier}.git"],
+        ["relays", f"ws://{domain}"],
+    ]
     return sign_event(secret, 30617, tags, f"{identifier} for tests")
 
 
-def issue(repo: Event, secret: str, content: str | None = None, tags: Sequence[Sequence[str]] = ()) -> Event:
+def issue(
+    repo: Event, secret: str, content: str | None = None, tags: Sequence[Sequence[str]] = ()
+) -> Event:
     """A kind 1621 issue referencing ``repo`` (unique content unless given): GRASP accepts it."""
     text = content if content is not None else f"issue {next(_unique)}"
     return sign_event(secret, 1621, [["a", f"30617:{repo.pubkey}:{repo.d}"], *tags], text)
 
 
-def accepted_repository(client: RelayClient, domain: str, secret: str, identifier: str = "repo",
-                        timeout: float = 10.0) -> Event:
+def accepted_repository(
+    client: RelayClient, domain: str, secret: str, identifier: str = "repo", timeout: float = 10.0
+) -> Event:
     """Get an announcement of ``identifier`` served, so that issues referencing it are accepted.
 
     A GRASP relay holds a new announcement in purgatory until git data arrives (S1.1); a state

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from actors.clock import FakeClock
 from actors.config import SyncConfig
-from actors.observer import SyncObserver
 from actors.fakes import MockSyncContext
+from actors.observer import SyncObserver
 from actors.trace.recorder import JsonlTracer
 
 from .actor_harness import Harness

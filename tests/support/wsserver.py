@@ -50,9 +50,12 @@ class _UpgradeHandler(WSGIHandler):
             return
         key = self.environ.get("HTTP_SEC_WEBSOCKET_KEY", "").encode("ascii")
         token = base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode("ascii")
-        self.socket.sendall((
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {token}\r\n\r\n").encode("latin-1"))
+        self.socket.sendall(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {token}\r\n\r\n"
+            ).encode("latin-1")
+        )
         # Bookkeeping so pywsgi writes nothing more on this socket and logs a 101.
         self.status = b"101 Switching Protocols"
         self._orig_status = "101 Switching Protocols"
@@ -69,8 +72,9 @@ class TextSocketServer:
 
     def __init__(self, make_handler: HandlerFactory) -> None:
         self._make_handler = make_handler
-        self._server = WSGIServer(("127.0.0.1", 0), self._not_found,
-                                  handler_class=_UpgradeHandler, log=None)
+        self._server = WSGIServer(
+            ("127.0.0.1", 0), self._not_found, handler_class=_UpgradeHandler, log=None
+        )
         self._server.serve_websocket = self._serve  # type: ignore[attr-defined]
         self._sockets: set[socket.socket] = set()
         self.connections_served = 0

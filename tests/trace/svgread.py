@@ -34,9 +34,13 @@ def render(tmp_path: Path, trace: Path, *extra: str) -> str:
 
 def write_trace(path: Path, rows: list[tuple[float, str, str, dict[str, Any]]]) -> Path:
     """A JSONL trace of ``(t, from, to, msg)`` rows, seq numbered from 1."""
-    path.write_text("".join(
-        json.dumps({"seq": i, "t": t, "from": a, "to": b, "msg": msg}) + "\n"
-        for i, (t, a, b, msg) in enumerate(rows, 1)), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps({"seq": i, "t": t, "from": a, "to": b, "msg": msg}) + "\n"
+            for i, (t, a, b, msg) in enumerate(rows, 1)
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -67,9 +71,15 @@ def lifeline_geometry(root: ET.Element) -> dict[str, dict]:
             x = float(shape.get("x")) + float(shape.get("width")) / 2
             y0 = float(shape.get("y"))
             y1 = y0 + float(shape.get("height"))
-        result[g.get("data-key")] = {"actor": g.get("data-actor"), "x": x, "y0": y0, "y1": y1,
-                                     "kind": g.get("data-kind"), "lane": g.get("data-lane"),
-                                     "colour": shape.get("stroke")}
+        result[g.get("data-key")] = {
+            "actor": g.get("data-actor"),
+            "x": x,
+            "y0": y0,
+            "y1": y1,
+            "kind": g.get("data-kind"),
+            "lane": g.get("data-lane"),
+            "colour": shape.get("stroke"),
+        }
     return result
 
 
@@ -79,11 +89,16 @@ def arrows(root: ET.Element) -> list[dict]:
         line = g.find(f"{SVG}line")
         shape = line if line is not None else g.find(f"{SVG}path")
         entry = {k[5:]: v for k, v in g.attrib.items() if k.startswith("data-")}
-        entry.update(stroke=shape.get("stroke"), dashed=shape.get("stroke-dasharray") is not None,
-                     label=g.find(f"{SVG}text").text, classes=g.get("class").split())
+        entry.update(
+            stroke=shape.get("stroke"),
+            dashed=shape.get("stroke-dasharray") is not None,
+            label=g.find(f"{SVG}text").text,
+            classes=g.get("class").split(),
+        )
         if line is not None:
-            entry.update(x1=float(line.get("x1")), x2=float(line.get("x2")),
-                         y=float(line.get("y1")))
+            entry.update(
+                x1=float(line.get("x1")), x2=float(line.get("x2")), y=float(line.get("y1"))
+            )
         result.append(entry)
     return result
 
@@ -94,11 +109,18 @@ def folds(root: ET.Element) -> list[dict]:
     for g in groups(root, "fold"):
         rect = g.find(f"{SVG}rect")
         marker = next(m for m in groups(g, "folded"))
-        result.append({"first": int(g.get("data-first-seq")), "last": int(g.get("data-last-seq")),
-                       "ticks": int(g.get("data-ticks")), "secs": float(g.get("data-secs")),
-                       "height": float(rect.get("height")), "y": float(rect.get("y")),
-                       "text": "".join(g.itertext()),
-                       "marker": marker.find(f"{SVG}text").text})
+        result.append(
+            {
+                "first": int(g.get("data-first-seq")),
+                "last": int(g.get("data-last-seq")),
+                "ticks": int(g.get("data-ticks")),
+                "secs": float(g.get("data-secs")),
+                "height": float(rect.get("height")),
+                "y": float(rect.get("y")),
+                "text": "".join(g.itertext()),
+                "marker": marker.find(f"{SVG}text").text,
+            }
+        )
     return result
 
 
@@ -133,35 +155,46 @@ def inner_tick_seqs(lines: list[dict]) -> set[int]:
         while tick[i] and j + 1 < len(lines) and tick[j + 1] and lines[j + 1]["t"] >= lines[j]["t"]:
             j += 1
         if tick[i] and j - i - 1 >= 2:
-            inner |= {line["seq"] for line in lines[i + 1:j]}
+            inner |= {line["seq"] for line in lines[i + 1 : j]}
         i = j + 1
     return inner
 
 
-def check_diagram(page: str, trace: Path, one_run: bool = True,
-                  svg_id: str | None = None) -> tuple[dict, list[dict], ET.Element]:
+def check_diagram(
+    page: str, trace: Path, one_run: bool = True, svg_id: str | None = None
+) -> tuple[dict, list[dict], ET.Element]:
     """The checks every rendered trace must pass; returns what the test may look at more.
 
     ``svg_id`` None checks the view that draws every message (see :func:`complete_view`).
     """
     all_lines = [json.loads(text) for text in trace.read_text().splitlines() if text.strip()]
     drawable = [line["msg"]["type"] != "PortAnswer" for line in all_lines]  # replay inputs
-    all_lines = [line for line, keep in zip(all_lines, drawable) if keep]
-    all_ends = incarnations([line for line, keep in zip(load_trace(trace), drawable) if keep])
+    all_lines = [line for line, keep in zip(all_lines, drawable, strict=False) if keep]
+    all_ends = incarnations(
+        [line for line, keep in zip(load_trace(trace), drawable, strict=False) if keep]
+    )
     root = svg(page, svg_id or complete_view(page))
     folded = {seq for fold in folds(root) for seq in range(fold["first"], fold["last"] + 1)}
     assert folded <= inner_tick_seqs(all_lines)
-    kept = [(line, end) for line, end in zip(all_lines, all_ends) if line["seq"] not in folded]
+    kept = [
+        (line, end)
+        for line, end in zip(all_lines, all_ends, strict=False)
+        if line["seq"] not in folded
+    ]
     lines, ends = [line for line, _ in kept], [end for _, end in kept]
     lives = lifeline_geometry(root)
     assert {life["actor"] for life in lives.values()} == {
-        n for line in all_lines for n in (line["from"], line["to"])}
+        n for line in all_lines for n in (line["from"], line["to"])
+    }
     assert set(lives) == {key for pair in all_ends for key in pair}
     drawn = arrows(root)
     assert [int(a["seq"]) for a in drawn] == [line["seq"] for line in lines]  # one per message
-    for arrow, line, (from_key, to_key) in zip(drawn, lines, ends):
-        assert (arrow["from"], arrow["to"], arrow["type"]) == (line["from"], line["to"],
-                                                               line["msg"]["type"])
+    for arrow, line, (from_key, to_key) in zip(drawn, lines, ends, strict=False):
+        assert (arrow["from"], arrow["to"], arrow["type"]) == (
+            line["from"],
+            line["to"],
+            line["msg"]["type"],
+        )
         assert arrow["dashed"] == (line["msg"]["type"] == "Reply")
         assert arrow["label"].startswith("\u21a9" if arrow["dashed"] else line["msg"]["type"])
         if "identifier" in line["msg"]:
@@ -179,10 +212,12 @@ def check_diagram(page: str, trace: Path, one_run: bool = True,
             by_lane.setdefault(life["lane"], []).append((life["y0"], life["y1"]))
     for spans in by_lane.values():
         spans.sort()
-        assert all(prev[1] < nxt[0] for prev, nxt in zip(spans, spans[1:]))
+        assert all(prev[1] < nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False))
     # the time axis: ticks down the page at strictly increasing t; arrows never go back up
-    ticks = [(float(g.find(f"{SVG}line").get("y1")), float(g.get("data-t")))
-             for g in groups(root, "tick")]
+    ticks = [
+        (float(g.find(f"{SVG}line").get("y1")), float(g.get("data-t")))
+        for g in groups(root, "tick")
+    ]
     assert [y for y, _ in ticks] == sorted(y for y, _ in ticks)
     assert ticks[0][1] == lines[0]["t"] and ticks[-1][1] == lines[-1]["t"]
     if one_run:
@@ -197,5 +232,6 @@ def check_diagram(page: str, trace: Path, one_run: bool = True,
 
 
 def legend_colours(page: str) -> dict[str, str]:
-    return dict(re.findall(r'<li class="domain" data-domain="([^"]+)" data-colour="([^"]+)">',
-                           page))
+    return dict(
+        re.findall(r'<li class="domain" data-domain="([^"]+)" data-colour="([^"]+)">', page)
+    )

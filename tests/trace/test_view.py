@@ -50,8 +50,9 @@ def test_s13_3_burst_trace_renders_every_actor_and_message(tmp_path):
     # 100+ FetchActors packed into lanes keep the page a sane width
     short = [life for life in lives.values() if life["kind"] == "short"]
     lines = load_trace(trace)
-    fetch_actors = {n for line in lines for n in (line.sender, line.receiver)
-                    if n.startswith("FetchActor-")}
+    fetch_actors = {
+        n for line in lines for n in (line.sender, line.receiver) if n.startswith("FetchActor-")
+    }
     assert len(short) == len(fetch_actors) > 80
     assert len({life["lane"] for life in short}) < 30
     assert float(root.get("width")) < 3000
@@ -70,16 +71,22 @@ def test_s13_3_partial_oids_trace(tmp_path):
 def test_long_idle_gaps_are_compressed_and_marked(tmp_path):
     trace = tmp_path / "gap.jsonl"
     times = [0.0, 0.5, 1.0, 1.5, 3601.5, 3602.0]
-    trace.write_text("".join(
-        json.dumps({"seq": i + 1, "t": t, "from": "timer", "to": "Scheduler",
-                    "msg": {"type": "Tick"}}) + "\n" for i, t in enumerate(times)))
+    trace.write_text(
+        "".join(
+            json.dumps(
+                {"seq": i + 1, "t": t, "from": "timer", "to": "Scheduler", "msg": {"type": "Tick"}}
+            )
+            + "\n"
+            for i, t in enumerate(times)
+        )
+    )
     page = render(tmp_path, trace)
     _, drawn, root = check_diagram(page, trace)
     gaps = groups(root, "gap")
     assert [float(g.get("data-secs")) for g in gaps] == [3600.0]
     assert "1 h 00 min idle" in "".join(gaps[0].itertext())
     ys = [a["y"] for a in drawn]
-    steps = [b - a for a, b in zip(ys, ys[1:])]
+    steps = [b - a for a, b in zip(ys, ys[1:], strict=False)]
     assert steps[3] < 4 * steps[0]  # an hour takes less room than two seconds would triple
 
 
@@ -99,8 +106,18 @@ def test_appended_runs_get_fresh_lifelines_and_a_marked_time_reset(tmp_path):
 def test_hostile_text_stays_text(tmp_path):
     trace = tmp_path / "hostile.jsonl"
     identifier = "<script>alert(1)</script>&\"'\x01"
-    trace.write_text(json.dumps({"seq": 1, "t": 1.0, "from": "relay", "to": "Scheduler",
-                                 "msg": {"type": "EnqueueSync", "identifier": identifier}}) + "\n")
+    trace.write_text(
+        json.dumps(
+            {
+                "seq": 1,
+                "t": 1.0,
+                "from": "relay",
+                "to": "Scheduler",
+                "msg": {"type": "EnqueueSync", "identifier": identifier},
+            }
+        )
+        + "\n"
+    )
     page = render(tmp_path, trace)
     assert "<script" not in page
     label = arrows(svg(page, "diagram"))[0]["label"]
@@ -108,22 +125,26 @@ def test_hostile_text_stays_text(tmp_path):
 
 
 def test_window_of_a_long_trace(tmp_path):
-    page = render(tmp_path, TRACES / "partial_oids.jsonl", "--from-seq", "10",
-                  "--max-messages", "5")
+    page = render(
+        tmp_path, TRACES / "partial_oids.jsonl", "--from-seq", "10", "--max-messages", "5"
+    )
     seqs = [int(a["seq"]) for a in arrows(svg(page, "diagram"))]
     assert seqs == [10, 11, 12, 13, 14]
     assert "9 earlier messages not shown" in page and "23 later messages not shown" in page
 
 
-@pytest.mark.parametrize("content, expected", [
-    (None, "cannot read"),
-    ("", "holds no trace lines"),
-    ('{"seq":1,"t":1,"from":"a","to":"b","msg":{"type":"Tick"}}\n{"seq": 2,\n', ":2: not JSON"),
-    ('[1, 2]\n', ":1: a trace line is a JSON object"),
-    ('{"seq":1,"t":"soon","from":"a","to":"b","msg":{"type":"Tick"}}\n', "field 't'"),
-    ('{"seq":1,"t":1,"from":"a","to":"b","msg":{}}\n', "'msg.type'"),
-    (b"\xff\xfe\n", "is not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (None, "cannot read"),
+        ("", "holds no trace lines"),
+        ('{"seq":1,"t":1,"from":"a","to":"b","msg":{"type":"Tick"}}\n{"seq": 2,\n', ":2: not JSON"),
+        ("[1, 2]\n", ":1: a trace line is a JSON object"),
+        ('{"seq":1,"t":"soon","from":"a","to":"b","msg":{"type":"Tick"}}\n', "field 't'"),
+        ('{"seq":1,"t":1,"from":"a","to":"b","msg":{}}\n', "'msg.type'"),
+        (b"\xff\xfe\n", "is not UTF-8"),
+    ],
+)
 def test_a_bad_trace_is_a_clear_error_and_exit_2(tmp_path, capsys, content, expected):
     trace = tmp_path / "bad.jsonl"
     if isinstance(content, bytes):
@@ -140,12 +161,18 @@ def test_scripts_trace_view_entry_point(tmp_path):
     """The shell entry resolves paths from the caller's directory and exits 2 on bad input."""
     script = ROOT / "scripts" / "trace-view"
     (tmp_path / "t.jsonl").write_text((TRACES / "partial_oids.jsonl").read_text())
-    done = subprocess.run([str(script), "t.jsonl", "-o", "t.html"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(script), "t.jsonl", "-o", "t.html"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "37 messages" in done.stdout
     assert len(load_trace(tmp_path / "t.jsonl")) == 59
     assert (tmp_path / "t.html").read_text().startswith("<!DOCTYPE html>")
-    missing = subprocess.run([str(script), "nope.jsonl"], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=60)
+    missing = subprocess.run(
+        [str(script), "nope.jsonl"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert missing.returncode == 2 and "trace-view: cannot read nope.jsonl" in missing.stderr

@@ -23,19 +23,45 @@ FA, GIT, OTHER_T = "FetchActor-1", "DomainThrottle[git.example]", "DomainThrottl
 
 
 def failing_trace(tmp_path, identifier="repo"):
-    return write_trace(tmp_path / "failures.jsonl", [
-        (0.0, "system", FA, {"type": "ActorStarted"}),
-        (0.0, "Scheduler", FA, {"type": "SyncIdentifier", "identifier": identifier}),
-        (0.1, FA, GIT, {"type": "RequestDone", "url": URL, "reason": "timeout"}),
-        (0.1, FA, GIT, {"type": "SlotFreed", "url": URL, "reason": None}),
-        (0.2, FA, OTHER_T, {"type": "QueuedFetchDone", "identifier": identifier, "url": OTHER,
-                            "reason": "not_found"}),
-        (0.3, FA, "Scheduler", {"type": "SyncFinished", "identifier": identifier,
-                                "complete": False, "reason": "missing_objects", "url": OTHER}),
-        (0.3, FA, GIT, {"type": "RequestDone"}),
-        (0.4, FA, "Scheduler", {"type": "SyncFinished", "identifier": "done", "complete": True,
-                                "reason": None}),
-    ])
+    return write_trace(
+        tmp_path / "failures.jsonl",
+        [
+            (0.0, "system", FA, {"type": "ActorStarted"}),
+            (0.0, "Scheduler", FA, {"type": "SyncIdentifier", "identifier": identifier}),
+            (0.1, FA, GIT, {"type": "RequestDone", "url": URL, "reason": "timeout"}),
+            (0.1, FA, GIT, {"type": "SlotFreed", "url": URL, "reason": None}),
+            (
+                0.2,
+                FA,
+                OTHER_T,
+                {
+                    "type": "QueuedFetchDone",
+                    "identifier": identifier,
+                    "url": OTHER,
+                    "reason": "not_found",
+                },
+            ),
+            (
+                0.3,
+                FA,
+                "Scheduler",
+                {
+                    "type": "SyncFinished",
+                    "identifier": identifier,
+                    "complete": False,
+                    "reason": "missing_objects",
+                    "url": OTHER,
+                },
+            ),
+            (0.3, FA, GIT, {"type": "RequestDone"}),
+            (
+                0.4,
+                FA,
+                "Scheduler",
+                {"type": "SyncFinished", "identifier": "done", "complete": True, "reason": None},
+            ),
+        ],
+    )
 
 
 def failed_colour(page: str) -> str:
@@ -50,8 +76,11 @@ def test_s13_3_a_reason_is_shown_on_a_red_arrow_with_the_urls_host(tmp_path):
     red, domains = failed_colour(page), legend_colours(page)
     assert red not in {*PALETTE, INK, MUTED, *domains.values()}
     by_seq = {int(a["seq"]): a for a in drawn}
-    expected = {3: "timeout @ git.example:8443", 5: "not_found @ other.example",
-                6: "missing_objects @ other.example"}
+    expected = {
+        3: "timeout @ git.example:8443",
+        5: "not_found @ other.example",
+        6: "missing_objects @ other.example",
+    }
     for seq, failure in expected.items():
         arrow = by_seq[seq]
         assert arrow["stroke"] == red and "failed" in arrow["classes"]
@@ -90,9 +119,23 @@ def test_a_long_label_is_shortened_before_the_reason(tmp_path):
 
 def test_a_hostile_reason_and_url_stay_text(tmp_path):
     reason, url = "<script>x</script>&\x02", "http://[::1"  # not a URL with a host
-    trace = write_trace(tmp_path / "hostile.jsonl", [
-        (1.0, FA, "Scheduler", {"type": "SyncFinished", "identifier": "r", "complete": False,
-                                "reason": reason, "url": url})])
+    trace = write_trace(
+        tmp_path / "hostile.jsonl",
+        [
+            (
+                1.0,
+                FA,
+                "Scheduler",
+                {
+                    "type": "SyncFinished",
+                    "identifier": "r",
+                    "complete": False,
+                    "reason": reason,
+                    "url": url,
+                },
+            )
+        ],
+    )
     page = render(tmp_path, trace)
     assert "<script" not in page
     (arrow,) = arrows(svg(page, "diagram"))

@@ -54,11 +54,19 @@ def test_view_modules_import_only_downward_and_only_the_standard_library():
 def test_running_the_viewer_loads_no_actor_runtime():
     """Importing the command line pulls in nothing of pykka, gevent, messages or grasp, so
     the viewer runs on any Python 3.11 where a trace file ends up."""
-    probe = ("import sys, actors.trace.view.__main__; "
-             "print(sorted(m for m in sys.modules "
-             "if m.split('.')[0] in {'pykka', 'gevent', 'messages', 'grasp'}))")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env={"PYTHONPATH": str(ROOT)})
+    probe = (
+        "import sys, actors.trace.view.__main__; "
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in {'pykka', 'gevent', 'messages', 'grasp'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -78,22 +86,40 @@ document.title = before + " | " + after + " | " + shown();
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not found "
-                    "(Debian: apt-get install -y chromium; .ci/run installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="headless Chromium not found (Debian: apt-get install -y chromium; .ci/run installs it)",
+)
 def test_s13_3_the_checkbox_switches_between_folded_and_all_ticks_in_a_browser(tmp_path):
     """Chromium lays the page out; a probe appended to a copy clicks the label as a user
     would and reports which diagram has a height (the hidden one has none)."""
     page = render(tmp_path, TRACES / "e2e_backoff.jsonl")
-    heights = {svg_id: re.search(rf'<svg id="{svg_id}"[^>]* height="(\d+)"', page).group(1)
-               for svg_id in ("diagram", "diagram-all")}
+    heights = {
+        svg_id: re.search(rf'<svg id="{svg_id}"[^>]* height="(\d+)"', page).group(1)
+        for svg_id in ("diagram", "diagram-all")
+    }
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
     assert CHROMIUM is not None
     done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,900", "--dump-dom",
-         probe.as_uri()], capture_output=True, text=True, timeout=90)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1400,900",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     title = html.unescape(re.search(r"<title>(.*?)</title>", done.stdout, re.S).group(1))
     folded = f"diagram={heights['diagram']} diagram-all=0"

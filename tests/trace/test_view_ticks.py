@@ -31,12 +31,16 @@ TICK = {"type": "Tick"}
 
 def idle_trace(path: Path, idle_secs: int, step: float = 0.05) -> Path:
     """Start-up traffic ``step`` s apart, a Tick a second for ``idle_secs`` s, more traffic."""
-    busy = [("system", "Scheduler", {"type": "ActorStarted"}),
-            ("relay", "Scheduler", {"type": "Ping"}),
-            ("Scheduler", "relay", {"type": "Reply", "request": "Ping", "value": "Scheduler"}),
-            *[("relay", "Scheduler", {"type": "EnqueueSync", "identifier": f"repo{i}"})
-              for i in range(8)],
-            ("timer", "Scheduler", {"type": "WakeUp"})]
+    busy = [
+        ("system", "Scheduler", {"type": "ActorStarted"}),
+        ("relay", "Scheduler", {"type": "Ping"}),
+        ("Scheduler", "relay", {"type": "Reply", "request": "Ping", "value": "Scheduler"}),
+        *[
+            ("relay", "Scheduler", {"type": "EnqueueSync", "identifier": f"repo{i}"})
+            for i in range(8)
+        ],
+        ("timer", "Scheduler", {"type": "WakeUp"}),
+    ]
     rows = [(i * step, a, b, msg) for i, (a, b, msg) in enumerate(busy)]
     rows += [(float(t), "timer", "Scheduler", TICK) for t in range(1, idle_secs + 1)]
     end = idle_secs + 0.5
@@ -77,7 +81,8 @@ def test_s13_3_ticks_next_to_traffic_stay_rows(tmp_path):
     assert len(long_run) == 4
     assert [(f["first"], f["last"]) for f in folds(root)] == [(long_run[1], long_run[2])]
     assert [int(a["seq"]) for a in drawn if a["type"] == "Tick"] == [
-        seq for run in runs for seq in run if seq not in long_run[1:3]]
+        seq for run in runs for seq in run if seq not in long_run[1:3]
+    ]
 
 
 def test_s13_3_a_60s_idle_stretch_takes_the_room_of_a_10s_one(tmp_path):
@@ -105,15 +110,19 @@ def test_s13_3_the_typical_step_ignores_folded_ticks(tmp_path):
     assert [len(gap.folded) for gap in folded.gaps] == [0, 58, 0]
     assert [round(gap.secs, 3) for gap in folded.gaps] == [0.45, 59.0, 0.5]
     assert folded.folded_ticks == 58 and complete.folded_ticks == 0
-    busy = [y for line, y in zip(lines, folded.ys) if line.type != "Tick"]
+    busy = [y for line, y in zip(lines, folded.ys, strict=False) if line.type != "Tick"]
     assert busy[1] - busy[0] == pytest.approx(ROW_H + 0.05 * folded.px_per_sec)  # row + time
 
 
 def test_a_run_of_three_ticks_is_not_folded_and_the_page_has_one_view(tmp_path):
-    trace = write_trace(tmp_path / "three.jsonl", [
-        (0.0, "relay", "Scheduler", {"type": "EnqueueSync", "identifier": "a"}),
-        *[(float(t), "timer", "Scheduler", TICK) for t in (1, 2, 3)],
-        (3.5, "relay", "Scheduler", {"type": "EnqueueSync", "identifier": "b"})])
+    trace = write_trace(
+        tmp_path / "three.jsonl",
+        [
+            (0.0, "relay", "Scheduler", {"type": "EnqueueSync", "identifier": "a"}),
+            *[(float(t), "timer", "Scheduler", TICK) for t in (1, 2, 3)],
+            (3.5, "relay", "Scheduler", {"type": "EnqueueSync", "identifier": "b"}),
+        ],
+    )
     page = render(tmp_path, trace)
     assert 'id="diagram-all"' not in page and 'id="all-ticks"' not in page
     _, drawn, root = check_diagram(page, trace)

@@ -85,4 +85,4 @@ def test_fit_widths_grows_past_the_budget_rather_than_below_the_minimums():
 
 def test_fit_widths_never_widens_a_lane_when_lanes_are_added():
     widths = [fit_widths(9, lanes) for lanes in range(1, 40)]
-    assert all(a[1] >= b[1] and a[0] >= b[0] for a, b in zip(widths, widths[1:]))
+    assert all(a[1] >= b[1] and a[0] >= b[0] for a, b in zip(widths, widths[1:], strict=False))

@@ -1,4 +1,5 @@
-"""The dependency direction ``messages <- actors <- grasp`` (ARCHITECTURE §2), checked on the source."""
+"""The dependency direction ``messages <- actors <- grasp`` (ARCHITECTURE §2), checked on the
+source."""
 
 import ast
 from pathlib import Path
@@ -61,8 +62,9 @@ def test_admission_does_not_import_the_relay():
     """grasp/admission/ is domain logic the relay uses (S10.4), never the other way round."""
     offenders = {
         str(path.relative_to(ROOT)): sorted(
-            name for name in _imported_modules(path) if name == "grasp.relay"
-            or name.startswith("grasp.relay.")
+            name
+            for name in _imported_modules(path)
+            if name == "grasp.relay" or name.startswith("grasp.relay.")
         )
         for path in (ROOT / "grasp" / "admission").rglob("*.py")
     }
@@ -82,6 +84,7 @@ def _imported_modules(path: Path) -> set[str]:
 
 
 # --- no import cycles -----------------------------------------------------------------------------
+
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -103,7 +106,8 @@ def _ours(dotted: str) -> str | None:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _import_edges(module: str, path: Path) -> set[str]:

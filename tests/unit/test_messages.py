@@ -20,13 +20,27 @@ ALL = sorted(registered().items())
 def test_every_inbox_module_is_registered():
     names = set(registered())
     for expected in (
-        "EnqueueSync", "Tick", "WakeUp", "SyncFinished",  # Scheduler
-        "TryStart", "IsThrottled", "RequestDone", "EnqueueIdentifier",
-        "QueuedFetchDone", "WindowFreed",  # DomainThrottle
-        "SyncIdentifier", "FetchFromDomain",  # FetchActor
-        "ProcessSatisfiable", "GitDataArrived", "EnqueuePending",  # Releaser
-        "ChildFailed", "RestartChild", "Shutdown",  # Supervisor
-        "RepositoryData", "AnnouncementInfo", "PortAnswer",  # the port, as traced
+        "EnqueueSync",
+        "Tick",
+        "WakeUp",
+        "SyncFinished",  # Scheduler
+        "TryStart",
+        "IsThrottled",
+        "RequestDone",
+        "EnqueueIdentifier",
+        "QueuedFetchDone",
+        "WindowFreed",  # DomainThrottle
+        "SyncIdentifier",
+        "FetchFromDomain",  # FetchActor
+        "ProcessSatisfiable",
+        "GitDataArrived",
+        "EnqueuePending",  # Releaser
+        "ChildFailed",
+        "RestartChild",
+        "Shutdown",  # Supervisor
+        "RepositoryData",
+        "AnnouncementInfo",
+        "PortAnswer",  # the port, as traced
     ):
         assert expected in names
 
@@ -59,8 +73,12 @@ def _strategy(hint):
     if origin in (typing.Union, __import__("types").UnionType):
         return st.one_of(*(st.none() if a is type(None) else _strategy(a) for a in args))
     if hint is typing.Any:
-        return st.one_of(st.none(), st.integers(), st.text(max_size=5),
-                         st.builds(EnqueueIdentifier, st.text(max_size=5)))
+        return st.one_of(
+            st.none(),
+            st.integers(),
+            st.text(max_size=5),
+            st.builds(EnqueueIdentifier, st.text(max_size=5)),
+        )
     if isinstance(hint, type) and registered().get(hint.__name__) is hint:
         return _message_strategy(hint)  # a message nested in a message (RepositoryData)
     raise AssertionError(f"no strategy for {hint}")
@@ -96,8 +114,10 @@ def test_nested_message_round_trips():
         ({"type": "NoSuchMessage"}, "unknown message type 'NoSuchMessage'"),
         ({"identifier": "x"}, "string 'type'"),
         ([1, 2], "string 'type'"),
-        ({"type": "EnqueueSync", "identifier": "x", "reason": "user", "extra": 2},
-         "unknown fields"),
+        (
+            {"type": "EnqueueSync", "identifier": "x", "reason": "user", "extra": 2},
+            "unknown fields",
+        ),
         ({"type": "EnqueueSync", "identifier": "x"}, "malformed EnqueueSync"),
         ({"type": "EnqueueSync", "identifier": "x", "reason": "whim"}, "unknown sync reason"),
     ],

@@ -64,7 +64,9 @@ class ThrottleMachine(RuleBasedStateMachine):
     @rule(data=st.data(), url=URLS)
     def unit_of_work_reported(self, data, url):
         """QueuedFetchDone: after a request (slot already back), or instead of one."""
-        identifier = data.draw(st.sampled_from(sorted((set(self.held) - self.requesting) | self.done_fetching)))
+        identifier = data.draw(
+            st.sampled_from(sorted((set(self.held) - self.requesting) | self.done_fetching))
+        )
         if identifier in self.done_fetching:
             self.done_fetching.discard(identifier)
             url = url or "https://d.example/1.git"
@@ -131,7 +133,7 @@ class FairnessMachine(RuleBasedStateMachine):
         starved = self.waiting_since_pick.get(identifier, set()) & self._waiting()
         assert not starved, f"{identifier} served again while {starved} kept waiting"
         self.in_progress.add(identifier)
-        for other, watchers in self.waiting_since_pick.items():
+        for watchers in self.waiting_since_pick.values():
             watchers.discard(identifier)
         self.waiting_since_pick[identifier] = self._waiting()
 

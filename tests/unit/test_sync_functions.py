@@ -1,12 +1,12 @@
 """The seed's sync functions over MockSyncContext (seed phases 5 and 6; SPEC S3, S5)."""
 
+from actors.fakes import MockSyncContext
 from actors.sync import (
     get_throttled_domains_with_untried_urls,
     sync_identifier,
     sync_identifier_from_url,
     sync_identifier_next_url,
 )
-from actors.fakes import MockSyncContext
 from tests.support.policy import manager
 
 ID = "test-repo"

@@ -10,7 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(
-    p for package in ("actors", "grasp") for p in (ROOT / package).rglob("*.py")
+    p
+    for package in ("actors", "grasp")
+    for p in (ROOT / package).rglob("*.py")
     if p != ROOT / "actors" / "names.py"
 )
 NAME_LITERAL = re.compile(r"^(Scheduler|Releaser|Supervisor)$|DomainThrottle\[|FetchActor-\d")
@@ -39,8 +41,12 @@ def test_actor_names_are_spelled_only_in_the_names_module():
         tree = ast.parse(path.read_text(), filename=str(path))
         docstrings = _exempt(tree)
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
-                    and id(node) not in docstrings and NAME_LITERAL.search(node.value)):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and NAME_LITERAL.search(node.value)
+            ):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
     assert offenders == []
 
@@ -50,10 +56,28 @@ def test_nothing_assigns_into_services_directory_or_effects():
     for path in SOURCES:
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
-            targets = node.targets if isinstance(node, ast.Assign) else (
-                [node.target] if isinstance(node, ast.AugAssign | ast.AnnAssign) else [])
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else ([node.target] if isinstance(node, ast.AugAssign | ast.AnnAssign) else [])
+            )
             for target in targets:
-                if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Attribute)
-                        and target.value.attr in WIRING):
+                if (
+                    isinstance(target, ast.Attribute)
+                    and isinstance(target.value, ast.Attribute)
+                    and target.value.attr in WIRING
+                ):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+def test_ci_runs_the_linter_before_the_tests():
+    """Lint and types are habits: CI runs ``scripts/lint`` (ruff, formatter, mypy) and then
+    the test command README.rst gives; a lint failure stops it (``set -e``)."""
+    steps = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip().startswith(("scripts/", "exec scripts/"))
+    ]
+    assert steps == ["scripts/lint", "exec scripts/test"]
+    assert "set -euo pipefail" in (ROOT / ".ci" / "run").read_text()

@@ -24,8 +24,9 @@ __all__ = ["main"]
 NOT_DRAWN = frozenset({"PortAnswer"})
 
 
-def _select(lines: list[TraceLine], from_seq: int | None,
-            limit: int) -> tuple[list[TraceLine], dict[str, int]]:
+def _select(
+    lines: list[TraceLine], from_seq: int | None, limit: int
+) -> tuple[list[TraceLine], dict[str, int]]:
     """The window to draw: from ``from_seq`` on, at most ``limit`` lines; and what was cut."""
     skipped = {}
     drawable = [line for line in lines if line.type not in NOT_DRAWN]
@@ -44,14 +45,21 @@ def _select(lines: list[TraceLine], from_seq: int | None,
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="trace-view", description="Render an actor message trace (S13.3) as an HTML "
-        "sequence diagram (one self-contained file).")
+        prog="trace-view",
+        description="Render an actor message trace (S13.3) as an HTML "
+        "sequence diagram (one self-contained file).",
+    )
     parser.add_argument("trace", type=Path, help="JSONL trace written with --trace")
-    parser.add_argument("-o", "--output", type=Path,
-                        help="HTML file to write (default: the trace path with .html)")
+    parser.add_argument(
+        "-o", "--output", type=Path, help="HTML file to write (default: the trace path with .html)"
+    )
     parser.add_argument("--from-seq", type=int, help="start at this seq number")
-    parser.add_argument("--max-messages", type=int, default=5000,
-                        help="draw at most this many messages (default 5000)")
+    parser.add_argument(
+        "--max-messages",
+        type=int,
+        default=5000,
+        help="draw at most this many messages (default 5000)",
+    )
     return parser
 
 
@@ -76,9 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"trace-view: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(f"wrote {output}: {len(lines)} messages, {len(plan.lifelines)} lifelines, "
-          f"{plan.lanes} FetchActor lanes, {len(plan.gaps)} compressed gaps, "
-          f"{plan.folded_ticks} Ticks folded")
+    print(
+        f"wrote {output}: {len(lines)} messages, {len(plan.lifelines)} lifelines, "
+        f"{plan.lanes} FetchActor lanes, {len(plan.gaps)} compressed gaps, "
+        f"{plan.folded_ticks} Ticks folded"
+    )
     return 0
 
 

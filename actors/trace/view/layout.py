@@ -55,8 +55,16 @@ from actors.names import (
 )
 from actors.trace.format import TraceLine
 
-__all__ = ["Gap", "Layout", "Lifeline", "domain_of", "fit_widths", "idle_tick_runs",
-           "incarnations", "layout"]
+__all__ = [
+    "Gap",
+    "Layout",
+    "Lifeline",
+    "domain_of",
+    "fit_widths",
+    "idle_tick_runs",
+    "incarnations",
+    "layout",
+]
 
 #: Long-lived actors in this order when present; the rest follow in order of appearance.
 COLUMN_ORDER = (EXTERNAL, SYSTEM, TIMER, SUPERVISOR, SCHEDULER, RELEASER)
@@ -142,23 +150,45 @@ def layout(lines: Sequence[TraceLine], fold_ticks: bool = True) -> Layout:
     span, lane_of, fetch_domains = _lanes(lines, ends)
     lanes = max(lane_of.values(), default=-1) + 1
     col_w, lane_w = fit_widths(len(long_names), lanes)
-    lifelines = {n: Lifeline(n, AXIS_W + col_w * (i + 0.5), False, parse_throttle_name(n))
-                 for i, n in enumerate(long_names)}
+    lifelines = {
+        n: Lifeline(n, AXIS_W + col_w * (i + 0.5), False, parse_throttle_name(n))
+        for i, n in enumerate(long_names)
+    }
     x0 = AXIS_W + col_w * len(long_names)
     for key, lane in lane_of.items():
         first, last = span[key]
         own = fetch_domains.get(key, set())
-        lifelines[key] = Lifeline(key.split("~")[0], x0 + lane_w * (lane + 0.5), True,
-                                  min(own) if len(own) == 1 else None, lane,
-                                  ys[first] - ROW_H * 0.6, ys[last] + ROW_H * 0.4)
+        lifelines[key] = Lifeline(
+            key.split("~")[0],
+            x0 + lane_w * (lane + 0.5),
+            True,
+            min(own) if len(own) == 1 else None,
+            lane,
+            ys[first] - ROW_H * 0.6,
+            ys[last] + ROW_H * 0.4,
+        )
     height = (max(ys) if ys else TOP) + 3 * ROW_H
     for lifeline in lifelines.values():
         if not lifeline.short:
             lifeline.y_from, lifeline.y_to = 0.0, height
     width = x0 + lanes * lane_w + RIGHT_PAD
     hidden = frozenset(i for fold in folds for i in fold)
-    return Layout(lines, lifelines, ends, ys, ticks, gaps, domains, width, height, col_w,
-                  lane_w, lanes, scale, hidden)
+    return Layout(
+        lines,
+        lifelines,
+        ends,
+        ys,
+        ticks,
+        gaps,
+        domains,
+        width,
+        height,
+        col_w,
+        lane_w,
+        lanes,
+        scale,
+        hidden,
+    )
 
 
 def fit_widths(columns: int, lanes: int, budget: float = FIT_W) -> tuple[float, float]:
@@ -201,8 +231,12 @@ def idle_tick_runs(lines: Sequence[TraceLine]) -> list[range]:
             i += 1
             continue
         j = i
-        while (j + 1 < len(lines) and _is_tick(lines[j + 1])
-               and lines[j + 1].receiver == lines[i].receiver and lines[j + 1].t >= lines[j].t):
+        while (
+            j + 1 < len(lines)
+            and _is_tick(lines[j + 1])
+            and lines[j + 1].receiver == lines[i].receiver
+            and lines[j + 1].t >= lines[j].t
+        ):
             j += 1
         if j - i - 1 >= MIN_FOLD:
             runs.append(range(i + 1, j))
@@ -256,14 +290,18 @@ def _domains(lines: list[TraceLine]) -> list[str]:
 
 
 def _rows(
-    lines: list[TraceLine], folds: list[range],
+    lines: list[TraceLine],
+    folds: list[range],
 ) -> tuple[list[float], list[tuple[float, float]], list[Gap], float]:
     """y of every message row, the axis ticks, the compressed breaks and px per second."""
     hidden = {i for fold in folds for i in fold}
     fold_after = {fold.start - 1: fold for fold in folds}  # the drawn row before each fold
     shown = [i for i in range(len(lines)) if i not in hidden]
-    steps = sorted(lines[b].t - lines[a].t for a, b in zip(shown, shown[1:])
-                   if a not in fold_after and lines[b].t > lines[a].t)
+    steps = sorted(
+        lines[b].t - lines[a].t
+        for a, b in zip(shown, shown[1:], strict=False)
+        if a not in fold_after and lines[b].t > lines[a].t
+    )
     typical = steps[int(0.9 * (len(steps) - 1))] if steps else 1.0
     scale = STEP_PX / typical
     ys = [0.0] * len(lines)
@@ -289,7 +327,8 @@ def _rows(
 
 
 def _lanes(
-    lines: list[TraceLine], ends: list[tuple[str, str]],
+    lines: list[TraceLine],
+    ends: list[tuple[str, str]],
 ) -> tuple[dict[str, list[int]], dict[str, int], dict[str, set[str]]]:
     """Give every short-lived actor a lane free for its whole life (first fit by start).
 
@@ -298,9 +337,9 @@ def _lanes(
     """
     span: dict[str, list[int]] = {}
     domains: dict[str, set[str]] = {}
-    for i, (line, keys) in enumerate(zip(lines, ends)):
+    for i, (line, keys) in enumerate(zip(lines, ends, strict=False)):
         domain = domain_of(line)
-        for name, key in zip((line.sender, line.receiver), keys):
+        for name, key in zip((line.sender, line.receiver), keys, strict=False):
             if is_fetch_name(name):
                 span.setdefault(key, [i, i])[1] = i
                 if domain is not None:

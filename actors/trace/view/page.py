@@ -55,18 +55,24 @@ text.lane { fill: #666; font-size: 9px; }
 
 def _legend(colours: dict[str, str], folded: bool) -> str:
     def sample(colour: str, dash: str = "") -> str:
-        return (f'<svg class="sample" xmlns="http://www.w3.org/2000/svg" width="34" height="10">'
-                f'<line x1="0" y1="5" x2="34" y2="5" stroke="{colour}" stroke-width="2"{dash}/>'
-                "</svg>")
+        return (
+            f'<svg class="sample" xmlns="http://www.w3.org/2000/svg" width="34" height="10">'
+            f'<line x1="0" y1="5" x2="34" y2="5" stroke="{colour}" stroke-width="2"{dash}/>'
+            "</svg>"
+        )
 
-    items = [f'<li class="domain" data-domain="{x(d)}" data-colour="{c}">{sample(c)} {x(d)}</li>'
-             for d, c in colours.items()]
-    items += [f"<li>{sample(INK)} message</li>",
-              f"<li>{sample(INK, DASHED)} reply to an ask</li>",
-              f"<li>{sample(MUTED)} lifecycle (ActorStarted, Ping, Shutdown)</li>",
-              f'<li class="failed" data-colour="{FAILED}">{sample(FAILED)} failed request or '
-              "sync (\u2717 reason @ host)</li>",
-              '<li><span class="swatch hatch"></span> compressed idle gap</li>']
+    items = [
+        f'<li class="domain" data-domain="{x(d)}" data-colour="{c}">{sample(c)} {x(d)}</li>'
+        for d, c in colours.items()
+    ]
+    items += [
+        f"<li>{sample(INK)} message</li>",
+        f"<li>{sample(INK, DASHED)} reply to an ask</li>",
+        f"<li>{sample(MUTED)} lifecycle (ActorStarted, Ping, Shutdown)</li>",
+        f'<li class="failed" data-colour="{FAILED}">{sample(FAILED)} failed request or '
+        "sync (\u2717 reason @ host)</li>",
+        '<li><span class="swatch hatch"></span> compressed idle gap</li>',
+    ]
     if folded:
         items.append(f"<li>{sample(MUTED, DOTTED)} \u22ef n idle Ticks folded into the gap</li>")
     items.append('<li><span class="swatch bar"></span> short-lived FetchActor (#number)</li>')
@@ -87,12 +93,14 @@ def _summary(plan: Layout) -> str:
         notes.append(f"{plan.skipped['before']} earlier messages not shown")
     if plan.skipped.get("after"):
         notes.append(f"{plan.skipped['after']} later messages not shown (--max-messages)")
-    return (f"{len(lines)} messages (seq {lines[0].seq}\u2013{lines[-1].seq}), "
-            f"{actors} actors ({short} FetchActor lifelines in {plan.lanes} "
-            f"lane{'' if plan.lanes == 1 else 's'}), "
-            f"t {lines[0].t:g} \u2192 {lines[-1].t:g} ({duration(lines[-1].t - lines[0].t)}); "
-            f"1 s = {plan.px_per_sec:.3g} px, {len(plan.gaps)} compressed gaps"
-            + "".join(f"; {n}" for n in notes))
+    return (
+        f"{len(lines)} messages (seq {lines[0].seq}\u2013{lines[-1].seq}), "
+        f"{actors} actors ({short} FetchActor lifelines in {plan.lanes} "
+        f"lane{'' if plan.lanes == 1 else 's'}), "
+        f"t {lines[0].t:g} \u2192 {lines[-1].t:g} ({duration(lines[-1].t - lines[0].t)}); "
+        f"1 s = {plan.px_per_sec:.3g} px, {len(plan.gaps)} compressed gaps"
+        + "".join(f"; {n}" for n in notes)
+    )
 
 
 def render_html(plan: Layout, title: str, complete: Layout | None = None) -> str:
@@ -103,9 +111,11 @@ def render_html(plan: Layout, title: str, complete: Layout | None = None) -> str
     toggle = ""
     if complete is not None and plan.folded_ticks:
         views += f'<div class="view all">{diagram(complete, colours, "diagram-all")}</div>'
-        toggle = ('<input type="checkbox" id="all-ticks" class="toggle">'
-                  f'<label for="all-ticks" class="toggle">show all Ticks ({plan.folded_ticks} '
-                  f"folded; then 1 s = {complete.px_per_sec:.3g} px)</label>\n")
+        toggle = (
+            '<input type="checkbox" id="all-ticks" class="toggle">'
+            f'<label for="all-ticks" class="toggle">show all Ticks ({plan.folded_ticks} '
+            f"folded; then 1 s = {complete.px_per_sec:.3g} px)</label>\n"
+        )
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>trace: {x(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"

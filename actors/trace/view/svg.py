@@ -23,12 +23,23 @@ from urllib.parse import urlsplit
 from actors.trace.format import TraceLine
 from actors.trace.view.layout import AXIS_W, Gap, Layout, Lifeline, domain_of
 
-__all__ = ["FAILED", "INK", "LIFECYCLE", "MUTED", "PALETTE", "diagram", "domain_colours",
-           "duration", "failure", "heads", "label", "x"]
+__all__ = [
+    "FAILED",
+    "INK",
+    "LIFECYCLE",
+    "MUTED",
+    "PALETTE",
+    "diagram",
+    "domain_colours",
+    "duration",
+    "failure",
+    "heads",
+    "label",
+    "x",
+]
 
 #: Colour-blind-safe (Okabe-Ito and friends); domains beyond eight reuse colours.
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C564B",
-           "#7F3C8D")
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C564B", "#7F3C8D")
 INK, MUTED = "#333333", "#9AA0A6"
 FAILED = "#C1121F"  # a crimson no domain gets: PALETTE's nearest (vermillion) is orange
 LIFECYCLE = frozenset({"ActorStarted", "Ping", "Shutdown"})
@@ -91,7 +102,7 @@ def _colour(line: TraceLine, colours: dict[str, str]) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def label(line: TraceLine) -> str:
@@ -131,15 +142,29 @@ def _shape(a: Lifeline, b: Lifeline, y: float, style: str) -> tuple[str, float, 
     """An arrow from ``a`` to ``b`` at ``y`` (a loop when they are one lifeline), and where
     its label starts and how it is anchored."""
     if a is b:
-        return (f'<path class="arrow" d="M{a.x:.1f},{y - 5:.1f} h22 v10 h-20" fill="none" '
-                f"{style}/>", a.x + 26, "start")
+        return (
+            f'<path class="arrow" d="M{a.x:.1f},{y - 5:.1f} h22 v10 h-20" fill="none" {style}/>',
+            a.x + 26,
+            "start",
+        )
     toward = 1 if b.x > a.x else -1
-    return (f'<line class="arrow" x1="{a.x:.1f}" y1="{y:.1f}" x2="{b.x - toward:.1f}" '
-            f'y2="{y:.1f}" {style}/>', a.x + 6 * toward, "start" if toward > 0 else "end")
+    return (
+        f'<line class="arrow" x1="{a.x:.1f}" y1="{y:.1f}" x2="{b.x - toward:.1f}" '
+        f'y2="{y:.1f}" {style}/>',
+        a.x + 6 * toward,
+        "start" if toward > 0 else "end",
+    )
 
 
-def _message(line: TraceLine, ends: tuple[str, str], y: float, plan: Layout,
-             colours: dict[str, str], svg_id: str, anchor_id: str) -> str:
+def _message(
+    line: TraceLine,
+    ends: tuple[str, str],
+    y: float,
+    plan: Layout,
+    colours: dict[str, str],
+    svg_id: str,
+    anchor_id: str,
+) -> str:
     colour = _colour(line, colours)
     domain = domain_of(line)
     failed = failure(line) is not None
@@ -147,8 +172,10 @@ def _message(line: TraceLine, ends: tuple[str, str], y: float, plan: Layout,
     width = ' stroke-width="2"' if failed else ""
     style = f'stroke="{colour}"{dash}{width} marker-end="url(#{_marker_id(colour, svg_id)})"'
     shape, text_x, anchor = _shape(plan.lifelines[ends[0]], plan.lifelines[ends[1]], y, style)
-    tip = (f"seq {line.seq} \u00b7 t={line.t:g} \u00b7 {line.sender} \u2192 {line.receiver}\n"
-           + json.dumps(line.msg, ensure_ascii=False)[:2000])
+    tip = (
+        f"seq {line.seq} \u00b7 t={line.t:g} \u00b7 {line.sender} \u2192 {line.receiver}\n"
+        + json.dumps(line.msg, ensure_ascii=False)[:2000]
+    )
     data = f' data-domain="{x(domain)}"' if domain is not None else ""
     if failed:
         data += f' data-reason="{x(_scalar(line.msg["reason"]))}"'
@@ -170,36 +197,45 @@ def _scalar(value: object) -> str:
 
 def _lifeline(key: str, life: Lifeline, colours: dict[str, str], lane_w: float) -> str:
     colour = colours.get(life.domain, INK) if life.domain else INK
-    attrs = (f'data-actor="{x(life.name)}" data-key="{x(key)}" '
-             f'data-kind="{"short" if life.short else "long"}"')
+    attrs = (
+        f'data-actor="{x(life.name)}" data-key="{x(key)}" '
+        f'data-kind="{"short" if life.short else "long"}"'
+    )
     if life.domain:
         attrs += f' data-domain="{x(life.domain)}"'
     if not life.short:
         width = 2.5 if life.domain else 1.2
-        return (f'<g class="lifeline" {attrs}><title>{x(life.name)}</title>'
-                f'<line x1="{life.x:.1f}" y1="{life.y_from:.1f}" x2="{life.x:.1f}" '
-                f'y2="{life.y_to:.1f}" stroke="{colour}" stroke-width="{width}" '
-                'stroke-opacity="0.55"/></g>')
+        return (
+            f'<g class="lifeline" {attrs}><title>{x(life.name)}</title>'
+            f'<line x1="{life.x:.1f}" y1="{life.y_from:.1f}" x2="{life.x:.1f}" '
+            f'y2="{life.y_to:.1f}" stroke="{colour}" stroke-width="{width}" '
+            'stroke-opacity="0.55"/></g>'
+        )
     number = life.name.rsplit("-", 1)[-1]
     tx, ty = life.x + 5, life.y_from + 3
     turn = f' transform="rotate(90 {tx:.1f} {ty - 3:.1f})"' if lane_w < NARROW_LANE else ""
-    return (f'<g class="lifeline" {attrs} data-lane="{life.lane}"><title>{x(life.name)}</title>'
-            f'<rect x="{life.x - 3:.1f}" y="{life.y_from:.1f}" width="6" '
-            f'height="{max(life.y_to - life.y_from, 4):.1f}" rx="2" fill="{colour}" '
-            f'fill-opacity="0.35" stroke="{colour}"/><text class="lane" x="{tx:.1f}" '
-            f'y="{ty:.1f}"{turn}>#{x(number)}</text></g>')
+    return (
+        f'<g class="lifeline" {attrs} data-lane="{life.lane}"><title>{x(life.name)}</title>'
+        f'<rect x="{life.x - 3:.1f}" y="{life.y_from:.1f}" width="6" '
+        f'height="{max(life.y_to - life.y_from, 4):.1f}" rx="2" fill="{colour}" '
+        f'fill-opacity="0.35" stroke="{colour}"/><text class="lane" x="{tx:.1f}" '
+        f'y="{ty:.1f}"{turn}>#{x(number)}</text></g>'
+    )
 
 
 def _axis(plan: Layout) -> str:
     t0 = plan.lines[0].t
-    parts = [f'<line x1="{AXIS_W - 12}" y1="0" x2="{AXIS_W - 12}" y2="{plan.height:.1f}" '
-             f'stroke="{INK}"/>']
+    parts = [
+        f'<line x1="{AXIS_W - 12}" y1="0" x2="{AXIS_W - 12}" y2="{plan.height:.1f}" '
+        f'stroke="{INK}"/>'
+    ]
     for y, t in plan.ticks:
         parts.append(
             f'<g class="tick" data-t="{t!r}"><title>t = {t!r}</title>'
             f'<line class="rule" x1="{AXIS_W - 16}" y1="{y:.1f}" x2="{plan.width:.1f}" '
             f'y2="{y:.1f}"/><text x="{AXIS_W - 18}" y="{y + 3:.1f}" text-anchor="end">'
-            f"+{t - t0:.3f} s</text></g>")
+            f"+{t - t0:.3f} s</text></g>"
+        )
     return '<g class="axis">' + "".join(parts) + "</g>"
 
 
@@ -213,18 +249,25 @@ def duration(secs: float) -> str:
 
 
 def _gap(gap: Gap, plan: Layout, svg_id: str) -> str:
-    text = (f"\u22ef {duration(gap.secs)} idle (compressed)" if gap.secs >= 0
-            else f"\u21ba time went back {duration(gap.secs)} (another run?)")
+    text = (
+        f"\u22ef {duration(gap.secs)} idle (compressed)"
+        if gap.secs >= 0
+        else f"\u21ba time went back {duration(gap.secs)} (another run?)"
+    )
     attrs = f'class="gap{" fold" if gap.folded else ""}" data-secs="{gap.secs!r}"'
     if gap.folded:
         first, last = plan.lines[gap.folded.start], plan.lines[gap.folded[-1]]
-        attrs += (f' data-ticks="{len(gap.folded)}" data-first-seq="{first.seq}" '
-                  f'data-last-seq="{last.seq}"')
-    return (f'<g {attrs}><rect x="{AXIS_W - 12}" y="{gap.y_top:.1f}" '
-            f'width="{plan.width - AXIS_W + 12:.1f}" height="{gap.y_bottom - gap.y_top:.1f}" '
-            f'fill="url(#{svg_id}-hatch)"/><text x="{AXIS_W + 6}" '
-            f'y="{(gap.y_top + gap.y_bottom) / 2 + 4:.1f}" class="gaplabel">{x(text)}</text>'
-            f"{_fold_marker(gap, plan, svg_id) if gap.folded else ''}</g>")
+        attrs += (
+            f' data-ticks="{len(gap.folded)}" data-first-seq="{first.seq}" '
+            f'data-last-seq="{last.seq}"'
+        )
+    return (
+        f'<g {attrs}><rect x="{AXIS_W - 12}" y="{gap.y_top:.1f}" '
+        f'width="{plan.width - AXIS_W + 12:.1f}" height="{gap.y_bottom - gap.y_top:.1f}" '
+        f'fill="url(#{svg_id}-hatch)"/><text x="{AXIS_W + 6}" '
+        f'y="{(gap.y_top + gap.y_bottom) / 2 + 4:.1f}" class="gaplabel">{x(text)}</text>'
+        f"{_fold_marker(gap, plan, svg_id) if gap.folded else ''}</g>"
+    )
 
 
 def _fold_marker(gap: Gap, plan: Layout, svg_id: str) -> str:
@@ -232,28 +275,36 @@ def _fold_marker(gap: Gap, plan: Layout, svg_id: str) -> str:
     first, last = plan.lines[gap.folded.start], plan.lines[gap.folded[-1]]
     ends = plan.ends[gap.folded.start]
     y = (gap.y_top + gap.y_bottom) / 2
-    style = (f'stroke="{MUTED}" stroke-dasharray="1 3" '
-             f'marker-end="url(#{_marker_id(MUTED, svg_id)})"')
+    style = (
+        f'stroke="{MUTED}" stroke-dasharray="1 3" marker-end="url(#{_marker_id(MUTED, svg_id)})"'
+    )
     shape, text_x, anchor = _shape(plan.lifelines[ends[0]], plan.lifelines[ends[1]], y, style)
     count = len(gap.folded)
-    tip = (f"{count} idle {first.type}s folded: seq {first.seq}\u2013{last.seq}, "
-           f"t {first.t:g} \u2192 {last.t:g}, {first.sender} \u2192 {first.receiver} "
-           "(tick \u201cshow all Ticks\u201d to draw each)")
-    return (f'<g class="folded"><title>{x(tip)}</title>{shape}<text class="l" '
-            f'x="{text_x:.1f}" y="{y - 3:.1f}" text-anchor="{anchor}" fill="{MUTED}">'
-            f"\u22ef {count} {x(first.type)}s</text></g>")
+    tip = (
+        f"{count} idle {first.type}s folded: seq {first.seq}\u2013{last.seq}, "
+        f"t {first.t:g} \u2192 {last.t:g}, {first.sender} \u2192 {first.receiver} "
+        "(tick \u201cshow all Ticks\u201d to draw each)"
+    )
+    return (
+        f'<g class="folded"><title>{x(tip)}</title>{shape}<text class="l" '
+        f'x="{text_x:.1f}" y="{y - 3:.1f}" text-anchor="{anchor}" fill="{MUTED}">'
+        f"\u22ef {count} {x(first.type)}s</text></g>"
+    )
 
 
 def diagram(plan: Layout, colours: dict[str, str], svg_id: str = "diagram") -> str:
     """The diagram's SVG: breaks, axis, lifelines, then every drawn message on top."""
-    hatch = (f'<pattern id="{svg_id}-hatch" width="8" height="8" patternUnits="userSpaceOnUse" '
-             'patternTransform="rotate(45)"><rect width="8" height="8" fill="#f3f3f3"/>'
-             '<line x1="0" y1="0" x2="0" y2="8" stroke="#dcdcdc" stroke-width="3"/></pattern>')
-    lifelines = "".join(_lifeline(key, life, colours, plan.lane_w)
-                        for key, life in plan.lifelines.items())
+    hatch = (
+        f'<pattern id="{svg_id}-hatch" width="8" height="8" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="8" height="8" fill="#f3f3f3"/>'
+        '<line x1="0" y1="0" x2="0" y2="8" stroke="#dcdcdc" stroke-width="3"/></pattern>'
+    )
+    lifelines = "".join(
+        _lifeline(key, life, colours, plan.lane_w) for key, life in plan.lifelines.items()
+    )
     seen: set[int] = set()  # ``#seq-N`` links to a message; only the first run's N if appended
     messages = []
-    for i, (line, ends, y) in enumerate(zip(plan.lines, plan.ends, plan.ys)):
+    for i, (line, ends, y) in enumerate(zip(plan.lines, plan.ends, plan.ys, strict=False)):
         if i in plan.hidden:
             continue
         anchor_id = "" if line.seq in seen or svg_id != "diagram" else f' id="seq-{line.seq}"'
@@ -279,17 +330,22 @@ def heads(plan: Layout, colours: dict[str, str]) -> str:
             continue
         colour = colours.get(life.domain, INK) if life.domain else INK
         name, _, rest = life.name.partition("[")
-        lines = [_clip(part, int((box_w - 6) / char_px))
-                 for part in [name] + ([f"[{rest}"] if rest else [])]
-        tspans = "".join(f'<tspan x="{life.x:.1f}" dy="{0 if i == 0 else 13}">{x(part)}</tspan>'
-                         for i, part in enumerate(lines))
+        lines = [
+            _clip(part, int((box_w - 6) / char_px))
+            for part in [name] + ([f"[{rest}"] if rest else [])
+        ]
+        tspans = "".join(
+            f'<tspan x="{life.x:.1f}" dy="{0 if i == 0 else 13}">{x(part)}</tspan>'
+            for i, part in enumerate(lines)
+        )
         top = HEAD_H / 2 - (2 if len(lines) > 1 else -4)
         parts.append(
             f'<g class="actor-head" data-actor="{x(life.name)}"><title>{x(life.name)}</title>'
             f'<rect x="{life.x - box_w / 2:.1f}" y="4" width="{box_w:.1f}" '
             f'height="{HEAD_H - 8}" rx="4" fill="{colour}" fill-opacity="0.10" '
             f'stroke="{colour}"/><text x="{life.x:.1f}" y="{top:.1f}" text-anchor="middle">'
-            f"{tspans}</text></g>")
+            f"{tspans}</text></g>"
+        )
     if plan.lanes:
         start = min(life.x for life in plan.lifelines.values() if life.short) - plan.lane_w / 2
         parts.append(
@@ -297,8 +353,10 @@ def heads(plan: Layout, colours: dict[str, str]) -> str:
             f'width="{plan.lanes * plan.lane_w - 4:.1f}" height="{HEAD_H - 8}" rx="4" '
             f'fill="none" stroke="{MUTED}" stroke-dasharray="4 3"/><text x="{start + 8:.1f}" '
             f'y="{HEAD_H / 2 - 2}">FetchActors<tspan x="{start + 8:.1f}" dy="13">'
-            f'{plan.lanes} lane{"s" if plan.lanes > 1 else ""}</tspan></text></g>')
+            f"{plan.lanes} lane{'s' if plan.lanes > 1 else ''}</tspan></text></g>"
+        )
     css_class = ' class="narrow"' if narrow else ""
-    return (f'<svg id="heads"{css_class} xmlns="http://www.w3.org/2000/svg" '
-            f'width="{plan.width:.0f}" height="{HEAD_H}">{"".join(parts)}</svg>')
-
+    return (
+        f'<svg id="heads"{css_class} xmlns="http://www.w3.org/2000/svg" '
+        f'width="{plan.width:.0f}" height="{HEAD_H}">{"".join(parts)}</svg>'
+    )

@@ -62,8 +62,9 @@ def _never_raises(hook: F) -> F:
                 logger.debug("metrics hook %s%r failed again", hook.__name__, args, exc_info=True)
             else:
                 failed.add(hook.__name__)
-                logger.exception("metrics hook %s%r failed (later failures at DEBUG)",
-                                 hook.__name__, args)
+                logger.exception(
+                    "metrics hook %s%r failed (later failures at DEBUG)", hook.__name__, args
+                )
 
     return guarded  # type: ignore[return-value]
 
@@ -129,27 +130,49 @@ class SyncMetrics(SyncObserver):
         self._failed_hooks: set[str] = set()  # hooks whose failure was logged with a traceback
         self._domain = _LabelCap(max_domains)
         self._reason = _LabelCap(max_reasons)
-        self.queue_size_gauge = Gauge("purgatory_sync_queue_size",
-                           "Identifiers in the sync queue.", registry=registry)
-        self.attempts_total = Counter("purgatory_sync_attempts",
-                                "Main-path sync attempts the Scheduler started.", registry=registry)
-        self.oids_fetched_total = Counter("purgatory_sync_oids_fetched",
-                                    "Git objects fetched from remote servers.", registry=registry)
-        self.in_flight_gauge = Gauge("purgatory_domain_in_flight",
-                               "Requests running against a remote domain.", ["domain"],
-                               registry=registry)
-        self.requests_total = Counter("purgatory_domain_requests",
-                                "Requests made to a remote domain (ended, any outcome).",
-                                ["domain"], registry=registry)
-        self.released_total = Counter("purgatory_released",
-                                "Events released from purgatory, by kind.", ["kind"],
-                                registry=registry)
-        self.fetch_seconds = Histogram("purgatory_fetch_seconds",
-                                       "Duration of one request to a remote git server.",
-                                       buckets=fetch_buckets, registry=registry)
-        self.fetch_errors_total = Counter("purgatory_fetch_errors",
-                                    "Failed requests to remote git servers, by reason.",
-                                    ["reason"], registry=registry)
+        self.queue_size_gauge = Gauge(
+            "purgatory_sync_queue_size", "Identifiers in the sync queue.", registry=registry
+        )
+        self.attempts_total = Counter(
+            "purgatory_sync_attempts",
+            "Main-path sync attempts the Scheduler started.",
+            registry=registry,
+        )
+        self.oids_fetched_total = Counter(
+            "purgatory_sync_oids_fetched",
+            "Git objects fetched from remote servers.",
+            registry=registry,
+        )
+        self.in_flight_gauge = Gauge(
+            "purgatory_domain_in_flight",
+            "Requests running against a remote domain.",
+            ["domain"],
+            registry=registry,
+        )
+        self.requests_total = Counter(
+            "purgatory_domain_requests",
+            "Requests made to a remote domain (ended, any outcome).",
+            ["domain"],
+            registry=registry,
+        )
+        self.released_total = Counter(
+            "purgatory_released",
+            "Events released from purgatory, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.fetch_seconds = Histogram(
+            "purgatory_fetch_seconds",
+            "Duration of one request to a remote git server.",
+            buckets=fetch_buckets,
+            registry=registry,
+        )
+        self.fetch_errors_total = Counter(
+            "purgatory_fetch_errors",
+            "Failed requests to remote git servers, by reason.",
+            ["reason"],
+            registry=registry,
+        )
         registry.register(_PurgatoryEvents(purgatory_counts))
 
     # -- SyncObserver hooks (called on actor greenlets) ----------------------------------------
@@ -194,5 +217,6 @@ class SyncMetrics(SyncObserver):
     # -- serving -----------------------------------------------------------------------------
 
     def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
-        """The ``/metrics`` WSGI app over this instance's registry (text format, gzip on request)."""
+        """The ``/metrics`` WSGI app over this
+        instance's registry (text format, gzip on request)."""
         return make_wsgi_app(self.registry)

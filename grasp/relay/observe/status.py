@@ -73,8 +73,11 @@ class StatusBoard:
         """
         try:
             entry = {
-                "event_id": str(event_id), "kind": int(kind), "identifier": str(identifier),
-                "latency_secs": _finite(latency_secs), "released_at": self._clock(),
+                "event_id": str(event_id),
+                "kind": int(kind),
+                "identifier": str(identifier),
+                "latency_secs": _finite(latency_secs),
+                "released_at": self._clock(),
             }
         except (TypeError, ValueError):
             logger.debug("ignored a malformed release record for %r", event_id, exc_info=True)
@@ -117,12 +120,21 @@ class StatusBoard:
         return {
             "queue_size": int(scheduler.queue_size),
             "in_progress": int(scheduler.in_progress),
-            "next_attempts": [{"identifier": str(identifier), "in_secs": _finite(secs)}
-                              for identifier, secs in scheduler.next_attempts],
-            "domains": [{"domain": str(d.domain), "in_flight": int(d.in_flight),
-                         "queued": int(d.queued), "window_used": int(d.window_used),
-                         "max_concurrent": int(d.max_concurrent),
-                         "max_per_window": int(d.max_per_window)} for d in status.domains],
+            "next_attempts": [
+                {"identifier": str(identifier), "in_secs": _finite(secs)}
+                for identifier, secs in scheduler.next_attempts
+            ],
+            "domains": [
+                {
+                    "domain": str(d.domain),
+                    "in_flight": int(d.in_flight),
+                    "queued": int(d.queued),
+                    "window_used": int(d.window_used),
+                    "max_concurrent": int(d.max_concurrent),
+                    "max_per_window": int(d.max_per_window),
+                }
+                for d in status.domains
+            ],
         }
 
     def _purgatory_part(self) -> dict[str, Any]:
@@ -152,11 +164,22 @@ class StatusBoard:
         def app(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
             if not _readable(environ, start_response):
                 return [b"method not allowed\n"]
-            page = render_page(self.snapshot(), json_url=self._json_url,
-                               refresh_ms=self._refresh_ms, title=self._title)
-            return _send(environ, start_response, page.encode("utf-8"), "text/html; charset=utf-8",
-                         [("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-                          ("X-Content-Type-Options", "nosniff")])
+            page = render_page(
+                self.snapshot(),
+                json_url=self._json_url,
+                refresh_ms=self._refresh_ms,
+                title=self._title,
+            )
+            return _send(
+                environ,
+                start_response,
+                page.encode("utf-8"),
+                "text/html; charset=utf-8",
+                [
+                    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+                    ("X-Content-Type-Options", "nosniff"),
+                ],
+            )
 
         return app
 
@@ -196,13 +219,26 @@ def _plain_record(record: Any) -> dict[str, Any]:
 def _readable(environ: dict, start_response: StartResponse) -> bool:
     if environ.get("REQUEST_METHOD", "GET") in ("GET", "HEAD"):
         return True
-    start_response("405 Method Not Allowed", [("Content-Type", "text/plain"),
-                                              ("Allow", "GET, HEAD, OPTIONS")])
+    start_response(
+        "405 Method Not Allowed", [("Content-Type", "text/plain"), ("Allow", "GET, HEAD, OPTIONS")]
+    )
     return False
 
 
-def _send(environ: dict, start_response: StartResponse, body: bytes, content_type: str,
-          extra: list[tuple[str, str]]) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body))),
-                              ("Cache-Control", "no-store"), *extra])
+def _send(
+    environ: dict,
+    start_response: StartResponse,
+    body: bytes,
+    content_type: str,
+    extra: list[tuple[str, str]],
+) -> list[bytes]:
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            *extra,
+        ],
+    )
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]

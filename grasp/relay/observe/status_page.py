@@ -35,11 +35,28 @@ SECTIONS = (
     ("releases", "Recent releases"),
     ("sources", "Sync sources"),
 )
-KIND_LABELS = {"30617": "30617 announcements", "30618": "30618 states", "1618": "1618 PRs",
-               "1619": "1619 PR updates", "placeholder": "PR placeholders"}
-SOURCE_KEYS = ("url", "state", "caught_up", "connected_since", "last_event_at", "events_received",
-               "events_accepted", "events_duplicate", "events_rejected", "events_invalid",
-               "reconnects", "next_attempt_at", "last_error")
+KIND_LABELS = {
+    "30617": "30617 announcements",
+    "30618": "30618 states",
+    "1618": "1618 PRs",
+    "1619": "1619 PR updates",
+    "placeholder": "PR placeholders",
+}
+SOURCE_KEYS = (
+    "url",
+    "state",
+    "caught_up",
+    "connected_since",
+    "last_event_at",
+    "events_received",
+    "events_accepted",
+    "events_duplicate",
+    "events_rejected",
+    "events_invalid",
+    "reconnects",
+    "next_attempt_at",
+    "last_error",
+)
 DASH = "\u2014"
 #: The page's script and style, shipped as package data (``[options.package_data]``).
 STATIC = resources.files("grasp.relay.observe").joinpath("static")
@@ -70,6 +87,7 @@ CONTENT_SECURITY_POLICY = (
 
 
 # -- formatting (mirrored in status.js) ---------------------------------------------------------
+
 
 def fixed(x: float, digits: int) -> str:
     """``x.toFixed(digits)`` as JavaScript computes it: ties round away from zero on the exact
@@ -138,8 +156,10 @@ def _error(part: Mapping[str, Any]) -> str:
 
 
 def _meter(used: int, limit: int) -> str:
-    return (f'{esc(used)} / {esc(limit)} <meter min="0" max="{esc(limit or 1)}" '
-            f'value="{esc(used)}"></meter>')
+    return (
+        f'{esc(used)} / {esc(limit)} <meter min="0" max="{esc(limit or 1)}" '
+        f'value="{esc(used)}"></meter>'
+    )
 
 
 def _ordered(keys: Sequence[str], first: Sequence[str]) -> list[str]:
@@ -148,12 +168,15 @@ def _ordered(keys: Sequence[str], first: Sequence[str]) -> list[str]:
 
 # -- sections (mirrored in status.js) -----------------------------------------------------------
 
+
 def _sync(s: Mapping[str, Any]) -> str:
     sync = s["sync"]
     if sync.get("error"):
         return _error(sync)
-    figures = (f'<p class="figures"><span class="figure"><b>{esc(sync["queue_size"])}</b> queued'
-               f'</span><span class="figure"><b>{esc(sync["in_progress"])}</b> syncing</span></p>')
+    figures = (
+        f'<p class="figures"><span class="figure"><b>{esc(sync["queue_size"])}</b> queued'
+        f'</span><span class="figure"><b>{esc(sync["in_progress"])}</b> syncing</span></p>'
+    )
     rows = [[esc(a["identifier"]), esc(secs(a["in_secs"]))] for a in sync["next_attempts"]]
     return figures + "<h3>Next attempts</h3>" + _table(["identifier", "in"], rows, "none scheduled")
 
@@ -162,8 +185,15 @@ def _domains(s: Mapping[str, Any]) -> str:
     sync = s["sync"]
     if sync.get("error"):
         return _error(sync)
-    rows = [[esc(d["domain"]), _meter(d["in_flight"], d["max_concurrent"]), esc(d["queued"]),
-             _meter(d["window_used"], d["max_per_window"])] for d in sync["domains"]]
+    rows = [
+        [
+            esc(d["domain"]),
+            _meter(d["in_flight"], d["max_concurrent"]),
+            esc(d["queued"]),
+            _meter(d["window_used"], d["max_per_window"]),
+        ]
+        for d in sync["domains"]
+    ]
     return _table(["domain", "in flight", "queued", "rate window"], rows, "no remote domain yet")
 
 
@@ -173,10 +203,18 @@ def _releases(s: Mapping[str, Any]) -> str:
     for r in s["releases"]:
         kind = str(r["kind"])
         event = f'<code title="{esc(r["event_id"])}">{esc(r["event_id"][:12])}</code>'
-        rows.append([esc(ago(r["released_at"], now)), esc(kind_label(kind)),
-                     esc(r["identifier"]), event, esc(secs(r["latency_secs"]))])
-    return _table(["released", "kind", "identifier", "event", "held for"], rows,
-                  "nothing released yet")
+        rows.append(
+            [
+                esc(ago(r["released_at"], now)),
+                esc(kind_label(kind)),
+                esc(r["identifier"]),
+                event,
+                esc(secs(r["latency_secs"])),
+            ]
+        )
+    return _table(
+        ["released", "kind", "identifier", "event", "held for"], rows, "nothing released yet"
+    )
 
 
 def _sources(s: Mapping[str, Any]) -> str:
@@ -211,8 +249,13 @@ def _purgatory(s: Mapping[str, Any]) -> str:
     return _table(["kind", "held"], rows, "purgatory is empty")
 
 
-_RENDERERS = {"sync": _sync, "domains": _domains, "releases": _releases, "sources": _sources,
-              "purgatory": _purgatory}
+_RENDERERS = {
+    "sync": _sync,
+    "domains": _domains,
+    "releases": _releases,
+    "sources": _sources,
+    "purgatory": _purgatory,
+}
 
 
 def render_sections(snapshot: Mapping[str, Any]) -> dict[str, str]:
@@ -233,7 +276,7 @@ def render_page(snapshot: Mapping[str, Any], *, json_url: str, refresh_ms: int, 
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
         f'<body data-json-url="{esc(json_url)}" data-refresh-ms="{int(refresh_ms)}">\n'
-        f"<header><h1>{esc(title)}</h1><p class=\"meta\">updated "
+        f'<header><h1>{esc(title)}</h1><p class="meta">updated '
         f'<span id="updated">{esc(clock_text(snapshot["generated_at"]))}</span> '
         '<span id="live" class="live">server-rendered</span></p></header>\n'
         f"<main>\n{body}\n</main>\n<script>{SCRIPT}</script>\n</body>\n</html>\n"

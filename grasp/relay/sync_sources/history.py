@@ -219,7 +219,9 @@ class HistorySync:
         self.events += 1
         if self.newest is None or event.created_at > self.newest:
             self.newest = event.created_at
-        full = len(self._buffer) >= self.max_buffered or self._buffer_bytes >= self.max_buffered_bytes
+        full = (
+            len(self._buffer) >= self.max_buffered or self._buffer_bytes >= self.max_buffered_bytes
+        )
         return self.drain() if full else []
 
 

@@ -31,8 +31,13 @@ __all__ = ["SYNC_KINDS", "SyncSourceSettings"]
 #: S10.7: announcements, states, patches, PRs, PR updates, issues, statuses.
 SYNC_KINDS: tuple[int, ...] = (30617, 30618, 1617, 1618, 1619, 1621, 1630, 1631, 1632, 1633)
 
-_POSITIVE_SECONDS = ("backoff_initial", "backoff_max", "connect_timeout", "ping_interval",
-                     "history_timeout")
+_POSITIVE_SECONDS = (
+    "backoff_initial",
+    "backoff_max",
+    "connect_timeout",
+    "ping_interval",
+    "history_timeout",
+)
 _POSITIVE_COUNTS = ("max_message_bytes", "max_buffered", "max_buffered_bytes", "max_pages")
 
 
@@ -68,14 +73,19 @@ class SyncSourceSettings:
         for name in _POSITIVE_SECONDS:
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"sync source {name} must be a positive number of seconds, "
-                                 f"got {value!r}")
+                raise ValueError(
+                    f"sync source {name} must be a positive number of seconds, got {value!r}"
+                )
         if self.backoff_max < self.backoff_initial:
-            raise ValueError(f"sync source backoff_max ({self.backoff_max!r}) is below "
-                             f"backoff_initial ({self.backoff_initial!r})")
+            raise ValueError(
+                f"sync source backoff_max ({self.backoff_max!r}) is below "
+                f"backoff_initial ({self.backoff_initial!r})"
+            )
         if not _is_int(self.resume_overlap) or self.resume_overlap < 0:
-            raise ValueError(f"sync source resume_overlap must be whole seconds >= 0, "
-                             f"got {self.resume_overlap!r}")
+            raise ValueError(
+                f"sync source resume_overlap must be whole seconds >= 0, "
+                f"got {self.resume_overlap!r}"
+            )
         for name in _POSITIVE_COUNTS:
             value = getattr(self, name)
             if not _is_int(value) or value <= 0:

@@ -160,11 +160,18 @@ class SyncSource:
     def status(self) -> SyncSourceStatus:
         c = self._counts
         return SyncSourceStatus(
-            url=self.url, state=self._state.value, connected_since=self._connected_since,
-            last_event_at=self._last_event_at, events_received=c.received,
-            events_accepted=c.accepted, events_duplicate=c.duplicate, events_rejected=c.rejected,
-            events_invalid=c.invalid, reconnects=max(self._attempts - 1, 0),
-            last_error=self._last_error, next_attempt_at=self._next_attempt_at,
+            url=self.url,
+            state=self._state.value,
+            connected_since=self._connected_since,
+            last_event_at=self._last_event_at,
+            events_received=c.received,
+            events_accepted=c.accepted,
+            events_duplicate=c.duplicate,
+            events_rejected=c.rejected,
+            events_invalid=c.invalid,
+            reconnects=max(self._attempts - 1, 0),
+            last_error=self._last_error,
+            next_attempt_at=self._next_attempt_at,
             caught_up=self._caught_up,
         )
 
@@ -216,14 +223,21 @@ class SyncSource:
     def _sync(self, ws: BoundedWebSocket) -> None:
         """Page through the history, then stay live; returns only when stopping."""
         s = self.settings
-        history = HistorySync(s.kinds, self._resume_since(), max_buffered=s.max_buffered,
-                              max_buffered_bytes=s.max_buffered_bytes, max_pages=s.max_pages)
+        history = HistorySync(
+            s.kinds,
+            self._resume_since(),
+            max_buffered=s.max_buffered,
+            max_buffered_bytes=s.max_buffered_bytes,
+            max_pages=s.max_pages,
+        )
         page = _Page(LIVE_SUB, s.history_timeout)
         ws.send_message("REQ", LIVE_SUB, history.first_filter())
         while not self._stopping:
             if not history.done and time.monotonic() > page.deadline:
-                raise SourceGone(f"history page {history.pages + 1} made no progress for "
-                                 f"{s.history_timeout:g} s (no EOSE)")
+                raise SourceGone(
+                    f"history page {history.pages + 1} made no progress for "
+                    f"{s.history_timeout:g} s (no EOSE)"
+                )
             message = self._receive(ws)
             if message is None:
                 continue
@@ -303,15 +317,22 @@ class SyncSource:
         self._caught_up = True
         self._backoff.reset()
         log = logger.warning if history.truncated else logger.info
-        log("sync source %s: caught up, %d historic events in %d pages%s", self.url, history.events,
-            history.pages, " (stopped at the page limit)" if history.truncated else "")
+        log(
+            "sync source %s: caught up, %d historic events in %d pages%s",
+            self.url,
+            history.events,
+            history.pages,
+            " (stopped at the page limit)" if history.truncated else "",
+        )
 
     # --- events --------------------------------------------------------------------------------
 
     def _valid_event(self, message: RelayMessage) -> Event | None:
         """Full NIP-01 validation (id, signature) and the requested kinds; else count and drop."""
         if not (message.sub_id == LIVE_SUB or str(message.sub_id).startswith(PAGE_SUB_PREFIX)):
-            self._invalid(f"EVENT for a subscription we did not open ({str(message.sub_id)[:64]!r})")
+            self._invalid(
+                f"EVENT for a subscription we did not open ({str(message.sub_id)[:64]!r})"
+            )
             return None
         try:
             event = Event.from_json(message.event)
@@ -360,8 +381,14 @@ class SyncSource:
         else:
             self._counts.rejected += 1
         log = logger.warning if prefix is Prefix.ERROR else logger.debug
-        log("sync source %s: event %s kind %d -> %s %r", self.url, event.id, event.kind,
-            result.accepted, result.message)
+        log(
+            "sync source %s: event %s kind %d -> %s %r",
+            self.url,
+            event.id,
+            event.kind,
+            result.accepted,
+            result.message,
+        )
 
     def _invalid(self, why: str) -> None:
         self._counts.invalid += 1
@@ -379,8 +406,13 @@ class SyncSources:
     ``collaborators`` (``clock``, ``sleep``) are passed to every :class:`SyncSource`.
     """
 
-    def __init__(self, urls: Iterable[str], settings: SyncSourceSettings,
-                 write_policy: WritePolicy, **collaborators: Any) -> None:
+    def __init__(
+        self,
+        urls: Iterable[str],
+        settings: SyncSourceSettings,
+        write_policy: WritePolicy,
+        **collaborators: Any,
+    ) -> None:
         self.sources: tuple[SyncSource, ...] = tuple(
             SyncSource(url, settings, write_policy, **collaborators) for url in dict.fromkeys(urls)
         )

@@ -1,4 +1,5 @@
-"""What a sync source reports (the status API and page show it) and its reconnect backoff (S10.7)."""
+"""What a sync source reports (the status API
+and page show it) and its reconnect backoff (S10.7)."""
 
 from __future__ import annotations
 

@@ -161,7 +161,9 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, websocket.WebSocketBadStatusException):
         return f"handshake refused: HTTP {exc.status_code} {exc.status_message or ''}".rstrip()
     text = str(exc) or type(exc).__name__
-    text = text if isinstance(exc, websocket.WebSocketException) else f"{type(exc).__name__}: {text}"
+    text = (
+        text if isinstance(exc, websocket.WebSocketException) else f"{type(exc).__name__}: {text}"
+    )
     return text[:300]
 
 
@@ -202,7 +204,7 @@ def parse_relay_message(text: str) -> RelayMessage:
             raise FrameError(f"{verb} without a subscription id")
         if verb == "EVENT":
             if len(message) != 3:
-                raise FrameError("EVENT must be [\"EVENT\", <subscription id>, <event>]")
+                raise FrameError('EVENT must be ["EVENT", <subscription id>, <event>]')
             return RelayMessage(verb, message[1], event=message[2])
         return RelayMessage(verb, message[1], text=_text(message, 2))
     if verb == "NOTICE":

@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import gevent
 import gevent.event
@@ -280,7 +280,7 @@ class WebSocketConnection:
         while True:
             if item is _STOP:
                 return events, True
-            event, size = item  # type: ignore[misc]
+            event, size = cast(tuple[Event, int], item)
             events.append(event)
             taken += size
             self._queued_chars -= size

@@ -8,7 +8,8 @@ answer 404 until the process wiring mounts an application there (``RelayApp(moun
 below it) or a predicate on the path; the mounted app gets the unchanged environ.
 
 CORS (NIP-11 requires it, browsers need it for git too): every response carries
-``Access-Control-Allow-Origin: *`` and friends, mounted apps included, and ``OPTIONS`` on any path is
+``Access-Control-Allow-Origin: *`` and friends, mounted apps included, and ``OPTIONS`` on any path
+is
 a ``204`` preflight answer.
 """
 
@@ -19,7 +20,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 from grasp.relay.transport.connection import ListenerFactory, WebSocketLimits
 from grasp.relay.transport.websocket import UPGRADE_KEY, handshake_error, is_websocket_request
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
 PathMatcher = Callable[[str], bool]
-MountKey = Union[str, PathMatcher]
+MountKey = str | PathMatcher
 
 NOSTR_JSON = "application/nostr+json"
 _GIT_PATH = re.compile(r"/npub1[02-9ac-hj-np-z]{58}/[^/]+\.git(/.*)?")
@@ -96,7 +97,8 @@ class RelayApp:
             self.mount(key, app)
 
     def mount(self, key: MountKey, app: WSGIApp) -> None:
-        """Serve ``app`` at a path prefix (str) or wherever ``key(path)`` is true; first match wins."""
+        """Serve ``app`` at a path prefix (str)
+        or wherever ``key(path)`` is true; first match wins."""
         matcher = _prefix_matcher(key) if isinstance(key, str) else key
         self._mounts.append((matcher, app))
 
@@ -104,48 +106,80 @@ class RelayApp:
         start = _with_cors(start_response)
         path = environ.get("PATH_INFO") or "/"
         if environ.get("REQUEST_METHOD") == "OPTIONS":
-            return _respond(environ, start, "204 No Content", b"", [("Access-Control-Max-Age", "86400")])
+            return _respond(
+                environ, start, "204 No Content", b"", [("Access-Control-Max-Age", "86400")]
+            )
         if path == "/":
             return self._root(environ, start)
         for matches, app in self._mounts:
             if matches(path):
                 return app(environ, start)
-        return _respond(environ, start, "404 Not Found", b"not found\n", [("Content-Type", "text/plain")])
+        return _respond(
+            environ, start, "404 Not Found", b"not found\n", [("Content-Type", "text/plain")]
+        )
 
     def _root(self, environ: dict, start: StartResponse) -> Iterable[bytes]:
         if is_websocket_request(environ):
             return self._upgrade(environ, start)
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-            return _respond(environ, start, "405 Method Not Allowed", b"method not allowed\n",
-                            [("Content-Type", "text/plain"), ("Allow", "GET, HEAD, OPTIONS")])
+            return _respond(
+                environ,
+                start,
+                "405 Method Not Allowed",
+                b"method not allowed\n",
+                [("Content-Type", "text/plain"), ("Allow", "GET, HEAD, OPTIONS")],
+            )
         if wants_nostr_json(environ):
-            return _respond(environ, start, "200 OK", self._info_json,
-                            [("Content-Type", NOSTR_JSON), ("Vary", "Accept")])
+            return _respond(
+                environ,
+                start,
+                "200 OK",
+                self._info_json,
+                [("Content-Type", NOSTR_JSON), ("Vary", "Accept")],
+            )
         page = self._html(environ).encode("utf-8")
-        return _respond(environ, start, "200 OK", page,
-                        [("Content-Type", "text/html; charset=utf-8"), ("Vary", "Accept")])
+        return _respond(
+            environ,
+            start,
+            "200 OK",
+            page,
+            [("Content-Type", "text/html; charset=utf-8"), ("Vary", "Accept")],
+        )
 
     def _upgrade(self, environ: dict, start: StartResponse) -> Iterable[bytes]:
         upgrade = environ.get(UPGRADE_KEY)
         if upgrade is None:
-            return _respond(environ, start, "501 Not Implemented",
-                            b"this server cannot upgrade to websocket\n", [("Content-Type", "text/plain")])
+            return _respond(
+                environ,
+                start,
+                "501 Not Implemented",
+                b"this server cannot upgrade to websocket\n",
+                [("Content-Type", "text/plain")],
+            )
         error = handshake_error(environ)
         if error is not None:
-            return _respond(environ, start, "400 Bad Request", f"{error}\n".encode(),
-                            [("Content-Type", "text/plain"), ("Sec-WebSocket-Version", "13")])
+            return _respond(
+                environ,
+                start,
+                "400 Bad Request",
+                f"{error}\n".encode(),
+                [("Content-Type", "text/plain"), ("Sec-WebSocket-Version", "13")],
+            )
         return upgrade.accept(self._session_factory, self._limits)
 
     def _html(self, environ: Mapping[str, Any]) -> str:
         scheme = "wss" if environ.get("wsgi.url_scheme") == "https" else "ws"
-        host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+        host = (
+            environ.get("HTTP_HOST")
+            or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+        )
         name = html.escape(str(self._info.get("name", "relay")))
         description = html.escape(str(self._info.get("description", "")))
         nips = ", ".join(str(n) for n in self._info.get("supported_nips", []))
         grasps = ", ".join(self._info.get("supported_grasps", []))
         url = html.escape(f"{scheme}://{host}/")
         return (
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{name}</title></head>\n<body>\n<h1>{name}</h1>\n<p>{description}</p>\n"
             f"<p>This is a Nostr relay: connect a Nostr client to <code>{url}</code>.</p>\n"
             f"<p>Supported NIPs: {html.escape(nips)}. GRASP: {html.escape(grasps)}. "
@@ -156,7 +190,10 @@ class RelayApp:
 
 
 def _respond(
-    environ: Mapping[str, Any], start: StartResponse, status: str, body: bytes,
+    environ: Mapping[str, Any],
+    start: StartResponse,
+    status: str,
+    body: bytes,
     headers: list[tuple[str, str]],
 ) -> list[bytes]:
     """Send a complete small response; HEAD gets the headers (with the length) but no body."""

@@ -19,9 +19,10 @@ MAX_SUBID_LENGTH = 64
 def software_url() -> str | None:
     """NIP-11 ``software`` must be the project's homepage URL; taken from the package metadata."""
     try:
-        return importlib.metadata.metadata(DISTRIBUTION).get("Home-page")
+        homepages = importlib.metadata.metadata(DISTRIBUTION).get_all("Home-page") or []
     except importlib.metadata.PackageNotFoundError:
         return None
+    return str(homepages[0]) if homepages else None
 
 
 def supported_grasps(config: Config) -> list[str]:

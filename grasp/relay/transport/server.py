@@ -22,7 +22,7 @@ import gevent.pool
 from gevent.pywsgi import LoggingLogAdapter
 from wsproto.frame_protocol import CloseReason
 
-from grasp.admission.intake import StoreWritePolicy, WritePolicy
+from grasp.admission.intake import WritePolicy
 from grasp.nostr.event import Event
 from grasp.relay.config import Config
 from grasp.relay.transport.connection import WebSocketConnection, WebSocketLimits
@@ -36,7 +36,8 @@ from grasp.store.sqlite import DEFAULT_FILENAME, EventStore, StoreError
 logger = logging.getLogger(__name__)
 
 #: Builds the write policy once the store and hub exist (the default: save and broadcast).
-PolicyFactory = Callable[[EventStore, SubscriptionHub], WritePolicy]
+#: Builds the write policy from the store and the hub's ``publish``.
+PolicyFactory = Callable[[EventStore, Callable[[Event], object]], WritePolicy]
 
 
 class StartupError(RuntimeError):
@@ -51,7 +52,9 @@ def prepare_data_dir(path: Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise StartupError(f"data directory {str(path)!r} is not usable: {exc.strerror or exc}") from exc
+        raise StartupError(
+            f"data directory {str(path)!r} is not usable: {exc.strerror or exc}"
+        ) from exc
     return path
 
 
@@ -80,7 +83,9 @@ def listen(config: Config) -> RelayWSGIServer:
     try:
         server.init_socket()
     except OSError as exc:
-        raise StartupError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from exc
+        raise StartupError(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+        ) from exc
     return server
 
 
@@ -137,8 +142,12 @@ class Relay:
 
     def start(self) -> None:
         self.server.start()
-        logger.info("relay serving %s (domain %s, data %s)", self.http_url, self.config.public_domain,
-                    self.config.data_dir.resolve())
+        logger.info(
+            "relay serving %s (domain %s, data %s)",
+            self.http_url,
+            self.config.public_domain,
+            self.config.data_dir.resolve(),
+        )
 
     def stop_serving(self, timeout: float = 5.0) -> int:
         """Stop accepting, close websockets with 1001 and wait for them (bounded).
@@ -152,8 +161,11 @@ class Relay:
             connection.close(CloseReason.GOING_AWAY, "relay shutting down")
         deadline = time.monotonic() + timeout
         if not self.server.websocket_connections.wait_empty(timeout):
-            logger.warning("%d websocket connections did not close in %g s; killing them",
-                           len(self.server.websocket_connections), timeout)
+            logger.warning(
+                "%d websocket connections did not close in %g s; killing them",
+                len(self.server.websocket_connections),
+                timeout,
+            )
         self.server.stop(timeout=max(deadline - time.monotonic(), 0.1))
         return len(connections)
 
@@ -165,28 +177,3 @@ class Relay:
         closed = self.stop_serving(timeout)
         self.close()
         logger.info("relay stopped (%d websocket connections closed)", closed)
-
-
-def open_relay(
-    config: Config,
-    *,
-    policy: PolicyFactory | None = None,
-    mounts: Mapping[MountKey, WSGIApp] | None = None,
-    limits: WebSocketLimits | None = None,
-) -> Relay:
-    """Data dir -> store -> socket -> app. Raises StartupError; nothing is left open on failure."""
-    data_dir = prepare_data_dir(config.data_dir)
-    store = open_store(data_dir)
-    try:
-        server = listen(config)
-    except StartupError:
-        store.close()
-        raise
-    bound = config.with_bound_port(server.server_port)
-    hub = SubscriptionHub()
-    accept_event = (policy or StoreWritePolicy)(store, hub.publish)
-    context = SessionContext(accept_event=accept_event, query=store.query, hub=hub,
-                             limits=session_limits(bound), query_json=store.query_json)
-    app = build_app(bound, context, mounts=mounts, limits=limits)
-    server.application = app
-    return Relay(config=bound, store=store, hub=hub, app=app, server=server)

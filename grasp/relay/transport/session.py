@@ -147,7 +147,9 @@ class Nip01Session:
         raw_id = raw.get("id") if isinstance(raw, dict) else None
         event_id = raw_id if isinstance(raw_id, str) else None
         if len(message) != 2:
-            self._answer_invalid(event_id, Prefix.INVALID.format("EVENT must carry exactly one event"))
+            self._answer_invalid(
+                event_id, Prefix.INVALID.wire("EVENT must carry exactly one event")
+            )
             return
         try:
             event = Event.from_json(raw)
@@ -168,7 +170,9 @@ class Nip01Session:
         except Exception:
             logger.exception("write policy failed on event %s", event.id)
             return Result.reject(Prefix.ERROR, "internal error while processing the event")
-        logger.debug("EVENT %s from %s -> %s %r", event.id, self._peer, result.accepted, result.message)
+        logger.debug(
+            "EVENT %s from %s -> %s %r", event.id, self._peer, result.accepted, result.message
+        )
         return result
 
     def _on_req(self, message: list[Any]) -> None:
@@ -180,8 +184,15 @@ class Nip01Session:
             return
         hub, limits = self._ctx.hub, self._ctx.limits
         if not hub.has(self._out, sub_id) and hub.count(self._out) >= limits.max_subscriptions:
-            self._send(closed_frame(sub_id, Prefix.BLOCKED.format(
-                f"too many subscriptions (at most {limits.max_subscriptions} per connection)")))
+            self._send(
+                closed_frame(
+                    sub_id,
+                    Prefix.BLOCKED.wire(
+                        f"too many subscriptions "
+                        f"(at most {limits.max_subscriptions} per connection)"
+                    ),
+                )
+            )
             return
         self._serve_req(sub_id, filters)
 
@@ -193,13 +204,13 @@ class Nip01Session:
             return None
         if not 1 <= len(sub_id) <= self._ctx.limits.max_subid_length:
             text = f"subscription id must be 1 to {self._ctx.limits.max_subid_length} characters"
-            self._send(closed_frame(sub_id, Prefix.INVALID.format(text)))
+            self._send(closed_frame(sub_id, Prefix.INVALID.wire(text)))
             return None
         return sub_id
 
     def _filters(self, sub_id: str, raw: list[Any]) -> list[Filter] | None:
         """Parse every filter or answer CLOSED (and drop a subscription the REQ would replace)."""
-        error = Prefix.INVALID.format("REQ needs at least one filter") if not raw else None
+        error = Prefix.INVALID.wire("REQ needs at least one filter") if not raw else None
         filters: list[Filter] = []
         for obj in raw:
             try:
@@ -221,7 +232,7 @@ class Nip01Session:
         except Exception:
             logger.exception("query for %s of %s failed", sub_id, self._peer)
             self._ctx.hub.unsubscribe(self._out, sub_id)
-            self._send(closed_frame(sub_id, Prefix.ERROR.format("could not query stored events")))
+            self._send(closed_frame(sub_id, Prefix.ERROR.wire("could not query stored events")))
             return
         for event_json in stored:
             # Re-read the set each time: sends may wait for room while live events arrive.
@@ -244,7 +255,7 @@ class Nip01Session:
     def _on_count(self, message: list[Any]) -> None:
         sub_id = self._subscription_id(message, "COUNT")
         if sub_id is not None:
-            self._send(closed_frame(sub_id, Prefix.ERROR.format("COUNT (NIP-45) is not supported")))
+            self._send(closed_frame(sub_id, Prefix.ERROR.wire("COUNT (NIP-45) is not supported")))
 
     # --- output ------------------------------------------------------------------------------
 

@@ -86,25 +86,29 @@ class WebSocketHandler(WSGIHandler):
 
     def process_result(self) -> None:
         upgrade = self.environ.get(UPGRADE_KEY)
-        if upgrade is None or not upgrade.accepted:
+        factory = upgrade.factory if upgrade is not None else None
+        if factory is None:  # not an upgrade, or the application did not accept it
             super().process_result()
             return
-        self._serve_websocket(upgrade)
+        self._serve_websocket(upgrade, factory)
 
-    def _serve_websocket(self, upgrade: WebSocketUpgrade) -> None:
+    def _serve_websocket(self, upgrade: WebSocketUpgrade, factory: ListenerFactory) -> None:
         # Never reuse this TCP connection for HTTP again, whatever happens below.
         self.close_connection = True
         self._switch_protocols()
         # The writer coalesces queued frames itself; Nagle would only add delayed-ACK stalls.
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        host, port = (self.client_address[:2] if isinstance(self.client_address, tuple)
-                      else (self.client_address, ""))
+        host, port = (
+            self.client_address[:2]
+            if isinstance(self.client_address, tuple)
+            else (self.client_address, "")
+        )
         connection = WebSocketConnection(self.socket, self.rfile, upgrade.limits, f"{host}:{port}")
         registry = getattr(self.server, "websocket_connections", None)
         if registry is not None:
             registry.add(connection)
         try:
-            connection.run(upgrade.factory)
+            connection.run(factory)
         finally:
             if registry is not None:
                 registry.discard(connection)

@@ -83,10 +83,16 @@ def test_s13_1_every_metric_is_scraped_with_its_type_and_labels():
             assert set(sample.labels) - {"le"} == label_names, sample
     # The exposed sample names are the seed's (counters carry the _total suffix).
     sample_names = {s.name for f in scraped.values() for s in f.samples}
-    assert {"purgatory_sync_attempts_total", "purgatory_sync_oids_fetched_total",
-            "purgatory_domain_requests_total", "purgatory_released_total",
-            "purgatory_fetch_errors_total", "purgatory_fetch_seconds_bucket",
-            "purgatory_fetch_seconds_count", "purgatory_sync_queue_size"} <= sample_names
+    assert {
+        "purgatory_sync_attempts_total",
+        "purgatory_sync_oids_fetched_total",
+        "purgatory_domain_requests_total",
+        "purgatory_released_total",
+        "purgatory_fetch_errors_total",
+        "purgatory_fetch_seconds_bucket",
+        "purgatory_fetch_seconds_count",
+        "purgatory_sync_queue_size",
+    } <= sample_names
 
 
 def test_s13_1_values_follow_the_hooks():
@@ -198,8 +204,11 @@ def test_metrics_endpoint_serves_prometheus_text_and_gzip():
 
 def test_s13_1_the_real_actor_system_moves_the_metrics():
     """Split objects over two servers (one fails first): the actors' own calls move the figures."""
-    a, b, c = ("https://first.example/r.git", "https://second.example/r.git",
-               "https://broken.example/r.git")
+    a, b, c = (
+        "https://first.example/r.git",
+        "https://second.example/r.git",
+        "https://broken.example/r.git",
+    )
     clock = FakeClock(start=1000.0)
     ctx = MockSyncContext(clock=clock.now).with_urls([c, a, b], identifier="split")
     ctx.with_needed_oids(["c1", "c2", "c3"], identifier="split")

@@ -34,7 +34,9 @@ def hold_upload_pack(release: gevent.event.Event) -> Callable[[Any], Any]:
 
     def wrap(app: Any) -> Any:
         def gated(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
-            if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO", "").endswith("/git-upload-pack"):
+            if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO", "").endswith(
+                "/git-upload-pack"
+            ):
                 release.wait(GATE_LIMIT_SECS)
             return app(environ, start_response)
 
@@ -61,7 +63,9 @@ def value(samples: dict[str, float], name: str, **labels: str) -> float:
     return samples.get(f"{name}{{{key}}}" if key else name, 0.0)
 
 
-def scrape_when(relay: RelayProcess, ready: Callable[[dict[str, float]], bool], what: str) -> dict[str, float]:
+def scrape_when(
+    relay: RelayProcess, ready: Callable[[dict[str, float]], bool], what: str
+) -> dict[str, float]:
     """Scrape until ``ready(samples)`` holds (deadline 10 s); the samples that satisfied it."""
     seen: dict[str, float] = {}
 
@@ -106,8 +110,11 @@ def test_s13_1_metrics_follow_one_sync_from_held_to_released(relay_factory, remo
         assert value(before, "purgatory_sync_attempts_total") == 0
         assert value(before, "purgatory_sync_queue_size") == 0
 
-        ok = client.publish(owner.announcement(D, clone=[own_url, remote.url(f"{D}.git")],
-                                               relays=[f"ws://{authority}"]))
+        ok = client.publish(
+            owner.announcement(
+                D, clone=[own_url, remote.url(f"{D}.git")], relays=[f"ws://{authority}"]
+            )
+        )
         assert ok[2] is True, ok
         state = owner.state(D, {"refs/heads/main": tip, "refs/tags/v1": tag})
         client.send("REQ", "live", {"ids": [state.id]})
@@ -115,14 +122,22 @@ def test_s13_1_metrics_follow_one_sync_from_held_to_released(relay_factory, remo
         ok = client.publish(state)
         assert ok[2] is True and ok[3].startswith("purgatory:"), ok
 
-        held = scrape_when(relay, lambda s: value(s, "purgatory_sync_queue_size") == 1,
-                           "the Scheduler to queue the identifier")  # a tell: not before the OK
+        held = scrape_when(
+            relay,
+            lambda s: value(s, "purgatory_sync_queue_size") == 1,
+            "the Scheduler to queue the identifier",
+        )  # a tell: not before the OK
         assert value(held, "purgatory_events", kind="30618") == 1
 
-        fetching = scrape_when(relay, lambda s: value(s, "purgatory_domain_in_flight", domain=HOST) == 1,
-                               "the relay's request to be in flight at the gated server")
+        fetching = scrape_when(
+            relay,
+            lambda s: value(s, "purgatory_domain_in_flight", domain=HOST) == 1,
+            "the relay's request to be in flight at the gated server",
+        )
         assert value(fetching, "purgatory_sync_attempts_total") == 1
-        assert value(fetching, "purgatory_domain_requests_total", domain=HOST) == 0  # counted when it ends
+        assert (
+            value(fetching, "purgatory_domain_requests_total", domain=HOST) == 0
+        )  # counted when it ends
         assert value(fetching, "purgatory_sync_oids_fetched_total") == 0
         assert value(fetching, "purgatory_released_total", kind="30618") == 0
         assert value(fetching, "purgatory_events", kind="30618") == 1
@@ -130,8 +145,9 @@ def test_s13_1_metrics_follow_one_sync_from_held_to_released(relay_factory, remo
         gate.set()
         frame = client.recv()
         assert frame[0] == "EVENT" and frame[2]["id"] == state.id, frame
-        after = scrape_when(relay, lambda s: value(s, "purgatory_sync_queue_size") == 0,
-                            "the sync queue to drain")
+        after = scrape_when(
+            relay, lambda s: value(s, "purgatory_sync_queue_size") == 0, "the sync queue to drain"
+        )
     finally:
         client.close()
     assert value(after, "purgatory_sync_attempts_total") == 1

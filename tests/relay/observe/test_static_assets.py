@@ -45,14 +45,21 @@ def test_s13_a_non_editable_build_ships_the_assets_and_renders_the_page(tmp_path
     for name in ("setup.cfg", "setup.py", "README.rst"):
         shutil.copy2(ROOT / name, source / name)
     built = tmp_path / "lib"
-    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(built)],
-                          cwd=source, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(built)],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ASSETS:
         assert (built / "grasp" / "relay" / "observe" / "static" / name).is_file(), name
 
-    snapshot = ('{"generated_at": 1700000000.5, "sync": {"error": "down"}, "releases": [],'
-                ' "purgatory": {"counts": {}, "total": 0}, "sync_sources": {"connections": []}}')
+    snapshot = (
+        '{"generated_at": 1700000000.5, "sync": {"error": "down"}, "releases": [],'
+        ' "purgatory": {"counts": {}, "total": 0}, "sync_sources": {"connections": []}}'
+    )
     script = (
         "import json, sys\n"
         f"sys.path.insert(0, {str(built)!r})\n"
@@ -61,11 +68,13 @@ def test_s13_a_non_editable_build_ships_the_assets_and_renders_the_page(tmp_path
         f"print(page.render_page(json.loads({snapshot!r}), json_url='/status.json',"
         " refresh_ms=2000, title='t'), end='')\n"
     )
-    run = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True,
-                         text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     where, rendered = run.stdout.split("\n", 1)
     assert Path(where).is_relative_to(built)
-    expected = status_page.render_page(json.loads(snapshot), json_url="/status.json",
-                                       refresh_ms=2000, title="t")
+    expected = status_page.render_page(
+        json.loads(snapshot), json_url="/status.json", refresh_ms=2000, title="t"
+    )
     assert rendered == expected

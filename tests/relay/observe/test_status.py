@@ -31,22 +31,37 @@ NOW = 1_700_000_000.0
 
 def sync_status(identifier: str = "repo-a", domain: str = "git.example") -> SyncStatus:
     return SyncStatus(
-        SchedulerStatus(queue_size=3, in_progress=1,
-                        next_attempts=((identifier, 1.25), ("repo-b", 42.0))),
-        (ThrottleStatus(domain, in_flight=2, queued=5, window_used=7, max_concurrent=4,
-                        max_per_window=60),),
+        SchedulerStatus(
+            queue_size=3, in_progress=1, next_attempts=((identifier, 1.25), ("repo-b", 42.0))
+        ),
+        (
+            ThrottleStatus(
+                domain, in_flight=2, queued=5, window_used=7, max_concurrent=4, max_per_window=60
+            ),
+        ),
     )
 
 
 COUNTS = {"30617": 1, "30618": 4, "1618": 2, "1619": 0, "placeholder": 1}
-SOURCE = {"url": "wss://other.example", "state": "connected", "connected_since": NOW - 30,
-          "last_event_at": NOW - 2.5, "events_received": 17, "events_accepted": 15,
-          "reconnects": 0, "last_error": None}
+SOURCE = {
+    "url": "wss://other.example",
+    "state": "connected",
+    "connected_since": NOW - 30,
+    "last_event_at": NOW - 2.5,
+    "events_received": 17,
+    "events_accepted": 15,
+    "reconnects": 0,
+    "last_error": None,
+}
 
 
 def board(**overrides) -> StatusBoard:
-    args = dict(sync_status=sync_status, purgatory_counts=lambda: dict(COUNTS),
-                sync_sources=lambda: [dict(SOURCE)], clock=lambda: NOW)
+    args = dict(
+        sync_status=sync_status,
+        purgatory_counts=lambda: dict(COUNTS),
+        sync_sources=lambda: [dict(SOURCE)],
+        clock=lambda: NOW,
+    )
     args.update(overrides)
     return StatusBoard(**args)
 
@@ -69,15 +84,34 @@ def test_s13_snapshot_gathers_every_source():
     assert b.snapshot() == {
         "generated_at": NOW,
         "sync": {
-            "queue_size": 3, "in_progress": 1, "error": None,
-            "next_attempts": [{"identifier": "repo-a", "in_secs": 1.25},
-                              {"identifier": "repo-b", "in_secs": 42.0}],
-            "domains": [{"domain": "git.example", "in_flight": 2, "queued": 5, "window_used": 7,
-                         "max_concurrent": 4, "max_per_window": 60}],
+            "queue_size": 3,
+            "in_progress": 1,
+            "error": None,
+            "next_attempts": [
+                {"identifier": "repo-a", "in_secs": 1.25},
+                {"identifier": "repo-b", "in_secs": 42.0},
+            ],
+            "domains": [
+                {
+                    "domain": "git.example",
+                    "in_flight": 2,
+                    "queued": 5,
+                    "window_used": 7,
+                    "max_concurrent": 4,
+                    "max_per_window": 60,
+                }
+            ],
         },
         "purgatory": {"counts": COUNTS, "total": 8, "error": None},
-        "releases": [{"event_id": "e" * 64, "kind": 30618, "identifier": "repo-a",
-                      "latency_secs": 12.5, "released_at": NOW}],
+        "releases": [
+            {
+                "event_id": "e" * 64,
+                "kind": 30618,
+                "identifier": "repo-a",
+                "latency_secs": 12.5,
+                "released_at": NOW,
+            }
+        ],
         "sync_sources": {"connections": [SOURCE], "error": None},
     }
 
@@ -94,8 +128,10 @@ def test_a_failing_source_marks_its_section_and_spares_the_rest():
     def broken():
         raise TimeoutError("Scheduler did not answer")
 
-    b = board(sync_status=broken, sync_sources=lambda: [{"url": "wss://x", "rtt": float("inf"),
-                                                         "mode": object()}])
+    b = board(
+        sync_status=broken,
+        sync_sources=lambda: [{"url": "wss://x", "rtt": float("inf"), "mode": object()}],
+    )
     b.record_release("a" * 64, 30617, "repo", float("nan"))
     snap = b.snapshot()
     assert snap["sync"]["error"] == "TimeoutError: Scheduler did not answer"
@@ -113,10 +149,20 @@ def test_a_failing_source_marks_its_section_and_spares_the_rest():
 def test_sync_source_status_records_are_shown_as_the_sync_sources_module_reports_them():
     """SyncSources.status() returns dataclasses with an enum-valued state; the board takes them."""
     record = SyncSourceStatus(
-        url="wss://peer.example", state=SourceState.BACKING_OFF, connected_since=None,
-        last_event_at=NOW - 90, events_received=10, events_accepted=7, events_duplicate=2,
-        events_rejected=1, events_invalid=0, reconnects=3, last_error="refused",
-        next_attempt_at=NOW + 20, caught_up=False)
+        url="wss://peer.example",
+        state=SourceState.BACKING_OFF,
+        connected_since=None,
+        last_event_at=NOW - 90,
+        events_received=10,
+        events_accepted=7,
+        events_duplicate=2,
+        events_rejected=1,
+        events_invalid=0,
+        reconnects=3,
+        last_error="refused",
+        next_attempt_at=NOW + 20,
+        caught_up=False,
+    )
     snap = board(sync_sources=lambda: [record]).snapshot()
     conn = snap["sync_sources"]["connections"][0]
     assert conn["state"] == "backing off" and conn["next_attempt_at"] == NOW + 20
@@ -148,10 +194,28 @@ def test_status_page_shows_the_numbers_without_javascript():
     page = body.decode()
     assert status == "200 OK" and headers["Content-Type"] == "text/html; charset=utf-8"
     text = _visible_text(page)
-    for expected in ("3 queued", "1 syncing", "repo-a", "1.3 s", "42.0 s", "git.example",
-                     "2 / 4", "7 / 60", "repo-released", "3.3 s", "c0ffee000000",
-                     "wss://other.example", "connected", "30.0 s ago", "17",
-                     "30618 states", "PR placeholders", "total", "8", "22:13:20 UTC"):
+    for expected in (
+        "3 queued",
+        "1 syncing",
+        "repo-a",
+        "1.3 s",
+        "42.0 s",
+        "git.example",
+        "2 / 4",
+        "7 / 60",
+        "repo-released",
+        "3.3 s",
+        "c0ffee000000",
+        "wss://other.example",
+        "connected",
+        "30.0 s ago",
+        "17",
+        "30618 states",
+        "PR placeholders",
+        "total",
+        "8",
+        "22:13:20 UTC",
+    ):
         assert expected in text, expected
     assert '<meter min="0" max="4" value="2"></meter>' in page
 
@@ -181,8 +245,10 @@ def test_status_page_is_well_formed_html5():
 
 
 def test_status_page_escapes_hostile_text():
-    b = board(sync_status=lambda: sync_status(HOSTILE, HOSTILE),
-              sync_sources=lambda: [{"url": HOSTILE, "last_error": HOSTILE}])
+    b = board(
+        sync_status=lambda: sync_status(HOSTILE, HOSTILE),
+        sync_sources=lambda: [{"url": HOSTILE, "last_error": HOSTILE}],
+    )
     b.record_release(HOSTILE, 1618, HOSTILE, 1.0)
     page = call(b.html_app(), path="/status")[2].decode()
     assert "<script>alert" not in page
@@ -195,8 +261,11 @@ def test_status_page_escapes_hostile_text():
 def test_mounted_on_a_real_relay_port_both_paths_answer():
     """/status and /status.json are distinct mounts on the relay's one port (ARCHITECTURE §6)."""
     b = board()
-    app = RelayApp(info={"name": "t"}, session_factory=lambda *a: None,
-                   mounts={STATUS_MOUNT: b.html_app(), STATUS_JSON_MOUNT: b.json_app()})
+    app = RelayApp(
+        info={"name": "t"},
+        session_factory=lambda *a: None,
+        mounts={STATUS_MOUNT: b.html_app(), STATUS_JSON_MOUNT: b.json_app()},
+    )
     server = WSGIServer(("127.0.0.1", 0), app, log=None)
     server.start()
     try:
@@ -217,25 +286,47 @@ NODE = shutil.which("node")
 def test_the_live_script_renders_exactly_what_the_server_rendered(tmp_path: Path):
     """The page's script, run under Node on a fake DOM, fetches the JSON URL and writes the
     same markup the server produced, ties in rounding and hostile text included."""
-    b = board(sync_status=lambda: SyncStatus(
-        SchedulerStatus(2, 0, (("tie", 0.25), (HOSTILE, -0.04), ("x", 2.675))),
-        (ThrottleStatus(HOSTILE, 0, 0, 0, 0, 0),)),
-        sync_sources=lambda: [{**SOURCE, "9": 1.5, "zz": True}, {"url": HOSTILE, "state": None},
-                              {"url": "wss://up.example", "connected_since": NOW - 8000.5,
-                               "last_event_at": NOW - 500, "next_attempt_at": NOW + 4.25}])
+    b = board(
+        sync_status=lambda: SyncStatus(
+            SchedulerStatus(2, 0, (("tie", 0.25), (HOSTILE, -0.04), ("x", 2.675))),
+            (ThrottleStatus(HOSTILE, 0, 0, 0, 0, 0),),
+        ),
+        sync_sources=lambda: [
+            {**SOURCE, "9": 1.5, "zz": True},
+            {"url": HOSTILE, "state": None},
+            {
+                "url": "wss://up.example",
+                "connected_since": NOW - 8000.5,
+                "last_event_at": NOW - 500,
+                "next_attempt_at": NOW + 4.25,
+            },
+        ],
+    )
     for latency in (0.25, None, 1e-7, 7300.5):
         b.record_release("d" * 64, 1619, HOSTILE, latency)
     snap = b.snapshot()
     (tmp_path / "snapshot.json").write_text(json.dumps(snap))
     (tmp_path / "script.js").write_text(SCRIPT)
     (tmp_path / "run.js").write_text(_NODE_DRIVER)
-    out = subprocess.run([NODE, str(tmp_path / "run.js"), str(tmp_path)], capture_output=True,
-                         text=True, timeout=30, check=True)
+    out = subprocess.run(
+        [NODE, str(tmp_path / "run.js"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     result = json.loads(out.stdout)
     assert result["rendered"] == render_sections(snap)
     joined = "".join(render_sections(snap).values())
-    for shown in ("0.3 s", "-0.0 s", "2.7 s", "2 h 13 min ago", "8 min ago", "2 h 01 min",
-                  "in 4.3 s"):
+    for shown in (
+        "0.3 s",
+        "-0.0 s",
+        "2.7 s",
+        "2 h 13 min ago",
+        "8 min ago",
+        "2 h 01 min",
+        "in 4.3 s",
+    ):
         assert shown in joined, shown  # the cases where two renderers could drift apart
     assert result["fetched"] == ["/status.json"]
     assert result["dom"] == {f"{k}-body": v for k, v in render_sections(snap).items()}
@@ -251,7 +342,8 @@ const rendered = (() => { const ctx = {}; vm.runInNewContext(script, ctx);
                           return ctx.GraspStatus.render(snapshot); })();
 const elements = {};
 const element = (id) => elements[id] || (elements[id] = {id, innerHTML: "", textContent: ""});
-const body = {getAttribute: (n) => ({"data-json-url": "/status.json", "data-refresh-ms": "2000"})[n]};
+const body = {getAttribute: (n) => ({"data-json-url": "/status.json", "data-refresh-ms":
+"2000"})[n]};
 const fetched = [];
 const ctx = {
   document: {body, getElementById: element},
@@ -264,7 +356,8 @@ vm.runInNewContext(script, ctx);
 setImmediate(() => {
   const dom = {};
   for (const [id, el] of Object.entries(elements)) if (id.endsWith("-body")) dom[id] = el.innerHTML;
-  process.stdout.write(JSON.stringify({rendered, fetched, dom, updated: elements.updated.textContent,
+  process.stdout.write(JSON.stringify({rendered, fetched, dom, updated:
+  elements.updated.textContent,
                                        live: elements.live.textContent}));
 });
 """

@@ -50,10 +50,19 @@ def chromium(profile: Path, url: str, *action: str) -> subprocess.CompletedProce
     ``/status.json`` and render before the DOM is dumped or the screenshot taken."""
     assert CHROMIUM is not None
     command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}",
-        "--virtual-time-budget=5000", *action, url,
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        "--virtual-time-budget=5000",
+        *action,
+        url,
     ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, f"chromium failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
@@ -103,13 +112,13 @@ def png_pixels_vary(path: Path) -> tuple[int, int, int]:
     width, height = struct.unpack(">II", data[16:24])
     idat, offset = b"", 8
     while offset < len(data):
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
         if kind == b"IDAT":
-            idat += data[offset + 8:offset + 8 + length]
+            idat += data[offset + 8 : offset + 8 + length]
         offset += 12 + length
     raw = zlib.decompress(idat)
     stride = len(raw) // height
-    return width, height, len({raw[i * stride + 1:(i + 1) * stride] for i in range(height)})
+    return width, height, len({raw[i * stride + 1 : (i + 1) * stride] for i in range(height)})
 
 
 def held_state_with_a_failed_attempt(relay: RelayProcess, server: GitServer) -> None:
@@ -123,16 +132,27 @@ def held_state_with_a_failed_attempt(relay: RelayProcess, server: GitServer) -> 
     own_url = f"http://{authority}/{npub_encode(owner.pubkey)}/{D}.git"
     client = RelayClient(relay.ws_url)
     try:
-        ok = client.publish(owner.announcement(D, clone=[own_url, server.url(f"{D}.git")],
-                                               relays=[f"ws://{authority}"]))
+        ok = client.publish(
+            owner.announcement(
+                D, clone=[own_url, server.url(f"{D}.git")], relays=[f"ws://{authority}"]
+            )
+        )
         assert ok[2] is True, ok
         state = owner.state(D, {"refs/heads/main": missing})
         ok = client.publish(state)
         assert ok[2] is True and ok[3].startswith("purgatory:"), ok
     finally:
         client.close()
-    wait_for(lambda: (s := status(relay)["sync"]) and s["domains"] and s["in_progress"] == 0
-             and s["next_attempts"], timeout=15, message="the failed attempt to be recorded")
+    wait_for(
+        lambda: (
+            (s := status(relay)["sync"])
+            and s["domains"]
+            and s["in_progress"] == 0
+            and s["next_attempts"]
+        ),
+        timeout=15,
+        message="the failed attempt to be recorded",
+    )
 
 
 def status(relay: RelayProcess) -> dict:
@@ -143,8 +163,9 @@ def status(relay: RelayProcess) -> dict:
 @pytest.mark.slow
 def test_s13_status_page_in_chromium_shows_live_queue_domain_and_purgatory(relay_factory, tmp_path):
     with GitServer(tmp_path / "remote", host=HOST) as server:
-        relay = relay_factory("--allow-private-fetch", "--sync-default-delay-secs", "0",
-                              "--sync-backoff-scale", "30")  # next attempt in 10 min: a still picture
+        relay = relay_factory(
+            "--allow-private-fetch", "--sync-default-delay-secs", "0", "--sync-backoff-scale", "30"
+        )  # next attempt in 10 min: a still picture
         held_state_with_a_failed_attempt(relay, server)
         page = relay.http_url + "/status"
         dom = chromium(tmp_path / "profile-dom", page, "--dump-dom").stdout
@@ -160,19 +181,27 @@ def test_s13_status_page_in_chromium_shows_live_queue_domain_and_purgatory(relay
     sync = snapshot["sync"]
     assert sync["queue_size"] == 1 and sync["next_attempts"][0]["identifier"] == D
     # the backoff (20 s x 30) shown as "9 min" or "10 min" (S4.1)
-    assert re.fullmatch(r"1 queued 0 syncing Next attempts identifier in watched (9|10) min",
-                        flat(parsed.text["sync-body"])), flat(parsed.text["sync-body"])
+    assert re.fullmatch(
+        r"1 queued 0 syncing Next attempts identifier in watched (9|10) min",
+        flat(parsed.text["sync-body"]),
+    ), flat(parsed.text["sync-body"])
 
     [domain] = sync["domains"]
     assert (domain["domain"], domain["in_flight"], domain["window_used"]) == (HOST, 0, 1)
     assert flat(parsed.text["domains-body"]) == (
-        f"domain in flight queued rate window {HOST} 0 / 5 0 1 / 30")
+        f"domain in flight queued rate window {HOST} 0 / 5 0 1 / 30"
+    )
 
     assert snapshot["purgatory"]["counts"]["30618"] == 1
     purgatory = flat(parsed.text["purgatory-body"])
-    assert "30618 states 1" in purgatory and purgatory.endswith("total 2")  # + the held announcement
+    assert "30618 states 1" in purgatory and purgatory.endswith(
+        "total 2"
+    )  # + the held announcement
 
     width, height, distinct_rows = png_pixels_vary(shot)
     assert (width, height) == WINDOW
-    assert shot.stat().st_size > 10_000 and distinct_rows > 100, (shot.stat().st_size, distinct_rows)
+    assert shot.stat().st_size > 10_000 and distinct_rows > 100, (
+        shot.stat().st_size,
+        distinct_rows,
+    )
     assert not snapshot["releases"]  # the event stayed held the whole time

@@ -14,8 +14,11 @@ from grasp.relay.sync_sources.source import SyncSource, SyncSources
 def test_s10_7_defaults_are_the_spec_numbers():
     """S10.7: the NIP-34 kinds, 5 s backoff doubling to 5 min; S10.1: 512 KiB messages."""
     settings = SyncSourceSettings()
-    assert settings.kinds == SYNC_KINDS == (30617, 30618, 1617, 1618, 1619, 1621, 1630, 1631,
-                                            1632, 1633)
+    assert (
+        settings.kinds
+        == SYNC_KINDS
+        == (30617, 30618, 1617, 1618, 1619, 1621, 1630, 1631, 1632, 1633)
+    )
     assert (settings.backoff_initial, settings.backoff_max) == (5.0, 300.0)
     assert settings.max_message_bytes == 512 * KIB
 
@@ -36,19 +39,22 @@ def test_settings_are_frozen_slotted_and_hashable():
     assert hash(settings) == hash(SyncSourceSettings(kinds=(30617, 30618)))
 
 
-@pytest.mark.parametrize(("field", "value", "says"), [
-    ("backoff_initial", 0, "backoff_initial must be a positive number of seconds, got 0"),
-    ("ping_interval", -1.5, "ping_interval must be a positive number of seconds, got -1.5"),
-    ("connect_timeout", float("inf"), "connect_timeout must be a positive number of seconds"),
-    ("history_timeout", True, "history_timeout must be a positive number of seconds, got True"),
-    ("backoff_max", 2.0, "backoff_max (2.0) is below backoff_initial (5.0)"),
-    ("resume_overlap", -1, "resume_overlap must be whole seconds >= 0, got -1"),
-    ("resume_overlap", 1.5, "resume_overlap must be whole seconds >= 0, got 1.5"),
-    ("max_message_bytes", 0, "max_message_bytes must be a positive integer, got 0"),
-    ("max_pages", "10", "max_pages must be a positive integer, got '10'"),
-    ("kinds", (), "kinds must be event kinds 0..65535, got ()"),
-    ("kinds", (30617, 70000), "kinds must be event kinds 0..65535, got (30617, 70000)"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("backoff_initial", 0, "backoff_initial must be a positive number of seconds, got 0"),
+        ("ping_interval", -1.5, "ping_interval must be a positive number of seconds, got -1.5"),
+        ("connect_timeout", float("inf"), "connect_timeout must be a positive number of seconds"),
+        ("history_timeout", True, "history_timeout must be a positive number of seconds, got True"),
+        ("backoff_max", 2.0, "backoff_max (2.0) is below backoff_initial (5.0)"),
+        ("resume_overlap", -1, "resume_overlap must be whole seconds >= 0, got -1"),
+        ("resume_overlap", 1.5, "resume_overlap must be whole seconds >= 0, got 1.5"),
+        ("max_message_bytes", 0, "max_message_bytes must be a positive integer, got 0"),
+        ("max_pages", "10", "max_pages must be a positive integer, got '10'"),
+        ("kinds", (), "kinds must be event kinds 0..65535, got ()"),
+        ("kinds", (30617, 70000), "kinds must be event kinds 0..65535, got (30617, 70000)"),
+    ],
+)
 def test_bad_settings_are_refused_naming_the_field(field, value, says):
     with pytest.raises(ValueError) as raised:
         SyncSourceSettings(**{field: value})
@@ -63,8 +69,9 @@ def test_every_source_shares_the_one_settings_value():
     def policy(event, source):  # never called: nothing is started
         raise AssertionError("not started")
 
-    sources = SyncSources(["ws://127.0.0.1:1/", "ws://127.0.0.1:2/", "ws://127.0.0.1:1/"],
-                          settings, policy)
+    sources = SyncSources(
+        ["ws://127.0.0.1:1/", "ws://127.0.0.1:2/", "ws://127.0.0.1:1/"], settings, policy
+    )
     assert [s.url for s in sources] == ["ws://127.0.0.1:1/", "ws://127.0.0.1:2/"]
     assert all(s.settings is settings and s.write_policy is policy for s in sources)
     assert isinstance(sources.sources[0], SyncSource)

@@ -39,12 +39,13 @@ from grasp.relay.sync_sources.settings import SyncSourceSettings
 from grasp.relay.sync_sources.source import LIVE_SUB, PAGE_SUB_PREFIX, SyncSource, SyncSources
 from grasp.relay.sync_sources.wire import BoundedWebSocket, MessageSkipped
 from grasp.relay.transport.http import RelayApp
-from grasp.relay.transport.server import Relay, open_relay
+from grasp.relay.transport.server import Relay
 from grasp.relay.transport.websocket import RelayWSGIServer, accept_token
 from grasp.repositories import RepositoryIndex
 from grasp.store.sqlite import EventStore
 from tests.relay.conftest import Client, signed
 from tests.support.nip34 import Key
+from tests.support.plain_relay import open_relay
 from tests.support.wait import wait_for
 
 T = 1_700_000_000
@@ -76,8 +77,11 @@ def dependency_rules() -> Callable[[Event], Result]:
         if event.kind == kinds.REPO_ANNOUNCEMENT:
             accepted.add(f"{kinds.REPO_ANNOUNCEMENT}:{event.pubkey}:{d}")
             return Result.ok()
-        needs = {f"{kinds.REPO_ANNOUNCEMENT}:{event.pubkey}:{d}"} if event.kind == kinds.REPO_STATE else {
-            tag[1] for tag in event.tags if tag[0] in ("a", "e")}
+        needs = (
+            {f"{kinds.REPO_ANNOUNCEMENT}:{event.pubkey}:{d}"}
+            if event.kind == kinds.REPO_STATE
+            else {tag[1] for tag in event.tags if tag[0] in ("a", "e")}
+        )
         if needs & accepted:
             accepted.add(event.id)
             return Result.ok()
@@ -87,6 +91,7 @@ def dependency_rules() -> Callable[[Event], Result]:
 
 
 # --- sources -------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def source_relay(tmp_path: Path) -> Iterator[Callable[..., Relay]]:
@@ -193,10 +198,17 @@ def sync() -> Iterator[Callable[..., SyncSource]]:
     SyncSourceSettings, stopped (and checked) at teardown."""
     started: list[SyncSource] = []
 
-    def start(url: str, policy: Callable, *, clock: Callable[[], float] = time.time,
-              sleep: Callable[[float], object] = gevent.sleep, **settings) -> SyncSource:
-        started.append(SyncSource(url, SyncSourceSettings(**settings), policy, clock=clock,
-                                  sleep=sleep))
+    def start(
+        url: str,
+        policy: Callable,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] = gevent.sleep,
+        **settings,
+    ) -> SyncSource:
+        started.append(
+            SyncSource(url, SyncSourceSettings(**settings), policy, clock=clock, sleep=sleep)
+        )
         started[-1].start()
         return started[-1]
 
@@ -214,12 +226,17 @@ def free_port() -> int:
 
 # --- historic, then live -------------------------------------------------------------------------
 
+
 def test_history_then_live_events_are_fed_as_synced(source_relay, sync):
     """S10.7: stored events of the NIP-34 kinds arrive, then one published after we connected
     arrives within a second; every one goes to the write policy as EventSource.SYNC (S4.2)."""
     relay = source_relay()
-    history = [signed(kind=kind, created_at=T + i) for i, kind in enumerate(
-        (kinds.ISSUE, kinds.PATCH, 1630, kinds.REPO_STATE, kinds.REPO_ANNOUNCEMENT))]
+    history = [
+        signed(kind=kind, created_at=T + i)
+        for i, kind in enumerate(
+            (kinds.ISSUE, kinds.PATCH, 1630, kinds.REPO_STATE, kinds.REPO_ANNOUNCEMENT)
+        )
+    ]
     seed(relay, *history, signed(kind=1, created_at=T))  # kind 1 is not asked for
     recorder = Recorder()
     source = sync(ws_url(relay), recorder)
@@ -246,7 +263,9 @@ def test_history_is_paged_beyond_the_source_limit_and_fed_once(source_relay, syn
     """A source clamps limit (S10.1: ours to 500); we page with ``until`` until a page brings
     nothing new. Events sharing a second across a page boundary are fed exactly once."""
     relay = source_relay(max_limit=3)
-    events = [signed(kind=kinds.ISSUE, created_at=T + i // 2) for i in range(11)]  # pairs per second
+    events = [
+        signed(kind=kinds.ISSUE, created_at=T + i // 2) for i in range(11)
+    ]  # pairs per second
     seed(relay, *events)
     recorder = Recorder()
     source = sync(ws_url(relay), recorder)
@@ -289,7 +308,9 @@ def test_maintainer_announcement_is_offered_again_after_the_owners(source_relay,
         if event.pubkey == owner.pubkey or owner.pubkey in accepted:
             accepted.add(event.pubkey)
             return Result.ok()
-        return Result.reject(Prefix.BLOCKED, "announcement must list this relay")  # as S10.4's policy
+        return Result.reject(
+            Prefix.BLOCKED, "announcement must list this relay"
+        )  # as S10.4's policy
 
     recorder = Recorder(decide)
     source = sync(ws_url(relay), recorder)
@@ -323,8 +344,13 @@ def test_synced_through_the_grasp_policy(tmp_path, source_relay, sync):
     (S1.4)."""
     domain = "relay.example"
     owner, maintainer = Key(), Key()
-    ours = owner.announcement("repo", clone=[f"https://{domain}/{npub_encode(owner.pubkey)}/repo.git"],
-                              relays=[f"wss://{domain}"], maintainers=[maintainer.pubkey], created_at=T + 100)
+    ours = owner.announcement(
+        "repo",
+        clone=[f"https://{domain}/{npub_encode(owner.pubkey)}/repo.git"],
+        relays=[f"wss://{domain}"],
+        maintainers=[maintainer.pubkey],
+        created_at=T + 100,
+    )
     theirs = maintainer.announcement("repo", created_at=T)
     waiting = maintainer.state("repo", {"refs/heads/main": "a" * 40}, created_at=T + 50)
     expired = owner.state("repo", {"refs/heads/main": "b" * 40}, created_at=T + 60)
@@ -339,8 +365,14 @@ def test_synced_through_the_grasp_policy(tmp_path, source_relay, sync):
     assert list(purgatory.sweep().expired_ids) == [expired.id]
     index = RepositoryIndex(store, purgatory, tmp_path / "ours")
     port = RecordingSyncPort()
-    policy = GraspWritePolicy(domain=domain, index=index, store=store, purgatory=purgatory, sync=port,
-                              notify=lambda event: None)
+    policy = GraspWritePolicy(
+        domain=domain,
+        index=index,
+        store=store,
+        purgatory=purgatory,
+        sync=port,
+        notify=lambda event: None,
+    )
     answers: dict[str, list[Result]] = {}
 
     def through_policy(event: Event, source: EventSource) -> Result:
@@ -355,7 +387,10 @@ def test_synced_through_the_grasp_policy(tmp_path, source_relay, sync):
         assert (tmp_path / "ours" / "repos" / npub_encode(owner.pubkey) / "repo.git").is_dir()
         assert answers[waiting.id][0].prefix is Prefix.PURGATORY and purgatory.contains(waiting.id)
         assert port.enqueued == [("repo", "synced")]
-        assert answers[expired.id][0].message == "invalid: previously expired from purgatory without git data"
+        assert (
+            answers[expired.id][0].message
+            == "invalid: previously expired from purgatory without git data"
+        )
         status = source.status()
         assert (status.events_received, status.events_accepted, status.events_rejected) == (4, 3, 1)
     finally:
@@ -364,6 +399,7 @@ def test_synced_through_the_grasp_policy(tmp_path, source_relay, sync):
 
 
 # --- a misbehaving source ------------------------------------------------------------------------
+
 
 def test_invalid_frames_are_dropped_counted_and_do_not_end_the_connection(scripted, sync):
     """Nothing a source sends can reach the policy unvalidated or end the loop: each bad frame
@@ -377,17 +413,23 @@ def test_invalid_frames_are_dropped_counted_and_do_not_end_the_connection(script
             peer.send("EOSE", sub)
             return
         peer.send("EVENT", sub, good[0].to_json())
-        for bad in ("not json", '{"an": "object"}', "[]", '["EVENT"]', '["EVENT", "x", {}, 1]',
-                    "x" * 5000):  # the last is bigger than max_message_bytes
+        for bad in (
+            "not json",
+            '{"an": "object"}',
+            "[]",
+            '["EVENT"]',
+            '["EVENT", "x", {}, 1]',
+            "x" * 5000,
+        ):  # the last is bigger than max_message_bytes
             peer.send_text(bad)
-        peer.send("EVENT", sub, forged)                                   # bad id
-        peer.send("EVENT", sub, signed(kind=1).to_json())                 # kind not asked for
+        peer.send("EVENT", sub, forged)  # bad id
+        peer.send("EVENT", sub, signed(kind=1).to_json())  # kind not asked for
         peer.send("EVENT", "someone-elses-sub", signed(kind=kinds.ISSUE).to_json())
-        peer.send("NOTICE", "hello")                                      # fine, logged
-        peer.send("OK", "a" * 64, True, "")                               # ignored
+        peer.send("NOTICE", "hello")  # fine, logged
+        peer.send("OK", "a" * 64, True, "")  # ignored
         peer.send("EVENT", sub, good[1].to_json())
         peer.send("EOSE", sub)
-        peer.send("EVENT", sub, good[2].to_json())                        # live
+        peer.send("EVENT", sub, good[2].to_json())  # live
 
     server = scripted(script)
     recorder = Recorder()
@@ -439,8 +481,12 @@ def mute_source() -> Iterator[tuple[str, bytearray]]:
             while b"\r\n\r\n" not in request:
                 request += conn.recv(4096)
             key = re.search(rb"sec-websocket-key: *(\S+)", request, re.I).group(1).decode()
-            conn.sendall((f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade"
-                          f"\r\nSec-WebSocket-Accept: {accept_token(key)}\r\n\r\n").encode())
+            conn.sendall(
+                (
+                    f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade"
+                    f"\r\nSec-WebSocket-Accept: {accept_token(key)}\r\n\r\n"
+                ).encode()
+            )
             while chunk := conn.recv(4096):
                 received.extend(chunk)
 
@@ -467,14 +513,16 @@ def client_opcodes(data: bytes) -> list[int]:
         opcodes.append(data[at - 2] & 0x0F)
         if size >= 126:
             width = 2 if size == 126 else 8
-            size, at = int.from_bytes(data[at:at + width], "big"), at + width
+            size, at = int.from_bytes(data[at : at + width], "big"), at + width
         at += 4 + size  # mask key, payload
     return opcodes
 
 
 def test_a_history_page_without_progress_ends_the_connection(scripted, sync):
     """A source that never sends EOSE would keep live events buffered forever; it is dropped."""
-    server = scripted(lambda peer, frame: peer.send("EVENT", frame[1], signed(kind=kinds.ISSUE).to_json()))
+    server = scripted(
+        lambda peer, frame: peer.send("EVENT", frame[1], signed(kind=kinds.ISSUE).to_json())
+    )
     recorder = Recorder()
     source = sync(server.url, recorder, ping_interval=0.05, history_timeout=0.2, backoff_initial=60)
     wait_for(lambda: source.status().state == "backing off", message="stalled history dropped")
@@ -491,6 +539,7 @@ def test_a_refused_handshake_is_reported_briefly(scripted, sync):
 
 # --- reconnecting --------------------------------------------------------------------------------
 
+
 def test_backoff_doubles_to_five_minutes_while_the_source_is_down(sync):
     """S10.7: 5 s doubling, capped at 5 min; every failed attempt counts as a reconnect."""
     delays: list[float] = []
@@ -503,7 +552,11 @@ def test_backoff_doubles_to_five_minutes_while_the_source_is_down(sync):
     wait_for(lambda: len(delays) >= 9, message="nine backoff delays")
     assert delays == [5, 10, 20, 40, 80, 160, 300, 300, 300]
     status = source.status()
-    assert (status.state, status.reconnects, status.last_error) == ("backing off", 8, "connection refused")
+    assert (status.state, status.reconnects, status.last_error) == (
+        "backing off",
+        8,
+        "connection refused",
+    )
     assert status.next_attempt_at == 1300.0 and status.connected_since is None
 
 
@@ -519,7 +572,9 @@ def test_source_restart_reconnects_and_continues(source_relay, sync):
     wait_for(lambda: source.status().caught_up, message="first history walk")
 
     relay.shutdown(timeout=2)
-    wait_for(lambda: source.status().state in ("backing off", "connecting"), message="disconnect seen")
+    wait_for(
+        lambda: source.status().state in ("backing off", "connecting"), message="disconnect seen"
+    )
     assert source.status().last_error and not source.status().caught_up
 
     restarted = source_relay(port=port, name="source")  # same store: the history is still there
@@ -562,15 +617,39 @@ def test_reconnect_resumes_since_newest_seen_minus_overlap(scripted, sync):
             peer.send("EOSE", sub)
 
     server = scripted(script)
-    source = sync(server.url, Recorder(), resume_overlap=100, clock=lambda: float(now),
-                  sleep=lambda delay: gevent.sleep(0.01))
-    wait_for(lambda: server.connections >= 4 and source.status().caught_up, message="fourth connection")
+    source = sync(
+        server.url,
+        Recorder(),
+        resume_overlap=100,
+        clock=lambda: float(now),
+        sleep=lambda delay: gevent.sleep(0.01),
+    )
+    wait_for(
+        lambda: server.connections >= 4 and source.status().caught_up, message="fourth connection"
+    )
     live_reqs = [frame for _, frame in server.requests() if frame[1] == LIVE_SUB]
-    assert [flt.get("since") for flt in (frame[2] for frame in live_reqs[:4])] == [None, None, 1900, 2900]
-    assert live_reqs[0][2]["kinds"] == [30617, 30618, 1617, 1618, 1619, 1621, 1630, 1631, 1632, 1633]
+    assert [flt.get("since") for flt in (frame[2] for frame in live_reqs[:4])] == [
+        None,
+        None,
+        1900,
+        2900,
+    ]
+    assert live_reqs[0][2]["kinds"] == [
+        30617,
+        30618,
+        1617,
+        1618,
+        1619,
+        1621,
+        1630,
+        1631,
+        1632,
+        1633,
+    ]
 
 
 # --- stopping ------------------------------------------------------------------------------------
+
 
 def open_sockets() -> list[BoundedWebSocket]:
     return [o for o in gc.get_objects() if isinstance(o, BoundedWebSocket) and o.sock is not None]
@@ -584,15 +663,24 @@ def test_stop_leaves_no_greenlets_or_sockets(source_relay):
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)
     sources = SyncSources(
-        [ws_url(relay), ws_url(relay), f"ws://127.0.0.1:{free_port()}/",
-         f"ws://127.0.0.1:{silent.getsockname()[1]}/"],
-        SyncSourceSettings(backoff_initial=300, connect_timeout=30), Recorder(),
+        [
+            ws_url(relay),
+            ws_url(relay),
+            f"ws://127.0.0.1:{free_port()}/",
+            f"ws://127.0.0.1:{silent.getsockname()[1]}/",
+        ],
+        SyncSourceSettings(backoff_initial=300, connect_timeout=30),
+        Recorder(),
     )
     try:
         assert len(sources) == 3  # the duplicate URL is synced once
         sources.start()
-        wait_for(lambda: [s.state for s in sources.status()] == ["connected", "backing off", "connecting"],
-                 message="live, backing off and connecting")
+        wait_for(
+            lambda: (
+                [s.state for s in sources.status()] == ["connected", "backing off", "connecting"]
+            ),
+            message="live, backing off and connecting",
+        )
         assert len(relay.server.websocket_connections) == 1
         started = time.monotonic()
         assert sources.stop(timeout=2)
@@ -659,6 +747,7 @@ def test_feeding_a_large_history_never_holds_the_hub(source_relay, sync):
 
 # --- the wire: bounded messages ------------------------------------------------------------------
 
+
 def ws_frame(payload: bytes, opcode: int = 0x1, fin: bool = True) -> bytes:
     """An unmasked server frame (RFC 6455 §5.2)."""
     head = bytes([(0x80 if fin else 0) | opcode])
@@ -695,9 +784,13 @@ def test_oversized_messages_are_read_past_in_bounded_memory(bounded_pair):
     """A 4 MiB frame and a fragmented message over the bound are skipped (MessageSkipped) with
     far less memory than their size, and the next message is read normally."""
     ws, peer = bounded_pair(1000)
-    stream = (ws_frame(b"x" * (4 << 20))
-              + ws_frame(b"a" * 600, fin=False) + ws_frame(b"b" * 600, 0x0, False) + ws_frame(b"c" * 600, 0x0)
-              + ws_frame(b'["EOSE","s"]'))
+    stream = (
+        ws_frame(b"x" * (4 << 20))
+        + ws_frame(b"a" * 600, fin=False)
+        + ws_frame(b"b" * 600, 0x0, False)
+        + ws_frame(b"c" * 600, 0x0)
+        + ws_frame(b'["EOSE","s"]')
+    )
     writer = gevent.spawn(peer.sendall, stream)
     tracemalloc.start()
     try:
@@ -732,10 +825,18 @@ def test_skipping_resumes_after_a_read_timeout(bounded_pair):
 
 # --- the history walk as pure state --------------------------------------------------------------
 
+
 def fake_event(number: int, created_at: int, kind: int = kinds.ISSUE) -> Event:
     """Unsigned: HistorySync never validates, it only pages and orders."""
-    return Event(id=f"{number:064x}", pubkey="0" * 64, created_at=created_at, kind=kind, tags=(),
-                 content="", sig="0" * 128)
+    return Event(
+        id=f"{number:064x}",
+        pubkey="0" * 64,
+        created_at=created_at,
+        kind=kind,
+        tags=(),
+        content="",
+        sig="0" * 128,
+    )
 
 
 def serve_page(stored: list[Event], flt: dict, limit: int) -> list[Event]:
@@ -790,11 +891,23 @@ def test_paging_keeps_since_and_stops_at_max_pages():
 def test_refused_announcements_are_offered_again_only_after_progress_on_their_identifier():
     """Maintainer chains (S10.3) are followed pass by pass; an announcement of another
     identifier, refused for good, costs one offer; so does every non-announcement."""
-    def announcement(number: int, d: str, pubkey: str) -> Event:
-        return Event(id=f"{number:064x}", pubkey=pubkey * 64, created_at=number, kind=kinds.REPO_ANNOUNCEMENT,
-                     tags=(("d", d),), content="", sig="0" * 128)
 
-    m2, m1, owner = announcement(1, "repo", "2"), announcement(2, "repo", "1"), announcement(3, "repo", "0")
+    def announcement(number: int, d: str, pubkey: str) -> Event:
+        return Event(
+            id=f"{number:064x}",
+            pubkey=pubkey * 64,
+            created_at=number,
+            kind=kinds.REPO_ANNOUNCEMENT,
+            tags=(("d", d),),
+            content="",
+            sig="0" * 128,
+        )
+
+    m2, m1, owner = (
+        announcement(1, "repo", "2"),
+        announcement(2, "repo", "1"),
+        announcement(3, "repo", "0"),
+    )
     stranger = announcement(4, "other", "3")
     issue = fake_event(5, 5)
     trusted = {"0" * 64: "", "1" * 64: "0" * 64, "2" * 64: "1" * 64}  # author -> who lists them
@@ -812,7 +925,12 @@ def test_refused_announcements_are_offered_again_only_after_progress_on_their_id
     results = {event.id: result.accepted for event, result in offer_in_order(batch, offer)}
     assert results == {m2.id: True, m1.id: True, owner.id: True, stranger.id: False, issue.id: True}
     assert offers == [m2.id, m1.id, owner.id, stranger.id, m2.id, m1.id, m2.id, issue.id]
-    assert len(list(offer_in_order(batch[:4], lambda e: Result.reject(Prefix.BLOCKED, "no"), passes=1))) == 4
+    assert (
+        len(
+            list(offer_in_order(batch[:4], lambda e: Result.reject(Prefix.BLOCKED, "no"), passes=1))
+        )
+        == 4
+    )
 
 
 def test_a_full_buffer_is_handed_out_sorted_and_emptied():
@@ -822,6 +940,16 @@ def test_a_full_buffer_is_handed_out_sorted_and_emptied():
     assert history.add_page_event(events[2]) == [events[1], events[2], events[0]]
     assert history.buffered == 0 and history.newest == 30
     by_bytes = HistorySync([kinds.ISSUE], since=None, max_buffered_bytes=10_000)
-    big = Event(id="f" * 64, pubkey="0" * 64, created_at=1, kind=kinds.PATCH, tags=(), content="p" * 9500,
-                sig="0" * 128)
-    assert by_bytes.add_page_event(events[0]) == [] and by_bytes.add_page_event(big) == [big, events[0]]
+    big = Event(
+        id="f" * 64,
+        pubkey="0" * 64,
+        created_at=1,
+        kind=kinds.PATCH,
+        tags=(),
+        content="p" * 9500,
+        sig="0" * 128,
+    )
+    assert by_bytes.add_page_event(events[0]) == [] and by_bytes.add_page_event(big) == [
+        big,
+        events[0],
+    ]

@@ -56,7 +56,9 @@ def assert_cors(headers: dict) -> None:
 
 
 def test_s10_2_nip11_document_for_nostr_json_accept():
-    config = Config(max_message_bytes=100_000, max_subscriptions=7, max_limit=42).with_bound_port(4321)
+    config = Config(max_message_bytes=100_000, max_subscriptions=7, max_limit=42).with_bound_port(
+        4321
+    )
     status, headers, _, body = call(make_app(config), headers={"Accept": "application/nostr+json"})
     assert status == "200 OK" and headers["Content-Type"] == "application/nostr+json"
     assert_cors(headers)
@@ -77,14 +79,18 @@ def test_s10_2_grasp_02_is_advertised_only_with_sync_sources():
     assert json.loads(body)["supported_grasps"] == ["GRASP-01", "GRASP-02"]
 
 
-@pytest.mark.parametrize("accept", ["text/html, application/nostr+json;q=0.9", "Application/Nostr+JSON"])
+@pytest.mark.parametrize(
+    "accept", ["text/html, application/nostr+json;q=0.9", "Application/Nostr+JSON"]
+)
 def test_s10_2_nip11_accept_header_in_a_list_or_other_case(accept):
     _, headers, _, _ = call(make_app(), headers={"Accept": accept})
     assert headers["Content-Type"] == "application/nostr+json"
 
 
 def test_plain_get_serves_a_small_html_page_with_cors():
-    status, headers, _, body = call(make_app(), headers={"Accept": "text/html", "Host": "relay.test:7777"})
+    status, headers, _, body = call(
+        make_app(), headers={"Accept": "text/html", "Host": "relay.test:7777"}
+    )
     assert status == "200 OK" and headers["Content-Type"].startswith("text/html")
     assert_cors(headers)
     page = body.decode()
@@ -100,7 +106,9 @@ def test_html_page_escapes_the_description():
 
 def test_head_has_headers_and_length_but_no_body():
     _, get_headers, _, get_body = call(make_app(), headers={"Accept": "application/nostr+json"})
-    status, headers, _, body = call(make_app(), method="HEAD", headers={"Accept": "application/nostr+json"})
+    status, headers, _, body = call(
+        make_app(), method="HEAD", headers={"Accept": "application/nostr+json"}
+    )
     assert status == "200 OK" and body == b""
     assert headers["Content-Length"] == str(len(get_body)) == get_headers["Content-Length"]
 
@@ -128,7 +136,9 @@ def test_reserved_and_unknown_paths_are_404_until_mounted(path):
 def recording_app(name: str, calls: list):
     def app(environ, start_response):
         calls.append((name, environ["PATH_INFO"]))
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Access-Control-Allow-Origin", "*")])
+        start_response(
+            "200 OK", [("Content-Type", "text/plain"), ("Access-Control-Allow-Origin", "*")]
+        )
         return [name.encode()]
 
     return app
@@ -136,19 +146,25 @@ def recording_app(name: str, calls: list):
 
 def test_mounted_apps_get_their_paths_and_responses_keep_cors_once():
     calls: list = []
-    app = make_app(mounts={
-        GIT_MOUNT: recording_app("git", calls),
-        METRICS_MOUNT: recording_app("metrics", calls),
-        STATUS_MOUNT: recording_app("status", calls),
-    })
+    app = make_app(
+        mounts={
+            GIT_MOUNT: recording_app("git", calls),
+            METRICS_MOUNT: recording_app("metrics", calls),
+            STATUS_MOUNT: recording_app("status", calls),
+        }
+    )
     app.mount(STATUS_JSON_MOUNT, recording_app("status.json", calls))
     for path in RESERVED:
         status, headers, raw_headers, _ = call(app, path=path)
         assert status == "200 OK"
         assert_cors(headers)
         assert [n for n, _ in raw_headers].count("Access-Control-Allow-Origin") == 1
-    assert calls == [("metrics", "/metrics"), ("status", "/status"), ("status.json", "/status.json"),
-                     ("git", GIT_PATH)]
+    assert calls == [
+        ("metrics", "/metrics"),
+        ("status", "/status"),
+        ("status.json", "/status.json"),
+        ("git", GIT_PATH),
+    ]
     assert call(app, path="/metrics/sub")[0] == "200 OK"
     assert call(app, path="/metricsx")[0] == "404 Not Found"
 
@@ -172,8 +188,10 @@ def test_git_mount_matcher(path, expected):
 
 def upgrade_environ(**overrides):
     headers = {
-        "Upgrade": "websocket", "Connection": "keep-alive, Upgrade",
-        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Upgrade": "websocket",
+        "Connection": "keep-alive, Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
     }
     headers.update(overrides)
     return headers
@@ -206,6 +224,8 @@ def test_bad_websocket_handshake_is_400(overrides, reason):
     environ[UPGRADE_KEY] = WebSocketUpgrade()
     setup_testing_defaults(environ)
     captured = {}
-    body = b"".join(make_app()(environ, lambda s, h, e=None: captured.update(status=s, headers=dict(h))))
+    body = b"".join(
+        make_app()(environ, lambda s, h, e=None: captured.update(status=s, headers=dict(h)))
+    )
     assert captured["status"] == "400 Bad Request" and reason in body
     assert_cors(captured["headers"])

@@ -1,4 +1,5 @@
-"""S10.1 NIP-01 session logic, driven without sockets: a recording outbox over a real SQLite store."""
+"""S10.1 NIP-01 session logic, driven without sockets:
+a recording outbox over a real SQLite store."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def hub():
 
 
 def make_session(store, hub, policy=None, limits=SessionLimits(), query=None, query_json=None):
-    """A session over ``store``; by default stored events come from ``query_json`` as in the relay."""
+    """A session over ``store``; by default stored
+    events come from ``query_json`` as in the relay."""
     out = RecordingOutbox()
     context = SessionContext(
         accept_event=policy or StoreWritePolicy(store, hub.publish),
@@ -91,15 +93,25 @@ def _tampered(field: str, value: Any) -> tuple[dict, str]:
 @pytest.mark.parametrize(
     "obj, answer_id, reason",
     [
-        pytest.param(*_tampered("content", "changed after signing"), "invalid: bad event id", id="wrong-id"),
+        pytest.param(
+            *_tampered("content", "changed after signing"), "invalid: bad event id", id="wrong-id"
+        ),
         pytest.param(*_tampered("sig", "00" * 64), "invalid: bad signature", id="bad-signature"),
-        pytest.param(*(lambda o: (o, o["id"]))({**signed().to_json(), "id": signed().id.upper()}),
-                     "invalid: id must be 64 lowercase hex characters", id="uppercase-id"),
-        pytest.param(*(lambda o: (o, o["id"]))({**signed().to_json(), "kind": "1"}),
-                     "invalid: kind must be an integer", id="string-kind"),
+        pytest.param(
+            *(lambda o: (o, o["id"]))({**signed().to_json(), "id": signed().id.upper()}),
+            "invalid: id must be 64 lowercase hex characters",
+            id="uppercase-id",
+        ),
+        pytest.param(
+            *(lambda o: (o, o["id"]))({**signed().to_json(), "kind": "1"}),
+            "invalid: kind must be an integer",
+            id="string-kind",
+        ),
     ],
 )
-def test_s10_1_invalid_event_ok_false_with_reason_and_not_stored(store, hub, obj, answer_id, reason):
+def test_s10_1_invalid_event_ok_false_with_reason_and_not_stored(
+    store, hub, obj, answer_id, reason
+):
     session, out = make_session(store, hub)
     send(session, "EVENT", obj)
     assert out.take() == [["OK", answer_id, False, reason]]
@@ -133,7 +145,9 @@ def test_s10_1_write_policy_result_is_answered_verbatim_with_four_elements(store
     session, out = make_session(store, hub, policy=policy)
     event = signed(kind=30618, tags=[["d", "repo"]])
     send(session, "EVENT", event.to_json())
-    assert out.take() == [["OK", event.id, True, "purgatory: won't be served until git data arrives"]]
+    assert out.take() == [
+        ["OK", event.id, True, "purgatory: won't be served until git data arrives"]
+    ]
     assert seen == [(event.id, EventSource.CLIENT)]
 
 
@@ -161,7 +175,7 @@ def test_s10_1_write_policy_crash_becomes_ok_false_error(store, hub):
         ("[]", "invalid: message must be a non-empty JSON array"),
         ('"REQ"', "invalid: message must be a non-empty JSON array"),
         ('["HELLO", 1]', "invalid: unknown message type HELLO"),
-        ('[42]', "invalid: unknown message type 42"),
+        ("[42]", "invalid: unknown message type 42"),
     ],
 )
 def test_s10_1_unparsable_frames_get_notice(store, hub, text, notice):
@@ -187,7 +201,11 @@ def test_s10_1_req_returns_stored_newest_first_then_eose_then_live(store, hub):
     for event in (old, new, other_kind):
         store.save(event)
     send(session, "REQ", "s", {"kinds": [1]})
-    assert out.take() == [["EVENT", "s", new.to_json()], ["EVENT", "s", old.to_json()], ["EOSE", "s"]]
+    assert out.take() == [
+        ["EVENT", "s", new.to_json()],
+        ["EVENT", "s", old.to_json()],
+        ["EOSE", "s"],
+    ]
     live, ignored = signed(), signed(kind=7)
     hub.publish(live)
     hub.publish(ignored)
@@ -222,7 +240,9 @@ def test_s10_1_twenty_first_subscription_is_closed_blocked(store, hub):
         send(session, "REQ", f"sub{n}", {"kinds": [1]})
     out.take()
     send(session, "REQ", "sub20", {"kinds": [1]})
-    assert out.take() == [["CLOSED", "sub20", "blocked: too many subscriptions (at most 20 per connection)"]]
+    assert out.take() == [
+        ["CLOSED", "sub20", "blocked: too many subscriptions (at most 20 per connection)"]
+    ]
     send(session, "REQ", "sub3", {"kinds": [7]})  # replacing an open one is still allowed
     assert out.take() == [["EOSE", "sub3"]]
     assert hub.count() == 20
@@ -339,7 +359,10 @@ def test_on_close_drops_every_subscription(store, hub):
 
 def test_farewell_is_a_notice(store, hub):
     session, _ = make_session(store, hub)
-    assert json.loads(session.farewell("too slow")) == ["NOTICE", "error: closing connection: too slow"]
+    assert json.loads(session.farewell("too slow")) == [
+        "NOTICE",
+        "error: closing connection: too slow",
+    ]
 
 
 def test_ephemeral_event_is_relayed_live_but_not_stored(store, hub):

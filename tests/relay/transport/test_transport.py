@@ -56,8 +56,10 @@ class RawClient:
         self.sock.settimeout(5)
         self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
-        request = (f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        request = (
+            f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         self.ws = Connection(ConnectionType.CLIENT)
         self.sock.sendall(request.encode() + first_frames)
         buffered = b""
@@ -85,7 +87,9 @@ class RawClient:
         self.sock.close()
 
 
-def test_s10_1_oversize_message_gets_notice_then_close_1009_and_others_keep_working(start_relay, connect):
+def test_s10_1_oversize_message_gets_notice_then_close_1009_and_others_keep_working(
+    start_relay, connect
+):
     relay = start_relay(max_message_bytes=2000)
     big, other = connect(ws_url(relay)), connect(ws_url(relay))
     big.send_raw(json.dumps(["EVENT", signed(content="x" * 3000).to_json()]))
@@ -109,12 +113,17 @@ def test_s10_1_size_limit_counts_all_fragments_of_a_message(start_relay, connect
     relay = start_relay(max_message_bytes=2000)
     client = connect(ws_url(relay))
     ws = client.ws
-    ws.send_frame(websocket.ABNF.create_frame('["REQ","frag",{}', websocket.ABNF.OPCODE_TEXT, fin=0))
+    ws.send_frame(
+        websocket.ABNF.create_frame('["REQ","frag",{}', websocket.ABNF.OPCODE_TEXT, fin=0)
+    )
     ws.send_frame(websocket.ABNF.create_frame("]", websocket.ABNF.OPCODE_CONT, fin=1))
     assert client.recv() == ["EOSE", "frag"]
     for _ in range(3):
-        ws.send_frame(websocket.ABNF.create_frame(" " * 900, websocket.ABNF.OPCODE_CONT
-                                                  if _ else websocket.ABNF.OPCODE_TEXT, fin=0))
+        ws.send_frame(
+            websocket.ABNF.create_frame(
+                " " * 900, websocket.ABNF.OPCODE_CONT if _ else websocket.ABNF.OPCODE_TEXT, fin=0
+            )
+        )
     assert client.recv()[0] == "NOTICE"
     assert close_code(ws) == 1009
 
@@ -179,8 +188,9 @@ def test_slow_consumer_is_disconnected_without_stalling_fan_out(start_relay, con
     """A subscriber that stops reading fills its bounded outbox and is dropped; others get all."""
     caplog.set_level(logging.WARNING, logger="grasp.relay.transport.connection")
     relay = start_relay(outbox_chars=64 * 1024, close_timeout_secs=0.5)
-    slow = websocket.create_connection(ws_url(relay), timeout=5,
-                                       sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    slow = websocket.create_connection(
+        ws_url(relay), timeout=5, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+    )
     slow.send(json.dumps(["REQ", "slow", {"kinds": [1]}]))
     assert json.loads(slow.recv()) == ["EOSE", "slow"]
     fast = connect(ws_url(relay))
@@ -222,11 +232,13 @@ def test_http_requests_are_served_next_to_open_websockets(start_relay, connect):
     client = connect(ws_url(relay))
     client.req("s", {})
     with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nAccept: application/nostr+json\r\nConnection: close\r\n\r\n")
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\nAccept: application/nostr+json\r\n"
+            b"Connection: close\r\n\r\n"
+        )
         response = b""
         while chunk := sock.recv(65536):
             response += chunk
     head, body = response.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["supported_nips"] == [1, 11, 34]
     assert client.req("again", {}) == []
-
