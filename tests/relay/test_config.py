@@ -173,10 +173,10 @@ def test_config_is_frozen():
 
 def test_docs_configuration_lists_every_option_with_its_env_and_default():
     """docs/configuration.rst stays the complete table (S12)."""
-    from grasp.relay.config import _default_text
+    from grasp.relay.config import default_text
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.rst").read_text()
     rows = text.split("   * - ")
     for option in OPTIONS:
         [row] = [r for r in rows if r.startswith(f"``{option.flag}")]
-        assert f"``{option.env}``" in row and f"- {_default_text(option)}\n" in row, option.flag
+        assert f"``{option.env}``" in row and f"- {default_text(option)}\n" in row, option.flag

@@ -1,0 +1,121 @@
+"""The option table: every setting's field, flag, env var, parser and help, declared once.
+
+The argparse parser, the env lookup, ``--help`` and ``docs/configuration.rst`` (checked by a
+test) are generated from :data:`OPTIONS`, so an option cannot exist as a flag but not as an env
+var, or be documented with the wrong default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .values import (
+    LOG_LEVELS,
+    as_milliseconds,
+    authority,
+    boolean,
+    byte_size,
+    host,
+    int_at_least,
+    log_level,
+    milliseconds,
+    path,
+    port,
+    positive_milliseconds,
+    positive_seconds,
+    relay_url,
+    relay_urls,
+    seconds,
+)
+
+__all__ = ["OPTIONS", "Option"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configurable setting: a Config field, its CLI flag and env var, and how to parse them."""
+
+    field: str
+    flag: str
+    env: str
+    parse: Callable[[str], Any]
+    help: str
+    #: "value" (``--x V``), "switch" (``--x`` / ``--no-x``) or "append" (repeatable ``--x V``).
+    kind: str = "value"
+    metavar: str | None = None
+    #: How the default is shown in --help when ``repr``-ish formatting would mislead.
+    default_text: str | None = None
+    #: Parses the env var when it differs from the flag (comma lists for "append").
+    env_parse: Callable[[str], Any] | None = None
+    #: Shows the Config value in the flag's unit (milliseconds flags hold seconds).
+    show: Callable[[Any], str] | None = None
+
+
+# fmt: off
+OPTIONS: tuple[Option, ...] = (
+    Option("sync_loop_interval_secs", "--sync-loop-interval-ms", "GRASP_SYNC_LOOP_INTERVAL_MS",
+           positive_milliseconds, "period of the scheduler's safety-net Tick (S4.4)",
+           metavar="MS", show=as_milliseconds),
+    Option("sync_domain_concurrent", "--sync-domain-concurrent", "GRASP_SYNC_DOMAIN_CONCURRENT",
+           int_at_least(1), "max fetches in flight per remote domain (S6.1)", metavar="N"),
+    Option("sync_domain_rate_limit", "--sync-domain-rate-limit", "GRASP_SYNC_DOMAIN_RATE_LIMIT",
+           int_at_least(1), "max fetches started per remote domain in any 60 s window (S6.1)",
+           metavar="N"),
+    Option("sync_default_delay_secs", "--sync-default-delay-secs", "GRASP_SYNC_DEFAULT_DELAY_SECS",
+           seconds, "sync delay after a user-submitted event; a push usually follows (S4.2)",
+           metavar="SECS"),
+    Option("sync_immediate_delay_secs", "--sync-immediate-delay-ms",
+           "GRASP_SYNC_IMMEDIATE_DELAY_MS", milliseconds,
+           "sync delay after an event from a sync source or a restart (S4.2)", metavar="MS",
+           show=as_milliseconds),
+    Option("host", "--host", "GRASP_HOST", host, "address to listen on", metavar="HOST"),
+    Option("port", "--port", "GRASP_PORT", port, "port to listen on; 0 picks a free port",
+           metavar="PORT"),
+    Option("domain", "--domain", "GRASP_DOMAIN", authority,
+           "public authority (host[:port]) of this relay in clone and relay URLs (S3.2, S10.4)",
+           metavar="AUTHORITY", default_text="<host>:<port>"),
+    Option("data_dir", "--data-dir", "GRASP_DATA_DIR", path,
+           "directory for events.sqlite3, git repositories and purgatory state", metavar="DIR",
+           default_text="./grasp-data"),
+    Option("sync_sources", "--sync-source", "GRASP_SYNC_SOURCES", relay_url,
+           "relay to copy NIP-34 events from (repeatable; env: comma-separated list) (S10.7)",
+           kind="append", metavar="WS_URL", default_text="none", env_parse=relay_urls),
+    Option("allow_private_fetch", "--allow-private-fetch", "GRASP_ALLOW_PRIVATE_FETCH", boolean,
+           "allow fetching git data from loopback/private addresses (S3.4; tests need it)",
+           kind="switch", default_text="off"),
+    Option("fetch_timeout_secs", "--fetch-timeout-secs", "GRASP_FETCH_TIMEOUT_SECS",
+           positive_seconds, "total deadline of one git fetch (S7.2)", metavar="SECS"),
+    Option("fetch_read_timeout_secs", "--fetch-read-timeout-secs", "GRASP_FETCH_READ_TIMEOUT_SECS",
+           positive_seconds, "per-read timeout of a git fetch (S7.2)", metavar="SECS"),
+    Option("fetch_max_bytes", "--fetch-max-bytes", "GRASP_FETCH_MAX_BYTES", byte_size,
+           "pack size cap of one git fetch, e.g. 1073741824 or 1GiB (S7.2)", metavar="BYTES",
+           default_text="1GiB"),
+    Option("purgatory_expiry_secs", "--purgatory-expiry-secs", "GRASP_PURGATORY_EXPIRY_SECS",
+           positive_seconds, "how long a held event waits for its git data (S1.4)", metavar="SECS"),
+    Option("trace", "--trace", "GRASP_TRACE", path,
+           "write one JSON line per delivered actor message to FILE (S13.3)", metavar="FILE",
+           default_text="off"),
+    Option("sync_rate_window_secs", "--sync-rate-window-secs", "GRASP_SYNC_RATE_WINDOW_SECS",
+           positive_seconds, "length of the per-domain rate window (S6.1); shorten only for "
+           "benchmarks", metavar="SECS"),
+    Option("sync_precise_wakeups", "--sync-precise-wakeups", "GRASP_SYNC_PRECISE_WAKEUPS", boolean,
+           "wake the scheduler at each entry's next attempt (S4.4); --no-sync-precise-wakeups "
+           "leaves only the periodic tick (a benchmark baseline)", kind="switch",
+           default_text="on"),
+    Option("sync_backoff_scale", "--sync-backoff-scale", "GRASP_SYNC_BACKOFF_SCALE",
+           positive_seconds,
+           "multiplies the 20/40/80/120 s retry backoff (S4.1); below 1 only for tests",
+           metavar="FACTOR"),
+    Option("max_message_bytes", "--max-message-bytes", "GRASP_MAX_MESSAGE_BYTES", byte_size,
+           "largest websocket message accepted; bigger ones are closed with 1009 (S10.1)",
+           metavar="BYTES", default_text="512KiB"),
+    Option("max_subscriptions", "--max-subscriptions", "GRASP_MAX_SUBSCRIPTIONS", int_at_least(1),
+           "open REQ subscriptions allowed per connection (S10.1)", metavar="N"),
+    Option("max_limit", "--max-limit", "GRASP_MAX_LIMIT", int_at_least(1),
+           "cap on a filter's 'limit' and on stored events per filter (S10.1)", metavar="N"),
+    Option("log_level", "--log-level", "GRASP_LOG_LEVEL", log_level,
+           f"logging threshold ({', '.join(LOG_LEVELS)})", metavar="LEVEL"),
+)
+# fmt: on

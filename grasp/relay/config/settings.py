@@ -1,0 +1,85 @@
+"""The relay's settings: one frozen :class:`Config`, in seconds and bytes.
+
+Field defaults are the S12 defaults, taken from the layer each setting configures (the actor
+system's ``SyncConfig``, the fetch limits, the websocket and session limits, purgatory), so every
+SPEC number has one home and the relay cannot disagree with its parts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from actors.config import SyncConfig
+from grasp.git import FetchLimits
+from grasp.purgatory.store import DEFAULT_EXPIRY_SECS
+from grasp.relay.transport.connection import WebSocketLimits
+from grasp.relay.transport.session import SessionLimits
+
+__all__ = ["Config", "ConfigError"]
+
+_SYNC, _FETCH = SyncConfig(), FetchLimits()
+_WEBSOCKET, _SESSION = WebSocketLimits(), SessionLimits()
+
+
+class ConfigError(ValueError):
+    """An unusable option value; ``str(exc)`` is one line fit for ``grasp-relay: error: ...``."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the relay process, in seconds and bytes whatever unit its flag takes
+    (milliseconds are converted once, when parsed). Defaults are the S12 defaults, taken from
+    the layer each setting configures so that every SPEC number has one home."""
+
+    # purgatory sync (the seed's five, S4)
+    sync_loop_interval_secs: float = _SYNC.tick_interval
+    sync_domain_concurrent: int = _SYNC.max_concurrent
+    sync_domain_rate_limit: int = _SYNC.max_per_minute
+    sync_default_delay_secs: float = _SYNC.user_delay
+    sync_immediate_delay_secs: float = _SYNC.synced_delay
+    # listening and identity
+    host: str = "127.0.0.1"
+    port: int = 7777
+    #: Public authority (``host[:port]``) used in clone/relay URLs; None means ``<host>:<port>``.
+    domain: str | None = None
+    data_dir: Path = Path("grasp-data")
+    # sync sources and fetching (S3.4, S7.2, S10.7)
+    sync_sources: tuple[str, ...] = ()
+    allow_private_fetch: bool = False
+    fetch_timeout_secs: float = _FETCH.deadline_secs
+    fetch_read_timeout_secs: float = _FETCH.read_timeout_secs
+    fetch_max_bytes: int = _FETCH.max_bytes
+    purgatory_expiry_secs: float = DEFAULT_EXPIRY_SECS
+    trace: Path | None = None
+    # benchmark knobs: shorter rate window (politeness runs), tick-only scheduling (baseline)
+    sync_rate_window_secs: float = _SYNC.rate_window
+    sync_precise_wakeups: bool = _SYNC.precise_wakeups
+    sync_backoff_scale: float = _SYNC.backoff_scale
+    # NIP-01 limits (S10.1, bold there, so configurable)
+    max_message_bytes: int = _WEBSOCKET.max_message_bytes
+    max_subscriptions: int = _SESSION.max_subscriptions
+    max_limit: int = _SESSION.max_limit
+    log_level: str = "INFO"
+
+    @property
+    def public_domain(self) -> str:
+        """The authority other parties use to reach us: ``--domain`` or ``<host>:<port>``."""
+        if self.domain is not None:
+            return self.domain
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def sync_enabled(self) -> bool:
+        """Whether other relays are configured as sync sources (GRASP-02)."""
+        return bool(self.sync_sources)
+
+    def with_bound_port(self, port: int) -> Config:
+        """The config as seen after binding: ``--port 0`` replaced by the real port.
+
+        The default domain follows the real port, so clone URLs checked by the write policy
+        name an address that actually answers.
+        """
+        return dataclasses.replace(self, port=port)
