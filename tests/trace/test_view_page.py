@@ -7,23 +7,22 @@ from __future__ import annotations
 import ast
 import html
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from tests.support.chromium import needs_chromium, run_chromium
 from tests.trace.svgread import ROOT, TRACES, render
 
 VIEW = ROOT / "actors" / "trace" / "view"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: What each module may import of ours: ``__main__`` → ``page`` → ``svg`` → ``layout`` →
 #: ``format`` (and the actor names, a standard-library-only module).
 ALLOWED = {
     "__init__": set(),
     "__main__": {"actors.trace.format", "actors.trace.view.layout", "actors.trace.view.page"},
     "page": {"actors.trace.view.layout", "actors.trace.view.svg"},
-    "svg": {"actors.trace.format", "actors.trace.view.layout"},
+    "svg": {"actors.trace.format", "actors.trace.view.layout", "actors.urls"},
     "layout": {"actors.trace.format", "actors.names"},
 }
 
@@ -47,8 +46,11 @@ def test_view_modules_import_only_downward_and_only_the_standard_library():
         assert ours == allowed, stem
         foreign = {name.split(".")[0] for name in found - ours} - set(sys.stdlib_module_names)
         assert foreign <= {"__future__"}, stem
-    for module in (ROOT / "actors" / "trace" / "format.py", ROOT / "actors" / "names.py"):
-        assert imports(module) <= set(sys.stdlib_module_names) | {"__future__"}
+    stdlib_only = ("trace/format.py", "names.py", "urls.py")
+    for module in (ROOT / "actors" / name for name in stdlib_only):
+        assert {name.split(".")[0] for name in imports(module)} <= set(sys.stdlib_module_names) | {
+            "__future__"
+        }
 
 
 def test_running_the_viewer_loads_no_actor_runtime():
@@ -86,10 +88,7 @@ document.title = before + " | " + after + " | " + shown();
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="headless Chromium not found (Debian: apt-get install -y chromium; .ci/run installs it)",
-)
+@needs_chromium
 def test_s13_3_the_checkbox_switches_between_folded_and_all_ticks_in_a_browser(tmp_path):
     """Chromium lays the page out; a probe appended to a copy clicks the label as a user
     would and reports which diagram has a height (the hidden one has none)."""
@@ -100,27 +99,7 @@ def test_s13_3_the_checkbox_switches_between_folded_and_all_ticks_in_a_browser(t
     }
     probe = tmp_path / "probe.html"
     probe.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    assert CHROMIUM is not None
-    done = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1400,900",
-            "--dump-dom",
-            probe.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_chromium(tmp_path / "profile", probe.as_uri(), "--dump-dom", window=(1400, 900))
     title = html.unescape(re.search(r"<title>(.*?)</title>", done.stdout, re.S).group(1))
     folded = f"diagram={heights['diagram']} diagram-all=0"
     complete = f"diagram=0 diagram-all={heights['diagram-all']}"

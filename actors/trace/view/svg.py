@@ -18,10 +18,10 @@ from __future__ import annotations
 import html
 import json
 import re
-from urllib.parse import urlsplit
 
 from actors.trace.format import TraceLine
 from actors.trace.view.layout import AXIS_W, Gap, Layout, Lifeline, domain_of
+from actors.urls import authority
 
 __all__ = [
     "FAILED",
@@ -77,18 +77,11 @@ def failure(line: TraceLine) -> str | None:
 
 
 def _host(url: object) -> str | None:
-    """The URL's host (and port); the text itself when it is not a URL with a host."""
+    """The URL's ``host[:port]`` (:func:`actors.urls.authority`); the text itself when it is not
+    a URL with a host."""
     if not isinstance(url, str) or not url:
         return None
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return url
-    if not host:
-        return url
-    host = f"[{host}]" if ":" in host else host
-    return f"{host}:{port}" if port is not None else host
+    return authority(url) or url
 
 
 def _colour(line: TraceLine, colours: dict[str, str]) -> str:

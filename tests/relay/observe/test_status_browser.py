@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import struct
 import subprocess
 import urllib.request
@@ -28,45 +27,24 @@ from pathlib import Path
 import pytest
 
 from grasp.nostr.event import npub_encode
+from tests.support.chromium import needs_chromium, run_chromium
 from tests.support.gitrepo import RepoBuilder
 from tests.support.gitserver import GitServer
 from tests.support.nip34 import Key
 from tests.support.relay import RelayClient, RelayProcess
 from tests.support.wait import wait_for
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 D = "watched"
 HOST = "127.0.0.2"
 WINDOW = (1280, 900)
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="headless Chromium not found (Debian: apt-get install -y chromium; .ci/run installs it)",
-)
+pytestmark = needs_chromium
 
 
 def chromium(profile: Path, url: str, *action: str) -> subprocess.CompletedProcess[str]:
     """One headless Chromium run; ``--virtual-time-budget`` lets the page's script fetch
     ``/status.json`` and render before the DOM is dumped or the screenshot taken."""
-    assert CHROMIUM is not None
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}",
-        "--virtual-time-budget=5000",
-        *action,
-        url,
-    ]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=90)
-    assert proc.returncode == 0, f"chromium failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
-    return proc
+    return run_chromium(profile, url, "--virtual-time-budget=5000", *action, window=WINDOW)
 
 
 class SectionText(HTMLParser):
