@@ -35,6 +35,7 @@ class MockSyncContext:
         self._urls: dict[str | None, list[str]] = defaultdict(list)
         self._pr_urls: dict[str | None, list[str]] = defaultdict(list)
         self.needed_oids: dict[str, set[str]] = defaultdict(set)
+        self._needing: dict[str, set[str]] = defaultdict(set)  # oid -> identifiers needing it
         self.url_provides_oids: dict[str, set[str]] = defaultdict(set)
         self.failing_urls: set[str] = set()
         self.released: set[str] = set()
@@ -63,7 +64,10 @@ class MockSyncContext:
     def with_needed_oids(
         self, oids: Iterable[str], identifier: str = DEFAULT_IDENTIFIER
     ) -> MockSyncContext:
+        oids = list(oids)
         self.needed_oids[identifier].update(oids)
+        for oid in oids:
+            self._needing[oid].add(identifier)
         return self
 
     def url_provides(self, url: str, oids: Iterable[str]) -> MockSyncContext:
@@ -116,8 +120,9 @@ class MockSyncContext:
             if url in self.failing_urls:
                 raise FetchFailed(url, "refused", "configured to fail")
             provided = [oid for oid in oids if oid in self.url_provides_oids.get(url, ())]
-            for needed in self.needed_oids.values():
-                needed.difference_update(provided)
+            for oid in provided:  # through the index: a benchmark holds thousands of identifiers
+                for identifier in self._needing.get(oid, ()):
+                    self.needed_oids[identifier].discard(oid)
             return provided
         finally:
             with self._lock:
