@@ -9,6 +9,7 @@ unit-tested on its own, nostr_relay/khatru style.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import unquote
 
 from grasp.nostr import kinds
 from grasp.nostr.address import Address
@@ -28,11 +29,15 @@ NOT_AUTHORISED = Result.reject(Prefix.INVALID, "author not authorized for this r
 
 
 def clone_url_of_ours(announcement: Announcement, domain: str) -> str | None:
-    """The clone URL that names this service for the announcement, if it lists one."""
+    """The clone URL that names this service for the announcement, if it lists one.
+
+    The identifier may be written percent-encoded (``my%20repo``, ``%C3%A9moji``) or as it is:
+    URLs are compared with their path percent-decoded once, as UTF-8 (S15.3).
+    """
     path = f"/{npub_encode(announcement.owner)}/{announcement.identifier}.git"
     wanted = {f"{scheme}://{domain.lower()}{path}" for scheme in ("http", "https")}
     for url in announcement.clone_urls:
-        if _lower_authority(url) in wanted:
+        if _lower_authority(url, decode_path=True) in wanted:
             return url
     return None
 
@@ -50,12 +55,17 @@ def lists_this_service(announcement: Announcement, domain: str) -> bool:
     return bool(clone_url_of_ours(announcement, domain) and relay_url_of_ours(announcement, domain))
 
 
-def _lower_authority(url: str) -> str:
+def _lower_authority(url: str, decode_path: bool = False) -> str:
     """Lowercase the scheme and authority only: paths are case-sensitive."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
     authority, slash, path = rest.partition("/")
+    if decode_path:
+        try:
+            path = unquote(path, errors="strict")
+        except UnicodeDecodeError:
+            pass  # escapes that are not UTF-8 name no identifier: compared as written
     return f"{scheme.lower()}://{authority.lower()}{slash}{path}"
 
 

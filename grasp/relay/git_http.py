@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from grasp.admission.write_policy import SyncPort
 from grasp.git import list_refs
-from grasp.git.http_backend import RepoTarget, is_git_dir, make_git_http_app
+from grasp.git.http_backend import RepoTarget, is_git_dir, make_git_http_app, request_path
 from grasp.git.receive import MalformedPush, PushRequest, RefUpdate, read_push_commands
 from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_decode
@@ -104,8 +104,9 @@ class GitService:
     def locate(self, url_path: str) -> _Repo | None:
         """``/<npub>/<identifier>.git`` of an accepted or held announcement, else None (404).
 
-        ``PATH_INFO`` arrives percent-decoded once (WSGI); it is not decoded again, so an
-        encoded ``%2F`` can never smuggle a path separator into the identifier.
+        ``url_path`` is ``PATH_INFO`` percent-decoded once (WSGI) and read as UTF-8 by the
+        bridge (S15.3); it is not decoded again, so an encoded ``%2F`` can never smuggle a path
+        separator into the identifier.
         """
         parts = url_path.strip("/").split("/")
         if len(parts) != 2 or not parts[1].endswith(".git"):
@@ -230,7 +231,7 @@ class GitService:
 
 
 def _repo_path(environ: dict[str, Any]) -> str:
-    path = environ.get("PATH_INFO", "")
+    path = request_path(environ) or ""  # UTF-8, decoded once (S15.3)
     return path[: -len("/git-receive-pack")] if path.endswith("/git-receive-pack") else path
 
 
