@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from grasp.admission import rules
+from grasp.admission.curation import Curation
 from grasp.admission.intake import EventSource
 from grasp.git import ensure_bare_repo, missing_oids
 from grasp.nostr import kinds
@@ -66,6 +67,7 @@ class GraspWritePolicy:
         purgatory: PurgatoryStore,
         sync: SyncPort,
         notify: Callable[[Event], object],
+        curation: Curation = Curation(),
     ) -> None:
         self.domain = domain
         self.index = index
@@ -73,9 +75,10 @@ class GraspWritePolicy:
         self.purgatory = purgatory
         self.sync = sync
         self.notify = notify
+        self.curation = curation
 
     def __call__(self, event: Event, source: EventSource) -> Result:
-        refusal = rules.check_kind(event.kind)
+        refusal = self.curation.check_author(event.pubkey) or rules.check_kind(event.kind)
         if refusal:
             return refusal
         handler = {
@@ -96,6 +99,9 @@ class GraspWritePolicy:
 
     def _announcement(self, event: Event, synced: bool) -> Result:
         announcement = Announcement.from_event(event)
+        curated = self.curation.check_repository(announcement.owner, announcement.identifier)
+        if curated:
+            return curated  # S15.5, GRASP-01 L11
         ours = rules.lists_this_service(announcement, self.domain)
         refusal = rules.check_announcement(
             announcement, self.domain, not ours and self._is_maintainer(announcement)

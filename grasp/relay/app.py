@@ -204,6 +204,7 @@ def open_grasp_relay(
             purgatory=purgatory,
             sync=system,
             notify=hub.publish,
+            curation=bound.curation,
         )
         sync_sources = SyncSources(
             bound.sync_sources, SyncSourceSettings.from_config(bound), write_policy
