@@ -5,7 +5,7 @@ from grasp.admission.intake import EventSource
 from grasp.nostr import kinds
 from grasp.nostr.event import sign_event
 from grasp.nostr.filters import Filter
-from tests.admission.test_write_policy import D, HELD, policy  # noqa: F401 (fixture)
+from tests.admission.test_write_policy import HELD, D
 from tests.support.nip34 import Key
 
 USER = EventSource.CLIENT
