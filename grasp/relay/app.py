@@ -216,7 +216,7 @@ def open_grasp_relay(
             limits=session_limits(bound),
             query_json=store.query_json,
         )
-        git = GitService(index, store, purgatory, system)
+        git = GitService(index, store, purgatory, system, domain=bound.public_domain)
         mounts: dict[MountKey, WSGIApp] = {
             GIT_MOUNT: git.app(),
             METRICS_MOUNT: metrics.wsgi_app(),
