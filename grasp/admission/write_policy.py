@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from grasp.admission import rules
+from grasp.admission.contributor_prs import ContributorPrs, check_submission, is_submission
 from grasp.admission.curation import Curation
 from grasp.admission.intake import EventSource
 from grasp.git import ensure_bare_repo, missing_oids
@@ -68,6 +69,7 @@ class GraspWritePolicy:
         sync: SyncPort,
         notify: Callable[[Event], object],
         curation: Curation = Curation(),
+        prs: ContributorPrs | None = None,
     ) -> None:
         self.domain = domain
         self.index = index
@@ -76,6 +78,8 @@ class GraspWritePolicy:
         self.sync = sync
         self.notify = notify
         self.curation = curation
+        #: GRASP-06 (S16.1); None when ``--no-grasp06``: ``/prs/`` URLs then mean nothing here.
+        self.prs = prs
 
     def __call__(self, event: Event, source: EventSource) -> Result:
         refusal = self.curation.check_author(event.pubkey)
@@ -186,7 +190,10 @@ class GraspWritePolicy:
         if self.store.contains(event.id):
             return STORED_ALREADY
         ownership = self.index.ownership(pr.identifier)
-        if not any(a.owner in pr.owners for a in ownership.announcements):
+        submitted = self._contributor_pr(pr)
+        if isinstance(submitted, Result):
+            return submitted
+        if not submitted and not any(a.owner in pr.owners for a in ownership.announcements):
             return Result.reject(
                 Prefix.INVALID, "pull request does not reference a repository on this relay"
             )
@@ -198,13 +205,28 @@ class GraspWritePolicy:
             return refusal
         self.purgatory.add_pr(pr, _source(synced))
         held = pr_held_result(pr.commit)
-        if _on_disk(ownership.repos, {pr.commit}):
+        sources = [("", path) for path in self.prs.sources(pr)] if self.prs else []
+        if _on_disk([*ownership.repos, *sources], {pr.commit}):
             return self._release_now(event, pr.identifier, synced, held)
         logger.info(
             "PR %s of %s held in purgatory, waiting for %s", event.id, pr.identifier, pr.commit
         )
         self._enqueue(pr.identifier, synced)
         return held
+
+    def _contributor_pr(self, pr: PullRequest) -> bool | Result:
+        """GRASP-06 (S16.1): True for a valid ``/prs/`` submission (accepted without an
+        announcement; a pushed tip that is not its ``c`` loses its ref), a refusal for a
+        ``/prs/`` URL that contradicts the event, False otherwise."""
+        if self.prs is None:
+            return False
+        refusal = check_submission(pr, self.domain)
+        if refusal:
+            return refusal
+        if not is_submission(pr, self.domain):
+            return False
+        self.prs.reconcile(pr)
+        return True
 
     # -- related kinds and deletions --------------------------------------------------------
 

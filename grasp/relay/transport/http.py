@@ -42,6 +42,8 @@ def git_repository_path(path: str) -> bool:
 
 #: Where later parts plug in; unmounted, each answers 404.
 GIT_MOUNT: MountKey = git_repository_path
+#: GRASP-06 contributor PRs (S16.1): mounted only with ``--grasp06``.
+PRS_MOUNT = "/prs"
 METRICS_MOUNT = "/metrics"
 STATUS_MOUNT = "/status"
 STATUS_JSON_MOUNT = "/status.json"
