@@ -93,7 +93,8 @@ def remove_interrupted_work(data_dir: Path) -> list[Path]:
 
     root = Path(data_dir) / "repos"
     leftovers = [*root.glob("*/.init-*"), *root.glob(f"*/*.git/objects/{STAGING_PREFIX}*")]
-    leftovers += Path(data_dir).glob("prs/*/.init-*")  # GRASP-06 repositories (S16.1)
+    prs = Path(data_dir) / "prs"  # GRASP-06 repositories and their shared empty one (S16.1)
+    leftovers += [*prs.glob(".init-*"), *prs.glob("*/.init-*")]
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
         logger.warning("removed %s, left behind by an interrupted process", path)
