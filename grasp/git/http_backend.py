@@ -17,12 +17,9 @@ What the bridge does for each request:
 * passes per-repository git configuration with ``GIT_CONFIG_COUNT``/``KEY_n``/``VALUE_n``;
 * STREAMS the CGI output to the client as it is produced (a clone of a big repository is never
   buffered), and kills the CGI if the client goes away;
-* reads the path as UTF-8: WSGI hands ``PATH_INFO`` over percent-decoded once and as latin-1
-  "bytes in a str" (PEP 3333), so it is re-decoded once as UTF-8 (:func:`request_path`) and
-  never percent-decoded again (identifiers such as ``émoji-🚀`` or ``my repo``, S15.3);
-* answers ``HEAD`` on ``info/refs`` like ``GET`` without the body, and completes the
-  ``git-upload-pack`` advertisement of an empty repository (and of protocol v2) with the
-  capabilities GRASP-01 L56 requires, whatever the installed git (``advertisement.py``);
+* reads ``PATH_INFO`` (percent-decoded once, latin-1 per PEP 3333) once as UTF-8
+  (:func:`request_path`, S15.3); answers ``HEAD`` on ``info/refs`` like ``GET`` without a body;
+  completes upload-pack advertisements with GRASP-01 L56's capabilities (``advertisement.py``);
 * offers ``before_receive_pack(environ, body) -> str | None``: called with the decompressed push
   body (a seekable binary file at offset 0; ``grasp.git.receive.read_push_commands`` parses its
   ref updates) before ``git-receive-pack`` runs; a returned string refuses the push with HTTP 200
