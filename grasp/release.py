@@ -12,7 +12,8 @@ objects are present is released at once, independently of the others (S5.4):
   meets the announcement before the state it authorises); then the event is saved,
   subscribers are notified and it leaves purgatory;
 * a PR or PR update gets ``refs/nostr/<event-id>`` → its commit in every owner repository
-  (objects copied first), then is saved, notified and removed (S8.3).
+  (objects copied first, from an owner repository or from the PR's GRASP-06 ``/prs/``
+  repository, S16.1), then is saved, notified and removed (S8.3).
 
 Run only by the single Releaser (S8.1). Releasing is idempotent: a released event is no
 longer held, so a second call finds nothing to do.
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["ReleaseWorkflow"]
 
 Notify = Callable[[Event], object]
+#: The extra repositories a PR's commit may be copied from (GRASP-06 ``/prs/``, S16.1).
+PrSources = Callable[[PullRequest], list[Path]]
 #: Called once per event that left purgatory by release (states, PRs, promoted announcements)
 #: with its identifier and how long it was held (seconds; None if unknown).
 OnRelease = Callable[[Event, str, "float | None"], None]
@@ -62,12 +65,16 @@ class ReleaseWorkflow:
         purgatory: PurgatoryStore,
         notify: Notify | None = None,
         on_release: OnRelease | None = None,
+        pr_sources: PrSources | None = None,
     ) -> None:
         self.index = index
         self.store = store
         self.purgatory = purgatory
         self.notify: Notify = notify or (lambda event: None)
         self.on_release: OnRelease = on_release or (lambda event, identifier, held_for: None)
+        #: GRASP-06 (S16.1): more repositories a PR's commit may be read from (its ``/prs/``
+        #: repository); they are sources only, refs are written in the owner repositories.
+        self.pr_sources: PrSources = pr_sources or (lambda pr: [])
 
     def process(self, identifier: str) -> ProcessResult:
         """Release every held event of ``identifier`` whose objects are on disk now."""
@@ -140,7 +147,8 @@ class ReleaseWorkflow:
 
     def _release_pr(self, pr: PullRequest, ownership: Ownership, tally: _Tally) -> None:
         identifier, repos = ownership.identifier, ownership.repos
-        source = _holder(repos, {pr.commit})
+        extra = [("", path) for path in self.pr_sources(pr)]
+        source = _holder(repos, {pr.commit}) or _holder(extra, {pr.commit})
         if source is None:
             return
         failed = False

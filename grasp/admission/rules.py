@@ -9,8 +9,8 @@ unit-tested on its own, nostr_relay/khatru style.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import unquote
 
-from grasp.nostr import kinds
 from grasp.nostr.address import Address
 from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import Event
@@ -18,21 +18,20 @@ from grasp.nostr.nip34 import Announcement
 from grasp.nostr.results import Prefix, Result
 from grasp.purgatory import EXPIRED_RESULT
 
-#: Kinds accepted when they reference an accepted announcement or event (S10.4).
-RELATED_KINDS = frozenset(
-    {kinds.PATCH, kinds.ISSUE, kinds.COMMENT, kinds.DELETION, *kinds.STATUS_KINDS}
-)
-
 NO_ANNOUNCEMENT = Result.reject(Prefix.INVALID, "no announcement exists for this repository")
 NOT_AUTHORISED = Result.reject(Prefix.INVALID, "author not authorized for this repository")
 
 
 def clone_url_of_ours(announcement: Announcement, domain: str) -> str | None:
-    """The clone URL that names this service for the announcement, if it lists one."""
+    """The clone URL that names this service for the announcement, if it lists one.
+
+    The identifier may be written percent-encoded (``my%20repo``, ``%C3%A9moji``) or as it is:
+    URLs are compared with their path percent-decoded once, as UTF-8 (S15.3).
+    """
     path = f"/{npub_encode(announcement.owner)}/{announcement.identifier}.git"
     wanted = {f"{scheme}://{domain.lower()}{path}" for scheme in ("http", "https")}
     for url in announcement.clone_urls:
-        if _lower_authority(url) in wanted:
+        if _lower_authority(url, decode_path=True) in wanted:
             return url
     return None
 
@@ -50,12 +49,17 @@ def lists_this_service(announcement: Announcement, domain: str) -> bool:
     return bool(clone_url_of_ours(announcement, domain) and relay_url_of_ours(announcement, domain))
 
 
-def _lower_authority(url: str) -> str:
+def _lower_authority(url: str, decode_path: bool = False) -> str:
     """Lowercase the scheme and authority only: paths are case-sensitive."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
     authority, slash, path = rest.partition("/")
+    if decode_path:
+        try:
+            path = unquote(path, errors="strict")
+        except UnicodeDecodeError:
+            pass  # escapes that are not UTF-8 name no identifier: compared as written
     return f"{scheme.lower()}://{authority.lower()}{slash}{path}"
 
 
@@ -102,14 +106,15 @@ def check_placeholder(commit: str, placeholder_commit: str | None) -> Result | N
 
 
 def referenced_addresses(event: Event) -> list[Address]:
-    """``a``/``A``/``q`` coordinates of announcements (kind 30617) the event points at."""
+    """Coordinates the event points at in ``a``/``A``/``q`` tags, of any kind (S15.1): an
+    announcement, a state, or any other accepted addressable or replaceable event."""
     found = []
     for name in ("a", "A", "q"):
         for value in event.tag_values(name):
             address = Address.parse(value)
-            if address is not None and address.kind == kinds.REPO_ANNOUNCEMENT:
+            if address is not None:
                 found.append(address)
-    return found
+    return list(dict.fromkeys(found))
 
 
 def referenced_ids(event: Event) -> list[str]:
@@ -120,22 +125,41 @@ def referenced_ids(event: Event) -> list[str]:
     return ids
 
 
+def reference_keys(event: Event) -> list[str]:
+    """What an accepted ``event`` names, as keys of the referenced-ids index (S15.1)."""
+    return [*(str(a) for a in referenced_addresses(event)), *referenced_ids(event)]
+
+
+def own_keys(event: Event) -> list[str]:
+    """The keys under which an earlier accepted event may have named ``event``: its id, and
+    its address when it is addressable or replaceable (S15.1)."""
+    return [event.id] if event.address is None else [event.id, event.address]
+
+
 def _is_hex(value: str) -> bool:
     return all(c in "0123456789abcdef" for c in value)
 
 
-def check_related(references_accepted: bool, kind: int) -> Result | None:
-    """S10.4: other NIP-34 kinds must reference an accepted announcement or event."""
-    if references_accepted:
+def check_related(found: bool, event: Event) -> Result | None:
+    """S15.1, GRASP-01 L13: an event of any other kind must tag an accepted announcement or
+    accepted event, or be tagged by one; the refusal says what the event named."""
+    if found:
         return None
+    addresses, ids = referenced_addresses(event), referenced_ids(event)
+    if not addresses and not ids:
+        named = "it tags no repository or event (a/A/q/e/E)"
+    else:
+        parts = [_short_address(a) for a in addresses[:3]]
+        parts += [f"event {i[:12]}..." for i in ids[:3]]
+        more = len(addresses) + len(ids) - len(parts)
+        named = "none of what it tags is accepted here (" + ", ".join(parts)
+        named += f", {more} more)" if more > 0 else ")"
     return Result.reject(
         Prefix.BLOCKED,
-        f"kind {kind} must reference a repository or an event accepted by this relay",
+        f"kind {event.kind} must reference a repository or an event accepted by this relay, "
+        f"or be referenced by one: {named}, and no accepted event tags it",
     )
 
 
-def check_kind(kind: int) -> Result | None:
-    """Only NIP-34 repository events and what relates to them are taken (GRASP-01)."""
-    if kind in (kinds.REPO_ANNOUNCEMENT, kinds.REPO_STATE, *kinds.PR_KINDS, *RELATED_KINDS):
-        return None
-    return Result.reject(Prefix.BLOCKED, f"kind {kind} is not accepted by this GRASP relay")
+def _short_address(address: Address) -> str:
+    return f"{address.kind}:{address.pubkey[:12]}...:{address.d}"

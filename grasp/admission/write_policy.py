@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Protocol
 
 from grasp.admission import rules
+from grasp.admission.contributor_prs import ContributorPrs, check_submission, is_submission
+from grasp.admission.curation import Curation
 from grasp.admission.intake import EventSource
 from grasp.git import ensure_bare_repo, missing_oids
 from grasp.nostr import kinds
-from grasp.nostr.address import DeletionRequest
+from grasp.nostr.address import Address, DeletionRequest
 from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
@@ -34,7 +36,7 @@ from grasp.purgatory import (
     pr_held_result,
 )
 from grasp.repositories import RepositoryIndex
-from grasp.store.sqlite import EventStore
+from grasp.store.sqlite import EventStore, SaveOutcome
 from messages.releaser import ProcessResult
 from messages.scheduler import SyncReason
 
@@ -66,6 +68,8 @@ class GraspWritePolicy:
         purgatory: PurgatoryStore,
         sync: SyncPort,
         notify: Callable[[Event], object],
+        curation: Curation = Curation(),
+        prs: ContributorPrs | None = None,
     ) -> None:
         self.domain = domain
         self.index = index
@@ -73,9 +77,12 @@ class GraspWritePolicy:
         self.purgatory = purgatory
         self.sync = sync
         self.notify = notify
+        self.curation = curation
+        #: GRASP-06 (S16.1); None when ``--no-grasp06``: ``/prs/`` URLs then mean nothing here.
+        self.prs = prs
 
     def __call__(self, event: Event, source: EventSource) -> Result:
-        refusal = rules.check_kind(event.kind)
+        refusal = self.curation.check_author(event.pubkey)
         if refusal:
             return refusal
         handler = {
@@ -85,17 +92,30 @@ class GraspWritePolicy:
             kinds.PULL_REQUEST_UPDATE: self._pr,
         }.get(event.kind, self._related)
         try:
-            return handler(event, source is EventSource.SYNC)
+            result = handler(event, source is EventSource.SYNC)
         except Nip34Error as exc:
             return Result(False, exc.message)
         except Exception:
             logger.exception("write policy failed on event %s (kind %d)", event.id, event.kind)
             return Result.reject(Prefix.ERROR, "could not process the event")
+        if result.accepted:
+            self._remember_references(event)
+        return result
+
+    def _remember_references(self, event: Event) -> None:
+        """S15.1: what an accepted event names becomes acceptable when it arrives later."""
+        try:
+            self.store.add_references(event.id, rules.reference_keys(event))
+        except Exception:  # the event is accepted; a missed index entry only costs a refusal
+            logger.exception("could not record the references of event %s", event.id)
 
     # -- 30617 ------------------------------------------------------------------------------
 
     def _announcement(self, event: Event, synced: bool) -> Result:
         announcement = Announcement.from_event(event)
+        curated = self.curation.check_repository(announcement.owner, announcement.identifier)
+        if curated:
+            return curated  # S15.5, GRASP-01 L11
         ours = rules.lists_this_service(announcement, self.domain)
         refusal = rules.check_announcement(
             announcement, self.domain, not ours and self._is_maintainer(announcement)
@@ -170,7 +190,10 @@ class GraspWritePolicy:
         if self.store.contains(event.id):
             return STORED_ALREADY
         ownership = self.index.ownership(pr.identifier)
-        if not any(a.owner in pr.owners for a in ownership.announcements):
+        submitted = self._contributor_pr(pr)
+        if isinstance(submitted, Result):
+            return submitted
+        if not submitted and not any(a.owner in pr.owners for a in ownership.announcements):
             return Result.reject(
                 Prefix.INVALID, "pull request does not reference a repository on this relay"
             )
@@ -182,7 +205,8 @@ class GraspWritePolicy:
             return refusal
         self.purgatory.add_pr(pr, _source(synced))
         held = pr_held_result(pr.commit)
-        if _on_disk(ownership.repos, {pr.commit}):
+        sources = [("", path) for path in self.prs.sources(pr)] if self.prs else []
+        if _on_disk([*ownership.repos, *sources], {pr.commit}):
             return self._release_now(event, pr.identifier, synced, held)
         logger.info(
             "PR %s of %s held in purgatory, waiting for %s", event.id, pr.identifier, pr.commit
@@ -190,17 +214,37 @@ class GraspWritePolicy:
         self._enqueue(pr.identifier, synced)
         return held
 
+    def _contributor_pr(self, pr: PullRequest) -> bool | Result:
+        """GRASP-06 (S16.1): True for a valid ``/prs/`` submission (accepted without an
+        announcement; a pushed tip that is not its ``c`` loses its ref), a refusal for a
+        ``/prs/`` URL that contradicts the event, False otherwise."""
+        if self.prs is None:
+            return False
+        refusal = check_submission(pr, self.domain)
+        if refusal:
+            return refusal
+        if not is_submission(pr, self.domain):
+            return False
+        self.prs.reconcile(pr)
+        return True
+
     # -- related kinds and deletions --------------------------------------------------------
 
     def _related(self, event: Event, synced: bool) -> Result:
+        """S15.1, GRASP-01 L13: any other kind is kept when it tags an accepted announcement or
+        event, or when an accepted event tagged it (the referenced-ids index). A deletion may
+        also name held events: it unholds them (S15.4)."""
         deletion = event.kind == kinds.DELETION
-        refusal = rules.check_related(
-            self._references_accepted(event, include_held=deletion), event.kind
+        found = (
+            self._references_accepted(event, include_held=deletion)
+            or self.store.referrer_of(rules.own_keys(event)) is not None
+            or (event.kind == kinds.USER_GRASP_LIST and self._hosts_repository_of(event.pubkey))
         )
+        refusal = rules.check_related(found, event)
         if refusal:
             return refusal
         result = self._save(event)
-        if deletion:
+        if deletion and result.accepted:
             removed = self.purgatory.remove_deleted(DeletionRequest.from_event(event))
             if removed:
                 logger.info("deletion %s removed %d held events", event.id, len(removed))
@@ -208,26 +252,34 @@ class GraspWritePolicy:
 
     def _references_accepted(self, event: Event, include_held: bool) -> bool:
         for address in rules.referenced_addresses(event):
-            flt = Filter(
-                kinds=frozenset({address.kind}),
-                authors=frozenset({address.pubkey}),
-                tags={"d": frozenset({address.d})},
-            )
-            if self.store.query([flt]):
+            if self.store.query([_address_filter(address)]):
                 return True
-            if include_held and self.purgatory.announcement(address.pubkey, address.d):
+            if include_held and self._holds_address(address):
                 return True
         ids = rules.referenced_ids(event)
         return any(
             self.store.contains(i) or (include_held and self.purgatory.contains(i)) for i in ids
         )
 
+    def _holds_address(self, address: Address) -> bool:
+        """Is an announcement or a state with this coordinate held in purgatory?"""
+        if address.kind == kinds.REPO_ANNOUNCEMENT:
+            return self.purgatory.announcement(address.pubkey, address.d) is not None
+        if address.kind == kinds.REPO_STATE:
+            return any(s.author == address.pubkey for s in self.purgatory.states_for(address.d))
+        return False
+
+    def _hosts_repository_of(self, pubkey: str) -> bool:
+        """A user grasp list (10317) is kept for authors with an accepted announcement here."""
+        flt = Filter(kinds=frozenset({kinds.REPO_ANNOUNCEMENT}), authors=frozenset({pubkey}))
+        return bool(self.store.query([flt], limit_cap=1))
+
     # -- shared -----------------------------------------------------------------------------
 
     def _save(self, event: Event) -> Result:
         outcome = self.store.save(event)
-        if outcome.stored:
-            self.notify(event)
+        if outcome.stored or outcome is SaveOutcome.EPHEMERAL:
+            self.notify(event)  # ephemeral kinds are relayed live, never stored (NIP-01)
         return outcome.to_result()
 
     def _release_now(self, event: Event, identifier: str, synced: bool, held: Result) -> Result:
@@ -252,6 +304,14 @@ class GraspWritePolicy:
     def _enqueue(self, identifier: str, synced: bool) -> None:
         """S4.2: the sync config turns the origin into a delay."""
         self.sync.enqueue_sync(identifier, "synced" if synced else "user")
+
+
+def _address_filter(address: Address) -> Filter:
+    """The stored events with this coordinate (a replaceable kind has no ``d`` tag)."""
+    tags = {"d": frozenset({address.d})} if kinds.is_addressable(address.kind) else {}
+    return Filter(
+        kinds=frozenset({address.kind}), authors=frozenset({address.pubkey}), tags=tags, limit=1
+    )
 
 
 def _on_disk(repos: list[tuple[str, Path]], oids: frozenset[str] | set[str]) -> bool:

@@ -5,9 +5,11 @@ Public API (import from ``grasp.git``):
 * remote: :func:`fetch_oids`, :class:`FetchLimits`, :class:`FetchPolicy`, :func:`check_url`,
   :class:`CheckedURL`, :class:`FetchError` (``reason`` in :data:`FETCH_ERROR_REASONS`);
 * objects: :func:`missing_oids`, :func:`copy_objects`;
-* refs: :func:`align_refs` -> :class:`AlignResult`, :func:`set_nostr_ref`, :func:`list_refs`,
-  :func:`read_head`; :class:`AbsentObjectError`, :class:`RefConflictError`;
-* layout: :func:`ensure_bare_repo`, :func:`repo_path_for`, :func:`validate_identifier`;
+* refs: :func:`align_refs` -> :class:`AlignResult`, :func:`set_nostr_ref`,
+  :func:`delete_nostr_ref`, :func:`list_refs`, :func:`read_head`; :class:`AbsentObjectError`,
+  :class:`RefConflictError`;
+* layout: :func:`ensure_bare_repo`, :func:`create_bare_repo`, :func:`repo_path_for`,
+  :func:`validate_identifier`;
 * serving (import from their modules): ``grasp.git.http_backend.make_git_http_app`` (the WSGI
   bridge to ``git http-backend``) and ``grasp.git.receive.read_push_commands`` (push commands
   for authorisation).
@@ -28,8 +30,16 @@ from grasp.git.errors import (
 )
 from grasp.git.fetch import FetchLimits, fetch_oids
 from grasp.git.objects import copy_objects, missing_oids
-from grasp.git.refs import AlignResult, align_refs, list_refs, read_head, set_nostr_ref
+from grasp.git.refs import (
+    AlignResult,
+    align_refs,
+    delete_nostr_ref,
+    list_refs,
+    read_head,
+    set_nostr_ref,
+)
 from grasp.git.repos import (
+    create_bare_repo,
     ensure_bare_repo,
     remove_interrupted_work,
     repo_path_for,
@@ -50,6 +60,8 @@ __all__ = [
     "align_refs",
     "check_url",
     "copy_objects",
+    "create_bare_repo",
+    "delete_nostr_ref",
     "ensure_bare_repo",
     "fetch_oids",
     "list_refs",

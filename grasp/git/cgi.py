@@ -89,7 +89,8 @@ class CgiProcess:
         ``finished`` means its stdout was read to the end, so it exits by itself; otherwise the
         client went away early and the process is killed rather than left writing to a pipe.
         """
-        if not finished and self.proc.poll() is None:
+        killed = not finished and self.proc.poll() is None
+        if killed:
             self.proc.kill()
         rc = self.proc.wait()
         self._writer.kill()
@@ -98,7 +99,8 @@ class CgiProcess:
             if stream is not None:
                 stream.close()
         if rc != 0:
-            logger.info(
+            logger.log(
+                logging.DEBUG if killed else logging.INFO,
                 "git http-backend exited with %s: %s",
                 rc,
                 self.stderr_tail.decode("utf-8", "replace").strip(),

@@ -17,6 +17,9 @@ What the bridge does for each request:
 * passes per-repository git configuration with ``GIT_CONFIG_COUNT``/``KEY_n``/``VALUE_n``;
 * STREAMS the CGI output to the client as it is produced (a clone of a big repository is never
   buffered), and kills the CGI if the client goes away;
+* reads ``PATH_INFO`` (percent-decoded once, latin-1 per PEP 3333) once as UTF-8
+  (:func:`request_path`, S15.3); answers ``HEAD`` on ``info/refs`` like ``GET`` without a body;
+  completes upload-pack advertisements with GRASP-01 L56's capabilities (``advertisement.py``);
 * offers ``before_receive_pack(environ, body) -> str | None``: called with the decompressed push
   body (a seekable binary file at offset 0; ``grasp.git.receive.read_push_commands`` parses its
   ref updates) before ``git-receive-pack`` runs; a returned string refuses the push with HTTP 200
@@ -40,6 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from grasp.git.advertisement import (
+    V2_EXTRA,
+    awaiting,
+    complete_v0_advertisement,
+    complete_v2_advertisement,
+    granted,
+    upload_pack_capabilities,
+)
 from grasp.git.cgi import CgiProcess, StreamedResponse
 from grasp.git.receive import MalformedPush, read_push_commands, refusal_response
 
@@ -51,6 +62,8 @@ StartResponse = Callable[..., Any]
 _ROUTE = re.compile(r"^(?P<repo>/.+?)(?P<tail>/info/refs|/git-upload-pack|/git-receive-pack)$")
 _CHUNK = 64 * 1024
 _SPOOL_IN_MEMORY = 1 << 20
+#: At most this much of a v2 advertisement is held back to complete it (git's is ~200 bytes).
+_ADVERTISEMENT_BUFFER = 64 * 1024
 # Environment variables of the relay process that a git subprocess may legitimately need.
 _PASSTHROUGH_ENV = (
     "HOME",
@@ -82,6 +95,22 @@ def git_http_backend_path() -> str:
         ["git", "--exec-path"], check=True, capture_output=True, text=True
     ).stdout.strip()
     return os.path.join(exec_path, "git-http-backend")
+
+
+def request_path(environ: WSGIEnviron) -> str | None:
+    """``PATH_INFO`` as the UTF-8 text the client percent-encoded, or None when it is not UTF-8.
+
+    PEP 3333 servers (gevent's pywsgi included) percent-decode the path once and hand the bytes
+    over as a latin-1 string; encoding back to latin-1 recovers them. A path that cannot be
+    latin-1 is already text (a hand-built environ) and is taken as it is.
+    """
+    raw = environ.get("PATH_INFO", "")
+    try:
+        return str(raw.encode("latin-1").decode("utf-8"))
+    except UnicodeEncodeError:
+        return str(raw)
+    except UnicodeDecodeError:
+        return None
 
 
 def is_git_dir(path: Path) -> bool:
@@ -160,13 +189,14 @@ class GitHttpBackendApp:
         self.backend = backend
 
     def __call__(self, environ: WSGIEnviron, start_response: StartResponse) -> Iterable[bytes]:
-        match = _ROUTE.match(environ.get("PATH_INFO", ""))
+        path = request_path(environ)
+        match = _ROUTE.match(path) if path is not None else None
         target = self.resolver(match["repo"]) if match else None
         if match is None or target is None:
             return _plain(start_response, "404 Not Found", "repository not found\n")
         tail = match["tail"]
         method = environ.get("REQUEST_METHOD", "GET")
-        if method != ("GET" if tail == "/info/refs" else "POST"):
+        if method not in (("GET", "HEAD") if tail == "/info/refs" else ("POST",)):
             return _plain(start_response, "405 Method Not Allowed", "method not allowed\n")
         try:
             body = self._spool_body(environ, decompress=tail == "/git-receive-pack")
@@ -187,7 +217,7 @@ class GitHttpBackendApp:
                 finally:
                     body.close()
         env = self._cgi_env(environ, target, tail, body)
-        return self._run_cgi(environ, start_response, env, body, tail)
+        return self._run_cgi(environ, start_response, env, body, target)
 
     def _spool_body(self, environ: WSGIEnviron, *, decompress: bool) -> IO[bytes]:
         """Copy the request body into a temporary file (gunzipped when ``decompress``)."""
@@ -218,7 +248,8 @@ class GitHttpBackendApp:
             PATH=os.environ.get("PATH", os.defpath),
             GIT_PROJECT_ROOT=str(target.path.parent),
             GIT_HTTP_EXPORT_ALL="1",
-            REQUEST_METHOD=environ.get("REQUEST_METHOD", "GET"),
+            # HEAD runs the CGI as GET; the bridge then sends the headers only.
+            REQUEST_METHOD="GET" if tail == "/info/refs" else "POST",
             PATH_INFO="/" + target.path.name + tail,
             QUERY_STRING=environ.get("QUERY_STRING", ""),
             CONTENT_TYPE=environ.get("CONTENT_TYPE", ""),
@@ -243,8 +274,9 @@ class GitHttpBackendApp:
         start_response: StartResponse,
         env: dict[str, str],
         body: IO[bytes],
-        tail: str,
+        target: RepoTarget,
     ) -> Iterable[bytes]:
+        tail = env["PATH_INFO"][len(target.path.name) + 1 :]
         try:
             cgi = CgiProcess.start(self.backend, env, body)
         except OSError as exc:
@@ -263,6 +295,12 @@ class GitHttpBackendApp:
         if status is None:
             cgi.close()
             return _plain(start_response, "502 Bad Gateway", "git backend sent no headers\n")
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            cgi.close()
+            start_response(status, headers)
+            return []
+        if tail == "/info/refs" and "service=git-upload-pack" in env.get("QUERY_STRING", ""):
+            return _advertisement(cgi, start_response, (status, headers, first), env, target)
         start_response(status, headers)
         return StreamedResponse(cgi, first, on_done)
 
@@ -289,6 +327,50 @@ def _copy(source: Any, sink: IO[bytes], limit: int) -> None:
         if total > limit:
             raise RequestTooLarge()
         sink.write(chunk)
+
+
+def _advertisement(
+    cgi: CgiProcess,
+    start_response: StartResponse,
+    head: tuple[str, list[tuple[str, str]], bytes],
+    env: dict[str, str],
+    target: RepoTarget,
+) -> Iterable[bytes]:
+    """Stream an upload-pack advertisement, completed with the capabilities GRASP requires
+    where git left them out (S15.3): an empty repository's v0 answer, any v2 answer.
+
+    ``head`` is the CGI's status, headers and the body bytes read with them. Only as much is
+    held back as could still turn out to need completing (``awaiting``): any other answer
+    streams on at once, as every other response of the bridge does.
+    """
+    status, headers, body = head
+    v2 = "version=2" in env.get("GIT_PROTOCOL", "")
+    if status.startswith("200"):
+        body, ended = _read_while_awaiting(cgi, body, v2)
+        if v2:
+            extra = [name for name in granted(target.config) if name in V2_EXTRA]
+            completed = complete_v2_advertisement(body, extra)
+        else:
+            caps = upload_pack_capabilities(target.path, target.config) if ended else []
+            completed = complete_v0_advertisement(body, caps) if ended else None
+        if completed is not None:
+            body = completed
+            headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+    start_response(status, headers)
+    return StreamedResponse(cgi, body, None)
+
+
+def _read_while_awaiting(cgi: CgiProcess, body: bytes, v2: bool) -> tuple[bytes, bool]:
+    """Read on while ``body`` may still need completing; returns it and whether the CGI ended."""
+    while awaiting(body, v2=v2, limit=_ADVERTISEMENT_BUFFER):
+        chunk = cgi.read()
+        if not chunk:
+            return body, True
+        body += chunk
+    if not v2 and complete_v0_advertisement(body, []) is not None:
+        chunk = cgi.read()  # exactly the empty answer so far: is that all of it?
+        return body + chunk, not chunk
+    return body, False
 
 
 def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:

@@ -114,6 +114,23 @@ def set_nostr_ref(repo_path: Path, event_id: str, oid: str) -> bool:
     return True
 
 
+def delete_nostr_ref(repo_path: Path, event_id: str, oid: str) -> bool:
+    """Delete ``refs/nostr/<event_id>`` if it still points at ``oid``; True when it was deleted.
+
+    Compare-and-swap like every write here: a ref that moved meanwhile is left alone (False).
+    Used where a pushed commit lost to its signed event (GRASP-06, S16.1).
+    """
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise ValueError(f"not an event id (64 lowercase hex digits): {event_id!r}")
+    (oid,) = normalise_oids([oid])
+    name = NOSTR_PREFIX + event_id
+    with Repo(str(repo_path)) as repo:
+        deleted = bool(repo.refs.remove_if_equals(_ref(name), _oid(oid)))
+    if deleted:
+        logger.info("deleted %s%s (was %s) in %s", NOSTR_PREFIX, event_id, oid, repo_path)
+    return deleted
+
+
 def list_refs(repo_path: Path) -> dict[str, str]:
     """Every ref under ``refs/`` (loose and packed) with its OID, sorted by name; no HEAD."""
     with Repo(str(repo_path)) as repo:

@@ -57,7 +57,11 @@ def ensure_bare_repo(data_dir: Path, npub: str, identifier: str) -> Path:
     Creation is atomic (initialised in a temporary directory, then renamed), so a concurrent
     caller or a crash never leaves a half-initialised repository at the final path.
     """
-    path = repo_path_for(data_dir, npub, identifier)
+    return create_bare_repo(repo_path_for(data_dir, npub, identifier))
+
+
+def create_bare_repo(path: Path) -> Path:
+    """Create the bare repository ``path`` atomically unless it exists; return ``path``."""
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +93,8 @@ def remove_interrupted_work(data_dir: Path) -> list[Path]:
 
     root = Path(data_dir) / "repos"
     leftovers = [*root.glob("*/.init-*"), *root.glob(f"*/*.git/objects/{STAGING_PREFIX}*")]
+    prs = Path(data_dir) / "prs"  # GRASP-06 repositories and their shared empty one (S16.1)
+    leftovers += [*prs.glob(".init-*"), *prs.glob("*/.init-*")]
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
         logger.warning("removed %s, left behind by an interrupted process", path)

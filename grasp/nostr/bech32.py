@@ -1,9 +1,11 @@
-"""Bech32 (BIP-173) encoding of NIP-19 keys: ``npub1...`` <-> 64-char hex.
+"""Bech32 (BIP-173) encoding of NIP-19 entities: ``npub1...`` <-> 64-char hex, and the TLV
+``naddr1...`` of an addressable event (a repository announcement's link for nostr git clients).
 
-Only the plain bech32 checksum (constant 1) is implemented, because NIP-19's bare keys use it;
+Only the plain bech32 checksum (constant 1) is implemented, because NIP-19 uses it;
 ``nsec``/``note`` work through the same two functions with another ``hrp``. Written out here
 rather than pulled in as a dependency: it is forty lines and the repository paths
-(``<data>/repos/<npub>/<d>.git``) depend on it being exactly right.
+(``<data>/repos/<npub>/<d>.git``) depend on it being exactly right. TLV entities may be longer
+than BIP-173's 90 characters (NIP-19 lifts the limit), so :func:`naddr_decode` allows more.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _CHARSET_INDEX = {c: i for i, c in enumerate(CHARSET)}
 _GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
 MAX_LENGTH = 90  # BIP-173; NIP-19 TLV entities may be longer, bare keys never are
+#: NIP-19 TLV entities (``naddr``): no BIP-173 limit, but a bound on what is decoded.
+MAX_TLV_LENGTH = 5000
+#: NIP-19 TLV types of ``naddr``.
+TLV_SPECIAL, TLV_RELAY, TLV_AUTHOR, TLV_KIND = 0, 1, 2, 3
 
 
 class Bech32Error(ValueError):
@@ -59,9 +65,9 @@ def bech32_encode(hrp: str, payload: bytes) -> str:
     return hrp + "1" + "".join(CHARSET[d] for d in data + checksum)
 
 
-def bech32_decode(text: str) -> tuple[str, bytes]:
+def bech32_decode(text: str, max_length: int = MAX_LENGTH) -> tuple[str, bytes]:
     """Decode ``text`` into (hrp, payload bytes); raises :class:`Bech32Error` on any defect."""
-    if not isinstance(text, str) or len(text) > MAX_LENGTH:
+    if not isinstance(text, str) or len(text) > max_length:
         raise Bech32Error("bech32 string missing or too long")
     if text.lower() != text and text.upper() != text:
         raise Bech32Error("bech32 string mixes upper and lower case")
@@ -102,3 +108,42 @@ def _key_bytes(pubkey_hex: str) -> bytes:
         return bytes.fromhex(pubkey_hex)
     except ValueError:
         raise Bech32Error("public key must be 64 hex characters") from None
+
+
+def naddr_encode(kind: int, pubkey_hex: str, identifier: str, relays: tuple[str, ...] = ()) -> str:
+    """NIP-19 ``naddr`` of ``<kind>:<pubkey>:<identifier>`` with relay hints, in NIP-19's TLV
+    order (identifier, relays, author, kind); :class:`Bech32Error` when a value exceeds the
+    255 bytes one TLV entry can hold."""
+    if not 0 <= kind < 1 << 32:
+        raise Bech32Error(f"kind {kind} does not fit an naddr")
+    entries = [(TLV_SPECIAL, identifier.encode("utf-8"))]
+    entries += [(TLV_RELAY, relay.encode("utf-8")) for relay in relays]
+    entries += [(TLV_AUTHOR, _key_bytes(pubkey_hex)), (TLV_KIND, kind.to_bytes(4, "big"))]
+    payload = b""
+    for tlv_type, value in entries:
+        if len(value) > 255:
+            raise Bech32Error(f"naddr entry of type {tlv_type} is {len(value)} bytes (max 255)")
+        payload += bytes((tlv_type, len(value))) + value
+    return bech32_encode("naddr", payload)
+
+
+def naddr_decode(text: str) -> tuple[int, str, str, tuple[str, ...]]:
+    """(kind, pubkey hex, identifier, relays) of an ``naddr``; :class:`Bech32Error` otherwise."""
+    hrp, payload = bech32_decode(text, MAX_TLV_LENGTH)
+    if hrp != "naddr":
+        raise Bech32Error(f"expected an naddr, got prefix {hrp!r}")
+    found: dict[int, list[bytes]] = {}
+    offset = 0
+    while offset + 2 <= len(payload):
+        tlv_type, length = payload[offset], payload[offset + 1]
+        value = payload[offset + 2 : offset + 2 + length]
+        if len(value) != length:
+            raise Bech32Error("naddr TLV entry is cut short")
+        found.setdefault(tlv_type, []).append(value)
+        offset += 2 + length
+    try:
+        [identifier], [author], [kind] = (found[t] for t in (TLV_SPECIAL, TLV_AUTHOR, TLV_KIND))
+        relays = tuple(r.decode("utf-8") for r in found.get(TLV_RELAY, []))
+        return int.from_bytes(kind, "big"), author.hex(), identifier.decode("utf-8"), relays
+    except (KeyError, ValueError) as exc:
+        raise Bech32Error(f"naddr lacks or repeats an entry, or is not UTF-8 ({exc})") from None

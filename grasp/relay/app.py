@@ -21,17 +21,19 @@ from actors.trace.recorder import JsonlTracer
 from grasp.admission.write_policy import GraspWritePolicy
 from grasp.context import RealSyncContext
 from grasp.git import FetchLimits, FetchPolicy, remove_interrupted_work
-from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore
+from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore, SweepResult
 from grasp.relay.config import Config
-from grasp.relay.git_http import GitService
+from grasp.relay.git_http import SERVE_CONFIG, GitService
 from grasp.relay.maintenance import PurgatorySweeper
 from grasp.relay.observe.metrics import SyncMetrics
 from grasp.relay.observe.status import StatusBoard
+from grasp.relay.prs import ContributorRepositories
 from grasp.relay.sync_sources.settings import SyncSourceSettings
 from grasp.relay.sync_sources.source import SyncSources
 from grasp.relay.transport.http import (
     GIT_MOUNT,
     METRICS_MOUNT,
+    PRS_MOUNT,
     STATUS_JSON_MOUNT,
     STATUS_MOUNT,
     MountKey,
@@ -184,8 +186,15 @@ def open_grasp_relay(
             metrics.event_released(event.kind)
             board.record_release(event.id, event.kind, identifier, held_for)
 
+        prs: ContributorRepositories | None = None  # GRASP-06, built once the actors run
+
         workflow = ReleaseWorkflow(
-            index, store, purgatory, notify=hub.publish, on_release=on_release
+            index,
+            store,
+            purgatory,
+            notify=hub.publish,
+            on_release=on_release,
+            pr_sources=lambda pr: prs.sources(pr) if prs is not None else [],
         )
         policy, limits = fetch_settings(bound)
         ctx = RealSyncContext(
@@ -197,6 +206,10 @@ def open_grasp_relay(
         )
         cleanup.append(system.stop)
         logger.debug("start 3/4: actors started (%s)", ", ".join(system.actor_names()))
+        if bound.grasp06:
+            prs = ContributorRepositories(
+                data_dir, bound.public_domain, store, purgatory, system, serve_config=SERVE_CONFIG
+            )
         write_policy = GraspWritePolicy(
             domain=bound.public_domain,
             index=index,
@@ -204,6 +217,8 @@ def open_grasp_relay(
             purgatory=purgatory,
             sync=system,
             notify=hub.publish,
+            curation=bound.curation,
+            prs=prs,
         )
         sync_sources = SyncSources(
             bound.sync_sources, SyncSourceSettings.from_config(bound), write_policy
@@ -215,13 +230,15 @@ def open_grasp_relay(
             limits=session_limits(bound),
             query_json=store.query_json,
         )
-        git = GitService(index, store, purgatory, system)
+        git = GitService(index, store, purgatory, system, domain=bound.public_domain)
         mounts: dict[MountKey, WSGIApp] = {
             GIT_MOUNT: git.app(),
             METRICS_MOUNT: metrics.wsgi_app(),
             STATUS_JSON_MOUNT: board.json_app(),
             STATUS_MOUNT: board.html_app(),
         }
+        if prs is not None:
+            mounts[PRS_MOUNT] = prs.app()
         app = build_app(bound, context, mounts=mounts)
         server.application = app
         relay = Relay(config=bound, store=store, hub=hub, app=app, server=server)
@@ -230,7 +247,7 @@ def open_grasp_relay(
             purgatory,
             index,
             system,
-            PurgatorySweeper(purgatory, index),
+            PurgatorySweeper(purgatory, index, on_sweep=_prs_upkeep(prs)),
             sync_sources,
             metrics,
             board,
@@ -243,6 +260,13 @@ def open_grasp_relay(
             except Exception:
                 logger.exception("cleanup after a failed start")
         raise
+
+
+def _prs_upkeep(prs: ContributorRepositories | None) -> Callable[[SweepResult], object] | None:
+    """After each sweep: drop the /prs/ refs of expired placeholders (S16.1)."""
+    if prs is None:
+        return None
+    return lambda result: prs.forget(result.placeholders)
 
 
 def _restore(purgatory: PurgatoryStore, path: Path) -> list[str]:

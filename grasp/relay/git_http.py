@@ -15,25 +15,37 @@ those in announcement purgatory, S10.5) and *which pushes* may land (S10.6), bef
 A refusal reaches the user as ``remote: <reason>`` from ``git push``. After a successful push
 the Releaser is told (``GitDataArrived``): it releases what is now satisfiable, aligns HEAD and
 the other owners' repositories and promotes the announcement.
+
+``GET /<npub>/<identifier>.git`` itself (no service path) is the repository's HTML landing page,
+or a 404 page when it is not hosted (GRASP-01 L58, S15.3; ``grasp.relay.landing``).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
+from grasp.admission.rules import clone_url_of_ours, relay_url_of_ours
 from grasp.admission.write_policy import SyncPort
 from grasp.git import list_refs
-from grasp.git.http_backend import RepoTarget, is_git_dir, make_git_http_app
+from grasp.git.http_backend import RepoTarget, is_git_dir, make_git_http_app, request_path
 from grasp.git.receive import MalformedPush, PushRequest, RefUpdate, read_push_commands
 from grasp.nostr import kinds
-from grasp.nostr.bech32 import npub_decode
-from grasp.nostr.nip34 import PullRequest, RepositoryState, identifier_problem, is_oid
+from grasp.nostr.bech32 import npub_decode, npub_encode
+from grasp.nostr.nip34 import (
+    PullRequest,
+    RepositoryState,
+    announcement_lookup,
+    identifier_problem,
+    is_oid,
+)
 from grasp.purgatory import AddOutcome, PurgatoryStore
+from grasp.relay.landing import landing_page, not_hosted_page
 from grasp.repositories import RepositoryIndex
 from grasp.store.sqlite import EventStore
 
@@ -46,6 +58,7 @@ NOSTR_PREFIX = "refs/nostr/"
 ALIGNED = ("refs/heads/", "refs/tags/")
 _EVENT_ID = re.compile(r"[0-9a-f]{64}")
 _ENV_KEY = "grasp.push"
+_LANDING = re.compile(r"/(?P<npub>[^/]+)/(?P<name>[^/]+)\.git/?")
 
 #: S10.5: serve reachable and tip objects by id (protocol v0 too), accept pushes (authorised here).
 SERVE_CONFIG: Mapping[str, str] = {
@@ -83,29 +96,67 @@ class GitService:
         purgatory: PurgatoryStore,
         sync: SyncPort,
         max_request_bytes: int = 1 << 30,
+        domain: str | None = None,
     ) -> None:
         self.index = index
         self.store = store
         self.purgatory = purgatory
         self.sync = sync
         self.max_request_bytes = max_request_bytes
+        #: Public authority for URLs on the landing page; None: the request's Host header.
+        self.domain = domain
         self.repos_root = (Path(index.data_dir) / "repos").resolve()
 
     def app(self) -> Any:
-        return make_git_http_app(
+        git = make_git_http_app(
             self.resolve,
             before_receive_pack=self.before_receive_pack,
             after_receive_pack=self.after_receive_pack,
             max_request_bytes=self.max_request_bytes,
         )
 
+        def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            path = request_path(environ)
+            page = _LANDING.fullmatch(path) if path is not None else None
+            if page is None or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+                return git(environ, start_response)
+            return self.landing(environ, start_response, page["npub"], page["name"])
+
+        return serve
+
+    # -- the landing page (GRASP-01 L58) ----------------------------------------------------
+
+    def landing(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], npub: str, name: str
+    ) -> list[bytes]:
+        repo = self.locate(f"/{npub}/{name}.git")
+        if repo is None:
+            return _html(environ, start_response, "404 Not Found", not_hosted_page(npub, name))
+        mine = [a for a in self.index.announcements(repo.identifier) if a.owner == repo.owner]
+        announcement = announcement_lookup(mine)(repo.owner, repo.identifier)
+        assert announcement is not None  # locate() found one
+        held = self.purgatory.announcement(repo.owner, repo.identifier) == announcement
+        secure = environ.get("wsgi.url_scheme") == "https"
+        domain = self.domain or str(environ.get("HTTP_HOST", ""))
+        page = landing_page(
+            announcement,
+            clone_url=clone_url_of_ours(announcement, domain)
+            or f"http{'s' if secure else ''}://{domain}/{npub_encode(repo.owner)}/"
+            f"{quote(repo.identifier)}.git",
+            relay_url=relay_url_of_ours(announcement, domain)
+            or f"ws{'s' if secure else ''}://{domain}",
+            held=held,
+        )
+        return _html(environ, start_response, "200 OK", page)
+
     # -- which repositories exist (S10.5) ---------------------------------------------------
 
     def locate(self, url_path: str) -> _Repo | None:
         """``/<npub>/<identifier>.git`` of an accepted or held announcement, else None (404).
 
-        ``PATH_INFO`` arrives percent-decoded once (WSGI); it is not decoded again, so an
-        encoded ``%2F`` can never smuggle a path separator into the identifier.
+        ``url_path`` is ``PATH_INFO`` percent-decoded once (WSGI) and read as UTF-8 by the
+        bridge (S15.3); it is not decoded again, so an encoded ``%2F`` can never smuggle a path
+        separator into the identifier.
         """
         parts = url_path.strip("/").split("/")
         if len(parts) != 2 or not parts[1].endswith(".git"):
@@ -229,8 +280,23 @@ class GitService:
         self.sync.git_data_arrived(push.repo.identifier)
 
 
+def _html(
+    environ: dict[str, Any], start_response: Callable[..., Any], status: str, page: str
+) -> list[bytes]:
+    body = page.encode("utf-8")
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-cache"),
+        ],
+    )
+    return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
 def _repo_path(environ: dict[str, Any]) -> str:
-    path = environ.get("PATH_INFO", "")
+    path = request_path(environ) or ""  # UTF-8, decoded once (S15.3)
     return path[: -len("/git-receive-pack")] if path.endswith("/git-receive-pack") else path
 
 

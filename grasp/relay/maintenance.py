@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 
 import gevent
 
@@ -31,10 +32,13 @@ class PurgatorySweeper:
         purgatory: PurgatoryStore,
         index: RepositoryIndex,
         interval: float = SWEEP_INTERVAL_SECS,
+        on_sweep: Callable[[SweepResult], object] | None = None,
     ) -> None:
         self.purgatory = purgatory
         self.index = index
         self.interval = interval
+        #: Upkeep of what expiry leaves elsewhere (GRASP-06 /prs/ placeholders, S16.1).
+        self.on_sweep = on_sweep
         self._greenlet: gevent.Greenlet | None = None
 
     def start(self) -> None:
@@ -57,6 +61,8 @@ class PurgatorySweeper:
         result = self.purgatory.sweep()
         for announcement in result.announcements:
             self._remove_unused_repo(announcement)
+        if self.on_sweep is not None:
+            self.on_sweep(result)
         return result
 
     def _remove_unused_repo(self, announcement: Announcement) -> None:

@@ -12,7 +12,7 @@ so callers import nothing engine-specific.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
@@ -22,6 +22,10 @@ from grasp.nostr.results import Prefix, Result
 
 #: NIP-01 ``limit`` is clamped to this many events per filter (S10.1).
 DEFAULT_LIMIT_CAP = 500
+#: S15.1: the referenced-ids index keeps this many targets; past it the target whose reference
+#: was recorded longest ago is dropped first (a target referenced again counts as new). 100,000
+#: rows are a few MiB on either engine.
+DEFAULT_MAX_REFERENCES = 100_000
 
 
 class StoreError(RuntimeError):
@@ -107,6 +111,22 @@ class EventStore(Protocol):
 
     def count(self) -> int:
         """How many events are stored (start-up logs and the status page)."""
+        ...
+
+    def add_references(self, referrer: str, targets: Iterable[str]) -> None:
+        """Remember that the accepted event ``referrer`` names ``targets`` (S15.1).
+
+        A target is an event id or an address ``<kind>:<pubkey>:<d>``; GRASP-01 L13 makes an
+        event acceptable when an accepted event tags it, and it may arrive after the event
+        that tags it. The index is bounded: never more than
+        ``max_references`` targets (default :data:`DEFAULT_MAX_REFERENCES`), the oldest
+        recorded reference dropped first. It is stored with the events, so it survives
+        restarts.
+        """
+        ...
+
+    def referrer_of(self, targets: Iterable[str]) -> str | None:
+        """The id of an accepted event that named any of ``targets``, or None (S15.1)."""
         ...
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -32,7 +32,7 @@ from grasp.nostr import kinds
 from grasp.nostr.address import DeletionRequest
 from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
-from grasp.store.base import DEFAULT_LIMIT_CAP, SaveOutcome, StoreError
+from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
 from grasp.store.pg_schema import EVENT_KEY_CLASS, encode, filter_query, migrate
 from grasp.store.rules import effective_limit, index_rows, newest_first, replacement_d, runnable
 
@@ -56,6 +56,13 @@ def redact(url: str) -> str:
 
 
 _SAVE = "SELECT grasp_save_event(" + ", ".join(["%s"] * 14) + ")"
+# A target referenced again takes the seq its insert attempt drew: it becomes the newest, and
+# every row draws exactly one value, so seq has no gaps for the bound to miscount (S15.1).
+_ADD_REFERENCES = """
+INSERT INTO referenced (target, referrer) SELECT t, %s FROM unnest(%s::bytea[]) AS t
+ON CONFLICT (target) DO UPDATE SET referrer = excluded.referrer, seq = excluded.seq
+"""
+_PRUNE_REFERENCES = "DELETE FROM referenced WHERE seq <= (SELECT max(seq) FROM referenced) - %s"
 
 
 def _key(text: str) -> int:
@@ -110,12 +117,18 @@ class PostgresEventStore:
     """
 
     def __init__(
-        self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE, connect_timeout: int = 10
+        self,
+        url: str,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        connect_timeout: int = 10,
+        max_references: int = DEFAULT_MAX_REFERENCES,
     ) -> None:
         if pool_size < 1:
             raise ValueError(f"pool_size must be at least 1, not {pool_size}")
         self.url = url
         self.location = redact(url)
+        self.max_references = max_references
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout) as conn:
                 migrate(conn, self.location)
@@ -169,6 +182,28 @@ class PostgresEventStore:
                     raise
                 logger.debug("save of %s lost a deadlock; attempt %d", event.id, attempt + 1)
         raise AssertionError("unreachable")
+
+    # --- the referenced-ids index (S15.1, migration 4) -----------------------------------------
+
+    def add_references(self, referrer: str, targets: Iterable[str]) -> None:
+        """Record (or refresh) each target; past ``max_references`` the oldest go (S15.1)."""
+        wanted = [encode(target) for target in sorted(set(targets))]
+        if not wanted:
+            return
+        with self._connection() as conn, conn.transaction():
+            conn.execute(_ADD_REFERENCES, (referrer, wanted))
+            conn.execute(_PRUNE_REFERENCES, (self.max_references,))
+
+    def referrer_of(self, targets: Iterable[str]) -> str | None:
+        wanted = [encode(target) for target in sorted(set(targets))]
+        if not wanted:
+            return None
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT referrer FROM referenced WHERE target = ANY(%s::bytea[]) LIMIT 1",
+                (wanted,),
+            ).fetchone()
+        return str(row[0]) if row else None
 
     # --- reads --------------------------------------------------------------------------------
 

@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS deleted_addresses (
     until   INTEGER NOT NULL,
     PRIMARY KEY (kind, pubkey, d)
 ) WITHOUT ROWID;
+
+-- S15.1: ids and addresses named by accepted events (GRASP-01 L13 "or are tagged by"),
+-- bounded: seq orders them by when they were (last) recorded, the oldest go first
+CREATE TABLE IF NOT EXISTS referenced (
+    seq       INTEGER PRIMARY KEY,
+    target    TEXT    NOT NULL UNIQUE,
+    referrer  TEXT    NOT NULL
+);
 """
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from grasp.nostr import kinds
 from grasp.nostr.address import DeletionRequest
 from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
-from grasp.store.base import DEFAULT_LIMIT_CAP, SaveOutcome, StoreError
+from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
 from grasp.store.rules import (
     effective_limit,
     held_version_wins,
@@ -61,9 +61,10 @@ class SqliteEventStore:
     Implements :class:`grasp.store.base.EventStore`.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_references: int = DEFAULT_MAX_REFERENCES) -> None:
         self.path = Path(path)
         self.location = str(self.path)
+        self.max_references = max_references
         self._lock = _OsRLock()
         try:
             self._db = sqlite3.connect(
@@ -196,6 +197,34 @@ class SqliteEventStore:
             len(request.event_ids),
             len(request.addresses),
         )
+
+    # --- the referenced-ids index (S15.1) ------------------------------------------------------
+
+    def add_references(self, referrer: str, targets: Iterable[str]) -> None:
+        """Record (or refresh) each target; past ``max_references`` the oldest go (S15.1)."""
+        rows = [(target, referrer) for target in sorted(set(targets))]
+        if not rows:
+            return
+        with self._write() as db:
+            # REPLACE gives a refreshed target a new, highest seq: it becomes the newest.
+            db.executemany(
+                "INSERT OR REPLACE INTO referenced (target, referrer) VALUES (?, ?)", rows
+            )
+            db.execute(
+                "DELETE FROM referenced WHERE seq <= (SELECT max(seq) FROM referenced) - ?",
+                (self.max_references,),
+            )
+
+    def referrer_of(self, targets: Iterable[str]) -> str | None:
+        wanted = sorted(set(targets))
+        if not wanted:
+            return None
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT referrer FROM referenced WHERE target IN ({marks}) LIMIT 1", wanted
+            ).fetchone()
+        return row[0] if row else None
 
     # --- reads --------------------------------------------------------------------------------
 

@@ -103,7 +103,15 @@ def print_table(
 def relay_process(data_dir: Path, *args: str) -> RelayProcess:
     """A ``grasp-relay`` on 127.0.0.1:0 that may fetch from loopback git servers; use it as a
     context manager (started on entry, always stopped on exit)."""
-    return RelayProcess(data_dir, "--allow-private-fetch", "--log-level", "WARNING", *args)
+    return RelayProcess(
+        data_dir,
+        "--allow-private-fetch",
+        "--log-level",
+        "WARNING",
+        "--event-rate-limit",
+        "0",
+        *args,
+    )
 
 
 def relay_authority(relay: RelayProcess) -> str:

@@ -208,7 +208,9 @@ def main() -> None:
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp,
-        RelayProcess(Path(tmp) / "data", "--log-level", "WARNING") as relay,
+        RelayProcess(
+            Path(tmp) / "data", "--log-level", "WARNING", "--event-rate-limit", "0"
+        ) as relay,
     ):
         many = measure(relay, args.clients, args.events, args.reqs)
         one = measure(relay, 1, args.events, args.reqs)

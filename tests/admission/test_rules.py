@@ -73,23 +73,42 @@ def test_placeholder_must_carry_the_same_commit():
 
 
 def test_references_are_read_from_a_A_q_and_e_E_q_tags():
+    """S15.1: addresses of any kind count (a state, any addressable or replaceable event)."""
     key, owner = Key(), Key()
     coordinate = f"30617:{owner.pubkey}:repo"
+    state = f"30618:{owner.pubkey}:repo"
     event = sign_event(
         key.secret,
         kinds.ISSUE,
-        [["a", coordinate], ["q", "f" * 64], ["e", "E" * 64], ["E", "1" * 64], ["a", "1:x:y"]],
+        [["a", coordinate], ["q", "f" * 64], ["e", "E" * 64], ["E", "1" * 64], ["a", "1:x:y"]]
+        + [["A", state], ["q", coordinate]],
         "an issue",
     )
-    assert [str(a) for a in rules.referenced_addresses(event)] == [coordinate]
+    assert [str(a) for a in rules.referenced_addresses(event)] == [coordinate, state]
     assert rules.referenced_ids(event) == ["1" * 64, "f" * 64]
+    assert rules.reference_keys(event) == [coordinate, state, "1" * 64, "f" * 64]
 
 
-def test_related_and_kind_checks():
-    assert rules.check_related(True, kinds.ISSUE) is None
-    assert rules.check_related(False, kinds.ISSUE).message.startswith(
-        "blocked: kind 1621 must reference"
+def test_own_keys_are_the_id_and_the_address_of_addressable_events():
+    key = Key()
+    note = sign_event(key.secret, 1, [], "hi")
+    assert rules.own_keys(note) == [note.id]
+    state = key.state("repo", {})
+    assert rules.own_keys(state) == [state.id, f"30618:{key.pubkey}:repo"]
+    grasps = sign_event(key.secret, kinds.USER_GRASP_LIST, [], "")
+    assert rules.own_keys(grasps) == [grasps.id, f"10317:{key.pubkey}:"]
+
+
+def test_check_related_names_what_the_event_tags_when_refusing():
+    key = Key()
+    assert rules.check_related(True, sign_event(key.secret, 1, [], "x")) is None
+    bare = rules.check_related(False, sign_event(key.secret, 1, [], "x"))
+    assert bare.message == (
+        "blocked: kind 1 must reference a repository or an event accepted by this relay, or "
+        "be referenced by one: it tags no repository or event (a/A/q/e/E), and no accepted "
+        "event tags it"
     )
-    for kind in (30617, 30618, 1617, 1618, 1619, 1621, 1630, 1633, 1111, 5):
-        assert rules.check_kind(kind) is None
-    assert rules.check_kind(1).message == "blocked: kind 1 is not accepted by this GRASP relay"
+    tagged = sign_event(key.secret, 7, [["e", "ab" * 32], ["a", f"30617:{key.pubkey}:x"]], "+")
+    message = rules.check_related(False, tagged).message
+    assert message.startswith("blocked: kind 7 must reference")
+    assert f"30617:{key.pubkey[:12]}...:x" in message and "event abababababab..." in message

@@ -7,7 +7,6 @@ workflow in the test's greenlet, which is the single writer here.
 import pytest
 
 from grasp.admission.intake import EventSource
-from grasp.admission.write_policy import GraspWritePolicy
 from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import sign_event
@@ -35,21 +34,6 @@ class RecordingSync:
 
     def release_now(self, identifier, timeout=60.0):
         return self.world.workflow.process(identifier)
-
-
-@pytest.fixture
-def policy(world):
-    sync = RecordingSync(world)
-    policy = GraspWritePolicy(
-        domain=DOMAIN,
-        index=world.index,
-        store=world.store,
-        purgatory=world.purgatory,
-        sync=sync,
-        notify=world.notified.append,
-    )
-    policy.sync_port = sync
-    return policy
 
 
 def _ours(key, d=D, **kwargs):

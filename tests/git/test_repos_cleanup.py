@@ -21,3 +21,16 @@ def test_staging_and_half_initialised_repos_are_removed_and_nothing_else(tmp_pat
     assert for_each_ref(repo) == {"refs/heads/main": commit}
     assert_fsck_clean(repo)
     assert remove_interrupted_work(tmp_path) == []
+
+
+def test_half_made_grasp06_repositories_are_removed_too(tmp_path):
+    """S16.1: ``<data>/prs/`` is created the same atomic way; a SIGKILL can leave the same."""
+    from grasp.git import create_bare_repo
+
+    empty = create_bare_repo(tmp_path / "prs" / ".empty.git")
+    kept = create_bare_repo(tmp_path / "prs" / NPUB / "kept.git")
+    leftovers = [tmp_path / "prs" / ".init-a1", tmp_path / "prs" / NPUB / ".init-b2"]
+    for path in leftovers:
+        (path / "objects").mkdir(parents=True)
+    assert sorted(remove_interrupted_work(tmp_path)) == sorted(leftovers)
+    assert empty.is_dir() and kept.is_dir()

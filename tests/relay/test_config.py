@@ -39,6 +39,21 @@ S12_TABLE = {
     "max_subscriptions": ("--max-subscriptions", "GRASP_MAX_SUBSCRIPTIONS", 20),
     "max_limit": ("--max-limit", "GRASP_MAX_LIMIT", 500),
     "log_level": ("--log-level", "GRASP_LOG_LEVEL", "INFO"),
+    # NIP-11 identity, curation and GRASP-06 (S15.2, S15.5, S16.1)
+    "relay_name": ("--relay-name", "GRASP_RELAY_NAME", "grasp-relay"),
+    "relay_description": ("--relay-description", "GRASP_RELAY_DESCRIPTION", None),
+    "relay_contact": ("--relay-contact", "GRASP_RELAY_CONTACT", None),
+    "relay_icon": ("--relay-icon", "GRASP_RELAY_ICON", None),
+    "repo_acceptance_criteria": (
+        "--repo-acceptance-criteria",
+        "GRASP_REPO_ACCEPTANCE_CRITERIA",
+        None,
+    ),
+    "repo_allow": ("--repo-allow", "GRASP_REPO_ALLOW", ()),
+    "repo_deny": ("--repo-deny", "GRASP_REPO_DENY", ()),
+    "deny_pubkeys": ("--deny-pubkey", "GRASP_DENY_PUBKEYS", ()),
+    "event_rate_limit": ("--event-rate-limit", "GRASP_EVENT_RATE_LIMIT", 60),
+    "grasp06": ("--grasp06", "GRASP_GRASP06", True),
 }
 
 

@@ -344,5 +344,64 @@ class PropertyContract:
         cls.test_s10_1_query_equals_nip01_definition = _property_test()
 
 
-class EventStoreContract(QueryContract, RuleContract, ConcurrencyContract, PropertyContract):
+class ReferenceContract:
+    """The referenced-ids index (S15.1): what accepted events name, bounded, oldest out first."""
+
+    @pytest.fixture()
+    def store(self, new_store: NewStore) -> Iterator[EventStore]:
+        with new_store() as store:
+            yield store
+
+    def test_s15_1_a_named_target_is_found_with_its_referrer(self, store):
+        note, address = "ab" * 32, f"30617:{'cd' * 32}:my-repo"
+        assert store.referrer_of([note, address]) is None
+        store.add_references("ef" * 32, [note, address, note])
+        assert store.referrer_of([note]) == "ef" * 32
+        assert store.referrer_of(["00" * 32, address]) == "ef" * 32
+        assert store.referrer_of([]) is None and store.referrer_of(["00" * 32]) is None
+        store.add_references("ff" * 32, [])  # nothing to record is no error
+
+    def test_s15_1_the_bound_drops_the_oldest_reference_first(self, store):
+        store.max_references = 3
+        store.add_references("01" * 32, ["t1", "t2"])
+        store.add_references("02" * 32, ["t3"])
+        store.add_references("03" * 32, ["t1"])  # referenced again: now the newest
+        store.add_references("04" * 32, ["t4"])
+        assert [store.referrer_of([t]) for t in ("t1", "t2", "t3", "t4")] == [
+            "03" * 32,
+            None,
+            "02" * 32,
+            "04" * 32,
+        ]
+        store.add_references("05" * 32, ["t5", "t6", "t7"])
+        assert [
+            store.referrer_of([t]) is not None for t in ("t1", "t3", "t4", "t5", "t6", "t7")
+        ] == [
+            False,
+            False,
+            False,
+            True,
+            True,
+            True,
+        ]
+
+    def test_s15_1_addresses_survive_exactly(self, store):
+        odd = "30617:" + "ab" * 32 + ":nul\x00 é ☃"
+        store.add_references("01" * 32, [odd])
+        assert store.referrer_of([odd]) == "01" * 32
+        assert store.referrer_of([odd[:-1]]) is None
+
+    def test_s15_1_concurrent_recorders_keep_the_bound(self, store):
+        store.max_references = 50
+        pool = Pool(8)
+        for i in range(40):
+            pool.spawn(store.add_references, f"{i:064x}", [f"target-{i}-{j}" for j in range(5)])
+        pool.join(raise_error=True)
+        found = [store.referrer_of([f"target-{i}-{j}"]) for i in range(40) for j in range(5)]
+        assert sum(1 for f in found if f) == 50
+
+
+class EventStoreContract(
+    QueryContract, RuleContract, ConcurrencyContract, PropertyContract, ReferenceContract
+):
     """The whole contract; a test class per engine subclasses this and adds its fixtures."""

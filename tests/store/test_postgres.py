@@ -58,7 +58,7 @@ class TestPostgresContract(EventStoreContract):
     def clear_store(self):
         def clear(store: PostgresEventStore) -> None:
             with store._connection() as conn:
-                conn.execute("TRUNCATE events, tags, deleted_ids, deleted_addresses")
+                conn.execute("TRUNCATE events, tags, deleted_ids, deleted_addresses, referenced")
 
         return clear
 

@@ -36,7 +36,7 @@ class TestSqliteContract(EventStoreContract):
     def clear_store(self):
         def clear(store: SqliteEventStore) -> None:
             with store._write() as db:
-                for table in ("tags", "events", "deleted_ids", "deleted_addresses"):
+                for table in ("tags", "events", "deleted_ids", "deleted_addresses", "referenced"):
                     db.execute(f"DELETE FROM {table}")
 
         return clear
@@ -175,3 +175,11 @@ def test_concurrent_greenlets_and_threads_share_one_store(tmp_path):
 def test_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="cannot open event store"):
         EventStore(tmp_path / "no" / "such" / DEFAULT_FILENAME)
+
+
+def test_s15_1_referenced_ids_survive_a_reopen(tmp_path):
+    path = tmp_path / "events.sqlite3"
+    with SqliteEventStore(path) as store:
+        store.add_references("ab" * 32, ["cd" * 32])
+    with SqliteEventStore(path) as store:
+        assert store.referrer_of(["cd" * 32]) == "ab" * 32

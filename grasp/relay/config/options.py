@@ -25,9 +25,14 @@ from .values import (
     port,
     positive_milliseconds,
     positive_seconds,
+    pubkey,
+    pubkeys,
     relay_url,
     relay_urls,
+    repo_rule,
+    repo_rules,
     seconds,
+    text,
 )
 
 __all__ = ["OPTIONS", "Option"]
@@ -117,5 +122,36 @@ OPTIONS: tuple[Option, ...] = (
            "cap on a filter's 'limit' and on stored events per filter (S10.1)", metavar="N"),
     Option("log_level", "--log-level", "GRASP_LOG_LEVEL", log_level,
            f"logging threshold ({', '.join(LOG_LEVELS)})", metavar="LEVEL"),
+    # -- issue 13: NIP-11 identity, curation, GRASP-06 (S15, S16) --
+    Option("relay_name", "--relay-name", "GRASP_RELAY_NAME", text,
+           "NIP-11 name of this relay (S15.2)", metavar="TEXT"),
+    Option("relay_description", "--relay-description", "GRASP_RELAY_DESCRIPTION", text,
+           "NIP-11 description (S15.2)", metavar="TEXT",
+           default_text="a sentence naming the domain"),
+    Option("relay_contact", "--relay-contact", "GRASP_RELAY_CONTACT", text,
+           "NIP-11 contact URI of the operator, e.g. mailto:ops@example.org (S15.2)",
+           metavar="URI", default_text="none"),
+    Option("relay_icon", "--relay-icon", "GRASP_RELAY_ICON", text,
+           "NIP-11 icon URL (S15.2)", metavar="URL", default_text="none"),
+    Option("repo_acceptance_criteria", "--repo-acceptance-criteria",
+           "GRASP_REPO_ACCEPTANCE_CRITERIA", text,
+           "NIP-11 repo_acceptance_criteria, what this relay hosts (GRASP-01 L29, S15.2)",
+           metavar="TEXT", default_text="the GRASP-01 rules, naming the domain"),
+    Option("repo_allow", "--repo-allow", "GRASP_REPO_ALLOW", repo_rule,
+           "accept only announcements of these repositories: npub, npub/identifier or "
+           "identifier (repeatable; env: comma-separated) (S15.5)", kind="append",
+           metavar="RULE", default_text="none", env_parse=repo_rules),
+    Option("repo_deny", "--repo-deny", "GRASP_REPO_DENY", repo_rule,
+           "refuse announcements of these repositories; beats --repo-allow (repeatable) "
+           "(S15.5)", kind="append", metavar="RULE", default_text="none", env_parse=repo_rules),
+    Option("deny_pubkeys", "--deny-pubkey", "GRASP_DENY_PUBKEYS", pubkey,
+           "refuse every event of this key, npub or hex (repeatable) (S15.5)", kind="append",
+           metavar="KEY", default_text="none", env_parse=pubkeys),
+    Option("event_rate_limit", "--event-rate-limit", "GRASP_EVENT_RATE_LIMIT", int_at_least(0),
+           "EVENT messages per minute per websocket connection, answered rate-limited: past "
+           "it; 0 turns it off; sync sources are not limited (S15.5)", metavar="N"),
+    Option("grasp06", "--grasp06", "GRASP_GRASP06", boolean,
+           "GRASP-06 contributor PRs at /prs/<npub>/<identifier>.git; --no-grasp06 answers "
+           "404 there (S16.1)", kind="switch", default_text="on"),
 )
 # fmt: on

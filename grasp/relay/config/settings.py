@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.config import SyncConfig
+from grasp.admission.curation import Curation
 from grasp.git import FetchLimits
 from grasp.purgatory.store import DEFAULT_EXPIRY_SECS
 from grasp.relay.transport.connection import WebSocketLimits
@@ -62,6 +63,20 @@ class Config:
     max_subscriptions: int = _SESSION.max_subscriptions
     max_limit: int = _SESSION.max_limit
     log_level: str = "INFO"
+    # NIP-11 identity (S15.2); None: the built-in text naming the domain
+    relay_name: str = "grasp-relay"
+    relay_description: str | None = None
+    relay_contact: str | None = None
+    relay_icon: str | None = None
+    repo_acceptance_criteria: str | None = None
+    # curation (S15.5): repository rules (npub, npub/identifier, identifier) and denied keys
+    repo_allow: tuple[str, ...] = ()
+    repo_deny: tuple[str, ...] = ()
+    deny_pubkeys: tuple[str, ...] = ()
+    #: EVENT messages per minute per websocket connection; 0 = unlimited (not curation).
+    event_rate_limit: int = _SESSION.max_events_per_minute
+    #: GRASP-06 contributor PRs at /prs/<npub>/<identifier>.git (S16.1)
+    grasp06: bool = True
 
     @property
     def public_domain(self) -> str:
@@ -70,6 +85,11 @@ class Config:
             return self.domain
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+    @property
+    def curation(self) -> Curation:
+        """The curation rules (S15.5); the options were validated when parsed."""
+        return Curation.from_texts(self.repo_allow, self.repo_deny, self.deny_pubkeys)
 
     @property
     def sync_enabled(self) -> bool:

@@ -143,3 +143,38 @@ def path(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return Path(text)
+
+
+def text(value: str) -> str:
+    """A free text (a name, a description, a URL): anything but empty."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value.strip()
+
+
+def repo_rule(value: str) -> str:
+    """``npub``, ``npub/identifier`` or ``identifier`` (S15.5), checked and kept as written."""
+    from grasp.admission.curation import RepoRule
+
+    try:
+        return str(RepoRule.parse(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def repo_rules(value: str) -> tuple[str, ...]:
+    return tuple(repo_rule(item) for item in value.split(",") if item.strip())
+
+
+def pubkey(value: str) -> str:
+    """An npub or 64-hex public key, kept as lowercase hex."""
+    from grasp.admission.curation import parse_pubkey
+
+    try:
+        return parse_pubkey(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def pubkeys(value: str) -> tuple[str, ...]:
+    return tuple(pubkey(item) for item in value.split(",") if item.strip())

@@ -9,8 +9,7 @@ below it) or a predicate on the path; the mounted app gets the unchanged environ
 
 CORS (NIP-11 requires it, browsers need it for git too): every response carries
 ``Access-Control-Allow-Origin: *`` and friends, mounted apps included, and ``OPTIONS`` on any path
-is
-a ``204`` preflight answer.
+is a ``204`` preflight answer (GRASP-01 L64-L67, S15.3).
 """
 
 from __future__ import annotations
@@ -43,15 +42,31 @@ def git_repository_path(path: str) -> bool:
 
 #: Where later parts plug in; unmounted, each answers 404.
 GIT_MOUNT: MountKey = git_repository_path
+#: GRASP-06 contributor PRs (S16.1): mounted only with ``--grasp06``.
+PRS_MOUNT = "/prs"
 METRICS_MOUNT = "/metrics"
 STATUS_MOUNT = "/status"
 STATUS_JSON_MOUNT = "/status.json"
 
+#: S15.3, GRASP-01 L66: the request headers are *named*. A browser never lets ``*`` cover
+#: ``Authorization``, and browser git clients send ``Git-Protocol`` (protocol v2) and
+#: ``Content-Encoding`` (gzipped RPC bodies) on cross-origin requests, so each is listed.
+ALLOWED_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Git-Protocol",
+    "Accept",
+    "Content-Encoding",
+    "X-Requested-With",
+)
+#: What a browser git client reads of an answer beyond the CORS-safelisted headers.
+EXPOSED_RESPONSE_HEADERS = ("Content-Type", "Content-Length", "Content-Encoding", "Cache-Control")
+
 CORS_HEADERS = (
     ("Access-Control-Allow-Origin", "*"),
     ("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS"),
-    ("Access-Control-Allow-Headers", "*"),
-    ("Access-Control-Expose-Headers", "*"),
+    ("Access-Control-Allow-Headers", ", ".join(ALLOWED_REQUEST_HEADERS)),
+    ("Access-Control-Expose-Headers", ", ".join(EXPOSED_RESPONSE_HEADERS)),
 )
 
 

@@ -1,6 +1,12 @@
-"""The NIP-11 relay information document with the GRASP additions (S10.2, protocol.md §2).
+"""The NIP-11 relay information document with the GRASP additions (S10.2, S15.2,
+protocol.md §2).
 
-Built once from the configuration: nothing in it changes while the relay runs.
+Built once from the configuration: nothing in it changes while the relay runs. GRASP-01 L28-L30
+fields: ``supported_grasps`` (what this process serves), ``repo_acceptance_criteria`` (always, a
+human-readable text; ``--repo-acceptance-criteria`` or the rules of GRASP-01 naming the domain)
+and ``curation`` exactly when a curation rule is active (S15.5; the connection rate limit is
+generic spam prevention and is not curation). Name, description, contact and icon come from
+``--relay-*``; ``software`` and ``version`` are this project's.
 """
 
 from __future__ import annotations
@@ -26,15 +32,43 @@ def software_url() -> str | None:
 
 
 def supported_grasps(config: Config) -> list[str]:
-    """GRASP-01 always; GRASP-02 (proactive sync) only when sync sources are configured."""
-    return ["GRASP-01", "GRASP-02"] if config.sync_enabled else ["GRASP-01"]
+    """GRASP-01 always; GRASP-02 (proactive sync) only with sync sources; GRASP-06 when on."""
+    grasps = ["GRASP-01"]
+    if config.sync_enabled:
+        grasps.append("GRASP-02")
+    if config.grasp06:
+        grasps.append("GRASP-06")
+    return grasps
+
+
+def acceptance_criteria(config: Config) -> str:
+    """``--repo-acceptance-criteria``, or what GRASP-01 (and GRASP-06) make this relay host."""
+    if config.repo_acceptance_criteria:
+        return config.repo_acceptance_criteria
+    domain = config.public_domain
+    text = (
+        "Repository announcements (kind 30617) that list this relay in both 'clone' "
+        f"(http(s)://{domain}/<npub>/<identifier>.git) and 'relays' (ws(s)://{domain}), and "
+        "announcements of the maintainers they list; the states, pull requests, patches, "
+        "issues, comments and statuses of those repositories, and any event that references "
+        "an accepted event or is referenced by one."
+    )
+    if config.grasp06:
+        text += (
+            " Pull requests of contributors without a repository here are accepted when their "
+            f"'clone' tag names http(s)://{domain}/prs/<signer npub>/<identifier>.git (GRASP-06)."
+        )
+    if config.curation.active:
+        text += " The curation policy below applies."
+    return text
 
 
 def relay_information(config: Config) -> dict[str, Any]:
     """The document served for ``Accept: application/nostr+json`` on ``/``."""
     info: dict[str, Any] = {
-        "name": "grasp-relay",
-        "description": (
+        "name": config.relay_name,
+        "description": config.relay_description
+        or (
             f"GRASP relay at {config.public_domain}: a Nostr relay for NIP-34 git collaboration "
             "that also hosts the git repositories it announces."
         ),
@@ -51,6 +85,13 @@ def relay_information(config: Config) -> dict[str, Any]:
             "payment_required": False,
         },
     }
+    info["repo_acceptance_criteria"] = acceptance_criteria(config)
+    curation = config.curation.summary()
+    if curation is not None:
+        info["curation"] = curation  # L30: present exactly when curated, else omitted
+    for field, value in (("contact", config.relay_contact), ("icon", config.relay_icon)):
+        if value:
+            info[field] = value
     url = software_url()
     if url:
         info["software"] = url

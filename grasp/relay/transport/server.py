@@ -94,7 +94,11 @@ def websocket_limits(config: Config) -> WebSocketLimits:
 
 
 def session_limits(config: Config) -> SessionLimits:
-    return SessionLimits(max_subscriptions=config.max_subscriptions, max_limit=config.max_limit)
+    return SessionLimits(
+        max_subscriptions=config.max_subscriptions,
+        max_limit=config.max_limit,
+        max_events_per_minute=config.event_rate_limit,
+    )
 
 
 def build_app(

@@ -16,12 +16,15 @@ Answers to malformed input, decided once here:
   many -> ``CLOSED`` with ``invalid:``/``blocked:``; a non-string id can only get a ``NOTICE``.
 * ``COUNT`` (NIP-45, not offered) -> ``CLOSED "error: ..."``, because NIP-45 requires ``CLOSED``
   for a refused COUNT and clients wait for it.
+* ``EVENT`` past the connection's rate limit (S15.5, :mod:`.ratelimit`) -> ``OK false
+  "rate-limited: ..."`` before the signature is even checked: a flood costs us no crypto.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +34,7 @@ from grasp.nostr.event import Event, InvalidEvent
 from grasp.nostr.filters import Filter, InvalidFilter
 from grasp.nostr.results import Prefix, Result
 from grasp.relay.transport.hub import Outbox, SubscriptionHub, event_frame
+from grasp.relay.transport.ratelimit import DEFAULT_EVENTS_PER_MINUTE, EventRateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ class SessionLimits:
     max_subscriptions: int = 20
     max_limit: int = 500
     max_subid_length: int = 64
+    #: EVENT messages per minute per connection (S15.5); 0 turns the limit off.
+    max_events_per_minute: int = DEFAULT_EVENTS_PER_MINUTE
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class SessionContext:
     limits: SessionLimits = SessionLimits()
     #: Optional faster form of :attr:`query`; used instead of it when given.
     query_json: QueryEventTexts | None = None
+    #: Monotonic seconds, for the event rate limit.
+    clock: Callable[[], float] = time.monotonic
 
     def stored_texts(self, filters: Sequence[Filter]) -> list[str]:
         """JSON texts of the stored events a REQ gets before EOSE (``limit`` clamped, S10.1)."""
@@ -105,6 +113,7 @@ class Nip01Session:
         self._out = outbox
         self._ctx = context
         self._peer = peer
+        self._rate = EventRateLimiter(context.limits.max_events_per_minute)
         self._handlers: dict[str, Callable[[list[Any]], None]] = {
             "EVENT": self._on_event,
             "REQ": self._on_req,
@@ -150,6 +159,11 @@ class Nip01Session:
             self._answer_invalid(
                 event_id, Prefix.INVALID.wire("EVENT must carry exactly one event")
             )
+            return
+        limited = self._rate.check(self._ctx.clock())
+        if limited is not None:
+            logger.debug("EVENT from %s rate-limited", self._peer)
+            self._answer_invalid(event_id, limited.message)
             return
         try:
             event = Event.from_json(raw)

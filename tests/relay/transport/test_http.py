@@ -50,9 +50,20 @@ def call(app, path="/", method="GET", headers=None):
 
 
 def assert_cors(headers: dict) -> None:
+    """S15.3, GRASP-01 L64-L66: the request headers are named (browsers never let ``*``
+    cover ``Authorization``), and what git clients send is among them."""
     assert headers["Access-Control-Allow-Origin"] == "*"
-    assert "GET" in headers["Access-Control-Allow-Methods"]
-    assert headers["Access-Control-Allow-Headers"]
+    assert {"GET", "POST"} <= set(headers["Access-Control-Allow-Methods"].split(", "))
+    allowed = headers["Access-Control-Allow-Headers"].split(", ")
+    assert allowed == [
+        "Authorization",
+        "Content-Type",
+        "Git-Protocol",
+        "Accept",
+        "Content-Encoding",
+        "X-Requested-With",
+    ]
+    assert "*" not in headers["Access-Control-Expose-Headers"]
 
 
 def test_s10_2_nip11_document_for_nostr_json_accept():
@@ -64,7 +75,7 @@ def test_s10_2_nip11_document_for_nostr_json_accept():
     assert_cors(headers)
     info = json.loads(body)
     assert info["supported_nips"] == [1, 11, 34]
-    assert info["supported_grasps"] == ["GRASP-01"]
+    assert info["supported_grasps"] == ["GRASP-01", "GRASP-06"]
     assert info["name"] and "127.0.0.1:4321" in info["description"]
     assert info["software"].startswith("https://") and info["version"] == "0.1.0"
     assert info["limitation"]["max_message_length"] == 100_000
@@ -74,7 +85,7 @@ def test_s10_2_nip11_document_for_nostr_json_accept():
 
 
 def test_s10_2_grasp_02_is_advertised_only_with_sync_sources():
-    config = Config(sync_sources=("wss://other.example",))
+    config = Config(sync_sources=("wss://other.example",), grasp06=False)
     _, _, _, body = call(make_app(config), headers={"Accept": "application/nostr+json"})
     assert json.loads(body)["supported_grasps"] == ["GRASP-01", "GRASP-02"]
 
@@ -229,3 +240,43 @@ def test_bad_websocket_handshake_is_400(overrides, reason):
     )
     assert captured["status"] == "400 Bad Request" and reason in body
     assert_cors(captured["headers"])
+
+
+def _info(config: Config) -> dict:
+    _, _, _, body = call(make_app(config), headers={"Accept": "application/nostr+json"})
+    return json.loads(body)
+
+
+def test_s15_2_nip11_lists_acceptance_criteria_and_omits_curation_by_default():
+    info = _info(Config().with_bound_port(4321))
+    assert "127.0.0.1:4321" in info["repo_acceptance_criteria"]
+    assert "/prs/" in info["repo_acceptance_criteria"]  # GRASP-06 is on by default
+    assert "curation" not in info and "contact" not in info and "icon" not in info
+
+
+def test_s15_2_nip11_fields_come_from_the_options():
+    config = Config(
+        relay_name="Git Haven",
+        relay_description="repositories of the haven",
+        relay_contact="mailto:ops@haven.example",
+        relay_icon="https://haven.example/icon.png",
+        repo_acceptance_criteria="only friends",
+        grasp06=False,
+    )
+    info = _info(config)
+    assert (info["name"], info["description"]) == ("Git Haven", "repositories of the haven")
+    assert (info["contact"], info["icon"]) == ("mailto:ops@haven.example", config.relay_icon)
+    assert info["repo_acceptance_criteria"] == "only friends"
+    assert info["supported_grasps"] == ["GRASP-01"]
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [{"repo_allow": ("mine",)}, {"repo_deny": ("spam",)}, {"deny_pubkeys": ("ab" * 32,)}],
+    ids=["allow", "deny", "pubkey"],
+)
+def test_s15_2_curation_is_present_exactly_when_a_rule_is_active(rules):
+    info = _info(Config(**rules))
+    assert info["curation"].startswith("Curated: ")
+    assert "curation policy" in info["repo_acceptance_criteria"]
+    assert "curation" not in _info(Config(event_rate_limit=5))  # spam prevention, not curation
