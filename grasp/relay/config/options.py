@@ -117,5 +117,11 @@ OPTIONS: tuple[Option, ...] = (
            "cap on a filter's 'limit' and on stored events per filter (S10.1)", metavar="N"),
     Option("log_level", "--log-level", "GRASP_LOG_LEVEL", log_level,
            f"logging threshold ({', '.join(LOG_LEVELS)})", metavar="LEVEL"),
+    Option("fetch_max_advertisement_bytes", "--fetch-max-advertisement-bytes",
+           "GRASP_FETCH_MAX_ADVERTISEMENT_BYTES", byte_size,
+           "cap on one ref advertisement of a git fetch (info/refs and ls-refs) (S14.1)",
+           metavar="BYTES", default_text="32MiB"),
+    Option("fetch_max_refs", "--fetch-max-refs", "GRASP_FETCH_MAX_REFS", int_at_least(1),
+           "cap on the refs one advertisement of a git fetch may list (S14.1)", metavar="N"),
 )
 # fmt: on
