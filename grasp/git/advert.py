@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from dulwich.errors import GitProtocolError
@@ -61,6 +61,14 @@ def keep_all(ref: Ref, sha: ObjectID | None) -> bool:
 
 def keep_none(ref: Ref, sha: ObjectID | None) -> bool:
     return False
+
+
+def under_prefixes(keep: RefFilter, prefixes: Sequence[bytes] | None) -> RefFilter:
+    """``keep``, limited to refs under ``prefixes`` (v2 servers filter themselves; v0 not)."""
+    if prefixes is None:
+        return keep
+    starts = tuple(prefixes)
+    return lambda ref, sha: ref.startswith(starts) and keep(ref, sha)
 
 
 class AdvertisementError(GitProtocolError):
@@ -190,12 +198,14 @@ def read_v0_refs(reader: PktReader, first: bytes | None, keep: RefFilter) -> Adv
         if line is first and b"\0" in ref:
             ref, caps = ref.split(b"\0", 1)
             advert.capabilities = set(caps.strip().split(b" "))
-        reader.budget.count_ref()
-        if ref.endswith(PEELED_SUFFIX):
+        if ref.endswith(PEELED_SUFFIX):  # counted as bytes only, as v2 has them inline
             base = Ref(ref[: -len(PEELED_SUFFIX)])
             if ref != CAPABILITIES_REF and base in advert.refs:
                 advert.peeled[base] = sha
-        elif keep(Ref(ref), sha):
+            line = reader.read_pkt()
+            continue
+        reader.budget.count_ref()
+        if keep(Ref(ref), sha):
             advert.refs[Ref(ref)] = sha
         line = reader.read_pkt()
     advert.symrefs = _symrefs_of(advert.capabilities, advert.refs)

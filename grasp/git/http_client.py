@@ -52,6 +52,7 @@ from grasp.git.advert import (
     keep_all,
     read_info_refs,
     read_v2_refs,
+    under_prefixes,
 )
 from grasp.git.errors import TooLarge
 from grasp.git.url_policy import FetchPolicy, Resolver, check_url_syntax, pin_address
@@ -307,7 +308,7 @@ class GraspHttpGitClient(Urllib3HttpGitClient):
         if self.protocol_version == 2:
             headers["Git-Protocol"] = "version=2"
         budget = AdvertBudget(self.advert_limits, self.budget.pause)
-        keep = _with_prefix(self.ref_filter, ref_prefix)
+        keep = under_prefixes(self.ref_filter, ref_prefix)
         tail = "info/refs?service=git-upload-pack"
         url = urljoin(base_url, tail)
         resp, read = self._http_request(url, headers)
@@ -369,14 +370,6 @@ def _redirected_base(url: str, location: str, tail: str) -> str | None:
     if not location.endswith(tail):
         raise GitProtocolError(f"Redirected from URL {url} to URL {location} without {tail}")
     return urljoin(url, location[: -len(tail)])
-
-
-def _with_prefix(keep: RefFilter, ref_prefix: Sequence[bytes] | None) -> RefFilter:
-    """``keep``, limited to refs under ``ref_prefix`` (v2 servers filter themselves; v0 not)."""
-    if ref_prefix is None:
-        return keep
-    prefixes = tuple(ref_prefix)
-    return lambda ref, sha: ref.startswith(prefixes) and keep(ref, sha)
 
 
 def refused_oids(messages: list[bytes], candidates: set[str]) -> set[str]:

@@ -35,6 +35,7 @@ from grasp.git.advert import (
     keep_all,
     read_info_refs,
     read_v2_refs,
+    under_prefixes,
 )
 from grasp.git.errors import TooLarge
 from grasp.git.fetch import _NewTips
@@ -80,10 +81,16 @@ def test_s14_1_cap_by_count_stops_at_the_first_ref_over_it():
         read_v2_refs(reader(ref_lines(0, 101) + b"0000", limits), keep_all)
 
 
-def test_s14_1_v0_peeled_lines_count_as_bytes_but_the_first_line_is_a_ref():
-    limits = AdvertLimits(max_bytes=1 << 30, max_refs=1)
-    _, advert = read_info_refs(reader(v0_advert(b""), limits), keep_all)
-    assert list(advert.refs) == [b"HEAD"]
+def test_s14_1_v0_peeled_lines_are_not_counted_as_refs():
+    """v2 lists a tag's peeled value on the tag's own line; v0 on a line of its own. The count
+    is of refs either way, so a repository fits the same cap over both protocols."""
+    limits = AdvertLimits(max_bytes=1 << 30, max_refs=2)
+    tag = pkt(b"%040x refs/tags/v1\n" % 2) + pkt(b"%040x refs/tags/v1^{}\n" % 3)
+    _, advert = read_info_refs(reader(v0_advert(tag), limits), keep_all)
+    assert list(advert.refs) == [b"HEAD", b"refs/tags/v1"]
+    assert advert.peeled == {b"refs/tags/v1": b"%040x" % 3}
+    with pytest.raises(TooLarge, match="more than 2 refs"):
+        read_info_refs(reader(v0_advert(tag + ref_lines(0, 1)), limits), keep_all)
 
 
 def test_s14_1_endless_v2_capability_list_is_too_large():
@@ -187,6 +194,13 @@ def test_one_byte_reads_parse_the_same():
     _, whole = read_info_refs(reader(data), keep_all)
     _, trickled = read_info_refs(reader(data, step=1), keep_all)
     assert trickled == whole and len(whole.refs) == 51
+
+
+def test_ref_prefix_limits_what_a_v0_advertisement_keeps():
+    keep = under_prefixes(keep_all, [b"refs/heads/r000000000"])
+    _, advert = read_info_refs(reader(v0_advert(ref_lines(0, 20))), keep)
+    assert len(advert.refs) == 10 and b"HEAD" not in advert.refs
+    assert under_prefixes(keep_all, None) is keep_all
 
 
 def test_new_tips_keep_only_tips_the_target_lacks_once_each(source: Source, tmp_path: Path):
