@@ -20,7 +20,7 @@ FETCH_ERROR_REASONS = frozenset(
         "not_found",  # HTTP 404: no repository at this URL
         "http_error",  # any other non-200 HTTP status (401, 403, 500, ...)
         "protocol",  # the server spoke something we cannot use: malformed, truncated, dumb HTTP
-        "too_large",  # the pack exceeded FetchLimits.max_bytes
+        "too_large",  # the pack or the ref advertisement exceeded its FetchLimits cap (S14.1)
         "local",  # our side failed: target repository missing or unreadable, disk error
     }
 )
@@ -42,6 +42,13 @@ class FetchError(Exception):
 
     def __str__(self) -> str:
         return f"fetch from {self.url} failed ({self.reason}): {self.detail}"
+
+
+class TooLarge(Exception):
+    """More data arrived than a cap allows: the pack (S7.2) or the ref advertisement (S14.1).
+
+    Raised inside a fetch and reported as ``FetchError(too_large)``.
+    """
 
 
 class AbsentObjectError(ValueError):

@@ -19,22 +19,28 @@ objects stay unreferenced; release creates the refs.
 
 Bounds (S7.2): ``FetchLimits.deadline_secs`` for the whole call (a ``gevent.Timeout`` around DNS,
 transfer and indexing), ``read_timeout_secs`` per socket connect and read (urllib3), and
-``max_bytes`` of response data.  Any failure is a :class:`FetchError`, and the repository is then
-exactly as before, because a pack is only installed after it was received and indexed completely
-(see ``pack_ingest.py``).  The function blocks the calling greenlet, never the hub (S7.4):
-socket I/O is cooperative (the process must be monkey-patched, as the relay and the tests are), the
-response reader yields to the hub every 20 ms of parsing, and the pack is indexed by a
-``git index-pack`` subprocess.
+``max_bytes`` of response data.  The ref advertisement has caps of its own (S14.1,
+``max_advertisement_bytes`` and ``max_refs``) and is parsed as a stream that keeps only what the
+attempt needs: nothing for the fixed wants (haves come from the local repository), and for the
+all-tips fallback only the advertised tips the target lacks (``advert.py``).
+
+Any failure is a :class:`FetchError`, and the repository is then exactly as before, because a
+pack is only installed after it was received and indexed completely (see ``pack_ingest.py``).
+The function blocks the calling greenlet, never the hub (S7.4): socket I/O is cooperative (the
+process must be monkey-patched, as the relay and the tests are), the response reader yields to
+the hub every 20 ms of parsing, and the pack is indexed by a ``git index-pack`` subprocess.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import gevent
 import urllib3.exceptions
@@ -45,6 +51,7 @@ from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from grasp.git.advert import AdvertLimits, RefFilter, keep_none
 from grasp.git.errors import FetchError
 from grasp.git.http_client import (
     ByteBudget,
@@ -63,20 +70,30 @@ logger = logging.getLogger(__name__)
 # Exceptions that point at a bug on our side rather than at bad data from the server.
 _LIKELY_BUGS = (TypeError, AttributeError, NameError)
 
-WantsFn = Callable[[Mapping[Ref, ObjectID]], list[str]]
+_DEFAULT_ADVERT = AdvertLimits()
 
 
 @dataclass(frozen=True)
 class FetchLimits:
-    """S7.2 bounds of one ``fetch_oids`` call (``--fetch-timeout-secs`` and friends)."""
+    """S7.2 and S14.1 bounds of one ``fetch_oids`` call (``--fetch-timeout-secs`` and friends).
+
+    ``max_advertisement_bytes`` and ``max_refs`` cap each ref advertisement (info/refs plus
+    ``ls-refs``); the defaults fit every real forge repository.
+    """
 
     deadline_secs: float = 120.0
     read_timeout_secs: float = 30.0
     max_bytes: int = 1 << 30
+    max_advertisement_bytes: int = _DEFAULT_ADVERT.max_bytes
+    max_refs: int = _DEFAULT_ADVERT.max_refs
 
     def __post_init__(self) -> None:
-        if self.deadline_secs <= 0 or self.read_timeout_secs <= 0 or self.max_bytes <= 0:
+        if min(dataclasses.astuple(self)) <= 0:
             raise ValueError(f"FetchLimits must be positive: {self}")
+
+    @property
+    def advertisement(self) -> AdvertLimits:
+        return AdvertLimits(self.max_advertisement_bytes, self.max_refs)
 
 
 class _WantsRefused(Exception):
@@ -157,7 +174,9 @@ class _Fetch:
         pool = make_pool_manager(
             self.policy, pins, read_timeout=self.limits.read_timeout_secs, resolve=self.resolve
         )
-        self.client = GraspHttpGitClient(self.url, pool, ByteBudget(self.limits.max_bytes))
+        self.client = GraspHttpGitClient(
+            self.url, pool, ByteBudget(self.limits.max_bytes), self.limits.advertisement
+        )
         try:
             self._fetch_with_fallback(missing)
         finally:
@@ -177,7 +196,7 @@ class _Fetch:
         remaining, dropped = list(missing), False
         while remaining:
             try:
-                self._attempt(_fixed_wants(remaining))
+                self._attempt(_FixedWants(remaining))
                 break
             except _WantsRefused as refusal:
                 if not refusal.named:
@@ -201,16 +220,11 @@ class _Fetch:
             return
         logger.debug("falling back to all advertised ref tips of %s", self.url)
         try:
-            self._attempt(self._all_new_tips)
+            self._attempt(_NewTips())
         except _WantsRefused as refusal:
             raise refusal.cause from None
 
-    def _all_new_tips(self, refs: Mapping[Ref, ObjectID]) -> list[str]:
-        tips = sorted({sha.decode("ascii") for sha in refs.values() if sha})
-        absent = missing_oids(self.repo_path, tips)
-        return [sha for sha in tips if sha in absent]
-
-    def _attempt(self, choose_wants: WantsFn) -> None:
+    def _attempt(self, choose_wants: _Wants) -> None:
         """One ``fetch_pack`` round trip; installs the pack on success."""
         spool = PackSpool(self.repo_path / "objects")
         negotiated = False
@@ -224,9 +238,9 @@ class _Fetch:
             wants = choose_wants(refs)
             return [ObjectID(oid.encode("ascii")) for oid in wants]
 
-        self.client.start_attempt()
         try:
             with Repo(str(self.repo_path)) as repo:
+                self.client.start_attempt(choose_wants.ref_filter(repo))
                 walker = repo.get_graph_walker(heads=have_heads(repo))
                 self.client.fetch_pack("", determine_wants, walker, spool.write)
         except BaseException as exc:
@@ -248,10 +262,45 @@ class _Fetch:
         self.installed += 1
 
 
-def _fixed_wants(wants: list[str]) -> WantsFn:
-    """Wants that do not depend on the advertisement (protocol v2 fetches OIDs directly)."""
-    chosen = list(wants)
-    return lambda refs: chosen
+class _Wants(Protocol):
+    """An attempt's wants: which advertised refs to keep, then the wants chosen from them."""
+
+    def ref_filter(self, repo: Repo) -> RefFilter: ...
+
+    def __call__(self, refs: Mapping[Ref, ObjectID]) -> list[str]: ...
+
+
+class _FixedWants:
+    """Wants that do not depend on the advertisement (protocol v2 fetches OIDs directly), so
+    no advertised ref is kept."""
+
+    def __init__(self, oids: list[str]) -> None:
+        self.oids = list(oids)
+
+    def ref_filter(self, repo: Repo) -> RefFilter:
+        return keep_none
+
+    def __call__(self, refs: Mapping[Ref, ObjectID]) -> list[str]:
+        return self.oids
+
+
+class _NewTips:
+    """Every advertised tip the target lacks.  Only those are kept, one ref per distinct
+    object, while the advertisement streams in; tips the target has are dropped at once."""
+
+    def ref_filter(self, repo: Repo) -> RefFilter:
+        store, kept = repo.object_store, set[ObjectID]()
+
+        def keep(ref: Ref, sha: ObjectID | None) -> bool:
+            if sha is None or len(sha) != 40 or sha in kept or sha in store:
+                return False
+            kept.add(sha)
+            return True
+
+        return keep
+
+    def __call__(self, refs: Mapping[Ref, ObjectID]) -> list[str]:
+        return sorted({sha.decode("ascii") for sha in refs.values()})
 
 
 def have_heads(repo: Repo) -> list[ObjectID]:

@@ -5,15 +5,17 @@
   host name.  A host first seen in a redirect is resolved and checked here too, so a redirect to
   a refused address fails with ``FetchError("policy")`` before any connection is made.  No proxy
   is ever used (a proxy would connect elsewhere than the checked address).
-* :class:`GraspHttpGitClient` is dulwich's ``Urllib3HttpGitClient`` with four changes:
+* :class:`GraspHttpGitClient` is dulwich's ``Urllib3HttpGitClient`` with five changes:
   non-200 statuses raise :class:`HttpStatusError` carrying the status (dulwich folds them into a
   message string); a discovery reply that is not smart HTTP is refused (dulwich would fall back
-  to the "dumb" protocol, which downloads objects one by one into memory); every byte read from
-  any response is charged to a :class:`ByteBudget` (the S7.2 size cap, which also bounds
-  oversized ref advertisements) that yields to the gevent hub regularly; and the first bytes of
-  each POST response are kept, because dulwich reports a refused ``want`` as a bare "remote
-  server unexpectedly closed the connection" although the server named the object in an
-  ``ERR`` pkt-line (see :func:`refused_oids`).
+  to the "dumb" protocol, which downloads objects one by one into memory); the ref
+  advertisement (info/refs and v2 ``ls-refs``) is parsed as a stream under its own caps,
+  keeping only the refs the attempt's :data:`~grasp.git.advert.RefFilter` wants (S14.1, see
+  ``advert.py``); every byte read from any response is charged to a :class:`ByteBudget` (the
+  S7.2 size cap) that yields to the gevent hub regularly; and the first bytes of each POST
+  response are kept, because dulwich reports a refused ``want`` as a bare "remote server
+  unexpectedly closed the connection" although the server named the object in an ``ERR``
+  pkt-line (see :func:`refused_oids`).
 """
 
 from __future__ import annotations
@@ -22,28 +24,52 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+from urllib.parse import urljoin
 
 import gevent
 import urllib3
-from dulwich.client import Urllib3HttpGitClient
+from dulwich.client import (
+    Urllib3HttpGitClient,
+    build_ls_refs_request_v2,
+    extract_object_format_from_capabilities,
+)
 from dulwich.errors import GitProtocolError
+from dulwich.objects import ObjectID
+from dulwich.protocol import pkt_line
+from dulwich.refs import Ref
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from grasp.git.advert import (
+    AdvertBudget,
+    Advertisement,
+    AdvertLimits,
+    PktReader,
+    RefFilter,
+    keep_all,
+    read_info_refs,
+    read_v2_refs,
+    under_prefixes,
+)
+from grasp.git.errors import TooLarge
 from grasp.git.url_policy import FetchPolicy, Resolver, check_url_syntax, pin_address
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "grasp-purgatory-sync (dulwich)"
 _HEAD_KEEP = 8 * 1024
+#: How long a fetch pauses each ``ByteBudget.yield_interval``: enough for one loop iteration.
+PAUSE_SECS = 0.001
 _ERR_OID = re.compile(rb"\b([0-9a-f]{40})\b")
 
 
-class TooLarge(Exception):
-    """More bytes arrived than the fetch's ``max_bytes`` allows."""
+#: What dulwich's ``_discover_references`` returns: refs, capabilities, base URL, symrefs, peeled.
+Discovered = tuple[dict[Ref, ObjectID | None], set[bytes], str, dict[Ref, Ref], dict[Ref, ObjectID]]
+
+__all__ = ["ByteBudget", "GraspHttpGitClient", "HttpStatusError", "TooLarge", "refused_oids"]
 
 
 class NotSmartHttp(GitProtocolError):
@@ -64,7 +90,11 @@ class ByteBudget:
 
     A fast server keeps the socket readable, so gevent never has to wait and the parsing
     greenlet could run for seconds without a switch; ``charge`` therefore yields to the hub at
-    least every ``yield_interval`` seconds (S7.4).
+    least every ``yield_interval`` seconds (S7.4).  The yield is a real sleep of
+    :data:`PAUSE_SECS`, not ``gevent.sleep(0)``: a zero sleep may resume this greenlet before the
+    loop polls for I/O, and under an endless advertisement that starved accepting and reading
+    client connections for about a second at a time (NIP-11 and REQ answers of 1.0-1.1 s,
+    measured; S14.1 allows 1 s).
     """
 
     def __init__(self, max_bytes: int, *, yield_interval: float = 0.02) -> None:
@@ -77,9 +107,13 @@ class ByteBudget:
         self.received += nbytes
         if self.received > self.max_bytes:
             raise TooLarge(f"received more than {self.max_bytes} bytes")
+        self.pause()
+
+    def pause(self) -> None:
+        """Yield to the hub if ``yield_interval`` passed since the last yield."""
         now = time.monotonic()
         if now - self._last_yield >= self._yield_interval:
-            gevent.sleep(0)
+            gevent.sleep(PAUSE_SECS)
             self._last_yield = time.monotonic()
 
 
@@ -181,16 +215,29 @@ def make_pool_manager(
 
 
 class _ResponseTap:
-    """Wraps a response's read function: charges the budget and keeps the first bytes."""
+    """Wraps a response's read function: charges the budget and keeps the first bytes.
 
-    def __init__(self, read: Callable[[int], bytes], budget: ByteBudget, keep: int) -> None:
+    Called as ``tap(n)`` it is dulwich's ``read`` (exactly ``n`` bytes unless the body ends);
+    ``tap.read_some(n)`` returns what has arrived, up to ``n`` (urllib3's ``read1``), for the
+    advertisement parser, which must not wait for a block the server never completes.
+    """
+
+    def __init__(
+        self, resp: Any, read: Callable[[int], bytes], budget: ByteBudget, keep: int
+    ) -> None:
+        self._read1 = getattr(resp, "read1", read)
         self._read = read
         self._budget = budget
         self._keep = keep
         self.head = b""
 
-    def read(self, size: int) -> bytes:
-        data = self._read(size)
+    def __call__(self, size: int) -> bytes:
+        return self._tapped(self._read(size))
+
+    def read_some(self, size: int) -> bytes:
+        return self._tapped(self._read1(size))
+
+    def _tapped(self, data: bytes) -> bytes:
         if len(self.head) < self._keep:
             self.head += data[: self._keep - len(self.head)]
         self._budget.charge(len(data))
@@ -200,9 +247,17 @@ class _ResponseTap:
 class GraspHttpGitClient(Urllib3HttpGitClient):
     """dulwich's HTTP client, pinned and bounded; see the module docstring."""
 
-    def __init__(self, base_url: str, pool_manager: PinnedPoolManager, budget: ByteBudget) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        pool_manager: PinnedPoolManager,
+        budget: ByteBudget,
+        advert_limits: AdvertLimits | None = None,
+    ) -> None:
         super().__init__(base_url, pool_manager=pool_manager, config=None)
         self.budget = budget
+        self.advert_limits = advert_limits or AdvertLimits()
+        self.ref_filter: RefFilter = keep_all
         self._post_taps: list[_ResponseTap] = []
 
     def _http_request(
@@ -223,18 +278,98 @@ class GraspHttpGitClient(Urllib3HttpGitClient):
                 raise NotSmartHttp(
                     f"{url} is not a smart-HTTP git server (Content-Type {content_type!r})"
                 )
-        tap = _ResponseTap(read, self.budget, _HEAD_KEEP if data is not None else 0)
+        tap = _ResponseTap(resp, read, self.budget, _HEAD_KEEP if data is not None else 0)
         if data is not None:
             self._post_taps.append(tap)
-        return resp, tap.read
+        return resp, tap
 
-    def start_attempt(self) -> None:
-        """Forget the responses of the previous attempt."""
+    def start_attempt(self, keep: RefFilter = keep_all) -> None:
+        """Forget the responses of the previous attempt; keep only the refs ``keep`` accepts."""
         self._post_taps.clear()
+        self.ref_filter = keep
+
+    def _discover_references(
+        self,
+        service: bytes,
+        base_url: str,
+        protocol_version: int | None = None,
+        ref_prefix: Sequence[bytes] | None = None,
+    ) -> Discovered:
+        """The ref advertisement, parsed as a stream under ``advert_limits`` (S14.1).
+
+        Replaces dulwich's method for fetches (the same requests: info/refs with
+        ``Git-Protocol: version=2``, then ``ls-refs`` if the server speaks v2), returning only
+        the refs ``ref_filter`` kept; anything else goes to dulwich's.
+        """
+        if service != b"git-upload-pack":
+            return super()._discover_references(service, base_url, protocol_version, ref_prefix)
+        self.protocol_version = 2 if protocol_version is None else protocol_version
+        headers = {"Accept": "*/*"}
+        if self.protocol_version == 2:
+            headers["Git-Protocol"] = "version=2"
+        budget = AdvertBudget(self.advert_limits, self.budget.pause)
+        keep = under_prefixes(self.ref_filter, ref_prefix)
+        tail = "info/refs?service=git-upload-pack"
+        url = urljoin(base_url, tail)
+        resp, read = self._http_request(url, headers)
+        try:
+            base_url = _redirected_base(url, resp.redirect_location, tail) or base_url
+            version, advert = read_info_refs(PktReader(_read_some(read), budget), keep)
+        finally:
+            resp.close()
+        if protocol_version is not None and version > protocol_version:
+            raise GitProtocolError(f"bad Git protocol version {version} used by server")
+        self.protocol_version, self.dumb = version, False
+        if version == 2:
+            advert = self._ls_refs(base_url, advert.capabilities, budget, keep, ref_prefix)
+        logger.debug(
+            "advertisement of %s: v%d, %d refs in %d bytes, %d kept",
+            url,
+            version,
+            budget.refs,
+            budget.received,
+            len(advert.refs),
+        )
+        return advert.refs, advert.capabilities, base_url, advert.symrefs, advert.peeled
+
+    def _ls_refs(
+        self,
+        base_url: str,
+        capabilities: set[bytes],
+        budget: AdvertBudget,
+        keep: RefFilter,
+        ref_prefix: Sequence[bytes] | None,
+    ) -> Advertisement:
+        """The v2 ``ls-refs`` command, built as dulwich builds it, its answer read as a stream."""
+        object_format = extract_object_format_from_capabilities(capabilities)
+        commands, arguments = build_ls_refs_request_v2(capabilities, object_format, ref_prefix)
+        body = b"".join(
+            [pkt_line(p) for p in commands] + [b"0001"] + [pkt_line(p) for p in arguments]
+        )
+        resp, read = self._smart_request("git-upload-pack", base_url, body + b"0000")
+        try:
+            advert = read_v2_refs(PktReader(_read_some(read), budget), keep)
+        finally:
+            resp.close()
+        advert.capabilities = capabilities
+        return advert
 
     def server_errors(self) -> list[bytes]:
         """``ERR`` and side-band error messages in this attempt's POST responses."""
         return [msg for tap in self._post_taps for msg in _error_messages(tap.head)]
+
+
+def _read_some(read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    return getattr(read, "read_some", read)
+
+
+def _redirected_base(url: str, location: str, tail: str) -> str | None:
+    """The new base URL after a redirect of the discovery request (None: not redirected)."""
+    if not location:
+        return None
+    if not location.endswith(tail):
+        raise GitProtocolError(f"Redirected from URL {url} to URL {location} without {tail}")
+    return urljoin(url, location[: -len(tail)])
 
 
 def refused_oids(messages: list[bytes], candidates: set[str]) -> set[str]:

@@ -76,7 +76,11 @@ def fetch_settings(config: Config) -> tuple[FetchPolicy, FetchLimits]:
     return (
         FetchPolicy(allow_private=config.allow_private_fetch),
         FetchLimits(
-            config.fetch_timeout_secs, config.fetch_read_timeout_secs, config.fetch_max_bytes
+            config.fetch_timeout_secs,
+            config.fetch_read_timeout_secs,
+            config.fetch_max_bytes,
+            config.fetch_max_advertisement_bytes,
+            config.fetch_max_refs,
         ),
     )
 

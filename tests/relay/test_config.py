@@ -54,6 +54,13 @@ S12_TABLE = {
     "deny_pubkeys": ("--deny-pubkey", "GRASP_DENY_PUBKEYS", ()),
     "event_rate_limit": ("--event-rate-limit", "GRASP_EVENT_RATE_LIMIT", 60),
     "grasp06": ("--grasp06", "GRASP_GRASP06", True),
+    # S14.1: the ref advertisement's own caps
+    "fetch_max_advertisement_bytes": (
+        "--fetch-max-advertisement-bytes",
+        "GRASP_FETCH_MAX_ADVERTISEMENT_BYTES",
+        32 * 1024 * 1024,
+    ),
+    "fetch_max_refs": ("--fetch-max-refs", "GRASP_FETCH_MAX_REFS", 500_000),
 }
 
 
@@ -93,6 +100,8 @@ def test_s12_every_config_field_has_exactly_the_documented_flag_and_env():
         ("max_subscriptions", "3", 3),
         ("max_limit", "10", 10),
         ("log_level", "debug", "DEBUG"),
+        ("fetch_max_advertisement_bytes", "4MiB", 4 * 1024 * 1024),
+        ("fetch_max_refs", "1000", 1000),
     ],
 )
 def test_s12_each_value_option_from_flag_and_from_env(field, raw, expected):
@@ -195,3 +204,13 @@ def test_docs_configuration_lists_every_option_with_its_env_and_default():
     for option in OPTIONS:
         [row] = [r for r in rows if r.startswith(f"``{option.flag}")]
         assert f"``{option.env}``" in row and f"- {default_text(option)}\n" in row, option.flag
+
+
+def test_s14_1_advertisement_caps_reach_the_fetch_limits():
+    from grasp.relay.app import fetch_settings
+
+    argv = ["--fetch-max-advertisement-bytes", "1MiB", "--fetch-max-refs", "7"]
+    _, limits = fetch_settings(parse_config(argv, {}))
+    assert (limits.max_advertisement_bytes, limits.max_refs) == (1 << 20, 7)
+    _, defaults = fetch_settings(parse_config([], {}))
+    assert (defaults.max_advertisement_bytes, defaults.max_refs) == (32 << 20, 500_000)

@@ -153,5 +153,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("grasp06", "--grasp06", "GRASP_GRASP06", boolean,
            "GRASP-06 contributor PRs at /prs/<npub>/<identifier>.git; --no-grasp06 answers "
            "404 there (S16.1)", kind="switch", default_text="on"),
+    Option("fetch_max_advertisement_bytes", "--fetch-max-advertisement-bytes",
+           "GRASP_FETCH_MAX_ADVERTISEMENT_BYTES", byte_size,
+           "cap on one ref advertisement of a git fetch (info/refs and ls-refs) (S14.1)",
+           metavar="BYTES", default_text="32MiB"),
+    Option("fetch_max_refs", "--fetch-max-refs", "GRASP_FETCH_MAX_REFS", int_at_least(1),
+           "cap on the refs one advertisement of a git fetch may list (S14.1)", metavar="N"),
 )
 # fmt: on

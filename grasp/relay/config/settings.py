@@ -52,6 +52,8 @@ class Config:
     fetch_timeout_secs: float = _FETCH.deadline_secs
     fetch_read_timeout_secs: float = _FETCH.read_timeout_secs
     fetch_max_bytes: int = _FETCH.max_bytes
+    fetch_max_advertisement_bytes: int = _FETCH.max_advertisement_bytes  # S14.1
+    fetch_max_refs: int = _FETCH.max_refs
     purgatory_expiry_secs: float = DEFAULT_EXPIRY_SECS
     trace: Path | None = None
     # benchmark knobs: shorter rate window (politeness runs), tick-only scheduling (baseline)
