@@ -321,7 +321,12 @@ def _random_sets(seed: int, common: int, only_a: int, only_b: int, span: int):
 
     def item():
         while True:
-            shared = rng.choice((0, 0, 1, 2, 30))  # ids sharing prefixes stress minimal bounds
+            # Ids sharing prefixes stress minimal bounds. Not more than 28 bytes: the fingerprint
+            # is an additive sum, and ids left with only 2 random bytes (which are the high
+            # bytes of the little-endian sum) collide in small ranges — seed 1038 found two
+            # pairs with equal sums. Real ids are sha256 outputs; 4 random bytes make a
+            # collision as unlikely here as it is there.
+            shared = rng.choice((0, 0, 1, 2, 28))
             item_id = prefix[:shared] + rng.randbytes(32 - shared)
             if item_id not in used:
                 used.add(item_id)
