@@ -17,11 +17,15 @@ import pytest
 CADDYFILE = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "Caddyfile"
 
 
-@pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed (Debian package 'caddy')")
+MISSING = "caddy is not installed (Debian package 'caddy')"
+
+
+@pytest.mark.skipif(shutil.which("caddy") is None, reason=MISSING)
 def test_caddy_validates_the_documented_caddyfile(tmp_path):
     adapted = subprocess.run(
         ["caddy", "adapt", "--config", str(CADDYFILE), "--adapter", "caddyfile", "--validate"],
-        capture_output=True, text=True, timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert adapted.returncode == 0, adapted.stderr
     server = json.loads(adapted.stdout)["apps"]["http"]["servers"]["srv0"]

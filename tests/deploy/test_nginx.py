@@ -189,7 +189,8 @@ def test_publish_push_clone_and_live_release_over_tls(deployment, tmp_path):
     state = owner.state(identifier, {"refs/heads/main": main})
     _push_and_see_released(deployment, owner, identifier, work, state)
     clone = tmp_path / "clone.git"
-    cloned = deployment.git("clone", "--bare", "--quiet", deployment.repo_url(owner, identifier), clone)
+    cloned = deployment.git("clone", "--bare", "--quiet",
+                            deployment.repo_url(owner, identifier), clone)
     assert cloned.returncode == 0, cloned.stderr
     assert for_each_ref(clone) == for_each_ref(work.path) == {"refs/heads/main": main}
 
@@ -205,11 +206,13 @@ def test_push_over_2_mib_passes_the_body_limit(deployment, tmp_path):
     state = owner.state(identifier, {"refs/heads/main": big})
     _push_and_see_released(deployment, owner, identifier, work, state)
     clone = tmp_path / "clone.git"
-    cloned = deployment.git("clone", "--bare", "--quiet", deployment.repo_url(owner, identifier), clone)
+    cloned = deployment.git("clone", "--bare", "--quiet",
+                            deployment.repo_url(owner, identifier), clone)
     assert cloned.returncode == 0, cloned.stderr
     assert for_each_ref(clone) == {"refs/heads/main": big}
     assert git("cat-file", "-s", f"{big}:big.bin", git_dir=clone).strip() == str(3 * 1024 * 1024)
-    pushes = [line for line in deployment.nginx.access_log.splitlines() if "git-receive-pack" in line]
+    log = deployment.nginx.access_log.splitlines()
+    pushes = [line for line in log if "git-receive-pack" in line]
     assert any('"POST ' in line and '" 200 ' in line for line in pushes), pushes
 
 

@@ -80,7 +80,8 @@ def test_systemd_analyze_accepts_the_unit(tmp_path):
     unit.write_text(localised(tmp_path))
     checked = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
                              text=True, timeout=60)
-    complaints = [line for line in (checked.stdout + checked.stderr).splitlines() if unit.name in line]
+    output = (checked.stdout + checked.stderr).splitlines()
+    complaints = [line for line in output if unit.name in line]
     assert checked.returncode == 0 and not complaints, checked.stdout + checked.stderr
 
 

@@ -86,8 +86,9 @@ def test_scripts_run_from_another_directory_keep_relative_paths_there(tmp_path, 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     in_checkout = {path: path.exists() for path in (ROOT / "reldata", ROOT / "trace.jsonl")}
-    relay = RelayProcess(None, *args, "--port", "0", command=["bash", str(ROOT / "scripts" / script)],
-                         cwd=elsewhere, port=None, start_timeout=300)
+    command = ["bash", str(ROOT / "scripts" / script)]
+    relay = RelayProcess(None, *args, "--port", "0", command=command, cwd=elsewhere, port=None,
+                         start_timeout=300)
     with relay:
         assert (elsewhere / data / "events.sqlite3").is_file()
         assert f"data {elsewhere / data}" in relay.log  # the relay's start line, resolved

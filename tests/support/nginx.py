@@ -183,7 +183,8 @@ class NginxProcess:
         while waiting:
             if self._proc.poll() is not None:
                 output = (self.workdir / "nginx.out").read_text(errors="replace")
-                raise NginxError(f"nginx exited with {self._proc.returncode}:\n{output}{self.error_log}")
+                status = self._proc.returncode
+                raise NginxError(f"nginx exited with {status}:\n{output}{self.error_log}")
             try:
                 with socket.create_connection(("127.0.0.1", waiting[0]), timeout=1):
                     waiting.pop(0)
@@ -197,7 +198,7 @@ class NginxProcess:
 
 
 class TlsRelayClient(RelayClient):
-    """:class:`RelayClient` over ``wss://``, trusting the CA file ``ca`` (the test's certificate)."""
+    """:class:`RelayClient` over ``wss://``, trusting the CA file ``ca`` (the test certificate)."""
 
     def __init__(self, url: str, ca: Path, timeout: float = 10.0) -> None:
         self.ws = websocket.create_connection(url, timeout=timeout, sslopt={"ca_certs": str(ca)})
