@@ -115,12 +115,14 @@ class ThrottleClient:
     :class:`~actors.throttle.ThrottleManager`), speaking to DomainThrottle actors by name.
 
     ``identifier`` is the main-path identifier being synced, if any: a domain where it already
-    waits in the round-robin queue counts as throttled for it (``IsThrottled``).
+    waits in the round-robin queue counts as throttled for it (``IsThrottled``). ``queued_on``
+    lists the domains it was queued on, so the sync's end can say it was left to them.
     """
 
     def __init__(self, effects: Effects, identifier: str | None = None) -> None:
         self.effects = effects
         self.identifier = identifier
+        self.queued_on: list[str] = []
 
     def is_throttled(self, domain: str) -> bool:
         """A domain without a DomainThrottle yet has never been asked: not throttled, and not
@@ -139,9 +141,12 @@ class ThrottleClient:
                 continue
         return False
 
-    def complete_request(self, domain: str) -> None:
-        self.effects.tell(throttle_name(domain), RequestDone())
+    def complete_request(
+        self, domain: str, url: str | None = None, reason: str | None = None
+    ) -> None:
+        self.effects.tell(throttle_name(domain), RequestDone(url, reason))
 
     def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None:
         msg = EnqueueIdentifier(identifier, frozenset(tried_urls))
+        self.queued_on.append(domain)
         self.effects.tell(throttle_name(domain), msg)

@@ -248,7 +248,10 @@ class ThrottleManager:
         """Atomic check-and-start (S6.4); False when the domain is saturated."""
         return self.throttle(domain).try_start(self.clock.now())
 
-    def complete_request(self, domain: str) -> None:
+    def complete_request(
+        self, domain: str, url: str | None = None, reason: str | None = None
+    ) -> None:
+        """The request ended; ``url`` and ``reason`` are for traces, which this has none of."""
         self.throttle(domain).complete_request(self.clock.now())
 
     def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None:
