@@ -23,6 +23,7 @@ from grasp.context import RealSyncContext
 from grasp.git import FetchLimits, FetchPolicy, remove_interrupted_work
 from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore
 from grasp.relay.config import Config
+from grasp.relay.fetch_checks import warn_unfetchable_sources
 from grasp.relay.git_http import GitService
 from grasp.relay.maintenance import PurgatorySweeper
 from grasp.relay.observe.metrics import SyncMetrics
@@ -67,6 +68,8 @@ def sync_config(config: Config) -> SyncConfig:
         rate_window=config.sync_rate_window_secs,
         precise_wakeups=config.sync_precise_wakeups,
         backoff_scale=config.sync_backoff_scale,
+        history_attempts=config.sync_history_attempts,
+        history_identifiers=config.sync_history_identifiers,
     )
 
 
@@ -118,6 +121,7 @@ class GraspRelay:
             ", ".join(self.system.actor_names()),
             len(self.sync_sources),
         )
+        warn_unfetchable_sources(self.config.sync_sources, fetch_settings(self.config)[0])
         self.sync_sources.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -204,6 +208,8 @@ def open_grasp_relay(
             purgatory=purgatory,
             sync=system,
             notify=hub.publish,
+            public_scheme=bound.public_scheme,
+            fetch_candidates=ctx.fetch_candidates,
         )
         sync_sources = SyncSources(
             bound.sync_sources, SyncSourceSettings.from_config(bound), write_policy

@@ -39,6 +39,14 @@ S12_TABLE = {
     "max_subscriptions": ("--max-subscriptions", "GRASP_MAX_SUBSCRIPTIONS", 20),
     "max_limit": ("--max-limit", "GRASP_MAX_LIMIT", 500),
     "log_level": ("--log-level", "GRASP_LOG_LEVEL", "INFO"),
+    # sync history and public URL scheme (S18.1, S10.4 answers)
+    "sync_history_attempts": ("--sync-history-attempts", "GRASP_SYNC_HISTORY_ATTEMPTS", 20),
+    "sync_history_identifiers": (
+        "--sync-history-identifiers",
+        "GRASP_SYNC_HISTORY_IDENTIFIERS",
+        1000,
+    ),
+    "public_url_scheme": ("--public-url-scheme", "GRASP_PUBLIC_URL_SCHEME", None),
 }
 
 
@@ -180,3 +188,14 @@ def test_docs_configuration_lists_every_option_with_its_env_and_default():
     for option in OPTIONS:
         [row] = [r for r in rows if r.startswith(f"``{option.flag}")]
         assert f"``{option.env}``" in row and f"- {default_text(option)}\n" in row, option.flag
+
+
+def test_public_scheme_is_http_unless_a_public_domain_or_the_option_says_otherwise():
+    """S10.4 answers name URLs in the scheme clients reach the relay by."""
+    assert parse_config([], {}).public_scheme == "http"
+    assert parse_config(["--domain", "relay.example.com"], {}).public_scheme == "https"
+    explicit = ["--domain", "relay.example.com", "--public-url-scheme", "HTTP"]
+    assert parse_config(explicit, {}).public_scheme == "http"
+    assert parse_config([], {"GRASP_PUBLIC_URL_SCHEME": "https"}).public_scheme == "https"
+    with pytest.raises(ConfigError, match="not a URL scheme"):
+        parse_config(["--public-url-scheme", "ftp"], {})

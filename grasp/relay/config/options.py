@@ -28,6 +28,7 @@ from .values import (
     relay_url,
     relay_urls,
     seconds,
+    url_scheme,
 )
 
 __all__ = ["OPTIONS", "Option"]
@@ -117,5 +118,15 @@ OPTIONS: tuple[Option, ...] = (
            "cap on a filter's 'limit' and on stored events per filter (S10.1)", metavar="N"),
     Option("log_level", "--log-level", "GRASP_LOG_LEVEL", log_level,
            f"logging threshold ({', '.join(LOG_LEVELS)})", metavar="LEVEL"),
+    Option("sync_history_attempts", "--sync-history-attempts", "GRASP_SYNC_HISTORY_ATTEMPTS",
+           int_at_least(1), "sync attempts kept per identifier for /status (S18.1)", metavar="N"),
+    Option("sync_history_identifiers", "--sync-history-identifiers",
+           "GRASP_SYNC_HISTORY_IDENTIFIERS", int_at_least(1),
+           "identifiers whose sync history is kept; the least recently attempted goes first "
+           "(S18.1)", metavar="N"),
+    Option("public_url_scheme", "--public-url-scheme", "GRASP_PUBLIC_URL_SCHEME", url_scheme,
+           "scheme clients use to reach this relay (http: ws://, https: wss://), as answers "
+           "name its clone and relay URLs (S10.4)", metavar="SCHEME",
+           default_text="http; https with --domain"),
 )
 # fmt: on

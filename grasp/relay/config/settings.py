@@ -62,6 +62,11 @@ class Config:
     max_subscriptions: int = _SESSION.max_subscriptions
     max_limit: int = _SESSION.max_limit
     log_level: str = "INFO"
+    # sync history (S18.1) and how clients reach us (S10.4 answers)
+    sync_history_attempts: int = _SYNC.history_attempts
+    sync_history_identifiers: int = _SYNC.history_identifiers
+    #: ``http`` or ``https``; None means https when ``--domain`` is given, else http.
+    public_url_scheme: str | None = None
 
     @property
     def public_domain(self) -> str:
@@ -70,6 +75,17 @@ class Config:
             return self.domain
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+    @property
+    def public_scheme(self) -> str:
+        """``http`` or ``https``: the scheme this relay is reached by (``ws``/``wss`` follow).
+
+        Without ``--public-url-scheme`` it is https behind a public ``--domain`` (a TLS proxy
+        in front, docs/deployment) and http otherwise: what the relay itself serves.
+        """
+        if self.public_url_scheme is not None:
+            return self.public_url_scheme
+        return "https" if self.domain is not None else "http"
 
     @property
     def sync_enabled(self) -> bool:
