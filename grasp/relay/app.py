@@ -27,7 +27,7 @@ from grasp.relay.fetch_checks import warn_unfetchable_sources
 from grasp.relay.git_http import GitService
 from grasp.relay.maintenance import PurgatorySweeper
 from grasp.relay.observe.metrics import SyncMetrics
-from grasp.relay.observe.status import StatusBoard
+from grasp.relay.observe.status import HISTORY_SHOWN, StatusBoard
 from grasp.relay.sync_sources.settings import SyncSourceSettings
 from grasp.relay.sync_sources.source import SyncSources
 from grasp.relay.transport.http import (
@@ -51,6 +51,7 @@ from grasp.relay.transport.server import (
 from grasp.relay.transport.session import SessionContext
 from grasp.release import ReleaseWorkflow
 from grasp.repositories import RepositoryIndex
+from messages.history import SyncHistoryReport
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +179,15 @@ def open_grasp_relay(
         hub = SubscriptionHub()
         index = RepositoryIndex(store, purgatory, data_dir)
         metrics = SyncMetrics(purgatory.counts)
+
+        def sync_history(identifier: str | None) -> SyncHistoryReport:
+            return system.history(identifier, limit=HISTORY_SHOWN, timeout=2.0)
+
         board = StatusBoard(  # the lambdas look up system and sync_sources when called
             sync_status=lambda: system.status(limit=10, timeout=2.0),
             purgatory_counts=purgatory.counts,
             sync_sources=lambda: sync_sources.status(),
+            sync_history=sync_history,
         )
 
         def on_release(event, identifier: str, held_for: float | None) -> None:

@@ -47,8 +47,9 @@ def unfetchable_sources(
                 check_url(probe, policy, resolve=resolve)
         except FetchError as exc:
             if exc.reason == "policy" and is_address_refusal(exc.detail, policy):
+                why = exc.detail.removeprefix(f"{parts.hostname}: ")
                 warnings.append(
-                    f"sync source {source}: {exc.detail}; the fetch policy refuses clone URLs "
+                    f"sync source {source}: {why}; the fetch policy refuses clone URLs "
                     f"on it ({probe}...), so git data its events need is never fetched from "
                     f"there (S3.4); start with {PRIVATE_FETCH_FLAG} to allow it"
                 )
