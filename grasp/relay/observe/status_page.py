@@ -243,7 +243,7 @@ def _document(title: str, header: str, body: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta http-equiv="refresh" content="10">\n'
         f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f"<header>{header}</header>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+        f'<header>{header}</header>\n<main class="single">\n{body}\n</main>\n</body>\n</html>\n'
     )
 
 

@@ -501,6 +501,7 @@ def test_the_live_script_renders_exactly_what_the_server_rendered(tmp_path: Path
     assert result["fetched"] == ["/status.json"]
     assert result["dom"] == {f"{k}-body": v for k, v in render_sections(snap).items()}
     assert result["updated"] == "22:13:20 UTC" and result["live"] == "live"
+    assert result["reopened"] == [HOSTILE]  # a history the reader opened stays open (S18.1)
 
 
 _NODE_DRIVER = r"""
@@ -514,9 +515,12 @@ const elements = {};
 const element = (id) => elements[id] || (elements[id] = {id, innerHTML: "", textContent: ""});
 const body = {getAttribute: (n) => ({"data-json-url": "/status.json", "data-refresh-ms":
 "2000"})[n]};
-const fetched = [];
+const fetched = [], reopened = [], OPEN = snapshot.history.identifiers[0].identifier;
+const details = (id) => ({getAttribute: (n) => (n === "data-identifier" ? id : null),
+                          setAttribute: (n) => { if (n === "open") reopened.push(id); }});
 const ctx = {
-  document: {body, getElementById: element, querySelectorAll: () => []},
+  document: {body, getElementById: element, querySelectorAll: (selector) =>
+    selector === "details[open]" ? [details(OPEN)] : [details(OPEN), details("closed one")]},
   fetch: (url) => { fetched.push(url);
                     return Promise.resolve({ok: true, json: () => Promise.resolve(snapshot)}); },
   setTimeout: () => {},  // one poll is enough
@@ -526,7 +530,7 @@ vm.runInNewContext(script, ctx);
 setImmediate(() => {
   const dom = {};
   for (const [id, el] of Object.entries(elements)) if (id.endsWith("-body")) dom[id] = el.innerHTML;
-  process.stdout.write(JSON.stringify({rendered, fetched, dom, updated:
+  process.stdout.write(JSON.stringify({rendered, fetched, dom, reopened, updated:
   elements.updated.textContent,
                                        live: elements.live.textContent}));
 });
