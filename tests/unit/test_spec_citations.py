@@ -72,6 +72,7 @@ def test_every_rule_cited_by_help_is_in_the_spec():
     text = build_parser().format_help()
     cited = CITATION.findall(text)
     assert len(cited) > 20  # --help does cite rules: the check has something to check
+    assert "docs/spec.rst" in text  # and says where they are
     assert unresolved(text, sections, rules) == []
 
 
