@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from messages.history import AttemptRecord, IdentifierHistory, UrlRecord
@@ -32,7 +32,7 @@ from messages.scheduler import FetchAttempted
 from .context import MISSING_OBJECTS
 from .queue import SyncQueueEntry
 
-__all__ = ["Notice", "SyncHistory"]
+__all__ = ["Notice", "SyncHistory", "known", "most_relevant"]
 
 POLICY = "policy"
 #: URLs remembered per identifier; an announcement lists a handful, a hostile one is capped.
@@ -146,20 +146,29 @@ class SyncHistory:
         return IdentifierHistory(identifier, state, count, next_in, kept.requests, attempts, urls)
 
 
-def most_relevant(
-    queued: Iterable[str], history: SyncHistory, limit: int, next_attempt: dict[str, float]
-) -> list[str]:
-    """Up to ``limit`` identifiers to show: held (queued) ones first, then the most recently
-    attempted, then the soonest next attempt (S18.1: "why is it still held?")."""
-    queued_set = set(queued)
-    candidates = queued_set | set(history.identifiers())
+def most_relevant(queued: Mapping[str, float], history: SyncHistory, limit: int) -> list[str]:
+    """Up to ``limit`` identifiers to show (S18.1: "why is it still held?"): queued ones that
+    were attempted, most recently attempted first; then queued ones not attempted yet, soonest
+    next attempt (``queued`` maps identifier to it) first; then the rest of the history. Ties go
+    by identifier, so the answer is the same in every run (replay). Cost: a sort of the history
+    (bounded) and one pass over the queue."""
+    attempted = {i: history.last_attempt(i) or 0.0 for i in history.identifiers()}
 
-    def key(identifier: str) -> tuple[bool, float, float]:
-        last = history.last_attempt(identifier)
-        soon = -next_attempt.get(identifier, float("inf"))
-        return (identifier in queued_set, float("-inf") if last is None else last, soon)
+    def recent_first(ids: Iterable[str]) -> list[str]:
+        return sorted(ids, key=lambda i: (-attempted[i], i))
 
-    return heapq.nlargest(limit, sorted(candidates), key=key)
+    chosen = recent_first(i for i in attempted if i in queued)[:limit]
+    if len(chosen) < limit:
+        waiting = ((t, i) for i, t in queued.items() if i not in attempted)
+        chosen += [i for _, i in heapq.nsmallest(limit - len(chosen), waiting)]
+    if len(chosen) < limit:
+        chosen += recent_first(i for i in attempted if i not in queued)[: limit - len(chosen)]
+    return chosen
+
+
+def known(queued: Mapping[str, float], history: SyncHistory) -> int:
+    """How many identifiers are queued or have a history."""
+    return len(queued) + sum(1 for i in history.identifiers() if i not in queued)
 
 
 def _bound_urls(urls: dict[str, _Url]) -> None:

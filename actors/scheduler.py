@@ -31,7 +31,7 @@ from messages.scheduler import (
 
 from .base import BaseActor, handles
 from .effects import Binder
-from .history import SyncHistory, most_relevant
+from .history import SyncHistory, known, most_relevant
 from .names import SCHEDULER
 from .queue import SyncQueue
 from .services import Services
@@ -86,14 +86,13 @@ class Scheduler(BaseActor):
     def on_history(self, msg: GetSyncHistory, now: float) -> SyncHistoryReport:
         queue, history = self.queue, self.history
         if msg.identifier is not None:
-            known = msg.identifier in queue or msg.identifier in history
+            present = msg.identifier in queue or msg.identifier in history
             report = history.report(msg.identifier, now, queue.get(msg.identifier))
-            return SyncHistoryReport((report,) if known else (), int(known))
-        upcoming = {i: e.next_attempt for i in queue.identifiers() if (e := queue.get(i))}
-        chosen = most_relevant(upcoming, history, msg.limit, upcoming)
+            return SyncHistoryReport((report,) if present else (), int(present))
+        upcoming = queue.next_attempts()
+        chosen = most_relevant(upcoming, history, msg.limit)
         reports = tuple(history.report(i, now, queue.get(i)) for i in chosen)
-        total = len(set(upcoming) | set(history.identifiers()))
-        return SyncHistoryReport(reports, total)
+        return SyncHistoryReport(reports, known(upcoming, history))
 
     @handles(GetSchedulerStatus)
     def on_status(self, msg: GetSchedulerStatus, now: float) -> SchedulerStatus:

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from actors.history import SyncHistory, most_relevant
+from actors.history import SyncHistory, known, most_relevant
 from actors.queue import SyncQueueEntry
 from messages.scheduler import FetchAttempted
 
@@ -108,9 +108,23 @@ def test_held_identifiers_come_first_then_the_most_recently_attempted():
     for n, identifier in enumerate(["done-old", "held-old", "done-new", "held-new"]):
         history.record(FetchAttempted(identifier, A, started=float(n)), float(n))
     queued = {"held-old": 50.0, "held-new": 60.0, "held-never": 10.0, "held-later": 99.0}
-    order = most_relevant(queued, history, 10, queued)
+    order = most_relevant(queued, history, 10)
     assert order == ["held-new", "held-old", "held-never", "held-later", "done-new", "done-old"]
-    assert most_relevant(queued, history, 2, queued) == ["held-new", "held-old"]
+    assert most_relevant(queued, history, 2) == ["held-new", "held-old"]
+    assert most_relevant(queued, history, 3) == ["held-new", "held-old", "held-never"]
+    assert known(queued, history) == 6
+
+
+def test_ties_go_by_identifier_whatever_the_insertion_order():
+    """The Scheduler's answer must not depend on set or dict order (it is replayed)."""
+    for names in (["b", "a", "c"], ["c", "b", "a"]):
+        history = SyncHistory(20, 100)
+        for identifier in names:
+            history.record(FetchAttempted(identifier, A, started=1.0), 1.0)
+        queued = {f"w{n}": 5.0 for n in reversed(names)} | {n: 9.0 for n in names[:2]}
+        held_first = sorted(names[:2])
+        done = [n for n in ["a", "b", "c"] if n not in held_first]
+        assert most_relevant(queued, history, 10) == [*held_first, "wa", "wb", "wc", *done]
 
 
 def test_bounds_must_be_positive():
