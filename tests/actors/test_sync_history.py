@@ -70,6 +70,12 @@ def test_s18_2_ending_messages_carry_url_and_reason(start_system, fake_clock, me
         (LACKING, "failed", "missing_objects"),
         (OLD, "failed", "policy"),
     ]
+    windows = {d.domain: (d.in_flight, d.window_used) for d in h.status().domains}
+    assert windows == {  # the refused request reached nobody: no rate-window entry (S6.1)
+        "gone.example": (0, 1),
+        "lacking.example": (0, 1),
+        "old.example": (0, 0),
+    }
     h.advance(20.0)
     spawned = [
         m for m in (line.msg for line in memory_tracer.lines) if m["type"] == "SyncIdentifier"
