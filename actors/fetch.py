@@ -121,7 +121,8 @@ class FetchActor(BaseActor):
         except WorkCancelled:
             logger.info("%s: cancelled by shutdown", self.name)
         except Exception:
-            logger.exception("%s: %s failed", self.name, getattr(work, "__name__", work))
+            name = getattr(getattr(work, "func", work), "__name__", work)  # a partial's function
+            logger.exception("%s: %s failed", self.name, name)
         return None
 
 
