@@ -34,6 +34,8 @@ class SyncConfig:
     restart_backoff_min: float = 0.05  # Supervisor: first restart delay
     restart_backoff_max: float = 5.0  # Supervisor: cap of the doubling restart delay
     stop_timeout: float = 10.0  # how long stop() waits for running fetches before cancelling
+    history_attempts: int = 20  # --sync-history-attempts: attempts kept per identifier (S18.1)
+    history_identifiers: int = 1000  # --sync-history-identifiers: identifiers with a history
 
     def __post_init__(self) -> None:
         positive = (
@@ -46,7 +48,14 @@ class SyncConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("max_concurrent", "max_per_minute", "max_running_syncs"):
+        at_least_one = (
+            "max_concurrent",
+            "max_per_minute",
+            "max_running_syncs",
+            "history_attempts",
+            "history_identifiers",
+        )
+        for name in at_least_one:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.user_delay < 0 or self.synced_delay < 0:

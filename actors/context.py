@@ -9,6 +9,9 @@ Failures at the port are typed: a fetch that fails for a reason of the world's m
 server, a refused URL, a pack over the cap) raises :class:`FetchFailed`. That is the only
 exception the sync functions catch; anything else a port method raises is a bug, which the
 FetchActor logs once with its traceback and the Scheduler's backoff retries.
+
+A fetch that works answers one typed :class:`FetchResult`: the OIDs that arrived, how many
+needed ones the server did not have, and how many bytes of packs it stored (S18.1).
 """
 
 from __future__ import annotations
@@ -17,20 +20,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from messages.port import AnnouncementInfo, RepositoryData
+from messages.port import AnnouncementInfo, FetchResult, RepositoryData
 from messages.releaser import ProcessResult
 
 __all__ = [
+    "ATTEMPT_REASONS",
     "FETCH_FAILURE_REASONS",
+    "MISSING_OBJECTS",
     "AnnouncementInfo",
     "FetchFailed",
+    "FetchResult",
     "ProcessResult",
     "RepositoryData",
     "SyncContext",
 ]
 
 #: The kinds of fetch failure (S7.2); ``missing_objects`` is not one: a server that answers
-#: without the needed objects fetched nothing, which is an empty result, not a failure.
+#: without the needed objects fetched nothing, which is a result (``FetchResult.missing``),
+#: not a failure.
 FETCH_FAILURE_REASONS = frozenset(
     {
         "policy",
@@ -47,17 +54,34 @@ FETCH_FAILURE_REASONS = frozenset(
 )
 
 
+#: Why a request did not bring everything it was asked for (S18.1): a failure kind, or the
+#: server answered without some of the needed objects.
+MISSING_OBJECTS = "missing_objects"
+ATTEMPT_REASONS = FETCH_FAILURE_REASONS | {MISSING_OBJECTS}
+
+
 class FetchFailed(Exception):
     """A fetch from ``url`` failed; ``reason`` is one of :data:`FETCH_FAILURE_REASONS`.
 
-    ``str()`` names the URL and the reason, so a log line needs nothing else.
+    ``str()`` names the URL and the reason, so a log line needs nothing else. ``started`` and
+    ``seconds`` time the failed request as :class:`FetchResult` times a successful one: the
+    port leaves them None, the actor's traced port fills them in.
     """
 
-    def __init__(self, url: str, reason: str, detail: str = "") -> None:
+    def __init__(
+        self,
+        url: str,
+        reason: str,
+        detail: str = "",
+        *,
+        started: float | None = None,
+        seconds: float | None = None,
+    ) -> None:
         if reason not in FETCH_FAILURE_REASONS:
             raise ValueError(f"unknown fetch failure reason {reason!r}")
         super().__init__(url, reason, detail)
         self.url, self.reason, self.detail = url, reason, detail
+        self.started, self.seconds = started, seconds
 
     def __str__(self) -> str:
         text = f"fetch from {self.url} failed ({self.reason})"
@@ -68,7 +92,8 @@ class FetchFailed(Exception):
 class SyncContext(Protocol):
     """Everything purgatory sync asks of the outside world.
 
-    ``fetch_oids`` blocks (network) and raises :class:`FetchFailed` on failure; the other
+    ``fetch_oids`` blocks (network), answers a :class:`FetchResult` and raises
+    :class:`FetchFailed` on failure; the other
     methods are quick reads except ``process_satisfiable_events``, which writes refs and events
     and is therefore only ever called by the single Releaser (S8.1).
     """
@@ -77,7 +102,7 @@ class SyncContext(Protocol):
 
     def collect_needed_oids(self, identifier: str) -> set[str]: ...
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> list[str]: ...
+    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult: ...
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult: ...
 

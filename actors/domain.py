@@ -3,7 +3,9 @@
 A DomainThrottle MUST: answer ``TryStart`` by checking and starting in one step (S6.4); start
 as many queued identifiers as capacity allows on every trigger — enqueue, completion, and the
 rate window freeing up (S6.3); clear an identifier's ``in_progress`` before picking the next.
-It MUST NOT do I/O or ask anyone: FetchActors do the fetching with the slot it reserved.
+It MUST NOT do I/O or ask anyone: FetchActors do the fetching with the slot it reserved. A
+request that ends refused by the fetch policy leaves no entry in the rate window: nothing was
+sent to the remote.
 DomainThrottles are started lazily by the :class:`~actors.directory.Directory` the first time
 a FetchActor names one.
 """
@@ -38,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DomainThrottle", "ThrottleClient"]
 
+#: A request refused by the fetch policy (S3.4) never left this process: it counts in neither
+#: limit once it ended (S6.1 counts what the remote can see).
+POLICY = "policy"
+
 
 class DomainThrottle(BaseActor):
     def __init__(self, services: Services, bind: Binder, domain: str) -> None:
@@ -58,12 +64,15 @@ class DomainThrottle(BaseActor):
 
     @handles(RequestDone)
     def on_request_done(self, msg: RequestDone, now: float) -> None:
-        self.state.complete_request(now)
+        if msg.reason == POLICY:  # refused before any network use: the remote saw nothing
+            self.state.cancel_request()
+        else:
+            self.state.complete_request(now)
         self._pump(now)
 
     @handles(SlotFreed)
     def on_slot_freed(self, msg: SlotFreed, now: float) -> None:
-        self.state.release_slot(msg.identifier, now)
+        self.state.release_slot(msg.identifier, now, contacted=msg.reason != POLICY)
         self._pump(now)
 
     @handles(EnqueueIdentifier)
@@ -115,12 +124,14 @@ class ThrottleClient:
     :class:`~actors.throttle.ThrottleManager`), speaking to DomainThrottle actors by name.
 
     ``identifier`` is the main-path identifier being synced, if any: a domain where it already
-    waits in the round-robin queue counts as throttled for it (``IsThrottled``).
+    waits in the round-robin queue counts as throttled for it (``IsThrottled``). ``queued_on``
+    lists the domains it was queued on, so the sync's end can say it was left to them.
     """
 
     def __init__(self, effects: Effects, identifier: str | None = None) -> None:
         self.effects = effects
         self.identifier = identifier
+        self.queued_on: list[str] = []
 
     def is_throttled(self, domain: str) -> bool:
         """A domain without a DomainThrottle yet has never been asked: not throttled, and not
@@ -139,9 +150,12 @@ class ThrottleClient:
                 continue
         return False
 
-    def complete_request(self, domain: str) -> None:
-        self.effects.tell(throttle_name(domain), RequestDone())
+    def complete_request(
+        self, domain: str, url: str | None = None, reason: str | None = None
+    ) -> None:
+        self.effects.tell(throttle_name(domain), RequestDone(url, reason))
 
     def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None:
         msg = EnqueueIdentifier(identifier, frozenset(tried_urls))
+        self.queued_on.append(domain)
         self.effects.tell(throttle_name(domain), msg)

@@ -5,8 +5,9 @@ for what it is: nothing in the relay uses it. It keeps the contract of the real 
 (``tests/actors/test_port_contract.py`` runs the same promises against both).
 
 It follows the seed's builder (``with_urls``, ``with_needed_oids``, ``url_provides``) and the
-original's mock semantics: ``fetch_oids`` logs the URL, fails for URLs set to fail, and
-otherwise returns (and stops needing) the requested OIDs the URL provides. A failing URL
+original's mock semantics: ``fetch_oids`` logs the URL, fails for URLs set to fail (with the
+reason they were set to fail with), and otherwise returns (and stops needing) the requested
+OIDs the URL provides; the rest count as ``missing`` (S18.1). A failing URL
 raises :class:`~actors.context.FetchFailed`, as the real port does. Beyond the seed it
 keeps several identifiers apart, can make fetches take time like a network call (a gevent
 sleep), and counts per-domain in-flight requests and start times, so actor-level tests can
@@ -21,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .context import AnnouncementInfo, FetchFailed, ProcessResult, RepositoryData
+from .context import AnnouncementInfo, FetchFailed, FetchResult, ProcessResult, RepositoryData
 from .urls import extract_domain
 
 __all__ = ["MockSyncContext", "max_in_window"]
@@ -37,7 +38,7 @@ class MockSyncContext:
         self.needed_oids: dict[str, set[str]] = defaultdict(set)
         self._needing: dict[str, set[str]] = defaultdict(set)  # oid -> identifiers needing it
         self.url_provides_oids: dict[str, set[str]] = defaultdict(set)
-        self.failing_urls: set[str] = set()
+        self.failing_urls: dict[str, tuple[str, str]] = {}  # url -> (reason, detail)
         self.released: set[str] = set()
         self._pending_override: bool | None = None
         self._our_domain: str | None = None
@@ -74,8 +75,12 @@ class MockSyncContext:
         self.url_provides_oids[url].update(oids)
         return self
 
-    def url_fails(self, url: str) -> MockSyncContext:
-        self.failing_urls.add(url)
+    def url_fails(
+        self, url: str, reason: str = "refused", detail: str = "configured to fail"
+    ) -> MockSyncContext:
+        """Every fetch from ``url`` raises ``FetchFailed(url, reason, detail)`` (S7.2 kinds)."""
+        FetchFailed(url, reason)  # an unknown reason fails here, not in the middle of a test
+        self.failing_urls[url] = (reason, detail)
         return self
 
     def with_pending(self, pending: bool) -> MockSyncContext:
@@ -105,7 +110,7 @@ class MockSyncContext:
     def collect_needed_oids(self, identifier: str) -> set[str]:
         return set(self.needed_oids.get(identifier, ()))
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> list[str]:
+    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
         domain = extract_domain(url) or ""
         with self._lock:
             self.fetch_log.append((url, tuple(oids)))
@@ -118,12 +123,12 @@ class MockSyncContext:
 
                 gevent.sleep(self._fetch_delay)
             if url in self.failing_urls:
-                raise FetchFailed(url, "refused", "configured to fail")
+                raise FetchFailed(url, *self.failing_urls[url])
             provided = [oid for oid in oids if oid in self.url_provides_oids.get(url, ())]
             for oid in provided:  # through the index: a benchmark holds thousands of identifiers
                 for identifier in self._needing.get(oid, ()):
                     self.needed_oids[identifier].discard(oid)
-            return provided
+            return FetchResult(tuple(provided), missing=len(set(oids)) - len(provided))
         finally:
             with self._lock:
                 self.in_flight[domain] -= 1

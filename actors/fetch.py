@@ -7,16 +7,22 @@ blocking work runs through ``effects.run`` (a cancellable greenlet, see
 :class:`~actors.directory.LiveEffects`). A failure the port names (:class:`FetchFailed`) is
 handled by the sync functions; anything else is a bug: logged here once with its traceback,
 reported as an incomplete sync, and retried by the Scheduler's backoff.
+
+After each request it tells the Scheduler a ``FetchAttempted`` (S18.1: the Scheduler keeps the
+sync history; ``ask`` only goes down, so the history travels up by ``tell``), and the messages
+that end its work carry the URL and the reason (S18.2), so a trace explains a failure.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from messages.fetch import FetchFromDomain, SyncIdentifier
-from messages.scheduler import SyncFinished
+from messages.scheduler import FetchAttempted, SyncFinished
 from messages.throttle import QueuedFetchDone, SlotFreed
 
 from .base import BaseActor, handles
@@ -24,7 +30,12 @@ from .domain import ThrottleClient
 from .effects import Effects, WorkCancelled
 from .names import SCHEDULER, throttle_name
 from .port import FetcherView
-from .sync import sync_identifier, sync_identifier_from_url, sync_identifier_next_url
+from .sync import (
+    AttemptSink,
+    sync_identifier,
+    sync_identifier_from_url,
+    sync_identifier_next_url,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +57,10 @@ class HeldSlot:
     def start_request(self, domain: str) -> bool:
         return True
 
-    def complete_request(self, domain: str) -> None:
-        self.effects.tell(throttle_name(domain), SlotFreed(self.identifier))
+    def complete_request(
+        self, domain: str, url: str | None = None, reason: str | None = None
+    ) -> None:
+        self.effects.tell(throttle_name(domain), SlotFreed(self.identifier, url, reason))
 
     def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None:
         pass
@@ -60,25 +73,46 @@ class FetchActor(BaseActor):
     def on_sync(self, msg: SyncIdentifier, now: float) -> None:
         view = FetcherView(self.services, self.effects)
         throttle = ThrottleClient(self.effects, msg.identifier)
-        complete = self._run(sync_identifier, view, msg.identifier, throttle)
-        self.effects.tell(SCHEDULER, SyncFinished(msg.identifier, complete is True))
+        attempts: list[FetchAttempted] = []
+        work = functools.partial(
+            sync_identifier, skip_urls=msg.skip_urls, on_attempt=self._reporter(attempts)
+        )
+        complete = self._run(work, view, msg.identifier, throttle)
+        url, reason = _sync_end(complete, attempts, throttle.queued_on)
+        self.effects.tell(SCHEDULER, SyncFinished(msg.identifier, complete is True, url, reason))
         self.effects.stop()
 
     @handles(FetchFromDomain)
     def on_fetch_from_domain(self, msg: FetchFromDomain, now: float) -> None:
         view = FetcherView(self.services, self.effects)
-        url = self._run(self._fetch_from_domain, view, msg)
-        self.effects.tell(throttle_name(msg.domain), QueuedFetchDone(msg.identifier, url))
+        attempts: list[FetchAttempted] = []
+        url = self._run(self._fetch_from_domain, view, msg, self._reporter(attempts, msg.domain))
+        reason = attempts[-1].reason if attempts else None
+        done = QueuedFetchDone(msg.identifier, url, reason)
+        self.effects.tell(throttle_name(msg.domain), done)
         self.effects.stop()
 
-    def _fetch_from_domain(self, view: FetcherView, msg: FetchFromDomain) -> str | None:
+    def _fetch_from_domain(
+        self, view: FetcherView, msg: FetchFromDomain, report: AttemptSink
+    ) -> str | None:
         """The throttle path's unit of work (S6.3): one untried URL of the domain, or None."""
         throttle = ThrottleClient(self.effects)
         url = sync_identifier_next_url(view, msg.identifier, msg.domain, msg.tried_urls, throttle)
         if url is not None:
             slot = HeldSlot(self.effects, msg.identifier)
-            sync_identifier_from_url(view, msg.identifier, url, slot)
+            sync_identifier_from_url(view, msg.identifier, url, slot, report)
         return url
+
+    def _reporter(self, sink: list[FetchAttempted], queue: str | None = None) -> AttemptSink:
+        """Each attempt is kept for the end-of-work message and told to the Scheduler (S18.1)."""
+
+        def report(attempt: FetchAttempted) -> None:
+            if queue is not None:
+                attempt = dataclasses.replace(attempt, queue=queue)
+            sink.append(attempt)
+            self.effects.tell(SCHEDULER, attempt)
+
+        return report
 
     def _run(self, work: Callable[..., T], *args: Any) -> T | None:
         """Run the blocking work; a bug is logged once with its traceback and yields None."""
@@ -87,5 +121,22 @@ class FetchActor(BaseActor):
         except WorkCancelled:
             logger.info("%s: cancelled by shutdown", self.name)
         except Exception:
-            logger.exception("%s: %s failed", self.name, getattr(work, "__name__", work))
+            name = getattr(getattr(work, "func", work), "__name__", work)  # a partial's function
+            logger.exception("%s: %s failed", self.name, name)
         return None
+
+
+def _sync_end(
+    complete: bool | None, attempts: list[FetchAttempted], queued_on: list[str]
+) -> tuple[str | None, str | None]:
+    """The URL and reason a ``SyncFinished`` carries (S18.2): the last URL asked, and why the
+    sync is incomplete — its last failed request, or left to throttled domains, or no URL."""
+    last = attempts[-1].url if attempts else None
+    if complete is True:
+        return last, None
+    if complete is None:
+        return last, "error"
+    failed = [a for a in attempts if a.reason is not None]
+    if failed:
+        return failed[-1].url, failed[-1].reason
+    return last, "throttled" if queued_on else "no_url"

@@ -4,11 +4,17 @@
 records what each call returned as a ``PortAnswer`` trace line (when tracing is on), so a trace
 holds every input an actor had and :mod:`actors.trace.replay` can replay FetchActors and the
 Releaser too, not just the actors that decide from their inbox alone.
+
+A fetch is timed here, with the actor's clock, and the times travel inside the answer
+(``FetchResult.started``/``seconds``, or the same attributes of ``FetchFailed``): a time the
+port already carries is kept. That is what lets replay hand a FetchActor the very times it saw
+live (the replay port answers with the recorded ones), so the ``FetchAttempted`` it tells the
+Scheduler replays exactly (S13.3, S18.1).
 """
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +22,7 @@ from typing import Any, TypeVar
 from messages.port import PortAnswer
 from messages.releaser import ProcessResult, ProcessSatisfiable
 
-from .context import FetchFailed, RepositoryData
+from .context import FetchFailed, FetchResult, RepositoryData
 from .effects import Effects
 from .names import PORT, RELEASER
 from .services import Services
@@ -36,6 +42,7 @@ class TracedPort:
         self.actor = actor
 
     def _record(self, method: str, value: Any = None, **failure: Any) -> None:
+        """One ``PortAnswer`` line, at the time of answering."""
         tracer = self._services.tracer
         if tracer.enabled:
             answer = PortAnswer(method, value, **failure)
@@ -45,7 +52,14 @@ class TracedPort:
         try:
             value = call()
         except FetchFailed as exc:
-            self._record(method, failure=exc.reason, url=exc.url, detail=exc.detail)
+            self._record(
+                method,
+                failure=exc.reason,
+                url=exc.url,
+                detail=exc.detail,
+                started=exc.started,
+                seconds=exc.seconds,
+            )
             raise
         except Exception as exc:
             self._record(method, error=repr(exc))
@@ -65,9 +79,23 @@ class TracedPort:
             "collect_needed_oids", lambda: ctx.collect_needed_oids(identifier), sorted
         )
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> list[str]:
-        ctx = self._ctx
-        return self._call("fetch_oids", lambda: ctx.fetch_oids(repo_path, url, oids), list)
+    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
+        return self._call("fetch_oids", lambda: self._timed_fetch(repo_path, url, oids), _same)
+
+    def _timed_fetch(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
+        """The port's fetch with ``started``/``seconds`` filled in from the actor's clock."""
+        clock = self._services.clock
+        started = clock.now()
+        try:
+            result = self._ctx.fetch_oids(repo_path, url, oids)
+        except FetchFailed as exc:
+            if exc.seconds is None:
+                exc.started, exc.seconds = round(started, 6), round(clock.now() - started, 6)
+            raise
+        if result.seconds is None:
+            seconds = round(clock.now() - started, 6)
+            result = dataclasses.replace(result, started=round(started, 6), seconds=seconds)
+        return result
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:
         ctx = self._ctx
@@ -98,23 +126,18 @@ class FetcherView(TracedPort):
         super().__init__(services, effects.name)
         self._effects = effects
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> list[str]:
-        started = time.monotonic()
-        reason: str | None = None
-        fetched: list[str] = []
+    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
+        domain, observer = extract_domain(url) or "", self._services.observer
         try:
-            fetched = super().fetch_oids(repo_path, url, oids)
-            return fetched
+            result = super().fetch_oids(repo_path, url, oids)
         except FetchFailed as exc:
-            reason = exc.reason
+            observer.fetch_done(domain, exc.seconds or 0.0, 0, exc.reason)
             raise
         except Exception as exc:
-            reason = type(exc).__name__
+            observer.fetch_done(domain, float("nan"), 0, type(exc).__name__)  # not timed
             raise
-        finally:
-            self._services.observer.fetch_done(
-                extract_domain(url) or "", time.monotonic() - started, len(fetched), reason
-            )
+        observer.fetch_done(domain, result.seconds or 0.0, len(result.oids), None)
+        return result
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:
         result: ProcessResult = self._effects.ask(RELEASER, ProcessSatisfiable(identifier))

@@ -90,6 +90,10 @@ class SyncQueue:
     def identifiers(self) -> list[str]:
         return list(self._entries)
 
+    def next_attempts(self) -> dict[str, float]:
+        """Identifier -> next attempt of every entry (status asks, S18.1)."""
+        return {identifier: e.next_attempt for identifier, e in self._entries.items()}
+
     def enqueue(self, identifier: str, delay: float, now: float) -> SyncQueueEntry:
         """Add or debounce (S4.3): an existing entry keeps one slot and the sooner attempt."""
         entry = self._entries.get(identifier)

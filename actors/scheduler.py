@@ -5,6 +5,11 @@ MUST: keep one entry per identifier (S4.3); start a ready entry within a few ms 
 incomplete sync (S4.1, S4.5).
 MUST NOT: do I/O or ask anyone — it only tells, spawns and arms timers, so its behaviour is a
 function of its inbox and the clock, and a trace of it replays exactly.
+
+It also owns the sync history (S18, :mod:`actors.history`): FetchActors tell it every request
+they made (``FetchAttempted``), it logs what the history says is news, hands each sync the URLs
+the fetch policy refused for that identifier (never contacted again, S18.2) and answers
+``GetSyncHistory`` with the history next to the queue entry.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ from __future__ import annotations
 import logging
 
 from messages.fetch import SyncIdentifier
+from messages.history import SyncHistoryReport
 from messages.scheduler import (
     EnqueueSync,
+    FetchAttempted,
     GetSchedulerStatus,
+    GetSyncHistory,
     SchedulerStatus,
     SyncFinished,
     Tick,
@@ -23,6 +31,7 @@ from messages.scheduler import (
 
 from .base import BaseActor, handles
 from .effects import Binder
+from .history import SyncHistory, known, most_relevant
 from .names import SCHEDULER
 from .queue import SyncQueue
 from .services import Services
@@ -35,7 +44,9 @@ __all__ = ["Scheduler"]
 class Scheduler(BaseActor):
     def __init__(self, services: Services, bind: Binder) -> None:
         super().__init__(services, bind, SCHEDULER)
-        self.queue = SyncQueue(services.config.backoff_scale)
+        config = services.config
+        self.queue = SyncQueue(config.backoff_scale)
+        self.history = SyncHistory(config.history_attempts, config.history_identifiers)
         self.running = 0
 
     def on_start(self) -> None:
@@ -66,6 +77,23 @@ class Scheduler(BaseActor):
             logger.info("sync of %s complete, removed from the queue", msg.identifier)
         self._pump(now)
 
+    @handles(FetchAttempted)
+    def on_attempted(self, msg: FetchAttempted, now: float) -> None:
+        notice = self.history.record(msg, now)
+        logger.log(notice.level, "%s", notice.text)
+
+    @handles(GetSyncHistory)
+    def on_history(self, msg: GetSyncHistory, now: float) -> SyncHistoryReport:
+        queue, history = self.queue, self.history
+        if msg.identifier is not None:
+            present = msg.identifier in queue or msg.identifier in history
+            report = history.report(msg.identifier, now, queue.get(msg.identifier))
+            return SyncHistoryReport((report,) if present else (), int(present))
+        upcoming = queue.next_attempts()
+        chosen = most_relevant(upcoming, history, msg.limit)
+        reports = tuple(history.report(i, now, queue.get(i)) for i in chosen)
+        return SyncHistoryReport(reports, known(upcoming, history))
+
     @handles(GetSchedulerStatus)
     def on_status(self, msg: GetSchedulerStatus, now: float) -> SchedulerStatus:
         upcoming = tuple((i, round(t - now, 3)) for i, t in self.queue.upcoming(msg.limit))
@@ -78,7 +106,8 @@ class Scheduler(BaseActor):
         for identifier in self.queue.pop_ready(now, limit=max(free, 0)):
             self.running += 1
             observer.sync_attempt(identifier)
-            self.effects.spawn_fetch(SyncIdentifier(identifier))
+            refused = self.history.refused(identifier)
+            self.effects.spawn_fetch(SyncIdentifier(identifier, refused))
         observer.queue_size(len(self.queue))
         wake = self.queue.next_wakeup() if config.precise_wakeups else None
         if wake is None or self.running >= config.max_running_syncs:

@@ -1,25 +1,33 @@
 """The seed's per-identifier sync functions (S5), over any throttle object.
 
 The throttle object offers ``is_throttled(domain)``, ``start_request(domain) -> bool`` (an atomic
-check-and-start, S6.4), ``complete_request(domain)`` and
+check-and-start, S6.4), ``complete_request(domain, url, reason)`` and
 ``enqueue_identifier(domain, identifier, tried_urls)``: the plain ``ThrottleManager`` in unit
 tests, a client of the DomainThrottle actors inside the system. These functions block while
 ``ctx.fetch_oids`` runs, so only FetchActors call them.
+
+Every request that was made is described once, after its release work, as a
+:class:`~messages.scheduler.FetchAttempted` handed to ``on_attempt`` (S18.1): the FetchActor
+tells it to the Scheduler, which keeps the sync history and decides what is worth a WARNING.
+So failures are logged here at DEBUG only (S18.2: once per change, not once per retry).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .context import FetchFailed, SyncContext
+from messages.scheduler import FetchAttempted
+
+from .context import MISSING_OBJECTS, FetchFailed, FetchResult, SyncContext
 from .urls import candidate_urls, extract_domain
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "AttemptSink",
     "ThrottledDomain",
     "get_throttled_domains_with_untried_urls",
     "sync_identifier",
@@ -33,11 +41,17 @@ class Throttle(Protocol):
 
     def start_request(self, domain: str) -> bool: ...
 
-    def complete_request(self, domain: str) -> None: ...
+    def complete_request(
+        self, domain: str, url: str | None = None, reason: str | None = None
+    ) -> None: ...
 
     def enqueue_identifier(
         self, domain: str, identifier: str, tried_urls: Iterable[str]
     ) -> None: ...
+
+
+#: Receives the description of each request made (S18.1).
+AttemptSink = Callable[[FetchAttempted], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +105,20 @@ def sync_identifier_next_url(
 
 
 def sync_identifier_from_url(
-    ctx: SyncContext, identifier: str, url: str, throttle: Throttle
+    ctx: SyncContext,
+    identifier: str,
+    url: str,
+    throttle: Throttle,
+    on_attempt: AttemptSink | None = None,
 ) -> int | None:
     """Fetch every needed OID of ``identifier`` from ``url`` in one request (S5.2).
 
     Returns how many OIDs arrived (0 when the fetch failed: a :class:`FetchFailed` is logged,
     never raised), or None when the domain had no capacity left at the moment of starting
     (S6.4) and nothing was attempted. After a fetch that brought anything, releases what is now
-    satisfiable (S5.4). Any other exception is a bug and propagates, after the request's slot
-    was given back.
+    satisfiable (S5.4). The request's end is reported to the throttle with the URL and the
+    reason (S18.2), and the whole attempt to ``on_attempt``. Any other exception is a bug and
+    propagates, after the request's slot was given back.
     """
     domain = extract_domain(url)
     if domain is None:
@@ -114,34 +133,96 @@ def sync_identifier_from_url(
     if not throttle.start_request(domain):
         logger.debug("%s: %s became throttled before the fetch", identifier, domain)
         return None
+    result: FetchResult | None = None
+    failure: FetchFailed | None = None
+    reason: str | None = "error"  # left so only when the port raised a bug
     try:
-        fetched = ctx.fetch_oids(target, url, needed)
-    except FetchFailed as exc:
-        logger.warning("%s: %s", identifier, exc)  # the failure names the URL and the reason
-        fetched = []
+        try:
+            result = ctx.fetch_oids(target, url, needed)
+        except FetchFailed as exc:
+            failure = exc
+            logger.debug("%s: %s", identifier, exc)  # the Scheduler decides on a WARNING
+        reason = _reason(result, failure)
     finally:
-        throttle.complete_request(domain)
-    if not fetched:
+        throttle.complete_request(domain, url, reason)
+    fetched = len(result.oids) if result is not None else 0
+    released = 0
+    if fetched:
+        logger.debug("%s: fetched %d OIDs from %s", identifier, fetched, url)
+        done = ctx.process_satisfiable_events(identifier)
+        released = done.states_released + done.prs_released
+    elif failure is None:
         logger.debug("%s: %s had none of the %d needed OIDs", identifier, url, len(needed))
-        return 0
-    logger.debug("%s: fetched %d OIDs from %s", identifier, len(fetched), url)
-    ctx.process_satisfiable_events(identifier)
-    return len(fetched)
+    if on_attempt is not None:
+        on_attempt(_attempt(identifier, url, result, failure, released))
+    return fetched
 
 
-def sync_identifier(ctx: SyncContext, identifier: str, throttle: Throttle) -> bool:
+def _reason(result: FetchResult | None, failure: FetchFailed | None) -> str | None:
+    """Why a request did not bring everything (S18.1); None when it did."""
+    if failure is not None:
+        return failure.reason
+    if result is not None and result.missing:
+        return MISSING_OBJECTS
+    return None
+
+
+def _attempt(
+    identifier: str,
+    url: str,
+    result: FetchResult | None,
+    failure: FetchFailed | None,
+    released: int,
+) -> FetchAttempted:
+    if result is None:
+        assert failure is not None
+        return FetchAttempted(
+            identifier,
+            url,
+            outcome="failed",
+            reason=failure.reason,
+            detail=failure.detail,
+            started=failure.started,
+            seconds=failure.seconds,
+        )
+    fetched = len(result.oids)
+    outcome = "released" if not result.missing else "partial" if fetched else "failed"
+    return FetchAttempted(
+        identifier,
+        url,
+        outcome=outcome,
+        reason=_reason(result, None),
+        fetched=fetched,
+        missing=result.missing,
+        released=released,
+        pack_bytes=result.pack_bytes,
+        started=result.started,
+        seconds=result.seconds,
+    )
+
+
+def sync_identifier(
+    ctx: SyncContext,
+    identifier: str,
+    throttle: Throttle,
+    *,
+    skip_urls: Iterable[str] = (),
+    on_attempt: AttemptSink | None = None,
+) -> bool:
     """One sync attempt for an identifier; True when nothing is left to fetch (S5.3).
 
     First releases whatever the disk already satisfies (data may have come by a push or by a
     copy into another owner's repository), then walks untried URLs on non-throttled domains,
     releasing after each fetch. When only throttled domains remain, the identifier is queued
     on each of them with the URLs of that domain already tried, and False is returned.
+    ``skip_urls`` count as tried from the start (refused by policy earlier: S18.2), also for
+    the domains' queues.
     """
     ctx.process_satisfiable_events(identifier)
-    tried: set[str] = set()
+    tried: set[str] = set(skip_urls)
     deferred: set[str] = set()
     while url := sync_identifier_next_url(ctx, identifier, None, tried | deferred, throttle):
-        if sync_identifier_from_url(ctx, identifier, url, throttle) is None:
+        if sync_identifier_from_url(ctx, identifier, url, throttle, on_attempt) is None:
             deferred.add(url)  # lost the slot to a concurrent fetch: leave it for the queue
             continue
         tried.add(url)

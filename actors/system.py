@@ -4,6 +4,7 @@
     system.enqueue_sync("my-repo", "synced")      # an event from a peer went to purgatory
     system.git_data_arrived("my-repo")            # a push landed
     system.status()                               # queue and per-domain figures
+    system.history("my-repo")                     # why it is still held (S18.1)
     system.stop()                                 # reverse order; nothing left registered
 
 The wiring is explicit and done once, here: frozen :class:`~actors.services.Services`, one
@@ -20,9 +21,16 @@ from dataclasses import dataclass, field
 
 import pykka
 
+from messages.history import SyncHistoryReport
 from messages.lifecycle import Ping
 from messages.releaser import EnqueuePending, GitDataArrived, ProcessResult, ProcessSatisfiable
-from messages.scheduler import EnqueueSync, GetSchedulerStatus, SchedulerStatus, SyncReason
+from messages.scheduler import (
+    EnqueueSync,
+    GetSchedulerStatus,
+    GetSyncHistory,
+    SchedulerStatus,
+    SyncReason,
+)
 from messages.supervisor import Shutdown
 from messages.throttle import GetThrottleStatus, ThrottleStatus
 
@@ -156,6 +164,15 @@ class SyncSystem:
             except pykka.ActorDeadError:
                 pass
         return SyncStatus(scheduler, tuple(domains))
+
+    def history(
+        self, identifier: str | None = None, limit: int = 50, timeout: float = 5.0
+    ) -> SyncHistoryReport:
+        """The sync history (S18.1): one identifier's, or the ``limit`` most relevant ones
+        (held first, most recently attempted first), from the Scheduler."""
+        msg = GetSyncHistory(identifier, limit)
+        report: SyncHistoryReport = self.outside.ask(SCHEDULER, msg, timeout=timeout)
+        return report
 
     def actor_names(self) -> list[str]:
         return self.directory.names()

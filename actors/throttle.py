@@ -180,12 +180,16 @@ class DomainThrottleState:
             started.append((identifier, self.get_tried_urls(identifier)))
         return started
 
-    def release_slot(self, identifier: str, now: float) -> None:
+    def release_slot(self, identifier: str, now: float, contacted: bool = True) -> None:
         """The request made with ``identifier``'s reserved slot ended (S5.2 order: the slot is
-        free before the release work starts)."""
+        free before the release work starts). ``contacted`` False: nothing reached the remote
+        (the fetch policy refused the URL), so the slot leaves no window entry."""
         if identifier in self._reserved:
             self._reserved.discard(identifier)
-            self.complete_request(now)
+            if contacted:
+                self.complete_request(now)
+            else:
+                self.cancel_request()
 
     def finish_queued(self, identifier: str, url: str | None, now: float) -> None:
         """A throttle-path unit of work ended; ``url`` None means no untried URL was left.
@@ -248,7 +252,10 @@ class ThrottleManager:
         """Atomic check-and-start (S6.4); False when the domain is saturated."""
         return self.throttle(domain).try_start(self.clock.now())
 
-    def complete_request(self, domain: str) -> None:
+    def complete_request(
+        self, domain: str, url: str | None = None, reason: str | None = None
+    ) -> None:
+        """The request ended; ``url`` and ``reason`` are for traces, which this has none of."""
         self.throttle(domain).complete_request(self.clock.now())
 
     def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None:

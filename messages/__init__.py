@@ -4,13 +4,14 @@
 ``from_json`` round-trip every message (the type name travels in ``"type"``).
 """
 
-from . import fetch, lifecycle, port, releaser, scheduler, supervisor, throttle
+from . import fetch, history, lifecycle, port, releaser, scheduler, supervisor, throttle
 from ._base import UnknownMessageError, from_json, registered, to_json
 
 __all__ = [
     "UnknownMessageError",
     "fetch",
     "from_json",
+    "history",
     "lifecycle",
     "port",
     "registered",

@@ -7,9 +7,14 @@ from ._base import message
 
 @message
 class SyncIdentifier:
-    """Main path: run ``sync_identifier`` for ``identifier`` and report ``SyncFinished`` (S5.3)."""
+    """Main path: run ``sync_identifier`` for ``identifier`` and report ``SyncFinished`` (S5.3).
+
+    ``skip_urls`` count as tried from the start: URLs the fetch policy refused for this
+    identifier, which are never contacted again (S18.2).
+    """
 
     identifier: str
+    skip_urls: frozenset[str] = frozenset()
 
 
 @message

@@ -1,8 +1,9 @@
 """What crosses the port between the actors and the world (ARCHITECTURE §4), as messages.
 
-``RepositoryData`` is what ``SyncContext.fetch_repository_data`` returns; ``PortAnswer`` is the
-trace line of any port call's answer (S13.3), so replay can give an actor the same world again.
-They are messages (frozen, slotted, in the codec) because traces carry them.
+``RepositoryData`` is what ``SyncContext.fetch_repository_data`` returns, ``FetchResult`` what
+``SyncContext.fetch_oids`` returns; ``PortAnswer`` is the trace line of any port call's answer
+(S13.3), so replay can give an actor the same world again. They are messages (frozen, slotted,
+in the codec) because traces carry them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from ._base import message
 
-__all__ = ["AnnouncementInfo", "PortAnswer", "RepositoryData"]
+__all__ = ["AnnouncementInfo", "FetchResult", "PortAnswer", "RepositoryData"]
 
 
 @message
@@ -42,11 +43,32 @@ class RepositoryData:
 
 
 @message
+class FetchResult:
+    """What one fetch from one URL brought (S7.1, S18.1): one typed answer, not a bare list.
+
+    ``oids``: the needed OIDs present afterwards and not before. ``missing``: how many of the
+    needed OIDs that were absent before are still absent — the server answered without them
+    (``missing_objects``). ``pack_bytes``: the size of the packs the fetch added to the
+    repository, None when unknown (another fetch into the same repository overlapped).
+    ``started`` and ``seconds`` are the actor clock's reading when the request began and how
+    long it took; the port leaves them None and the actor's traced port fills them in, so a
+    trace records them and replay hands the very same times back (S13.3).
+    """
+
+    oids: tuple[str, ...] = ()
+    missing: int = 0
+    pack_bytes: int | None = None
+    started: float | None = None
+    seconds: float | None = None
+
+
+@message
 class PortAnswer:
     """Trace line: the port answered ``method`` with ``value`` (JSON-ready or a message).
 
     A call that failed records ``failure`` — the fetch failure's reason (S7.2 kinds) with its
-    ``url`` and ``detail`` — or ``error``, the ``repr`` of an unexpected exception (a bug).
+    ``url`` and ``detail``, and for a fetch when it ``started`` and how many ``seconds`` it took
+    — or ``error``, the ``repr`` of an unexpected exception (a bug).
     """
 
     method: str
@@ -55,3 +77,5 @@ class PortAnswer:
     url: str | None = None
     detail: str | None = None
     error: str | None = None
+    started: float | None = None
+    seconds: float | None = None

@@ -38,10 +38,53 @@ class WakeUp:
 
 @message
 class SyncFinished:
-    """A FetchActor finished one ``sync_identifier`` run (S4.5)."""
+    """A FetchActor finished one ``sync_identifier`` run (S4.5).
+
+    ``url`` is the last URL the sync asked; ``reason`` is None when it completed, else why it
+    did not: the last failed request's reason (S7.2's kinds or ``missing_objects``),
+    ``throttled`` (left to the domains' queues), ``no_url`` (no URL left to try) or ``error``
+    (a bug, logged with its traceback). Both default to None so older traces still decode.
+    """
 
     identifier: str
     complete: bool
+    url: str | None = None
+    reason: str | None = None
+
+
+@message
+class FetchAttempted:
+    """A FetchActor made one request for ``identifier`` (S18.1): told upward after each one.
+
+    ``queue`` is None on the main path, else the domain whose round-robin queue made it.
+    ``outcome`` is ``released`` (every needed object it was asked for arrived; ``released``
+    events left purgatory), ``partial`` (some arrived, ``missing`` did not) or ``failed``.
+    ``reason`` is a fetch failure kind (S7.2) with its ``detail``, ``missing_objects`` when the
+    server answered without ``missing`` of the needed objects, or None. ``started`` (the actor
+    clock) and ``seconds`` time the request; ``pack_bytes`` is what it stored, None if unknown.
+    """
+
+    identifier: str
+    url: str
+    queue: str | None = None
+    outcome: str = "failed"
+    reason: str | None = None
+    detail: str = ""
+    fetched: int = 0
+    missing: int = 0
+    released: int = 0
+    pack_bytes: int | None = None
+    started: float | None = None
+    seconds: float | None = None
+
+
+@message
+class GetSyncHistory:
+    """Ask for a ``SyncHistoryReport`` (messages.history): one ``identifier``'s history, or up
+    to ``limit`` identifiers, held ones first, most recently attempted first (S18.1)."""
+
+    identifier: str | None = None
+    limit: int = 50
 
 
 @message
@@ -61,4 +104,12 @@ class SchedulerStatus:
     next_attempts: tuple[tuple[str, float], ...] = ()
 
 
-SchedulerMsg = EnqueueSync | Tick | WakeUp | SyncFinished | GetSchedulerStatus
+SchedulerMsg = (
+    EnqueueSync
+    | Tick
+    | WakeUp
+    | SyncFinished
+    | FetchAttempted
+    | GetSchedulerStatus
+    | GetSyncHistory
+)

@@ -16,7 +16,15 @@ class TryStart:
 
 @message
 class RequestDone:
-    """A main-path request that :class:`TryStart` granted has ended (success or failure)."""
+    """A main-path request that :class:`TryStart` granted has ended (success or failure).
+
+    ``url`` is where it went; ``reason`` is None when it brought every needed object, else why
+    not (S7.2's kinds, or ``missing_objects``): traces explain failures (S18.2). Both default
+    to None so traces recorded before they existed still decode.
+    """
+
+    url: str | None = None
+    reason: str | None = None
 
 
 @message
@@ -31,17 +39,24 @@ class EnqueueIdentifier:
 @message
 class SlotFreed:
     """The request a throttle-path FetchActor made for ``identifier`` ended; its slot is free
-    now, before the release work that follows it (S5.2 order)."""
+    now, before the release work that follows it (S5.2 order). ``url`` and ``reason`` as in
+    :class:`RequestDone`."""
 
     identifier: str
+    url: str | None = None
+    reason: str | None = None
 
 
 @message
 class QueuedFetchDone:
-    """A throttle-path FetchActor finished; ``url`` is None when no untried URL was left (S6.3)."""
+    """A throttle-path FetchActor finished; ``url`` is None when no untried URL was left (S6.3).
+
+    ``reason`` is None when the fetch brought every needed object (or none was made), else why
+    not, as in :class:`RequestDone` (S18.2)."""
 
     identifier: str
     url: str | None
+    reason: str | None = None
 
 
 @message

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import pykka
 
 from messages import from_json, to_json
-from messages.port import PortAnswer, RepositoryData
+from messages.port import FetchResult, PortAnswer, RepositoryData
 from messages.releaser import ProcessResult
 
 from ..base import BaseActor
@@ -279,7 +279,13 @@ class ReplayPort:
         if answer.method != method:
             return self._diverge(f"port.{method} called; the trace answered {answer.method}")
         if answer.failure is not None:
-            raise FetchFailed(answer.url or "", answer.failure, answer.detail or "")
+            raise FetchFailed(
+                answer.url or "",
+                answer.failure,
+                answer.detail or "",
+                started=answer.started,
+                seconds=answer.seconds,
+            )
         if answer.error is not None:
             raise ReplayedBug(answer.error)
         return answer.value
@@ -295,8 +301,11 @@ class ReplayPort:
     def collect_needed_oids(self, identifier: str) -> set[str]:
         return set(self._next("collect_needed_oids"))
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> list[str]:
-        return list(self._next("fetch_oids"))
+    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
+        value = self._next("fetch_oids")
+        if isinstance(value, FetchResult):
+            return value
+        return FetchResult(tuple(value))  # recorded before fetches answered a FetchResult
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:
         result: ProcessResult = self._next("process_satisfiable_events")

@@ -64,17 +64,40 @@ def _lower_authority(url: str, decode_path: bool = False) -> str:
 
 
 def check_announcement(
-    announcement: Announcement, domain: str, maintainer_of_accepted: bool
+    announcement: Announcement, domain: str, maintainer_of_accepted: bool, scheme: str = "http"
 ) -> Result | None:
-    """An announcement must list this service, or come from a maintainer of an accepted one."""
+    """An announcement must list this service, or come from a maintainer of an accepted one.
+
+    The refusal names each tag that lacks us (``clone``, ``relays`` or both) and the URL to
+    add, in the ``scheme`` clients reach this relay by (``http``: ws://, ``https``: wss://),
+    so the advice works as given (S10.4; either scheme is accepted).
+    """
     if lists_this_service(announcement, domain) or maintainer_of_accepted:
         return None
+    ws = "wss" if scheme == "https" else "ws"
+    clone = f"{scheme}://{domain}/{npub_encode(announcement.owner)}/{announcement.identifier}.git"
+    wanted = []
+    if clone_url_of_ours(announcement, domain) is None:
+        wanted.append(("clone", clone))
+    if relay_url_of_ours(announcement, domain) is None:
+        wanted.append(("relays", f"{ws}://{domain}"))
+    tags = " and ".join(f"'{tag}'" for tag, _ in wanted)
+    advice = "; ".join(f"add {url} to '{tag}'" for tag, url in wanted)
     return Result.reject(
         Prefix.BLOCKED,
-        f"announcement must list this relay in 'clone' (https://{domain}/"
-        f"{npub_encode(announcement.owner)}/{announcement.identifier}.git) and 'relays' "
-        f"(wss://{domain})",
+        f"announcement does not list this relay in its {tags} tag{'s' * (len(wanted) > 1)}: "
+        f"{advice}",
     )
+
+
+def pr_held_result(commit: str, fetch_urls: int) -> Result:
+    """S1.2: a held PR's answer says where its commit will come from — the relay fetches it
+    from the clone URLs purgatory sync will try, or, with none, waits for a push."""
+    if fetch_urls:
+        source = f"will fetch from {fetch_urls} clone URL{'s' * (fetch_urls != 1)}"
+    else:
+        source = "waiting for a push"
+    return Result.ok(Prefix.PURGATORY, f"PR held until commit {commit} arrives: {source}")
 
 
 def check_repository_author(

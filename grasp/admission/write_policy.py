@@ -11,7 +11,7 @@ tells the truth ("stored" or "purgatory").
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -33,7 +33,6 @@ from grasp.purgatory import (
     AddOutcome,
     PurgatoryStore,
     Source,
-    pr_held_result,
 )
 from grasp.repositories import RepositoryIndex
 from grasp.store.sqlite import EventStore, SaveOutcome
@@ -70,8 +69,15 @@ class GraspWritePolicy:
         notify: Callable[[Event], object],
         curation: Curation = Curation(),
         prs: ContributorPrs | None = None,
+        public_scheme: str = "http",
+        fetch_candidates: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
+        """``public_scheme`` is how clients reach us (refusal advice, S10.4);
+        ``fetch_candidates`` lists the URLs purgatory sync would try for an identifier (the
+        held PR's answer says how many, S1.2); without it the answer says a push is awaited."""
         self.domain = domain
+        self.public_scheme = public_scheme
+        self.fetch_candidates = fetch_candidates
         self.index = index
         self.store = store
         self.purgatory = purgatory
@@ -118,7 +124,10 @@ class GraspWritePolicy:
             return curated  # S15.5, GRASP-01 L11
         ours = rules.lists_this_service(announcement, self.domain)
         refusal = rules.check_announcement(
-            announcement, self.domain, not ours and self._is_maintainer(announcement)
+            announcement,
+            self.domain,
+            not ours and self._is_maintainer(announcement),
+            self.public_scheme,
         )
         if refusal:
             return refusal
@@ -204,7 +213,7 @@ class GraspWritePolicy:
         if refusal:
             return refusal
         self.purgatory.add_pr(pr, _source(synced))
-        held = pr_held_result(pr.commit)
+        held = rules.pr_held_result(pr.commit, self._fetch_urls(pr.identifier))
         sources = [("", path) for path in self.prs.sources(pr)] if self.prs else []
         if _on_disk([*ownership.repos, *sources], {pr.commit}):
             return self._release_now(event, pr.identifier, synced, held)
@@ -300,6 +309,10 @@ class GraspWritePolicy:
             self._enqueue(identifier, synced)
             return held
         return NEWER_EXISTS
+
+    def _fetch_urls(self, identifier: str) -> int:
+        """How many URLs purgatory sync would fetch ``identifier``'s objects from (S3)."""
+        return len(self.fetch_candidates(identifier)) if self.fetch_candidates else 0
 
     def _enqueue(self, identifier: str, synced: bool) -> None:
         """S4.2: the sync config turns the origin into a delay."""

@@ -15,7 +15,10 @@ private network.  The rules:
 * the connection then goes to exactly that checked address (see ``http_client.py``), so a DNS
   answer that changes between check and connect (DNS rebinding) cannot redirect it.
 
-Everything here except :func:`resolve_host` is pure and needs no network.
+Everything here except :func:`resolve_host` is pure and needs no network.  :func:`would_refuse`
+answers "is this URL refused on sight?" (its text, or a literal address) without DNS, for
+answers and warnings that must not wait on a resolver; :func:`is_address_refusal` tells a
+refusal of the address (which ``--allow-private-fetch`` lifts) from one of the URL's text.
 """
 
 from __future__ import annotations
@@ -150,6 +153,27 @@ def address_refusal(address: str, policy: FetchPolicy) -> str | None:
         if not candidate.is_global:
             return f"{address} is not a globally routable address"
     return None
+
+
+def would_refuse(url: str, policy: FetchPolicy) -> str | None:
+    """Why ``url`` is refused without any DNS lookup (its text, or a literal IP address), or
+    None when it may be fetched as far as that can be told (a host name still needs DNS)."""
+    try:
+        _scheme, host, _port = check_url_syntax(url, policy)
+    except FetchError as exc:
+        return exc.detail
+    literal = _literal(host)
+    refusal = address_refusal(literal[0], policy) if literal else None
+    return f"{host}: {refusal}" if refusal else None
+
+
+def is_address_refusal(detail: str, policy: FetchPolicy) -> bool:
+    """Whether a ``policy`` refusal's ``detail`` is about the address (what allowing private
+    fetches would lift), not about the URL's text (scheme, credentials, ...)."""
+    if policy.allow_private:
+        return False
+    labels = [f"is a {label} address" for _, label in _REFUSED_CLASSES]
+    return any(text in detail for text in (*labels, "is not a globally routable address"))
 
 
 def resolve_host(host: str, port: int) -> list[str]:

@@ -23,10 +23,11 @@ from grasp.context import RealSyncContext
 from grasp.git import FetchLimits, FetchPolicy, remove_interrupted_work
 from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore, SweepResult
 from grasp.relay.config import Config
+from grasp.relay.fetch_checks import warn_unfetchable_sources
 from grasp.relay.git_http import SERVE_CONFIG, GitService
 from grasp.relay.maintenance import PurgatorySweeper
 from grasp.relay.observe.metrics import SyncMetrics
-from grasp.relay.observe.status import StatusBoard
+from grasp.relay.observe.status import HISTORY_SHOWN, StatusBoard
 from grasp.relay.prs import ContributorRepositories
 from grasp.relay.sync_sources.settings import SyncSourceSettings
 from grasp.relay.sync_sources.source import SyncSources
@@ -52,6 +53,7 @@ from grasp.relay.transport.server import (
 from grasp.relay.transport.session import SessionContext
 from grasp.release import ReleaseWorkflow
 from grasp.repositories import RepositoryIndex
+from messages.history import SyncHistoryReport
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ def sync_config(config: Config) -> SyncConfig:
         rate_window=config.sync_rate_window_secs,
         precise_wakeups=config.sync_precise_wakeups,
         backoff_scale=config.sync_backoff_scale,
+        history_attempts=config.sync_history_attempts,
+        history_identifiers=config.sync_history_identifiers,
     )
 
 
@@ -124,6 +128,7 @@ class GraspRelay:
             ", ".join(self.system.actor_names()),
             len(self.sync_sources),
         )
+        warn_unfetchable_sources(self.config.sync_sources, fetch_settings(self.config)[0])
         self.sync_sources.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -180,10 +185,15 @@ def open_grasp_relay(
         hub = SubscriptionHub()
         index = RepositoryIndex(store, purgatory, data_dir)
         metrics = SyncMetrics(purgatory.counts)
+
+        def sync_history(identifier: str | None) -> SyncHistoryReport:
+            return system.history(identifier, limit=HISTORY_SHOWN, timeout=2.0)
+
         board = StatusBoard(  # the lambdas look up system and sync_sources when called
             sync_status=lambda: system.status(limit=10, timeout=2.0),
             purgatory_counts=purgatory.counts,
             sync_sources=lambda: sync_sources.status(),
+            sync_history=sync_history,
         )
 
         def on_release(event, identifier: str, held_for: float | None) -> None:
@@ -223,6 +233,8 @@ def open_grasp_relay(
             notify=hub.publish,
             curation=bound.curation,
             prs=prs,
+            public_scheme=bound.public_scheme,
+            fetch_candidates=ctx.fetch_candidates,
         )
         sync_sources = SyncSources(
             bound.sync_sources, SyncSourceSettings.from_config(bound), write_policy

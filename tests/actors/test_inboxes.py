@@ -32,12 +32,17 @@ INBOXES = {
 NOT_INBOX = {
     "ProcessResult",
     "SchedulerStatus",
-    "ThrottleStatus",  # replies to asks
+    "ThrottleStatus",
+    "SyncHistoryReport",
+    "IdentifierHistory",
+    "AttemptRecord",
+    "UrlRecord",  # replies to asks
     "Ping",
     "ActorStarted",
     "Reply",  # every actor's lifecycle, trace markers
     "RepositoryData",
     "AnnouncementInfo",
+    "FetchResult",
     "PortAnswer",  # the port, as traced
 }
 

@@ -52,15 +52,21 @@ def test_an_unexpected_exception_is_logged_with_its_traceback_and_retried(
 
 
 def test_a_fetch_failure_is_not_a_bug(start_system, fake_clock, caplog):
-    """The port's own failure type is a WARNING naming URL and reason, without a traceback."""
+    """The port's own failure type is a WARNING naming URL and reason, without a traceback,
+    said once by the Scheduler's sync history and not again on the retry (S18.2)."""
     caplog.set_level(logging.INFO, logger="actors")
     ctx = MockSyncContext(clock=fake_clock.now).with_urls([A]).url_fails(A)
     ctx.with_needed_oids(["o1"], identifier="repo")
     h = start_system(ctx, clock=fake_clock, synced_delay=0.0)
     h.enqueue("repo")
+    h.advance(20.0)  # the retry after the first backoff step fails the same way
+    assert [url for url, _ in ctx.fetch_log] == [A, A]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert [r.getMessage() for r in warnings] == [
-        f"repo: fetch from {A} failed (refused): configured to fail"
+    assert [(r.name, r.getMessage()) for r in warnings] == [
+        (
+            "actors.scheduler",
+            f"repo: fetch from {A} failed (refused): configured to fail; retried with backoff",
+        )
     ]
     assert not any(r.exc_info for r in caplog.records)
 

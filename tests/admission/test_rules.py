@@ -45,8 +45,48 @@ def test_check_announcement_refuses_with_blocked_and_says_what_to_list():
         _announcement(key, [], []), DOMAIN, maintainer_of_accepted=False
     )
     assert not refusal.accepted and refusal.message.startswith("blocked: ")
-    assert f"https://{DOMAIN}/{npub_encode(key.pubkey)}/repo.git" in refusal.message
+    clone = f"http://{DOMAIN}/{npub_encode(key.pubkey)}/repo.git"
+    assert refusal.message == (
+        "blocked: announcement does not list this relay in its 'clone' and 'relays' tags: "
+        f"add {clone} to 'clone'; add ws://{DOMAIN} to 'relays'"
+    )
     assert rules.check_announcement(_announcement(key, [], []), DOMAIN, True) is None
+
+
+@pytest.mark.parametrize(
+    ("clone", "relays", "scheme", "expected"),
+    [
+        (True, False, "http", "in its 'relays' tag: add ws://{d} to 'relays'"),
+        (False, True, "http", "in its 'clone' tag: add http://{d}/{npub}/repo.git to 'clone'"),
+        (True, False, "https", "in its 'relays' tag: add wss://{d} to 'relays'"),
+        (False, True, "https", "in its 'clone' tag: add https://{d}/{npub}/repo.git to 'clone'"),
+    ],
+)
+def test_s10_4_the_refusal_names_the_failing_tag_in_the_scheme_we_are_reached_by(
+    clone, relays, scheme, expected
+):
+    key = Key()
+    fill = {"d": DOMAIN, "npub": npub_encode(key.pubkey)}
+    announcement = _announcement(
+        key,
+        ["https://{d}/{npub}/repo.git".format(**fill)] if clone else ["https://elsewhere/x.git"],
+        ["wss://{d}".format(**fill)] if relays else ["wss://elsewhere"],
+    )
+    refusal = rules.check_announcement(announcement, DOMAIN, False, scheme)
+    assert refusal is not None
+    assert refusal.message == (
+        "blocked: announcement does not list this relay " + expected.format(**fill)
+    )
+
+
+def test_s1_2_a_held_prs_answer_says_where_its_commit_will_come_from():
+    commit = "c" * 40
+    assert rules.pr_held_result(commit, 2).message == (
+        f"purgatory: PR held until commit {commit} arrives: will fetch from 2 clone URLs"
+    )
+    assert rules.pr_held_result(commit, 1).message.endswith("will fetch from 1 clone URL")
+    held = rules.pr_held_result(commit, 0)
+    assert held.accepted and held.message.endswith(": waiting for a push")
 
 
 def test_check_repository_author():

@@ -7,6 +7,7 @@ workflow in the test's greenlet, which is the single writer here.
 import pytest
 
 from grasp.admission.intake import EventSource
+from grasp.admission.write_policy import GraspWritePolicy
 from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import sign_event
@@ -141,14 +142,38 @@ def test_pr_is_held_until_its_commit_arrives_then_a_placeholder_completes_it(pol
     commit = RepoBuilder(world.repo(owner, D)).commit()
     missing = contributor.pr(owner.pubkey, D, "d" * 40)
     held = policy(missing, USER)
-    assert (
-        held.message == f"purgatory: PR event stored, waiting for git push with commit {'d' * 40}"
-    )
+    assert held.message == f"purgatory: PR held until commit {'d' * 40} arrives: waiting for a push"
     # a push to refs/nostr/<id> came first: the placeholder has the same commit
     early = contributor.pr(owner.pubkey, D, commit, created_at=1_700_000_400)
     world.purgatory.add_placeholder(early.id, commit)
     assert policy(early, USER).message == ""
     assert for_each_ref(world.repo(owner, D))[f"refs/nostr/{early.id}"] == commit
+
+
+def test_s1_2_a_held_pr_says_how_many_clone_urls_the_relay_will_fetch_from(world):
+    """The count is what purgatory sync will try: the announcement's and the PR's clone URLs,
+    without our own service and without what the fetch policy refuses (S3.1, S3.2, S3.4)."""
+    owner, contributor = Key(), Key()
+    npub = npub_encode(owner.pubkey)
+    world.announce(
+        owner,
+        D,
+        clone=[f"https://{DOMAIN}/{npub}/{D}.git", "https://forge.example/r.git", "git://x/r"],
+    )
+    policy = GraspWritePolicy(
+        domain=DOMAIN,
+        index=world.index,
+        store=world.store,
+        purgatory=world.purgatory,
+        sync=RecordingSync(world),
+        notify=world.notified.append,
+        fetch_candidates=world.ctx.fetch_candidates,
+    )
+    world.ctx.domain = DOMAIN
+    pr = contributor.pr(owner.pubkey, D, "e" * 40, clone=["https://fork.example/r.git"])
+    assert policy(pr, USER).message == (
+        f"purgatory: PR held until commit {'e' * 40} arrives: will fetch from 2 clone URLs"
+    )
 
 
 def test_pr_with_a_placeholder_of_another_commit_is_invalid(policy, world):

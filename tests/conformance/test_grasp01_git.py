@@ -105,7 +105,7 @@ def test_grasp01_l45_pushes_to_refs_nostr_and_the_purgatory_tip_check(grasp, tmp
     assert push(work.path, url, f"pr:refs/nostr/{early.id}").returncode == 0
     assert grasp.publish(early)[2:] == [True, ""]  # the push came first: served at once
     late = contributor.pr(owner.pubkey, d, announced, created_at=1_700_000_900)
-    assert grasp.publish(late)[3].startswith("purgatory: PR event stored")
+    assert grasp.publish(late)[3].startswith("purgatory: PR held until commit")
     refused = push(work.path, url, f"other:refs/nostr/{late.id}")
     assert refused.returncode != 0 and f"names commit {announced}" in refused.stderr
     assert f"refs/nostr/{late.id}" not in _refs(url)

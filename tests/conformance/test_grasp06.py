@@ -107,7 +107,7 @@ def test_grasp06_l21_24_wrong_signer_ref_and_commit_are_refused_with_reasons(gra
     wrong_ref = push(work.path, alices, "other:refs/heads/main")
     assert wrong_ref.returncode != 0 and "take only refs/nostr/<event-id>" in wrong_ref.stderr
     event = _pr(grasp, alice, maintainer.pubkey, d, announced, alices)
-    assert grasp.publish(event)[3].startswith("purgatory: PR event stored")
+    assert grasp.publish(event)[3].startswith("purgatory: PR held until commit")
     wrong_commit = push(work.path, alices, f"other:refs/nostr/{event.id}")
     assert wrong_commit.returncode != 0
     assert f"names commit {announced}, not {other}" in wrong_commit.stderr
@@ -124,7 +124,7 @@ def test_grasp06_l21_24_a_pr_for_a_repository_hosted_elsewhere_is_accepted(grasp
     work = _work(tmp_path)
     tip = work.commit(branch="pr")
     event = _pr(grasp, contributor, elsewhere.pubkey, d, tip, url)
-    assert grasp.publish(event)[3].startswith("purgatory: PR event stored")
+    assert grasp.publish(event)[3].startswith("purgatory: PR held until commit")
     assert push(work.path, url, f"pr:refs/nostr/{event.id}").returncode == 0
     wait_until(lambda: grasp.served(event.id), "the PR served")
 
@@ -149,7 +149,7 @@ def test_grasp06_a_mismatched_commit_pushed_first_loses_its_ref(grasp: Grasp, tm
     work.commit(branch="wrong")
     event = _pr(grasp, contributor, Key().pubkey, d, "b" * 64, url)
     assert push(work.path, url, f"wrong:refs/nostr/{event.id}").returncode == 0
-    assert grasp.publish(event)[3].startswith("purgatory: PR event stored")
+    assert grasp.publish(event)[3].startswith("purgatory: PR held until commit")
     assert _ls(url) == {}
     assert not grasp.served(event.id)
     assert not (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.context import FETCH_FAILURE_REASONS, FetchFailed, SyncContext
+from actors.context import FETCH_FAILURE_REASONS, FetchFailed, FetchResult, SyncContext
 from actors.fakes import MockSyncContext
 from tests.support.gitrepo import RepoBuilder
 from tests.support.gitserver import GitServer
@@ -31,6 +31,7 @@ class Port:
     good_url: str
     bad_url: str
     oid: str
+    lacking_url: str  # answers, but does not have ``oid``
 
 
 class PortContract:
@@ -62,10 +63,24 @@ class PortContract:
         assert port.ctx.our_domain() == DOMAIN
 
     def test_a_fetch_returns_exactly_the_needed_oids_that_arrived(self, port: Port):
-        """S7.1: the needed OIDs present afterwards and not before."""
+        """S7.1: the needed OIDs present afterwards and not before, in one typed result
+        (S18.1): nothing missing, the bytes stored if known, no timing (the actors add it)."""
         target = port.ctx.find_target_repo(port.ctx.fetch_repository_data(D))
         assert target is not None
-        assert port.ctx.fetch_oids(target, port.good_url, [port.oid]) == [port.oid]
+        result = port.ctx.fetch_oids(target, port.good_url, [port.oid])
+        assert isinstance(result, FetchResult)
+        assert result.oids == (port.oid,) and result.missing == 0
+        assert result.pack_bytes is None or result.pack_bytes > 0
+        assert result.started is None and result.seconds is None
+
+    def test_s18_1_a_server_without_the_objects_answers_how_many_it_lacked(self, port: Port):
+        """``missing_objects``: the server answered, without the needed commit; no failure."""
+        target = port.ctx.find_target_repo(port.ctx.fetch_repository_data(D))
+        assert target is not None
+        result = port.ctx.fetch_oids(target, port.lacking_url, [port.oid])
+        assert result.oids == () and result.missing == 1
+        assert result.pack_bytes in (None, 0)
+        assert port.ctx.has_pending_events(D)
 
     def test_a_failed_fetch_raises_fetch_failed_with_url_and_reason(self, port: Port):
         """The port's one failure type (S7.2 reasons)."""
@@ -75,6 +90,7 @@ class PortContract:
             port.ctx.fetch_oids(target, port.bad_url, [port.oid])
         assert failure.value.url == port.bad_url
         assert failure.value.reason in FETCH_FAILURE_REASONS
+        assert failure.value.started is None and failure.value.seconds is None
 
     def test_nothing_is_released_before_the_objects_are_present(self, port: Port):
         result = port.ctx.process_satisfiable_events(D)
@@ -104,6 +120,7 @@ class TestMockSyncContext(PortContract):
     @pytest.fixture
     def port(self, tmp_path) -> Port:
         good, bad, oid = "https://good.example/c.git", "https://bad.example/c.git", "a" * 40
+        lacking = "https://lacking.example/c.git"
         ctx = (
             MockSyncContext()
             .with_urls([good, bad], identifier=D)
@@ -113,7 +130,7 @@ class TestMockSyncContext(PortContract):
             .with_our_domain(DOMAIN)
             .with_target_repo(tmp_path / "target.git")
         )
-        return Port(ctx, good, bad, oid)
+        return Port(ctx, good, bad, oid, lacking)
 
 
 class TestRealSyncContext(PortContract):
@@ -122,8 +139,9 @@ class TestRealSyncContext(PortContract):
         assert world.ctx.our_domain() == DOMAIN
         with GitServer(tmp_path / "remote", host="127.0.0.2") as server:
             tip = RepoBuilder.create(server.root / f"{D}.git").commit()
+            RepoBuilder.create(server.root / "lacking.git").commit("another history")
             good, bad = server.url(f"{D}.git"), _closed_port_url("127.0.0.3")
             owner = Key()
             world.announce(owner, D, clone=[good, bad])
             world.hold_state(owner.state(D, {"refs/heads/main": tip}))
-            yield Port(world.ctx, good, bad, tip)
+            yield Port(world.ctx, good, bad, tip, server.url("lacking.git"))

@@ -105,8 +105,9 @@ def test_v0_only_server_refusing_unadvertised_wants_falls_back(cluster):
 
 def test_without_allow_private_fetch_loopback_is_never_contacted(cluster):
     """S3.4: without ``--allow-private-fetch`` a clone URL on a loopback address is refused
-    before any network use — the server's request log stays empty — the refusal is logged,
-    the URL counts as tried, and the state stays held with the S4.1 backoff."""
+    before any network use — the server's request log stays empty — the refusal is logged
+    naming the flag (S18.2), the URL counts as tried, and the state stays held with the S4.1
+    backoff."""
     owner = Key()
     b = cluster.relay("B", user_delay=0.2, allow_private_fetch=False)
     g = cluster.git_server("G")
@@ -116,7 +117,10 @@ def test_without_allow_private_fetch_loopback_is_never_contacted(cluster):
     state = owner.state(ID, {"refs/heads/main": main})
     b.publish(announcement, state)
 
-    b.wait_for_log(rf"not fetching from {re.escape(url)}: .*127\.0\.0\.1 is a loopback address")
+    b.wait_for_log(
+        rf"WARNING .* not fetching from {re.escape(url)}, the fetch policy refuses it: "
+        r".*127\.0\.0\.1 is a loopback address \(--allow-private-fetch allows it\)"
+    )
     b.wait_for_log(rf"{ID} incomplete: attempt 1, retry in 20\.0 s")
     assert g.requests == []
     assert b.served_ids(state.id) == set()

@@ -61,6 +61,14 @@ S12_TABLE = {
         32 * 1024 * 1024,
     ),
     "fetch_max_refs": ("--fetch-max-refs", "GRASP_FETCH_MAX_REFS", 500_000),
+    # sync history and public URL scheme (S18.1, S10.4 answers)
+    "sync_history_attempts": ("--sync-history-attempts", "GRASP_SYNC_HISTORY_ATTEMPTS", 20),
+    "sync_history_identifiers": (
+        "--sync-history-identifiers",
+        "GRASP_SYNC_HISTORY_IDENTIFIERS",
+        1000,
+    ),
+    "public_url_scheme": ("--public-url-scheme", "GRASP_PUBLIC_URL_SCHEME", None),
 }
 
 
@@ -214,3 +222,14 @@ def test_s14_1_advertisement_caps_reach_the_fetch_limits():
     assert (limits.max_advertisement_bytes, limits.max_refs) == (1 << 20, 7)
     _, defaults = fetch_settings(parse_config([], {}))
     assert (defaults.max_advertisement_bytes, defaults.max_refs) == (32 << 20, 500_000)
+
+
+def test_public_scheme_is_http_unless_a_public_domain_or_the_option_says_otherwise():
+    """S10.4 answers name URLs in the scheme clients reach the relay by."""
+    assert parse_config([], {}).public_scheme == "http"
+    assert parse_config(["--domain", "relay.example.com"], {}).public_scheme == "https"
+    explicit = ["--domain", "relay.example.com", "--public-url-scheme", "HTTP"]
+    assert parse_config(explicit, {}).public_scheme == "http"
+    assert parse_config([], {"GRASP_PUBLIC_URL_SCHEME": "https"}).public_scheme == "https"
+    with pytest.raises(ConfigError, match="not a URL scheme"):
+        parse_config(["--public-url-scheme", "ftp"], {})

@@ -218,7 +218,9 @@ def test_nostr_refs_placeholder_then_pr_and_pr_then_wrong_commit(relay, tmp_path
     assert client.req("pr", {"ids": [early.id]})[0]["id"] == early.id
     announced, _other = work.commit(), work.commit(branch="other")
     late = contributor.pr(owner.pubkey, D, announced, created_at=1_700_000_500)
-    assert client.publish(late)[3].startswith("purgatory: PR event stored")
+    assert client.publish(late)[3] == (  # no other clone URL: a push is the only way (S1.2)
+        f"purgatory: PR held until commit {announced} arrives: waiting for a push"
+    )
     refused = _push(work.path, _git_url(relay, owner), f"other:refs/nostr/{late.id}")
     assert refused.returncode != 0 and f"names commit {announced}" in refused.stderr
     client.close()

@@ -210,7 +210,7 @@ def test_grasp06_pr_first_then_the_push_releases_it(prs, tmp_path):
     work = RepoBuilder.create(tmp_path / "work.git")
     tip = work.commit(branch="pr")
     event = _pr(prs, contributor, maintainer, tip)
-    assert prs.policy(event, USER).message.startswith("purgatory: PR event stored")
+    assert prs.policy(event, USER).message.startswith("purgatory: PR held until commit")
     assert _push(work.path, prs.url(contributor), f"pr:refs/nostr/{event.id}").returncode == 0
     assert _released(prs, event) == event
     assert for_each_ref(prs.world.repo(maintainer, D))[f"refs/nostr/{event.id}"] == tip
@@ -223,7 +223,7 @@ def test_grasp06_l21_a_pr_for_a_repository_hosted_elsewhere_is_accepted(prs, tmp
     work = RepoBuilder.create(tmp_path / "work.git")
     tip = work.commit(branch="pr")
     event = _pr(prs, contributor, elsewhere, tip)
-    assert prs.policy(event, USER).message.startswith("purgatory: PR event stored")
+    assert prs.policy(event, USER).message.startswith("purgatory: PR held until commit")
     assert _push(work.path, prs.url(contributor), f"pr:refs/nostr/{event.id}").returncode == 0
     assert _released(prs, event) == event  # served; no repository here to mirror into
     plain = _pr(prs, contributor, elsewhere, tip, clone="https://elsewhere.example/x.git")
@@ -270,7 +270,7 @@ def test_grasp06_a_wrong_commit_pushed_first_loses_its_ref_to_the_signed_event(p
     event = _pr(prs, contributor, maintainer, announced)
     assert _push(work.path, prs.url(contributor), f"other:refs/nostr/{event.id}").returncode == 0
     result = prs.policy(event, USER)
-    assert result.accepted and result.message.startswith("purgatory: PR event stored")
+    assert result.accepted and result.message.startswith("purgatory: PR held until commit")
     assert _ls_remote(prs.url(contributor)).stdout == ""  # ref deleted, empty repo served
     assert not prs.repos.path_of(npub_encode(contributor.pubkey), D).exists()  # removed
     assert prs.world.purgatory.contains(event.id)  # held for the right commit

@@ -27,10 +27,18 @@ CONFIGS: dict[str, SyncConfig] = {
     "burst": SyncConfig(max_concurrent=2, max_per_minute=3, rate_window=10.0),
     "partial_oids": SyncConfig(),
     "crash_restart": SyncConfig(max_concurrent=1),
+    "why_held": SyncConfig(history_attempts=4),
 }
 
 
-def _run(ctx: MockSyncContext, name: str, path: Path, ids: list[str], observer=None) -> None:
+def _run(
+    ctx: MockSyncContext,
+    name: str,
+    path: Path,
+    ids: list[str],
+    observer=None,
+    on_step: Callable[[float], None] | None = None,
+) -> None:
     clock = FakeClock(start=1000.0)
     ctx._clock = clock.now
     path.unlink(missing_ok=True)
@@ -42,10 +50,13 @@ def _run(ctx: MockSyncContext, name: str, path: Path, ids: list[str], observer=N
         for _ in range(4000):
             if not ctx.pending_identifiers():
                 break
+            if on_step is not None:
+                on_step(clock.now())
             harness.advance(0.25)
         if ctx.pending_identifiers():
             raise AssertionError(f"{name}: still pending {ctx.pending_identifiers()}")
         harness.status()  # status asks are part of the trace too
+        harness.system.history()
     finally:
         harness.system.stop()
 
@@ -96,10 +107,33 @@ def crash_restart(path: Path) -> None:
     _run(ctx, "crash_restart", path, ids, observer=_CrashOnce())
 
 
+GONE = "https://gone.example/held.git"
+LACKING = "https://lacking.example/held.git"
+OLD = "git://old.example/held.git"
+
+
+def why_held(path: Path) -> None:
+    """S18: one identifier, three URLs — a 404, a server without the commit and a ``git://``
+    URL the policy refuses. Two attempts fail; then the commit is pushed to the lacking server
+    and the third attempt releases. The refused URL is asked once and never again."""
+    ctx = MockSyncContext().with_urls([GONE, LACKING, OLD], identifier="held")
+    ctx.with_needed_oids(["tip"], identifier="held")
+    ctx.url_fails(GONE, "not_found", "HTTP 404").url_fails(OLD, "policy", "git:// is disabled")
+
+    def push_after_two_attempts(now: float) -> None:
+        if now >= 1030.0:
+            ctx.url_provides(LACKING, ["tip"])
+
+    _run(ctx, "why_held", path, ["held"], on_step=push_after_two_attempts)
+    expected = [GONE, LACKING, OLD, GONE, LACKING, GONE, LACKING]
+    assert ctx.fetched_urls == expected, ctx.fetched_urls
+
+
 SCENARIOS: dict[str, Callable[[Path], None]] = {
     "burst": burst,
     "partial_oids": partial_oids,
     "crash_restart": crash_restart,
+    "why_held": why_held,
 }
 
 

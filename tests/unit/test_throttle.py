@@ -171,3 +171,15 @@ def test_enqueue_identifier_creates_domain_throttle():
     manager.enqueue_identifier("example.com", "A", {"u"})
     assert manager.has_queued_identifier("example.com", "A")
     assert "example.com" in manager.throttles
+
+
+def test_a_slot_whose_request_reached_nobody_leaves_no_window_entry():
+    """A throttle-path request the fetch policy refused (S3.4, S18.2) frees its slot at once
+    and is not counted in the rate window (S6.1 counts what the remote sees)."""
+    throttle = domain_state("example.com", max_concurrent=2, max_per_minute=30)
+    throttle.enqueue_identifier("refused")
+    throttle.enqueue_identifier("fetched")
+    assert [i for i, _ in throttle.dispatch_ready(NOW)] == ["refused", "fetched"]
+    throttle.release_slot("refused", NOW + 1, contacted=False)
+    throttle.release_slot("fetched", NOW + 1)
+    assert throttle.in_flight == 0 and throttle.window_used(NOW + 2) == 1

@@ -33,6 +33,7 @@ from .values import (
     repo_rules,
     seconds,
     text,
+    url_scheme,
 )
 
 __all__ = ["OPTIONS", "Option"]
@@ -159,5 +160,15 @@ OPTIONS: tuple[Option, ...] = (
            metavar="BYTES", default_text="32MiB"),
     Option("fetch_max_refs", "--fetch-max-refs", "GRASP_FETCH_MAX_REFS", int_at_least(1),
            "cap on the refs one advertisement of a git fetch may list (S14.1)", metavar="N"),
+    Option("sync_history_attempts", "--sync-history-attempts", "GRASP_SYNC_HISTORY_ATTEMPTS",
+           int_at_least(1), "sync attempts kept per identifier for /status (S18.1)", metavar="N"),
+    Option("sync_history_identifiers", "--sync-history-identifiers",
+           "GRASP_SYNC_HISTORY_IDENTIFIERS", int_at_least(1),
+           "identifiers whose sync history is kept; the least recently attempted goes first "
+           "(S18.1)", metavar="N"),
+    Option("public_url_scheme", "--public-url-scheme", "GRASP_PUBLIC_URL_SCHEME", url_scheme,
+           "scheme clients use to reach this relay (http: ws://, https: wss://), as answers "
+           "name its clone and relay URLs (S10.4)", metavar="SCHEME",
+           default_text="http; https with --domain"),
 )
 # fmt: on

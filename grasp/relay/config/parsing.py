@@ -43,8 +43,9 @@ def build_parser(prog: str = "grasp-relay") -> argparse.ArgumentParser:
         prog=prog,
         description="A GRASP relay: a Nostr relay (NIP-01, NIP-11, NIP-34) "
         "that hosts git repositories.",
-        epilog="Each option can also be set through the environment variable named in its help; "
-        "a flag given on the command line wins over the environment.",
+        epilog="Each option can also be set through the environment variable named in its help;\n"
+        "a flag given on the command line wins over the environment. Rule numbers such as\n"
+        "(S4.2) refer to docs/spec.rst; docs/configuration.rst has every option.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for option in OPTIONS:

@@ -79,6 +79,11 @@ class Config:
     event_rate_limit: int = _SESSION.max_events_per_minute
     #: GRASP-06 contributor PRs at /prs/<npub>/<identifier>.git (S16.1)
     grasp06: bool = True
+    # sync history (S18.1) and how clients reach us (S10.4 answers)
+    sync_history_attempts: int = _SYNC.history_attempts
+    sync_history_identifiers: int = _SYNC.history_identifiers
+    #: ``http`` or ``https``; None means https when ``--domain`` is given, else http.
+    public_url_scheme: str | None = None
 
     @property
     def public_domain(self) -> str:
@@ -92,6 +97,17 @@ class Config:
     def curation(self) -> Curation:
         """The curation rules (S15.5); the options were validated when parsed."""
         return Curation.from_texts(self.repo_allow, self.repo_deny, self.deny_pubkeys)
+
+    @property
+    def public_scheme(self) -> str:
+        """``http`` or ``https``: the scheme this relay is reached by (``ws``/``wss`` follow).
+
+        Without ``--public-url-scheme`` it is https behind a public ``--domain`` (a TLS proxy
+        in front, docs/deployment) and http otherwise: what the relay itself serves.
+        """
+        if self.public_url_scheme is not None:
+            return self.public_url_scheme
+        return "https" if self.domain is not None else "http"
 
     @property
     def sync_enabled(self) -> bool:

@@ -139,6 +139,17 @@ def log_level(text: str) -> str:
     return value
 
 
+URL_SCHEMES = ("http", "https")
+
+
+def url_scheme(text: str) -> str:
+    """``http`` or ``https``: how clients reach this relay (``ws``/``wss`` follow)."""
+    value = text.strip().lower()
+    if value not in URL_SCHEMES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a URL scheme (http or https)")
+    return value
+
+
 def path(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")

@@ -18,20 +18,38 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
-import time
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from typing import Any
 
-__all__ = ["CONTENT_SECURITY_POLICY", "SECTIONS", "fixed", "render_page", "render_sections"]
+from grasp.relay.observe.fmt import (
+    ago,
+    clock_text,
+    esc,
+    fixed,
+    secs,
+    value_text,
+)
+from grasp.relay.observe.fmt import error as _error
+from grasp.relay.observe.fmt import table as _table
+from grasp.relay.observe.history_view import attempts_table, render_history, urls_table
+
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "SECTIONS",
+    "fixed",
+    "render_identifier_page",
+    "render_missing_identifier",
+    "render_page",
+    "render_sections",
+]
 
 #: Section ids, in page order, with their headings.
 SECTIONS = (
     ("sync", "Sync queue"),
     ("domains", "Domains"),
     ("purgatory", "Purgatory"),
+    ("history", "Sync history: why is it still held?"),
     ("releases", "Recent releases"),
     ("sources", "Sync sources"),
 )
@@ -57,7 +75,6 @@ SOURCE_KEYS = (
     "next_attempt_at",
     "last_error",
 )
-DASH = "\u2014"
 #: The page's script and style, shipped as package data (``[options.package_data]``).
 STATIC = resources.files("grasp.relay.observe").joinpath("static")
 
@@ -86,73 +103,11 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-# -- formatting (mirrored in status.js) ---------------------------------------------------------
-
-
-def fixed(x: float, digits: int) -> str:
-    """``x.toFixed(digits)`` as JavaScript computes it: ties round away from zero on the exact
-    binary value (Python's ``format`` would round half to even and disagree on 0.25)."""
-    if x == 0:
-        x = 0.0  # JavaScript prints -0 as "0.0"
-    step = Decimal(1).scaleb(-digits)
-    return format(Decimal(x).quantize(step, rounding=ROUND_HALF_UP), "f")
-
-
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def duration(d: float) -> str:
-    """Seconds for people: "12.5 s", "42 min", "3 h 07 min"."""
-    if d < 120:
-        return fixed(d, 1) + " s"
-    if d < 7200:
-        return f"{int(d // 60)} min"
-    return f"{int(d // 3600)} h {int(d % 3600 // 60):02d} min"
-
-
-def secs(x: float | None) -> str:
-    return DASH if x is None else duration(x)
-
-
 def kind_label(kind: str) -> str:
     return KIND_LABELS.get(kind, kind)
 
 
-def value_text(v: object) -> str:
-    if v is None:
-        return DASH
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return str(int(v)) if v.is_integer() else fixed(v, 2)
-    return str(v)
-
-
-def ago(t: object, now: float) -> str:
-    """A wall-clock instant relative to the snapshot: "12.0 s ago", or "in 5.0 s" (a due time)."""
-    if not isinstance(t, (int, float)) or isinstance(t, bool):
-        return value_text(t)
-    return f"in {duration(t - now)}" if t > now else duration(now - t) + " ago"
-
-
-def clock_text(t: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(t)) + " UTC"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> str:
-    """Rows hold cell markup that is already escaped."""
-    if not rows:
-        return f'<p class="empty">{esc(empty)}</p>'
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _error(part: Mapping[str, Any]) -> str:
-    return f'<p class="error">unavailable: {esc(part["error"])}</p>' if part.get("error") else ""
+# -- sections (mirrored in status.js) -----------------------------------------------------------
 
 
 def _meter(used: int, limit: int) -> str:
@@ -164,9 +119,6 @@ def _meter(used: int, limit: int) -> str:
 
 def _ordered(keys: Sequence[str], first: Sequence[str]) -> list[str]:
     return [k for k in first if k in keys] + sorted(k for k in keys if k not in first)
-
-
-# -- sections (mirrored in status.js) -----------------------------------------------------------
 
 
 def _sync(s: Mapping[str, Any]) -> str:
@@ -250,6 +202,7 @@ def _purgatory(s: Mapping[str, Any]) -> str:
 
 
 _RENDERERS = {
+    "history": render_history,
     "sync": _sync,
     "domains": _domains,
     "releases": _releases,
@@ -281,3 +234,46 @@ def render_page(snapshot: Mapping[str, Any], *, json_url: str, refresh_ms: int, 
         '<span id="live" class="live">server-rendered</span></p></header>\n'
         f"<main>\n{body}\n</main>\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
     )
+
+
+def _document(title: str, header: str, body: str) -> str:
+    """A server-only page in the style of ``/status`` (no script: nothing to mirror)."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta http-equiv="refresh" content="10">\n'
+        f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f'<header>{header}</header>\n<main class="single">\n{body}\n</main>\n</body>\n</html>\n'
+    )
+
+
+def render_identifier_page(entry: Mapping[str, Any], *, now: float, title: str) -> str:
+    """``/status/<identifier>``: one identifier's queue state, clone URLs and attempts (S18.1)."""
+    identifier = entry["identifier"]
+    header = (
+        f'<h1>{esc(identifier)}</h1><p class="meta">sync history at {esc(clock_text(now))} '
+        '&middot; <a href="/status">back to the status page</a></p>'
+    )
+    figures = (
+        f'<p class="figures"><span class="figure"><b>{esc(entry["state"])}</b></span>'
+        f'<span class="figure"><b>{esc(entry["attempt_count"])}</b> retries</span>'
+        f'<span class="figure"><b>{esc(entry["requests"])}</b> requests</span>'
+        f'<span class="figure">next attempt <b>{esc(ago(entry["next_attempt_at"], now))}</b>'
+        "</span></p>"
+    )
+    body = (
+        f'<section id="summary"><h2>State</h2>{figures}</section>\n'
+        f'<section id="urls"><h2>Clone URLs</h2>{urls_table(entry["urls"], now)}</section>\n'
+        '<section id="attempts"><h2>Attempts, newest first</h2>'
+        f"{attempts_table(entry['attempts'], now)}</section>"
+    )
+    return _document(f"{title}: {identifier}", header, body)
+
+
+def render_missing_identifier(identifier: str, reason: str, *, title: str) -> str:
+    """The page for an identifier nothing is known about (or whose history is unavailable)."""
+    header = (
+        f"<h1>{esc(identifier)}</h1>"
+        '<p class="meta"><a href="/status">back to the status page</a></p>'
+    )
+    return _document(f"{title}: {identifier}", header, f'<p class="empty">{esc(reason)}</p>')

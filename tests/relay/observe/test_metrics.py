@@ -213,7 +213,7 @@ def test_s13_1_the_real_actor_system_moves_the_metrics():
     ctx = MockSyncContext(clock=clock.now).with_urls([c, a, b], identifier="split")
     ctx.with_needed_oids(["c1", "c2", "c3"], identifier="split")
     ctx.url_provides(a, ["c1", "c2"]).url_provides(b, ["c3"])
-    ctx.failing_urls.add(c)
+    ctx.url_fails(c)
     metrics = SyncMetrics()
     harness = Harness(ctx, SyncConfig(), clock, observer=metrics)
     try:

@@ -57,7 +57,8 @@ def test_s13_a_non_editable_build_ships_the_assets_and_renders_the_page(tmp_path
         assert (built / "grasp" / "relay" / "observe" / "static" / name).is_file(), name
 
     snapshot = (
-        '{"generated_at": 1700000000.5, "sync": {"error": "down"}, "releases": [],'
+        '{"generated_at": 1700000000.5, "sync": {"error": "down"}, "history": {"error": "down"},'
+        ' "releases": [],'
         ' "purgatory": {"counts": {}, "total": 0}, "sync_sources": {"connections": []}}'
     )
     script = (

@@ -19,9 +19,15 @@ from gevent.pywsgi import WSGIServer
 
 from actors.system import SyncStatus
 from grasp.relay.observe.status import StatusBoard
-from grasp.relay.observe.status_page import SCRIPT, STYLE, render_sections
+from grasp.relay.observe.status_page import (
+    CONTENT_SECURITY_POLICY,
+    SCRIPT,
+    STYLE,
+    render_sections,
+)
 from grasp.relay.sync_sources.status import SourceState, SyncSourceStatus
 from grasp.relay.transport.http import STATUS_JSON_MOUNT, STATUS_MOUNT, RelayApp
+from messages.history import AttemptRecord, IdentifierHistory, SyncHistoryReport, UrlRecord
 from messages.scheduler import SchedulerStatus
 from messages.throttle import ThrottleStatus
 
@@ -39,6 +45,41 @@ def sync_status(identifier: str = "repo-a", domain: str = "git.example") -> Sync
                 domain, in_flight=2, queued=5, window_used=7, max_concurrent=4, max_per_window=60
             ),
         ),
+    )
+
+
+GONE, GIT = "https://gone.example/r.git", "git://old.example/r.git"
+
+
+def history(identifier: str = "repo-a", url: str = GONE) -> SyncHistoryReport:
+    """One held identifier whose two URLs failed: a 404 and a permanent policy refusal."""
+    return SyncHistoryReport(
+        (
+            IdentifierHistory(
+                identifier,
+                "queued",
+                attempt_count=2,
+                next_attempt_in=38.5,
+                requests=3,
+                attempts=(
+                    AttemptRecord(
+                        url, None, "failed", "not_found", "HTTP 404", 0, 1, 0, None, 0.25, 1.5
+                    ),
+                    AttemptRecord(
+                        GIT, "old.example", "failed", "policy", "git:// is disabled", ago=21.5
+                    ),
+                    AttemptRecord(
+                        url, None, "partial", "missing_objects", "", 1, 2, 1, 5000, 12.5, 22.0
+                    ),
+                ),
+                urls=(
+                    UrlRecord(url, 2, "failed", "not_found", "HTTP 404", 1, 1.5),
+                    UrlRecord(GIT, 1, "failed", "policy", "git:// is disabled", 0, 21.5, True),
+                ),
+            ),
+            IdentifierHistory("repo-done", "done", requests=1),
+        ),
+        total=4,
     )
 
 
@@ -60,6 +101,7 @@ def board(**overrides) -> StatusBoard:
         sync_status=sync_status,
         purgatory_counts=lambda: dict(COUNTS),
         sync_sources=lambda: [dict(SOURCE)],
+        sync_history=lambda identifier=None: history(),
         clock=lambda: NOW,
     )
     args.update(overrides)
@@ -101,6 +143,91 @@ def test_s13_snapshot_gathers_every_source():
                     "max_per_window": 60,
                 }
             ],
+        },
+        "history": {
+            "identifiers": [
+                {
+                    "identifier": "repo-a",
+                    "state": "queued",
+                    "attempt_count": 2,
+                    "next_attempt_at": NOW + 38.5,
+                    "requests": 3,
+                    "urls": [
+                        {
+                            "url": GONE,
+                            "attempts": 2,
+                            "outcome": "failed",
+                            "reason": "not_found",
+                            "detail": "HTTP 404",
+                            "missing": 1,
+                            "last_at": NOW - 1.5,
+                            "permanent": False,
+                        },
+                        {
+                            "url": GIT,
+                            "attempts": 1,
+                            "outcome": "failed",
+                            "reason": "policy",
+                            "detail": "git:// is disabled",
+                            "missing": 0,
+                            "last_at": NOW - 21.5,
+                            "permanent": True,
+                        },
+                    ],
+                    "attempts": [
+                        {
+                            "started_at": NOW - 1.5,
+                            "url": GONE,
+                            "path": "main",
+                            "outcome": "failed",
+                            "reason": "not_found",
+                            "detail": "HTTP 404",
+                            "fetched": 0,
+                            "missing": 1,
+                            "released": 0,
+                            "bytes": None,
+                            "seconds": 0.25,
+                        },
+                        {
+                            "started_at": NOW - 21.5,
+                            "url": GIT,
+                            "path": "queue old.example",
+                            "outcome": "failed",
+                            "reason": "policy",
+                            "detail": "git:// is disabled",
+                            "fetched": 0,
+                            "missing": 0,
+                            "released": 0,
+                            "bytes": None,
+                            "seconds": None,
+                        },
+                        {
+                            "started_at": NOW - 22.0,
+                            "url": GONE,
+                            "path": "main",
+                            "outcome": "partial",
+                            "reason": "missing_objects",
+                            "detail": "",
+                            "fetched": 1,
+                            "missing": 2,
+                            "released": 1,
+                            "bytes": 5000,
+                            "seconds": 12.5,
+                        },
+                    ],
+                },
+                {
+                    "identifier": "repo-done",
+                    "state": "done",
+                    "attempt_count": 0,
+                    "next_attempt_at": None,
+                    "requests": 1,
+                    "urls": [],
+                    "attempts": [],
+                },
+            ],
+            "total": 4,
+            "error": None,
         },
         "purgatory": {"counts": COUNTS, "total": 8, "error": None},
         "releases": [
@@ -215,16 +342,33 @@ def test_status_page_shows_the_numbers_without_javascript():
         "total",
         "8",
         "22:13:20 UTC",
+        # the sync history (S18.1): each URL with its last answer, the attempts expandable
+        f"{GONE} not_found: HTTP 404 (2\u00d7, 1.5 s ago)",
+        f"{GIT} refused by the fetch policy: git:// is disabled; not tried again (1\u00d7",
+        "in 38.5 s",
+        "3 of 3 attempts",
+        "queue old.example",
+        "lacks 2 needed objects",
+        "1 arrived, 2 missing",
+        "4.9 KiB",
+        "12.5 s",
+        "2 of 4 identifiers shown",
     ):
         assert expected in text, expected
     assert '<meter min="0" max="4" value="2"></meter>' in page
+    assert '<a href="/status/repo-a">repo-a</a>' in page
+    assert '<details data-identifier="repo-a"><summary>' in page  # expands without JavaScript
 
 
 def test_status_page_is_self_contained_and_its_csp_admits_only_its_own_blocks():
     _, headers, body = call(board(sync_sources=list).html_app(), path="/status")
     page = body.decode()
-    assert "//" not in page  # no http://, https:// or protocol-relative URL anywhere
-    assert not re.search(r"\b(src|href)\s*=|@import|url\(", page)
+    # clone URLs are shown as text; no attribute points anywhere (no http://, protocol-relative)
+    assert not re.search(r'=\s*"[^"]*//', page)
+    assert not re.search(r"\bsrc\s*=|@import|url\(", page)
+    # the only links are same-origin ones to the per-identifier pages (S18.1)
+    markup = re.sub(r"<script>.*?</script>", "", page, flags=re.S)
+    assert set(re.findall(r'href="([^"]*)"', markup)) == {"/status/repo-a", "/status/repo-done"}
     assert page.count("<script>") == 1 and page.count("<style>") == 1
     assert 'data-json-url="/status.json"' in page
     csp = headers["Content-Security-Policy"]
@@ -248,12 +392,14 @@ def test_status_page_escapes_hostile_text():
     b = board(
         sync_status=lambda: sync_status(HOSTILE, HOSTILE),
         sync_sources=lambda: [{"url": HOSTILE, "last_error": HOSTILE}],
+        sync_history=lambda identifier=None: history(HOSTILE, HOSTILE),
     )
     b.record_release(HOSTILE, 1618, HOSTILE, 1.0)
     page = call(b.html_app(), path="/status")[2].decode()
     assert "<script>alert" not in page
     assert page.count("<script") == 1
-    assert page.count("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&amp;&quot;") >= 5
+    assert page.count("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&amp;&quot;") >= 9
+    assert 'href="/status/%3Cscript%3Ealert(&#x27;x&#x27;)%3C%2Fscript%3E%26%22"' in page
     json_body = call(b.json_app())[2]
     assert json.loads(json_body)["releases"][0]["identifier"] == HOSTILE
 
@@ -301,6 +447,22 @@ def test_the_live_script_renders_exactly_what_the_server_rendered(tmp_path: Path
                 "next_attempt_at": NOW + 4.25,
             },
         ],
+        sync_history=lambda identifier=None: SyncHistoryReport(
+            (
+                *history(HOSTILE, HOSTILE).identifiers,
+                IdentifierHistory(
+                    "ünï cødé !'()*~ x",
+                    "syncing",
+                    requests=4,
+                    attempts=tuple(
+                        AttemptRecord(GONE, None, "released", None, "", 1, 0, 2, size, took, 0.25)
+                        for size, took in ((1023, 9.995), (1024, 10.0), (1048576, 0.005))
+                    ),
+                    urls=(UrlRecord(GONE, 4, "partial", "missing_objects", "", 1, 0.25),),
+                ),
+            ),
+            total=3,
+        ),
     )
     for latency in (0.25, None, 1e-7, 7300.5):
         b.record_release("d" * 64, 1619, HOSTILE, latency)
@@ -326,11 +488,20 @@ def test_the_live_script_renders_exactly_what_the_server_rendered(tmp_path: Path
         "8 min ago",
         "2 h 01 min",
         "in 4.3 s",
+        "1023 B",
+        "1.0 KiB",
+        "1.0 MiB",
+        "9.99 s",
+        "10.0 s",
+        "0.01 s",
+        "lacks 1 needed object <span",
+        'href="/status/%C3%BCn%C3%AF%20c%C3%B8d%C3%A9%20!&#x27;()*~%20x"',
     ):
         assert shown in joined, shown  # the cases where two renderers could drift apart
     assert result["fetched"] == ["/status.json"]
     assert result["dom"] == {f"{k}-body": v for k, v in render_sections(snap).items()}
     assert result["updated"] == "22:13:20 UTC" and result["live"] == "live"
+    assert result["reopened"] == [HOSTILE]  # a history the reader opened stays open (S18.1)
 
 
 _NODE_DRIVER = r"""
@@ -344,9 +515,12 @@ const elements = {};
 const element = (id) => elements[id] || (elements[id] = {id, innerHTML: "", textContent: ""});
 const body = {getAttribute: (n) => ({"data-json-url": "/status.json", "data-refresh-ms":
 "2000"})[n]};
-const fetched = [];
+const fetched = [], reopened = [], OPEN = snapshot.history.identifiers[0].identifier;
+const details = (id) => ({getAttribute: (n) => (n === "data-identifier" ? id : null),
+                          setAttribute: (n) => { if (n === "open") reopened.push(id); }});
 const ctx = {
-  document: {body, getElementById: element},
+  document: {body, getElementById: element, querySelectorAll: (selector) =>
+    selector === "details[open]" ? [details(OPEN)] : [details(OPEN), details("closed one")]},
   fetch: (url) => { fetched.push(url);
                     return Promise.resolve({ok: true, json: () => Promise.resolve(snapshot)}); },
   setTimeout: () => {},  // one poll is enough
@@ -356,7 +530,7 @@ vm.runInNewContext(script, ctx);
 setImmediate(() => {
   const dom = {};
   for (const [id, el] of Object.entries(elements)) if (id.endsWith("-body")) dom[id] = el.innerHTML;
-  process.stdout.write(JSON.stringify({rendered, fetched, dom, updated:
+  process.stdout.write(JSON.stringify({rendered, fetched, dom, reopened, updated:
   elements.updated.textContent,
                                        live: elements.live.textContent}));
 });
@@ -393,3 +567,73 @@ class _TagChecker(HTMLParser):
             self.errors.append(f"unexpected </{tag}> with open {self.stack[-3:]}")
         else:
             self.stack.pop()
+
+
+def one_identifier(identifier=None):
+    """A history source like the Scheduler's: ``identifier`` narrows to that one, if known."""
+    report = history("ünï-repo")
+    if identifier is None:
+        return report
+    known = tuple(h for h in report.identifiers if h.identifier == identifier)
+    return SyncHistoryReport(known, len(known))
+
+
+def test_s18_1_status_identifier_shows_one_identifiers_urls_and_attempts():
+    app = board(sync_history=one_identifier).html_app()
+    status, headers, body = call(app, path="/status/" + "ünï-repo".encode().decode("latin-1"))
+    page = body.decode()
+    assert status == "200 OK" and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    text = _visible_text(page)
+    for expected in (
+        "ünï-repo",
+        "queued",
+        "2 retries",
+        "3 requests",
+        "next attempt in 38.5 s",
+        f"{GONE} 2 not_found: HTTP 404 1.5 s ago",
+        f"{GIT} 1 refused by the fetch policy: git:// is disabled; not tried again 21.5 s ago",
+        "1.5 s ago",
+        "queue old.example",
+        "0.25 s",
+    ):
+        assert expected in text, expected
+    assert "<script" not in page and '<a href="/status">' in page
+    checker = _TagChecker()
+    checker.feed(page)
+    assert checker.errors == [] and checker.stack == []
+
+
+def test_s18_1_status_identifier_is_404_when_nothing_is_known_and_503_when_unavailable():
+    status, _, body = call(board(sync_history=one_identifier).html_app(), path="/status/nope")
+    assert status == "404 Not Found" and "no sync attempt is recorded" in body.decode()
+
+    def broken(identifier=None):
+        raise TimeoutError("Scheduler did not answer")
+
+    status, _, body = call(board(sync_history=broken).html_app(), path="/status/repo-a")
+    assert status.startswith("503") and "Scheduler did not answer" in body.decode()
+    assert call(board().html_app(), "HEAD", path="/status/repo-a")[2] == b""
+    snap = board(sync_history=broken).snapshot()  # the main page survives a broken history
+    assert snap["history"]["error"] == "TimeoutError: Scheduler did not answer"
+    assert "unavailable" in render_sections(snap)["history"]
+
+
+def test_s18_1_status_identifier_over_a_real_port_decodes_the_path_once():
+    """A percent-encoded UTF-8 identifier reaches the page as the identifier (S10.4)."""
+    b = board(sync_history=one_identifier)
+    app = RelayApp(
+        info={"name": "t"},
+        session_factory=lambda *a: None,
+        mounts={STATUS_JSON_MOUNT: b.json_app(), STATUS_MOUNT: b.html_app()},
+    )
+    server = WSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        with urllib.request.urlopen(base + "/status/%C3%BCn%C3%AF-repo", timeout=5) as resp:
+            assert "<h1>ünï-repo</h1>" in resp.read().decode()
+        with urllib.request.urlopen(base + "/status", timeout=5) as resp:
+            assert 'href="/status/%C3%BCn%C3%AF-repo"' in resp.read().decode()
+    finally:
+        server.stop(timeout=2)

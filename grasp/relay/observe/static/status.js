@@ -18,6 +18,21 @@
     return Math.floor(d / 3600) + " h " + (m < 10 ? "0" : "") + m + " min";
   }
   function secs(x) { return x === null || x === undefined ? DASH : duration(x); }
+  function took(x) {
+    if (x === null || x === undefined) return DASH;
+    return x < 10 ? fixed(x, 2) + " s" : duration(x);
+  }
+  function bytesText(n) {
+    if (n === null || n === undefined) return DASH;
+    var units = [["GiB", 1073741824], ["MiB", 1048576], ["KiB", 1024]];
+    for (var i = 0; i < units.length; i++) {
+      if (n >= units[i][1]) return fixed(n / units[i][1], 1) + " " + units[i][0];
+    }
+    return n + " B";
+  }
+  function linkPath(prefix, name) {
+    try { return prefix + encodeURIComponent(name); } catch (e) { return null; }
+  }
   function valueText(v) {
     if (v === null || v === undefined) return DASH;
     if (typeof v === "boolean") return v ? "yes" : "no";
@@ -105,9 +120,74 @@
     return table(["kind", "held"], rows, "purgatory is empty");
   }
 
+  var HISTORY_PATH = "/status/", TIMES = "\u00d7";
+  var ATTEMPT_HEADERS = ["started", "url", "path", "outcome", "why", "objects", "released",
+                         "stored", "took"];
+  function why(r) {
+    var reason = r.reason, detail = r.detail || "";
+    if (reason === "policy") {
+      var text = "refused by the fetch policy: " + detail;
+      return r.permanent ? text + "; not tried again" : text;
+    }
+    if (reason === "missing_objects") {
+      var n = r.missing || 0;
+      return "lacks " + n + " needed object" + (n === 1 ? "" : "s");
+    }
+    if (reason) return detail ? reason + ": " + detail : String(reason);
+    return String(r.outcome);
+  }
+  function identifierLink(identifier) {
+    var href = linkPath(HISTORY_PATH, identifier);
+    if (href === null) return esc(identifier);
+    return '<a href="' + esc(href) + '">' + esc(identifier) + "</a>";
+  }
+  function urlLine(u, now) {
+    var state = u.reason ? "bad" : "ok";
+    var counts = u.attempts + TIMES + ", " + ago(u.last_at, now);
+    return '<div class="url ' + state + '"><code>' + esc(u.url) + "</code> " + esc(why(u)) +
+      ' <span class="muted">(' + esc(counts) + ")</span></div>";
+  }
+  function attemptsTable(attempts, now) {
+    var rows = attempts.map(function (a) {
+      return [esc(ago(a.started_at, now)), "<code>" + esc(a.url) + "</code>", esc(a.path),
+              esc(a.outcome), esc(why(a)), esc(a.fetched + " arrived, " + a.missing + " missing"),
+              esc(valueText(a.released)), esc(bytesText(a.bytes)), esc(took(a.seconds))];
+    });
+    return table(ATTEMPT_HEADERS, rows, "no attempt recorded yet");
+  }
+  function historyRow(h, now) {
+    var urls = h.urls.map(function (u) { return urlLine(u, now); }).join("") || esc(DASH);
+    var cells = [identifierLink(h.identifier), esc(h.state), esc(h.attempt_count),
+                 esc(ago(h.next_attempt_at, now)), urls];
+    var summary = h.attempts.length + " of " + h.requests + " attempts";
+    return '<tr class="' + esc(h.state) + '">' +
+      cells.map(function (c) { return "<td>" + c + "</td>"; }).join("") +
+      '</tr><tr class="attempts"><td colspan="5">' +
+      '<details data-identifier="' + esc(h.identifier) + '"><summary>' + esc(summary) +
+      "</summary>" + attemptsTable(h.attempts, now) + "</details></td></tr>";
+  }
+  function history(s) {
+    var part = s.history;
+    if (part.error) return error(part);
+    var held = part.identifiers;
+    if (!held.length) return '<p class="empty">no identifier queued or attempted</p>';
+    var now = s.generated_at;
+    var head = ["identifier", "state", "retries", "next attempt", "clone URLs"].map(function (h) {
+      return "<th>" + h + "</th>";
+    }).join("");
+    var body = held.map(function (h) { return historyRow(h, now); }).join("");
+    var more = "";
+    if (part.total > held.length) {
+      more = '<p class="empty">' + esc(held.length) + " of " + esc(part.total) +
+        " identifiers shown; " + esc(HISTORY_PATH) + "&lt;identifier&gt; shows any other</p>";
+    }
+    return '<table class="history"><thead><tr>' + head + "</tr></thead><tbody>" + body +
+      "</tbody></table>" + more;
+  }
+
   function render(s) {
-    return {sync: sync(s), domains: domains(s), releases: releases(s), sources: sources(s),
-            purgatory: purgatory(s)};
+    return {sync: sync(s), domains: domains(s), history: history(s), releases: releases(s),
+            sources: sources(s), purgatory: purgatory(s)};
   }
   root.GraspStatus = {render: render, clockText: clockText};
   if (!root.document) return;
@@ -117,11 +197,21 @@
   var every = Number(body.getAttribute("data-refresh-ms")) || 2000;
   var live = doc.getElementById("live");
   function show(text, state) { live.textContent = text; live.className = "live " + state; }
+  function openDetails() {
+    var open = {};
+    Array.prototype.forEach.call(doc.querySelectorAll("details[open]"), function (d) {
+      open[d.getAttribute("data-identifier")] = true;
+    });
+    return open;
+  }
   function apply(s) {
-    var parts = render(s);
+    var parts = render(s), open = openDetails();  // a re-render keeps what the reader opened
     Object.keys(parts).forEach(function (name) {
       var el = doc.getElementById(name + "-body");
       if (el) el.innerHTML = parts[name];
+    });
+    Array.prototype.forEach.call(doc.querySelectorAll("details"), function (d) {
+      if (open[d.getAttribute("data-identifier")]) d.setAttribute("open", "");
     });
     doc.getElementById("updated").textContent = clockText(s.generated_at);
   }
