@@ -67,7 +67,7 @@ def test_s2_3_needed_oids_union_and_pending():
 def test_placeholders_are_not_pending_events():
     store, _, _ = make_store()
     assert store.add_placeholder("ee" * 32, oid(5)) is AddOutcome.ADDED
-    assert store.add_placeholder("ee" * 32, oid(6)) is AddOutcome.DUPLICATE
+    assert store.add_placeholder("ee" * 32, oid(5)) is AddOutcome.DUPLICATE
     assert store.placeholder_commit("ee" * 32) == oid(5)
     assert not store.contains("ee" * 32) and store.get("ee" * 32) is None
     assert store.pending_identifiers() == []
