@@ -114,6 +114,22 @@ def set_nostr_ref(repo_path: Path, event_id: str, oid: str) -> bool:
     return True
 
 
+def delete_nostr_ref(repo_path: Path, event_id: str, oid: str) -> bool:
+    """Delete ``refs/nostr/<event_id>`` if it still points at ``oid`` (S14.3: an expired or
+    out-voted placeholder); True when it was deleted, False when absent or elsewhere."""
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise ValueError(f"not an event id (64 lowercase hex digits): {event_id!r}")
+    (oid,) = normalise_oids([oid])
+    name = NOSTR_PREFIX + event_id
+    with Repo(str(repo_path)) as repo:
+        if repo.refs.read_ref(_ref(name)) != oid.encode():
+            return False
+        if not repo.refs.remove_if_equals(_ref(name), _oid(oid)):
+            return False
+    logger.info("deleted %s%s (was %s) in %s", NOSTR_PREFIX, event_id, oid, repo_path)
+    return True
+
+
 def list_refs(repo_path: Path) -> dict[str, str]:
     """Every ref under ``refs/`` (loose and packed) with its OID, sorted by name; no HEAD."""
     with Repo(str(repo_path)) as repo:

@@ -246,6 +246,14 @@ class PurgatoryStore:
                 if (p.owner, p.identifier) == (owner, identifier)
             )
 
+    def open_placeholder_ids(self, owner: str, identifier: str) -> set[str]:
+        """Event ids with an open placeholder in ``owner``'s repository ``identifier``."""
+        with self._lock:
+            repo = (owner, identifier)
+            return {
+                p.event_id for p in self._placeholders.values() if (p.owner, p.identifier) == repo
+            }
+
     def expired_placeholders(self, identifier: str) -> list[HeldPlaceholder]:
         """Placeholders of ``identifier``'s repositories whose ref and objects await cleanup."""
         with self._lock:

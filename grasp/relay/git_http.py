@@ -7,7 +7,9 @@ those in announcement purgatory, S10.5) and *which pushes* may land (S10.6), bef
 
 * ``refs/nostr/<event-id>``: the id must be 64 hex; when the PR event is known (store or
   purgatory) the pushed commit must be its ``c``; an unknown id is accepted and remembered as a
-  placeholder (S1.3) once the push succeeded;
+  placeholder of this repository (S1.3) once the push succeeded — within bounds (S14.3): at
+  most ``max_per_repo`` open placeholders per repository, and at most ``max_bytes`` of new
+  objects per push, measured twice (:mod:`grasp.relay.placeholder_quota`);
 * ``refs/heads/*`` and ``refs/tags/*``: the repository's refs *after* the push must equal
   exactly the refs of a state event (store or purgatory) by an author in the owner's recursive
   maintainer set.
@@ -27,15 +29,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from grasp.admission.write_policy import SyncPort
-from grasp.git import list_refs
-from grasp.git.http_backend import RepoTarget, is_git_dir, make_git_http_app
+from grasp.git import PushesInFlight, list_refs
+from grasp.git.http_backend import CGI_ENV_KEY, RepoTarget, is_git_dir, make_git_http_app
 from grasp.git.receive import MalformedPush, PushRequest, RefUpdate, read_push_commands
 from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_decode
 from grasp.nostr.nip34 import PullRequest, RepositoryState, identifier_problem, is_oid
 from grasp.purgatory import AddOutcome, PurgatoryStore
+from grasp.relay.placeholder_quota import PlaceholderLimits, QuotaCheck, install_hook
 from grasp.repositories import RepositoryIndex
-from grasp.store.sqlite import EventStore
+from grasp.store.base import EventStore
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,9 @@ class _Push:
     repo: _Repo
     placeholders: list[tuple[str, str]]
     state: RepositoryState | None
+    #: Placeholders this push adds (event ids not yet held as placeholders of the repository).
+    new_placeholders: int = 0
+    token: int | None = None
 
 
 class GitService:
@@ -83,6 +89,8 @@ class GitService:
         purgatory: PurgatoryStore,
         sync: SyncPort,
         max_request_bytes: int = 1 << 30,
+        limits: PlaceholderLimits | None = None,
+        pushes: PushesInFlight | None = None,
     ) -> None:
         self.index = index
         self.store = store
@@ -90,6 +98,12 @@ class GitService:
         self.sync = sync
         self.max_request_bytes = max_request_bytes
         self.repos_root = (Path(index.data_dir) / "repos").resolve()
+        self.quota = QuotaCheck(limits or PlaceholderLimits(), purgatory)
+        self.pushes = pushes or PushesInFlight()
+        self.serve_config = {
+            **SERVE_CONFIG,
+            "core.hooksPath": str(install_hook(Path(index.data_dir))),
+        }
 
     def app(self) -> Any:
         return make_git_http_app(
@@ -126,7 +140,7 @@ class GitService:
 
     def resolve(self, url_path: str) -> RepoTarget | None:
         repo = self.locate(url_path)
-        return RepoTarget(repo.path, SERVE_CONFIG) if repo else None
+        return RepoTarget(repo.path, self.serve_config) if repo else None
 
     # -- push authorisation (S10.6) ---------------------------------------------------------
 
@@ -138,14 +152,18 @@ class GitService:
             push = read_push_commands(body)
         except MalformedPush as exc:
             return f"malformed push: {exc}"
-        decision = self.authorise(repo, push)
+        pack_bytes = _remaining(body)
+        decision = self.authorise(repo, push, pack_bytes)
         if isinstance(decision, str):
             logger.info("refused push to %s: %s", repo.path, decision)
             return decision
+        if decision.new_placeholders:  # receive-pack measures what it would keep, too
+            environ[CGI_ENV_KEY] = self.quota.hook_env()
+        decision.token = self.pushes.begin(repo.path, decision.new_placeholders)
         environ[_ENV_KEY] = decision
         return None
 
-    def authorise(self, repo: _Repo, push: PushRequest) -> _Push | str:
+    def authorise(self, repo: _Repo, push: PushRequest, pack_bytes: int = 0) -> _Push | str:
         """The push's fate: a refusal text, or what to do once it has landed."""
         changes = [c for c in push.commands if c.old != c.new]
         placeholders: list[tuple[str, str]] = []
@@ -166,7 +184,12 @@ class GitService:
             if isinstance(match, str):
                 return match
             state = match
-        return _Push(repo, placeholders, state)
+        new = [i for i, _ in placeholders if self._known_pr_commit(i) is None]
+        in_flight = self.pushes.placeholders(repo.path)
+        refusal = self.quota.refusal(repo.owner, repo.identifier, new, in_flight, pack_bytes)
+        if refusal:
+            return refusal
+        return _Push(repo, placeholders, state, self.quota.adds(repo.owner, repo.identifier, new))
 
     def _check_nostr_ref(self, update: RefUpdate) -> str | None:
         event_id = update.ref[len(NOSTR_PREFIX) :]
@@ -217,16 +240,39 @@ class GitService:
 
     def after_receive_pack(self, environ: dict[str, Any], ok: bool) -> None:
         push: _Push | None = environ.get(_ENV_KEY)
-        if not ok or push is None:
+        if push is None:
             return
+        try:
+            if ok:
+                self._landed(push)
+        finally:
+            if push.token is not None:
+                self.pushes.end(push.token)
+
+    def _landed(self, push: _Push) -> None:
+        owner, identifier = push.repo.owner, push.repo.identifier
         for event_id, commit in push.placeholders:
             if self._known_pr_commit(event_id) is None:
-                if self.purgatory.add_placeholder(event_id, commit) is AddOutcome.ADDED:
-                    logger.info("placeholder for refs/nostr/%s at %s", event_id, commit)
+                outcome = self.purgatory.add_placeholder(event_id, commit, owner, identifier)
+                if outcome is not AddOutcome.DUPLICATE:
+                    logger.info(
+                        "placeholder for refs/nostr/%s at %s in %s",
+                        event_id,
+                        commit,
+                        push.repo.path,
+                    )
         if push.state is not None:
             self.purgatory.extend_announcement(push.repo.owner, push.repo.identifier)
         logger.info("push landed in %s; releasing what it satisfies", push.repo.path)
         self.sync.git_data_arrived(push.repo.identifier)
+
+
+def _remaining(body: IO[bytes]) -> int:
+    """Bytes after the read position: the pack, once the commands were read."""
+    here = body.tell()
+    end = body.seek(0, 2)
+    body.seek(here)
+    return end - here
 
 
 def _repo_path(environ: dict[str, Any]) -> str:

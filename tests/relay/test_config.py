@@ -39,6 +39,22 @@ S12_TABLE = {
     "max_subscriptions": ("--max-subscriptions", "GRASP_MAX_SUBSCRIPTIONS", 20),
     "max_limit": ("--max-limit", "GRASP_MAX_LIMIT", 500),
     "log_level": ("--log-level", "GRASP_LOG_LEVEL", "INFO"),
+    # S1.4, S14.3 (issue 12)
+    "maintenance_interval_secs": (
+        "--maintenance-interval-secs",
+        "GRASP_MAINTENANCE_INTERVAL_SECS",
+        60,
+    ),
+    "placeholder_max_bytes": (
+        "--placeholder-max-bytes",
+        "GRASP_PLACEHOLDER_MAX_BYTES",
+        32 * 1024 * 1024,
+    ),
+    "placeholder_max_per_repo": (
+        "--placeholder-max-per-repo",
+        "GRASP_PLACEHOLDER_MAX_PER_REPO",
+        20,
+    ),
 }
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from actors.config import SyncConfig
 from grasp.git import FetchLimits
 from grasp.purgatory.store import DEFAULT_EXPIRY_SECS
+from grasp.relay.maintenance import SWEEP_INTERVAL_SECS
+from grasp.relay.placeholder_quota import PlaceholderLimits
 from grasp.relay.transport.connection import WebSocketLimits
 from grasp.relay.transport.session import SessionLimits
 
@@ -21,6 +23,7 @@ __all__ = ["Config", "ConfigError"]
 
 _SYNC, _FETCH = SyncConfig(), FetchLimits()
 _WEBSOCKET, _SESSION = WebSocketLimits(), SessionLimits()
+_PLACEHOLDERS = PlaceholderLimits()
 
 
 class ConfigError(ValueError):
@@ -62,6 +65,10 @@ class Config:
     max_subscriptions: int = _SESSION.max_subscriptions
     max_limit: int = _SESSION.max_limit
     log_level: str = "INFO"
+    # purgatory upkeep and placeholder bounds (S1.4, S14.3)
+    maintenance_interval_secs: float = SWEEP_INTERVAL_SECS
+    placeholder_max_bytes: int = _PLACEHOLDERS.max_bytes
+    placeholder_max_per_repo: int = _PLACEHOLDERS.max_per_repo
 
     @property
     def public_domain(self) -> str:
