@@ -251,8 +251,13 @@ class GitService:
 
     def _landed(self, push: _Push) -> None:
         owner, identifier = push.repo.owner, push.repo.identifier
+        # receive-pack ends well even when it declined refs (the pre-receive hook, a stale
+        # old value): a placeholder is what the ref now *is*, not what was asked for
+        refs = list_refs(push.repo.path) if push.placeholders else {}
         for event_id, commit in push.placeholders:
-            if self._known_pr_commit(event_id) is None:
+            if refs.get(NOSTR_PREFIX + event_id) != commit:
+                logger.info("refs/nostr/%s was not updated by the push", event_id)
+            elif self._known_pr_commit(event_id) is None:
                 outcome = self.purgatory.add_placeholder(event_id, commit, owner, identifier)
                 if outcome is not AddOutcome.DUPLICATE:
                     logger.info(
