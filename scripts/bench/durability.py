@@ -17,12 +17,13 @@ What is counted:
   quarter pull requests (1618) naming such a commit, spread evenly over the identifiers. Every
   one of them is answered ``OK true "purgatory: ..."``: a held event.
 * intake: ``--clients`` websocket connections publish their share one EVENT at a time, each
-  waiting for its OK; events/s = held events / wall time of the slowest connection, and the
-  EVENT->OK latency median and p95.
+  waiting for its OK; events/s = held events / wall time of the slowest connection, the
+  EVENT->OK latency median and p95, and the relay process's CPU time (user + system, from
+  /proc) per held event — the figure that other load on the machine moves least.
 * restart: the relay is stopped (``--stop term``: SIGTERM, a graceful stop; ``kill``: SIGKILL)
-  and started again on the same data directory. Three times from ``Popen``: the ready line
-  (``grasp-relay listening on ...``), the first NIP-11 answer, and the first ``/status.json``
-  whose purgatory counts add up to every held event again.
+  and started again on the same data directory. Two times from ``Popen``: the first NIP-11
+  answer (the relay serves; it restores purgatory before it listens) and the first
+  ``/status.json`` whose purgatory counts add up to every held event again.
 """
 
 from gevent import monkey
@@ -48,6 +49,13 @@ from tests.support.nip34 import Key  # noqa: E402
 from tests.support.relay import RelayClient, RelayProcess, accepted_repository  # noqa: E402
 
 HELD_KINDS = ("30617", "30618", "1618", "1619", "placeholder")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def relay_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (Linux): a figure other load barely moves."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -60,8 +68,10 @@ def relay_process(data_dir: Path, source: Path | None) -> RelayProcess:
     if source is None:
         return RelayProcess(data_dir, *args, start_timeout=600)
     env = {"PYTHONPATH": str(source)}
-    command = [sys.executable, "-m", "grasp.relay.cli"]
-    return RelayProcess(data_dir, *args, env=env, command=command, start_timeout=600)
+    command = [sys.executable, "-m", "grasp.relay.cli"]  # run in ``source``: ``-m`` puts the
+    return RelayProcess(  # working directory first on sys.path, before PYTHONPATH
+        data_dir, *args, env=env, command=command, start_timeout=600, cwd=source
+    )
 
 
 def held_events(relay: RelayProcess, n_held: int, n_identifiers: int) -> list[Event]:
@@ -87,8 +97,8 @@ def held_events(relay: RelayProcess, n_held: int, n_identifiers: int) -> list[Ev
     return events
 
 
-def publish(relay: RelayProcess, events: list[Event], n_clients: int) -> tuple[float, list]:
-    """Publish ``events`` over ``n_clients`` connections; (wall seconds, latencies)."""
+def publish(relay: RelayProcess, events: list[Event], n_clients: int) -> tuple[float, float, list]:
+    """Publish ``events`` over ``n_clients`` connections; (wall s, relay CPU s, latencies)."""
     latencies: list[float] = []
     clients = [RelayClient(relay.ws_url, timeout=60) for _ in range(n_clients)]
 
@@ -101,12 +111,13 @@ def publish(relay: RelayProcess, events: list[Event], n_clients: int) -> tuple[f
                 raise RuntimeError(f"event {event.id} was not held: {ok}")
 
     try:
-        began = time.perf_counter()
+        cpu, began = relay_cpu_seconds(relay.pid), time.perf_counter()
         jobs = [
             gevent.spawn(work, client, events[i::n_clients]) for i, client in enumerate(clients)
         ]
         gevent.joinall(jobs, raise_error=True)
-        return time.perf_counter() - began, latencies
+        wall = time.perf_counter() - began
+        return wall, relay_cpu_seconds(relay.pid) - cpu, latencies
     finally:
         for client in clients:
             client.close()
@@ -127,14 +138,13 @@ def restart(relay: RelayProcess, how: str, expected: int, source: Path | None) -
     began = time.perf_counter()
     again.start()  # returns once the ready line was printed and NIP-11 answered
     nip11 = time.perf_counter() - began
-    ready_line = nip11  # upper bound; refined from the log below
     while held_count(again.http_url) < expected:
         if time.perf_counter() - began > 600:
             raise RuntimeError(f"only {held_count(again.http_url)} of {expected} held again")
         gevent.sleep(0.05)
     held = time.perf_counter() - began
     again.stop(timeout=120)
-    return {"ready": ready_line, "nip11": nip11, "held": held, "log": again.log}
+    return {"nip11": nip11, "held": held, "log": again.log}
 
 
 def main() -> None:
@@ -149,7 +159,7 @@ def main() -> None:
         relay = relay_process(Path(tmp) / "data", args.source).start()
         try:
             events = held_events(relay, args.held, args.identifiers)
-            wall, latencies = publish(relay, events, args.clients)
+            wall, cpu, latencies = publish(relay, events, args.clients)
             if held_count(relay.http_url) != len(events):
                 raise RuntimeError(f"{held_count(relay.http_url)} held, not {len(events)}")
             times = restart(relay, args.stop, len(events), args.source)
@@ -163,6 +173,7 @@ def main() -> None:
     )
     rows = [
         ("held-event intake (events/s)", len(events) / wall),
+        ("relay CPU per held event (ms)", 1000 * cpu / len(events)),
         ("EVENT->OK latency median (ms)", 1000 * percentile(latencies, 50)),
         ("EVENT->OK latency p95 (ms)", 1000 * percentile(latencies, 95)),
         ("restart: NIP-11 answered (s)", times["nip11"]),
