@@ -15,6 +15,12 @@ objects are present is released at once, independently of the others (S5.4):
   (objects copied first, from an owner repository or from the PR's GRASP-06 ``/prs/``
   repository, S16.1), then is saved, notified and removed (S8.3).
 
+Saving a released event and dropping its held row are one transaction
+(:meth:`PurgatoryStore.save_and_unhold`, S9.1): a crash leaves it held or stored, never
+neither. Before releasing, the pass cleans up the identifier's expired and out-voted
+placeholders (:mod:`grasp.cleanup`, S14.3), so a PR that took over a squatted event id finds
+the stale ref gone.
+
 Run only by the single Releaser (S8.1). Releasing is idempotent: a released event is no
 longer held, so a second call finds nothing to do.
 """
@@ -26,12 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grasp.cleanup import PlaceholderCleanup
 from grasp.git import align_refs, copy_objects, missing_oids, set_nostr_ref
 from grasp.nostr.event import Event
 from grasp.nostr.nip34 import PullRequest, RepositoryState, latest_state
 from grasp.purgatory import PurgatoryStore
 from grasp.repositories import Ownership, RepositoryIndex
-from grasp.store.sqlite import EventStore, SaveOutcome
+from grasp.store.base import EventStore, SaveOutcome
 from messages.releaser import ProcessResult
 
 logger = logging.getLogger(__name__)
@@ -66,6 +73,7 @@ class ReleaseWorkflow:
         notify: Notify | None = None,
         on_release: OnRelease | None = None,
         pr_sources: PrSources | None = None,
+        cleanup: PlaceholderCleanup | None = None,
     ) -> None:
         self.index = index
         self.store = store
@@ -75,10 +83,17 @@ class ReleaseWorkflow:
         #: GRASP-06 (S16.1): more repositories a PR's commit may be read from (its ``/prs/``
         #: repository); they are sources only, refs are written in the owner repositories.
         self.pr_sources: PrSources = pr_sources or (lambda pr: [])
+        self.cleanup = cleanup or PlaceholderCleanup(index, purgatory, store)
 
     def process(self, identifier: str) -> ProcessResult:
-        """Release every held event of ``identifier`` whose objects are on disk now."""
+        """Clean up expired placeholders of ``identifier``, then release every held event of
+        it whose objects are on disk now."""
         tally = _Tally()
+        try:
+            self.cleanup.run(identifier)
+        except Exception as exc:  # cleanup must never stand in the way of a release
+            logger.warning("placeholder cleanup of %s failed: %r", identifier, exc)
+            tally.errors.append(f"placeholder cleanup: {exc}")
         ownership = self.index.ownership(identifier)  # one read for the whole pass
         for state in self.purgatory.states_for(identifier):
             self._release_state(state, ownership, tally)
@@ -119,10 +134,8 @@ class ReleaseWorkflow:
                     aligned.append(owner)
         for owner in aligned:  # announcements first: subscribers (and sync peers) need them
             self._promote(owner, identifier, tally)  # before the state they authorise
-        if not self._save(event, tally):
-            return
-        self._released(event, identifier)
-        tally.states += 1
+        if self._release(event, identifier, tally):
+            tally.states += 1
 
     def _is_latest(self, state: RepositoryState, closure: frozenset[str]) -> bool:
         """Is ``state`` the latest state by the owner's maintainers (created_at, then lowest id)?"""
@@ -162,17 +175,18 @@ class ReleaseWorkflow:
                 failed = True
                 logger.warning("refs/nostr/%s in %s failed: %s", pr.event_id, path, exc)
                 tally.errors.append(f"{path}: {exc}")
-        if failed or not self._save(pr.event, tally):
-            return  # stays held; the next pass retries
-        self._released(pr.event, identifier)
-        tally.prs += 1
+        if not failed and self._release(pr.event, identifier, tally):
+            tally.prs += 1  # otherwise it stays held; the next pass retries
 
     # -- shared -----------------------------------------------------------------------------
 
-    def _save(self, event: Event, tally: _Tally) -> bool:
-        """Store and announce ``event``; False (event stays held) when the store fails."""
+    def _release(self, event: Event, identifier: str, tally: _Tally) -> bool:
+        """Store and announce ``event`` and take it out of purgatory, in one transaction; False
+        (it stays held) when the store fails. Purgatory is left only after the save, never
+        before, and reported then."""
+        held_for = self.purgatory.held_for(event.id)
         try:
-            outcome = self.store.save(event)
+            outcome = self.purgatory.save_and_unhold(self.store, event, [event.id])
         except Exception as exc:
             logger.warning("saving released event %s failed: %s", event.id, exc)
             tally.errors.append(f"save {event.id}: {exc}")
@@ -181,22 +195,13 @@ class ReleaseWorkflow:
             self.notify(event)
         else:
             logger.info("released %s without broadcast: %s", event.id, outcome.value)
+        self.on_release(event, identifier, held_for)
         return True
 
     def _promote(self, owner: str, identifier: str, tally: _Tally) -> None:
         held = self.purgatory.announcement(owner, identifier)
-        held_for = self.purgatory.held_for(held.event.id) if held else None
-        announcement = self.purgatory.promote_announcement(owner, identifier)
-        if announcement is not None:
+        if held is not None and self._release(held.event, identifier, tally):
             logger.info("promoted the announcement of %s for %s", owner, identifier)
-            self._save(announcement.event, tally)
-            self.on_release(announcement.event, identifier, held_for)
-
-    def _released(self, event: Event, identifier: str) -> None:
-        """Leave purgatory (after the save and the broadcast, never before) and report it."""
-        held_for = self.purgatory.held_for(event.id)
-        self.purgatory.remove(event.id)
-        self.on_release(event, identifier, held_for)
 
 
 def _holder(repos: list[tuple[str, Path]], oids: frozenset[str] | set[str]) -> Path | None:

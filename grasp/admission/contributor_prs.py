@@ -11,8 +11,9 @@ its ``clone`` tag names this service's ``/prs/<signer-npub>/<identifier>.git``. 
 What the rules here decide, and why each is a refusal rather than silence: a ``clone`` URL of
 this relay's ``/prs/`` that names *another* key than the signer, or an identifier none of the
 ``a`` tags names, is a claim about where the data lives that this relay knows to be false; the
-event is refused (``invalid:``) with what does not match. The git side (``grasp.relay.prs``)
-implements :class:`ContributorPrs`: where the pushed tip of an accepted PR can be read, and
+event is refused (``invalid:``) with what does not match. The git side
+(``grasp.relay.git_service.prs``) implements :class:`ContributorPrs`: where the pushed tip of an
+accepted PR can be read, and
 deleting a pushed ref whose commit is not the event's ``c`` (the signed event wins).
 """
 
@@ -37,7 +38,8 @@ _PRS_PATH = re.compile(r"/prs/(?P<npub>[^/]+)/(?P<name>[^/]+)\.git/?")
 
 
 class ContributorPrs(Protocol):
-    """What the write policy asks of the GRASP-06 git side (``grasp.relay.prs`` offers it)."""
+    """What the write policy asks of the GRASP-06 git side (``grasp.relay.git_service.prs``
+    offers it)."""
 
     def sources(self, pr: PullRequest) -> list[Path]:
         """The ``/prs/`` repositories of ``pr``'s valid submission URLs that exist on disk."""

@@ -118,13 +118,15 @@ def check_not_expired(event: Event, synced: bool, expired: bool) -> Result | Non
     return EXPIRED_RESULT if synced and expired else None
 
 
-def check_placeholder(commit: str, placeholder_commit: str | None) -> Result | None:
-    """S10.4: a push to refs/nostr/<id> that came first must carry the PR's commit."""
-    if placeholder_commit is None or placeholder_commit == commit:
+def check_sha1_oids(oids: Iterable[str]) -> Result | None:
+    """S14.2: NIP-34 allows SHA-256 object ids, but this relay's repositories are SHA-1; such an
+    id could never be satisfied here (and the git layer refuses it), so it is refused now."""
+    wide = sorted(oid for oid in oids if len(oid) != 40)
+    if not wide:
         return None
     return Result.reject(
         Prefix.INVALID,
-        f"refs/nostr/ was pushed with commit {placeholder_commit}, the event names {commit}",
+        f"object id {wide[0]} is not a SHA-1 id; repositories on this relay use SHA-1",
     )
 
 

@@ -6,11 +6,18 @@ in purgatory and asking the actor system to sync or release. Writes of refs and 
 events always go through the Releaser (single writer, S8.1) — when an event arrives whose
 objects are already on disk, the policy asks the Releaser and waits, so the client's ``OK``
 tells the truth ("stored" or "purgatory").
+
+Held events are committed to the event database by the purgatory store before this policy
+returns, so an ``OK true "purgatory: ..."`` is only ever sent for a row that survives any stop
+(S9.1). ``error:`` is reserved for the relay's own faults; bad input is answered ``invalid:``
+before it can reach the repository layer (S14.2), and a fault is logged once per distinct kind
+per minute, not once per event (:mod:`grasp.admission.faults`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +25,7 @@ from typing import Protocol
 from grasp.admission import rules
 from grasp.admission.contributor_prs import ContributorPrs, check_submission, is_submission
 from grasp.admission.curation import Curation
+from grasp.admission.faults import FaultLimiter, fault_key
 from grasp.admission.intake import EventSource
 from grasp.git import ensure_bare_repo, missing_oids
 from grasp.nostr import kinds
@@ -35,7 +43,7 @@ from grasp.purgatory import (
     Source,
 )
 from grasp.repositories import RepositoryIndex
-from grasp.store.sqlite import EventStore, SaveOutcome
+from grasp.store.base import EventStore, SaveOutcome
 from messages.releaser import ProcessResult
 from messages.scheduler import SyncReason
 
@@ -71,6 +79,7 @@ class GraspWritePolicy:
         prs: ContributorPrs | None = None,
         public_scheme: str = "http",
         fetch_candidates: Callable[[str], Sequence[str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``public_scheme`` is how clients reach us (refusal advice, S10.4);
         ``fetch_candidates`` lists the URLs purgatory sync would try for an identifier (the
@@ -86,6 +95,8 @@ class GraspWritePolicy:
         self.curation = curation
         #: GRASP-06 (S16.1); None when ``--no-grasp06``: ``/prs/`` URLs then mean nothing here.
         self.prs = prs
+        self.clock = clock
+        self.faults = FaultLimiter()
 
     def __call__(self, event: Event, source: EventSource) -> Result:
         refusal = self.curation.check_author(event.pubkey)
@@ -101,8 +112,8 @@ class GraspWritePolicy:
             result = handler(event, source is EventSource.SYNC)
         except Nip34Error as exc:
             return Result(False, exc.message)
-        except Exception:
-            logger.exception("write policy failed on event %s (kind %d)", event.id, event.kind)
+        except Exception as exc:
+            self._fault(event, exc)
             return Result.reject(Prefix.ERROR, "could not process the event")
         if result.accepted:
             self._remember_references(event)
@@ -114,6 +125,17 @@ class GraspWritePolicy:
             self.store.add_references(event.id, rules.reference_keys(event))
         except Exception:  # the event is accepted; a missed index entry only costs a refusal
             logger.exception("could not record the references of event %s", event.id)
+
+    def _fault(self, event: Event, exc: Exception) -> None:
+        """S14.2: one line with a traceback per distinct fault and minute, never per event."""
+        suppressed = self.faults.admit(fault_key(exc), self.clock())
+        if suppressed is None:
+            logger.debug("write policy failed again on event %s: %r", event.id, exc)
+            return
+        also = f" ({suppressed} more since it was last logged)" if suppressed else ""
+        logger.error(
+            "write policy failed on event %s (kind %d)%s", event.id, event.kind, also, exc_info=exc
+        )
 
     # -- 30617 ------------------------------------------------------------------------------
 
@@ -171,20 +193,24 @@ class GraspWritePolicy:
             return DUPLICATE_RESULT
         if self.store.contains(event.id):
             return STORED_ALREADY
+        refusal = rules.check_sha1_oids(state.needed_oids)
+        if refusal:
+            return refusal
         ownership = self.index.ownership(state.identifier)
         owners = ownership.authorised_owners(state.author)
         refusal = rules.check_repository_author(ownership.announcements, owners)
         if refusal:
             return refusal
-        for owner in owners:
-            self.purgatory.extend_announcement(owner, state.identifier)
         if _on_disk(ownership.repos, state.needed_oids):
-            self.purgatory.add_state(state, _source(synced))
+            self.purgatory.add_state(state, _source(synced), extend_owners=owners)
             return self._release_now(event, state.identifier, synced, HELD_RESULT)
         refusal = rules.check_not_expired(event, synced, self.purgatory.is_expired(event.id))
         if refusal:
+            for owner in owners:  # an authorised state for them still arrived
+                self.purgatory.extend_announcement(owner, state.identifier)
             return refusal
-        self.purgatory.add_state(state, _source(synced))
+        # the held row and the announcements' new expiry: one transaction, before the OK
+        self.purgatory.add_state(state, _source(synced), extend_owners=owners)
         logger.info("state %s of %s held in purgatory", event.id, state.identifier)
         self._enqueue(state.identifier, synced)
         return HELD_RESULT
@@ -206,17 +232,21 @@ class GraspWritePolicy:
             return Result.reject(
                 Prefix.INVALID, "pull request does not reference a repository on this relay"
             )
-        refusal = rules.check_placeholder(pr.commit, self.purgatory.placeholder_commit(event.id))
+        refusal = rules.check_sha1_oids({pr.commit})
         refusal = refusal or rules.check_not_expired(
             event, synced, self.purgatory.is_expired(event.id)
         )
         if refusal:
             return refusal
+        squatted = self.purgatory.placeholder_commit(event.id) not in (None, pr.commit)
         self.purgatory.add_pr(pr, _source(synced))
         held = rules.pr_held_result(pr.commit, self._fetch_urls(pr.identifier))
         sources = [("", path) for path in self.prs.sources(pr)] if self.prs else []
         if _on_disk([*ownership.repos, *sources], {pr.commit}):
             return self._release_now(event, pr.identifier, synced, held)
+        if squatted:  # S14.3: the signed event wins; the Releaser deletes the stale ref
+            logger.info("PR %s replaces a placeholder of another commit", event.id)
+            self.sync.git_data_arrived(pr.identifier)
         logger.info(
             "PR %s of %s held in purgatory, waiting for %s", event.id, pr.identifier, pr.commit
         )
@@ -252,12 +282,16 @@ class GraspWritePolicy:
         refusal = rules.check_related(found, event)
         if refusal:
             return refusal
-        result = self._save(event)
-        if deletion and result.accepted:
-            removed = self.purgatory.remove_deleted(DeletionRequest.from_event(event))
-            if removed:
-                logger.info("deletion %s removed %d held events", event.id, len(removed))
-        return result
+        if not deletion:
+            return self._save(event)
+        # the deletion and the held events it removes leave together (one transaction)
+        removed = self.purgatory.deleted_by(DeletionRequest.from_event(event))
+        outcome = self.purgatory.save_and_unhold(self.store, event, removed)
+        if outcome.stored:
+            self.notify(event)
+        if removed:
+            logger.info("deletion %s removed %d held events", event.id, len(removed))
+        return outcome.to_result()
 
     def _references_accepted(self, event: Event, include_held: bool) -> bool:
         for address in rules.referenced_addresses(event):

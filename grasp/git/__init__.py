@@ -10,6 +10,8 @@ Public API (import from ``grasp.git``):
   :class:`RefConflictError`;
 * layout: :func:`ensure_bare_repo`, :func:`create_bare_repo`, :func:`repo_path_for`,
   :func:`validate_identifier`;
+* upkeep: :func:`prune_unreachable` (what only expired placeholders reached, S14.3) and
+  :class:`PushesInFlight` (pushes between authorisation and landing);
 * serving (import from their modules): ``grasp.git.http_backend.make_git_http_app`` (the WSGI
   bridge to ``git http-backend``) and ``grasp.git.receive.read_push_commands`` (push commands
   for authorisation).
@@ -30,6 +32,8 @@ from grasp.git.errors import (
 )
 from grasp.git.fetch import FetchLimits, fetch_oids
 from grasp.git.objects import copy_objects, missing_oids
+from grasp.git.prune import PruneResult, prune_unreachable
+from grasp.git.pushes import PushesInFlight
 from grasp.git.refs import (
     AlignResult,
     align_refs,
@@ -55,6 +59,8 @@ __all__ = [
     "FetchError",
     "FetchLimits",
     "FetchPolicy",
+    "PruneResult",
+    "PushesInFlight",
     "GitCommandError",
     "RefConflictError",
     "align_refs",
@@ -66,6 +72,7 @@ __all__ = [
     "fetch_oids",
     "list_refs",
     "missing_oids",
+    "prune_unreachable",
     "read_head",
     "remove_interrupted_work",
     "repo_path_for",

@@ -24,7 +24,10 @@ What the bridge does for each request:
   body (a seekable binary file at offset 0; ``grasp.git.receive.read_push_commands`` parses its
   ref updates) before ``git-receive-pack`` runs; a returned string refuses the push with HTTP 200
   and a result that ``git push`` prints (``remote: <message>`` and ``[remote rejected]`` per
-  ref, see ``receive.py``).  ``after_receive_pack(environ, ok)`` is called once the CGI ended.
+  ref, see ``receive.py``); it may put extra environment variables for the CGI (and so for
+  receive-pack and its hooks) into ``environ[CGI_ENV_KEY]``.  ``after_receive_pack(environ,
+  ok)`` is called exactly once for every push the hook let through, when the CGI ended or could
+  not run.
   Receive-pack itself is only enabled by git when the configuration says
   ``http.receivepack=true``.
 """
@@ -59,6 +62,8 @@ logger = logging.getLogger(__name__)
 WSGIEnviron = dict[str, Any]
 StartResponse = Callable[..., Any]
 
+#: ``environ`` key under which ``before_receive_pack`` may leave extra CGI environment variables.
+CGI_ENV_KEY = "grasp.cgi_env"
 _ROUTE = re.compile(r"^(?P<repo>/.+?)(?P<tail>/info/refs|/git-upload-pack|/git-receive-pack)$")
 _CHUNK = 64 * 1024
 _SPOOL_IN_MEMORY = 1 << 20
@@ -262,6 +267,7 @@ class GitHttpBackendApp:
         encoding = environ.get("HTTP_CONTENT_ENCODING")
         if encoding and tail != "/git-receive-pack":
             env["HTTP_CONTENT_ENCODING"] = encoding
+        env.update(environ.get(CGI_ENV_KEY, {}))
         env["GIT_CONFIG_COUNT"] = str(len(target.config))
         for i, (key, value) in enumerate(target.config.items()):
             env[f"GIT_CONFIG_KEY_{i}"] = key
@@ -277,23 +283,26 @@ class GitHttpBackendApp:
         target: RepoTarget,
     ) -> Iterable[bytes]:
         tail = env["PATH_INFO"][len(target.path.name) + 1 :]
+        on_done: Callable[[bool], None] | None = None
+        if tail == "/git-receive-pack" and self.after_receive_pack is not None:
+            hook = self.after_receive_pack
+            on_done = lambda ok: hook(environ, ok)  # noqa: E731
         try:
             cgi = CgiProcess.start(self.backend, env, body)
         except OSError as exc:
             body.close()
             logger.error("cannot start %s: %s", self.backend, exc)
+            _done(on_done)
             return _plain(start_response, "500 Internal Server Error", "git backend unavailable\n")
-        on_done = None
-        if tail == "/git-receive-pack" and self.after_receive_pack is not None:
-            hook = self.after_receive_pack
-            on_done = lambda ok: hook(environ, ok)  # noqa: E731
         try:
             status, headers, first = cgi.read_headers()
         except BaseException:
             cgi.close()
+            _done(on_done)
             raise
         if status is None:
             cgi.close()
+            _done(on_done)
             return _plain(start_response, "502 Bad Gateway", "git backend sent no headers\n")
         if environ.get("REQUEST_METHOD") == "HEAD":
             cgi.close()
@@ -303,6 +312,15 @@ class GitHttpBackendApp:
             return _advertisement(cgi, start_response, (status, headers, first), env, target)
         start_response(status, headers)
         return StreamedResponse(cgi, first, on_done)
+
+
+def _done(on_done: Callable[[bool], None] | None) -> None:
+    """The push did not run: tell the after-hook so (it releases what the before-hook took)."""
+    if on_done is not None:
+        try:
+            on_done(False)
+        except Exception:
+            logger.exception("after_receive_pack hook failed")
 
 
 class _Bounded:

@@ -115,20 +115,22 @@ def set_nostr_ref(repo_path: Path, event_id: str, oid: str) -> bool:
 
 
 def delete_nostr_ref(repo_path: Path, event_id: str, oid: str) -> bool:
-    """Delete ``refs/nostr/<event_id>`` if it still points at ``oid``; True when it was deleted.
-
-    Compare-and-swap like every write here: a ref that moved meanwhile is left alone (False).
-    Used where a pushed commit lost to its signed event (GRASP-06, S16.1).
+    """Delete ``refs/nostr/<event_id>`` if it still points at ``oid``; True when it was deleted,
+    False when absent or elsewhere (compare-and-swap like every write here: a ref that moved
+    meanwhile is left alone). Used for an expired or out-voted placeholder (S14.3) and where a
+    pushed commit lost to its signed event (GRASP-06, S16.1).
     """
     if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
         raise ValueError(f"not an event id (64 lowercase hex digits): {event_id!r}")
     (oid,) = normalise_oids([oid])
     name = NOSTR_PREFIX + event_id
     with Repo(str(repo_path)) as repo:
-        deleted = bool(repo.refs.remove_if_equals(_ref(name), _oid(oid)))
-    if deleted:
-        logger.info("deleted %s%s (was %s) in %s", NOSTR_PREFIX, event_id, oid, repo_path)
-    return deleted
+        if repo.refs.read_ref(_ref(name)) != oid.encode():
+            return False
+        if not repo.refs.remove_if_equals(_ref(name), _oid(oid)):
+            return False
+    logger.info("deleted %s%s (was %s) in %s", NOSTR_PREFIX, event_id, oid, repo_path)
+    return True
 
 
 def list_refs(repo_path: Path) -> dict[str, str]:

@@ -21,6 +21,13 @@ from grasp.nostr.results import Prefix
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # sha1 or sha256 repositories
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+#: S14.2: ``<identifier>.git`` is one directory name, and file names have at most 255 bytes.
+MAX_IDENTIFIER_BYTES = 255 - len(".git")
+#: A ref is a file below ``refs/``; git and dulwich write ``<name>.lock`` beside it first, so a
+#: path component of a ref name may have 250 bytes. The whole name is capped well below
+#: PATH_MAX once the repository's own path is in front of it.
+MAX_REF_COMPONENT_BYTES = 255 - len(".lock")
+MAX_REF_BYTES = 1024
 SYMBOLIC_PREFIX = "ref: "
 PEELED_SUFFIX = "^{}"
 HEADS = "refs/heads/"
@@ -44,6 +51,20 @@ def identifier_problem(identifier: str) -> str | None:
     for bad, name in (("/", "'/'"), ("\\", "a backslash"), ("\x00", "a NUL character")):
         if bad in identifier:
             return f"repository identifier contains {name}"
+    if len(identifier.encode("utf-8", "surrogatepass")) > MAX_IDENTIFIER_BYTES:
+        return f"identifier too long (max {MAX_IDENTIFIER_BYTES} bytes)"
+    return None
+
+
+def ref_name_problem(name: str) -> str | None:
+    """Why a state's ref name cannot become a ref file (S14.2), or None when it can."""
+    encoded = name.encode("utf-8", "surrogatepass")
+    if len(encoded) > MAX_REF_BYTES:
+        return f"ref name too long (max {MAX_REF_BYTES} bytes)"
+    if any(len(part) > MAX_REF_COMPONENT_BYTES for part in encoded.split(b"/")):
+        return f"ref name has a path component longer than {MAX_REF_COMPONENT_BYTES} bytes"
+    if not is_valid_ref_name(name):
+        return f"state names an invalid ref {name[:100]!r}"
     return None
 
 
@@ -152,10 +173,11 @@ class RepositoryState:
             name, value = tag[0], tag[1]
             if name in refs:
                 continue  # the first occurrence of a ref wins
-            if not is_valid_ref_name(name):
-                raise Nip34Error(f"state names an invalid ref {name!r}")
+            problem = ref_name_problem(name)
+            if problem:
+                raise Nip34Error(problem)
             if not (is_oid(value) or _valid_symbolic(value)):
-                raise Nip34Error(f"state ref {name!r} has an invalid value {value!r}")
+                raise Nip34Error(f"state ref {name[:100]!r} has an invalid value {value[:100]!r}")
             refs[name] = value
         return cls(event, identifier, MappingProxyType(refs), _head_branch(event))
 
@@ -178,7 +200,8 @@ class RepositoryState:
 
 
 def _valid_symbolic(value: str) -> bool:
-    return value.startswith(SYMBOLIC_PREFIX) and is_valid_ref_name(value[len(SYMBOLIC_PREFIX) :])
+    target = value[len(SYMBOLIC_PREFIX) :]
+    return value.startswith(SYMBOLIC_PREFIX) and ref_name_problem(target) is None
 
 
 def _head_branch(event: Event) -> str | None:
@@ -188,7 +211,7 @@ def _head_branch(event: Event) -> str | None:
         return None
     if value.startswith(SYMBOLIC_PREFIX):
         value = value[len(SYMBOLIC_PREFIX) :]
-    if value.startswith(HEADS) and len(value) > len(HEADS) and is_valid_ref_name(value):
+    if value.startswith(HEADS) and len(value) > len(HEADS) and ref_name_problem(value) is None:
         return value
     return None
 
@@ -215,7 +238,7 @@ class PullRequest:
         if not commit:
             raise Nip34Error("pull request has no 'c' tag")
         if not is_oid(commit):
-            raise Nip34Error(f"pull request 'c' tag is not an object id: {commit!r}")
+            raise Nip34Error(f"pull request 'c' tag is not an object id: {commit[:100]!r}")
         repositories = []
         for value in event.tag_values("a"):
             address = Address.parse(value)

@@ -1,7 +1,9 @@
 """Purgatory: NIP-34 events accepted but not served until their git data is present (S1, S2, S9).
 
-:class:`~grasp.purgatory.store.PurgatoryStore` is in memory and clock-injected; it is saved to
-``<data-dir>/purgatory-state.json`` on graceful shutdown and restored on start.
+:class:`~grasp.purgatory.store.PurgatoryStore` is clock-injected and a cache of purgatory's
+tables in the event database (S9.1, ``grasp/store/held.py``): every change is committed there
+before it is answered, and a start rebuilds the cache from them. An older relay's
+``<data-dir>/purgatory-state.json`` is imported once, then deleted (docs/durability.rst).
 """
 
 from grasp.purgatory.entries import (
@@ -11,7 +13,6 @@ from grasp.purgatory.entries import (
     AddOutcome,
     Source,
     SweepResult,
-    pr_held_result,
 )
 from grasp.purgatory.persistence import STATE_FILENAME, PurgatoryFileError
 from grasp.purgatory.store import DEFAULT_EXPIRY_SECS, EXPIRED_MEMORY_SECS, PurgatoryStore
@@ -28,5 +29,4 @@ __all__ = [
     "PurgatoryStore",
     "Source",
     "SweepResult",
-    "pr_held_result",
 ]

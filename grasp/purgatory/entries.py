@@ -13,13 +13,6 @@ DUPLICATE_RESULT = Result.ok(Prefix.DUPLICATE, "in purgatory")
 EXPIRED_RESULT = Result.reject(Prefix.INVALID, "previously expired from purgatory without git data")
 
 
-def pr_held_result(commit: str) -> Result:
-    """S1.2: the answer for a held PR names the commit a push is expected to bring."""
-    return Result.ok(
-        Prefix.PURGATORY, f"PR event stored, waiting for git push with commit {commit}"
-    )
-
-
 class Source(str, Enum):
     """Where a held event came from: a user (expects a push soon) or a sync source (S4.2)."""
 
@@ -54,13 +47,30 @@ class HeldState:
 
 @dataclass(slots=True)
 class HeldPr:
-    """A PR/PR-update, or a placeholder (``pr is None``) for a push that came before its event."""
+    """A held PR or PR update (1618/1619), keyed by event id (S1.3)."""
 
     event_id: str
     commit: str
-    pr: PullRequest | None
+    pr: PullRequest
     source: Source
     expires_at: float
+
+
+@dataclass(slots=True)
+class HeldPlaceholder:
+    """A push to ``refs/nostr/<event_id>`` of one repository that came before its PR event
+    (S1.3). ``owner`` and ``identifier`` name the repository; both are ``""`` for a
+    placeholder imported from a version-1 state file, which did not record it."""
+
+    event_id: str
+    commit: str
+    owner: str
+    identifier: str
+    expires_at: float
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.event_id, self.owner, self.identifier)
 
 
 @dataclass(slots=True)

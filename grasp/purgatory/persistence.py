@@ -1,10 +1,16 @@
-"""``purgatory-state.json``: purgatory across a graceful restart (S9.1).
+"""``purgatory-state.json``, version 1: how an older relay kept purgatory across a graceful
+restart, read once on upgrade (S9.1 revised: the event database is the record now).
+
+On the first start of this version, :func:`restore` reads the file left by the old relay's
+shutdown, hands every entry to :meth:`PurgatoryStore.adopt` (one transaction into purgatory's
+tables) and only then deletes the file, so a crash in between imports it again (adopt skips
+what is already held). :func:`save` still writes the format, for tests of that path.
 
 Lifetimes are stored as *remaining seconds* next to the wall-clock ``saved_at``, so restore can
 subtract the downtime: an entry that would have expired while the relay was down is dropped
 (and remembered as expired, as a sweep would have done), everything else keeps only what was
 left of its 30 minutes. Events are re-verified on load (id and signature) because the file sits
-on disk in the open. Unlike the original, PR identifiers are returned for re-enqueueing too.
+on disk in the open. Placeholders of this format do not name their repository.
 
 File format, version 1::
 
@@ -27,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from grasp.nostr.event import Event, InvalidEvent
 from grasp.nostr.nip34 import Announcement, Nip34Error, PullRequest, RepositoryState, is_oid
-from grasp.purgatory.entries import HeldAnnouncement, HeldPr, HeldState, Source
+from grasp.purgatory.entries import HeldAnnouncement, HeldPlaceholder, HeldPr, HeldState, Source
 
 if TYPE_CHECKING:
     from grasp.purgatory.store import PurgatoryStore
@@ -60,7 +66,10 @@ def save(store: PurgatoryStore, path: Path) -> None:
                 for by_id in store._states.values()
                 for h in by_id.values()
             ],
-            "prs": [_pr_entry(h, now) for h in store._prs.values()],
+            "prs": [
+                *(_pr_entry(h, now) for h in store._prs.values()),
+                *(_pr_entry(h, now) for h in store._placeholders.values()),
+            ],
             "announcements": [
                 _entry(h.announcement.event, h.source, h.expires_at - now)
                 for h in store._announcements.values()
@@ -82,12 +91,12 @@ def _entry(event: Event, source: Source, remaining: float) -> dict[str, Any]:
     return {"event": event.to_json(), "source": source.value, "remaining_secs": max(0.0, remaining)}
 
 
-def _pr_entry(held: HeldPr, now: float) -> dict[str, Any]:
+def _pr_entry(held: HeldPr | HeldPlaceholder, now: float) -> dict[str, Any]:
     return {
         "event_id": held.event_id,
         "commit": held.commit,
-        "event": held.pr.event.to_json() if held.pr is not None else None,
-        "source": held.source.value,
+        "event": held.pr.event.to_json() if isinstance(held, HeldPr) else None,
+        "source": (held.source if isinstance(held, HeldPr) else Source.DIRECT).value,
         "remaining_secs": max(0.0, held.expires_at - now),
     }
 
@@ -116,10 +125,12 @@ def _write_atomically(path: Path, text: str) -> None:
 
 @dataclass
 class _Tally:
-    restored: int = 0
-    expired: int = 0
+    entries: list[HeldState | HeldPr | HeldAnnouncement | HeldPlaceholder] = field(
+        default_factory=list
+    )
+    expired: dict[str, float] = field(default_factory=dict)
+    lapsed: int = 0
     invalid: int = 0
-    identifiers: set[str] = field(default_factory=set)
 
 
 def restore(store: PurgatoryStore, path: Path) -> list[str]:
@@ -132,28 +143,28 @@ def restore(store: PurgatoryStore, path: Path) -> list[str]:
     document = _parse_document(path, text)
     downtime = max(0.0, store.wall() - document["saved_at"])
     tally = _Tally()
-    with store._lock:
-        now = store.now()
-        for raw in document["states"]:
-            _restore_one(store, raw, now, downtime, tally, _load_state)
-        for raw in document["prs"]:
-            _restore_one(store, raw, now, downtime, tally, _load_pr)
-        for raw in document["announcements"]:
-            _restore_one(store, raw, now, downtime, tally, _load_announcement)
-        for event_id, age in document["expired"].items():
-            if isinstance(age, (int, float)) and age + downtime < store.expired_memory_secs:
-                store._expired.setdefault(event_id, now - (age + downtime))
-    path.unlink()
+    now = store.now()
+    for raw in document["states"]:
+        _restore_one(raw, now, downtime, tally, _load_state)
+    for raw in document["prs"]:
+        _restore_one(raw, now, downtime, tally, _load_pr)
+    for raw in document["announcements"]:
+        _restore_one(raw, now, downtime, tally, _load_announcement)
+    for event_id, age in document["expired"].items():
+        if isinstance(age, (int, float)) and age + downtime < store.expired_memory_secs:
+            tally.expired.setdefault(event_id, now - (age + downtime))
+    identifiers = store.adopt(tally.entries, tally.expired)
+    path.unlink()  # only now: the entries are committed to the database
     logger.info(
-        "restored purgatory from %s after %.0f s downtime: "
-        "%d entries, %d expired meanwhile, %d invalid",
+        "imported purgatory from %s after %.0f s downtime: "
+        "%d entries, %d expired meanwhile, %d invalid; the file is deleted",
         path,
         downtime,
-        tally.restored,
-        tally.expired,
+        len(tally.entries),
+        tally.lapsed,
         tally.invalid,
     )
-    return sorted(tally.identifiers)
+    return identifiers
 
 
 def _parse_document(path: Path, text: str) -> dict[str, Any]:
@@ -178,8 +189,8 @@ def _parse_document(path: Path, text: str) -> dict[str, Any]:
     return document
 
 
-def _restore_one(store, raw, now, downtime, tally: _Tally, loader) -> None:
-    """Validate and insert one entry; a bad entry is skipped (logged), never fatal for the rest."""
+def _restore_one(raw, now, downtime, tally: _Tally, loader) -> None:
+    """Validate one entry; a bad entry is skipped (logged), never fatal for the rest."""
     try:
         remaining = float(raw["remaining_secs"]) - downtime
         source = Source(raw.get("source", Source.DIRECT.value))
@@ -188,24 +199,12 @@ def _restore_one(store, raw, now, downtime, tally: _Tally, loader) -> None:
         tally.invalid += 1
         logger.warning("skipping unusable purgatory entry: %s", exc)
         return
-    event_id = _entry_event_id(entry)
-    if remaining <= 0:
-        tally.expired += 1
-        if not isinstance(entry, HeldPr) or entry.pr is not None:
-            store._expired[event_id] = now + remaining
+    if remaining > 0:
+        tally.entries.append(entry)
         return
-    if event_id in store._prs or store._holds(event_id):
-        return
-    if isinstance(entry, HeldState):
-        store._insert_state(entry)
-        tally.identifiers.add(entry.state.identifier)
-    elif isinstance(entry, HeldPr):
-        store._insert_pr(entry)
-        if entry.pr is not None:
-            tally.identifiers.update(entry.pr.identifiers)
-    else:
-        store._insert_announcement(entry)
-    tally.restored += 1
+    tally.lapsed += 1
+    if not isinstance(entry, HeldPlaceholder):  # expired while down: remembered, as a sweep would
+        tally.expired[_entry_event_id(entry)] = now + remaining
 
 
 def _entry_event_id(entry: HeldState | HeldPr | HeldAnnouncement) -> str:
@@ -224,7 +223,7 @@ def _load_announcement(raw: dict, source: Source, expires_at: float) -> HeldAnno
     )
 
 
-def _load_pr(raw: dict, source: Source, expires_at: float) -> HeldPr:
+def _load_pr(raw: dict, source: Source, expires_at: float) -> HeldPr | HeldPlaceholder:
     if raw.get("event") is None:
         event_id, commit = raw["event_id"], raw["commit"]
         if not (
@@ -234,6 +233,6 @@ def _load_pr(raw: dict, source: Source, expires_at: float) -> HeldPr:
             and is_oid(commit)
         ):
             raise ValueError(f"placeholder with bad id or commit: {event_id!r} {commit!r}")
-        return HeldPr(event_id, commit, None, source, expires_at)
+        return HeldPlaceholder(event_id, commit, "", "", expires_at)
     pr = PullRequest.from_event(Event.from_json(raw["event"]))
     return HeldPr(pr.event_id, pr.commit, pr, source, expires_at)

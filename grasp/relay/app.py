@@ -1,14 +1,18 @@
 """The GRASP relay process: where the domain and the actor system meet (ARCHITECTURE §6).
 
 Start order, each step checked before the next (Mopidy's habit): data directory → event store
-→ purgatory (restored from ``purgatory-state.json``, S9.1) → listening socket → actor system
-(pinged) → server. Shutdown runs backwards: stop accepting and close websockets → persist
-purgatory → stop the actors (reverse start order) → close the store.
+→ purgatory (S9.1: downtime credited to the held deadlines, the cache rebuilt from the event
+database, an old ``purgatory-state.json`` imported once) → listening socket → actor system
+(pinged) → server; then every restored identifier is queued again. Shutdown runs backwards:
+stop accepting and close websockets → stop the actors (reverse start order) → last heartbeat
+→ close the store. Nothing of purgatory needs saving at the end: every held event was
+committed before its ``OK``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,16 +23,19 @@ from actors.config import SyncConfig
 from actors.observer import SyncObserver
 from actors.trace.recorder import JsonlTracer
 from grasp.admission.write_policy import GraspWritePolicy
+from grasp.cleanup import PlaceholderCleanup
 from grasp.context import RealSyncContext
-from grasp.git import FetchLimits, FetchPolicy, remove_interrupted_work
+from grasp.git import FetchLimits, FetchPolicy, PushesInFlight, remove_interrupted_work
 from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore, SweepResult
 from grasp.relay.config import Config
 from grasp.relay.fetch_checks import warn_unfetchable_sources
-from grasp.relay.git_http import SERVE_CONFIG, GitService
+from grasp.relay.git_service.placeholder_quota import PlaceholderLimits
+from grasp.relay.git_service.prs import ContributorRepositories
+from grasp.relay.git_service.service import SERVE_CONFIG, GitService
+from grasp.relay.heartbeat import Heartbeat, node_id
 from grasp.relay.maintenance import PurgatorySweeper
 from grasp.relay.observe.metrics import SyncMetrics
 from grasp.relay.observe.status import HISTORY_SHOWN, StatusBoard
-from grasp.relay.prs import ContributorRepositories
 from grasp.relay.sync_sources.settings import SyncSourceSettings
 from grasp.relay.sync_sources.source import SyncSources
 from grasp.relay.transport.http import (
@@ -53,6 +60,7 @@ from grasp.relay.transport.server import (
 from grasp.relay.transport.session import SessionContext
 from grasp.release import ReleaseWorkflow
 from grasp.repositories import RepositoryIndex
+from grasp.store.base import EventStore
 from messages.history import SyncHistoryReport
 
 logger = logging.getLogger(__name__)
@@ -101,6 +109,7 @@ class GraspRelay:
     sync_sources: SyncSources
     metrics: SyncMetrics
     board: StatusBoard
+    heartbeat: Heartbeat
     restored: list[str] = field(default_factory=list)
 
     @property
@@ -119,6 +128,8 @@ class GraspRelay:
         if self.restored:
             logger.info("re-queueing %d restored identifiers", len(self.restored))
             self.system.enqueue_pending()  # S9.1: states and PRs alike
+        self.sweeper.request_cleanup()  # placeholders that expired before a crash (S14.3)
+        self.heartbeat.start()
         self.sweeper.start()
         self.relay.start()
         logger.info(
@@ -132,19 +143,16 @@ class GraspRelay:
         self.sync_sources.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """SIGTERM/SIGINT: stop taking events (sync sources, then clients), persist purgatory
-        (S9.1), stop the actors in reverse start order, close the store."""
+        """SIGTERM/SIGINT: stop taking events (sync sources, then clients), stop the actors in
+        reverse start order, write the last heartbeat, close the store. Purgatory is already
+        in the database (S9.1); the last beat says downtime starts now."""
         self.sync_sources.stop(timeout)
         self.relay.stop_serving(timeout)
         self.sweeper.stop()
-        try:
-            self.purgatory.save(self.state_file)
-            logger.info("saved purgatory to %s (%s)", self.state_file, self.purgatory.counts())
-        except OSError as exc:
-            logger.error("could not save purgatory to %s: %s", self.state_file, exc)
         self.system.stop()
+        self.heartbeat.stop()
         self.relay.close()
-        logger.info("stopped: actors stopped, store closed")
+        logger.info("stopped: actors stopped, store closed (purgatory %s)", self.purgatory.counts())
 
     def log_debug_state(self) -> None:
         """SIGUSR1: every greenlet's stack (actors run on greenlets) and the sync queue."""
@@ -176,12 +184,12 @@ def open_grasp_relay(
     logger.debug("start 1/4: event store %s ready (%d events)", store.path, store.count())
     cleanup: list[Callable[[], object]] = [store.close]
     try:
-        purgatory = PurgatoryStore(expiry_secs=config.purgatory_expiry_secs)
-        restored = _restore(purgatory, data_dir / STATE_FILENAME)
-        logger.debug("start 2/4: purgatory ready (%s)", purgatory.counts())
         server = listen(config)
         cleanup.append(server.close)
         bound = config.with_bound_port(server.server_port)
+        node = node_id(bound.port)
+        purgatory, restored = _open_purgatory(store, node, bound, data_dir / STATE_FILENAME)
+        logger.debug("start 2/4: purgatory ready (%s)", purgatory.counts())
         hub = SubscriptionHub()
         index = RepositoryIndex(store, purgatory, data_dir)
         metrics = SyncMetrics(purgatory.counts)
@@ -202,6 +210,7 @@ def open_grasp_relay(
 
         prs: ContributorRepositories | None = None  # GRASP-06, built once the actors run
 
+        pushes = PushesInFlight()
         workflow = ReleaseWorkflow(
             index,
             store,
@@ -209,6 +218,7 @@ def open_grasp_relay(
             notify=hub.publish,
             on_release=on_release,
             pr_sources=lambda pr: prs.sources(pr) if prs is not None else [],
+            cleanup=PlaceholderCleanup(index, purgatory, store, pushes),
         )
         policy, limits = fetch_settings(bound)
         ctx = RealSyncContext(
@@ -222,7 +232,14 @@ def open_grasp_relay(
         logger.debug("start 3/4: actors started (%s)", ", ".join(system.actor_names()))
         if bound.grasp06:
             prs = ContributorRepositories(
-                data_dir, bound.public_domain, store, purgatory, system, serve_config=SERVE_CONFIG
+                data_dir,
+                bound.public_domain,
+                store,
+                purgatory,
+                system,
+                serve_config=SERVE_CONFIG,
+                max_placeholder_bytes=bound.placeholder_max_bytes,
+                max_placeholders_per_repo=bound.placeholder_max_per_repo,
             )
         write_policy = GraspWritePolicy(
             domain=bound.public_domain,
@@ -246,7 +263,10 @@ def open_grasp_relay(
             limits=session_limits(bound),
             query_json=store.query_json,
         )
-        git = GitService(index, store, purgatory, system, domain=bound.public_domain)
+        quota = PlaceholderLimits(bound.placeholder_max_bytes, bound.placeholder_max_per_repo)
+        git = GitService(
+            index, store, purgatory, system, domain=bound.public_domain, limits=quota, pushes=pushes
+        )
         mounts: dict[MountKey, WSGIApp] = {
             GIT_MOUNT: git.app(),
             METRICS_MOUNT: metrics.wsgi_app(),
@@ -263,10 +283,17 @@ def open_grasp_relay(
             purgatory,
             index,
             system,
-            PurgatorySweeper(purgatory, index, on_sweep=_prs_upkeep(prs)),
+            PurgatorySweeper(
+                purgatory,
+                index,
+                bound.maintenance_interval_secs,
+                on_sweep=_prs_upkeep(prs),
+                sync=system,
+            ),
             sync_sources,
             metrics,
             board,
+            Heartbeat(store, node),
             restored,
         )
     except BaseException:
@@ -285,13 +312,27 @@ def _prs_upkeep(prs: ContributorRepositories | None) -> Callable[[SweepResult], 
     return lambda result: prs.forget(result.placeholders)
 
 
-def _restore(purgatory: PurgatoryStore, path: Path) -> list[str]:
-    """S9.1: restore held events (downtime subtracted); a bad file is logged, never fatal."""
-    try:
-        restored = purgatory.restore(path)
-    except PurgatoryFileError as exc:
-        logger.warning("could not restore purgatory from %s (%s); starting empty", path, exc)
-        return []
-    if restored:
+def _open_purgatory(
+    store: EventStore, node: str, config: Config, state_file: Path
+) -> tuple[PurgatoryStore, list[str]]:
+    """S9.1: credit the downtime to every held deadline, rebuild purgatory from the event
+    database, import an old state file once; returns it and the identifiers to queue again."""
+    downtime = store.resume(node, time.time())
+    if downtime:
+        logger.info("the relay was down %.1f s; held deadlines moved by that much", downtime)
+    purgatory = PurgatoryStore(expiry_secs=config.purgatory_expiry_secs, db=store)
+    restored = purgatory.load()
+    imported = _import(purgatory, state_file)
+    if restored or imported:
         logger.info("restored purgatory: %s", purgatory.counts())
-    return restored
+    return purgatory, sorted({*restored, *imported})
+
+
+def _import(purgatory: PurgatoryStore, path: Path) -> list[str]:
+    """An older relay's ``purgatory-state.json``: into the tables, then deleted (S9.1 upgrade);
+    a bad file is logged and left, never fatal."""
+    try:
+        return purgatory.restore(path)
+    except PurgatoryFileError as exc:
+        logger.warning("could not import purgatory from %s (%s); left in place", path, exc)
+        return []

@@ -1,9 +1,14 @@
-"""Periodic purgatory upkeep: the 60-second expiry sweep (S1.4) and what expiry leaves behind.
+"""Periodic purgatory upkeep: the expiry sweep (S1.4, every ``--maintenance-interval-secs``,
+60 s by default) and what expiry leaves behind.
 
 An announcement that expires without its repository ever receiving data leaves an empty bare
 repository that nothing serves any more (S10.5 serves accepted and held announcements only);
 the sweeper removes it, but only when it is still empty (no refs) and no stored announcement
 of the same owner and identifier claims it.
+
+An expired placeholder leaves a ref and objects (S14.3). Refs are the Releaser's to write
+(S8.1), so the sweeper only tells it ``GitDataArrived`` for each identifier with placeholders
+to clean up; its release pass deletes the refs and prunes the objects (:mod:`grasp.cleanup`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable
 
 import gevent
 
+from grasp.admission.write_policy import SyncPort
 from grasp.git import list_refs
 from grasp.nostr.nip34 import Announcement
 from grasp.purgatory import PurgatoryStore, SweepResult
@@ -33,12 +39,14 @@ class PurgatorySweeper:
         index: RepositoryIndex,
         interval: float = SWEEP_INTERVAL_SECS,
         on_sweep: Callable[[SweepResult], object] | None = None,
+        sync: SyncPort | None = None,
     ) -> None:
         self.purgatory = purgatory
         self.index = index
         self.interval = interval
         #: Upkeep of what expiry leaves elsewhere (GRASP-06 /prs/ placeholders, S16.1).
         self.on_sweep = on_sweep
+        self.sync = sync
         self._greenlet: gevent.Greenlet | None = None
 
     def start(self) -> None:
@@ -63,7 +71,17 @@ class PurgatorySweeper:
             self._remove_unused_repo(announcement)
         if self.on_sweep is not None:
             self.on_sweep(result)
+        self.request_cleanup()
         return result
+
+    def request_cleanup(self) -> list[str]:
+        """Ask the Releaser to clean up expired placeholders (also at start: a crash may have
+        come between a sweep and the cleanup); returns the identifiers asked for."""
+        identifiers = self.purgatory.cleanup_identifiers()
+        if self.sync is not None:
+            for identifier in identifiers:
+                self.sync.git_data_arrived(identifier)
+        return identifiers
 
     def _remove_unused_repo(self, announcement: Announcement) -> None:
         owner, identifier = announcement.owner, announcement.identifier

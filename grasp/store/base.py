@@ -7,7 +7,9 @@ one contract suite (``tests/store/contract.py``): SQLite (:mod:`grasp.store.sqli
 default) and PostgreSQL (:mod:`grasp.store.postgres`, for a cluster of relay processes).
 
 The result types every engine shares (:class:`SaveOutcome`, :class:`StoreError`) live here too,
-so callers import nothing engine-specific.
+so callers import nothing engine-specific; purgatory's rows (:mod:`grasp.store.held`) are part
+of the same interface, because a held event and the stored event it becomes must change in one
+transaction (S9.1).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol, runtime_checkable
 from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
 from grasp.nostr.results import Prefix, Result
+from grasp.store.held import HeldChanges, HeldSnapshot
 
 #: NIP-01 ``limit`` is clamped to this many events per filter (S10.1).
 DEFAULT_LIMIT_CAP = 500
@@ -75,15 +78,38 @@ class EventStore(Protocol):
         """Where the events live, for logs: a file path or a URL without its password."""
         ...
 
-    def save(self, event: Event) -> SaveOutcome:
+    def save(self, event: Event, held: HeldChanges | None = None) -> SaveOutcome:
         """Store ``event`` under the NIP-01 replace rules and NIP-09 deletions, atomically.
 
         Replaceable (0, 3, 10000-19999) and addressable (30000-39999) kinds keep only the
         latest version per (kind, pubkey[, d]); equal ``created_at`` -> lowest id wins (S11.2).
         A kind-5 deletion removes the same author's targets (never other deletions) and is
         remembered, so a deleted event sent again is refused. Ephemeral kinds are not stored.
+
+        ``held`` changes purgatory's tables in the same transaction whatever the outcome (a
+        released event leaves purgatory even when a newer version was stored meanwhile, S9.1).
         Either everything of one save happens or nothing does.
         """
+        ...
+
+    def write_held(self, changes: HeldChanges) -> None:
+        """Apply ``changes`` to purgatory's tables in one transaction (S9.1): when this
+        returns, the rows are committed and a client may be told ``OK true``."""
+        ...
+
+    def load_held(self) -> HeldSnapshot:
+        """Every held event, placeholder and remembered expired id, in arrival order."""
+        ...
+
+    def resume(self, node: str, now: float) -> float:
+        """Start-up of ``node`` at wall-clock ``now``: the downtime is ``now`` minus the last
+        heartbeat of any node (0 without one); every open deadline moves by it and ``node``'s
+        heartbeat becomes ``now``, in one transaction, so two nodes starting at once credit
+        the downtime once (S9.1, docs/durability.rst D3). Returns the downtime in seconds."""
+        ...
+
+    def heartbeat(self, node: str, now: float) -> None:
+        """Record that ``node`` was running at wall-clock ``now`` (every few seconds)."""
         ...
 
     def query(self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP) -> list[Event]:

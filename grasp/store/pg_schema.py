@@ -145,7 +145,42 @@ END
 $$;
 """,
     ),
-    # 3 is held events (purgatory in the database, S9.1), on its own branch of work.
+    Migration(
+        3,
+        "purgatory: held events, placeholders, expired ids, node heartbeats",
+        """
+-- S9.1 (grasp/store/held.py): seq keeps arrival order, times are Unix seconds (wall clock).
+CREATE TABLE held_events (
+    seq        bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id   text    COLLATE "C" NOT NULL UNIQUE,
+    kind       integer NOT NULL,
+    identifier text    NOT NULL,
+    source     text    NOT NULL,
+    expires_at double precision NOT NULL,
+    json       text    NOT NULL
+);
+CREATE TABLE held_placeholders (
+    seq        bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id   text    COLLATE "C" NOT NULL,
+    owner      text    COLLATE "C" NOT NULL,
+    identifier text    NOT NULL,
+    commit_oid text    NOT NULL,
+    expires_at double precision NOT NULL,
+    expired    integer NOT NULL DEFAULT 0,
+    UNIQUE (event_id, owner, identifier)
+);
+CREATE TABLE expired_ids (
+    event_id   text    COLLATE "C" PRIMARY KEY,
+    expired_at double precision NOT NULL
+);
+CREATE INDEX expired_ids_at ON expired_ids (expired_at);
+-- one row per relay process sharing the database (S19.2): downtime is "no node beating"
+CREATE TABLE node_heartbeats (
+    node       text    PRIMARY KEY,
+    beat_at    double precision NOT NULL
+);
+""",
+    ),
     Migration(
         4,
         "referenced-ids index (S15.1)",

@@ -32,7 +32,9 @@ from grasp.nostr import kinds
 from grasp.nostr.address import DeletionRequest
 from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
+from grasp.store import held as held_sql
 from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
+from grasp.store.held import HeldChanges, HeldSnapshot
 from grasp.store.pg_schema import EVENT_KEY_CLASS, encode, filter_query, migrate
 from grasp.store.rules import effective_limit, index_rows, newest_first, replacement_d, runnable
 
@@ -162,21 +164,23 @@ class PostgresEventStore:
 
     # --- writes -------------------------------------------------------------------------------
 
-    def save(self, event: Event) -> SaveOutcome:
+    def save(self, event: Event, held: HeldChanges | None = None) -> SaveOutcome:
         """Store a validated event under the NIP-01 replace and NIP-09 delete rules (S11.2).
 
-        One statement, ``grasp_save_event()`` (migration 2), so one round trip and one
-        transaction: the rules run next to the data, under the keys' advisory locks.
+        One statement, ``grasp_save_event()`` (migration 2), so one round trip: the rules run
+        next to the data, under the keys' advisory locks. With ``held``, purgatory's changes
+        run in the same transaction (S9.1).
         """
-        if event.storage_class is kinds.StorageClass.EPHEMERAL:
+        if event.storage_class is kinds.StorageClass.EPHEMERAL and not held:
             return SaveOutcome.EPHEMERAL
         params = save_params(event)
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                with self._connection() as conn:
-                    row = conn.execute(_SAVE, params).fetchone()
-                assert row is not None
-                return SaveOutcome(row[0])
+                with self._connection() as conn, conn.transaction():
+                    outcome = self._save_in(conn, event, params)
+                    if held:
+                        self._apply_held(conn, held)
+                return outcome
             except errors.TransactionRollback:
                 if attempt == SAVE_ATTEMPTS:
                     raise
@@ -204,6 +208,56 @@ class PostgresEventStore:
                 (wanted,),
             ).fetchone()
         return str(row[0]) if row else None
+
+    @staticmethod
+    def _save_in(conn: psycopg.Connection[Any], event: Event, params: tuple) -> SaveOutcome:
+        if event.storage_class is kinds.StorageClass.EPHEMERAL:
+            return SaveOutcome.EPHEMERAL
+        row = conn.execute(_SAVE, params).fetchone()
+        assert row is not None
+        return SaveOutcome(row[0])
+
+    # --- purgatory's tables (S9.1, grasp/store/held.py) ---------------------------------------
+
+    def write_held(self, changes: HeldChanges) -> None:
+        if changes:
+            with self._connection() as conn, conn.transaction():
+                self._apply_held(conn, changes)
+
+    @staticmethod
+    def _apply_held(conn: psycopg.Connection[Any], changes: HeldChanges) -> None:
+        with conn.cursor() as cur:
+            for sql, rows in held_sql.held_statements(changes, "%s"):
+                cur.executemany(sql, rows)
+
+    def load_held(self) -> HeldSnapshot:
+        with self._connection() as conn:
+            return held_sql.snapshot_from(
+                conn.execute(held_sql.LOAD_EVENTS).fetchall(),
+                conn.execute(held_sql.LOAD_PLACEHOLDERS).fetchall(),
+                conn.execute(held_sql.LOAD_EXPIRED).fetchall(),
+            )
+
+    def resume(self, node: str, now: float) -> float:
+        """See :meth:`grasp.store.base.EventStore.resume`; the table lock makes nodes that
+        start at once take turns, so the second one sees the first one's heartbeat."""
+        with self._connection() as conn, conn.transaction():
+            conn.execute("LOCK TABLE node_heartbeats IN SHARE ROW EXCLUSIVE MODE")
+            row = conn.execute(held_sql.LAST_HEARTBEAT).fetchone()
+            last = row[0] if row else None
+            downtime = max(0.0, now - last) if last is not None else 0.0
+            if downtime > 0:
+                for sql in held_sql.SHIFT_DEADLINES:
+                    conn.execute(sql.replace("?", "%s"), (downtime,))
+            conn.execute(
+                held_sql.FORGET_NODES.replace("?", "%s"), (now - held_sql.NODE_MEMORY_SECS,)
+            )
+            conn.execute(held_sql.HEARTBEAT.replace("?", "%s"), (node, now))
+        return downtime
+
+    def heartbeat(self, node: str, now: float) -> None:
+        with self._connection() as conn:
+            conn.execute(held_sql.HEARTBEAT.replace("?", "%s"), (node, now))
 
     # --- reads --------------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from grasp.nostr.filters import Filter
 
-SCHEMA_VERSION = 1
+#: 1: events, tags, deletions. 2: purgatory's tables (S9.1), created on the first start of a
+#: relay that knows them (``CREATE TABLE IF NOT EXISTS``: a version-1 file needs no other step).
+SCHEMA_VERSION = 2
 
 # ``d`` is '' for replaceable kinds and the first d value for addressable ones, NULL otherwise,
 # so (kind, pubkey, d) is the replacement key of both classes (S11.2).
@@ -50,6 +52,35 @@ CREATE TABLE IF NOT EXISTS deleted_addresses (
     PRIMARY KEY (kind, pubkey, d)
 ) WITHOUT ROWID;
 
+-- purgatory (S9.1, grasp/store/held.py): seq keeps arrival order, times are Unix seconds
+CREATE TABLE IF NOT EXISTS held_events (
+    seq        INTEGER PRIMARY KEY,
+    event_id   TEXT    NOT NULL UNIQUE,
+    kind       INTEGER NOT NULL,
+    identifier TEXT    NOT NULL,
+    source     TEXT    NOT NULL,
+    expires_at REAL    NOT NULL,
+    json       TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS held_placeholders (
+    seq        INTEGER PRIMARY KEY,
+    event_id   TEXT    NOT NULL,
+    owner      TEXT    NOT NULL,
+    identifier TEXT    NOT NULL,
+    commit_oid TEXT    NOT NULL,
+    expires_at REAL    NOT NULL,
+    expired    INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (event_id, owner, identifier)
+);
+CREATE TABLE IF NOT EXISTS expired_ids (
+    event_id   TEXT PRIMARY KEY,
+    expired_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS expired_ids_at ON expired_ids(expired_at);
+CREATE TABLE IF NOT EXISTS node_heartbeats (
+    node       TEXT PRIMARY KEY,
+    beat_at    REAL NOT NULL
+) WITHOUT ROWID;
 -- S15.1: ids and addresses named by accepted events (GRASP-01 L13 "or are tagged by"),
 -- bounded: seq orders them by when they were (last) recorded, the oldest go first
 CREATE TABLE IF NOT EXISTS referenced (

@@ -28,7 +28,9 @@ from grasp.nostr import kinds
 from grasp.nostr.address import DeletionRequest
 from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
+from grasp.store import held as held_sql
 from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
+from grasp.store.held import HeldChanges, HeldSnapshot
 from grasp.store.rules import (
     effective_limit,
     held_version_wins,
@@ -107,29 +109,70 @@ class SqliteEventStore:
 
     # --- writes -------------------------------------------------------------------------------
 
-    def save(self, event: Event) -> SaveOutcome:
-        """Store a validated event under the NIP-01 replace and NIP-09 delete rules (S11.2)."""
+    def save(self, event: Event, held: HeldChanges | None = None) -> SaveOutcome:
+        """Store a validated event under the NIP-01 replace and NIP-09 delete rules (S11.2),
+        and apply ``held`` to purgatory's tables in the same transaction (S9.1)."""
+        with self._write() as db:
+            outcome = self._save_in(db, event)
+            if held:
+                self._apply_held(db, held)
+        return outcome
+
+    def _save_in(self, db: sqlite3.Connection, event: Event) -> SaveOutcome:
         if event.storage_class is kinds.StorageClass.EPHEMERAL:
             return SaveOutcome.EPHEMERAL
         d = replacement_d(event)
-        with self._write() as db:
-            if db.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone():
-                return SaveOutcome.DUPLICATE
-            if self._is_deleted(db, event, d):
-                return SaveOutcome.DELETED_TARGET
-            if d is not None:
-                held = db.execute(
-                    "SELECT seq, created_at, id FROM events "
-                    "WHERE kind = ? AND pubkey = ? AND d = ?",
-                    (event.kind, event.pubkey, d),
-                ).fetchall()
-                if any(held_version_wins(at, held_id, event) for _, at, held_id in held):
-                    return SaveOutcome.REPLACED_NEWER_EXISTS
-                self._delete_seqs(db, [seq for seq, _, _ in held])
-            if event.kind == kinds.DELETION:
-                self._apply_deletion(db, DeletionRequest.from_event(event))
-            self._insert(db, event, d)
+        if db.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone():
+            return SaveOutcome.DUPLICATE
+        if self._is_deleted(db, event, d):
+            return SaveOutcome.DELETED_TARGET
+        if d is not None:
+            held = db.execute(
+                "SELECT seq, created_at, id FROM events WHERE kind = ? AND pubkey = ? AND d = ?",
+                (event.kind, event.pubkey, d),
+            ).fetchall()
+            if any(held_version_wins(at, held_id, event) for _, at, held_id in held):
+                return SaveOutcome.REPLACED_NEWER_EXISTS
+            self._delete_seqs(db, [seq for seq, _, _ in held])
+        if event.kind == kinds.DELETION:
+            self._apply_deletion(db, DeletionRequest.from_event(event))
+        self._insert(db, event, d)
         return SaveOutcome.SAVED
+
+    # --- purgatory's tables (S9.1, grasp/store/held.py) ---------------------------------------
+
+    def write_held(self, changes: HeldChanges) -> None:
+        if changes:
+            with self._write() as db:
+                self._apply_held(db, changes)
+
+    @staticmethod
+    def _apply_held(db: sqlite3.Connection, changes: HeldChanges) -> None:
+        for sql, rows in held_sql.held_statements(changes, "?"):
+            db.executemany(sql, rows)
+
+    def load_held(self) -> HeldSnapshot:
+        with self._lock:
+            return held_sql.snapshot_from(
+                self._db.execute(held_sql.LOAD_EVENTS).fetchall(),
+                self._db.execute(held_sql.LOAD_PLACEHOLDERS).fetchall(),
+                self._db.execute(held_sql.LOAD_EXPIRED).fetchall(),
+            )
+
+    def resume(self, node: str, now: float) -> float:
+        with self._write() as db:
+            (last,) = db.execute(held_sql.LAST_HEARTBEAT).fetchone()
+            downtime = max(0.0, now - last) if last is not None else 0.0
+            if downtime > 0:
+                for sql in held_sql.SHIFT_DEADLINES:
+                    db.execute(sql, (downtime,))
+            db.execute(held_sql.FORGET_NODES, (now - held_sql.NODE_MEMORY_SECS,))
+            db.execute(held_sql.HEARTBEAT, (node, now))
+        return downtime
+
+    def heartbeat(self, node: str, now: float) -> None:
+        with self._write() as db:
+            db.execute(held_sql.HEARTBEAT, (node, now))
 
     @staticmethod
     def _is_deleted(db: sqlite3.Connection, event: Event, d: str | None) -> bool:

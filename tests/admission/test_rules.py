@@ -105,11 +105,13 @@ def test_expired_events_are_refused_only_when_synced():
     assert rules.check_not_expired(event, synced=True, expired=False) is None
 
 
-def test_placeholder_must_carry_the_same_commit():
-    assert rules.check_placeholder("a" * 40, None) is None
-    assert rules.check_placeholder("a" * 40, "a" * 40) is None
-    refusal = rules.check_placeholder("a" * 40, "b" * 40)
-    assert refusal.message.startswith("invalid: ") and "b" * 40 in refusal.message
+def test_s14_2_sha256_object_ids_are_invalid_here():
+    assert rules.check_sha1_oids(["a" * 40, "b" * 40]) is None
+    assert rules.check_sha1_oids([]) is None
+    refusal = rules.check_sha1_oids(["a" * 40, "c" * 64])
+    assert refusal.message == (
+        f"invalid: object id {'c' * 64} is not a SHA-1 id; repositories on this relay use SHA-1"
+    )
 
 
 def test_references_are_read_from_a_A_q_and_e_E_q_tags():

@@ -8,6 +8,7 @@ import pytest
 
 from grasp.admission.intake import EventSource
 from grasp.admission.write_policy import GraspWritePolicy
+from grasp.git import set_nostr_ref
 from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import sign_event
@@ -145,7 +146,7 @@ def test_pr_is_held_until_its_commit_arrives_then_a_placeholder_completes_it(pol
     assert held.message == f"purgatory: PR held until commit {'d' * 40} arrives: waiting for a push"
     # a push to refs/nostr/<id> came first: the placeholder has the same commit
     early = contributor.pr(owner.pubkey, D, commit, created_at=1_700_000_400)
-    world.purgatory.add_placeholder(early.id, commit)
+    world.purgatory.add_placeholder(early.id, commit, owner.pubkey, D)
     assert policy(early, USER).message == ""
     assert for_each_ref(world.repo(owner, D))[f"refs/nostr/{early.id}"] == commit
 
@@ -176,13 +177,38 @@ def test_s1_2_a_held_pr_says_how_many_clone_urls_the_relay_will_fetch_from(world
     )
 
 
-def test_pr_with_a_placeholder_of_another_commit_is_invalid(policy, world):
+def _squatted(world, owner, event, commit):
+    """Someone pushed refs/nostr/<event id> with ``commit`` before the signed event came."""
+    repo = world.repo(owner, D)
+    set_nostr_ref(repo, event.id, commit)
+    world.purgatory.add_placeholder(event.id, commit, owner.pubkey, D)
+    return repo
+
+
+def test_s14_3_a_signed_pr_moves_the_ref_of_a_placeholder_of_another_commit(policy, world):
     owner, contributor = Key(), Key()
     world.announce(owner, D)
+    builder = RepoBuilder(world.repo(owner, D))
+    wanted, junk = builder.commit(), builder.commit(message="squatting")
+    event = contributor.pr(owner.pubkey, D, wanted)
+    repo = _squatted(world, owner, event, junk)
+    assert policy(event, USER).message == ""  # stored: its commit is here
+    assert for_each_ref(repo)[f"refs/nostr/{event.id}"] == wanted
+    assert world.purgatory.counts()["placeholder"] == 0
+
+
+def test_s14_3_a_signed_pr_deletes_a_squatted_ref_and_waits_for_its_commit(policy, world):
+    owner, contributor = Key(), Key()
+    world.announce(owner, D)
+    junk = RepoBuilder(world.repo(owner, D)).commit(message="squatting")
     event = contributor.pr(owner.pubkey, D, "a" * 40)
-    world.purgatory.add_placeholder(event.id, "b" * 40)
+    repo = _squatted(world, owner, event, junk)
     result = policy(event, USER)
-    assert not result.accepted and result.message.startswith("invalid: refs/nostr/")
+    assert result.accepted and result.message.startswith("purgatory: PR held until commit")
+    assert policy.sync_port.arrived == [D]  # the Releaser is told to clean up
+    world.workflow.process(D)  # what the Releaser does with GitDataArrived
+    assert f"refs/nostr/{event.id}" not in for_each_ref(repo)
+    assert world.purgatory.pr(event.id) is not None  # held, waiting for its own commit
 
 
 def test_pr_for_an_unknown_repository_is_invalid(policy, world):
@@ -229,3 +255,65 @@ def test_a_releaser_that_times_out_leaves_the_event_held_not_failed(policy, worl
     assert policy(event, USER).message == HELD
     assert world.purgatory.contains(event.id)
     assert policy.sync_port.enqueued == [(D, "user")]  # S4.2: 180 s
+
+
+@pytest.mark.parametrize("length", [252, 300, 10_000])
+def test_s14_2_long_identifiers_are_invalid_before_any_repository_is_touched(
+    policy, world, caplog, length
+):
+    owner = Key()
+    long = "x" * length
+    events = [
+        _ours(owner, long),
+        owner.state(long, {"refs/heads/main": "a" * 40}),
+        Key().pr(owner.pubkey, long, "a" * 40),
+    ]
+    with caplog.at_level("DEBUG"):
+        results = [policy(event, USER) for event in events]
+    assert [r.message for r in results] == ["invalid: identifier too long (max 251 bytes)"] * 3
+    assert not (world.data_dir / "repos").exists()
+    assert not any(r.exc_info for r in caplog.records)  # no traceback: not our fault
+
+
+def test_s14_2_the_longest_identifier_that_fits_is_accepted(policy, world):
+    owner = Key()
+    longest = "é" * 125 + "x"  # 251 bytes of UTF-8
+    assert policy(_ours(owner, longest), USER).message == HELD
+    assert world.index.repo_path(owner.pubkey, longest).is_dir()
+
+
+def test_s14_2_ref_names_that_cannot_be_files_are_invalid(policy, world):
+    owner = Key()
+    world.announce(owner, D)
+    component = owner.state(D, {"refs/heads/" + "b" * 251: "a" * 40})
+    whole = owner.state(D, {"refs/heads/" + "/".join(["b" * 200] * 6): "a" * 40})
+    assert policy(component, USER).message == (
+        "invalid: ref name has a path component longer than 250 bytes"
+    )
+    assert policy(whole, USER).message == "invalid: ref name too long (max 1024 bytes)"
+
+
+def test_s14_2_sha256_ids_are_invalid_not_an_error(policy, world):
+    owner = Key()
+    world.announce(owner, D)
+    state = owner.state(D, {"refs/heads/main": "c" * 64})
+    pr = Key().pr(owner.pubkey, D, "c" * 64)
+    for event in (state, pr):
+        message = policy(event, USER).message
+        assert message.startswith("invalid: object id ") and "SHA-1" in message
+
+
+def test_s14_2_a_fault_of_the_relay_is_error_and_logged_once_per_minute(policy, world, caplog):
+    """A broken data directory (a file where an owner's directory belongs) is the relay's own
+    fault: ``error:``, one line with its traceback, then silence for the window."""
+    clock = iter([0.0, 1.0, 2.0, 61.0])
+    policy.clock = lambda: next(clock)
+    owner = Key()
+    (world.data_dir / "repos").mkdir()
+    (world.data_dir / "repos" / npub_encode(owner.pubkey)).write_text("not a directory")
+    with caplog.at_level("DEBUG", logger="grasp.admission"):
+        results = [policy(_ours(owner, f"r{n}"), USER) for n in range(4)]
+    assert {r.message for r in results} == {"error: could not process the event"}
+    logged = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(logged) == 2 and all(r.exc_info for r in logged)
+    assert "(2 more since it was last logged)" in logged[1].getMessage()

@@ -111,7 +111,6 @@ def test_grasp01_l45_pushes_to_refs_nostr_and_the_purgatory_tip_check(grasp, tmp
     assert f"refs/nostr/{late.id}" not in _refs(url)
 
 
-@pytest.mark.xfail(strict=True, reason="lands with [durability]: the signed PR event wins")
 def test_grasp01_l45_a_signed_pr_wins_over_an_earlier_wrong_commit_push(grasp, tmp_path):
     """L45 (S14.3): a push to ``refs/nostr/<id>`` made before the signed PR arrives does not
     make the event ``invalid:`` forever: the event is taken, and its own commit wins."""

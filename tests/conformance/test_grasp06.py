@@ -147,7 +147,7 @@ def test_grasp06_a_mismatched_commit_pushed_first_loses_its_ref(grasp: Grasp, tm
     url = grasp.prs_url(contributor, d)
     work = _work(tmp_path)
     work.commit(branch="wrong")
-    event = _pr(grasp, contributor, Key().pubkey, d, "b" * 64, url)
+    event = _pr(grasp, contributor, Key().pubkey, d, "b" * 40, url)
     assert push(work.path, url, f"wrong:refs/nostr/{event.id}").returncode == 0
     assert grasp.publish(event)[3].startswith("purgatory: PR held until commit")
     assert _ls(url) == {}

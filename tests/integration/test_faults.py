@@ -1,11 +1,13 @@
 """Faults: a relay stopped or killed while events wait, and a remote that fails for a while.
 
-* SIGTERM with events held: purgatory is written to ``purgatory-state.json`` and restored on
-  the next start, and every restored identifier is queued again at once (S9.1) — here nothing
-  else could trigger a sync (no sync source, no new events), so the release proves it.
-* kill -9 in the middle of a fetch: nothing is persisted; after the restart the sync source
-  re-delivers the history (S10.7), the events are held again, synced and released, and the
-  repository is consistent (``git fsck``) although a pack was arriving when the process died.
+* SIGTERM with events held: purgatory is in the event database already (S9.1, nothing is
+  written at shutdown), the next start rebuilds it and queues every restored identifier again
+  at once — here nothing else could trigger a sync (no sync source, no new events), so the
+  release proves it. SIGKILL with every kind held: tests/integration/test_durability.py.
+* kill -9 in the middle of a fetch: the held events come back from the database; the sync
+  source re-delivers the history too (S10.7: duplicates now), the events are synced and
+  released, and the repository is consistent (``git fsck``) although a pack was arriving when
+  the process died.
 * HTTP 500 from the only remote: each failed attempt backs off 20/40/80 s (S4.1) — scaled by
   ``--sync-backoff-scale 0.01`` to 0.2/0.4/0.8 s — and the state is released once the remote
   recovers. This scenario also records the message trace committed as
@@ -64,14 +66,11 @@ def test_sigterm_with_events_held_then_restart_releases_them(cluster):
     assert cluster.git_requests()["G"].failed == 1
 
     assert b.stop() == 0
-    state_file = b.data_dir / "purgatory-state.json"
-    saved = state_file.read_text()
-    assert all(event.id in saved for event in (announcement, state, pr))
+    assert not (b.data_dir / "purgatory-state.json").exists()  # S9.1: the database has it
     outage.down = False
     b.restart()
     b.wait_served(announcement, state, pr, timeout=5.0)
 
-    assert not state_file.exists(), "the state file is consumed on restore (S9.1)"
     assert_log_in_order(
         b,
         r"restored purgatory",
@@ -108,11 +107,11 @@ def test_kill_9_mid_fetch_then_restart_source_redelivers(cluster, tmp_path):
     wait_for(started.is_set, 10, message="B's fetch to stall mid-pack")
     b.kill()
     release.set()
-    assert not (b.data_dir / "purgatory-state.json").exists()  # SIGKILL: nothing was saved
     b.restart()
     b.wait_served(announcement, state)
 
-    assert f"state {state.id} of {ID} held in purgatory" in b.process.log  # re-delivered by A
+    assert f"state {state.id} of {ID} held in purgatory" in b.previous_logs[0]
+    assert "restored purgatory" in b.process.log  # S9.1: back from the database
     repo = b.repo_path(owner.pubkey, ID)
     assert b.ls_remote(owner.pubkey, ID) == {"HEAD": main, "refs/heads/main": main}
     assert_fsck_clean(repo)
@@ -205,8 +204,7 @@ def test_kill_9_while_indexing_leaves_no_staging_directory(cluster, tmp_path):
     b.kill()
     Path(f"{gate}.go").touch()  # the orphaned index-pack completes, as it would have anyway
 
-    b.restart()
-    b.publish(announcement, state)  # SIGKILL lost purgatory: the user publishes again
+    b.restart()  # S9.1: the held state came back from the database and is queued again
     b.wait_served(state)
     repo = b.repo_path(owner.pubkey, ID)
     assert_fsck_clean(repo)

@@ -109,7 +109,7 @@ def test_direct_expiries_are_logged_louder_than_synced_ones(caplog):
     store.add_state(direct, Source.DIRECT)
     store.add_state(synced, Source.SYNC)
     now.advance(1800)
-    with caplog.at_level("DEBUG", logger="grasp.purgatory.store"):
+    with caplog.at_level("DEBUG", logger="grasp.purgatory"):
         store.sweep()
     levels = {
         r.getMessage().split()[2]: r.levelname

@@ -69,6 +69,22 @@ S12_TABLE = {
         1000,
     ),
     "public_url_scheme": ("--public-url-scheme", "GRASP_PUBLIC_URL_SCHEME", None),
+    # S1.4, S14.3 (issue 12)
+    "maintenance_interval_secs": (
+        "--maintenance-interval-secs",
+        "GRASP_MAINTENANCE_INTERVAL_SECS",
+        60,
+    ),
+    "placeholder_max_bytes": (
+        "--placeholder-max-bytes",
+        "GRASP_PLACEHOLDER_MAX_BYTES",
+        32 * 1024 * 1024,
+    ),
+    "placeholder_max_per_repo": (
+        "--placeholder-max-per-repo",
+        "GRASP_PLACEHOLDER_MAX_PER_REPO",
+        20,
+    ),
 }
 
 

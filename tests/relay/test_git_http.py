@@ -5,6 +5,7 @@ CLI (protocol v0 and v2) and dulwich. The sync side is the recording stand-in of
 tests, whose ``git_data_arrived`` runs the real release workflow.
 """
 
+import os
 import subprocess
 import urllib.request
 
@@ -12,9 +13,16 @@ import pytest
 from gevent.pywsgi import WSGIServer
 
 from grasp.nostr.bech32 import npub_encode
-from grasp.relay.git_http import GitService
+from grasp.relay.git_service.placeholder_quota import PlaceholderLimits
+from grasp.relay.git_service.service import GitService
 from tests.admission.test_write_policy import RecordingSync
-from tests.support.gitrepo import RepoBuilder, for_each_ref, git, symbolic_head
+from tests.support.gitrepo import (
+    RepoBuilder,
+    for_each_ref,
+    git,
+    objects_listing,
+    symbolic_head,
+)
 from tests.support.nip34 import Key
 
 D = "repo"
@@ -27,13 +35,26 @@ class Sync(RecordingSync):
 
 
 @pytest.fixture
-def served(world):
-    sync = Sync(world)
-    service = GitService(world.index, world.store, world.purgatory, sync)
-    server = WSGIServer(("127.0.0.1", 0), service.app(), log=None, error_log=None)
-    server.start()
-    yield service, sync, f"http://127.0.0.1:{server.server_port}"
-    server.stop(timeout=5)
+def serve(world):
+    """``serve(limits=None)`` starts a GitService over the world; all stop at teardown."""
+    servers = []
+
+    def start(limits=None):
+        sync = Sync(world)
+        service = GitService(world.index, world.store, world.purgatory, sync, limits=limits)
+        server = WSGIServer(("127.0.0.1", 0), service.app(), log=None, error_log=None)
+        server.start()
+        servers.append(server)
+        return service, sync, f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.stop(timeout=5)
+
+
+@pytest.fixture
+def served(serve):
+    return serve()
 
 
 def _url(base, key, d=D):
@@ -206,6 +227,75 @@ def test_path_tricks_are_404_and_read_nothing_outside(world, served, path):
     world.announce(owner, D)
     url = base + path.format(npub=npub_encode(owner.pubkey)) + "?service=git-upload-pack"
     assert _status(url) == 404
+
+
+def test_s14_3_placeholders_per_repository_are_capped(world, serve, tmp_path):
+    service, sync, base = serve(PlaceholderLimits(max_per_repo=2))
+    owner, other = Key(), Key()
+    world.announce(owner, D)
+    world.announce(other, D)
+    work = RepoBuilder.create(tmp_path / "work.git")
+    ids = [f"{n:064x}" for n in range(1, 4)]
+    for event_id in ids[:2]:
+        work.commit(branch="x")
+        assert _push(work.path, _url(base, owner), f"x:refs/nostr/{event_id}").returncode == 0
+    work.commit(branch="x")
+    refused = _push(work.path, _url(base, owner), f"x:refs/nostr/{ids[2]}")
+    assert refused.returncode != 0
+    assert "this repository already has 2 placeholders waiting" in refused.stderr
+    # pushing an open placeholder again adds none; another repository has its own count
+    assert _push(work.path, _url(base, owner), f"+x:refs/nostr/{ids[0]}").returncode == 0
+    assert _push(work.path, _url(base, other), f"x:refs/nostr/{ids[2]}").returncode == 0
+    assert world.purgatory.placeholders_in(owner.pubkey, D) == 2
+    assert world.purgatory.placeholders_in(other.pubkey, D) == 1
+
+
+def test_s14_3_the_pack_a_placeholder_push_brings_is_capped_before_receive_pack(
+    world, serve, tmp_path
+):
+    service, sync, base = serve(PlaceholderLimits(max_bytes=256 * 1024))
+    owner = Key()
+    world.announce(owner, D)
+    before = objects_listing(world.repo(owner, D))
+    work = RepoBuilder.create(tmp_path / "work.git")
+    work.commit(files={"big.bin": os.urandom(400 * 1024).hex()}, branch="x")  # ~400 KiB packed
+    refused = _push(work.path, _url(base, owner), f"x:refs/nostr/{'ab' * 32}")
+    assert refused.returncode != 0
+    assert "may bring at most 262144 bytes of objects" in refused.stderr
+    assert objects_listing(world.repo(owner, D)) == before
+    assert world.purgatory.counts()["placeholder"] == 0
+
+
+def test_s14_3_what_receive_pack_would_keep_is_capped_too(world, serve, tmp_path):
+    """40 near-identical 64 KiB files: the pack sent is small (deltas), but fewer than 100
+    objects are unpacked loose, 2.5 MiB of them. The body check lets it through; the
+    pre-receive hook measures the quarantine and declines; nothing is kept."""
+    service, sync, base = serve(PlaceholderLimits(max_bytes=1024 * 1024))
+    owner = Key()
+    world.announce(owner, D)
+    before = objects_listing(world.repo(owner, D))
+    work = RepoBuilder.create(tmp_path / "work.git")
+    base_text = os.urandom(32 * 1024).hex()
+    files = {f"copy{n}.txt": base_text + f"\nvariant {n}\n" for n in range(40)}
+    work.commit(files=files, branch="x")
+    refused = _push(work.path, _url(base, owner), f"x:refs/nostr/{'cd' * 32}")
+    assert refused.returncode != 0, refused.stderr
+    assert "may keep at most 1048576 bytes of new objects" in refused.stderr
+    assert objects_listing(world.repo(owner, D)) == before
+    assert for_each_ref(world.repo(owner, D)) == {}
+    assert world.purgatory.counts()["placeholder"] == 0
+
+
+def test_s14_3_pushes_that_add_no_placeholder_are_not_capped(world, serve, tmp_path):
+    service, sync, base = serve(PlaceholderLimits(max_bytes=1024, max_per_repo=0))
+    owner = Key()
+    world.announce(owner, D)
+    work = RepoBuilder.create(tmp_path / "work.git")
+    main = work.commit(files={"big.bin": os.urandom(64 * 1024).hex()}, branch="main")
+    world.hold_state(owner.state(D, {"refs/heads/main": main}))
+    pushed = _push(work.path, _url(base, owner), "main:main")
+    assert pushed.returncode == 0, pushed.stderr
+    assert not service.pushes.busy(world.repo(owner, D))  # the push ended: nothing in flight
 
 
 def _status(url):

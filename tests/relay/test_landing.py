@@ -14,7 +14,7 @@ import urllib3
 from gevent.pywsgi import WSGIServer
 
 from grasp.nostr.bech32 import naddr_decode, npub_encode
-from grasp.relay.git_http import GitService
+from grasp.relay.git_service.service import GitService
 from tests.admission.test_write_policy import RecordingSync
 from tests.support.nip34 import Key
 

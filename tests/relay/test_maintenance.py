@@ -1,7 +1,8 @@
 """The purgatory sweeper (S1.4): expiry, and the empty repositories expiry leaves behind."""
 
+from grasp.git import set_nostr_ref
 from grasp.relay.maintenance import PurgatorySweeper
-from tests.support.gitrepo import RepoBuilder
+from tests.support.gitrepo import RepoBuilder, for_each_ref, has_object
 from tests.support.nip34 import Key
 
 D = "repo"
@@ -31,3 +32,38 @@ def test_sweep_expires_entries_and_removes_only_unused_empty_repositories(world)
     assert not world.index.repo_path(never_pushed.pubkey, D).exists()  # empty: removed
     assert world.index.repo_path(pushed.pubkey, D).is_dir()  # has refs: kept
     assert world.index.repo_path(replaced.pubkey, D).is_dir()  # a stored announcement claims it
+
+
+def test_s14_3_the_sweep_asks_the_releaser_to_clean_up_expired_placeholders(world):
+    """Refs are the Releaser's (S8.1): the sweeper marks and asks, the release pass deletes."""
+    from tests.admission.test_write_policy import RecordingSync
+
+    owner = Key()
+    world.announce(owner, D)
+    repo = RepoBuilder(world.repo(owner, D))
+    commit = repo.commit("squatting")
+    set_nostr_ref(repo.path, "ab" * 32, commit)
+    world.purgatory.add_placeholder("ab" * 32, commit, owner.pubkey, D)
+    sync = RecordingSync(world)
+    sweeper = PurgatorySweeper(world.purgatory, world.index, sync=sync)
+    sweeper.sweep()
+    assert sync.arrived == []  # nothing expired yet
+    world.clock.advance(world.purgatory.expiry_secs)
+    assert sweeper.sweep().placeholders == ("ab" * 32,)
+    assert sync.arrived == [D]
+    assert f"refs/nostr/{'ab' * 32}" in for_each_ref(repo.path)  # not the sweeper's to delete
+    world.workflow.process(D)  # the Releaser's pass
+    assert for_each_ref(repo.path) == {}
+    assert not has_object(repo.path, commit)
+    assert sweeper.request_cleanup() == []  # done: nothing is asked again
+
+
+def test_s9_1_the_heartbeat_beats_and_beats_once_more_at_a_stop(world):
+    from grasp.relay.heartbeat import Heartbeat
+
+    times = iter([100.0, 105.0])
+    heartbeat = Heartbeat(world.store, "node-1", interval=3600, wall=lambda: next(times))
+    heartbeat.start()
+    heartbeat.beat()
+    heartbeat.stop()  # the final beat: downtime starts now
+    assert world.store.resume("node-2", 112.0) == 7.0

@@ -18,8 +18,8 @@ from grasp.admission.intake import EventSource
 from grasp.admission.write_policy import GraspWritePolicy
 from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import sign_event
-from grasp.relay.git_http import SERVE_CONFIG, GitService
-from grasp.relay.prs import ContributorRepositories
+from grasp.relay.git_service.prs import ContributorRepositories
+from grasp.relay.git_service.service import SERVE_CONFIG, GitService
 from grasp.relay.transport.http import PRS_MOUNT, RelayApp, git_repository_path
 from tests.admission.test_write_policy import RecordingSync
 from tests.support.gitrepo import RepoBuilder, for_each_ref, git

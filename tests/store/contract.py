@@ -9,6 +9,8 @@ and ``tests/store/test_postgres.py`` subclass it and provide two fixtures:
 - ``failing_tag_value``: ``failing_tag_value(store, value)`` is a context manager during which
   the database itself refuses tag rows of that value with an error naming "disk on fire".
 
+:class:`HeldContract` covers purgatory's tables (S9.1, grasp/store/held.py) the same way.
+
 Everything here goes through the :class:`grasp.store.base.EventStore` interface only.
 """
 
@@ -27,6 +29,7 @@ from grasp.nostr.event import Event, public_key, sign_event
 from grasp.nostr.filters import Filter
 from grasp.nostr.results import Result
 from grasp.store.base import EventStore, SaveOutcome
+from grasp.store.held import ExpiredRow, HeldChanges, HeldRow, HeldSnapshot, PlaceholderRow
 from tests.store import corpus as c
 
 NewStore = Callable[[], AbstractContextManager[EventStore]]
@@ -401,7 +404,146 @@ class ReferenceContract:
         assert sum(1 for f in found if f) == 50
 
 
+def _held_row(event: Event, expires_at: float = 2000.0, source: str = "direct") -> HeldRow:
+    return HeldRow(
+        event.id, event.kind, event.d or "repo", source, expires_at, event.to_json_text()
+    )
+
+
+def _placeholder(n: int, expires_at: float = 2000.0, expired: bool = False) -> PlaceholderRow:
+    return PlaceholderRow(
+        f"{n:064x}", public_key(c.ALICE), "repo", f"{n:040x}", expires_at, expired
+    )
+
+
+class HeldContract:
+    """Purgatory's rows (S9.1): written before ``OK true``, dropped in the transaction that
+    stores the released event, read back in arrival order at start, deadlines moved by the
+    downtime once (docs/durability.rst D1-D3)."""
+
+    def test_s9_1_held_rows_come_back_in_arrival_order(self, store):
+        events = [
+            sign_event(c.ALICE, 30618, [["d", f"r{n}"]], "", created_at=9 - n) for n in range(5)
+        ]
+        rows = [_held_row(e, 1000.0 + n) for n, e in enumerate(events)]
+        store.write_held(HeldChanges(hold=tuple(rows[:3])))
+        store.write_held(
+            HeldChanges(
+                hold=tuple(rows[3:]),
+                placeholders=(_placeholder(2), _placeholder(1, expired=True)),
+                expire=(ExpiredRow("ab" * 32, 123.5),),
+            )
+        )
+        snapshot = store.load_held()
+        assert snapshot == HeldSnapshot(
+            events=tuple(rows),
+            placeholders=(_placeholder(2), _placeholder(1, expired=True)),
+            expired=(ExpiredRow("ab" * 32, 123.5),),
+        )
+        assert Event.from_json(json.loads(snapshot.events[0].json)) == events[0]
+        assert store.count() == 0  # held is not stored: nothing is served
+
+    def test_s9_1_holding_a_held_id_again_keeps_the_first_row(self, store):
+        event = sign_event(c.ALICE, 1618, [], "pr")
+        store.write_held(HeldChanges(hold=(_held_row(event, 1000.0),)))
+        store.write_held(HeldChanges(hold=(_held_row(event, 5000.0, "sync"),)))
+        assert store.load_held().events == (_held_row(event, 1000.0),)
+
+    def test_s9_1_release_stores_the_event_and_drops_its_row_in_one_transaction(
+        self, store, failing_tag_value
+    ):
+        event = sign_event(c.ALICE, 30618, [["d", "repo"], ["t", "v1"]], "")
+        store.write_held(HeldChanges(hold=(_held_row(event),)))
+        with failing_tag_value(store, "v1"), pytest.raises(Exception, match="disk.on.fire"):
+            store.save(event, held=HeldChanges(unhold=(event.id,)))
+        assert store.load_held().events == (_held_row(event),)  # still held: nothing happened
+        assert not store.contains(event.id)
+        assert store.save(event, held=HeldChanges(unhold=(event.id,))) is SaveOutcome.SAVED
+        assert store.contains(event.id) and store.load_held().events == ()
+
+    def test_s9_1_a_release_leaves_purgatory_whatever_the_save_outcome(self, store):
+        old = sign_event(c.ALICE, 30618, [["d", "repo"]], "old", created_at=1)
+        new = sign_event(c.ALICE, 30618, [["d", "repo"]], "new", created_at=2)
+        store.save(new)
+        store.write_held(HeldChanges(hold=(_held_row(old),)))
+        outcome = store.save(old, held=HeldChanges(unhold=(old.id,)))
+        assert outcome is SaveOutcome.REPLACED_NEWER_EXISTS
+        assert store.load_held().events == ()
+
+    def test_s9_1_a_replacement_is_one_unit_of_work(self, store):
+        v1 = sign_event(c.ALICE, 30617, [["d", "repo"]], "", created_at=1)
+        v2 = sign_event(c.ALICE, 30617, [["d", "repo"]], "", created_at=2)
+        store.write_held(HeldChanges(hold=(_held_row(v1),), placeholders=(_placeholder(7),)))
+        pr = sign_event(c.BOB, 1618, [], "takes over the placeholder")
+        store.write_held(
+            HeldChanges(
+                unhold=(v1.id,),
+                drop_placeholders=(_placeholder(7).key,),
+                hold=(_held_row(v2), _held_row(pr)),
+                extend=((v2.id, 9000.0),),
+            )
+        )
+        snapshot = store.load_held()
+        assert snapshot.events == (_held_row(v2, 9000.0), _held_row(pr))
+        assert snapshot.placeholders == ()
+
+    def test_s1_3_placeholders_are_per_repository_and_written_whole(self, store):
+        one = _placeholder(1)
+        other_repo = PlaceholderRow(one.event_id, one.owner, "other", one.commit, 2000.0)
+        store.write_held(HeldChanges(placeholders=(one, other_repo)))
+        moved = PlaceholderRow(one.event_id, one.owner, "repo", "cd" * 20, 2000.0, True)
+        store.write_held(HeldChanges(placeholders=(moved,)))
+        assert store.load_held().placeholders == (moved, other_repo)
+
+    def test_s1_4_expired_ids_are_remembered_then_forgotten(self, store):
+        store.write_held(
+            HeldChanges(expire=(ExpiredRow("01" * 32, 100.0), ExpiredRow("02" * 32, 200.0)))
+        )
+        store.write_held(HeldChanges(unexpire=("02" * 32,), expire=(ExpiredRow("03" * 32, 300.0),)))
+        store.write_held(HeldChanges(forget_expired_before=150.0))
+        assert store.load_held().expired == (ExpiredRow("03" * 32, 300.0),)
+
+    def test_s9_1_resume_credits_the_downtime_once(self, store):
+        event = sign_event(c.ALICE, 1618, [], "pr")
+        store.write_held(
+            HeldChanges(
+                hold=(_held_row(event, 1000.0),),
+                placeholders=(_placeholder(1, 1000.0), _placeholder(2, 500.0, expired=True)),
+            )
+        )
+        assert store.resume("node-a", 100.0) == 0.0  # no heartbeat yet: nothing to credit
+        store.heartbeat("node-a", 140.0)
+        assert store.resume("node-b", 200.0) == 60.0  # nobody beat between 140 and 200
+        assert store.resume("node-a", 201.5) == 1.5  # node-b's start counts as a beat
+        snapshot = store.load_held()
+        assert snapshot.events == (_held_row(event, 1061.5),)
+        assert snapshot.placeholders == (
+            _placeholder(1, 1061.5),
+            _placeholder(2, 500.0, expired=True),  # nothing left to credit
+        )
+        assert store.resume("node-c", 150.0) == 0.0  # a clock that went back credits nothing
+
+    def test_s9_1_concurrent_writers_lose_nothing(self, store):
+        events = [sign_event(c.ALICE, 1618, [], f"pr {n}") for n in range(60)]
+
+        def hold_then_release_some(numbered: tuple[int, Event]) -> None:
+            n, event = numbered
+            store.write_held(HeldChanges(hold=(_held_row(event),)))
+            if n % 10 == 0:
+                store.save(event, held=HeldChanges(unhold=(event.id,)))
+
+        Pool(10).map(hold_then_release_some, list(enumerate(events)))
+        held_ids = {r.event_id for r in store.load_held().events}
+        assert held_ids == {e.id for n, e in enumerate(events) if n % 10}
+        assert store.count() == 6
+
+
 class EventStoreContract(
-    QueryContract, RuleContract, ConcurrencyContract, PropertyContract, ReferenceContract
+    QueryContract,
+    RuleContract,
+    ConcurrencyContract,
+    PropertyContract,
+    ReferenceContract,
+    HeldContract,
 ):
     """The whole contract; a test class per engine subclasses this and adds its fixtures."""

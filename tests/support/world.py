@@ -65,7 +65,7 @@ class World:
 def world(tmp_path):
     clock = FakeClock(start=5000.0)
     store = EventStore(tmp_path / "events.sqlite3")
-    purgatory = PurgatoryStore(now=clock.now)
+    purgatory = PurgatoryStore(now=clock.now, db=store)  # written through, as in the relay
     index = RepositoryIndex(store, purgatory, tmp_path)
     notified: list[Event] = []
     workflow = ReleaseWorkflow(index, store, purgatory, notify=notified.append)

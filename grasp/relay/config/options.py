@@ -170,5 +170,16 @@ OPTIONS: tuple[Option, ...] = (
            "scheme clients use to reach this relay (http: ws://, https: wss://), as answers "
            "name its clone and relay URLs (S10.4)", metavar="SCHEME",
            default_text="http; https with --domain"),
+    Option("maintenance_interval_secs", "--maintenance-interval-secs",
+           "GRASP_MAINTENANCE_INTERVAL_SECS", positive_seconds,
+           "period of the purgatory sweep: expiry, placeholder cleanup (S1.4, S14.3)",
+           metavar="SECS"),
+    Option("placeholder_max_bytes", "--placeholder-max-bytes", "GRASP_PLACEHOLDER_MAX_BYTES",
+           byte_size, "new objects one push to refs/nostr/<id> of an unknown event may bring, "
+           "e.g. 32MiB (S14.3)", metavar="BYTES", default_text="32MiB"),
+    Option("placeholder_max_per_repo", "--placeholder-max-per-repo",
+           "GRASP_PLACEHOLDER_MAX_PER_REPO", int_at_least(0),
+           "open placeholders (refs/nostr/<id> pushed before the PR event) per repository "
+           "(S14.3)", metavar="N"),
 )
 # fmt: on

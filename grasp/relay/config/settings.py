@@ -15,6 +15,8 @@ from actors.config import SyncConfig
 from grasp.admission.curation import Curation
 from grasp.git import FetchLimits
 from grasp.purgatory.store import DEFAULT_EXPIRY_SECS
+from grasp.relay.git_service.placeholder_quota import PlaceholderLimits
+from grasp.relay.maintenance import SWEEP_INTERVAL_SECS
 from grasp.relay.transport.connection import WebSocketLimits
 from grasp.relay.transport.session import SessionLimits
 
@@ -22,6 +24,7 @@ __all__ = ["Config", "ConfigError"]
 
 _SYNC, _FETCH = SyncConfig(), FetchLimits()
 _WEBSOCKET, _SESSION = WebSocketLimits(), SessionLimits()
+_PLACEHOLDERS = PlaceholderLimits()
 
 
 class ConfigError(ValueError):
@@ -84,6 +87,10 @@ class Config:
     sync_history_identifiers: int = _SYNC.history_identifiers
     #: ``http`` or ``https``; None means https when ``--domain`` is given, else http.
     public_url_scheme: str | None = None
+    # purgatory upkeep and placeholder bounds (S1.4, S14.3)
+    maintenance_interval_secs: float = SWEEP_INTERVAL_SECS
+    placeholder_max_bytes: int = _PLACEHOLDERS.max_bytes
+    placeholder_max_per_repo: int = _PLACEHOLDERS.max_per_repo
 
     @property
     def public_domain(self) -> str:

@@ -7,7 +7,9 @@ those in announcement purgatory, S10.5) and *which pushes* may land (S10.6), bef
 
 * ``refs/nostr/<event-id>``: the id must be 64 hex; when the PR event is known (store or
   purgatory) the pushed commit must be its ``c``; an unknown id is accepted and remembered as a
-  placeholder (S1.3) once the push succeeded;
+  placeholder of this repository (S1.3) once the push succeeded — within bounds (S14.3): at
+  most ``max_per_repo`` open placeholders per repository, and at most ``max_bytes`` of new
+  objects per push, measured twice (:mod:`grasp.relay.git_service.placeholder_quota`);
 * ``refs/heads/*`` and ``refs/tags/*``: the repository's refs *after* the push must equal
   exactly the refs of a state event (store or purgatory) by an author in the owner's recursive
   maintainer set.
@@ -17,7 +19,7 @@ the Releaser is told (``GitDataArrived``): it releases what is now satisfiable, 
 the other owners' repositories and promotes the announcement.
 
 ``GET /<npub>/<identifier>.git`` itself (no service path) is the repository's HTML landing page,
-or a 404 page when it is not hosted (GRASP-01 L58, S15.3; ``grasp.relay.landing``).
+or a 404 page when it is not hosted (GRASP-01 L58, S15.3; ``grasp.relay.git_service.landing``).
 """
 
 from __future__ import annotations
@@ -32,8 +34,14 @@ from urllib.parse import quote
 
 from grasp.admission.rules import clone_url_of_ours, relay_url_of_ours
 from grasp.admission.write_policy import SyncPort
-from grasp.git import list_refs
-from grasp.git.http_backend import RepoTarget, is_git_dir, make_git_http_app, request_path
+from grasp.git import PushesInFlight, list_refs
+from grasp.git.http_backend import (
+    CGI_ENV_KEY,
+    RepoTarget,
+    is_git_dir,
+    make_git_http_app,
+    request_path,
+)
 from grasp.git.receive import MalformedPush, PushRequest, RefUpdate, read_push_commands
 from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_decode, npub_encode
@@ -45,9 +53,10 @@ from grasp.nostr.nip34 import (
     is_oid,
 )
 from grasp.purgatory import AddOutcome, PurgatoryStore
-from grasp.relay.landing import landing_page, not_hosted_page
+from grasp.relay.git_service.landing import landing_page, not_hosted_page
+from grasp.relay.git_service.placeholder_quota import PlaceholderLimits, QuotaCheck, install_hook
 from grasp.repositories import RepositoryIndex
-from grasp.store.sqlite import EventStore
+from grasp.store.base import EventStore
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +93,9 @@ class _Push:
     repo: _Repo
     placeholders: list[tuple[str, str]]
     state: RepositoryState | None
+    #: Placeholders this push adds (event ids not yet held as placeholders of the repository).
+    new_placeholders: int = 0
+    token: int | None = None
 
 
 class GitService:
@@ -97,6 +109,8 @@ class GitService:
         sync: SyncPort,
         max_request_bytes: int = 1 << 30,
         domain: str | None = None,
+        limits: PlaceholderLimits | None = None,
+        pushes: PushesInFlight | None = None,
     ) -> None:
         self.index = index
         self.store = store
@@ -106,6 +120,12 @@ class GitService:
         #: Public authority for URLs on the landing page; None: the request's Host header.
         self.domain = domain
         self.repos_root = (Path(index.data_dir) / "repos").resolve()
+        self.quota = QuotaCheck(limits or PlaceholderLimits(), purgatory)
+        self.pushes = pushes or PushesInFlight()
+        self.serve_config = {
+            **SERVE_CONFIG,
+            "core.hooksPath": str(install_hook(Path(index.data_dir))),
+        }
 
     def app(self) -> Any:
         git = make_git_http_app(
@@ -177,7 +197,7 @@ class GitService:
 
     def resolve(self, url_path: str) -> RepoTarget | None:
         repo = self.locate(url_path)
-        return RepoTarget(repo.path, SERVE_CONFIG) if repo else None
+        return RepoTarget(repo.path, self.serve_config) if repo else None
 
     # -- push authorisation (S10.6) ---------------------------------------------------------
 
@@ -189,14 +209,18 @@ class GitService:
             push = read_push_commands(body)
         except MalformedPush as exc:
             return f"malformed push: {exc}"
-        decision = self.authorise(repo, push)
+        pack_bytes = _remaining(body)
+        decision = self.authorise(repo, push, pack_bytes)
         if isinstance(decision, str):
             logger.info("refused push to %s: %s", repo.path, decision)
             return decision
+        if decision.new_placeholders:  # receive-pack measures what it would keep, too
+            environ[CGI_ENV_KEY] = self.quota.hook_env()
+        decision.token = self.pushes.begin(repo.path, decision.new_placeholders)
         environ[_ENV_KEY] = decision
         return None
 
-    def authorise(self, repo: _Repo, push: PushRequest) -> _Push | str:
+    def authorise(self, repo: _Repo, push: PushRequest, pack_bytes: int = 0) -> _Push | str:
         """The push's fate: a refusal text, or what to do once it has landed."""
         changes = [c for c in push.commands if c.old != c.new]
         placeholders: list[tuple[str, str]] = []
@@ -217,7 +241,12 @@ class GitService:
             if isinstance(match, str):
                 return match
             state = match
-        return _Push(repo, placeholders, state)
+        new = [i for i, _ in placeholders if self._known_pr_commit(i) is None]
+        in_flight = self.pushes.placeholders(repo.path)
+        refusal = self.quota.refusal(repo.owner, repo.identifier, new, in_flight, pack_bytes)
+        if refusal:
+            return refusal
+        return _Push(repo, placeholders, state, self.quota.adds(repo.owner, repo.identifier, new))
 
     def _check_nostr_ref(self, update: RefUpdate) -> str | None:
         event_id = update.ref[len(NOSTR_PREFIX) :]
@@ -268,12 +297,32 @@ class GitService:
 
     def after_receive_pack(self, environ: dict[str, Any], ok: bool) -> None:
         push: _Push | None = environ.get(_ENV_KEY)
-        if not ok or push is None:
+        if push is None:
             return
+        try:
+            if ok:
+                self._landed(push)
+        finally:
+            if push.token is not None:
+                self.pushes.end(push.token)
+
+    def _landed(self, push: _Push) -> None:
+        owner, identifier = push.repo.owner, push.repo.identifier
+        # receive-pack ends well even when it declined refs (the pre-receive hook, a stale
+        # old value): a placeholder is what the ref now *is*, not what was asked for
+        refs = list_refs(push.repo.path) if push.placeholders else {}
         for event_id, commit in push.placeholders:
-            if self._known_pr_commit(event_id) is None:
-                if self.purgatory.add_placeholder(event_id, commit) is AddOutcome.ADDED:
-                    logger.info("placeholder for refs/nostr/%s at %s", event_id, commit)
+            if refs.get(NOSTR_PREFIX + event_id) != commit:
+                logger.info("refs/nostr/%s was not updated by the push", event_id)
+            elif self._known_pr_commit(event_id) is None:
+                outcome = self.purgatory.add_placeholder(event_id, commit, owner, identifier)
+                if outcome is not AddOutcome.DUPLICATE:
+                    logger.info(
+                        "placeholder for refs/nostr/%s at %s in %s",
+                        event_id,
+                        commit,
+                        push.repo.path,
+                    )
         if push.state is not None:
             self.purgatory.extend_announcement(push.repo.owner, push.repo.identifier)
         logger.info("push landed in %s; releasing what it satisfies", push.repo.path)
@@ -293,6 +342,14 @@ def _html(
         ],
     )
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
+def _remaining(body: IO[bytes]) -> int:
+    """Bytes after the read position: the pack, once the commands were read."""
+    here = body.tell()
+    end = body.seek(0, 2)
+    body.seek(here)
+    return end - here
 
 
 def _repo_path(environ: dict[str, Any]) -> str:

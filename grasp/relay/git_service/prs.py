@@ -44,6 +44,7 @@ from grasp.nostr import kinds
 from grasp.nostr.bech32 import npub_decode
 from grasp.nostr.nip34 import Nip34Error, PullRequest
 from grasp.purgatory import AddOutcome, PurgatoryStore
+from grasp.relay.git_service.placeholder_quota import PlaceholderLimits
 from grasp.store.base import EventStore
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ __all__ = ["PLACEHOLDER_MAX_BYTES", "PLACEHOLDER_MAX_PER_REPO", "ContributorRepo
 
 #: S14.3's bounds of pushes to ``refs/nostr/<id>`` of unknown events; ``--placeholder-max-bytes``
 #: and ``--placeholder-max-per-repo`` replace these once the durability work adds them.
-PLACEHOLDER_MAX_BYTES = 32 << 20
-PLACEHOLDER_MAX_PER_REPO = 20
+#: The same bounds as placeholders elsewhere (S14.3); the relay passes its options.
+PLACEHOLDER_MAX_BYTES = PlaceholderLimits().max_bytes
+PLACEHOLDER_MAX_PER_REPO = PlaceholderLimits().max_per_repo
 
 ZERO = "0" * 40
 NOSTR_PREFIX = "refs/nostr/"
