@@ -178,10 +178,10 @@ def open_grasp_relay(
     """Build everything in start order; raises StartupError with nothing left running."""
     data_dir = prepare_data_dir(config.data_dir)
     remove_interrupted_work(data_dir)  # nothing runs yet: what a SIGKILL left is garbage
-    store = open_store(data_dir)
+    store = open_store(data_dir, config.database)
     # Start steps log at DEBUG: a failed start must print exactly one error line (the CLI's
-    # contract).
-    logger.debug("start 1/4: event store %s ready (%d events)", store.path, store.count())
+    # contract). ``location`` never holds the password (S19.1).
+    logger.debug("start 1/4: event store %s ready (%d events)", store.location, store.count())
     cleanup: list[Callable[[], object]] = [store.close]
     try:
         server = listen(config)
