@@ -345,7 +345,9 @@ def _open_purgatory(
     downtime = store.resume(node, time.time())
     if downtime:
         logger.info("the relay was down %.1f s; held deadlines moved by that much", downtime)
-    purgatory = PurgatoryStore(expiry_secs=config.purgatory_expiry_secs, db=store)
+    purgatory = PurgatoryStore(
+        expiry_secs=config.purgatory_expiry_secs, db=store, shared=config.clustered
+    )
     restored = purgatory.load()
     imported = _import(purgatory, state_file)
     if restored or imported:

@@ -101,6 +101,13 @@ class EventStore(Protocol):
         """Every held event, placeholder and remembered expired id, in arrival order."""
         ...
 
+    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | None]:
+        """Purgatory's tables as other processes left them (S19.2, one truth): the current
+        version of the held rows and, when it is not ``version``, a snapshot of them taken
+        with it. An engine only this process writes (SQLite) always answers
+        ``(version, None)``."""
+        ...
+
     def resume(self, node: str, now: float) -> float:
         """Start-up of ``node`` at wall-clock ``now``: the downtime is ``now`` minus the last
         heartbeat of any node (0 without one); every open deadline moves by it and ``node``'s

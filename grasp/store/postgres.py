@@ -238,6 +238,21 @@ class PostgresEventStore:
                 conn.execute(held_sql.LOAD_EXPIRED).fetchall(),
             )
 
+    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | None]:
+        """See :meth:`grasp.store.base.EventStore.load_held_since`: the version and the rows
+        are read in one REPEATABLE READ snapshot, so they belong together (migration 7)."""
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            row = conn.execute("SELECT version FROM held_version").fetchone()
+            current = int(row[0]) if row else 0
+            if current == version:
+                return current, None
+            return current, held_sql.snapshot_from(
+                conn.execute(held_sql.LOAD_EVENTS).fetchall(),
+                conn.execute(held_sql.LOAD_PLACEHOLDERS).fetchall(),
+                conn.execute(held_sql.LOAD_EXPIRED).fetchall(),
+            )
+
     def resume(self, node: str, now: float) -> float:
         """See :meth:`grasp.store.base.EventStore.resume`; the table lock makes nodes that
         start at once take turns, so the second one sees the first one's heartbeat."""
