@@ -15,6 +15,7 @@ transaction (S9.1).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
@@ -160,6 +161,13 @@ class EventStore(Protocol):
 
     def referrer_of(self, targets: Iterable[str]) -> str | None:
         """The id of an accepted event that named any of ``targets``, or None (S15.1)."""
+        ...
+
+    def repository_lock(self, identifier: str) -> AbstractContextManager[None]:
+        """Held around a release pass of ``identifier``'s repositories (S19.2: ref updates of
+        one repository are serialised cluster-wide). PostgreSQL: a session advisory lock, so
+        the Releasers of two nodes never align one repository at once; SQLite: nothing to
+        take, the one Releaser of the one process is the only writer (S8.1)."""
         ...
 
     def close(self) -> None:

@@ -67,3 +67,39 @@ def test_s19_2_a_store_that_is_not_shared_never_reloads(postgres_database):
         for node in (lonely, other):
             assert node.db is not None
             node.db.close()
+
+
+def test_s19_2_release_passes_of_one_identifier_take_turns_across_nodes(postgres_database):
+    """The per-identifier repository lock: a second node's pass waits for the first one's;
+    another identifier's pass does not."""
+    import gevent
+    import gevent.event
+
+    one, two = open_store(postgres_database, pool_size=2), open_store(postgres_database, pool_size=2)
+    order: list[str] = []
+    inside = gevent.event.Event()
+    proceed = gevent.event.Event()
+
+    def first() -> None:
+        with one.repository_lock("repo"):
+            order.append("one in")
+            inside.set()
+            proceed.wait(10)
+            order.append("one out")
+
+    def second(identifier: str) -> None:
+        with two.repository_lock(identifier):
+            order.append(f"two in {identifier}")
+
+    try:
+        holder = gevent.spawn(first)
+        assert inside.wait(10)
+        gevent.spawn(second, "other").join(10)  # another identifier: no waiting
+        waiter = gevent.spawn(second, "repo")
+        gevent.sleep(0.2)  # give the waiter every chance to (wrongly) get in
+        assert order == ["one in", "two in other"]
+        proceed.set()
+        gevent.joinall([holder, waiter], timeout=10, raise_error=True)
+        assert order == ["one in", "two in other", "one out", "two in repo"]
+    finally:
+        one.close(), two.close()
