@@ -75,7 +75,10 @@ def test_s19_2_release_passes_of_one_identifier_take_turns_across_nodes(postgres
     import gevent
     import gevent.event
 
-    one, two = open_store(postgres_database, pool_size=2), open_store(postgres_database, pool_size=2)
+    one, two = (
+        open_store(postgres_database, pool_size=2),
+        open_store(postgres_database, pool_size=2),
+    )
     order: list[str] = []
     inside = gevent.event.Event()
     proceed = gevent.event.Event()
