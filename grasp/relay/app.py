@@ -141,8 +141,9 @@ class GraspRelay:
             self.fanout.start()
         self.relay.start()
         logger.info(
-            "started: %d events stored, purgatory %s, actors %s, %d sync sources",
+            "started: %d events stored in %s, purgatory %s, actors %s, %d sync sources",
             self.relay.store.count(),
+            self.relay.store.location,  # never the password (S19.1)
             self.purgatory.counts(),
             ", ".join(self.system.actor_names()),
             len(self.sync_sources),
