@@ -51,6 +51,7 @@ from grasp.purgatory.entries import (
 )
 from grasp.purgatory.expiry import log_expired
 from grasp.purgatory.holdings import Holdings
+from grasp.purgatory.refresh import refresh as refresh_from_db
 from grasp.purgatory.rows import (
     Clock,
     Clocks,
@@ -349,11 +350,12 @@ class PurgatoryStore(Holdings):
         return startup.load(self)
 
     def refresh(self) -> bool:
-        """Cluster mode (S19.2, one truth): reload the cache from the shared tables if any node
-        changed them since the last load; one small read when nothing changed. Called where a
+        """Cluster mode (S19.2, one truth): apply to the cache what any node changed in the
+        shared tables since the last look (the changed rows only, :mod:`.refresh`); one small
+        read when nothing changed. Called where a
         decision starts (admission, push authorisation, release, sweep), never inside a read.
         A store that is not shared does nothing: its cache is the truth."""
-        return startup.refresh(self) if self.shared else False
+        return refresh_from_db(self) if self.shared else False
 
     def adopt(
         self, entries: Iterable[Entry | HeldPlaceholder], expired: dict[str, float]

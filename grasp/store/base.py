@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
 from grasp.nostr.results import Prefix, Result
-from grasp.store.held import HeldChanges, HeldSnapshot
+from grasp.store.held import HeldChanges, HeldDelta, HeldSnapshot
 
 #: NIP-01 ``limit`` is clamped to this many events per filter (S10.1).
 DEFAULT_LIMIT_CAP = 500
@@ -102,11 +102,12 @@ class EventStore(Protocol):
         """Every held event, placeholder and remembered expired id, in arrival order."""
         ...
 
-    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | None]:
+    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | HeldDelta | None]:
         """Purgatory's tables as other processes left them (S19.2, one truth): the current
-        version of the held rows and, when it is not ``version``, a snapshot of them taken
-        with it. An engine only this process writes (SQLite) always answers
-        ``(version, None)``."""
+        version of the held rows and, when it is not ``version``, what changed since — a
+        :class:`HeldDelta` (the keys touched and their current rows), or everything (a
+        :class:`HeldSnapshot`) for version 0 or a version older than the change log keeps.
+        An engine only this process writes (SQLite) always answers ``(version, None)``."""
         ...
 
     def resume(self, node: str, now: float) -> float:

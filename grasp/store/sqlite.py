@@ -30,7 +30,7 @@ from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
 from grasp.store import held as held_sql
 from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
-from grasp.store.held import HeldChanges, HeldSnapshot
+from grasp.store.held import HeldChanges, HeldDelta, HeldSnapshot
 from grasp.store.rules import (
     effective_limit,
     held_version_wins,
@@ -164,7 +164,7 @@ class SqliteEventStore:
         """One process, one Releaser: it is the only writer of refs already (S8.1)."""
         yield
 
-    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | None]:
+    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | HeldDelta | None]:
         """Only this process writes the file, so purgatory's cache is always the truth."""
         return version, None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from grasp.nostr.event import public_key
 from grasp.purgatory import AddOutcome, PurgatoryStore
 from grasp.store import open_store
-from grasp.store.held import HeldChanges
+from grasp.store.held import HeldChanges, HeldDelta, HeldSnapshot
 from tests.purgatory.helpers import ALICE, BOB, announcement, oid, state
 
 
@@ -24,8 +24,16 @@ def test_s19_2_held_version_moves_with_every_change_and_only_then(postgres_datab
         assert store.load_held_since(version) == (version, None)  # unchanged: no rows read
         held = _node(postgres_database)
         held.add_announcement(announcement(ALICE, "repo"))
-        moved, snapshot = store.load_held_since(version)
-        assert moved > version and snapshot is not None and len(snapshot.events) == 1
+        moved, delta = store.load_held_since(version)
+        assert moved > version and isinstance(delta, HeldDelta)  # only what changed
+        assert len(delta.event_ids) == 1 and len(delta.rows.events) == 1
+        assert held.remove(delta.event_ids[0])
+        gone, removal = store.load_held_since(moved)
+        assert gone > moved and isinstance(removal, HeldDelta)
+        assert removal.event_ids == delta.event_ids and removal.rows.events == ()
+        _, everything = store.load_held_since(0)  # a new cache gets everything
+        assert isinstance(everything, HeldSnapshot) and everything.events == ()
+        moved = gone
         store.write_held(HeldChanges())  # an empty change writes nothing
         assert store.load_held_since(moved) == (moved, None)
         assert held.db is not None
@@ -106,3 +114,84 @@ def test_s19_2_release_passes_of_one_identifier_take_turns_across_nodes(postgres
         assert order == ["one in", "two in other", "one out", "two in repo"]
     finally:
         one.close(), two.close()
+
+
+def _view(p: PurgatoryStore) -> dict:
+    """Everything a decision can read from a cache, in the order it reads it."""
+    identifiers = sorted({*p.pending_identifiers(), "repo", "other"})
+    with p._lock:
+        placeholders = {k: (v.commit, v.expires_at) for k, v in p._placeholders.items()}
+        doomed = sorted(p._doomed)
+        announcements = [
+            (k, h.announcement.event.id, round(h.expires_at, 3))
+            for k, h in p._announcements.items()
+        ]
+        expired = sorted(p._expired)
+    return {
+        "counts": p.counts(),
+        "states": {i: [s.event.id for s in p.states_for(i)] for i in identifiers},
+        "prs": {i: [x.event_id for x in p.prs_for(i)] for i in identifiers},
+        "announcements": announcements,
+        "placeholders": placeholders,
+        "doomed": doomed,
+        "expired": expired,
+    }
+
+
+def test_s19_2_applying_changes_gives_what_a_full_load_gives(postgres_database):
+    """Property: after any mix of holds, replacements, extensions, placeholders, removals and
+    sweeps on node 1, node 2's refreshed cache reads exactly like a cache loaded afresh —
+    including arrival order, which an in-place replacement must keep."""
+    import random
+
+    from tests.purgatory.helpers import CAROL, FakeClock, pr
+
+    now, wall = FakeClock(1000.0), FakeClock(1_800_000_000.0)
+
+    def node(shared: bool = True) -> PurgatoryStore:
+        return PurgatoryStore(
+            now=now,
+            wall=wall,
+            expiry_secs=50.0,
+            db=open_store(postgres_database, pool_size=2),
+            shared=shared,
+        )
+
+    one, two = node(), node()
+    rng = random.Random(17)
+    owners = [ALICE, BOB, CAROL]
+    try:
+        two.refresh()
+        for step in range(60):
+            op = rng.choice(["ann", "ann", "state", "pr", "ph", "remove", "extend", "sweep"])
+            owner, d = rng.choice(owners), rng.choice(["repo", "other"])
+            if op == "ann":
+                one.add_announcement(announcement(owner, d, created_at=100 + step))
+            elif op == "state":
+                one.add_state(
+                    state(owner, d, {"refs/heads/main": oid(step)}, created_at=100 + step),
+                    extend_owners=[public_key(o) for o in owners],
+                )
+            elif op == "pr":
+                one.add_pr(pr(owner, [d], oid(1000 + step), created_at=100 + step))
+            elif op == "ph":
+                one.add_placeholder(f"{step:064x}", oid(step), public_key(owner), d)
+            elif op == "remove":
+                held = [s.event.id for i in ("repo", "other") for s in one.states_for(i)]
+                if held:
+                    one.remove(rng.choice(held))
+            elif op == "extend":
+                one.extend_announcement(public_key(owner), d)
+            else:
+                now.advance(20), wall.advance(20)
+                one.sweep()
+            two.refresh()
+            fresh = node(shared=False)
+            fresh.load()
+            assert _view(two) == _view(fresh), f"step {step}: {op}"
+            assert fresh.db is not None
+            fresh.db.close()
+    finally:
+        for n in (one, two):
+            assert n.db is not None
+            n.db.close()
