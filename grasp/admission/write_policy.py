@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from grasp.admission import rules
+from grasp.admission.archive import Archive
 from grasp.admission.contributor_prs import ContributorPrs, check_submission, is_submission
 from grasp.admission.curation import Curation
 from grasp.admission.faults import FaultLimiter, fault_key
@@ -76,6 +77,7 @@ class GraspWritePolicy:
         sync: SyncPort,
         notify: Callable[[Event], object],
         curation: Curation = Curation(),
+        archive: Archive | None = None,
         prs: ContributorPrs | None = None,
         public_scheme: str = "http",
         fetch_candidates: Callable[[str], Sequence[str]] | None = None,
@@ -93,6 +95,8 @@ class GraspWritePolicy:
         self.sync = sync
         self.notify = notify
         self.curation = curation
+        #: GRASP-05 (S17.5): announcements accepted without listing us, read-only here.
+        self.archive = archive or Archive()
         #: GRASP-06 (S16.1); None when ``--no-grasp06``: ``/prs/`` URLs then mean nothing here.
         self.prs = prs
         self.clock = clock
@@ -144,11 +148,15 @@ class GraspWritePolicy:
         curated = self.curation.check_repository(announcement.owner, announcement.identifier)
         if curated:
             return curated  # S15.5, GRASP-01 L11
-        ours = rules.lists_this_service(announcement, self.domain)
+        # S17.5: an archived repository is hosted like one listing us (held until its git
+        # data arrives from its own clone URLs), without the GRASP-01 listing rule.
+        ours = rules.lists_this_service(announcement, self.domain) or self.archive.archives(
+            announcement, self.domain
+        )
         refusal = rules.check_announcement(
             announcement,
             self.domain,
-            not ours and self._is_maintainer(announcement),
+            ours or self._is_maintainer(announcement),
             self.public_scheme,
         )
         if refusal:
