@@ -179,6 +179,12 @@ class GraspWritePolicy:
             self.sync.git_data_arrived(announcement.identifier)  # it may authorise waiting states
         return result
 
+    def _archive_only(self, announcements: Sequence[Announcement]) -> bool:
+        """S17.5: every announcement of the identifier is archived here (none lists us)."""
+        return bool(announcements) and all(
+            self.archive.archives(a, self.domain) for a in announcements
+        )
+
     def _is_maintainer(self, announcement: Announcement) -> bool:
         """Is the author in some other owner's recursive maintainer set for this identifier?"""
         owners = self.index.authorised_owners(announcement.owner, announcement.identifier)
@@ -220,7 +226,8 @@ class GraspWritePolicy:
         # the held row and the announcements' new expiry: one transaction, before the OK
         self.purgatory.add_state(state, _source(synced), extend_owners=owners)
         logger.info("state %s of %s held in purgatory", event.id, state.identifier)
-        self._enqueue(state.identifier, synced)
+        # S17.5: no push can follow a state of an archive, so its sync need not wait for one
+        self._enqueue(state.identifier, synced or self._archive_only(ownership.announcements))
         return HELD_RESULT
 
     # -- 1618 / 1619 ------------------------------------------------------------------------
