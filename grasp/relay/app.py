@@ -53,6 +53,7 @@ from grasp.relay.transport.server import (
     StartupError,
     build_app,
     listen,
+    negentropy_responders,
     open_store,
     prepare_data_dir,
     session_limits,
@@ -249,6 +250,7 @@ def open_grasp_relay(
             sync=system,
             notify=hub.publish,
             curation=bound.curation,
+            archive=bound.archive_policy,
             prs=prs,
             public_scheme=bound.public_scheme,
             fetch_candidates=ctx.fetch_candidates,
@@ -262,10 +264,18 @@ def open_grasp_relay(
             hub=hub,
             limits=session_limits(bound),
             query_json=store.query_json,
+            negentropy=negentropy_responders(bound, store),
         )
         quota = PlaceholderLimits(bound.placeholder_max_bytes, bound.placeholder_max_per_repo)
         git = GitService(
-            index, store, purgatory, system, domain=bound.public_domain, limits=quota, pushes=pushes
+            index,
+            store,
+            purgatory,
+            system,
+            domain=bound.public_domain,
+            limits=quota,
+            pushes=pushes,
+            archive=bound.archive_policy,
         )
         mounts: dict[MountKey, WSGIApp] = {
             GIT_MOUNT: git.app(),

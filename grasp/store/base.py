@@ -127,6 +127,12 @@ class EventStore(Protocol):
         frames without parsing and re-serialising each event."""
         ...
 
+    def records(self, flt: Filter, limit: int) -> list[tuple[int, str]]:
+        """NIP-77 (S17.3): ``(created_at, id)`` of at most ``limit`` stored events matching
+        ``flt`` (its own ``limit`` applies when smaller), newest first, without reading their
+        JSON. Held (purgatory) events are never included: they are not served."""
+        ...
+
     def get(self, event_id: str) -> Event | None:
         """The stored event with this id, or None."""
         ...

@@ -252,8 +252,12 @@ def encode(text: str) -> bytes:
     return text.encode("utf-8")
 
 
-def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
+def filter_query(
+    flt: Filter, limit: int, columns: str = "e.id, e.created_at, e.json"
+) -> tuple[str, list[object]]:
     """SELECT of one filter: every key a WHERE term, newest first, lowest id on ties.
+
+    ``columns`` narrows what is read (NIP-77 reads ``e.created_at, e.id`` only, S17.3).
 
     Value lists are bound as one array each (``= ANY(%s)``), so every filter of one shape is
     one statement that psycopg prepares once per connection; the planner picks the index
@@ -282,7 +286,7 @@ def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
         )
         params.append(letter)
         params.append([encode(v) for v in sorted(flt.tags[letter])])
-    sql = "SELECT e.id, e.created_at, e.json FROM events e"
+    sql = f"SELECT {columns} FROM events e"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY e.created_at DESC, e.id LIMIT %s"

@@ -36,7 +36,15 @@ from grasp.store import held as held_sql
 from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
 from grasp.store.held import HeldChanges, HeldSnapshot
 from grasp.store.pg_schema import EVENT_KEY_CLASS, encode, filter_query, migrate
-from grasp.store.rules import effective_limit, index_rows, newest_first, replacement_d, runnable
+from grasp.store.rules import (
+    RECORD_COLUMNS,
+    effective_limit,
+    index_rows,
+    newest_first,
+    record_limit,
+    replacement_d,
+    runnable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -281,6 +289,15 @@ class PostgresEventStore:
                 sql, params = filter_query(flt, effective_limit(flt, limit_cap))
                 rows.extend(cur.execute(sql, params).fetchall())
         return newest_first(rows)
+
+    def records(self, flt: Filter, limit: int) -> list[tuple[int, str]]:
+        """``(created_at, id)`` of the stored events matching ``flt`` (NIP-77, S17.3)."""
+        wanted = record_limit(flt, limit)
+        if wanted <= 0:
+            return []
+        sql, params = filter_query(flt, wanted, RECORD_COLUMNS)
+        with self._connection() as conn:
+            return [(int(at), str(event_id)) for at, event_id in conn.execute(sql, params)]
 
     def get(self, event_id: str) -> Event | None:
         with self._connection() as conn:

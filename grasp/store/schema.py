@@ -124,8 +124,13 @@ _PLAN = {
 }
 
 
-def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
+def filter_query(
+    flt: Filter, limit: int, columns: str = "e.id, e.created_at, e.json"
+) -> tuple[str, list[object]]:
     """SELECT of one filter: every key a WHERE term, newest first, lowest id on ties.
+
+    ``columns`` narrows what is read: NIP-77 needs only ``e.created_at, e.id`` (S17.3), and
+    leaving the JSON out keeps a reconciliation over 100,000 events from reading every text.
 
     Tag constraints are ``seq IN (subquery on tags_lookup)`` so a tag-driven query reads the
     tag index first and then only the matching event rows.
@@ -156,7 +161,7 @@ def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
         )
         params.append(letter)
         params.extend(tag_values)
-    sql = f"SELECT e.id, e.created_at, e.json FROM events e{indexed_by}"
+    sql = f"SELECT {columns} FROM events e{indexed_by}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY e.created_at DESC, e.id ASC LIMIT ?"

@@ -32,10 +32,12 @@ from grasp.store import held as held_sql
 from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
 from grasp.store.held import HeldChanges, HeldSnapshot
 from grasp.store.rules import (
+    RECORD_COLUMNS,
     effective_limit,
     held_version_wins,
     index_rows,
     newest_first,
+    record_limit,
     replacement_d,
     runnable,
 )
@@ -292,6 +294,17 @@ class SqliteEventStore:
                     sql, params = filter_query(flt, effective_limit(flt, limit_cap))
                     rows.extend(self._db.execute(sql, params))
         return newest_first(rows)
+
+    def records(self, flt: Filter, limit: int) -> list[tuple[int, str]]:
+        """``(created_at, id)`` of the stored events matching ``flt`` (NIP-77, S17.3)."""
+        wanted = record_limit(flt, limit)
+        if wanted <= 0:
+            return []
+        sql, params = filter_query(flt, wanted, RECORD_COLUMNS)
+        with self._lock:
+            return [
+                (created_at, event_id) for created_at, event_id in self._db.execute(sql, params)
+            ]
 
     def get(self, event_id: str) -> Event | None:
         with self._lock:

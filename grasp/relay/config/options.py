@@ -17,6 +17,7 @@ from .values import (
     authority,
     boolean,
     byte_size,
+    frame_size_limit,
     host,
     int_at_least,
     log_level,
@@ -181,5 +182,25 @@ OPTIONS: tuple[Option, ...] = (
            "GRASP_PLACEHOLDER_MAX_PER_REPO", int_at_least(0),
            "open placeholders (refs/nostr/<id> pushed before the PR event) per repository "
            "(S14.3)", metavar="N"),
+    # -- issue 15 parts 3 and 5: NIP-77 served (S17.3), GRASP-05 archive (S17.5) --
+    Option("negentropy_max_sessions", "--negentropy-max-sessions",
+           "GRASP_NEGENTROPY_MAX_SESSIONS", int_at_least(0),
+           "open NIP-77 reconciliations per connection, more are NEG-ERR blocked:; 0 turns "
+           "NIP-77 off (S17.3)", metavar="N"),
+    Option("negentropy_max_records", "--negentropy-max-records",
+           "GRASP_NEGENTROPY_MAX_RECORDS", int_at_least(1),
+           "stored events one NEG-OPEN filter may match; past it NEG-ERR blocked: (S17.3)",
+           metavar="N"),
+    Option("negentropy_frame_size_limit", "--negentropy-frame-size-limit",
+           "GRASP_NEGENTROPY_FRAME_SIZE_LIMIT", frame_size_limit,
+           "bytes of negentropy message per NEG-MSG reply (hex doubles it); 0 = none, else at "
+           "least 4096 (S17.3)", metavar="BYTES"),
+    Option("archive", "--archive", "GRASP_ARCHIVE", repo_rule,
+           "archive these repositories read-only (GRASP-05): npub, npub/identifier or "
+           "identifier, accepted without listing this relay (repeatable; env: comma-separated) "
+           "(S17.5)", kind="append", metavar="RULE", default_text="none", env_parse=repo_rules),
+    Option("archive_all", "--archive-all", "GRASP_ARCHIVE_ALL", boolean,
+           "archive every announced repository read-only (GRASP-05) (S17.5)", kind="switch",
+           default_text="off"),
 )
 # fmt: on

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.config import SyncConfig
+from grasp.admission.archive import Archive
 from grasp.admission.curation import Curation
 from grasp.git import FetchLimits
+from grasp.nostr.nip77 import DEFAULT_FRAME_SIZE_LIMIT, DEFAULT_MAX_RECORDS, DEFAULT_MAX_SESSIONS
 from grasp.purgatory.store import DEFAULT_EXPIRY_SECS
 from grasp.relay.git_service.placeholder_quota import PlaceholderLimits
 from grasp.relay.maintenance import SWEEP_INTERVAL_SECS
@@ -91,6 +93,13 @@ class Config:
     maintenance_interval_secs: float = SWEEP_INTERVAL_SECS
     placeholder_max_bytes: int = _PLACEHOLDERS.max_bytes
     placeholder_max_per_repo: int = _PLACEHOLDERS.max_per_repo
+    # NIP-77 served on the websocket (S17.3); 0 sessions turns it off
+    negentropy_max_sessions: int = DEFAULT_MAX_SESSIONS
+    negentropy_max_records: int = DEFAULT_MAX_RECORDS
+    negentropy_frame_size_limit: int = DEFAULT_FRAME_SIZE_LIMIT
+    # GRASP-05 archive (S17.5): repository rules, or everything
+    archive: tuple[str, ...] = ()
+    archive_all: bool = False
 
     @property
     def public_domain(self) -> str:
@@ -120,6 +129,11 @@ class Config:
     def sync_enabled(self) -> bool:
         """Whether other relays are configured as sync sources (GRASP-02)."""
         return bool(self.sync_sources)
+
+    @property
+    def archive_policy(self) -> Archive:
+        """The GRASP-05 archive rules (S17.5); the options were validated when parsed."""
+        return Archive.from_texts(self.archive, everything=self.archive_all)
 
     def with_bound_port(self, port: int) -> Config:
         """The config as seen after binding: ``--port 0`` replaced by the real port.

@@ -189,3 +189,17 @@ def pubkey(value: str) -> str:
 
 def pubkeys(value: str) -> tuple[str, ...]:
     return tuple(pubkey(item) for item in value.split(",") if item.strip())
+
+
+def frame_size_limit(text: str) -> int:
+    """A NIP-77 frame size limit in bytes: 0 (none) or at least 4096, as negentropy requires."""
+    from grasp.nostr.negentropy import check_frame_size_limit
+
+    value = integer(text, 0)
+    try:
+        check_frame_size_limit(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value} must be 0 (no limit) or at least 4096 bytes"
+        ) from None
+    return value

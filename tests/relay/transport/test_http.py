@@ -74,7 +74,7 @@ def test_s10_2_nip11_document_for_nostr_json_accept():
     assert status == "200 OK" and headers["Content-Type"] == "application/nostr+json"
     assert_cors(headers)
     info = json.loads(body)
-    assert info["supported_nips"] == [1, 11, 34]
+    assert info["supported_nips"] == [1, 11, 34, 77]  # S17.3: NIP-77 unless turned off
     assert info["supported_grasps"] == ["GRASP-01", "GRASP-06"]
     assert info["name"] and "127.0.0.1:4321" in info["description"]
     assert info["software"].startswith("https://") and info["version"] == "0.1.0"
