@@ -91,6 +91,10 @@ class Config:
     maintenance_interval_secs: float = SWEEP_INTERVAL_SECS
     placeholder_max_bytes: int = _PLACEHOLDERS.max_bytes
     placeholder_max_per_repo: int = _PLACEHOLDERS.max_per_repo
+    # peers (S17.1, S17.2): bootstrap relays, discovery from announcements, reconciliation
+    bootstrap_relays: tuple[str, ...] = ()
+    discover_relays: bool = True
+    peer_reconcile_interval_secs: float = 86400.0
 
     @property
     def public_domain(self) -> str:
