@@ -85,6 +85,13 @@ S12_TABLE = {
         "GRASP_PLACEHOLDER_MAX_PER_REPO",
         20,
     ),
+    "bootstrap_relays": ("--bootstrap-relay", "GRASP_BOOTSTRAP_RELAYS", ()),  # S17.1
+    "discover_relays": ("--discover-relays", "GRASP_DISCOVER_RELAYS", True),
+    "peer_reconcile_interval_secs": (
+        "--peer-reconcile-interval",
+        "GRASP_PEER_RECONCILE_INTERVAL",
+        86400.0,
+    ),
 }
 
 
