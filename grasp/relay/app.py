@@ -215,6 +215,7 @@ def open_grasp_relay(
         def on_release(event, identifier: str, held_for: float | None) -> None:
             metrics.event_released(event.kind)
             board.record_release(event.id, event.kind, identifier, held_for)
+            peers.released(event)  # S17.2: what waited for it as a parent is retried
 
         prs: ContributorRepositories | None = None  # GRASP-06, built once the actors run
 
@@ -320,8 +321,12 @@ def _peer_network(
     config: Config, inner: GraspWritePolicy, store: EventStore, policy: FetchPolicy
 ) -> PeerNetwork:
     """S17.1: the peers of earlier runs, the bootstrap relays and those of stored announcements."""
+    listening = [config.host]
+    if config.host in ("0.0.0.0", "::", ""):
+        listening = ["127.0.0.1", "localhost", "[::1]"]
+    own = (config.public_domain, *(f"{host}:{config.port}" for host in listening))
     settings = PeerSettings(
-        domain=config.public_domain,
+        domains=own,
         bootstrap=config.bootstrap_relays,
         discover=config.discover_relays,
         reconcile_interval=config.peer_reconcile_interval_secs,

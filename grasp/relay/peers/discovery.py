@@ -10,11 +10,14 @@ never turns into a flood of DNS lookups here.
 absent, 80 for ``ws``, 443 for ``wss``) against ``--domain`` (``host[:port]``; without a port
 it matches either default port, since a relay behind a TLS proxy is announced as ``wss://host``
 and as ``ws://host`` alike). Host names compare case-insensitively; ``localhost`` and
-``127.0.0.1`` are different texts and are not taken for each other.
+``127.0.0.1`` are different texts and are not taken for each other, except that the listening
+address counts as ourselves too (a relay reached as ``ws://127.0.0.1:<port>`` while its
+``--domain`` is a name; with ``--host 0.0.0.0``, ``127.0.0.1`` and ``localhost`` at that port).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from grasp.git.url_policy import FetchPolicy, would_refuse
@@ -59,8 +62,12 @@ def normalise_peer_url(url: str) -> str:
     return f"{scheme}://{authority}{path}"
 
 
-def is_ourselves(url: str, domain: str) -> bool:
-    """Does the (normalised) relay URL name this relay's ``--domain`` authority?"""
+def is_ourselves(url: str, domains: str | Sequence[str]) -> bool:
+    """Does the (normalised) relay URL name one of this relay's authorities (``--domain``, the
+    listening address)?"""
+    if not isinstance(domains, str):
+        return any(is_ourselves(url, domain) for domain in domains)
+    domain = domains
     parts = urlsplit(url)
     host, port = (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS[parts.scheme]
     ours = urlsplit(f"//{domain.strip().lower()}")
@@ -70,9 +77,9 @@ def is_ourselves(url: str, domain: str) -> bool:
     return port == ours.port if ours.port is not None else port in _DEFAULT_PORTS.values()
 
 
-def peer_url_refusal(url: str, domain: str, policy: FetchPolicy) -> str | None:
+def peer_url_refusal(url: str, domains: str | Sequence[str], policy: FetchPolicy) -> str | None:
     """Why the normalised ``url`` is not a peer (ourselves, or refused by the fetch policy)."""
-    if is_ourselves(url, domain):
+    if is_ourselves(url, domains):
         return "it is this relay (--domain)"
     scheme = urlsplit(url).scheme
     probe = _HTTP_OF[scheme] + url[len(scheme) :]

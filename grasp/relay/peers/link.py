@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["GARBAGE_LIMIT", "PeerGarbage", "PeerLink", "RateLimited"]
 
 GARBAGE_LIMIT = 20
+#: A receive returns after this long without a message, so a session notices at once that what
+#: we host changed; pings still go only after ``ping_interval`` of silence.
+POLL_SECS = 1.0
 _YIELD_EVERY = 32
 
 
@@ -52,6 +55,8 @@ class PeerLink:
         self.url = url
         self.ws = ws
         self.ping_interval = ping_interval
+        self._pinged_at = 0.0
+        ws.settimeout(POLL_SECS)  # the session looks at what changed between two receives
         self.invalid = 0
         self.usable = 0
         self._last_received = time.monotonic()
@@ -98,7 +103,10 @@ class PeerLink:
             raise PeerGarbage(f"{self.invalid} frames that are not NIP-01 messages ({why})")
 
     def _keepalive(self) -> None:
-        idle = time.monotonic() - self._last_received
+        now = time.monotonic()
+        idle = now - self._last_received
         if idle >= 2 * self.ping_interval:
             raise SourceGone(f"no data from the peer for {idle:.0f} s")
-        self.ws.ping()
+        if idle >= self.ping_interval and now - self._pinged_at >= self.ping_interval:
+            self._pinged_at = now
+            self.ws.ping()

@@ -60,7 +60,8 @@ MAX_HOSTED = 10_000
 class PeerSettings:
     """The relay's peer options (``Config``) in one value."""
 
-    domain: str
+    #: This relay's authorities: ``--domain`` first, then the listening address(es).
+    domains: tuple[str, ...]
     bootstrap: tuple[str, ...] = ()
     discover: bool = True
     reconcile_interval: float = 86400.0
@@ -127,6 +128,15 @@ class PeerNetwork:
         for waiting, result in offer_in_order(events, lambda e: self(e, EventSource.SYNC)):
             logger.debug("retried %s after its parent: %r", waiting.id, result.message)
 
+    def released(self, event: Event) -> None:
+        """An event left purgatory into the store (the Releaser's callback): for peers it is
+        accepted now — what waited for it is retried, a released announcement or root widens
+        what peers are asked for."""
+        try:
+            self._accepted(event)
+        except Exception:  # the release happened; peers only miss a hint
+            logger.exception("peers: could not note the release of %s", event.id)
+
     def offer(self, peer: Peer, events: list[Event]) -> Iterator[tuple[Event, Result]]:
         """Offer a batch from ``peer`` in dependency order (S17.2), marked synced."""
         yield from offer_in_order(events, lambda e: self._offer_one(peer, e))
@@ -160,7 +170,7 @@ class PeerNetwork:
             url = self._normalised(raw)
             if url is None or url in self.peers or url in self._excluded:
                 continue
-            refusal = peer_url_refusal(url, self.settings.domain, self.fetch_policy)
+            refusal = peer_url_refusal(url, self.settings.domains, self.fetch_policy)
             if refusal:
                 logger.debug("relay %s is not a peer: %s", url, refusal)
                 continue
@@ -208,8 +218,7 @@ class PeerNetwork:
         held = getattr(self.inner, "purgatory", None)
         repos = {(e.pubkey, _d(e)) for e in announcements}
         if held is not None:
-            for identifier in held.pending_identifiers():
-                repos |= {(a.owner, identifier) for a in held.announcements_for(identifier)}
+            repos |= {(a.owner, a.identifier) for a in held.held_announcements()}
         coordinates = frozenset(f"{kinds.REPO_ANNOUNCEMENT}:{pk}:{d}" for pk, d in repos)
         roots = set()
         if coordinates:
@@ -237,7 +246,7 @@ class PeerNetwork:
         for row in self.store.load_peers():
             if row.url not in self.peers and row.url not in self._excluded:
                 if len(self.peers) < MAX_PEERS and not peer_url_refusal(
-                    row.url, self.settings.domain, self.fetch_policy
+                    row.url, self.settings.domains, self.fetch_policy
                 ):
                     self._add(row)
         self.discover(self.settings.bootstrap, "bootstrap")
