@@ -40,6 +40,8 @@ class MiniNip77Relay:
         self.frame_size_limit = frame_size_limit
         self.max_records = max_records
         self.verbs: collections.Counter[str] = collections.Counter()
+        #: Event ids asked for by ``ids`` filters (how much a reconciliation made us send).
+        self.requested_ids = 0
         self._server = TextSocketServer(self._session)
 
     @property
@@ -58,8 +60,16 @@ class MiniNip77Relay:
         return [(e.created_at, e.id) for e in self.events.values() if flt.matches(e)]
 
     def matching(self, filters: list[Filter]) -> list[Event]:
-        found = [e for e in self.events.values() if any(f.matches(e) for f in filters)]
-        return sorted(found, key=lambda e: (-e.created_at, e.id))
+        """NIP-01: the union of each filter's newest ``limit`` (``limit: 0`` gives nothing)."""
+        found: dict[str, Event] = {}
+        for flt in filters:
+            hits = sorted(
+                (e for e in self.events.values() if flt.matches(e)),
+                key=lambda e: (-e.created_at, e.id),
+            )
+            for event in hits if flt.limit is None else hits[: flt.limit]:
+                found[event.id] = event
+        return sorted(found.values(), key=lambda e: (-e.created_at, e.id))
 
     def _session(self, send: Send) -> _Session:
         return _Session(self, send)
@@ -113,6 +123,7 @@ class _Session:
         except InvalidFilter as exc:
             self._reply(["CLOSED", sub_id, exc.message])
             return
+        self._relay.requested_ids += sum(len(f.ids) for f in filters if f.ids is not None)
         for event in self._relay.matching(filters):
             self._reply(["EVENT", sub_id, event.to_json()])
         self._reply(["EOSE", sub_id])

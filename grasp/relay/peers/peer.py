@@ -106,6 +106,7 @@ class Peer:
         self.accepted = 0
         self.last_reconciled_at = row.last_reconciled_at
         self.nip77: bool | None = None
+        self._session: PeerSession | None = None
         self._greenlet: gevent.Greenlet | None = None
         self._stopping = False
         self._last_live: tuple[float, int] | None = None  # (when, created_at)
@@ -134,7 +135,7 @@ class Peer:
             self.received,
             self.accepted,
             self.last_reconciled_at,
-            self.nip77,
+            self._session.nip77 if self._session is not None else self.nip77,
             h.failures,
             h.next_attempt_at,
         )
@@ -189,13 +190,13 @@ class Peer:
             self.state = "connected"
             logger.info("peer %s: connected", self.url)
             link = PeerLink(self.url, ws, self.network.wire.ping_interval)
-            session = PeerSession(
+            session = self._session = PeerSession(
                 link, self._hooks(), self.network.limits, since=self._since(), nip77=self.nip77
             )
             try:
                 session.run()
             finally:
-                self.nip77 = session.nip77
+                self.nip77, self._session = session.nip77, None
         except Exception as exc:  # every failure backs off; none ends the peer
             self._failed(exc)
         finally:
