@@ -106,7 +106,7 @@ class PeerNetwork:
 
     def __call__(self, event: Event, source: EventSource) -> Result:
         result = self.inner(event, source)
-        if result.accepted:
+        if result.accepted and result.prefix is not Prefix.DUPLICATE:  # a known one changes nothing
             self._accepted(event)
         elif source is EventSource.SYNC:
             parents = missing_parents(event, result)

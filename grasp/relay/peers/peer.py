@@ -259,10 +259,12 @@ class Peer:
         last = self.last_reconciled_at
         return last is not None and self.clock() - last >= self.network.reconcile_interval
 
-    def _caught_up(self, newest: int | None, used_nip77: bool) -> None:
-        self.last_reconciled_at = self.clock()
+    def _caught_up(self, newest: int | None, used_nip77: bool, full: bool) -> None:
+        if full:
+            self.last_reconciled_at = self.clock()
         self.health.caught_up()
-        self.state = "live (NIP-77)" if used_nip77 else "live"
+        nip77 = used_nip77 or (self._session is not None and self._session.nip77 is True)
+        self.state = "live (NIP-77)" if nip77 else "live"
         if newest is not None and self._last_live is None:
             self._last_live = (self.clock(), newest)
         self.network.persist(self)

@@ -16,11 +16,13 @@ The live subscription (every stage's filters, ``limit: 0``) is opened first, so 
 published during the walk is missed; its events are buffered until the history is fed (bounded:
 past ``max_buffered`` they are fed at once). When what we host changes, or the periodic full
 reconciliation is due, the live REQ is sent again under the same id (NIP-01 replaces it) and the
-history walked again from the beginning — cheap with NIP-77, which is why it is preferred.
+history walked again: for what was added only (new repositories, new thread roots) after a
+change, for everything on the period — cheap with NIP-77, which is why it is preferred.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -67,7 +69,8 @@ class SessionHooks:
     ``hosted()`` → (version, :class:`Hosted`); ``local_items(filter)`` → our ``(created_at, id)``
     records of a filter; ``feed(events)`` offers events (already in dependency order) to the
     write policy; ``reconcile_due()`` says a periodic full reconciliation is due;
-    ``caught_up(newest, used_nip77)`` is called after each complete history walk;
+    ``caught_up(newest, used_nip77, full)`` is called after each complete history walk (``full``:
+    of everything hosted, not only what was added);
     ``live(event)`` after a live event was fed; ``stopping()`` ends the session.
     """
 
@@ -75,7 +78,7 @@ class SessionHooks:
     local_items: Callable[[Filter], list[tuple[int, str]]]
     feed: Callable[[list[Event]], None]
     reconcile_due: Callable[[], bool]
-    caught_up: Callable[[int | None, bool], None]
+    caught_up: Callable[[int | None, bool, bool], None]
     live: Callable[[Event], None]
     stopping: Callable[[], bool]
 
@@ -136,39 +139,57 @@ class PeerSession:
     def run(self) -> None:
         version, hosted = self.hooks.hosted()
         self._subscribe(hosted)
-        self._walk(self.since)
+        known = self._walk(self.since, self._everything, full=self.since is None)
         while not self.hooks.stopping():
             current, hosted = self.hooks.hosted()
-            if current != version or self.hooks.reconcile_due():
+            if self.hooks.reconcile_due():
                 version = current
                 self._subscribe(hosted)
-                self._walk(None)
-                continue
-            message = self.link.receive()
-            if message is not None:
-                self._other(message)
+                known = self._walk(None, self._everything, full=True)
+            elif current != version:
+                # Only what was added since the last walk: new repositories, new roots.
+                version, base = current, known
+                self._subscribe(hosted)
+                added = functools.partial(self._added_since, base)
+                known = self._walk(None, added, full=False)
+            else:
+                message = self.link.receive()
+                if message is not None:
+                    self._other(message)
+
+    def _everything(self) -> Hosted:
+        return self.hooks.hosted()[1]
+
+    def _added_since(self, base: Hosted) -> Hosted:
+        return _added(self._everything(), base)
 
     # --- the history walk -----------------------------------------------------------------
 
     def _subscribe(self, hosted: Hosted) -> None:
         self.link.send("REQ", LIVE_SUB, *live_filters(hosted))
 
-    def _walk(self, since: int | None) -> None:
+    def _walk(self, since: int | None, scope: Callable[[], Hosted], *, full: bool) -> Hosted:
+        """Every stage over ``scope()`` (read again at each stage: stage 3's roots come from
+        stage 2); returns everything hosted as stage 3 started, the base of the next walk."""
         self._walking = True
         used_nip77 = False
         self._newest = None
+        seen = self._everything()
         try:
             for stage in range(1, STAGES + 1):
-                filters = stage_filters(stage, self.hooks.hosted()[1])
+                if stage == STAGES:
+                    seen = self._everything()
+                filters = stage_filters(stage, scope())
                 buffer = _Buffer(self.hooks.feed, self.limits)
                 used_nip77 |= self._stage(filters, since, buffer)
                 buffer.flush()
                 if self.hooks.stopping():
-                    return
+                    return seen
         finally:
             self._walking = False
         self._live.flush()
-        self.hooks.caught_up(self._newest, used_nip77)
+        self.hooks.caught_up(self._newest, used_nip77, full)
+        return seen
 
     def _stage(self, filters: list[dict[str, Any]], since: int | None, buffer: _Buffer) -> bool:
         """One stage's history into ``buffer``; True when NIP-77 carried it."""
@@ -306,3 +327,8 @@ class PeerSession:
             logger.warning("peer %s: could not validate an event", self.link.url, exc_info=True)
             self.link.dropped("event could not be validated")
         return None
+
+
+def _added(now: Hosted, base: Hosted) -> Hosted:
+    """What is hosted now and was not at ``base``."""
+    return Hosted(now.repositories - base.repositories, now.roots - base.roots)
