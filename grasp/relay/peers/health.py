@@ -44,10 +44,12 @@ class Failure(str, Enum):
     DNS = "dns"
     TLS = "tls"
     PROTOCOL = "protocol"
+    #: The name resolved to an address the fetch policy refuses (S3.4).
+    POLICY = "policy"
 
     @property
     def naughty(self) -> bool:
-        return self in (Failure.DNS, Failure.TLS, Failure.PROTOCOL)
+        return self in (Failure.DNS, Failure.TLS, Failure.PROTOCOL, Failure.POLICY)
 
 
 class NaughtyList:

@@ -54,7 +54,7 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return Failure.TLS
     if isinstance(exc, FetchError):
-        return Failure.PROTOCOL  # the address is refused: it will not change by itself soon
+        return Failure.POLICY  # the address is refused: it will not change by itself soon
     if isinstance(
         exc,
         PeerGarbage | websocket.WebSocketBadStatusException | websocket.WebSocketProtocolException,

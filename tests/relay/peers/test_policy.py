@@ -159,3 +159,25 @@ def test_s17_2_waiting_events_are_bounded_and_expire():
     assert len(waiting) == 3 and states[0].id not in waiting
     waiting.expire(63.5)  # parked at 2, 3, 4 s: the first two expired
     assert len(waiting) == 1 and states[4].id in waiting
+
+
+def test_s17_4_failures_are_told_apart():
+    import socket
+    import ssl
+
+    import websocket
+
+    from grasp.git.errors import FetchError
+    from grasp.relay.peers.link import PeerGarbage, RateLimited
+    from grasp.relay.peers.peer import classify
+
+    assert classify(RateLimited("CLOSED rate-limited: x")) is Failure.RATE_LIMITED
+    assert classify(socket.gaierror(-2, "Name or service not known")) is Failure.DNS
+    assert classify(FetchError("http://x/", "dns", "cannot resolve x")) is Failure.DNS
+    assert classify(FetchError("http://x/", "policy", "10.0.0.1 is private")) is Failure.POLICY
+    assert classify(ssl.SSLError("bad certificate")) is Failure.TLS
+    assert classify(PeerGarbage("20 frames")) is Failure.PROTOCOL
+    assert classify(websocket.WebSocketBadStatusException("%s %s", 404, "Not Found")) is (
+        Failure.PROTOCOL
+    )
+    assert classify(ConnectionRefusedError()) is Failure.TRANSIENT
