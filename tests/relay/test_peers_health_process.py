@@ -23,6 +23,7 @@ from tests.support.gitserver import GitServer
 from tests.support.nip34 import Key
 from tests.support.nip77_relay import MiniNip77Relay
 from tests.support.relay import RelayClient, RelayProcess, accepted_repository
+from tests.support.sdk_thread import SdkThread, local_relay
 from tests.support.wait import wait_for
 from tests.support.wsserver import Send, TextSocketServer
 
@@ -221,6 +222,39 @@ def test_s17_2_a_state_that_arrives_before_its_announcement_is_released_after_it
                 message=lambda: f"B releases the waiting state; log:\n{b.log[-4000:]}",
             )
             b.wait_for_log(rf"1 events waited for {announcement.id}; offering them again")
+            to_b.close()
+        finally:
+            b.stop()
+
+
+def test_s17_3_reconciles_with_nostr_sdk_local_relay_an_independent_nip77_peer(tmp_path):
+    """rust-nostr's relay (rust-negentropy answering NEG-OPEN) as the peer of the real process."""
+    owner = Key()
+    probe = RelayProcess(tmp_path / "b", *FAST).start()
+    client = RelayClient(probe.ws_url)
+    repo = accepted_repository(client, f"127.0.0.1:{probe.port}", owner.secret, "rusty")
+    every = issues(repo, owner, 40)
+    for event in every[:30]:
+        assert client.publish(event)[2] is True
+    client.close()
+    port = probe.port
+    probe.stop()
+    with SdkThread() as sdk, local_relay(sdk) as url:
+        feeder = RelayClient(url)
+        for event in [repo, *every]:
+            assert feeder.publish(event)[2] is True
+        feeder.close()
+        b = RelayProcess(tmp_path / "b", *FAST, "--bootstrap-relay", url, port=port).start()
+        try:
+            to_b = RelayClient(b.ws_url)
+            wait_for(
+                lambda: len(to_b.req("all", {"#a": [f"30617:{repo.pubkey}:rusty"]})) == 40,
+                timeout=30,
+                message=lambda: f"B has all 40 issues; log:\n{b.log[-4000:]}",
+            )
+            status = peers_of(b)[normalise_peer_url(url)]
+            assert status["nip77"] is True, status
+            assert status["state"] == "live (NIP-77)", status
             to_b.close()
         finally:
             b.stop()
