@@ -16,7 +16,8 @@ Peers persist (:meth:`grasp.store.base.EventStore.save_peer`): discovered ones a
 (failures, next attempt, naughty-list end, last reconciliation) are written when they change,
 and loaded at start. ``--sync-source`` URLs keep their own S10.7 connection
 (:mod:`grasp.relay.sync_sources`) and are not peers again here (one connection per relay).
-At most :data:`MAX_PEERS` peers run; more discovered ones are logged and dropped (bounded).
+At most :data:`MAX_PEERS` peers run; a new one takes the place of a discovered peer on the
+naughty list, else it is logged and dropped (bounded, and junk cannot keep real peers out).
 """
 
 from __future__ import annotations
@@ -174,12 +175,26 @@ class PeerNetwork:
             if refusal:
                 logger.debug("relay %s is not a peer: %s", url, refusal)
                 continue
-            if len(self.peers) >= MAX_PEERS:
+            if len(self.peers) >= MAX_PEERS and not self._evict_naughty():
                 logger.warning("relay %s is not a peer: already %d peers", url, MAX_PEERS)
                 continue
             self._add(PeerRow(url, origin, self.clock()))
             added.append(url)
         return added
+
+    def _evict_naughty(self) -> bool:
+        """Make room by dropping a discovered peer on the naughty list (announcements naming
+        made-up relays must not keep real ones out); False when none is."""
+        now = self.clock()
+        for url, peer in self.peers.items():
+            if peer.origin == "announcement" and self.naughty.until(url, now) is not None:
+                peer.stop(timeout=1.0)
+                del self.peers[url]
+                logger.info(
+                    "peer %s dropped to make room (naughty: %s)", url, peer.health.last_error
+                )
+                return True
+        return False
 
     def _add(self, row: PeerRow) -> Peer:
         health = PeerHealth(

@@ -112,3 +112,16 @@ def test_s17_2_a_short_disconnect_resumes_with_since_a_long_one_walks_everything
     assert peer._since() == int(now[0]) - 10 - 300  # the overlap
     now[0] += RESUME_WINDOW_SECS + 1
     assert peer._since() is None
+
+
+def test_s17_1_a_full_peer_set_makes_room_by_dropping_a_naughty_discovered_peer(store, monkeypatch):
+    import grasp.relay.peers.network as network_module
+
+    monkeypatch.setattr(network_module, "MAX_PEERS", 3)
+    peers = network(store)
+    peers.discover(["wss://a.example", "wss://b.example", "wss://c.example"], "announcement")
+    assert peers.discover(["wss://d.example"], "announcement") == []  # full, nobody naughty
+    bad = peers.peers["wss://b.example"]
+    bad.health.failed(Failure.DNS, "cannot resolve b.example", peers.clock())
+    assert peers.discover(["wss://d.example"], "announcement") == ["wss://d.example"]
+    assert sorted(peers.peers) == ["wss://a.example", "wss://c.example", "wss://d.example"]
