@@ -44,6 +44,9 @@ __all__ = ["IDS_BATCH", "LIVE_SUB", "PeerSession", "SessionHooks", "SessionLimit
 
 LIVE_SUB = "grasp-peer-live"
 IDS_BATCH = 100
+#: Filters per history REQ: relays limit filters per subscription (strfry, nostr-rs-relay), so
+#: a stage with many batches is paged a few filters at a time.
+PAGE_FILTERS = 10
 #: A reconciliation that names more missing ids than this asks for these only; the next one
 #: (the connection's next history walk) gets the rest. Bounds memory per peer.
 MAX_NEED_IDS = 50_000
@@ -205,7 +208,8 @@ class PeerSession:
             else:
                 self._fetch_ids(needs[:MAX_NEED_IDS], buffer)
                 return True
-        self._page(filters, since, buffer)
+        for start in range(0, len(filters), PAGE_FILTERS):
+            self._page(filters[start : start + PAGE_FILTERS], since, buffer)
         return False
 
     def _reconcile(self, flt: dict[str, Any]) -> ReconcileResult | None:
