@@ -22,6 +22,7 @@ from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
 from grasp.nostr.results import Prefix, Result
 from grasp.store.held import HeldChanges, HeldSnapshot
+from grasp.store.peers import PeerRow
 
 #: NIP-01 ``limit`` is clamped to this many events per filter (S10.1).
 DEFAULT_LIMIT_CAP = 500
@@ -159,6 +160,16 @@ class EventStore(Protocol):
 
     def referrer_of(self, targets: Iterable[str]) -> str | None:
         """The id of an accepted event that named any of ``targets``, or None (S15.1)."""
+        ...
+
+    def save_peer(self, row: PeerRow) -> None:
+        """Insert or update one peer (S17.1, S17.4) by its URL; ``discovered_at`` is kept from
+        the first insert. Past :data:`grasp.store.peers.MAX_PEER_ROWS` rows a new peer is not
+        stored (the caller's own bound is lower), an existing one is still updated."""
+        ...
+
+    def load_peers(self) -> list[PeerRow]:
+        """Every stored peer, oldest discovery first (at most ``MAX_PEER_ROWS``)."""
         ...
 
     def close(self) -> None:

@@ -196,6 +196,24 @@ CREATE TABLE referenced (
 );
 """,
     ),
+    Migration(
+        5,
+        "peers and their health (S17.1, S17.4)",
+        """
+-- grasp/store/peers.py: relays we sync with; shared by every node of a cluster
+CREATE TABLE peers (
+    url                text    COLLATE "C" PRIMARY KEY,
+    origin             text    NOT NULL,
+    discovered_at      double precision NOT NULL,
+    last_error         text,
+    failures           integer NOT NULL DEFAULT 0,
+    next_attempt_at    double precision,
+    naughty_until      double precision,
+    events_received    bigint  NOT NULL DEFAULT 0,
+    last_reconciled_at double precision
+);
+""",
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -35,6 +35,14 @@ from grasp.nostr.filters import Filter
 from grasp.store import held as held_sql
 from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
 from grasp.store.held import HeldChanges, HeldSnapshot
+from grasp.store.peers import (
+    LOAD_PEERS,
+    MAX_PEER_ROWS,
+    UPSERT_PEER,
+    PeerRow,
+    peer_params,
+    peer_row,
+)
 from grasp.store.pg_schema import EVENT_KEY_CLASS, encode, filter_query, migrate
 from grasp.store.rules import (
     RECORD_COLUMNS,
@@ -194,6 +202,22 @@ class PostgresEventStore:
                     raise
                 logger.debug("save of %s lost a deadlock; attempt %d", event.id, attempt + 1)
         raise AssertionError("unreachable")
+
+    # --- peers (S17.1, S17.4, migration 5) ---------------------------------------------------
+
+    def save_peer(self, row: PeerRow) -> None:
+        with self._connection() as conn, conn.transaction():
+            conn.execute("LOCK TABLE peers IN SHARE ROW EXCLUSIVE MODE")  # the count is the bound
+            known = conn.execute("SELECT 1 FROM peers WHERE url = %s", (row.url,)).fetchone()
+            if not known:
+                (count,) = conn.execute("SELECT count(*) FROM peers").fetchone() or (0,)
+                if count >= MAX_PEER_ROWS:
+                    return
+            conn.execute(UPSERT_PEER.replace("?", "%s"), peer_params(row))
+
+    def load_peers(self) -> list[PeerRow]:
+        with self._connection() as conn:
+            return [peer_row(tuple(values)) for values in conn.execute(LOAD_PEERS).fetchall()]
 
     # --- the referenced-ids index (S15.1, migration 4) -----------------------------------------
 

@@ -31,6 +31,14 @@ from grasp.nostr.filters import Filter
 from grasp.store import held as held_sql
 from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
 from grasp.store.held import HeldChanges, HeldSnapshot
+from grasp.store.peers import (
+    LOAD_PEERS,
+    MAX_PEER_ROWS,
+    UPSERT_PEER,
+    PeerRow,
+    peer_params,
+    peer_row,
+)
 from grasp.store.rules import (
     RECORD_COLUMNS,
     effective_limit,
@@ -270,6 +278,21 @@ class SqliteEventStore:
                 f"SELECT referrer FROM referenced WHERE target IN ({marks}) LIMIT 1", wanted
             ).fetchone()
         return row[0] if row else None
+
+    # --- peers (S17.1, S17.4, schema version 3) --------------------------------------------------
+
+    def save_peer(self, row: PeerRow) -> None:
+        with self._write() as db:
+            known = db.execute("SELECT 1 FROM peers WHERE url = ?", (row.url,)).fetchone()
+            if not known and db.execute("SELECT count(*) FROM peers").fetchone()[0] >= (
+                MAX_PEER_ROWS
+            ):
+                return
+            db.execute(UPSERT_PEER, peer_params(row))
+
+    def load_peers(self) -> list[PeerRow]:
+        with self._lock:
+            return [peer_row(values) for values in self._db.execute(LOAD_PEERS).fetchall()]
 
     # --- reads --------------------------------------------------------------------------------
 

@@ -104,6 +104,13 @@ S12_TABLE = {
     ),
     "archive": ("--archive", "GRASP_ARCHIVE", ()),
     "archive_all": ("--archive-all", "GRASP_ARCHIVE_ALL", False),
+    "bootstrap_relays": ("--bootstrap-relay", "GRASP_BOOTSTRAP_RELAYS", ()),  # S17.1
+    "discover_relays": ("--discover-relays", "GRASP_DISCOVER_RELAYS", True),
+    "peer_reconcile_interval_secs": (
+        "--peer-reconcile-interval",
+        "GRASP_PEER_RECONCILE_INTERVAL",
+        86400.0,
+    ),
 }
 
 

@@ -202,5 +202,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("archive_all", "--archive-all", "GRASP_ARCHIVE_ALL", boolean,
            "archive every announced repository read-only (GRASP-05) (S17.5)", kind="switch",
            default_text="off"),
+    # -- issue 15: peers (GRASP-02 proactive sync, S17.1, S17.2, S17.4) --
+    Option("bootstrap_relays", "--bootstrap-relay", "GRASP_BOOTSTRAP_RELAYS", relay_url,
+           "peer relay to sync NIP-34 events with even before any announcement names it "
+           "(repeatable; env: comma-separated list) (S17.1)", kind="append", metavar="WS_URL",
+           default_text="none", env_parse=relay_urls),
+    Option("discover_relays", "--discover-relays", "GRASP_DISCOVER_RELAYS", boolean,
+           "make every relay in the relays tag of an accepted announcement a peer; "
+           "--no-discover-relays keeps only --bootstrap-relay and --sync-source (S17.1)",
+           kind="switch", default_text="on"),
+    Option("peer_reconcile_interval_secs", "--peer-reconcile-interval",
+           "GRASP_PEER_RECONCILE_INTERVAL", positive_seconds,
+           "period of a full history reconciliation with each connected peer (S17.2)",
+           metavar="SECS", default_text="86400"),
 )
 # fmt: on

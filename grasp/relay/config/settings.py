@@ -100,6 +100,10 @@ class Config:
     # GRASP-05 archive (S17.5): repository rules, or everything
     archive: tuple[str, ...] = ()
     archive_all: bool = False
+    # peers (S17.1, S17.2): bootstrap relays, discovery from announcements, reconciliation
+    bootstrap_relays: tuple[str, ...] = ()
+    discover_relays: bool = True
+    peer_reconcile_interval_secs: float = 86400.0
 
     @property
     def public_domain(self) -> str:
