@@ -131,8 +131,9 @@ class Config:
 
     @property
     def sync_enabled(self) -> bool:
-        """Whether other relays are configured as sync sources (GRASP-02)."""
-        return bool(self.sync_sources)
+        """Whether this relay syncs events from other relays (GRASP-02, S17.1): by discovery
+        from announcements, bootstrap relays or sync sources."""
+        return bool(self.discover_relays or self.bootstrap_relays or self.sync_sources)
 
     @property
     def archive_policy(self) -> Archive:

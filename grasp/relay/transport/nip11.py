@@ -34,13 +34,13 @@ def software_url() -> str | None:
 
 
 def supported_grasps(config: Config) -> list[str]:
-    """GRASP-01 always; GRASP-02 (proactive sync) only with sync sources; GRASP-05 with
-    archive rules (S17.5); GRASP-06 when on."""
+    """GRASP-01 always; GRASP-05 with archive rules (S17.5); GRASP-02 (proactive sync) unless
+    every peer is turned off (S17.1); GRASP-06 when on. The order is the upstream relay's."""
     grasps = ["GRASP-01"]
-    if config.sync_enabled:
-        grasps.append("GRASP-02")
     if config.archive_policy.active:
         grasps.append("GRASP-05")
+    if config.sync_enabled:
+        grasps.append("GRASP-02")
     if config.grasp06:
         grasps.append("GRASP-06")
     return grasps
