@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from grasp.admission import rules
+from grasp.admission.archive import Archive
 from grasp.admission.contributor_prs import ContributorPrs, check_submission, is_submission
 from grasp.admission.curation import Curation
 from grasp.admission.faults import FaultLimiter, fault_key
@@ -76,6 +77,7 @@ class GraspWritePolicy:
         sync: SyncPort,
         notify: Callable[[Event], object],
         curation: Curation = Curation(),
+        archive: Archive | None = None,
         prs: ContributorPrs | None = None,
         public_scheme: str = "http",
         fetch_candidates: Callable[[str], Sequence[str]] | None = None,
@@ -93,6 +95,8 @@ class GraspWritePolicy:
         self.sync = sync
         self.notify = notify
         self.curation = curation
+        #: GRASP-05 (S17.5): announcements accepted without listing us, read-only here.
+        self.archive = archive or Archive()
         #: GRASP-06 (S16.1); None when ``--no-grasp06``: ``/prs/`` URLs then mean nothing here.
         self.prs = prs
         self.clock = clock
@@ -145,11 +149,15 @@ class GraspWritePolicy:
         curated = self.curation.check_repository(announcement.owner, announcement.identifier)
         if curated:
             return curated  # S15.5, GRASP-01 L11
-        ours = rules.lists_this_service(announcement, self.domain)
+        # S17.5: an archived repository is hosted like one listing us (held until its git
+        # data arrives from its own clone URLs), without the GRASP-01 listing rule.
+        ours = rules.lists_this_service(announcement, self.domain) or self.archive.archives(
+            announcement, self.domain
+        )
         refusal = rules.check_announcement(
             announcement,
             self.domain,
-            not ours and self._is_maintainer(announcement),
+            ours or self._is_maintainer(announcement),
             self.public_scheme,
         )
         if refusal:
@@ -171,6 +179,12 @@ class GraspWritePolicy:
         if self.purgatory.has_pending_events(announcement.identifier):
             self.sync.git_data_arrived(announcement.identifier)  # it may authorise waiting states
         return result
+
+    def _archive_only(self, announcements: Sequence[Announcement]) -> bool:
+        """S17.5: every announcement of the identifier is archived here (none lists us)."""
+        return bool(announcements) and all(
+            self.archive.archives(a, self.domain) for a in announcements
+        )
 
     def _is_maintainer(self, announcement: Announcement) -> bool:
         """Is the author in some other owner's recursive maintainer set for this identifier?"""
@@ -213,7 +227,8 @@ class GraspWritePolicy:
         # the held row and the announcements' new expiry: one transaction, before the OK
         self.purgatory.add_state(state, _source(synced), extend_owners=owners)
         logger.info("state %s of %s held in purgatory", event.id, state.identifier)
-        self._enqueue(state.identifier, synced)
+        # S17.5: no push can follow a state of an archive, so its sync need not wait for one
+        self._enqueue(state.identifier, synced or self._archive_only(ownership.announcements))
         return HELD_RESULT
 
     # -- 1618 / 1619 ------------------------------------------------------------------------

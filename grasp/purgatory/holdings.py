@@ -112,6 +112,11 @@ class Holdings:
         with self._lock:
             return [h.announcement for (_, d), h in self._announcements.items() if d == identifier]
 
+    def held_announcements(self) -> list[Announcement]:
+        """Every held announcement, in arrival order (peers sync what they authorise, S17.1)."""
+        with self._lock:
+            return [h.announcement for h in self._announcements.values()]
+
     def needed_oids(self, identifier: str) -> set[str]:
         """S2.3: union of what every held state and PR of ``identifier`` needs (present or not)."""
         needed: set[str] = set()

@@ -37,6 +37,7 @@ from grasp.relay.heartbeat import Heartbeat, node_id
 from grasp.relay.maintenance import PurgatorySweeper
 from grasp.relay.observe.metrics import SyncMetrics
 from grasp.relay.observe.status import HISTORY_SHOWN, StatusBoard
+from grasp.relay.peers.network import PeerNetwork, PeerSettings
 from grasp.relay.sync_sources.settings import SyncSourceSettings
 from grasp.relay.sync_sources.source import SyncSources
 from grasp.relay.transport.http import (
@@ -54,6 +55,7 @@ from grasp.relay.transport.server import (
     StartupError,
     build_app,
     listen,
+    negentropy_responders,
     open_store,
     prepare_data_dir,
     session_limits,
@@ -117,6 +119,8 @@ class GraspRelay:
     restored: list[str] = field(default_factory=list)
     #: Cluster mode (S19.2): LISTEN/NOTIFY fan-out to and from the other nodes.
     fanout: ClusterFanout | None = None
+    #: GRASP-02 peers (S17); also the write policy every event passes through.
+    peers: PeerNetwork | None = None
 
     @property
     def config(self) -> Config:
@@ -150,12 +154,16 @@ class GraspRelay:
         )
         warn_unfetchable_sources(self.config.sync_sources, fetch_settings(self.config)[0])
         self.sync_sources.start()
+        if self.peers is not None:
+            self.peers.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """SIGTERM/SIGINT: stop taking events (sync sources, then clients), stop the actors in
         reverse start order, write the last heartbeat, close the store. Purgatory is already
         in the database (S9.1); the last beat says downtime starts now."""
         self.sync_sources.stop(timeout)
+        if self.peers is not None:
+            self.peers.stop(timeout)
         self.relay.stop_serving(timeout)
         self.sweeper.stop()
         self.system.stop()
@@ -215,11 +223,13 @@ def open_grasp_relay(
             purgatory_counts=purgatory.counts,
             sync_sources=lambda: sync_sources.status(),
             sync_history=sync_history,
+            peers=lambda: peers.status(),
         )
 
         def on_release(event, identifier: str, held_for: float | None) -> None:
             metrics.event_released(event.kind)
             board.record_release(event.id, event.kind, identifier, held_for)
+            peers.released(event)  # S17.2: what waited for it as a parent is retried
 
         prs: ContributorRepositories | None = None  # GRASP-06, built once the actors run
 
@@ -254,7 +264,7 @@ def open_grasp_relay(
                 max_placeholder_bytes=bound.placeholder_max_bytes,
                 max_placeholders_per_repo=bound.placeholder_max_per_repo,
             )
-        write_policy = GraspWritePolicy(
+        grasp_policy = GraspWritePolicy(
             domain=bound.public_domain,
             index=index,
             store=store,
@@ -262,10 +272,13 @@ def open_grasp_relay(
             sync=system,
             notify=notify,
             curation=bound.curation,
+            archive=bound.archive_policy,
             prs=prs,
             public_scheme=bound.public_scheme,
             fetch_candidates=ctx.fetch_candidates,
         )
+        peers = _peer_network(bound, grasp_policy, store, policy)
+        write_policy = peers  # S17.1, S17.2: every accepted event passes the peer network
         sync_sources = SyncSources(
             bound.sync_sources, SyncSourceSettings.from_config(bound), write_policy
         )
@@ -275,10 +288,18 @@ def open_grasp_relay(
             hub=hub,
             limits=session_limits(bound),
             query_json=store.query_json,
+            negentropy=negentropy_responders(bound, store),
         )
         quota = PlaceholderLimits(bound.placeholder_max_bytes, bound.placeholder_max_per_repo)
         git = GitService(
-            index, store, purgatory, system, domain=bound.public_domain, limits=quota, pushes=pushes
+            index,
+            store,
+            purgatory,
+            system,
+            domain=bound.public_domain,
+            limits=quota,
+            pushes=pushes,
+            archive=bound.archive_policy,
         )
         mounts: dict[MountKey, WSGIApp] = {
             GIT_MOUNT: git.app(),
@@ -309,6 +330,7 @@ def open_grasp_relay(
             Heartbeat(store, node),
             restored,
             fanout,
+            peers,
         )
     except BaseException:
         for close in reversed(cleanup):
@@ -329,6 +351,26 @@ def _cluster_fanout(
     from grasp.store.fanout import ClusterFanout
 
     return ClusterFanout(config.database, node, store, hub.publish)
+
+
+def _peer_network(
+    config: Config, inner: GraspWritePolicy, store: EventStore, policy: FetchPolicy
+) -> PeerNetwork:
+    """S17.1: the peers of earlier runs, the bootstrap relays and those of stored announcements."""
+    listening = [config.host]
+    if config.host in ("0.0.0.0", "::", ""):
+        listening = ["127.0.0.1", "localhost", "[::1]"]
+    own = (config.public_domain, *(f"{host}:{config.port}" for host in listening))
+    settings = PeerSettings(
+        domains=own,
+        bootstrap=config.bootstrap_relays,
+        discover=config.discover_relays,
+        reconcile_interval=config.peer_reconcile_interval_secs,
+        excluded=config.sync_sources,
+    )
+    network = PeerNetwork(inner, store, settings, policy, SyncSourceSettings.from_config(config))
+    network.load()
+    return network
 
 
 def _prs_upkeep(prs: ContributorRepositories | None) -> Callable[[SweepResult], object] | None:

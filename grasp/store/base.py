@@ -23,6 +23,7 @@ from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
 from grasp.nostr.results import Prefix, Result
 from grasp.store.held import HeldChanges, HeldDelta, HeldSnapshot
+from grasp.store.peers import PeerRow
 
 #: NIP-01 ``limit`` is clamped to this many events per filter (S10.1).
 DEFAULT_LIMIT_CAP = 500
@@ -136,6 +137,12 @@ class EventStore(Protocol):
         frames without parsing and re-serialising each event."""
         ...
 
+    def records(self, flt: Filter, limit: int) -> list[tuple[int, str]]:
+        """NIP-77 (S17.3): ``(created_at, id)`` of at most ``limit`` stored events matching
+        ``flt`` (its own ``limit`` applies when smaller), newest first, without reading their
+        JSON. Held (purgatory) events are never included: they are not served."""
+        ...
+
     def get(self, event_id: str) -> Event | None:
         """The stored event with this id, or None."""
         ...
@@ -169,6 +176,16 @@ class EventStore(Protocol):
         one repository are serialised cluster-wide). PostgreSQL: a session advisory lock, so
         the Releasers of two nodes never align one repository at once; SQLite: nothing to
         take, the one Releaser of the one process is the only writer (S8.1)."""
+        ...
+
+    def save_peer(self, row: PeerRow) -> None:
+        """Insert or update one peer (S17.1, S17.4) by its URL; ``discovered_at`` is kept from
+        the first insert. Past :data:`grasp.store.peers.MAX_PEER_ROWS` rows a new peer is not
+        stored (the caller's own bound is lower), an existing one is still updated."""
+        ...
+
+    def load_peers(self) -> list[PeerRow]:
+        """Every stored peer, oldest discovery first (at most ``MAX_PEER_ROWS``)."""
         ...
 
     def close(self) -> None:

@@ -196,7 +196,25 @@ CREATE TABLE referenced (
 );
 """,
     ),
-    # 5 (peers) and 6 (clsync: leases, throttle ledger) are other branches' numbers.
+    Migration(
+        5,
+        "peers and their health (S17.1, S17.4)",
+        """
+-- grasp/store/peers.py: relays we sync with; shared by every node of a cluster
+CREATE TABLE peers (
+    url                text    COLLATE "C" PRIMARY KEY,
+    origin             text    NOT NULL,
+    discovered_at      double precision NOT NULL,
+    last_error         text,
+    failures           integer NOT NULL DEFAULT 0,
+    next_attempt_at    double precision,
+    naughty_until      double precision,
+    events_received    bigint  NOT NULL DEFAULT 0,
+    last_reconciled_at double precision
+);
+""",
+    ),
+    # 6 is the cluster-sync branch's (leases, throttle ledger).
     Migration(
         7,
         "purgatory's change log: a version and the keys each change touched (S19.2)",
@@ -301,8 +319,12 @@ def encode(text: str) -> bytes:
     return text.encode("utf-8")
 
 
-def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
+def filter_query(
+    flt: Filter, limit: int, columns: str = "e.id, e.created_at, e.json"
+) -> tuple[str, list[object]]:
     """SELECT of one filter: every key a WHERE term, newest first, lowest id on ties.
+
+    ``columns`` narrows what is read (NIP-77 reads ``e.created_at, e.id`` only, S17.3).
 
     Value lists are bound as one array each (``= ANY(%s)``), so every filter of one shape is
     one statement that psycopg prepares once per connection; the planner picks the index
@@ -331,7 +353,7 @@ def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
         )
         params.append(letter)
         params.append([encode(v) for v in sorted(flt.tags[letter])])
-    sql = "SELECT e.id, e.created_at, e.json FROM events e"
+    sql = f"SELECT {columns} FROM events e"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY e.created_at DESC, e.id LIMIT %s"

@@ -35,8 +35,24 @@ from grasp.nostr.filters import Filter
 from grasp.store import held as held_sql
 from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
 from grasp.store.held import HeldChanges, HeldDelta, HeldSnapshot
+from grasp.store.peers import (
+    LOAD_PEERS,
+    MAX_PEER_ROWS,
+    UPSERT_PEER,
+    PeerRow,
+    peer_params,
+    peer_row,
+)
 from grasp.store.pg_schema import EVENT_KEY_CLASS, encode, filter_query, migrate
-from grasp.store.rules import effective_limit, index_rows, newest_first, replacement_d, runnable
+from grasp.store.rules import (
+    RECORD_COLUMNS,
+    effective_limit,
+    index_rows,
+    newest_first,
+    record_limit,
+    replacement_d,
+    runnable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +239,22 @@ class PostgresEventStore:
                 logger.debug("save of %s lost a deadlock; attempt %d", event.id, attempt + 1)
         raise AssertionError("unreachable")
 
+    # --- peers (S17.1, S17.4, migration 5) ---------------------------------------------------
+
+    def save_peer(self, row: PeerRow) -> None:
+        with self._connection() as conn, conn.transaction():
+            conn.execute("LOCK TABLE peers IN SHARE ROW EXCLUSIVE MODE")  # the count is the bound
+            known = conn.execute("SELECT 1 FROM peers WHERE url = %s", (row.url,)).fetchone()
+            if not known:
+                (count,) = conn.execute("SELECT count(*) FROM peers").fetchone() or (0,)
+                if count >= MAX_PEER_ROWS:
+                    return
+            conn.execute(UPSERT_PEER.replace("?", "%s"), peer_params(row))
+
+    def load_peers(self) -> list[PeerRow]:
+        with self._connection() as conn:
+            return [peer_row(tuple(values)) for values in conn.execute(LOAD_PEERS).fetchall()]
+
     # --- the referenced-ids index (S15.1, migration 4) -----------------------------------------
 
     def add_references(self, referrer: str, targets: Iterable[str]) -> None:
@@ -350,6 +382,15 @@ class PostgresEventStore:
                 sql, params = filter_query(flt, effective_limit(flt, limit_cap))
                 rows.extend(cur.execute(sql, params).fetchall())
         return newest_first(rows)
+
+    def records(self, flt: Filter, limit: int) -> list[tuple[int, str]]:
+        """``(created_at, id)`` of the stored events matching ``flt`` (NIP-77, S17.3)."""
+        wanted = record_limit(flt, limit)
+        if wanted <= 0:
+            return []
+        sql, params = filter_query(flt, wanted, RECORD_COLUMNS)
+        with self._connection() as conn:
+            return [(int(at), str(event_id)) for at, event_id in conn.execute(sql, params)]
 
     def get(self, event_id: str) -> Event | None:
         with self._connection() as conn:

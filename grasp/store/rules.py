@@ -44,6 +44,18 @@ def effective_limit(flt: Filter, limit_cap: int) -> int:
     return min(flt.limit if flt.limit is not None else limit_cap, limit_cap)
 
 
+#: The columns a NIP-77 reconciliation reads (S17.3): no JSON text.
+RECORD_COLUMNS = "e.created_at, e.id"
+
+
+def record_limit(flt: Filter, limit: int) -> int:
+    """How many ``(created_at, id)`` records a NIP-77 query reads: the filter's ``limit``
+    when it has a smaller one, else ``limit``; 0 when the filter can match nothing."""
+    if flt.matches_nothing:
+        return 0
+    return min(flt.limit, limit) if flt.limit is not None else limit
+
+
 def runnable(flt: Filter, limit_cap: int) -> bool:
     """False when the filter can return nothing (limit 0, an empty id list, since > until)."""
     return effective_limit(flt, limit_cap) > 0 and not flt.matches_nothing

@@ -10,7 +10,9 @@ from grasp.nostr.filters import Filter
 
 #: 1: events, tags, deletions. 2: purgatory's tables (S9.1), created on the first start of a
 #: relay that knows them (``CREATE TABLE IF NOT EXISTS``: a version-1 file needs no other step).
-SCHEMA_VERSION = 2
+#: 3: ``peers`` (S17.1, S17.4, :mod:`grasp.store.peers`), created the same way on the first start
+#: of a relay that knows it (the upgrade from 2 is that ``CREATE TABLE IF NOT EXISTS``).
+SCHEMA_VERSION = 3
 
 # ``d`` is '' for replaceable kinds and the first d value for addressable ones, NULL otherwise,
 # so (kind, pubkey, d) is the replacement key of both classes (S11.2).
@@ -88,6 +90,18 @@ CREATE TABLE IF NOT EXISTS referenced (
     target    TEXT    NOT NULL UNIQUE,
     referrer  TEXT    NOT NULL
 );
+-- S17.1, S17.4 (grasp/store/peers.py): relays we sync with and their health
+CREATE TABLE IF NOT EXISTS peers (
+    url                TEXT PRIMARY KEY,
+    origin             TEXT    NOT NULL,
+    discovered_at      REAL    NOT NULL,
+    last_error         TEXT,
+    failures           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at    REAL,
+    naughty_until      REAL,
+    events_received    INTEGER NOT NULL DEFAULT 0,
+    last_reconciled_at REAL
+) WITHOUT ROWID;
 """
 
 
@@ -124,8 +138,13 @@ _PLAN = {
 }
 
 
-def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
+def filter_query(
+    flt: Filter, limit: int, columns: str = "e.id, e.created_at, e.json"
+) -> tuple[str, list[object]]:
     """SELECT of one filter: every key a WHERE term, newest first, lowest id on ties.
+
+    ``columns`` narrows what is read: NIP-77 needs only ``e.created_at, e.id`` (S17.3), and
+    leaving the JSON out keeps a reconciliation over 100,000 events from reading every text.
 
     Tag constraints are ``seq IN (subquery on tags_lookup)`` so a tag-driven query reads the
     tag index first and then only the matching event rows.
@@ -156,7 +175,7 @@ def filter_query(flt: Filter, limit: int) -> tuple[str, list[object]]:
         )
         params.append(letter)
         params.extend(tag_values)
-    sql = f"SELECT e.id, e.created_at, e.json FROM events e{indexed_by}"
+    sql = f"SELECT {columns} FROM events e{indexed_by}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY e.created_at DESC, e.id ASC LIMIT ?"

@@ -31,11 +31,21 @@ from grasp.nostr.filters import Filter
 from grasp.store import held as held_sql
 from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
 from grasp.store.held import HeldChanges, HeldDelta, HeldSnapshot
+from grasp.store.peers import (
+    LOAD_PEERS,
+    MAX_PEER_ROWS,
+    UPSERT_PEER,
+    PeerRow,
+    peer_params,
+    peer_row,
+)
 from grasp.store.rules import (
+    RECORD_COLUMNS,
     effective_limit,
     held_version_wins,
     index_rows,
     newest_first,
+    record_limit,
     replacement_d,
     runnable,
 )
@@ -278,6 +288,21 @@ class SqliteEventStore:
             ).fetchone()
         return row[0] if row else None
 
+    # --- peers (S17.1, S17.4, schema version 3) --------------------------------------------------
+
+    def save_peer(self, row: PeerRow) -> None:
+        with self._write() as db:
+            known = db.execute("SELECT 1 FROM peers WHERE url = ?", (row.url,)).fetchone()
+            if not known and db.execute("SELECT count(*) FROM peers").fetchone()[0] >= (
+                MAX_PEER_ROWS
+            ):
+                return
+            db.execute(UPSERT_PEER, peer_params(row))
+
+    def load_peers(self) -> list[PeerRow]:
+        with self._lock:
+            return [peer_row(values) for values in self._db.execute(LOAD_PEERS).fetchall()]
+
     # --- reads --------------------------------------------------------------------------------
 
     def query(self, filters: Sequence[Filter], limit_cap: int = DEFAULT_LIMIT_CAP) -> list[Event]:
@@ -301,6 +326,17 @@ class SqliteEventStore:
                     sql, params = filter_query(flt, effective_limit(flt, limit_cap))
                     rows.extend(self._db.execute(sql, params))
         return newest_first(rows)
+
+    def records(self, flt: Filter, limit: int) -> list[tuple[int, str]]:
+        """``(created_at, id)`` of the stored events matching ``flt`` (NIP-77, S17.3)."""
+        wanted = record_limit(flt, limit)
+        if wanted <= 0:
+            return []
+        sql, params = filter_query(flt, wanted, RECORD_COLUMNS)
+        with self._lock:
+            return [
+                (created_at, event_id) for created_at, event_id in self._db.execute(sql, params)
+            ]
 
     def get(self, event_id: str) -> Event | None:
         with self._lock:

@@ -2,6 +2,7 @@
 """What NIP-77 saves over a REQ history copy when two relays already share almost everything.
 
     .venv/bin/python scripts/bench/negentropy.py [--events 10000] [--missing 5] [--repeat 5]
+        [--no-relay]
 
 Two sides each hold ``--events`` signed NIP-34 events (issues, patches, comments, states; about
 600 B of JSON each) and differ in ``2 × --missing``: ``--missing`` only on the client, as many
@@ -23,7 +24,11 @@ What each figure counts (bytes are UTF-8 bytes of compact JSON frames, as sent o
   item storage included, the store query excluded (the items are handed over as a list); the
   median of ``--repeat`` runs.
 
-A last table shows the responder's cost at the relay's record cap (100,000 records): the
+The last table measures the same against the **real relay** (a ``grasp-relay`` process over a
+websocket, ``scripts/bench/negentropy_relay.py``): NIP-77 then REQ by ids and EVENT uploads,
+against REQ paging by ``until`` through the relay's 500-event ``limit`` cap, in the same run.
+
+Before it, a table shows the responder's cost at the relay's record cap (100,000 records): the
 CPU a single NEG-OPEN costs the relay, which the lead wiring must keep off the gevent hub if it
 is too long.
 """
@@ -151,6 +156,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--missing", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--no-relay", action="store_true", help="skip the table against the real relay"
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -205,7 +213,21 @@ def main() -> int:
         f"CPU per reconciliation (median of {args.repeat})", ("", "client ms", "relay ms"), cpu_rows
     )
     responder_at_cap()
+    if not args.no_relay:
+        against_the_relay(args.events, args.missing)
     return 0
+
+
+def against_the_relay(events: int, missing: int) -> None:
+    """S17.3 on the wire: the real relay process, NIP-77 against REQ paging, in this run."""
+    from scripts.bench.negentropy_relay import measure
+
+    table(
+        f"Real relay: bytes to reconcile {events:,} events differing in {2 * missing} "
+        f"({missing} missing on each side)",
+        ("method", "bytes", "messages waited for", "seconds", "REQ/this"),
+        measure(events, missing),
+    )
 
 
 def responder_at_cap(records: int = 100_000) -> None:

@@ -129,9 +129,9 @@ def test_grasp01_l26_serves_a_nip11_document(grasp: Grasp):
 def test_grasp01_l28_supported_grasps_is_a_string_array(grasp: Grasp, curated: Grasp):
     """L28 MUST: every supported GRASP as ``GRASP-XX`` strings (GRASP-06 only when on)."""
     info = grasp.nip11()
-    assert info["supported_grasps"] == ["GRASP-01", "GRASP-06"]
+    assert info["supported_grasps"] == ["GRASP-01", "GRASP-02", "GRASP-06"]
     assert all(isinstance(g, str) and len(g) == 8 for g in info["supported_grasps"])
-    assert curated.nip11()["supported_grasps"] == ["GRASP-01"]
+    assert curated.nip11()["supported_grasps"] == ["GRASP-01", "GRASP-02"]
 
 
 def test_grasp01_l29_repo_acceptance_criteria_is_a_human_readable_string(grasp, curated):

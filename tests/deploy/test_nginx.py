@@ -153,7 +153,7 @@ def test_nip11_on_root_is_chosen_by_the_accept_header_through_nginx(deployment):
     status, headers, body = deployment.get("/", Accept="application/nostr+json")
     assert status == 200 and headers["Content-Type"] == "application/nostr+json"
     info = json.loads(body)
-    assert info["supported_nips"] == [1, 11, 34] and "GRASP-01" in info["supported_grasps"]
+    assert info["supported_nips"] == [1, 11, 34, 77] and "GRASP-01" in info["supported_grasps"]
     assert headers["Access-Control-Allow-Origin"] == "*"
     status, headers, body = deployment.get("/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")

@@ -95,7 +95,7 @@ def test_systemd_analyze_accepts_the_unit(tmp_path):
 def test_the_units_command_serves_then_usr1_dumps_and_sigterm_stops_with_0(tmp_path):
     with unit_process(tmp_path) as relay:
         info = relay.nip11()
-        assert info["supported_nips"] == [1, 11, 34]
+        assert info["supported_nips"] == [1, 11, 34, 77]
         assert (tmp_path / "data" / "events.sqlite3").is_file()
         assert f"domain relay.example.com, data {tmp_path / 'data'}" in relay.log
         relay.send_signal(signal.SIGUSR1)

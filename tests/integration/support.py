@@ -52,12 +52,18 @@ from tests.support.nip34 import Key
 from tests.support.relay import RelayClient, RelayProcess
 from tests.support.wait import wait_for
 
-#: Options of every relay of this tier: synced events wait 100 ms instead of 500 (S4.2), the
+#: Options of every relay of this tier: no peer discovery (S17.1, see below), synced events
+#: wait 100 ms instead of 500 (S4.2), the
 #: safety-net tick runs every 200 ms (S4.4), and DEBUG logs the access lines the request counts
 #: come from. ``--allow-private-fetch`` is added unless a test says otherwise (every remote here
 #: is on loopback, S3.4). The user delay (S4.2) stays 180 s unless a test shortens it, so on a
 #: source relay only a push releases what a user published.
 FAST_SYNC = (
+    # These tests are about purgatory sync's mechanics (S4-S8) between relays that all list
+    # each other: with GRASP-02 discovery (S17.1) every relay would also copy the others'
+    # events, and which fetch released what would depend on that race. Peers have their own
+    # tests (tests/relay/test_peers_*.py).
+    "--no-discover-relays",
     "--sync-immediate-delay-ms",
     "100",
     "--sync-loop-interval-ms",

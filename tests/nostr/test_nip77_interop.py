@@ -3,28 +3,26 @@
 (a) Our initiator against nostr-sdk's ``LocalRelay`` (a real relay, in-process, answering
     NEG-OPEN with rust-negentropy) over a real websocket; and our responder's replies compared
     byte for byte with that relay's replies to the same messages.
-(b) nostr-sdk's ``Client.sync`` (rust-negentropy as initiator, LMDB as its local store) against
-    our responder, served by the test-only relay of ``tests/support/nip77_relay.py``.
+(b) nostr-sdk's ``Client.sync`` against our responder runs against the real relay process, in
+    ``tests/relay/test_nip77_process.py`` (the test-only mini relay it used before is gone: the
+    relay itself now answers NIP-77, S17.3, which is the stronger test).
 
 Events are signed with the project's ``grasp.nostr.event`` and are accepted by both sides.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import random
 from collections.abc import Iterator
 
-import nostr_sdk
 import pytest
 import websocket
 
 from grasp.nostr.event import Event, generate_secret_key, sign_event
 from grasp.nostr.filters import Filter
 from grasp.nostr.nip77 import NegentropyInitiator, NegentropyResponder, ReconcileResult
-from tests.support.nip77_relay import MiniNip77Relay
 from tests.support.sdk_thread import SdkThread, local_relay
 
 #: rust-nostr's relay answers with replies of at most this many bytes (seen on the wire).
@@ -186,104 +184,3 @@ def test_s17_3_our_responder_replies_byte_for_byte_like_rust_nostr(
     assert frame.need_ids == ids(relay_events) - ids(client_events)
     assert frame.have_ids == ids(client_events) - ids(relay_events)
     assert compared >= 1
-
-
-# --- (b) nostr-sdk's Client.sync against our responder ----------------------------------------
-
-
-def sdk_sync(
-    sdk: SdkThread,
-    url: str,
-    local: list[Event],
-    db_path: str,
-    flt: nostr_sdk.Filter,
-    direction: nostr_sdk.SyncDirection,
-    dry_run: bool = False,
-):
-    async def run() -> nostr_sdk.ClientSyncSummaryOutput:
-        database = await nostr_sdk.NostrLmdb.open(db_path)
-        client = nostr_sdk.ClientBuilder().database(database).build()
-        for start in range(0, len(local), 500):  # one save at a time costs ~12 ms each
-            await asyncio.gather(
-                *(
-                    database.save_event(nostr_sdk.Event.from_json(event.to_json_text()))
-                    for event in local[start : start + 500]
-                )
-            )
-        await client.add_relay(nostr_sdk.RelayUrl.parse(url))
-        await client.connect()
-        opts = nostr_sdk.SyncOptions().direction(direction)
-        if dry_run:
-            opts = opts.dry_run()
-        try:
-            return await client.sync(flt, opts=opts)
-        finally:
-            await client.disconnect()
-
-    return sdk.run(run)
-
-
-def hexes(event_ids) -> set[str]:
-    return {event_id.to_hex() for event_id in event_ids}
-
-
-def test_s17_3_nostr_sdk_client_sync_against_our_responder(sdk, tmp_path):
-    shared = make_events(600, seed=7)
-    on_relay, on_client = make_events(45, seed=8), make_events(35, seed=9)
-    with MiniNip77Relay(shared + on_relay) as relay:
-        out = sdk_sync(
-            sdk,
-            relay.url,
-            shared + on_client,
-            str(tmp_path / "lmdb"),
-            nostr_sdk.Filter(),
-            nostr_sdk.SyncDirection.BOTH,
-        )
-        assert out.failed == {} and len(out.success) == 1
-        report = out.report
-        assert hexes(report.remote) == ids(on_relay)  # what nostr-sdk lacked ...
-        assert hexes(report.received) == ids(on_relay)  # ... and then fetched with REQ
-        assert hexes(report.local) == ids(on_client)  # the ids we lacked ...
-        assert hexes(report.sent) == ids(on_client)  # ... and it uploaded with EVENT
-        assert relay.verbs["NEG-OPEN"] == 1
-        assert set(relay.events) == ids(shared + on_relay + on_client)
-
-
-@pytest.mark.slow
-def test_s17_3_nostr_sdk_sync_over_many_rounds_with_our_frame_limit(sdk, tmp_path):
-    shared = make_events(3000, seed=10)
-    on_relay, on_client = make_events(200, seed=11), make_events(200, seed=12)
-    with MiniNip77Relay(shared + on_relay, frame_size_limit=4096) as relay:
-        out = sdk_sync(
-            sdk,
-            relay.url,
-            shared + on_client,
-            str(tmp_path / "lmdb"),
-            nostr_sdk.Filter().kinds(
-                [nostr_sdk.Kind(1621), nostr_sdk.Kind(1111), nostr_sdk.Kind(1)]
-            ),
-            nostr_sdk.SyncDirection.DOWN,
-            dry_run=True,
-        )
-        assert out.failed == {}
-        assert hexes(out.report.remote) == ids(on_relay)
-        assert hexes(out.report.local) == ids(on_client)
-        assert not out.report.received and not out.report.sent
-        assert relay.verbs["NEG-MSG"] >= 2
-        assert len(relay.events) == len(shared + on_relay)  # dry run: nothing uploaded
-
-
-def test_s17_3_nostr_sdk_sees_our_neg_err_for_too_many_events(sdk, tmp_path):
-    with MiniNip77Relay(make_events(50, seed=13), max_records=10) as relay:
-        out = sdk_sync(
-            sdk,
-            relay.url,
-            [],
-            str(tmp_path / "lmdb"),
-            nostr_sdk.Filter(),
-            nostr_sdk.SyncDirection.DOWN,
-        )
-        assert relay.verbs["NEG-OPEN"] == 1
-        assert len(out.success) == 0
-        (reason,) = out.failed.values()
-        assert "too many events" in reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,31 @@ S12_TABLE = {
         20,
     ),
     "database": ("--database", "GRASP_DATABASE", None),  # S19.1
+    # NIP-77 served and GRASP-05 archive (S17.3, S17.5; issue 15)
+    "negentropy_max_sessions": (
+        "--negentropy-max-sessions",
+        "GRASP_NEGENTROPY_MAX_SESSIONS",
+        8,
+    ),
+    "negentropy_max_records": (
+        "--negentropy-max-records",
+        "GRASP_NEGENTROPY_MAX_RECORDS",
+        100_000,
+    ),
+    "negentropy_frame_size_limit": (
+        "--negentropy-frame-size-limit",
+        "GRASP_NEGENTROPY_FRAME_SIZE_LIMIT",
+        60_000,
+    ),
+    "archive": ("--archive", "GRASP_ARCHIVE", ()),
+    "archive_all": ("--archive-all", "GRASP_ARCHIVE_ALL", False),
+    "bootstrap_relays": ("--bootstrap-relay", "GRASP_BOOTSTRAP_RELAYS", ()),  # S17.1
+    "discover_relays": ("--discover-relays", "GRASP_DISCOVER_RELAYS", True),
+    "peer_reconcile_interval_secs": (
+        "--peer-reconcile-interval",
+        "GRASP_PEER_RECONCILE_INTERVAL",
+        86400.0,
+    ),
 }
 
 
@@ -227,7 +253,8 @@ def test_docs_configuration_lists_every_option_with_its_env_and_default():
     text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.rst").read_text()
     rows = text.split("   * - ")
     for option in OPTIONS:
-        [row] = [r for r in rows if r.startswith(f"``{option.flag}")]
+        # the flag as a whole word: ``--archive`` must not also find ``--archive-all``
+        [row] = [r for r in rows if re.match(rf"``{re.escape(option.flag)}[` ]", r)]
         assert f"``{option.env}``" in row and f"- {default_text(option)}\n" in row, option.flag
 
 

@@ -216,8 +216,8 @@ def test_s10_1_oversize_message_notice_and_close_1009(relay, connect):
 
 def test_s10_2_nip11_and_cors_over_real_http(relay):
     info = relay.nip11()
-    assert info["supported_nips"] == [1, 11, 34]
-    assert info["supported_grasps"] == ["GRASP-01", "GRASP-06"]
+    assert info["supported_nips"] == [1, 11, 34, 77]
+    assert info["supported_grasps"] == ["GRASP-01", "GRASP-02", "GRASP-06"]
     assert info["limitation"]["max_message_length"] == 65536
     assert f"127.0.0.1:{relay.port}" in info["description"]
 

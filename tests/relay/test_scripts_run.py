@@ -86,7 +86,7 @@ def test_scripts_run_brings_the_relay_up_on_a_fresh_checkout(tmp_path):
             timeout=30,
         )
         assert curl.returncode == 0, curl.stderr
-        assert json.loads(curl.stdout)["supported_nips"] == [1, 11, 34]
+        assert json.loads(curl.stdout)["supported_nips"] == [1, 11, 34, 77]
         assert (checkout / ".venv" / "bin" / "grasp-relay").exists()
         assert (checkout / "grasp-data" / "events.sqlite3").is_file()
     assert relay.returncode == 0

@@ -538,7 +538,31 @@ class HeldContract:
         assert store.count() == 6
 
 
+class RecordContract:
+    """NIP-77's read (S17.3): ``(created_at, id)`` of what a REQ would serve, never held rows."""
+
+    def test_s17_3_records_match_the_filter_newest_first(self, store):
+        corpus = c.six_events()
+        for event in corpus.values():
+            store.save(event)
+        for flt in (Filter(), Filter(tags={"t": ["x"]}), Filter(authors=[public_key(c.BOB)])):
+            expected = [(e.created_at, e.id) for e in store.query([flt], limit_cap=1000)]
+            assert store.records(flt, 1000) == expected
+        assert len(store.records(Filter(), 2)) == 2  # the caller's bound
+        assert len(store.records(Filter(limit=1), 1000)) == 1  # the filter's own limit
+        assert store.records(Filter(ids=[]), 1000) == []
+
+    def test_s17_3_records_never_include_held_events(self, store):
+        stored = sign_event(c.ALICE, 30617, [["d", "repo"]], "", created_at=10)
+        held = sign_event(c.ALICE, 30618, [["d", "repo"]], "", created_at=11)
+        store.save(stored)
+        store.write_held(HeldChanges(hold=(_held_row(held),)))
+        assert store.records(Filter(), 100) == [(10, stored.id)]
+        assert store.records(Filter(ids=[held.id]), 100) == []
+
+
 class EventStoreContract(
+    RecordContract,
     QueryContract,
     RuleContract,
     ConcurrencyContract,

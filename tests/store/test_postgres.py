@@ -24,6 +24,7 @@ from grasp.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
 from grasp.store.postgres import PostgresEventStore
 from tests.store.contract import EventStoreContract
 from tests.store.corpus import fake_event
+from tests.store.peers_contract import PeerStoreContract
 from tests.support.postgres import PostgresServer, free_port
 from tests.support.wait import wait_for
 
@@ -38,7 +39,7 @@ def schema_template(postgres_server: PostgresServer) -> str:
     return name
 
 
-class TestPostgresContract(EventStoreContract):
+class TestPostgresContract(EventStoreContract, PeerStoreContract):
     """The whole contract on PostgreSQL, one database per store, a pool of 10 connections."""
 
     @pytest.fixture()

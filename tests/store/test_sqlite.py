@@ -11,14 +11,16 @@ from gevent.pool import Pool
 
 from grasp.nostr.event import sign_event
 from grasp.nostr.filters import Filter
+from grasp.store.peers import PeerRow
 from grasp.store.sqlite import DEFAULT_FILENAME, SaveOutcome, SqliteEventStore, StoreError
 from tests.store.contract import EventStoreContract
 from tests.store.corpus import fake_event as _fake_event
+from tests.store.peers_contract import PeerStoreContract
 
 EventStore = SqliteEventStore
 
 
-class TestSqliteContract(EventStoreContract):
+class TestSqliteContract(EventStoreContract, PeerStoreContract):
     """The whole contract on a fresh SQLite file per store."""
 
     @pytest.fixture()
@@ -79,6 +81,24 @@ def test_newer_schema_is_refused(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="schema version 99"):
         EventStore(path)
+
+
+def test_s17_1_a_version_2_file_is_upgraded_to_3_with_its_events_kept(tmp_path):
+    """Schema 3 adds ``peers``; a file of version 2 (no such table) gains it on open."""
+    path = tmp_path / DEFAULT_FILENAME
+    event = sign_event("01" * 32, 1, [["t", "x"]], "kept")
+    with EventStore(path) as store:
+        store.save(event)
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE peers")
+    db.execute("PRAGMA user_version = 2")
+    db.close()
+    with EventStore(path) as store:
+        assert store.query([Filter(tags={"t": ["x"]})]) == [event]
+        assert store.load_peers() == []
+        store.save_peer(PeerRow("wss://a.example", "bootstrap", 1.0))
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == 3
 
 
 def test_non_sqlite_file_is_a_clear_error(tmp_path):

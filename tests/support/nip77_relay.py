@@ -35,11 +35,19 @@ class MiniNip77Relay:
         *,
         frame_size_limit: int = DEFAULT_FRAME_SIZE_LIMIT,
         max_records: int = 100_000,
+        nip77: bool = True,
     ) -> None:
+        """``nip77=False`` answers NEG-* like a relay without NIP-77 (a NOTICE)."""
         self.events: dict[str, Event] = {event.id: event for event in events}
         self.frame_size_limit = frame_size_limit
         self.max_records = max_records
         self.verbs: collections.Counter[str] = collections.Counter()
+        #: Event ids asked for by ``ids`` filters (how much a reconciliation made us send).
+        self.requested_ids = 0
+        self.nip77 = nip77
+        #: UTF-8 bytes of text frames received and sent (what a sync costs on the wire).
+        self.bytes_in = 0
+        self.bytes_out = 0
         self._server = TextSocketServer(self._session)
 
     @property
@@ -58,8 +66,16 @@ class MiniNip77Relay:
         return [(e.created_at, e.id) for e in self.events.values() if flt.matches(e)]
 
     def matching(self, filters: list[Filter]) -> list[Event]:
-        found = [e for e in self.events.values() if any(f.matches(e) for f in filters)]
-        return sorted(found, key=lambda e: (-e.created_at, e.id))
+        """NIP-01: the union of each filter's newest ``limit`` (``limit: 0`` gives nothing)."""
+        found: dict[str, Event] = {}
+        for flt in filters:
+            hits = sorted(
+                (e for e in self.events.values() if flt.matches(e)),
+                key=lambda e: (-e.created_at, e.id),
+            )
+            for event in hits if flt.limit is None else hits[: flt.limit]:
+                found[event.id] = event
+        return sorted(found.values(), key=lambda e: (-e.created_at, e.id))
 
     def _session(self, send: Send) -> _Session:
         return _Session(self, send)
@@ -76,6 +92,7 @@ class _Session:
         )
 
     def on_text(self, text: str) -> None:
+        self._relay.bytes_in += len(text.encode())
         try:
             frame = json.loads(text)
             verb = frame[0]
@@ -83,7 +100,7 @@ class _Session:
             self._reply(["NOTICE", "invalid: not a JSON array"])
             return
         self._relay.verbs[str(verb)] += 1
-        if isinstance(verb, str) and verb.startswith("NEG-"):
+        if isinstance(verb, str) and verb.startswith("NEG-") and self._relay.nip77:
             reply = self._responder.handle(frame)
             if reply is not None:
                 self._reply(reply)
@@ -113,9 +130,12 @@ class _Session:
         except InvalidFilter as exc:
             self._reply(["CLOSED", sub_id, exc.message])
             return
+        self._relay.requested_ids += sum(len(f.ids) for f in filters if f.ids is not None)
         for event in self._relay.matching(filters):
             self._reply(["EVENT", sub_id, event.to_json()])
         self._reply(["EOSE", sub_id])
 
     def _reply(self, frame: list[Any]) -> None:
-        self._send(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+        self._relay.bytes_out += len(text.encode())
+        self._send(text)

@@ -18,6 +18,7 @@ from .values import (
     boolean,
     byte_size,
     database,
+    frame_size_limit,
     host,
     int_at_least,
     log_level,
@@ -187,5 +188,38 @@ OPTIONS: tuple[Option, ...] = (
            "event database: postgresql://user:password@host:port/dbname (nodes sharing it, "
            "--data-dir and --domain form a cluster) or a SQLite file (S19.1)", metavar="URL",
            default_text="<data-dir>/events.sqlite3"),
+    # -- issue 15 parts 3 and 5: NIP-77 served (S17.3), GRASP-05 archive (S17.5) --
+    Option("negentropy_max_sessions", "--negentropy-max-sessions",
+           "GRASP_NEGENTROPY_MAX_SESSIONS", int_at_least(0),
+           "open NIP-77 reconciliations per connection, more are NEG-ERR blocked:; 0 turns "
+           "NIP-77 off (S17.3)", metavar="N"),
+    Option("negentropy_max_records", "--negentropy-max-records",
+           "GRASP_NEGENTROPY_MAX_RECORDS", int_at_least(1),
+           "stored events one NEG-OPEN filter may match; past it NEG-ERR blocked: (S17.3)",
+           metavar="N"),
+    Option("negentropy_frame_size_limit", "--negentropy-frame-size-limit",
+           "GRASP_NEGENTROPY_FRAME_SIZE_LIMIT", frame_size_limit,
+           "bytes of negentropy message per NEG-MSG reply (hex doubles it); 0 = none, else at "
+           "least 4096 (S17.3)", metavar="BYTES"),
+    Option("archive", "--archive", "GRASP_ARCHIVE", repo_rule,
+           "archive these repositories read-only (GRASP-05): npub, npub/identifier or "
+           "identifier, accepted without listing this relay (repeatable; env: comma-separated) "
+           "(S17.5)", kind="append", metavar="RULE", default_text="none", env_parse=repo_rules),
+    Option("archive_all", "--archive-all", "GRASP_ARCHIVE_ALL", boolean,
+           "archive every announced repository read-only (GRASP-05) (S17.5)", kind="switch",
+           default_text="off"),
+    # -- issue 15: peers (GRASP-02 proactive sync, S17.1, S17.2, S17.4) --
+    Option("bootstrap_relays", "--bootstrap-relay", "GRASP_BOOTSTRAP_RELAYS", relay_url,
+           "peer relay to sync NIP-34 events with even before any announcement names it "
+           "(repeatable; env: comma-separated list) (S17.1)", kind="append", metavar="WS_URL",
+           default_text="none", env_parse=relay_urls),
+    Option("discover_relays", "--discover-relays", "GRASP_DISCOVER_RELAYS", boolean,
+           "make every relay in the relays tag of an accepted announcement a peer; "
+           "--no-discover-relays keeps only --bootstrap-relay and --sync-source (S17.1)",
+           kind="switch", default_text="on"),
+    Option("peer_reconcile_interval_secs", "--peer-reconcile-interval",
+           "GRASP_PEER_RECONCILE_INTERVAL", positive_seconds,
+           "period of a full history reconciliation with each connected peer (S17.2)",
+           metavar="SECS", default_text="86400"),
 )
 # fmt: on

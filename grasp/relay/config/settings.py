@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.config import SyncConfig
+from grasp.admission.archive import Archive
 from grasp.admission.curation import Curation
 from grasp.git import FetchLimits
+from grasp.nostr.nip77 import DEFAULT_FRAME_SIZE_LIMIT, DEFAULT_MAX_RECORDS, DEFAULT_MAX_SESSIONS
 from grasp.purgatory.store import DEFAULT_EXPIRY_SECS
 from grasp.relay.git_service.placeholder_quota import PlaceholderLimits
 from grasp.relay.maintenance import SWEEP_INTERVAL_SECS
@@ -91,6 +93,17 @@ class Config:
     maintenance_interval_secs: float = SWEEP_INTERVAL_SECS
     placeholder_max_bytes: int = _PLACEHOLDERS.max_bytes
     placeholder_max_per_repo: int = _PLACEHOLDERS.max_per_repo
+    # NIP-77 served on the websocket (S17.3); 0 sessions turns it off
+    negentropy_max_sessions: int = DEFAULT_MAX_SESSIONS
+    negentropy_max_records: int = DEFAULT_MAX_RECORDS
+    negentropy_frame_size_limit: int = DEFAULT_FRAME_SIZE_LIMIT
+    # GRASP-05 archive (S17.5): repository rules, or everything
+    archive: tuple[str, ...] = ()
+    archive_all: bool = False
+    # peers (S17.1, S17.2): bootstrap relays, discovery from announcements, reconciliation
+    bootstrap_relays: tuple[str, ...] = ()
+    discover_relays: bool = True
+    peer_reconcile_interval_secs: float = 86400.0
     #: S19.1: ``postgresql://…`` (a cluster) or a SQLite file; None: ``<data-dir>/events.sqlite3``.
     database: str | None = None
 
@@ -125,8 +138,14 @@ class Config:
 
     @property
     def sync_enabled(self) -> bool:
-        """Whether other relays are configured as sync sources (GRASP-02)."""
-        return bool(self.sync_sources)
+        """Whether this relay syncs events from other relays (GRASP-02, S17.1): by discovery
+        from announcements, bootstrap relays or sync sources."""
+        return bool(self.discover_relays or self.bootstrap_relays or self.sync_sources)
+
+    @property
+    def archive_policy(self) -> Archive:
+        """The GRASP-05 archive rules (S17.5); the options were validated when parsed."""
+        return Archive.from_texts(self.archive, everything=self.archive_all)
 
     def with_bound_port(self, port: int) -> Config:
         """The config as seen after binding: ``--port 0`` replaced by the real port.

@@ -227,3 +227,17 @@ def _without_password(url: str) -> str:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
     return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()
+
+
+def frame_size_limit(text: str) -> int:
+    """A NIP-77 frame size limit in bytes: 0 (none) or at least 4096, as negentropy requires."""
+    from grasp.nostr.negentropy import check_frame_size_limit
+
+    value = integer(text, 0)
+    try:
+        check_frame_size_limit(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value} must be 0 (no limit) or at least 4096 bytes"
+        ) from None
+    return value

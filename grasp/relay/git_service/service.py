@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+from grasp.admission.archive import Archive
 from grasp.admission.rules import clone_url_of_ours, relay_url_of_ours
 from grasp.admission.write_policy import SyncPort
 from grasp.git import PushesInFlight, list_refs
@@ -111,8 +112,11 @@ class GitService:
         domain: str | None = None,
         limits: PlaceholderLimits | None = None,
         pushes: PushesInFlight | None = None,
+        archive: Archive | None = None,
     ) -> None:
         self.index = index
+        #: GRASP-05 (S17.5): archived repositories are served but refuse every push.
+        self.archive = archive or Archive()
         self.store = store
         self.purgatory = purgatory
         self.sync = sync
@@ -206,6 +210,10 @@ class GitService:
         repo = self.locate(_repo_path(environ))
         if repo is None:
             return "repository not found"
+        archived = self.read_only(repo)
+        if archived:
+            logger.info("refused push to archived %s", repo.path)
+            return archived
         try:
             push = read_push_commands(body)
         except MalformedPush as exc:
@@ -220,6 +228,20 @@ class GitService:
         decision.token = self.pushes.begin(repo.path, decision.new_placeholders)
         environ[_ENV_KEY] = decision
         return None
+
+    def read_only(self, repo: _Repo) -> str | None:
+        """S17.5: the refusal of a push to an archived repository, None for any other.
+
+        Derived from the configuration and the owner's announcement (store or purgatory)
+        each time, so it holds after a restart and ends when the announcement lists us.
+        """
+        if not self.archive.active or self.domain is None:
+            return None
+        mine = [a for a in self.index.announcements(repo.identifier) if a.owner == repo.owner]
+        announcement = announcement_lookup(mine)(repo.owner, repo.identifier)
+        if announcement is None or not self.archive.archives(announcement, self.domain):
+            return None
+        return self.archive.push_refusal(announcement)
 
     def authorise(self, repo: _Repo, push: PushRequest, pack_bytes: int = 0) -> _Push | str:
         """The push's fate: a refusal text, or what to do once it has landed."""

@@ -64,6 +64,7 @@ class StatusBoard:
         purgatory_counts: Callable[[], Mapping[str, int]] | None = None,
         sync_sources: Callable[[], Iterable[Any]] | None = None,
         sync_history: HistorySource | None = None,
+        peers: Callable[[], Iterable[Any]] | None = None,
         max_releases: int = 50,
         clock: Callable[[], float] = time.time,
         json_url: str = STATUS_JSON_MOUNT,
@@ -74,6 +75,7 @@ class StatusBoard:
         self._purgatory_counts = purgatory_counts
         self._sync_sources = sync_sources
         self._sync_history = sync_history
+        self._peers = peers
         self._releases: deque[dict[str, Any]] = deque(maxlen=max_releases)
         self._lock = threading.Lock()
         self._clock = clock
@@ -118,6 +120,7 @@ class StatusBoard:
             "purgatory": self._section("purgatory", self._purgatory_part),
             "releases": releases,
             "sync_sources": self._section("sync_sources", self._sources_part),
+            "peers": self._section("peers", self._peers_part),
         }
 
     def _section(self, name: str, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -181,6 +184,11 @@ class StatusBoard:
     def _sources_part(self) -> dict[str, Any]:
         connections = list(self._sync_sources()) if self._sync_sources else []
         return {"connections": [_plain_record(c) for c in connections]}
+
+    def _peers_part(self) -> dict[str, Any]:
+        """S17.4: every peer's state, last error, events received, last reconciliation."""
+        peers = list(self._peers()) if self._peers else []
+        return {"peers": [_plain_record(p) for p in peers]}
 
     # -- serving -------------------------------------------------------------------------------
 
@@ -295,6 +303,7 @@ _EMPTY: dict[str, dict[str, Any]] = {
     "history": {"identifiers": [], "total": None},
     "purgatory": {"counts": {}, "total": None},
     "sync_sources": {"connections": []},
+    "peers": {"peers": []},
 }
 
 

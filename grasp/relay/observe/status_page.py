@@ -52,6 +52,19 @@ SECTIONS = (
     ("history", "Sync history: why is it still held?"),
     ("releases", "Recent releases"),
     ("sources", "Sync sources"),
+    ("peers", "Peers (GRASP-02)"),
+)
+PEER_KEYS = (
+    "url",
+    "state",
+    "last_error",
+    "events_received",
+    "events_accepted",
+    "last_reconciled_at",
+    "nip77",
+    "failures",
+    "next_attempt_at",
+    "origin",
 )
 KIND_LABELS = {
     "30617": "30617 announcements",
@@ -170,14 +183,26 @@ def _releases(s: Mapping[str, Any]) -> str:
 
 
 def _sources(s: Mapping[str, Any]) -> str:
-    part = s["sync_sources"]
+    return _records(s, s["sync_sources"], "connections", SOURCE_KEYS, "no sync sources configured")
+
+
+def _peers(s: Mapping[str, Any]) -> str:
+    """S17.4: per peer its state, last error, events received, last reconciliation."""
+    part = s.get("peers") or {"peers": []}
+    return _records(s, part, "peers", PEER_KEYS, "no peers")
+
+
+def _records(
+    s: Mapping[str, Any], part: Mapping[str, Any], key: str, order: Any, empty: str
+) -> str:
+    """One row per record, one column per key (``order`` first), times shown as ages."""
     if part.get("error"):
         return _error(part)
-    conns = part["connections"]
+    conns = part[key]
     keys: list[str] = []
     for conn in conns:
         keys.extend(k for k in conn if k not in keys)
-    keys = _ordered(keys, SOURCE_KEYS)
+    keys = _ordered(keys, order)
     now = s["generated_at"]
 
     def cell(key: str, conn: Mapping[str, Any]) -> str:
@@ -187,7 +212,7 @@ def _sources(s: Mapping[str, Any]) -> str:
 
     rows = [[cell(k, conn) for k in keys] for conn in conns]
     headers = [k.replace("_", " ") for k in keys]
-    return _table(headers, rows, "no sync sources configured")
+    return _table(headers, rows, empty)
 
 
 def _purgatory(s: Mapping[str, Any]) -> str:
@@ -208,6 +233,7 @@ _RENDERERS = {
     "releases": _releases,
     "sources": _sources,
     "purgatory": _purgatory,
+    "peers": _peers,
 }
 
 

@@ -177,13 +177,16 @@ class RelayMessage:
 
     ``sub_id`` is set for EVENT, EOSE and CLOSED; ``event`` is the raw (unvalidated) event object
     of an EVENT; ``text`` the human text of CLOSED and NOTICE. Verbs we do not use (OK, AUTH,
-    COUNT, ...) are returned with just ``verb`` so the caller can log and ignore them.
+    COUNT, ...) are returned with just ``verb`` so the caller can log and ignore them; ``OK``,
+    ``NEG-MSG`` and ``NEG-ERR`` also carry the whole decoded array as ``frame`` (peers read a
+    ``rate-limited:`` OK and the NIP-77 replies, S17.3, S17.4).
     """
 
     verb: str
     sub_id: str | None = None
     event: Any = None
     text: str = ""
+    frame: Any = None
 
 
 def _reject_constant(name: str) -> Any:
@@ -209,6 +212,9 @@ def parse_relay_message(text: str) -> RelayMessage:
         return RelayMessage(verb, message[1], text=_text(message, 2))
     if verb == "NOTICE":
         return RelayMessage(verb, text=_text(message, 1))
+    if verb in ("OK", "NEG-MSG", "NEG-ERR"):
+        sub_id = message[1] if len(message) > 1 and isinstance(message[1], str) else None
+        return RelayMessage(verb, sub_id, text=_text(message, len(message) - 1), frame=message)
     return RelayMessage(verb)
 
 

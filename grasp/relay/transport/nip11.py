@@ -19,6 +19,8 @@ from grasp.relay.config import Config
 
 DISTRIBUTION = "grasp-purgatory-sync"
 SUPPORTED_NIPS = (1, 11, 34)
+#: NIP-77 negentropy syncing, served unless ``--negentropy-max-sessions 0`` (S17.3).
+NIP77 = 77
 MAX_SUBID_LENGTH = 64
 
 
@@ -32,8 +34,11 @@ def software_url() -> str | None:
 
 
 def supported_grasps(config: Config) -> list[str]:
-    """GRASP-01 always; GRASP-02 (proactive sync) only with sync sources; GRASP-06 when on."""
+    """GRASP-01 always; GRASP-05 with archive rules (S17.5); GRASP-02 (proactive sync) unless
+    every peer is turned off (S17.1); GRASP-06 when on. The order is the upstream relay's."""
     grasps = ["GRASP-01"]
+    if config.archive_policy.active:
+        grasps.append("GRASP-05")
     if config.sync_enabled:
         grasps.append("GRASP-02")
     if config.grasp06:
@@ -58,9 +63,31 @@ def acceptance_criteria(config: Config) -> str:
             " Pull requests of contributors without a repository here are accepted when their "
             f"'clone' tag names http(s)://{domain}/prs/<signer npub>/<identifier>.git (GRASP-06)."
         )
+    archive = config.archive_policy
+    if archive.active:
+        text += (
+            " Also, as a read-only archive (GRASP-05): announcements of "
+            + ("any repository" if archive.everything else "the repositories named in 'curation'")
+            + " even when they do not list this relay, filled from their own clone URLs."
+        )
     if config.curation.active:
         text += " The curation policy below applies."
     return text
+
+
+def curation_text(config: Config) -> str | None:
+    """NIP-11 ``curation`` (GRASP-01 L30): the curation rules and the archive's read-only
+    scope (S17.5), present exactly when either applies."""
+    parts = [config.curation.summary(), config.archive_policy.summary()]
+    texts = [part for part in parts if part]
+    return " ".join(texts) if texts else None
+
+
+def supported_nips(config: Config) -> list[int]:
+    nips = list(SUPPORTED_NIPS)
+    if config.negentropy_max_sessions > 0:
+        nips.append(NIP77)
+    return sorted(nips)
 
 
 def relay_information(config: Config) -> dict[str, Any]:
@@ -72,7 +99,7 @@ def relay_information(config: Config) -> dict[str, Any]:
             f"GRASP relay at {config.public_domain}: a Nostr relay for NIP-34 git collaboration "
             "that also hosts the git repositories it announces."
         ),
-        "supported_nips": list(SUPPORTED_NIPS),
+        "supported_nips": supported_nips(config),
         "version": grasp.__version__,
         "supported_grasps": supported_grasps(config),
         "limitation": {
@@ -86,7 +113,7 @@ def relay_information(config: Config) -> dict[str, Any]:
         },
     }
     info["repo_acceptance_criteria"] = acceptance_criteria(config)
-    curation = config.curation.summary()
+    curation = curation_text(config)
     if curation is not None:
         info["curation"] = curation  # L30: present exactly when curated, else omitted
     for field, value in (("contact", config.relay_contact), ("icon", config.relay_icon)):

@@ -24,6 +24,8 @@ from wsproto.frame_protocol import CloseReason
 
 from grasp.admission.intake import WritePolicy
 from grasp.nostr.event import Event
+from grasp.nostr.filters import Filter
+from grasp.nostr.nip77 import NegentropyResponder
 from grasp.relay.config import Config
 from grasp.relay.transport.connection import WebSocketConnection, WebSocketLimits
 from grasp.relay.transport.http import MountKey, RelayApp, WSGIApp
@@ -111,6 +113,29 @@ def session_limits(config: Config) -> SessionLimits:
         max_limit=config.max_limit,
         max_events_per_minute=config.event_rate_limit,
     )
+
+
+def negentropy_responders(
+    config: Config, store: EventStore
+) -> Callable[[], NegentropyResponder] | None:
+    """NIP-77 (S17.3): a responder per connection over the stored events (never held ones),
+    bounded by the ``--negentropy-*`` limits; None when ``--negentropy-max-sessions 0``."""
+    if config.negentropy_max_sessions == 0:
+        return None
+    max_records = config.negentropy_max_records
+
+    def items_for(flt: Filter) -> list[tuple[int, str]]:
+        return store.records(flt, max_records + 1)  # one more, so "too many" is seen
+
+    def new_responder() -> NegentropyResponder:
+        return NegentropyResponder(
+            items_for,
+            max_sessions=config.negentropy_max_sessions,
+            max_records=max_records,
+            frame_size_limit=config.negentropy_frame_size_limit,
+        )
+
+    return new_responder
 
 
 def build_app(

@@ -18,6 +18,11 @@ Answers to malformed input, decided once here:
   for a refused COUNT and clients wait for it.
 * ``EVENT`` past the connection's rate limit (S15.5, :mod:`.ratelimit`) -> ``OK false
   "rate-limited: ..."`` before the signature is even checked: a flood costs us no crypto.
+* ``NEG-OPEN``/``NEG-MSG``/``NEG-CLOSE`` (NIP-77, S17.3) go to the connection's own
+  :class:`~grasp.nostr.nip77.NegentropyResponder` when the context offers one: malformed frames
+  get ``NEG-ERR "invalid: ..."`` (or a ``NOTICE`` without a usable sub id), too many records or
+  sessions ``NEG-ERR "blocked: ..."``; its sessions end with the connection. Without one they
+  are unknown verbs.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any
 from grasp.admission.intake import EventSource, WritePolicy
 from grasp.nostr.event import Event, InvalidEvent
 from grasp.nostr.filters import Filter, InvalidFilter
+from grasp.nostr.nip77 import NegentropyResponder
 from grasp.nostr.results import Prefix, Result
 from grasp.relay.transport.hub import Outbox, SubscriptionHub, event_frame
 from grasp.relay.transport.ratelimit import DEFAULT_EVENTS_PER_MINUTE, EventRateLimiter
@@ -69,6 +75,8 @@ class SessionContext:
     query_json: QueryEventTexts | None = None
     #: Monotonic seconds, for the event rate limit.
     clock: Callable[[], float] = time.monotonic
+    #: A new NIP-77 responder for each connection (S17.3); None: NEG-* are unknown verbs.
+    negentropy: Callable[[], NegentropyResponder] | None = None
 
     def stored_texts(self, filters: Sequence[Filter]) -> list[str]:
         """JSON texts of the stored events a REQ gets before EOSE (``limit`` clamped, S10.1)."""
@@ -120,6 +128,10 @@ class Nip01Session:
             "CLOSE": self._on_close_sub,
             "COUNT": self._on_count,
         }
+        self._negentropy = context.negentropy() if context.negentropy is not None else None
+        if self._negentropy is not None:
+            for verb in ("NEG-OPEN", "NEG-MSG", "NEG-CLOSE", "NEG-ERR"):
+                self._handlers[verb] = self._on_negentropy
 
     # --- MessageListener ---------------------------------------------------------------------
 
@@ -143,6 +155,8 @@ class Nip01Session:
         self._notice("invalid: binary messages are not supported, send JSON text")
 
     def on_close(self) -> None:
+        if self._negentropy is not None:
+            self._negentropy.close_all()
         dropped = self._ctx.hub.unsubscribe_all(self._out)
         logger.debug("session %s ended, %d subscriptions dropped", self._peer, dropped)
 
@@ -270,6 +284,23 @@ class Nip01Session:
         sub_id = self._subscription_id(message, "COUNT")
         if sub_id is not None:
             self._send(closed_frame(sub_id, Prefix.ERROR.wire("COUNT (NIP-45) is not supported")))
+
+    def _on_negentropy(self, message: list[Any]) -> None:
+        """NIP-77: the responder answers every frame but NEG-CLOSE (S17.3)."""
+        assert self._negentropy is not None
+        try:
+            reply = self._negentropy.handle(message)
+        except Exception:
+            logger.exception("NIP-77 %s from %s failed", message[0], self._peer)
+            sub_id = message[1] if len(message) > 1 and isinstance(message[1], str) else None
+            self._negentropy.close(sub_id or "")
+            text = Prefix.ERROR.wire("could not reconcile")
+            self._send(_dumps(["NEG-ERR", sub_id, text]) if sub_id else notice_frame(text))
+            return
+        if reply is not None:
+            if reply[0] == "NEG-ERR":
+                logger.debug("NEG-ERR to %s: %s", self._peer, reply[2])
+            self._send(_dumps(reply))
 
     # --- output ------------------------------------------------------------------------------
 

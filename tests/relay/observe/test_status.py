@@ -96,12 +96,27 @@ SOURCE = {
 }
 
 
+PEER = {
+    "url": "wss://peer.example",
+    "origin": "announcement",
+    "state": "live (NIP-77)",
+    "last_error": None,
+    "events_received": 4,
+    "events_accepted": 3,
+    "last_reconciled_at": NOW - 60,
+    "nip77": True,
+    "failures": 0,
+    "next_attempt_at": None,
+}
+
+
 def board(**overrides) -> StatusBoard:
     args = dict(
         sync_status=sync_status,
         purgatory_counts=lambda: dict(COUNTS),
         sync_sources=lambda: [dict(SOURCE)],
         sync_history=lambda identifier=None: history(),
+        peers=lambda: [dict(PEER)],
         clock=lambda: NOW,
     )
     args.update(overrides)
@@ -240,6 +255,7 @@ def test_s13_snapshot_gathers_every_source():
             }
         ],
         "sync_sources": {"connections": [SOURCE], "error": None},
+        "peers": {"peers": [PEER], "error": None},  # S17.4
     }
 
 

@@ -74,8 +74,8 @@ def test_s10_2_nip11_document_for_nostr_json_accept():
     assert status == "200 OK" and headers["Content-Type"] == "application/nostr+json"
     assert_cors(headers)
     info = json.loads(body)
-    assert info["supported_nips"] == [1, 11, 34]
-    assert info["supported_grasps"] == ["GRASP-01", "GRASP-06"]
+    assert info["supported_nips"] == [1, 11, 34, 77]  # S17.3: NIP-77 unless turned off
+    assert info["supported_grasps"] == ["GRASP-01", "GRASP-02", "GRASP-06"]  # S17.1 discovery
     assert info["name"] and "127.0.0.1:4321" in info["description"]
     assert info["software"].startswith("https://") and info["version"] == "0.1.0"
     assert info["limitation"]["max_message_length"] == 100_000
@@ -84,10 +84,19 @@ def test_s10_2_nip11_document_for_nostr_json_accept():
     assert info["limitation"]["max_subid_length"] == 64
 
 
-def test_s10_2_grasp_02_is_advertised_only_with_sync_sources():
-    config = Config(sync_sources=("wss://other.example",), grasp06=False)
-    _, _, _, body = call(make_app(config), headers={"Accept": "application/nostr+json"})
-    assert json.loads(body)["supported_grasps"] == ["GRASP-01", "GRASP-02"]
+def test_s17_1_grasp_02_is_advertised_unless_every_peer_is_turned_off():
+    def grasps(**fields: object) -> list[str]:
+        fields = {"grasp06": False, "discover_relays": False, **fields}
+        config = Config(**fields)  # type: ignore[arg-type]
+        _, _, _, body = call(make_app(config), headers={"Accept": "application/nostr+json"})
+        return list(json.loads(body)["supported_grasps"])
+
+    assert grasps() == ["GRASP-01"]
+    assert grasps(discover_relays=True) == ["GRASP-01", "GRASP-02"]
+    assert grasps(bootstrap_relays=("wss://peer.example",)) == ["GRASP-01", "GRASP-02"]
+    assert grasps(sync_sources=("wss://other.example",)) == ["GRASP-01", "GRASP-02"]
+    # GRASP-05 comes before GRASP-02, as the upstream relay orders them
+    assert grasps(discover_relays=True, archive_all=True) == ["GRASP-01", "GRASP-05", "GRASP-02"]
 
 
 @pytest.mark.parametrize(
@@ -267,7 +276,7 @@ def test_s15_2_nip11_fields_come_from_the_options():
     assert (info["name"], info["description"]) == ("Git Haven", "repositories of the haven")
     assert (info["contact"], info["icon"]) == ("mailto:ops@haven.example", config.relay_icon)
     assert info["repo_acceptance_criteria"] == "only friends"
-    assert info["supported_grasps"] == ["GRASP-01"]
+    assert info["supported_grasps"] == ["GRASP-01", "GRASP-02"]
 
 
 @pytest.mark.parametrize(

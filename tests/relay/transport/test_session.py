@@ -373,3 +373,63 @@ def test_ephemeral_event_is_relayed_live_but_not_stored(store, hub):
     send(session, "EVENT", event.to_json())
     assert out.take() == [["EVENT", "s", event.to_json()], ["OK", event.id, True, ""]]
     assert store.count() == 0
+
+
+# --- NIP-77 (S17.3) --------------------------------------------------------------------------
+
+
+def _neg_session(store, hub, responders: list):
+    from grasp.nostr.nip77 import NegentropyResponder
+
+    def new_responder() -> NegentropyResponder:
+        responders.append(NegentropyResponder(lambda flt: store.records(flt, 101), max_records=100))
+        return responders[-1]
+
+    out = RecordingOutbox()
+    context = SessionContext(
+        accept_event=StoreWritePolicy(store, hub.publish),
+        query=store.query,
+        hub=hub,
+        negentropy=new_responder,
+    )
+    return Nip01Session(out, context), out
+
+
+def test_s17_3_each_connection_has_its_own_responder_closed_on_disconnect(store, hub):
+    from grasp.nostr.filters import Filter
+    from grasp.nostr.nip77 import NegentropyInitiator, ReconcileResult
+
+    event = signed()
+    store.save(event)
+    responders: list = []
+    session, out = _neg_session(store, hub, responders)
+    other, _ = _neg_session(store, hub, responders)
+    init = NegentropyInitiator([], "n", Filter())
+    send(session, *init.open_frame())
+    [reply] = out.take()
+    assert reply[0:2] == ["NEG-MSG", "n"]
+    result = init.on_frame(reply)
+    assert isinstance(result, ReconcileResult) and result.need_ids == {event.id}
+    assert responders[0].session_ids == {"n"} and len(responders[1]) == 0
+    session.on_close()
+    assert len(responders[0]) == 0  # the connection ended: its sessions with it
+    assert other is not session
+
+
+def test_s17_3_neg_frames_are_unknown_verbs_without_a_responder(store, hub):
+    session, out = make_session(store, hub)
+    send(session, "NEG-OPEN", "n", {}, "61")
+    assert out.take() == [["NOTICE", "invalid: unknown message type NEG-OPEN"]]
+
+
+def test_s17_3_a_responder_bug_is_neg_err_error_not_a_dead_connection(store, hub, caplog):
+    responders: list = []
+    session, out = _neg_session(store, hub, responders)
+
+    def broken(frame):
+        raise RuntimeError("bug")
+
+    responders[0].handle = broken
+    send(session, "NEG-OPEN", "n", {}, "61")
+    assert out.take() == [["NEG-ERR", "n", "error: could not reconcile"]]
+    assert "NIP-77 NEG-OPEN" in caplog.text

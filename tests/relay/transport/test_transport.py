@@ -240,5 +240,6 @@ def test_http_requests_are_served_next_to_open_websockets(start_relay, connect):
         while chunk := sock.recv(65536):
             response += chunk
     head, body = response.split(b"\r\n\r\n", 1)
-    assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["supported_nips"] == [1, 11, 34]
+    assert head.startswith(b"HTTP/1.1 200")
+    assert json.loads(body)["supported_nips"] == [1, 11, 34, 77]
     assert client.req("again", {}) == []

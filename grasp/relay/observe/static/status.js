@@ -6,6 +6,8 @@
   var SOURCE_KEYS = ["url", "state", "caught_up", "connected_since", "last_event_at",
                      "events_received", "events_accepted", "events_duplicate", "events_rejected",
                      "events_invalid", "reconnects", "next_attempt_at", "last_error"];
+  var PEER_KEYS = ["url", "state", "last_error", "events_received", "events_accepted",
+                   "last_reconciled_at", "nip77", "failures", "next_attempt_at", "origin"];
   var DASH = "\u2014";
   var ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#x27;"};
 
@@ -94,13 +96,19 @@
                  "nothing released yet");
   }
   function sources(s) {
-    var part = s.sync_sources, keys = [];
+    return records(s, s.sync_sources, "connections", SOURCE_KEYS, "no sync sources configured");
+  }
+  function peers(s) {
+    return records(s, s.peers || {peers: []}, "peers", PEER_KEYS, "no peers");
+  }
+  function records(s, part, key, order, empty) {
+    var keys = [];
     if (part.error) return error(part);
-    part.connections.forEach(function (c) {
+    part[key].forEach(function (c) {
       Object.keys(c).forEach(function (k) { if (keys.indexOf(k) < 0) keys.push(k); });
     });
-    keys = ordered(keys, SOURCE_KEYS);
-    var rows = part.connections.map(function (c) {
+    keys = ordered(keys, order);
+    var rows = part[key].map(function (c) {
       return keys.map(function (k) {
         var v = own(c, k) ? c[k] : null;
         var timed = /_at$|_since$/.test(k);
@@ -108,7 +116,7 @@
       });
     });
     var headers = keys.map(function (k) { return k.replace(/_/g, " "); });
-    return table(headers, rows, "no sync sources configured");
+    return table(headers, rows, empty);
   }
   function purgatory(s) {
     var part = s.purgatory, counts = part.counts;
@@ -187,7 +195,7 @@
 
   function render(s) {
     return {sync: sync(s), domains: domains(s), history: history(s), releases: releases(s),
-            sources: sources(s), purgatory: purgatory(s)};
+            sources: sources(s), purgatory: purgatory(s), peers: peers(s)};
   }
   root.GraspStatus = {render: render, clockText: clockText};
   if (!root.document) return;
