@@ -127,6 +127,10 @@ class ClusterFanout:
                     logger.warning("cluster fan-out %s lost the database: %s", name, exc)
                 failing = True
                 self.listening.clear()
+            except Exception:  # a bug must not end the fan-out for the life of the process
+                logger.exception("cluster fan-out %s failed; starting it again", name)
+                failing = True
+                self.listening.clear()
             gevent.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX)
 
