@@ -51,6 +51,7 @@ from grasp.purgatory.entries import (
 )
 from grasp.purgatory.expiry import log_expired
 from grasp.purgatory.holdings import Holdings
+from grasp.purgatory.refresh import refresh as refresh_from_db
 from grasp.purgatory.rows import (
     Clock,
     Clocks,
@@ -79,8 +80,12 @@ class PurgatoryStore(Holdings):
         expiry_secs: float = DEFAULT_EXPIRY_SECS,
         expired_memory_secs: float = EXPIRED_MEMORY_SECS,
         db: EventStore | None = None,
+        shared: bool = False,
     ) -> None:
         super().__init__(now, expiry_secs)
+        #: S19.2: other nodes change the same tables; :meth:`refresh` reloads what they did.
+        self.shared = shared
+        self._held_version = 0
         self.wall = wall
         self.expired_memory_secs = expired_memory_secs
         self.db = db
@@ -343,6 +348,14 @@ class PurgatoryStore(Holdings):
         A row the current rules refuse is logged and dropped from the table.
         """
         return startup.load(self)
+
+    def refresh(self) -> bool:
+        """Cluster mode (S19.2, one truth): apply to the cache what any node changed in the
+        shared tables since the last look (the changed rows only, :mod:`.refresh`); one small
+        read when nothing changed. Called where a
+        decision starts (admission, push authorisation, release, sweep), never inside a read.
+        A store that is not shared does nothing: its cache is the truth."""
+        return refresh_from_db(self) if self.shared else False
 
     def adopt(
         self, entries: Iterable[Entry | HeldPlaceholder], expired: dict[str, float]

@@ -15,13 +15,14 @@ transaction (S9.1).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
 from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
 from grasp.nostr.results import Prefix, Result
-from grasp.store.held import HeldChanges, HeldSnapshot
+from grasp.store.held import HeldChanges, HeldDelta, HeldSnapshot
 from grasp.store.peers import PeerRow
 
 #: NIP-01 ``limit`` is clamped to this many events per filter (S10.1).
@@ -102,6 +103,14 @@ class EventStore(Protocol):
         """Every held event, placeholder and remembered expired id, in arrival order."""
         ...
 
+    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | HeldDelta | None]:
+        """Purgatory's tables as other processes left them (S19.2, one truth): the current
+        version of the held rows and, when it is not ``version``, what changed since — a
+        :class:`HeldDelta` (the keys touched and their current rows), or everything (a
+        :class:`HeldSnapshot`) for version 0 or a version older than the change log keeps.
+        An engine only this process writes (SQLite) always answers ``(version, None)``."""
+        ...
+
     def resume(self, node: str, now: float) -> float:
         """Start-up of ``node`` at wall-clock ``now``: the downtime is ``now`` minus the last
         heartbeat of any node (0 without one); every open deadline moves by it and ``node``'s
@@ -160,6 +169,13 @@ class EventStore(Protocol):
 
     def referrer_of(self, targets: Iterable[str]) -> str | None:
         """The id of an accepted event that named any of ``targets``, or None (S15.1)."""
+        ...
+
+    def repository_lock(self, identifier: str) -> AbstractContextManager[None]:
+        """Held around a release pass of ``identifier``'s repositories (S19.2: ref updates of
+        one repository are serialised cluster-wide). PostgreSQL: a session advisory lock, so
+        the Releasers of two nodes never align one repository at once; SQLite: nothing to
+        take, the one Releaser of the one process is the only writer (S8.1)."""
         ...
 
     def save_peer(self, row: PeerRow) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 __all__ = [
     "ExpiredRow",
     "HeldChanges",
+    "HeldDelta",
     "HeldRow",
     "HeldSnapshot",
     "PlaceholderKey",
@@ -193,6 +194,17 @@ def held_statements(changes: HeldChanges, mark: str) -> Iterator[Statement]:
 
 
 #: Reading everything back, in arrival order (``seq``), engine-neutral.
+@dataclass(frozen=True)
+class HeldDelta:
+    """What other processes changed in purgatory's tables since a version (S19.2): every key
+    a change touched, and the current rows of those that still exist (absent = removed)."""
+
+    event_ids: tuple[str, ...]
+    placeholder_keys: tuple[PlaceholderKey, ...]
+    expired_ids: tuple[str, ...]
+    rows: HeldSnapshot
+
+
 LOAD_EVENTS = (
     "SELECT event_id, kind, identifier, source, expires_at, json FROM held_events ORDER BY seq"
 )

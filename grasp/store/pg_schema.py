@@ -214,6 +214,55 @@ CREATE TABLE peers (
 );
 """,
     ),
+    # 6 is the cluster-sync branch's (leases, throttle ledger).
+    Migration(
+        7,
+        "purgatory's change log: a version and the keys each change touched (S19.2)",
+        """
+-- One truth across nodes (docs/scaling.rst): each node caches purgatory in memory and, before
+-- a decision, applies what other nodes changed since its last look. Every row change of the
+-- three held tables bumps held_version and logs the key it touched under that version, in the
+-- writing transaction. The version is a row, not a sequence: its row lock orders the writers
+-- by commit, so a reader's snapshot holds every change up to the version it reads, and no
+-- later-committing change can carry a lower version (a sequence would allow both).
+CREATE TABLE held_version (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    version  bigint  NOT NULL
+);
+INSERT INTO held_version (version) VALUES (1);
+CREATE TABLE held_log (
+    version    bigint PRIMARY KEY,
+    table_name text   NOT NULL,
+    event_id   text   COLLATE "C" NOT NULL,
+    owner      text   COLLATE "C" NOT NULL DEFAULT '',
+    identifier text   NOT NULL DEFAULT ''
+);
+CREATE FUNCTION grasp_held_logged() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v bigint;
+    r record;
+BEGIN
+    IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
+    UPDATE held_version SET version = version + 1 RETURNING version INTO v;
+    IF TG_TABLE_NAME = 'held_placeholders' THEN
+        INSERT INTO held_log VALUES (v, TG_TABLE_NAME, r.event_id, r.owner, r.identifier);
+    ELSE
+        INSERT INTO held_log (version, table_name, event_id) VALUES (v, TG_TABLE_NAME, r.event_id);
+    END IF;
+    IF v % 1000 = 0 THEN  -- keep the last 100,000 changes; a node further behind reloads all
+        DELETE FROM held_log WHERE version <= v - 100000;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER held_events_logged AFTER INSERT OR UPDATE OR DELETE ON held_events
+    FOR EACH ROW EXECUTE FUNCTION grasp_held_logged();
+CREATE TRIGGER held_placeholders_logged AFTER INSERT OR UPDATE OR DELETE ON held_placeholders
+    FOR EACH ROW EXECUTE FUNCTION grasp_held_logged();
+CREATE TRIGGER expired_ids_logged AFTER INSERT OR UPDATE OR DELETE ON expired_ids
+    FOR EACH ROW EXECUTE FUNCTION grasp_held_logged();
+""",
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -34,7 +34,7 @@ from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
 from grasp.store import held as held_sql
 from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
-from grasp.store.held import HeldChanges, HeldSnapshot
+from grasp.store.held import HeldChanges, HeldDelta, HeldSnapshot
 from grasp.store.peers import (
     LOAD_PEERS,
     MAX_PEER_ROWS,
@@ -57,6 +57,8 @@ from grasp.store.rules import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_POOL_SIZE = 10
+#: Advisory lock class of the per-identifier release lock (S19.2); events use EVENT_KEY_CLASS.
+REPOSITORY_LOCK_CLASS = 0x6774
 #: A save that lost a deadlock (only possible between deletions and replacements sharing rows)
 #: is retried this many times; the whole statement is redone, nothing is half-applied.
 SAVE_ATTEMPTS = 3
@@ -123,6 +125,40 @@ def save_params(event: Event) -> tuple[object, ...]:
         sorted(request.event_ids) if request else [],
         [a.kind for a in request.addresses] if request else [],
         [encode(a.d) for a in request.addresses] if request else [],
+    )
+
+
+_CHANGED_KEYS = (
+    "SELECT DISTINCT table_name, event_id, owner, identifier FROM held_log WHERE version > %s"
+)
+_CHANGED_EVENTS = (
+    "SELECT event_id, kind, identifier, source, expires_at, json FROM held_events "
+    "WHERE event_id = ANY(%s::text[]) ORDER BY seq"
+)
+_CHANGED_PLACEHOLDERS = (
+    "SELECT event_id, owner, identifier, commit_oid, expires_at, expired FROM held_placeholders "
+    "WHERE (event_id, owner, identifier) IN "
+    "(SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])) ORDER BY seq"
+)
+_CHANGED_EXPIRED = "SELECT event_id, expired_at FROM expired_ids WHERE event_id = ANY(%s::text[])"
+
+
+def _held_delta(conn: psycopg.Connection[Any], version: int) -> HeldDelta:
+    """The keys changed after ``version`` and their current rows (same snapshot)."""
+    keys = conn.execute(_CHANGED_KEYS, (version,)).fetchall()
+    events = sorted({k[1] for k in keys if k[0] == "held_events"})
+    placeholders = sorted({(k[1], k[2], k[3]) for k in keys if k[0] == "held_placeholders"})
+    expired = sorted({k[1] for k in keys if k[0] == "expired_ids"})
+    columns = [list(c) for c in zip(*placeholders, strict=True)] if placeholders else [[], [], []]
+    return HeldDelta(
+        tuple(events),
+        tuple(placeholders),
+        tuple(expired),
+        held_sql.snapshot_from(
+            conn.execute(_CHANGED_EVENTS, (events,)).fetchall() if events else [],
+            conn.execute(_CHANGED_PLACEHOLDERS, columns).fetchall() if placeholders else [],
+            conn.execute(_CHANGED_EXPIRED, (expired,)).fetchall() if expired else [],
+        ),
     )
 
 
@@ -265,6 +301,39 @@ class PostgresEventStore:
     def load_held(self) -> HeldSnapshot:
         with self._connection() as conn:
             return held_sql.snapshot_from(
+                conn.execute(held_sql.LOAD_EVENTS).fetchall(),
+                conn.execute(held_sql.LOAD_PLACEHOLDERS).fetchall(),
+                conn.execute(held_sql.LOAD_EXPIRED).fetchall(),
+            )
+
+    @contextmanager
+    def repository_lock(self, identifier: str) -> Iterator[None]:
+        """A session advisory lock (class :data:`REPOSITORY_LOCK_CLASS`) on a connection kept
+        for the pass: waiting for another node's pass parks only this greenlet. Should the
+        connection die mid-pass, the server drops the lock; git's ref lock files and the
+        compare-and-swap of every ref update still keep each ref consistent."""
+        key = _key(f"repo:{identifier}")
+        with self._connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (REPOSITORY_LOCK_CLASS, key))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (REPOSITORY_LOCK_CLASS, key))
+
+    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | HeldDelta | None]:
+        """See :meth:`grasp.store.base.EventStore.load_held_since`. The version, the change
+        log and the rows are read in one REPEATABLE READ snapshot, so they belong together
+        (migration 7); a version older than the log's horizon gets everything."""
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            row = conn.execute("SELECT version FROM held_version").fetchone()
+            current = int(row[0]) if row else 0
+            if current == version:
+                return current, None
+            oldest = conn.execute("SELECT min(version) FROM held_log").fetchone()
+            if version > 0 and oldest and oldest[0] is not None and oldest[0] <= version + 1:
+                return current, _held_delta(conn, version)
+            return current, held_sql.snapshot_from(
                 conn.execute(held_sql.LOAD_EVENTS).fetchall(),
                 conn.execute(held_sql.LOAD_PLACEHOLDERS).fetchall(),
                 conn.execute(held_sql.LOAD_EXPIRED).fetchall(),

@@ -30,7 +30,7 @@ from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
 from grasp.store import held as held_sql
 from grasp.store.base import DEFAULT_LIMIT_CAP, DEFAULT_MAX_REFERENCES, SaveOutcome, StoreError
-from grasp.store.held import HeldChanges, HeldSnapshot
+from grasp.store.held import HeldChanges, HeldDelta, HeldSnapshot
 from grasp.store.peers import (
     LOAD_PEERS,
     MAX_PEER_ROWS,
@@ -168,6 +168,15 @@ class SqliteEventStore:
                 self._db.execute(held_sql.LOAD_PLACEHOLDERS).fetchall(),
                 self._db.execute(held_sql.LOAD_EXPIRED).fetchall(),
             )
+
+    @contextmanager
+    def repository_lock(self, identifier: str) -> Iterator[None]:
+        """One process, one Releaser: it is the only writer of refs already (S8.1)."""
+        yield
+
+    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | HeldDelta | None]:
+        """Only this process writes the file, so purgatory's cache is always the truth."""
+        return version, None
 
     def resume(self, node: str, now: float) -> float:
         with self._write() as db:

@@ -86,6 +86,7 @@ S12_TABLE = {
         "GRASP_PLACEHOLDER_MAX_PER_REPO",
         20,
     ),
+    "database": ("--database", "GRASP_DATABASE", None),  # S19.1
     # NIP-77 served and GRASP-05 archive (S17.3, S17.5; issue 15)
     "negentropy_max_sessions": (
         "--negentropy-max-sessions",

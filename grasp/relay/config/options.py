@@ -17,6 +17,7 @@ from .values import (
     authority,
     boolean,
     byte_size,
+    database,
     frame_size_limit,
     host,
     int_at_least,
@@ -182,6 +183,11 @@ OPTIONS: tuple[Option, ...] = (
            "GRASP_PLACEHOLDER_MAX_PER_REPO", int_at_least(0),
            "open placeholders (refs/nostr/<id> pushed before the PR event) per repository "
            "(S14.3)", metavar="N"),
+    # -- issue 17: cluster mode (S19) --
+    Option("database", "--database", "GRASP_DATABASE", database,
+           "event database: postgresql://user:password@host:port/dbname (nodes sharing it, "
+           "--data-dir and --domain form a cluster) or a SQLite file (S19.1)", metavar="URL",
+           default_text="<data-dir>/events.sqlite3"),
     # -- issue 15 parts 3 and 5: NIP-77 served (S17.3), GRASP-05 archive (S17.5) --
     Option("negentropy_max_sessions", "--negentropy-max-sessions",
            "GRASP_NEGENTROPY_MAX_SESSIONS", int_at_least(0),

@@ -104,6 +104,13 @@ class Config:
     bootstrap_relays: tuple[str, ...] = ()
     discover_relays: bool = True
     peer_reconcile_interval_secs: float = 86400.0
+    #: S19.1: ``postgresql://…`` (a cluster) or a SQLite file; None: ``<data-dir>/events.sqlite3``.
+    database: str | None = None
+
+    @property
+    def clustered(self) -> bool:
+        """Whether the events live in PostgreSQL, shared with other nodes (S19.2)."""
+        return self.database is not None and "://" in self.database
 
     @property
     def public_domain(self) -> str:
