@@ -13,7 +13,7 @@ from typing import Any
 
 from ._base import message
 
-__all__ = ["AnnouncementInfo", "FetchResult", "PortAnswer", "RepositoryData"]
+__all__ = ["AnnouncementInfo", "FetchResult", "LedgerAnswer", "PortAnswer", "RepositoryData"]
 
 
 @message
@@ -79,3 +79,17 @@ class PortAnswer:
     error: str | None = None
     started: float | None = None
     seconds: float | None = None
+
+
+@message
+class LedgerAnswer:
+    """The shared throttle ledger's answer to a check-and-start (S6.4 summed over nodes, S19.2).
+
+    ``granted``: the slot is reserved in the ledger. Refused, ``retry_in`` is how many seconds
+    from now a slot frees by the ledger's own reckoning (the oldest window entry leaves), or a
+    short poll interval when only requests in flight on other nodes fill it (their completion
+    reaches no actor of this node).
+    """
+
+    granted: bool
+    retry_in: float = 0.0

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import pykka
 
 from messages import from_json, to_json
-from messages.port import FetchResult, PortAnswer, RepositoryData
+from messages.port import FetchResult, LedgerAnswer, PortAnswer, RepositoryData
 from messages.releaser import ProcessResult
 
 from ..base import BaseActor
@@ -270,6 +270,14 @@ class ReplayPort:
     def __init__(self, answers: deque[TraceLine]) -> None:
         self._answers = answers
         self.divergence: str | None = None
+        self._recorded = {line.msg.get("method") for line in answers}
+
+    def _next_or(self, method: str, default: Any) -> Any:
+        """A cluster call (S19.2) a trace recorded before leases and the ledger existed never
+        answered: there the single process's answer (granted) is what the actor had."""
+        if method not in self._recorded:
+            return default
+        return self._next(method)
 
     def _next(self, method: str) -> Any:
         if not self._answers:
@@ -324,3 +332,18 @@ class ReplayPort:
 
     def pending_identifiers(self) -> list[str]:
         return list(self._next("pending_identifiers"))
+
+    def take_lease(self, identifier: str) -> bool:
+        return bool(self._next_or("take_lease", True))
+
+    def release_lease(self, identifier: str) -> None:
+        self._next_or("release_lease", None)
+
+    def ledger_start(
+        self, domain: str, max_concurrent: int, max_per_window: int, window: float
+    ) -> LedgerAnswer:
+        answer: LedgerAnswer = self._next_or("ledger_start", LedgerAnswer(True))
+        return answer
+
+    def ledger_done(self, domain: str, contacted: bool) -> None:
+        self._next_or("ledger_done", None)
