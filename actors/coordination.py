@@ -7,9 +7,9 @@ both only through :class:`~actors.context.SyncContext` methods (``take_lease``,
 ``release_lease``, ``ledger_start``, ``ledger_done``), so they stay thin shells over pure
 policy and a trace of them still replays.
 
-This module holds what every implementation shares: the timing constants and the ledger's
-decision rule (:func:`ledger_decision`), plus :class:`MemoryCluster`, the in-memory stand-in for
-the database that fakes and tests use (several :class:`MemoryCoordination` nodes over one
+This module holds the ledger's decision rule (:func:`ledger_decision`; the timing every
+implementation shares is in :mod:`messages.port`, where ``grasp`` reads it too), plus
+:class:`MemoryCluster`, the in-memory stand-in for the database that fakes and tests use (several :class:`MemoryCoordination` nodes over one
 cluster behave like several relays over one PostgreSQL). The PostgreSQL implementation is
 ``grasp.store.cluster``; a single process without a shared database grants everything.
 """
@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from messages.port import LedgerAnswer
+from messages.port import LEASE_TTL, LEDGER_POLL, RENEW_INTERVAL, LedgerAnswer
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +33,6 @@ __all__ = [
     "MemoryCoordination",
     "ledger_decision",
 ]
-
-#: Seconds a lease or an in-flight ledger slot lives without renewal: a SIGKILLed node's work
-#: is free again within this (S19.2 asks for 15 s), counted from its last renewal.
-LEASE_TTL = 10.0
-#: Seconds between two renewals of a node's leases and slots (well inside :data:`LEASE_TTL`,
-#: so two missed beats still do not lose a lease).
-RENEW_INTERVAL = 3.0
-#: When only requests in flight fill a domain's limits, their end is told to the node that made
-#: them, not to this one: ask the ledger again after this many seconds.
-LEDGER_POLL = 0.25
 
 
 def ledger_decision(

@@ -13,7 +13,16 @@ from typing import Any
 
 from ._base import message
 
-__all__ = ["AnnouncementInfo", "FetchResult", "LedgerAnswer", "PortAnswer", "RepositoryData"]
+__all__ = [
+    "LEASE_TTL",
+    "LEDGER_POLL",
+    "RENEW_INTERVAL",
+    "AnnouncementInfo",
+    "FetchResult",
+    "LedgerAnswer",
+    "PortAnswer",
+    "RepositoryData",
+]
 
 
 @message
@@ -79,6 +88,16 @@ class PortAnswer:
     error: str | None = None
     started: float | None = None
     seconds: float | None = None
+
+
+#: Seconds a lease or an in-flight ledger slot lives without renewal (S19.2): a SIGKILLed
+#: node's work is free again within this, counted from its last renewal (the SPEC asks 15 s).
+LEASE_TTL = 10.0
+#: Seconds between two renewals of a node's leases and slots (two missed beats lose nothing).
+RENEW_INTERVAL = 3.0
+#: When only requests in flight fill a domain's limits, their end is news for the node that made
+#: them, not for this one: ask the ledger again after this many seconds.
+LEDGER_POLL = 0.25
 
 
 @message

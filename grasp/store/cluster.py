@@ -9,8 +9,8 @@ a remote host's limits (``docs/scaling.rst``: leases, ledger, failover):
   may replace; it is freed only when the server notices its connection died, which after a
   network partition takes as long as TCP keepalive. A row with an expiry is independent of
   connections and gives a bounded failover: a node renews its leases every
-  :data:`~actors.coordination.RENEW_INTERVAL` seconds; stopped renewing (SIGKILL), they are free
-  after :data:`~actors.coordination.LEASE_TTL` seconds.
+  :data:`~messages.port.RENEW_INTERVAL` seconds; stopped renewing (SIGKILL), they are free
+  after :data:`~messages.port.LEASE_TTL` seconds.
 * **The ledger** (``throttle_slots``) has one row per request a node started on a domain:
   in flight while ``ended_at`` is NULL, then in the window until ``window`` seconds after it
   ended — :class:`~actors.throttle.DomainThrottleState`'s counting rule, summed over nodes.
@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING
 import gevent
 import gevent.lock
 
-from actors.coordination import LEASE_TTL, LEDGER_POLL, RENEW_INTERVAL
-from messages.port import LedgerAnswer
+from messages.port import LEASE_TTL, LEDGER_POLL, RENEW_INTERVAL, LedgerAnswer
 
 if TYPE_CHECKING:  # a SQLite relay never loads the driver
     from .postgres import PostgresEventStore
