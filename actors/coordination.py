@@ -9,8 +9,9 @@ policy and a trace of them still replays.
 
 This module holds the ledger's decision rule (:func:`ledger_decision`; the timing every
 implementation shares is in :mod:`messages.port`, where ``grasp`` reads it too), plus
-:class:`MemoryCluster`, the in-memory stand-in for the database that fakes and tests use (several :class:`MemoryCoordination` nodes over one
-cluster behave like several relays over one PostgreSQL). The PostgreSQL implementation is
+:class:`MemoryCluster`, the in-memory stand-in for the database that fakes and tests use
+(several :class:`MemoryCoordination` nodes over one cluster behave like several relays over
+one PostgreSQL). The PostgreSQL implementation is
 ``grasp.store.cluster``; a single process without a shared database grants everything.
 """
 
