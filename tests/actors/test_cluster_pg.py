@@ -132,10 +132,9 @@ class InFlight:
 
 @pytest.mark.slow
 def test_s19_2_two_nodes_on_postgres_fetch_each_identifier_once_within_summed_limits(
-    tmp_path,
-    postgres_database,
-    start_system,  # noqa: F811 - the fixture imported above
+    tmp_path, request, start_system
 ):
+    postgres_database = request.getfixturevalue("postgres_database")  # tests/support/postgres
     open_requests = InFlight()
     (tmp_path / "remote").mkdir()
     with GitServer(tmp_path / "remote", wrap=open_requests.wrap) as server:
