@@ -134,12 +134,12 @@ class InFlight:
 def test_s19_2_two_nodes_on_postgres_fetch_each_identifier_once_within_summed_limits(
     tmp_path, request, start_system
 ):
-    postgres_database = request.getfixturevalue("postgres_database")  # tests/support/postgres
+    database = request.getfixturevalue("postgres_database")  # tests/support/postgres.py
     open_requests = InFlight()
     (tmp_path / "remote").mkdir()
     with GitServer(tmp_path / "remote", wrap=open_requests.wrap) as server:
         world = GitWorld(tmp_path, server)
-        stores = [PostgresEventStore(postgres_database, pool_size=4) for _ in range(2)]
+        stores = [PostgresEventStore(database, pool_size=4) for _ in range(2)]
         try:
             nodes = []
             for name, store in zip(("a", "b"), stores, strict=True):
