@@ -24,7 +24,7 @@ from grasp.nostr.nip34 import (
     maintainer_set,
 )
 from grasp.purgatory import PurgatoryStore
-from grasp.store.sqlite import EventStore
+from grasp.store.base import EventStore
 
 logger = logging.getLogger(__name__)
 

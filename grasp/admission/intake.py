@@ -15,7 +15,7 @@ from typing import Protocol
 
 from grasp.nostr.event import Event
 from grasp.nostr.results import Prefix, Result
-from grasp.store.sqlite import EventStore, SaveOutcome
+from grasp.store.base import EventStore, SaveOutcome
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actors import system as actor_system
 from actors.clock import Clock
@@ -62,6 +63,9 @@ from grasp.release import ReleaseWorkflow
 from grasp.repositories import RepositoryIndex
 from grasp.store.base import EventStore
 from messages.history import SyncHistoryReport
+
+if TYPE_CHECKING:
+    from grasp.store.fanout import ClusterFanout
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +115,8 @@ class GraspRelay:
     board: StatusBoard
     heartbeat: Heartbeat
     restored: list[str] = field(default_factory=list)
+    #: Cluster mode (S19.2): LISTEN/NOTIFY fan-out to and from the other nodes.
+    fanout: ClusterFanout | None = None
 
     @property
     def config(self) -> Config:
@@ -131,6 +137,8 @@ class GraspRelay:
         self.sweeper.request_cleanup()  # placeholders that expired before a crash (S14.3)
         self.heartbeat.start()
         self.sweeper.start()
+        if self.fanout is not None:
+            self.fanout.start()
         self.relay.start()
         logger.info(
             "started: %d events stored, purgatory %s, actors %s, %d sync sources",
@@ -150,6 +158,8 @@ class GraspRelay:
         self.relay.stop_serving(timeout)
         self.sweeper.stop()
         self.system.stop()
+        if self.fanout is not None:
+            self.fanout.stop()  # after the actors: what they released last reaches the cluster
         self.heartbeat.stop()
         self.relay.close()
         logger.info("stopped: actors stopped, store closed (purgatory %s)", self.purgatory.counts())
@@ -178,10 +188,10 @@ def open_grasp_relay(
     """Build everything in start order; raises StartupError with nothing left running."""
     data_dir = prepare_data_dir(config.data_dir)
     remove_interrupted_work(data_dir)  # nothing runs yet: what a SIGKILL left is garbage
-    store = open_store(data_dir)
+    store = open_store(data_dir, config.database)
     # Start steps log at DEBUG: a failed start must print exactly one error line (the CLI's
-    # contract).
-    logger.debug("start 1/4: event store %s ready (%d events)", store.path, store.count())
+    # contract). ``location`` never holds the password (S19.1).
+    logger.debug("start 1/4: event store %s ready (%d events)", store.location, store.count())
     cleanup: list[Callable[[], object]] = [store.close]
     try:
         server = listen(config)
@@ -191,6 +201,8 @@ def open_grasp_relay(
         purgatory, restored = _open_purgatory(store, node, bound, data_dir / STATE_FILENAME)
         logger.debug("start 2/4: purgatory ready (%s)", purgatory.counts())
         hub = SubscriptionHub()
+        fanout = _cluster_fanout(bound, node, store, hub)
+        notify = fanout.publish if fanout is not None else hub.publish
         index = RepositoryIndex(store, purgatory, data_dir)
         metrics = SyncMetrics(purgatory.counts)
 
@@ -215,7 +227,7 @@ def open_grasp_relay(
             index,
             store,
             purgatory,
-            notify=hub.publish,
+            notify=notify,
             on_release=on_release,
             pr_sources=lambda pr: prs.sources(pr) if prs is not None else [],
             cleanup=PlaceholderCleanup(index, purgatory, store, pushes),
@@ -247,7 +259,7 @@ def open_grasp_relay(
             store=store,
             purgatory=purgatory,
             sync=system,
-            notify=hub.publish,
+            notify=notify,
             curation=bound.curation,
             prs=prs,
             public_scheme=bound.public_scheme,
@@ -295,6 +307,7 @@ def open_grasp_relay(
             board,
             Heartbeat(store, node),
             restored,
+            fanout,
         )
     except BaseException:
         for close in reversed(cleanup):
@@ -303,6 +316,18 @@ def open_grasp_relay(
             except Exception:
                 logger.exception("cleanup after a failed start")
         raise
+
+
+def _cluster_fanout(
+    config: Config, node: str, store: EventStore, hub: SubscriptionHub
+) -> ClusterFanout | None:
+    """On a shared PostgreSQL database (S19.2) stored and released events also reach the
+    other nodes' subscribers; the driver is imported only then."""
+    if not config.clustered or config.database is None:
+        return None
+    from grasp.store.fanout import ClusterFanout
+
+    return ClusterFanout(config.database, node, store, hub.publish)
 
 
 def _prs_upkeep(prs: ContributorRepositories | None) -> Callable[[SweepResult], object] | None:

@@ -13,6 +13,7 @@ from grasp.relay.config import Config
 from grasp.relay.transport.connection import WebSocketLimits
 from grasp.relay.transport.server import Relay
 from tests.support.plain_relay import open_relay
+from tests.support.postgres import postgres_database, postgres_server  # noqa: F401 (S19 tests)
 from tests.support.relay import RelayClient as Client
 from tests.support.relay import accepted_repository as support_accepted_repository
 from tests.support.relay import issue as support_issue

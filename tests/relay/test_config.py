@@ -85,6 +85,7 @@ S12_TABLE = {
         "GRASP_PLACEHOLDER_MAX_PER_REPO",
         20,
     ),
+    "database": ("--database", "GRASP_DATABASE", None),  # S19.1
 }
 
 

@@ -17,6 +17,7 @@ from .values import (
     authority,
     boolean,
     byte_size,
+    database,
     host,
     int_at_least,
     log_level,
@@ -181,5 +182,10 @@ OPTIONS: tuple[Option, ...] = (
            "GRASP_PLACEHOLDER_MAX_PER_REPO", int_at_least(0),
            "open placeholders (refs/nostr/<id> pushed before the PR event) per repository "
            "(S14.3)", metavar="N"),
+    # -- issue 17: cluster mode (S19) --
+    Option("database", "--database", "GRASP_DATABASE", database,
+           "event database: postgresql://user:password@host:port/dbname (nodes sharing it, "
+           "--data-dir and --domain form a cluster) or a SQLite file (S19.1)", metavar="URL",
+           default_text="<data-dir>/events.sqlite3"),
 )
 # fmt: on

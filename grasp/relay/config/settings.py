@@ -91,6 +91,13 @@ class Config:
     maintenance_interval_secs: float = SWEEP_INTERVAL_SECS
     placeholder_max_bytes: int = _PLACEHOLDERS.max_bytes
     placeholder_max_per_repo: int = _PLACEHOLDERS.max_per_repo
+    #: S19.1: ``postgresql://…`` (a cluster) or a SQLite file; None: ``<data-dir>/events.sqlite3``.
+    database: str | None = None
+
+    @property
+    def clustered(self) -> bool:
+        """Whether the events live in PostgreSQL, shared with other nodes (S19.2)."""
+        return self.database is not None and "://" in self.database
 
     @property
     def public_domain(self) -> str:

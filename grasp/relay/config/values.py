@@ -189,3 +189,41 @@ def pubkey(value: str) -> str:
 
 def pubkeys(value: str) -> tuple[str, ...]:
     return tuple(pubkey(item) for item in value.split(",") if item.strip())
+
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def database(value: str) -> str:
+    """``postgresql://user:password@host[:port]/dbname`` (a cluster, S19.1) or a path to a
+    SQLite file. A malformed URL is refused here, with the password left out of the message,
+    so a typo is a usage error (exit 2), not a failed connection."""
+    text = value.strip()
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    if "://" not in text:
+        return text  # a SQLite file
+    parts = urlsplit(text)
+    shown = _without_password(text)
+    if parts.scheme.lower() not in POSTGRES_SCHEMES:
+        raise argparse.ArgumentTypeError(
+            f"{shown!r}: unsupported database URL scheme {parts.scheme!r} "
+            "(use postgresql://user:password@host:port/dbname or a SQLite file path)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown!r} has a bad port") from None
+    if not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{shown!r} names no host")
+    if not parts.path.strip("/"):
+        raise argparse.ArgumentTypeError(f"{shown!r} names no database (…/dbname)")
+    return parts.scheme + text[len(parts.scheme) :]  # urlsplit lower-cased the scheme
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()

@@ -31,7 +31,8 @@ from grasp.relay.transport.hub import SubscriptionHub
 from grasp.relay.transport.nip11 import relay_information
 from grasp.relay.transport.session import Nip01Session, SessionContext, SessionLimits
 from grasp.relay.transport.websocket import RelayWSGIServer
-from grasp.store.sqlite import DEFAULT_FILENAME, EventStore, StoreError
+from grasp.store.base import EventStore, StoreError
+from grasp.store.sqlite import DEFAULT_FILENAME
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +59,26 @@ def prepare_data_dir(path: Path) -> Path:
     return path
 
 
-def open_store(data_dir: Path) -> EventStore:
-    """The default SQLite event store in ``<data-dir>/events.sqlite3`` (S11.1)."""
-    path = data_dir / DEFAULT_FILENAME
+def open_store(data_dir: Path, database: str | None = None) -> EventStore:
+    """The event store (S11.1, S19.1): ``database`` (``postgresql://…`` or a SQLite file), by
+    default ``<data-dir>/events.sqlite3``. Any failure (a server that does not answer, a bad
+    password, a newer schema) is one StartupError line, with the password left out."""
+    from grasp.store import open_store as open_engine
+
+    target: str | Path = database if database is not None else data_dir / DEFAULT_FILENAME
     try:
-        return EventStore(path)
+        return open_engine(target)
     except StoreError as exc:
-        raise StartupError(str(exc)) from exc
+        raise StartupError(_one_line(str(exc))) from exc
     except OSError as exc:
-        raise StartupError(f"cannot open event store {str(path)!r}: {exc.strerror or exc}") from exc
+        raise StartupError(
+            f"cannot open event store {str(target)!r}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _one_line(text: str) -> str:
+    """libpq's messages span lines; the CLI's contract is one line (S12)."""
+    return " ".join(text.split())
 
 
 def listen(config: Config) -> RelayWSGIServer:
