@@ -62,6 +62,7 @@ from grasp.relay.transport.session import SessionContext
 from grasp.release import ReleaseWorkflow
 from grasp.repositories import RepositoryIndex
 from grasp.store.base import EventStore
+from grasp.store.cluster import LocalCoordination, PostgresCoordination
 from messages.history import SyncHistoryReport
 
 if TYPE_CHECKING:
@@ -117,6 +118,10 @@ class GraspRelay:
     restored: list[str] = field(default_factory=list)
     #: Cluster mode (S19.2): LISTEN/NOTIFY fan-out to and from the other nodes.
     fanout: ClusterFanout | None = None
+    #: S19.2: identifier leases and the throttle ledger (in PostgreSQL on a cluster).
+    coordination: LocalCoordination | PostgresCoordination = field(
+        default_factory=LocalCoordination
+    )
 
     @property
     def config(self) -> Config:
@@ -139,6 +144,7 @@ class GraspRelay:
         self.sweeper.start()
         if self.fanout is not None:
             self.fanout.start()
+        self.coordination.start()
         self.relay.start()
         logger.info(
             "started: %d events stored, purgatory %s, actors %s, %d sync sources",
@@ -158,6 +164,7 @@ class GraspRelay:
         self.relay.stop_serving(timeout)
         self.sweeper.stop()
         self.system.stop()
+        self.coordination.close()  # after the actors: no sync holds a lease any more
         if self.fanout is not None:
             self.fanout.stop()  # after the actors: what they released last reaches the cluster
         self.heartbeat.stop()
@@ -203,6 +210,7 @@ def open_grasp_relay(
         hub = SubscriptionHub()
         fanout = _cluster_fanout(bound, node, store, hub)
         notify = fanout.publish if fanout is not None else hub.publish
+        coordination = _coordination(bound, store)
         index = RepositoryIndex(store, purgatory, data_dir)
         metrics = SyncMetrics(purgatory.counts)
 
@@ -214,6 +222,7 @@ def open_grasp_relay(
             purgatory_counts=purgatory.counts,
             sync_sources=lambda: sync_sources.status(),
             sync_history=sync_history,
+            node=coordination.node,
         )
 
         def on_release(event, identifier: str, held_for: float | None) -> None:
@@ -234,7 +243,13 @@ def open_grasp_relay(
         )
         policy, limits = fetch_settings(bound)
         ctx = RealSyncContext(
-            index, purgatory, workflow, domain=bound.public_domain, policy=policy, limits=limits
+            index,
+            purgatory,
+            workflow,
+            domain=bound.public_domain,
+            policy=policy,
+            limits=limits,
+            coordination=coordination,
         )
         tracer = JsonlTracer(bound.trace) if bound.trace else None
         system = actor_system.start(
@@ -308,6 +323,7 @@ def open_grasp_relay(
             Heartbeat(store, node),
             restored,
             fanout,
+            coordination,
         )
     except BaseException:
         for close in reversed(cleanup):
@@ -328,6 +344,17 @@ def _cluster_fanout(
     from grasp.store.fanout import ClusterFanout
 
     return ClusterFanout(config.database, node, store, hub.publish)
+
+
+def _coordination(config: Config, store: EventStore) -> LocalCoordination | PostgresCoordination:
+    """S19.2: on a shared PostgreSQL database an identifier syncs on one node at a time and the
+    throttle limits hold summed over nodes; a single process grants everything itself."""
+    if config.clustered:
+        from grasp.store.postgres import PostgresEventStore
+
+        if isinstance(store, PostgresEventStore):
+            return PostgresCoordination(store)
+    return LocalCoordination()
 
 
 def _prs_upkeep(prs: ContributorRepositories | None) -> Callable[[SweepResult], object] | None:
