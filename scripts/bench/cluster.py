@@ -24,7 +24,9 @@ Figures per node count:
   ``politeness.py``): window slots with more than the limit plus any in-flight excess; must be 0;
 * p50 / p95 release latency: state ``OK`` to the first live ``EVENT`` of it on any node;
 * fetches per identifier (1.00 = each identifier fetched once across the cluster);
-* CPU seconds of the relays and of every PostgreSQL process, and the database's share.
+* CPU seconds of the relays and of every PostgreSQL process, and the database's share;
+* commits per identifier (``pg_stat_database.xact_commit``, every node and the stats
+  queries): what the model of docs/scaling.rst divides PostgreSQL's commit rate by.
 """
 
 from gevent import monkey
@@ -94,6 +96,17 @@ def postgres_cpu(postmaster: int) -> float:
     return sum(cpu_seconds(pid) for pid in postgres_pids(postmaster))
 
 
+def commits(database: str) -> int:
+    """Transactions committed in the database so far (pg_stat_database, all nodes)."""
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 @dataclass
 class Result:
     nodes: int
@@ -107,6 +120,7 @@ class Result:
     relay_cpu: float
     db_cpu: float
     limits: tuple[int, int]
+    commits: int
 
     def row(self) -> list[str]:
         share = self.db_cpu / (self.db_cpu + self.relay_cpu) if self.relay_cpu else float("nan")
@@ -122,6 +136,7 @@ class Result:
             f"{self.relay_cpu:.1f}",
             f"{self.db_cpu:.1f}",
             f"{share:.0%}",
+            f"{self.commits / self.identifiers:.0f}",
         ]
 
 
@@ -201,7 +216,7 @@ def run_once(
         clients = [RelayClient(node.ws_url, timeout=60) for node in nodes]
         for client in clients:
             stack.callback(client.close)
-        db_before = postgres_cpu(postmaster)
+        db_before, commits_before = postgres_cpu(postmaster), commits(database)
         began = time.monotonic()
 
         def feed(n: int) -> None:
@@ -234,6 +249,7 @@ def run_once(
         seconds = max(seen.values()) - began
         relay_cpu = sum(cpu_seconds(n.pid) for n in nodes)
         db_cpu = postgres_cpu(postmaster) - db_before
+        committed = commits(database) - commits_before
     violations = flight = in_window = fetches = 0
     for log in logs.values():
         sessions = fetch_sessions(log)
@@ -257,6 +273,7 @@ def run_once(
         relay_cpu,
         db_cpu,
         (args.concurrent, args.rate_limit),
+        committed,
     )
 
 
@@ -303,6 +320,7 @@ def main() -> int:
             "relay CPU s",
             "PG CPU s",
             "PG share",
+            "commits/id",
         ],
         [r.row() for r in results],
         notes=[f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"],
