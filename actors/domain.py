@@ -3,7 +3,8 @@
 A DomainThrottle MUST: answer ``TryStart`` by checking and starting in one step (S6.4); start
 as many queued identifiers as capacity allows on every trigger — enqueue, completion, and the
 rate window freeing up (S6.3); clear an identifier's ``in_progress`` before picking the next.
-It MUST NOT do I/O or ask anyone: FetchActors do the fetching with the slot it reserved. A
+It MUST NOT ask anyone or do I/O beyond the cluster ledger's port calls (S19.2, one per slot
+taken or given back): FetchActors do the fetching with the slot it reserved. A
 request that ends refused by the fetch policy leaves no entry in the rate window: nothing was
 sent to the remote.
 DomainThrottles are started lazily by the :class:`~actors.directory.Directory` the first time
