@@ -139,7 +139,10 @@ def test_s19_2_s6_three_nodes_keep_the_limits_summed_and_fetch_each_identifier_o
             client = clients[i % 3]
             _announce(client, key, identifier, server.url(f"{identifier}.git"))
             states.append(_hold(client, key, identifier, tip))
-        wait_for(lambda: _served(clients[0], *states), timeout=90, interval=0.5, message="releases")
+        wait_for(lambda: _served(clients[0], *states), timeout=90, interval=0.5, message="served")
+        # a span is logged when the server closes its response, which may come after the
+        # relay already released what it brought
+        wait_for(lambda: len({f[0] for f in log.fetches()}) == 24, timeout=10, message="logs")
         for client in clients:
             client.close()
     finally:
@@ -184,6 +187,7 @@ def test_s19_2_a_killed_nodes_identifier_is_synced_by_another_node_after_its_lea
         at_two = RelayClient(two.ws_url, 30)  # and the cluster serves it everywhere
         wait_for(lambda: _served(at_two, state), timeout=10, message="served on node two")
         at_two.close()
+        wait_for(lambda: any(f[1] > killed for f in log.fetches()), timeout=10, message="log")
     finally:
         log.gate.set()
         server.stop()
