@@ -88,7 +88,12 @@ class ReleaseWorkflow:
     def process(self, identifier: str) -> ProcessResult:
         """Clean up expired placeholders of ``identifier``, then release every held event of
         it whose objects are on disk now."""
+        with self.store.repository_lock(identifier):  # S19.2: one pass cluster-wide
+            return self._process(identifier)
+
+    def _process(self, identifier: str) -> ProcessResult:
         tally = _Tally()
+        self.purgatory.refresh()  # S19.2: release what any node admitted (under the lock)
         try:
             self.cleanup.run(identifier)
         except Exception as exc:  # cleanup must never stand in the way of a release

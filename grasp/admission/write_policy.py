@@ -109,6 +109,7 @@ class GraspWritePolicy:
             kinds.PULL_REQUEST_UPDATE: self._pr,
         }.get(event.kind, self._related)
         try:
+            self.purgatory.refresh()  # S19.2: judged against what any node holds
             result = handler(event, source is EventSource.SYNC)
         except Nip34Error as exc:
             return Result(False, exc.message)

@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from grasp.git.offhub import run_git
+from grasp.git.workdirs import make_workdir
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def ingest_pack(repo_path: Path, spool: PackSpool) -> str | None:
     repository is then unchanged.
     """
     objects_dir = Path(repo_path) / "objects"
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=objects_dir))
+    staging = make_workdir(STAGING_PREFIX, objects_dir)  # owner in the name (workdirs.py)
     try:
         out = run_git(
             index_pack_command(repo_path, staging / "incoming.pack"), stdin=spool.as_stdin()

@@ -10,13 +10,15 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 from dulwich.repo import Repo
 
+from grasp.git.workdirs import is_abandoned, make_workdir
+
 logger = logging.getLogger(__name__)
 
+INIT_PREFIX = ".init-"
 _NPUB = re.compile(r"npub1[02-9ac-hj-np-z]{58}")
 _MAX_NAME_BYTES = 255
 
@@ -65,7 +67,7 @@ def create_bare_repo(path: Path) -> Path:
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".init-", dir=path.parent))
+    tmp = make_workdir(INIT_PREFIX, path.parent)  # owner in the name (grasp/git/workdirs.py)
     try:
         Repo.init_bare(str(tmp)).close()
         try:
@@ -88,13 +90,19 @@ def remove_interrupted_work(data_dir: Path) -> list[Path]:
     see :func:`ensure_bare_repo`) and a fetched pack being indexed
     (``<repo>/objects/incoming-grasp-*``, see ``grasp.git.pack_ingest``). Neither is ever read,
     but a staging directory holds a full copy of a pack. Returns what was removed.
+
+    Only abandoned ones (:func:`grasp.git.workdirs.is_abandoned`): in a cluster another live
+    node may be initialising or indexing in the same data directory right now (S19.2).
     """
     from grasp.git.pack_ingest import STAGING_PREFIX
 
     root = Path(data_dir) / "repos"
-    leftovers = [*root.glob("*/.init-*"), *root.glob(f"*/*.git/objects/{STAGING_PREFIX}*")]
     prs = Path(data_dir) / "prs"  # GRASP-06 repositories and their shared empty one (S16.1)
-    leftovers += [*prs.glob(".init-*"), *prs.glob("*/.init-*")]
+    inits = [*root.glob(f"*/{INIT_PREFIX}*"), *prs.glob(f"{INIT_PREFIX}*")]
+    inits += prs.glob(f"*/{INIT_PREFIX}*")
+    stagings = root.glob(f"*/*.git/objects/{STAGING_PREFIX}*")
+    leftovers = [p for p in inits if is_abandoned(p, INIT_PREFIX)]
+    leftovers += [p for p in stagings if is_abandoned(p, STAGING_PREFIX)]
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
         logger.warning("removed %s, left behind by an interrupted process", path)

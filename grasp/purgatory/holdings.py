@@ -176,6 +176,21 @@ class Holdings:
 
     # --- the indexes (callers hold the lock) --------------------------------------------------
 
+    def _clear(self) -> None:
+        """Forget everything (a refresh from the shared database follows, S19.2)."""
+        for index in (
+            self._states,
+            self._prs,
+            self._prs_by_identifier,
+            self._announcements,
+            self._state_ids,
+            self._announcement_ids,
+            self._placeholders,
+            self._doomed,
+            self._expired,
+        ):
+            index.clear()
+
     def _holds(self, event_id: str) -> bool:
         return (
             event_id in self._state_ids

@@ -58,6 +58,39 @@ def load(store: PurgatoryStore) -> list[str]:
     return store.pending_identifiers()
 
 
+def refresh(store: PurgatoryStore) -> bool:
+    """See :meth:`PurgatoryStore.refresh`: replace the cache by the tables when another node
+    changed them. Rows the rules refuse are skipped, not dropped: dropping is the start-up's
+    job, and two nodes must not race to delete each other's rows."""
+    if store.db is None:
+        return False
+    with store._writer:  # a local write waits: its row is in the snapshot or after it
+        version, snapshot = store.db.load_held_since(store._held_version)
+        if snapshot is None:
+            return False
+        entries = []
+        for row in snapshot.events:
+            try:
+                entries.append(entry_from_row(row, store._clocks))
+            except (ValueError, KeyError, TypeError, InvalidEvent):
+                continue
+        with store._lock:
+            store._clear()
+            for entry in entries:
+                if not store._holds(event_of(entry).id):
+                    store._insert(entry)
+            for placeholder in snapshot.placeholders:
+                target = store._doomed if placeholder.expired else store._placeholders
+                target[placeholder.key] = placeholder_from_row(placeholder, store._clocks)
+            now = store.now()
+            for expired in snapshot.expired:
+                when = store._clocks.to_instant(expired.expired_at)
+                if now - when < store.expired_memory_secs:
+                    store._expired[expired.event_id] = when
+            store._held_version = version
+    return True
+
+
 def adopt(
     store: PurgatoryStore, entries: Iterable[Entry | HeldPlaceholder], expired: dict[str, float]
 ) -> list[str]:

@@ -79,8 +79,12 @@ class PurgatoryStore(Holdings):
         expiry_secs: float = DEFAULT_EXPIRY_SECS,
         expired_memory_secs: float = EXPIRED_MEMORY_SECS,
         db: EventStore | None = None,
+        shared: bool = False,
     ) -> None:
         super().__init__(now, expiry_secs)
+        #: S19.2: other nodes change the same tables; :meth:`refresh` reloads what they did.
+        self.shared = shared
+        self._held_version = 0
         self.wall = wall
         self.expired_memory_secs = expired_memory_secs
         self.db = db
@@ -343,6 +347,13 @@ class PurgatoryStore(Holdings):
         A row the current rules refuse is logged and dropped from the table.
         """
         return startup.load(self)
+
+    def refresh(self) -> bool:
+        """Cluster mode (S19.2, one truth): reload the cache from the shared tables if any node
+        changed them since the last load; one small read when nothing changed. Called where a
+        decision starts (admission, push authorisation, release, sweep), never inside a read.
+        A store that is not shared does nothing: its cache is the truth."""
+        return startup.refresh(self) if self.shared else False
 
     def adopt(
         self, entries: Iterable[Entry | HeldPlaceholder], expired: dict[str, float]

@@ -147,8 +147,9 @@ class GraspRelay:
         self.coordination.start()
         self.relay.start()
         logger.info(
-            "started: %d events stored, purgatory %s, actors %s, %d sync sources",
+            "started: %d events stored in %s, purgatory %s, actors %s, %d sync sources",
             self.relay.store.count(),
+            self.relay.store.location,  # never the password (S19.1)
             self.purgatory.counts(),
             ", ".join(self.system.actor_names()),
             len(self.sync_sources),
@@ -372,7 +373,9 @@ def _open_purgatory(
     downtime = store.resume(node, time.time())
     if downtime:
         logger.info("the relay was down %.1f s; held deadlines moved by that much", downtime)
-    purgatory = PurgatoryStore(expiry_secs=config.purgatory_expiry_secs, db=store)
+    purgatory = PurgatoryStore(
+        expiry_secs=config.purgatory_expiry_secs, db=store, shared=config.clustered
+    )
     restored = purgatory.load()
     imported = _import(purgatory, state_file)
     if restored or imported:

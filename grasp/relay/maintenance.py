@@ -66,6 +66,7 @@ class PurgatorySweeper:
                 logger.exception("purgatory sweep failed; trying again in %.0f s", self.interval)
 
     def sweep(self) -> SweepResult:
+        self.purgatory.refresh()  # S19.2: deadlines another node extended are not expired
         result = self.purgatory.sweep()
         for announcement in result.announcements:
             self._remove_unused_repo(announcement)

@@ -15,6 +15,7 @@ transaction (S9.1).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
@@ -101,6 +102,13 @@ class EventStore(Protocol):
         """Every held event, placeholder and remembered expired id, in arrival order."""
         ...
 
+    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | None]:
+        """Purgatory's tables as other processes left them (S19.2, one truth): the current
+        version of the held rows and, when it is not ``version``, a snapshot of them taken
+        with it. An engine only this process writes (SQLite) always answers
+        ``(version, None)``."""
+        ...
+
     def resume(self, node: str, now: float) -> float:
         """Start-up of ``node`` at wall-clock ``now``: the downtime is ``now`` minus the last
         heartbeat of any node (0 without one); every open deadline moves by it and ``node``'s
@@ -153,6 +161,13 @@ class EventStore(Protocol):
 
     def referrer_of(self, targets: Iterable[str]) -> str | None:
         """The id of an accepted event that named any of ``targets``, or None (S15.1)."""
+        ...
+
+    def repository_lock(self, identifier: str) -> AbstractContextManager[None]:
+        """Held around a release pass of ``identifier``'s repositories (S19.2: ref updates of
+        one repository are serialised cluster-wide). PostgreSQL: a session advisory lock, so
+        the Releasers of two nodes never align one repository at once; SQLite: nothing to
+        take, the one Releaser of the one process is the only writer (S8.1)."""
         ...
 
     def close(self) -> None:

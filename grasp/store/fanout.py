@@ -84,6 +84,8 @@ class ClusterFanout:
         self._unsent: list[str] = []
         #: How many events other nodes' notifications delivered here (tests, /metrics later).
         self.received = 0
+        #: How many times the listener has (re)started listening; set while it listens.
+        self.listens = 0
         self.listening = gevent.event.Event()
 
     def publish(self, event: Event) -> int:
@@ -140,6 +142,7 @@ class ClusterFanout:
 
     def _listen_loop(self, conn: psycopg.Connection) -> None:
         conn.execute(f"LISTEN {CHANNEL}")
+        self.listens += 1
         self.listening.set()
         for note in conn.notifies():
             node, ids = parse_payload(note.payload)

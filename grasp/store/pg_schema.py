@@ -261,6 +261,34 @@ END
 $$;
 """,
     ),
+    # 5 (peers) is another branch's number.
+    Migration(
+        7,
+        "purgatory's version: one counter bumped by every change of the held tables (S19.2)",
+        """
+-- One truth across nodes (docs/scaling.rst): each node caches purgatory in memory and reloads
+-- it when this counter moved. The counter is a row, not a sequence, so it changes in the very
+-- transaction that changed the held rows: a reader that sees the new version in a snapshot
+-- sees the new rows too (a sequence moves before commit and would let a reader miss them).
+CREATE TABLE held_version (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    version  bigint  NOT NULL
+);
+INSERT INTO held_version (version) VALUES (1);
+CREATE FUNCTION grasp_held_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE held_version SET version = version + 1;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER held_events_changed AFTER INSERT OR UPDATE OR DELETE ON held_events
+    FOR EACH STATEMENT EXECUTE FUNCTION grasp_held_changed();
+CREATE TRIGGER held_placeholders_changed AFTER INSERT OR UPDATE OR DELETE ON held_placeholders
+    FOR EACH STATEMENT EXECUTE FUNCTION grasp_held_changed();
+CREATE TRIGGER expired_ids_changed AFTER INSERT OR UPDATE OR DELETE ON expired_ids
+    FOR EACH STATEMENT EXECUTE FUNCTION grasp_held_changed();
+""",
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -41,6 +41,8 @@ from grasp.store.rules import effective_limit, index_rows, newest_first, replace
 logger = logging.getLogger(__name__)
 
 DEFAULT_POOL_SIZE = 10
+#: Advisory lock class of the per-identifier release lock (S19.2); events use EVENT_KEY_CLASS.
+REPOSITORY_LOCK_CLASS = 0x6774
 #: A save that lost a deadlock (only possible between deletions and replacements sharing rows)
 #: is retried this many times; the whole statement is redone, nothing is half-applied.
 SAVE_ATTEMPTS = 3
@@ -238,6 +240,35 @@ class PostgresEventStore:
     def load_held(self) -> HeldSnapshot:
         with self._connection() as conn:
             return held_sql.snapshot_from(
+                conn.execute(held_sql.LOAD_EVENTS).fetchall(),
+                conn.execute(held_sql.LOAD_PLACEHOLDERS).fetchall(),
+                conn.execute(held_sql.LOAD_EXPIRED).fetchall(),
+            )
+
+    @contextmanager
+    def repository_lock(self, identifier: str) -> Iterator[None]:
+        """A session advisory lock (class :data:`REPOSITORY_LOCK_CLASS`) on a connection kept
+        for the pass: waiting for another node's pass parks only this greenlet. Should the
+        connection die mid-pass, the server drops the lock; git's ref lock files and the
+        compare-and-swap of every ref update still keep each ref consistent."""
+        key = _key(f"repo:{identifier}")
+        with self._connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (REPOSITORY_LOCK_CLASS, key))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (REPOSITORY_LOCK_CLASS, key))
+
+    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | None]:
+        """See :meth:`grasp.store.base.EventStore.load_held_since`: the version and the rows
+        are read in one REPEATABLE READ snapshot, so they belong together (migration 7)."""
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            row = conn.execute("SELECT version FROM held_version").fetchone()
+            current = int(row[0]) if row else 0
+            if current == version:
+                return current, None
+            return current, held_sql.snapshot_from(
                 conn.execute(held_sql.LOAD_EVENTS).fetchall(),
                 conn.execute(held_sql.LOAD_PLACEHOLDERS).fetchall(),
                 conn.execute(held_sql.LOAD_EXPIRED).fetchall(),

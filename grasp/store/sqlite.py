@@ -159,6 +159,15 @@ class SqliteEventStore:
                 self._db.execute(held_sql.LOAD_EXPIRED).fetchall(),
             )
 
+    @contextmanager
+    def repository_lock(self, identifier: str) -> Iterator[None]:
+        """One process, one Releaser: it is the only writer of refs already (S8.1)."""
+        yield
+
+    def load_held_since(self, version: int) -> tuple[int, HeldSnapshot | None]:
+        """Only this process writes the file, so purgatory's cache is always the truth."""
+        return version, None
+
     def resume(self, node: str, now: float) -> float:
         with self._write() as db:
             (last,) = db.execute(held_sql.LAST_HEARTBEAT).fetchone()

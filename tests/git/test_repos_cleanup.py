@@ -34,3 +34,44 @@ def test_half_made_grasp06_repositories_are_removed_too(tmp_path):
         (path / "objects").mkdir(parents=True)
     assert sorted(remove_interrupted_work(tmp_path)) == sorted(leftovers)
     assert empty.is_dir() and kept.is_dir()
+
+
+def test_s19_2_start_up_cleanup_leaves_a_live_nodes_work_alone(tmp_path):
+    """In a cluster every node shares the data directory: a starting node removes what dead
+    processes left, never what a live node is building right now (grasp/git/workdirs.py)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from grasp.git.workdirs import STALE_SECS, make_workdir
+
+    host = socket.gethostname()
+    repo = ensure_bare_repo(tmp_path, NPUB, "shared")
+    objects, owner_dir = repo / "objects", tmp_path / "repos" / NPUB
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        keep = [
+            objects / f"{STAGING_PREFIX}{live.pid}@{host}-abcd1234",  # a live node indexing
+            owner_dir / f".init-{live.pid}@{host}-abcd1234",  # a live node initialising
+            objects / f"{STAGING_PREFIX}77@another-host-abcd1234",  # elsewhere, recent
+        ]
+        remove = [
+            objects / f"{STAGING_PREFIX}{dead.pid}@{host}-abcd1234",  # its process is gone
+            owner_dir / f".init-{dead.pid}@{host}-efgh5678",
+            objects / f"{STAGING_PREFIX}78@another-host-abcd1234",  # elsewhere, stale
+        ]
+        for path in keep + remove:
+            path.mkdir(parents=True)
+        stale = remove[-1]
+        old = stale.stat().st_mtime - STALE_SECS - 60
+        os.utime(stale, (old, old))
+        assert sorted(remove_interrupted_work(tmp_path)) == sorted(remove)
+        assert all(p.is_dir() for p in keep)
+        mine = make_workdir(STAGING_PREFIX, objects)  # this process's own names carry it too
+        assert mine.name.startswith(f"{STAGING_PREFIX}{os.getpid()}@{host}-")
+    finally:
+        live.kill()
+        live.wait()

@@ -188,6 +188,7 @@ class GitService:
             owner = npub_decode(npub)
         except ValueError:
             return None
+        self.purgatory.refresh()  # S19.2: an announcement or state another node holds counts
         if not any(a.owner == owner for a in self.index.announcements(identifier)):
             return None
         path = self.index.repo_path(owner, identifier)
