@@ -57,6 +57,8 @@ class Scheduler(BaseActor):
 
     @handles(EnqueueSync)
     def on_enqueue(self, msg: EnqueueSync, now: float) -> None:
+        if msg.if_absent and msg.identifier in self.queue:
+            return
         self.queue.enqueue(msg.identifier, self.services.config.delay_for(msg.reason), now)
         self._pump(now)
 

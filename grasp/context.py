@@ -155,6 +155,7 @@ class RealSyncContext:
         return self.domain
 
     def pending_identifiers(self) -> list[str]:
+        self.purgatory.refresh()  # S19.2: what any node holds (a no-op while nothing changed)
         return self.purgatory.pending_identifiers()
 
     def take_lease(self, identifier: str) -> bool:

@@ -257,6 +257,7 @@ def open_grasp_relay(
             ctx, sync_config(bound), clock, tracer=tracer, observer=observer or metrics
         )
         cleanup.append(system.stop)
+        coordination.on_nodes_gone = lambda nodes: system.adopt_pending()  # S19.2 failover
         logger.debug("start 3/4: actors started (%s)", ", ".join(system.actor_names()))
         if bound.grasp06:
             prs = ContributorRepositories(

@@ -28,8 +28,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import gevent
@@ -42,7 +44,11 @@ if TYPE_CHECKING:  # a SQLite relay never loads the driver
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LocalCoordination", "PostgresCoordination", "make_node_id"]
+__all__ = ["NODE_GONE_SECS", "LocalCoordination", "PostgresCoordination", "make_node_id"]
+
+#: A node whose heartbeat (``grasp.relay.heartbeat``, every 5 s, wall clock) is older than this
+#: has stopped; the survivors adopt the held events it may have left (3 missed beats).
+NODE_GONE_SECS = 15.0
 
 
 def make_node_id() -> str:
@@ -56,6 +62,7 @@ class LocalCoordination:
 
     def __init__(self, node: str | None = None) -> None:
         self.node = node or make_node_id()
+        self.on_nodes_gone: Callable[[list[str]], object] | None = None  # never: no others
 
     def take_lease(self, identifier: str) -> bool:
         return True
@@ -101,6 +108,9 @@ class PostgresCoordination:
         self._held: Counter[str] = Counter()
         self._lock = gevent.lock.RLock()  # one greenlet at a time decides on _held
         self._greenlet: gevent.Greenlet | None = None
+        #: Told the heartbeat ids of nodes that stopped beating since the last look (S19.2).
+        self.on_nodes_gone: Callable[[list[str]], object] | None = None
+        self._gone: set[str] | None = None  # None until the first look (the baseline)
 
     # -- leases -------------------------------------------------------------------------
 
@@ -202,6 +212,25 @@ class PostgresCoordination:
                 logger.warning("lease of %s lost by %s (renewal too late)", identifier, self.node)
                 del self._held[identifier]
 
+    def newly_gone(self, now: float | None = None) -> list[str]:
+        """Heartbeat ids of nodes that stopped beating since the previous call (the first
+        call only takes the baseline: a start already loads and queues what is held)."""
+        cutoff = (time.time() if now is None else now) - NODE_GONE_SECS
+        with self.store.connection() as conn:
+            rows = conn.execute(
+                "SELECT node FROM node_heartbeats WHERE beat_at < %s", (cutoff,)
+            ).fetchall()
+        gone = {row[0] for row in rows}
+        new = [] if self._gone is None else sorted(gone - self._gone)
+        self._gone = gone
+        return new
+
+    def _watch(self) -> None:
+        gone = self.newly_gone()
+        if gone and self.on_nodes_gone is not None:
+            logger.info("nodes stopped beating: %s; adopting their held events", ", ".join(gone))
+            self.on_nodes_gone(gone)
+
     def start(self) -> None:
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._run)
@@ -212,6 +241,7 @@ class PostgresCoordination:
             gevent.sleep(self.renew_interval)
             try:
                 self.renew()
+                self._watch()
             except Exception as exc:  # the next beat tries again; say so once
                 if not failing:
                     logger.warning("renewing the leases of %s failed: %r", self.node, exc)

@@ -161,3 +161,21 @@ def test_s19_2_a_domain_full_elsewhere_starts_when_the_ledger_says(start_system,
     h.advance(0.2)  # 10 s after the other node's requests ended
     assert world.fetched_urls == [url]
     assert world.released == {"repo00"}
+
+
+def test_s19_2_adopting_a_stopped_nodes_identifiers_keeps_this_nodes_own_delays(
+    start_system, fake_clock
+):
+    """EnqueuePending(adopt=True) queues what no entry here queues (at the restart delay) and
+    leaves an entry this node has alone: a user's 180 s delay is not cut short (S4.2)."""
+    world = _world(fake_clock, identifiers=2)
+    h = start_system(NodeContext(world, None), clock=fake_clock, **CONFIG)
+    h.enqueue("repo00", "user")  # this node's own, waiting for a push (180 s)
+    h.system.adopt_pending()  # repo01 was held by a node that stopped
+    h.settle()
+    h.advance(1.0)
+    assert world.released == {"repo01"}
+    assert world.fetched_urls == ["https://two.example/repo01.git"]
+    entry = h.system.history("repo00").identifiers[0]
+    assert entry.state == "queued" and entry.next_attempt_in is not None
+    assert entry.next_attempt_in > 170

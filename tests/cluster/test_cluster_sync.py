@@ -197,3 +197,51 @@ def test_s19_2_a_killed_nodes_identifier_is_synced_by_another_node_after_its_lea
     # before TTL - RENEW_INTERVAL had passed, and it was free within TTL (+ one retry second)
     waited = retried[0][1] - killed
     assert LEASE_TTL - RENEW_INTERVAL - 0.5 <= waited <= LEASE_TTL + 5, waited
+
+
+def test_s19_2_running_nodes_release_every_held_event_of_a_node_killed_mid_fetch(
+    cluster, tmp_path: Path
+):
+    """Node one admits three identifiers and is SIGKILLed while two of its fetches hang at the
+    server (it holds their leases and the domain's two ledger slots) and the third waits for a
+    slot. Nodes two and three keep running: they see its heartbeat stop, adopt what the
+    database holds, and release all three once the dead node's leases and slots expired."""
+    log = Sessions()
+    (tmp_path / "remote").mkdir()
+    server = GitServer(tmp_path / "remote", host="127.0.0.2", wrap=log.wrap).start()
+    try:
+        one, two, three = cluster(3, *LIMITS)
+        key = Key()
+        at_one = RelayClient(one.ws_url, 30)
+        states = []
+        for i in range(3):
+            identifier = f"kill{i}"
+            tip = _repository(server, identifier)
+            log.stalled.add(f"{identifier}.git")
+            _announce(at_one, key, identifier, server.url(f"{identifier}.git"))
+            states.append(_hold(at_one, key, identifier, tip))
+        at_one.close()
+        wait_for(lambda: len(set(log.arrived)) >= CONCURRENT, timeout=30, message="fetches")
+        one.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        one.wait(10)
+        log.stalled.clear()
+        log.gate.set()
+        at_two = RelayClient(two.ws_url, 30)
+        wait_for(lambda: _served(at_two, *states), timeout=60, interval=0.5, message="releases")
+        released = time.monotonic() - killed
+        at_two.close()
+        at_three = RelayClient(three.ws_url, 30)
+        assert _served(at_three, *states)
+        at_three.close()
+        wait_for(
+            lambda: {f[0] for f in log.fetches() if f[1] > killed} >= {"kill0.git", "kill1.git"},
+            timeout=10,
+            message="the retries in the log",
+        )
+    finally:
+        log.gate.set()
+        server.stop()
+    retried = [f for f in log.fetches() if f[1] > killed]
+    assert min(f[1] for f in retried) - killed >= LEASE_TTL - RENEW_INTERVAL - 0.5
+    assert released <= 45, released

@@ -181,6 +181,20 @@ class TestPostgresCoordination(CoordinationContract):
             a.close()
         assert b.take_lease("repo")
 
+    def test_s19_2_a_node_that_stopped_beating_is_reported_once(self, new_node: NewNode) -> None:
+        a = new_node("a")
+        now = time.time()
+        a.store.heartbeat("old:1", now - 3600)  # stopped long ago: the baseline
+        a.store.heartbeat("live:2", now)
+        assert a.newly_gone(now) == []  # the first look only takes the baseline
+        a.store.heartbeat("dying:3", now - 1)
+        assert a.newly_gone(now) == []
+        assert a.newly_gone(now + 20) == ["dying:3", "live:2"]  # 15 s without a beat
+        assert a.newly_gone(now + 21) == []  # told once
+        a.store.heartbeat("live:2", now + 22)  # it came back ...
+        assert a.newly_gone(now + 23) == []
+        assert a.newly_gone(now + 40) == ["live:2"]  # ... and stopped again
+
     def test_migration_6_holds_leases_and_ledger(self, postgres_database: str) -> None:
         assert any(m.version == 6 and "lease" in m.name for m in MIGRATIONS)
         with PostgresEventStore(postgres_database) as store, store.connection() as conn:
