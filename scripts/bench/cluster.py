@@ -17,6 +17,10 @@ per window, S6.1) are lowered (``--concurrent 2``, ``--rate-limit 4`` per ``--wi
 seconds: 2 fetches/s per domain, 20/s over 10 servers) so that the limits bind and the ledger
 is exercised: every node alone would be allowed the whole limit.
 
+A last run repeats the largest node count and SIGKILLs node 0 right after the publishing
+(its share of the syncs under way): the survivors adopt its held events once its heartbeat
+stopped (S19.2); throughput then includes that failover.
+
 Figures per node count:
 
 * throughput: identifiers released per second, from the first publish to the last release;
@@ -25,6 +29,7 @@ Figures per node count:
 * p50 / p95 release latency: state ``OK`` to the first live ``EVENT`` of it on any node;
 * fetches per identifier (1.00 = each identifier fetched once across the cluster);
 * CPU seconds of the relays and of every PostgreSQL process, and the database's share;
+* lost: states published and never served by the cluster (must be 0);
 * commits per identifier (``pg_stat_database.xact_commit``, every node and the stats
   queries): what the model of docs/scaling.rst divides PostgreSQL's commit rate by.
 """
@@ -36,6 +41,7 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
@@ -51,7 +57,6 @@ from _common import (  # noqa: E402
     percentile,
     print_table,
     publish,
-    scrape_metrics,
     scratch_dir,
     span_recorder,
 )
@@ -121,11 +126,17 @@ class Result:
     db_cpu: float
     limits: tuple[int, int]
     commits: int
+    lost: int
+    killed: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.nodes}, 1 killed" if self.killed else str(self.nodes)
 
     def row(self) -> list[str]:
         share = self.db_cpu / (self.db_cpu + self.relay_cpu) if self.relay_cpu else float("nan")
         return [
-            str(self.nodes),
+            self.label,
             f"{self.identifiers / self.seconds:.1f}",
             str(self.violations),
             f"{self.max_flight}/{self.limits[0]}",
@@ -137,6 +148,7 @@ class Result:
             f"{self.db_cpu:.1f}",
             f"{share:.0%}",
             f"{self.commits / self.identifiers:.0f}",
+            str(self.lost),
         ]
 
 
@@ -174,6 +186,14 @@ def start_nodes(
     return nodes
 
 
+def stored_states(client: RelayClient, ids: list[str]) -> int:
+    """How many of ``ids`` the cluster serves (REQ by id, in chunks)."""
+    found = 0
+    for start in range(0, len(ids), 100):
+        found += len(client.req("ids", {"ids": ids[start : start + 100]}))
+    return found
+
+
 class Watcher:
     """A live subscription to released states on one node; first arrival per id wins."""
 
@@ -185,7 +205,10 @@ class Watcher:
 
     def _run(self) -> None:
         while True:
-            frame = self.client.recv()
+            try:
+                frame = self.client.recv()
+            except Exception:  # its node was killed: the others' watchers see the rest
+                return
             if frame[0] == "EVENT":
                 self.seen.setdefault(frame[2]["id"], time.monotonic())
 
@@ -195,7 +218,14 @@ class Watcher:
 
 
 def run_once(
-    count: int, args: argparse.Namespace, pg: PostgresServer, servers, logs, tip, work: Path
+    count: int,
+    args: argparse.Namespace,
+    pg: PostgresServer,
+    servers,
+    logs,
+    tip,
+    work: Path,
+    kill: bool = False,
 ) -> Result:
     identifiers = [f"cl-{i:04d}" for i in range(args.identifiers)]
     for log in logs.values():
@@ -234,22 +264,23 @@ def run_once(
                 oks[state.id] = time.monotonic()
 
         gevent.joinall([gevent.spawn(feed, n) for n in range(count)], raise_error=True)
-
-        def released() -> float:
-            return sum(
-                scrape_metrics(n).get('purgatory_released_total{kind="30618"}', 0.0) for n in nodes
-            )
-
+        killed_cpu = 0.0
+        if kill:  # node 0 dies with its share of the work under way (S19.2 failover)
+            killed_cpu = cpu_seconds(nodes[0].pid)
+            nodes[0].send_signal(signal.SIGKILL)
+            nodes[0].wait(10)
+            nodes = nodes[1:]
         wait_for(
-            lambda: released() >= args.identifiers and len(seen) >= len(oks),
+            lambda: len(seen) >= len(oks),
             timeout=args.timeout,
             interval=0.2,
-            message=lambda: f"{args.identifiers} states released (got {released():g})",
+            message=lambda: f"{len(oks)} states released (seen {len(seen)})",
         )
         seconds = max(seen.values()) - began
-        relay_cpu = sum(cpu_seconds(n.pid) for n in nodes)
+        relay_cpu = killed_cpu + sum(cpu_seconds(n.pid) for n in nodes)
         db_cpu = postgres_cpu(postmaster) - db_before
         committed = commits(database) - commits_before
+        stored = stored_states(clients[-1], list(oks))
     violations = flight = in_window = fetches = 0
     for log in logs.values():
         sessions = fetch_sessions(log)
@@ -274,6 +305,8 @@ def run_once(
         db_cpu,
         (args.concurrent, args.rate_limit),
         committed,
+        len(oks) - stored,
+        kill,
     )
 
 
@@ -286,6 +319,9 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, default=2, help="--sync-domain-concurrent")
     parser.add_argument("--rate-limit", type=int, default=4, help="--sync-domain-rate-limit")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--no-kill", dest="kill", action="store_false", help="skip the run with a node killed"
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.nodes.split(",")]
     hosts = [f"127.0.0.{2 + i}" for i in range(args.servers)]
@@ -304,6 +340,8 @@ def main() -> int:
         tip = make_repositories(servers, [f"cl-{i:04d}" for i in range(args.identifiers)], work)
         for count in counts:
             results.append(run_once(count, args, pg, servers, logs, tip, work))
+        if args.kill and max(counts) > 1:
+            results.append(run_once(max(counts), args, pg, servers, logs, tip, work, kill=True))
     print_table(
         f"Cluster: {args.identifiers} identifiers over {args.servers} loopback git servers, "
         f"limits {args.concurrent} in flight and {args.rate_limit} per {args.window:g} s window "
@@ -321,12 +359,13 @@ def main() -> int:
             "PG CPU s",
             "PG share",
             "commits/id",
+            "lost",
         ],
         [r.row() for r in results],
         notes=[f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"],
     )
-    if any(r.violations for r in results):
-        raise BenchError("politeness violated (see the table)")
+    if any(r.violations or r.lost for r in results):
+        raise BenchError("politeness violated or events lost (see the table)")
     return 0
 
 
