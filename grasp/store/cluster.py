@@ -150,10 +150,6 @@ class PostgresCoordination:
                     (identifier, self.node),
                 )
 
-    def held(self) -> list[str]:
-        """The identifiers this node holds a lease of (status pages)."""
-        return sorted(self._held)
-
     # -- ledger -------------------------------------------------------------------------
 
     def ledger_start(

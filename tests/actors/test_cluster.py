@@ -179,3 +179,56 @@ def test_s19_2_adopting_a_stopped_nodes_identifiers_keeps_this_nodes_own_delays(
     entry = h.system.history("repo00").identifiers[0]
     assert entry.state == "queued" and entry.next_attempt_in is not None
     assert entry.next_attempt_in > 170
+
+
+def test_s13_3_a_cluster_run_replays_from_its_trace(start_system, fake_clock, memory_tracer):
+    """Leases refused and ledger refusals are port answers in the trace: every actor of a node
+    that met both replays exactly (the DomainThrottle's ledger calls included)."""
+    from actors.config import SyncConfig
+    from actors.names import parse_throttle_name
+    from actors.trace.replay import replay_all
+
+    world = _world(fake_clock, identifiers=6)
+    cluster = MemoryCluster(fake_clock.now)
+    other = cluster.node("other")
+    assert other.take_lease("repo00")  # leased elsewhere for a while
+    for _ in range(MAX_PER_WINDOW):  # and one.example's window used up elsewhere
+        assert other.ledger_start("one.example", MAX_CONCURRENT, MAX_PER_WINDOW, 5.0).granted
+        other.ledger_done("one.example", contacted=True)
+    config = {**CONFIG, "rate_window": 5.0}
+    h = start_system(
+        NodeContext(world, cluster.node("a")), clock=fake_clock, tracer=memory_tracer, **config
+    )
+    for i in range(6):
+        h.enqueue(f"repo{i:02d}")
+    h.advance(1.0)
+    other.release_lease("repo00")
+    _run_until_released(world, [h], fake_clock)
+    assert world.pending_identifiers() == []
+    h.system.stop()
+    lines = memory_tracer.lines
+    methods = Counter(line.msg.get("method") for line in lines if line.type == "PortAnswer")
+    assert methods["take_lease"] > 6  # the leased one was refused, then taken
+    assert methods["ledger_done"] >= 6
+    refused = [
+        line
+        for line in lines
+        if line.type == "PortAnswer"
+        and line.msg.get("method") == "ledger_start"
+        and not line.msg["value"]["granted"]
+    ]
+    assert refused and all(parse_throttle_name(line.sender) for line in refused)
+    results = replay_all(lines, SyncConfig(**config))
+    assert results and all(r.matches for r in results), [
+        (r.actor, r.divergence) for r in results if not r.matches
+    ]
+    # the ledger's answer is an input: granted instead of refused, the throttle decides otherwise
+    import dataclasses
+
+    from actors.trace.replay import replay
+
+    first = refused[0]
+    granted = {**first.msg, "value": {**first.msg["value"], "granted": True}}
+    changed = [dataclasses.replace(x, msg=granted) if x is first else x for x in lines]
+    assert replay(lines, first.sender, SyncConfig(**config)).matches
+    assert not replay(changed, first.sender, SyncConfig(**config)).matches
