@@ -158,7 +158,7 @@ class DomainThrottle(BaseActor):
         self.ledger_retry_at = 0.0
         try:
             self.port.ledger_done(self.state.domain, contacted)
-        except Exception:  # the slot expires with the renewals the port stops giving it
+        except Exception:  # the port owes it and gives it back once the database answers
             logger.exception("%s: freeing a ledger slot failed", self.name)
 
     def _changed(self, now: float) -> None:

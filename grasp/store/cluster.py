@@ -111,6 +111,7 @@ class PostgresCoordination:
         #: Told the heartbeat ids of nodes that stopped beating since the last look (S19.2).
         self.on_nodes_gone: Callable[[list[str]], object] | None = None
         self._gone: set[str] | None = None  # None until the first look (the baseline)
+        self._owed: list[tuple[str, bool]] = []  # ledger_done calls the database missed
 
     # -- leases -------------------------------------------------------------------------
 
@@ -165,7 +166,15 @@ class PostgresCoordination:
 
     def ledger_done(self, domain: str, contacted: bool) -> None:
         """End (or, never contacted, delete) this node's oldest in-flight slot of ``domain``:
-        a node's slots of one domain are interchangeable."""
+        a node's slots of one domain are interchangeable. Failed, it is owed: the renewal
+        would keep the slot in flight forever, so the next renewal gives it back first."""
+        try:
+            self._end_slot(domain, contacted)
+        except Exception:
+            self._owed.append((domain, contacted))
+            raise
+
+    def _end_slot(self, domain: str, contacted: bool) -> None:
         action = (
             "UPDATE throttle_slots SET ended_at = clock_timestamp()"
             if contacted
@@ -185,6 +194,13 @@ class PostgresCoordination:
     def renew(self) -> None:
         """One heartbeat: this node's leases and in-flight slots live another TTL; a lease
         found taken by another node (renewal came too late) is logged, once, and forgotten."""
+        owed, self._owed = self._owed, []
+        for index, (domain, contacted) in enumerate(owed):
+            try:
+                self._end_slot(domain, contacted)
+            except Exception:
+                self._owed.extend(owed[index:])
+                raise
         with self._lock:
             held = list(self._held)
         with self.store.connection() as conn, conn.transaction():

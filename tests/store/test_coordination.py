@@ -218,3 +218,30 @@ def test_s19_2_node_ids_differ_per_process_start() -> None:
     first, second = make_node_id(), make_node_id()
     assert first != second
     assert first.rsplit("-", 2)[1].isdigit()  # host-pid-random
+
+
+def test_s19_2_a_slot_the_database_missed_is_given_back_at_the_next_renewal(
+    postgres_database: str,
+) -> None:
+    """Renewal keeps a node's in-flight slots alive, so a lost ``ledger_done`` would hold a
+    slot forever: it is owed and paid before the next renewal."""
+    with PostgresEventStore(postgres_database, pool_size=4) as store:
+        a = PostgresCoordination(store, "a")
+        b = PostgresCoordination(store, "b")
+        assert a.ledger_start("d.example", 1, 10, 60.0).granted
+        real, calls = a._end_slot, []
+
+        def failing(domain: str, contacted: bool) -> None:
+            calls.append(domain)
+            raise ConnectionError("the database went away")
+
+        a._end_slot = failing  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            a.ledger_done("d.example", contacted=True)
+        assert not b.ledger_start("d.example", 1, 10, 60.0).granted
+        with pytest.raises(ConnectionError):
+            a.renew()  # still away: still owed
+        a._end_slot = real  # type: ignore[method-assign]
+        a.renew()
+        assert b.ledger_start("d.example", 1, 10, 60.0).granted
+        assert calls == ["d.example", "d.example"]
