@@ -36,6 +36,7 @@ class SyncConfig:
     stop_timeout: float = 10.0  # how long stop() waits for running fetches before cancelling
     history_attempts: int = 20  # --sync-history-attempts: attempts kept per identifier (S18.1)
     history_identifiers: int = 1000  # --sync-history-identifiers: identifiers with a history
+    lease_retry: float = 1.0  # S19.2: retry of an identifier another node holds the lease of
 
     def __post_init__(self) -> None:
         positive = (
@@ -44,6 +45,7 @@ class SyncConfig:
             "restart_backoff_max",
             "stop_timeout",
             "backoff_scale",
+            "lease_retry",
         )
         for name in positive:
             if getattr(self, name) <= 0:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from messages.port import AnnouncementInfo, FetchResult, RepositoryData
+from messages.port import AnnouncementInfo, FetchResult, LedgerAnswer, RepositoryData
 from messages.releaser import ProcessResult
 
 __all__ = [
@@ -30,6 +30,8 @@ __all__ = [
     "AnnouncementInfo",
     "FetchFailed",
     "FetchResult",
+    "LEASED",
+    "LedgerAnswer",
     "ProcessResult",
     "RepositoryData",
     "SyncContext",
@@ -58,6 +60,11 @@ FETCH_FAILURE_REASONS = frozenset(
 #: server answered without some of the needed objects.
 MISSING_OBJECTS = "missing_objects"
 ATTEMPT_REASONS = FETCH_FAILURE_REASONS | {MISSING_OBJECTS}
+
+
+#: Why a sync did not run (``SyncFinished.reason``): another node holds the identifier's lease
+#: (S19.2). Not a failure: the Scheduler tries again soon, without backoff growth.
+LEASED = "leased"
 
 
 class FetchFailed(Exception):
@@ -113,3 +120,25 @@ class SyncContext(Protocol):
     def our_domain(self) -> str | None: ...
 
     def pending_identifiers(self) -> list[str]: ...
+
+    # -- cluster coordination (S19.2); a single process grants everything -----------------
+
+    def take_lease(self, identifier: str) -> bool:
+        """Hold ``identifier`` for a sync on this node; False while another node holds it.
+        Re-entrant on one node; renewed by the port while held, expires with a dead node."""
+        ...
+
+    def release_lease(self, identifier: str) -> None: ...
+
+    def ledger_start(
+        self, domain: str, max_concurrent: int, max_per_window: int, window: float
+    ) -> LedgerAnswer:
+        """Check-and-start one request of ``domain`` in the ledger shared by every node, in one
+        atomic step (S6.4 summed over nodes): in flight until :meth:`ledger_done`, then in the
+        window until ``window`` seconds after it ended."""
+        ...
+
+    def ledger_done(self, domain: str, contacted: bool) -> None:
+        """One of this node's requests of ``domain`` ended; ``contacted`` False: it never
+        reached the remote (fetch policy), so it leaves no window entry."""
+        ...

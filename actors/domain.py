@@ -3,7 +3,8 @@
 A DomainThrottle MUST: answer ``TryStart`` by checking and starting in one step (S6.4); start
 as many queued identifiers as capacity allows on every trigger — enqueue, completion, and the
 rate window freeing up (S6.3); clear an identifier's ``in_progress`` before picking the next.
-It MUST NOT do I/O or ask anyone: FetchActors do the fetching with the slot it reserved. A
+It MUST NOT ask anyone or do I/O beyond the cluster ledger's port calls (S19.2, one per slot
+taken or given back): FetchActors do the fetching with the slot it reserved. A
 request that ends refused by the fetch policy leaves no entry in the rate window: nothing was
 sent to the remote.
 DomainThrottles are started lazily by the :class:`~actors.directory.Directory` the first time
@@ -33,6 +34,7 @@ from messages.throttle import (
 from .base import BaseActor, handles
 from .effects import Binder, Effects
 from .names import throttle_name
+from .port import TracedPort
 from .services import Services
 from .throttle import DomainThrottleState
 
@@ -46,13 +48,23 @@ POLICY = "policy"
 
 
 class DomainThrottle(BaseActor):
+    """The local limits and round-robin queue of one domain (pure state), and its share of the
+    cluster's ledger (S19.2): every slot the local state grants is also reserved in the ledger
+    through the port, in the same handler, and given back there when it ends. Locally the
+    ledger always grants, so a single process behaves as before."""
+
     def __init__(self, services: Services, bind: Binder, domain: str) -> None:
         super().__init__(services, bind, throttle_name(domain))
         self.state = DomainThrottleState.from_config(domain, services.config)
+        self.port = TracedPort(services, self.name)
+        self.ledger_retry_at = 0.0  # the ledger refused: not asked again before this instant
 
     @handles(TryStart)
     def on_try_start(self, msg: TryStart, now: float) -> bool:
-        granted = self.state.try_start(now)
+        state = self.state
+        granted = state.has_capacity(now) and self._ledger_grants(now)
+        if granted:
+            state.start_request(now)
         self._changed(now)
         return granted
 
@@ -60,19 +72,23 @@ class DomainThrottle(BaseActor):
     def on_is_throttled(self, msg: IsThrottled, now: float) -> bool:
         if msg.identifier is not None and self.state.has_queued_identifier(msg.identifier):
             return True
-        return not self.state.has_capacity(now)
+        return not self.state.has_capacity(now) or now < self.ledger_retry_at
 
     @handles(RequestDone)
     def on_request_done(self, msg: RequestDone, now: float) -> None:
+        before = self.state.in_flight
         if msg.reason == POLICY:  # refused before any network use: the remote saw nothing
             self.state.cancel_request()
         else:
             self.state.complete_request(now)
+        self._ledger_free(before, contacted=msg.reason != POLICY)
         self._pump(now)
 
     @handles(SlotFreed)
     def on_slot_freed(self, msg: SlotFreed, now: float) -> None:
-        self.state.release_slot(msg.identifier, now, contacted=msg.reason != POLICY)
+        before, contacted = self.state.in_flight, msg.reason != POLICY
+        self.state.release_slot(msg.identifier, now, contacted=contacted)
+        self._ledger_free(before, contacted)
         self._pump(now)
 
     @handles(EnqueueIdentifier)
@@ -82,7 +98,9 @@ class DomainThrottle(BaseActor):
 
     @handles(QueuedFetchDone)
     def on_queued_done(self, msg: QueuedFetchDone, now: float) -> None:
+        before = self.state.in_flight
         self.state.finish_queued(msg.identifier, msg.url, now)
+        self._ledger_free(before, contacted=False)  # a slot still reserved carried nothing
         self._pump(now)
 
     @handles(WindowFreed)
@@ -102,14 +120,52 @@ class DomainThrottle(BaseActor):
         )
 
     def _pump(self, now: float) -> None:
-        for identifier, tried in self.state.dispatch_ready(now):
-            logger.debug("%s: dispatching queued %s", self.name, identifier)
-            self.effects.spawn_fetch(FetchFromDomain(self.state.domain, identifier, tried))
+        """Start queued identifiers while the local state and the ledger both have room."""
+        state = self.state
+        while state.has_capacity(now) and state.has_queued_work() and self._ledger_grants(now):
+            started = state.dispatch_ready(now, limit=1)
+            if not started:  # cannot happen (work and room were checked): give the slot back
+                self.port.ledger_done(state.domain, False)
+                break
+            for identifier, tried in started:
+                logger.debug("%s: dispatching queued %s", self.name, identifier)
+                self.effects.spawn_fetch(FetchFromDomain(state.domain, identifier, tried))
         self._changed(now)
+
+    def _ledger_grants(self, now: float) -> bool:
+        """Reserve one slot in the cluster's ledger (S19.2), unless it refused a moment ago;
+        a refusal says when a slot frees, and the window timer fires then."""
+        if now < self.ledger_retry_at:
+            return False
+        config = self.services.config
+        try:
+            answer = self.port.ledger_start(
+                self.state.domain, config.max_concurrent, config.max_per_minute, config.rate_window
+            )
+        except Exception:  # the database is away: hold back, ask again soon
+            logger.exception("%s: the throttle ledger failed", self.name)
+            self.ledger_retry_at = now + 1.0
+            return False
+        if not answer.granted:
+            self.ledger_retry_at = now + answer.retry_in
+        return answer.granted
+
+    def _ledger_free(self, in_flight_before: int, contacted: bool) -> None:
+        """The local state gave a slot back: give its ledger slot back too. Our own slot
+        freeing is also news about the ledger, so the next pump asks it again."""
+        if self.state.in_flight >= in_flight_before:
+            return
+        self.ledger_retry_at = 0.0
+        try:
+            self.port.ledger_done(self.state.domain, contacted)
+        except Exception:  # the port owes it and gives it back once the database answers
+            logger.exception("%s: freeing a ledger slot failed", self.name)
 
     def _changed(self, now: float) -> None:
         state = self.state
         wake = state.wake_at(now)
+        if self.ledger_retry_at > now and state.has_queued_work() and state.has_capacity(now):
+            wake = self.ledger_retry_at if wake is None else min(wake, self.ledger_retry_at)
         if wake is None:
             self.effects.disarm("window")
         else:

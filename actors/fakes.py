@@ -22,7 +22,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .context import AnnouncementInfo, FetchFailed, FetchResult, ProcessResult, RepositoryData
+from .context import (
+    AnnouncementInfo,
+    FetchFailed,
+    FetchResult,
+    LedgerAnswer,
+    ProcessResult,
+    RepositoryData,
+)
+from .coordination import MemoryCoordination
 from .urls import extract_domain
 
 __all__ = ["MockSyncContext", "max_in_window"]
@@ -50,6 +58,7 @@ class MockSyncContext:
         self.in_flight: dict[str, int] = defaultdict(int)
         self.max_in_flight: dict[str, int] = defaultdict(int)
         self.request_starts: dict[str, list[float]] = defaultdict(list)
+        self.coordination: MemoryCoordination | None = None  # None: one node, all granted
 
     # -- builder ----------------------------------------------------------------------------
 
@@ -93,6 +102,11 @@ class MockSyncContext:
 
     def with_target_repo(self, path: Path | None) -> MockSyncContext:
         self._target = path
+        return self
+
+    def with_coordination(self, coordination: MemoryCoordination) -> MockSyncContext:
+        """Join a :class:`~actors.coordination.MemoryCluster` as one node (S19.2)."""
+        self.coordination = coordination
         return self
 
     def with_fetch_delay(self, seconds: float) -> MockSyncContext:
@@ -155,6 +169,24 @@ class MockSyncContext:
 
     def pending_identifiers(self) -> list[str]:
         return [i for i in self.needed_oids if self.has_pending_events(i)]
+
+    def take_lease(self, identifier: str) -> bool:
+        return self.coordination is None or self.coordination.take_lease(identifier)
+
+    def release_lease(self, identifier: str) -> None:
+        if self.coordination is not None:
+            self.coordination.release_lease(identifier)
+
+    def ledger_start(
+        self, domain: str, max_concurrent: int, max_per_window: int, window: float
+    ) -> LedgerAnswer:
+        if self.coordination is None:
+            return LedgerAnswer(True)
+        return self.coordination.ledger_start(domain, max_concurrent, max_per_window, window)
+
+    def ledger_done(self, domain: str, contacted: bool) -> None:
+        if self.coordination is not None:
+            self.coordination.ledger_done(domain, contacted)
 
     # -- assertions helpers -------------------------------------------------------------------
 

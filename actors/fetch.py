@@ -26,6 +26,7 @@ from messages.scheduler import FetchAttempted, SyncFinished
 from messages.throttle import QueuedFetchDone, SlotFreed
 
 from .base import BaseActor, handles
+from .context import LEASED
 from .domain import ThrottleClient
 from .effects import Effects, WorkCancelled
 from .names import SCHEDULER, throttle_name
@@ -72,12 +73,19 @@ class FetchActor(BaseActor):
     @handles(SyncIdentifier)
     def on_sync(self, msg: SyncIdentifier, now: float) -> None:
         view = FetcherView(self.services, self.effects)
+        if not self._lease(view, msg.identifier):  # S19.2: another node syncs it right now
+            self.effects.tell(SCHEDULER, SyncFinished(msg.identifier, False, None, LEASED))
+            self.effects.stop()
+            return
         throttle = ThrottleClient(self.effects, msg.identifier)
         attempts: list[FetchAttempted] = []
         work = functools.partial(
             sync_identifier, skip_urls=msg.skip_urls, on_attempt=self._reporter(attempts)
         )
-        complete = self._run(work, view, msg.identifier, throttle)
+        try:
+            complete = self._run(work, view, msg.identifier, throttle)
+        finally:
+            self._unlease(view, msg.identifier)
         url, reason = _sync_end(complete, attempts, throttle.queued_on)
         self.effects.tell(SCHEDULER, SyncFinished(msg.identifier, complete is True, url, reason))
         self.effects.stop()
@@ -96,12 +104,35 @@ class FetchActor(BaseActor):
         self, view: FetcherView, msg: FetchFromDomain, report: AttemptSink
     ) -> str | None:
         """The throttle path's unit of work (S6.3): one untried URL of the domain, or None."""
-        throttle = ThrottleClient(self.effects)
-        url = sync_identifier_next_url(view, msg.identifier, msg.domain, msg.tried_urls, throttle)
-        if url is not None:
-            slot = HeldSlot(self.effects, msg.identifier)
-            sync_identifier_from_url(view, msg.identifier, url, slot, report)
-        return url
+        if not self._lease(view, msg.identifier):
+            return None  # the node holding the lease syncs it; this queue lets it go (S19.2)
+        try:
+            throttle = ThrottleClient(self.effects)
+            url = sync_identifier_next_url(
+                view, msg.identifier, msg.domain, msg.tried_urls, throttle
+            )
+            if url is not None:
+                slot = HeldSlot(self.effects, msg.identifier)
+                sync_identifier_from_url(view, msg.identifier, url, slot, report)
+            return url
+        finally:
+            self._unlease(view, msg.identifier)
+
+    def _lease(self, view: FetcherView, identifier: str) -> bool:
+        """Take the identifier's lease (S19.2) before any fetch; a port fault counts as not
+        taken (the Scheduler retries soon; a sync without the lease could run twice)."""
+        try:
+            return view.take_lease(identifier)
+        except Exception:
+            logger.exception("%s: taking the lease of %s failed", self.name, identifier)
+            return False
+
+    def _unlease(self, view: FetcherView, identifier: str) -> None:
+        """Give the lease back; a fault leaves it to expire (the port stops renewing it)."""
+        try:
+            view.release_lease(identifier)
+        except Exception:
+            logger.exception("%s: releasing the lease of %s failed", self.name, identifier)
 
     def _reporter(self, sink: list[FetchAttempted], queue: str | None = None) -> AttemptSink:
         """Each attempt is kept for the end-of-work message and told to the Scheduler (S18.1)."""

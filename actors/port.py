@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from messages.port import PortAnswer
 from messages.releaser import ProcessResult, ProcessSatisfiable
 
-from .context import FetchFailed, FetchResult, RepositoryData
+from .context import FetchFailed, FetchResult, LedgerAnswer, RepositoryData
 from .effects import Effects
 from .names import PORT, RELEASER
 from .services import Services
@@ -116,6 +116,28 @@ class TracedPort:
 
     def pending_identifiers(self) -> list[str]:
         return self._call("pending_identifiers", self._ctx.pending_identifiers, list)
+
+    def take_lease(self, identifier: str) -> bool:
+        ctx = self._ctx
+        return self._call("take_lease", lambda: ctx.take_lease(identifier), bool)
+
+    def release_lease(self, identifier: str) -> None:
+        ctx = self._ctx
+        self._call("release_lease", lambda: ctx.release_lease(identifier), _same)
+
+    def ledger_start(
+        self, domain: str, max_concurrent: int, max_per_window: int, window: float
+    ) -> LedgerAnswer:
+        ctx = self._ctx
+        return self._call(
+            "ledger_start",
+            lambda: ctx.ledger_start(domain, max_concurrent, max_per_window, window),
+            _same,
+        )
+
+    def ledger_done(self, domain: str, contacted: bool) -> None:
+        ctx = self._ctx
+        self._call("ledger_done", lambda: ctx.ledger_done(domain, contacted), _same)
 
 
 class FetcherView(TracedPort):

@@ -148,6 +148,19 @@ class SyncQueue:
         )
         self._push(identifier, entry)
 
+    def defer(self, identifier: str, at: float) -> None:
+        """The sync did not run (another node holds the lease, S19.2): try again at ``at``.
+
+        Not a failed attempt: ``attempt_count`` stays, so no backoff grows; a new event that
+        arrived meanwhile keeps its sooner follow-up.
+        """
+        entry = self._entries.get(identifier)
+        if entry is None:
+            return
+        entry.next_attempt = min(entry.next_attempt, at) if entry.renewed else at
+        entry.in_progress = entry.renewed = False
+        self._push(identifier, entry)
+
     def next_wakeup(self) -> float | None:
         """The earliest ``next_attempt`` of an entry that is not in progress, or None."""
         while self._heap:

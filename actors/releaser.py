@@ -46,7 +46,7 @@ class Releaser(BaseActor):
         identifiers = self.port.pending_identifiers()
         logger.info("re-queueing %d identifiers with held events", len(identifiers))
         for identifier in identifiers:
-            self.effects.tell(SCHEDULER, EnqueueSync(identifier, "restart"))
+            self.effects.tell(SCHEDULER, EnqueueSync(identifier, "restart", if_absent=msg.adopt))
 
     def _release(self, identifier: str) -> ProcessResult:
         result = self.port.process_satisfiable_events(identifier)

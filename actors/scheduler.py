@@ -30,6 +30,7 @@ from messages.scheduler import (
 )
 
 from .base import BaseActor, handles
+from .context import LEASED
 from .effects import Binder
 from .history import SyncHistory, known, most_relevant
 from .names import SCHEDULER
@@ -56,6 +57,8 @@ class Scheduler(BaseActor):
 
     @handles(EnqueueSync)
     def on_enqueue(self, msg: EnqueueSync, now: float) -> None:
+        if msg.if_absent and msg.identifier in self.queue:
+            return
         self.queue.enqueue(msg.identifier, self.services.config.delay_for(msg.reason), now)
         self._pump(now)
 
@@ -71,6 +74,12 @@ class Scheduler(BaseActor):
     @handles(SyncFinished)
     def on_finished(self, msg: SyncFinished, now: float) -> None:
         self.running = max(0, self.running - 1)
+        if msg.reason == LEASED:  # S19.2: another node syncs it now; not a failure
+            logger.debug("%s is leased by another node: retry in %.1f s", msg.identifier,
+                         self.services.config.lease_retry)  # fmt: skip
+            self.queue.defer(msg.identifier, now + self.services.config.lease_retry)
+            self._pump(now)
+            return
         self.queue.finish(msg.identifier, msg.complete, now)
         self.services.observer.sync_finished(msg.identifier, msg.complete)
         if msg.complete:

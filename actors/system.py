@@ -152,6 +152,11 @@ class SyncSystem:
         """Queue every identifier with held events (start-up after a restore, S9.1)."""
         self.outside.tell(RELEASER, EnqueuePending())
 
+    def adopt_pending(self) -> None:
+        """Another node stopped (S19.2): queue every held identifier this node does not queue
+        yet; leases keep two survivors from syncing one identifier at once."""
+        self.outside.tell(RELEASER, EnqueuePending(adopt=True))
+
     def status(self, limit: int = 10, timeout: float = 5.0) -> SyncStatus:
         scheduler = self.outside.ask(SCHEDULER, GetSchedulerStatus(limit), timeout=timeout)
         domains = []

@@ -163,15 +163,18 @@ class DomainThrottleState:
 
     # -- trigger-driven dispatch (S6.3) ---------------------------------------------------
 
-    def dispatch_ready(self, now: float) -> list[tuple[str, frozenset[str]]]:
-        """Start as many queued identifiers as capacity allows (the original starts one).
+    def dispatch_ready(
+        self, now: float, limit: int | None = None
+    ) -> list[tuple[str, frozenset[str]]]:
+        """Start as many queued identifiers as capacity allows (the original starts one), at
+        most ``limit`` (the DomainThrottle starts one per slot the cluster's ledger granted).
 
         Each returned ``(identifier, tried_urls)`` holds a reserved request slot. The fetch
         gives it back with :meth:`release_slot` as soon as its request ended (before the
         release work that follows), and reports with :meth:`finish_queued`.
         """
         started: list[tuple[str, frozenset[str]]] = []
-        while self.has_capacity(now):
+        while self.has_capacity(now) and (limit is None or len(started) < limit):
             identifier = self.next_ready_identifier()
             if identifier is None:
                 break

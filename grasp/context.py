@@ -22,13 +22,20 @@ from pathlib import Path
 
 from dulwich.errors import NotGitRepository
 
-from actors.context import AnnouncementInfo, FetchFailed, FetchResult, RepositoryData
+from actors.context import (
+    AnnouncementInfo,
+    FetchFailed,
+    FetchResult,
+    LedgerAnswer,
+    RepositoryData,
+)
 from actors.urls import candidate_urls
 from grasp.git import FetchError, FetchLimits, FetchPolicy, fetch_oids, missing_oids
 from grasp.git.url_policy import is_address_refusal, would_refuse
 from grasp.purgatory import PurgatoryStore
 from grasp.release import ReleaseWorkflow
 from grasp.repositories import RepositoryIndex
+from grasp.store.cluster import LocalCoordination, PostgresCoordination
 from messages.releaser import ProcessResult
 
 logger = logging.getLogger(__name__)
@@ -49,6 +56,7 @@ class RealSyncContext:
         domain: str | None,
         policy: FetchPolicy,
         limits: FetchLimits,
+        coordination: LocalCoordination | PostgresCoordination | None = None,
     ) -> None:
         self.index = index
         self.purgatory = purgatory
@@ -56,6 +64,8 @@ class RealSyncContext:
         self.domain = domain
         self.policy = policy
         self.limits = limits
+        #: Leases and the throttle ledger (S19.2): in the shared database on a cluster.
+        self.coordination = coordination or LocalCoordination()
         self._lock = threading.Lock()
         self._active: dict[Path, set[int]] = {}  # fetches running into each repository
         self._overlapped: set[int] = set()
@@ -145,7 +155,22 @@ class RealSyncContext:
         return self.domain
 
     def pending_identifiers(self) -> list[str]:
+        self.purgatory.refresh()  # S19.2: what any node holds (a no-op while nothing changed)
         return self.purgatory.pending_identifiers()
+
+    def take_lease(self, identifier: str) -> bool:
+        return self.coordination.take_lease(identifier)
+
+    def release_lease(self, identifier: str) -> None:
+        self.coordination.release_lease(identifier)
+
+    def ledger_start(
+        self, domain: str, max_concurrent: int, max_per_window: int, window: float
+    ) -> LedgerAnswer:
+        return self.coordination.ledger_start(domain, max_concurrent, max_per_window, window)
+
+    def ledger_done(self, domain: str, contacted: bool) -> None:
+        self.coordination.ledger_done(domain, contacted)
 
 
 def _packs(repo_path: Path) -> dict[str, int]:

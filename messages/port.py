@@ -13,7 +13,16 @@ from typing import Any
 
 from ._base import message
 
-__all__ = ["AnnouncementInfo", "FetchResult", "PortAnswer", "RepositoryData"]
+__all__ = [
+    "LEASE_TTL",
+    "LEDGER_POLL",
+    "RENEW_INTERVAL",
+    "AnnouncementInfo",
+    "FetchResult",
+    "LedgerAnswer",
+    "PortAnswer",
+    "RepositoryData",
+]
 
 
 @message
@@ -79,3 +88,27 @@ class PortAnswer:
     error: str | None = None
     started: float | None = None
     seconds: float | None = None
+
+
+#: Seconds a lease or an in-flight ledger slot lives without renewal (S19.2): a SIGKILLed
+#: node's work is free again within this, counted from its last renewal (the SPEC asks 15 s).
+LEASE_TTL = 10.0
+#: Seconds between two renewals of a node's leases and slots (two missed beats lose nothing).
+RENEW_INTERVAL = 3.0
+#: When only requests in flight fill a domain's limits, their end is news for the node that made
+#: them, not for this one: ask the ledger again after this many seconds.
+LEDGER_POLL = 0.25
+
+
+@message
+class LedgerAnswer:
+    """The shared throttle ledger's answer to a check-and-start (S6.4 summed over nodes, S19.2).
+
+    ``granted``: the slot is reserved in the ledger. Refused, ``retry_in`` is how many seconds
+    from now a slot frees by the ledger's own reckoning (the oldest window entry leaves), or a
+    short poll interval when only requests in flight on other nodes fill it (their completion
+    reaches no actor of this node).
+    """
+
+    granted: bool
+    retry_in: float = 0.0

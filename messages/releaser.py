@@ -47,7 +47,10 @@ class ProcessResult:
 @message
 class EnqueuePending:
     """Re-enqueue every identifier that still has held events (after a Scheduler restart, and
-    at start-up after purgatory is restored: S9.1)."""
+    at start-up after purgatory is restored: S9.1). ``adopt``: another node stopped (S19.2),
+    so its held events need a node; only identifiers the Scheduler does not queue are added."""
+
+    adopt: bool = False
 
 
 ReleaserMsg = ProcessSatisfiable | GitDataArrived | EnqueuePending

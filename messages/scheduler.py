@@ -20,6 +20,9 @@ class EnqueueSync:
 
     identifier: str
     reason: SyncReason
+    #: S19.2: adopted after another node stopped: queued only when this node has no entry (an
+    #: entry it has keeps its own delay, a user's 180 s included).
+    if_absent: bool = False
 
     def __post_init__(self) -> None:
         if self.reason not in SYNC_REASONS:

@@ -64,6 +64,7 @@ from grasp.relay.transport.session import SessionContext
 from grasp.release import ReleaseWorkflow
 from grasp.repositories import RepositoryIndex
 from grasp.store.base import EventStore
+from grasp.store.cluster import LocalCoordination, PostgresCoordination
 from messages.history import SyncHistoryReport
 
 if TYPE_CHECKING:
@@ -121,6 +122,10 @@ class GraspRelay:
     fanout: ClusterFanout | None = None
     #: GRASP-02 peers (S17); also the write policy every event passes through.
     peers: PeerNetwork | None = None
+    #: S19.2: identifier leases and the throttle ledger (in PostgreSQL on a cluster).
+    coordination: LocalCoordination | PostgresCoordination = field(
+        default_factory=LocalCoordination
+    )
 
     @property
     def config(self) -> Config:
@@ -143,6 +148,7 @@ class GraspRelay:
         self.sweeper.start()
         if self.fanout is not None:
             self.fanout.start()
+        self.coordination.start()
         self.relay.start()
         logger.info(
             "started: %d events stored in %s, purgatory %s, actors %s, %d sync sources",
@@ -167,6 +173,7 @@ class GraspRelay:
         self.relay.stop_serving(timeout)
         self.sweeper.stop()
         self.system.stop()
+        self.coordination.close()  # after the actors: no sync holds a lease any more
         if self.fanout is not None:
             self.fanout.stop()  # after the actors: what they released last reaches the cluster
         self.heartbeat.stop()
@@ -212,6 +219,7 @@ def open_grasp_relay(
         hub = SubscriptionHub()
         fanout = _cluster_fanout(bound, node, store, hub)
         notify = fanout.publish if fanout is not None else hub.publish
+        coordination = _coordination(bound, store)
         index = RepositoryIndex(store, purgatory, data_dir)
         metrics = SyncMetrics(purgatory.counts)
 
@@ -224,6 +232,7 @@ def open_grasp_relay(
             sync_sources=lambda: sync_sources.status(),
             sync_history=sync_history,
             peers=lambda: peers.status(),
+            node=coordination.node,
         )
 
         def on_release(event, identifier: str, held_for: float | None) -> None:
@@ -245,13 +254,20 @@ def open_grasp_relay(
         )
         policy, limits = fetch_settings(bound)
         ctx = RealSyncContext(
-            index, purgatory, workflow, domain=bound.public_domain, policy=policy, limits=limits
+            index,
+            purgatory,
+            workflow,
+            domain=bound.public_domain,
+            policy=policy,
+            limits=limits,
+            coordination=coordination,
         )
         tracer = JsonlTracer(bound.trace) if bound.trace else None
         system = actor_system.start(
             ctx, sync_config(bound), clock, tracer=tracer, observer=observer or metrics
         )
         cleanup.append(system.stop)
+        coordination.on_nodes_gone = lambda nodes: system.adopt_pending()  # S19.2 failover
         logger.debug("start 3/4: actors started (%s)", ", ".join(system.actor_names()))
         if bound.grasp06:
             prs = ContributorRepositories(
@@ -331,6 +347,7 @@ def open_grasp_relay(
             restored,
             fanout,
             peers,
+            coordination,
         )
     except BaseException:
         for close in reversed(cleanup):
@@ -371,6 +388,17 @@ def _peer_network(
     network = PeerNetwork(inner, store, settings, policy, SyncSourceSettings.from_config(config))
     network.load()
     return network
+
+
+def _coordination(config: Config, store: EventStore) -> LocalCoordination | PostgresCoordination:
+    """S19.2: on a shared PostgreSQL database an identifier syncs on one node at a time and the
+    throttle limits hold summed over nodes; a single process grants everything itself."""
+    if config.clustered:
+        from grasp.store.postgres import PostgresEventStore
+
+        if isinstance(store, PostgresEventStore):
+            return PostgresCoordination(store)
+    return LocalCoordination()
 
 
 def _prs_upkeep(prs: ContributorRepositories | None) -> Callable[[SweepResult], object] | None:

@@ -214,7 +214,71 @@ CREATE TABLE peers (
 );
 """,
     ),
-    # 6 is the cluster-sync branch's (leases, throttle ledger).
+    Migration(
+        6,
+        "identifier leases and the throttle ledger (S19.2)",
+        """
+-- One row per identifier being synced by some node; free again once expires_at passed (the
+-- node renews it while the sync runs; grasp/store/cluster.py says why rows, not advisory locks).
+CREATE TABLE sync_leases (
+    identifier text COLLATE "C" PRIMARY KEY,
+    node       text NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX sync_leases_node ON sync_leases (node);
+-- One row per request a node started on a domain: in flight while ended_at is NULL, then in
+-- the rate window until one window after ended_at (S6.1 summed over nodes). An in-flight row
+-- whose node stopped renewing it ends at expires_at.
+CREATE TABLE throttle_slots (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    domain     text NOT NULL,
+    node       text NOT NULL,
+    started_at timestamptz NOT NULL,
+    ended_at   timestamptz,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX throttle_slots_domain ON throttle_slots (domain, ended_at);
+CREATE INDEX throttle_slots_node ON throttle_slots (node) WHERE ended_at IS NULL;
+-- The check-and-start (S6.4): one statement, one transaction, serialised per domain by a
+-- transaction advisory lock (class 0x6774). Refused, retry_in says when to ask again: when the
+-- oldest window entry leaves, or p_poll when requests in flight (maybe another node's) fill it.
+CREATE FUNCTION grasp_ledger_start(
+    p_domain text, p_node text, p_max_concurrent integer, p_max_per_window integer,
+    p_window double precision, p_ttl double precision, p_poll double precision,
+    OUT granted boolean, OUT retry_in double precision
+) LANGUAGE plpgsql AS $$
+DECLARE
+    t_now    timestamptz;
+    n_flight integer;
+    n_used   integer;
+    t_oldest timestamptz;
+BEGIN
+    PERFORM pg_advisory_xact_lock(26484, hashtext(p_domain));
+    t_now := clock_timestamp();
+    UPDATE throttle_slots SET ended_at = expires_at
+        WHERE domain = p_domain AND ended_at IS NULL AND expires_at <= t_now;
+    DELETE FROM throttle_slots
+        WHERE domain = p_domain AND ended_at <= t_now - make_interval(secs => p_window);
+    SELECT count(*) FILTER (WHERE ended_at IS NULL), count(*), min(ended_at)
+        INTO n_flight, n_used, t_oldest
+        FROM throttle_slots WHERE domain = p_domain;
+    IF n_flight < p_max_concurrent AND n_used < p_max_per_window THEN
+        INSERT INTO throttle_slots (domain, node, started_at, expires_at)
+            VALUES (p_domain, p_node, t_now, t_now + make_interval(secs => p_ttl));
+        granted := true;
+        retry_in := 0;
+    ELSIF n_flight < p_max_concurrent AND t_oldest IS NOT NULL THEN
+        granted := false;
+        retry_in := greatest(
+            extract(epoch FROM t_oldest + make_interval(secs => p_window) - t_now), 0);
+    ELSE
+        granted := false;
+        retry_in := p_poll;
+    END IF;
+END
+$$;
+""",
+    ),
     Migration(
         7,
         "purgatory's change log: a version and the keys each change touched (S19.2)",

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -213,6 +213,11 @@ class PostgresEventStore:
             raise
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise StoreError(f"event store {self.location} unavailable: {exc}") from exc
+
+    def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A pooled autocommit connection for the cluster coordination of the same database
+        (:mod:`grasp.store.cluster`: leases and the throttle ledger share this pool)."""
+        return self._connection()
 
     # --- writes -------------------------------------------------------------------------------
 

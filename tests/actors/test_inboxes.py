@@ -42,6 +42,7 @@ NOT_INBOX = {
     "Reply",  # every actor's lifecycle, trace markers
     "RepositoryData",
     "AnnouncementInfo",
+    "LedgerAnswer",  # a port answer (S19.2), like RepositoryData
     "FetchResult",
     "PortAnswer",  # the port, as traced
 }

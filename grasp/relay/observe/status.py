@@ -70,6 +70,7 @@ class StatusBoard:
         json_url: str = STATUS_JSON_MOUNT,
         refresh_secs: float = 2.0,
         title: str = "GRASP relay status",
+        node: str | None = None,
     ) -> None:
         self._sync_status = sync_status
         self._purgatory_counts = purgatory_counts
@@ -81,7 +82,9 @@ class StatusBoard:
         self._clock = clock
         self._json_url = json_url
         self._refresh_ms = int(refresh_secs * 1000)
-        self._title = title
+        #: This process's id in the cluster (S19.2: its leases and ledger slots carry it).
+        self.node = node
+        self._title = f"{title} (node {node})" if node else title
         self._last_errors: dict[str, str] = {}
 
     # -- feeding -------------------------------------------------------------------------------
@@ -115,6 +118,7 @@ class StatusBoard:
             releases = [dict(r) for r in self._releases]
         return {
             "generated_at": self._clock(),
+            "node": self.node,
             "sync": self._section("sync", self._sync_part),
             "history": self._section("history", self._history_part),
             "purgatory": self._section("purgatory", self._purgatory_part),

@@ -136,10 +136,11 @@ def call(app, method: str = "GET", path: str = "/status.json") -> tuple[str, dic
 
 
 def test_s13_snapshot_gathers_every_source():
-    b = board()
+    b = board(node="relay-1-0a1b2c3d")  # S19.2: the node id its leases carry
     b.record_release("e" * 64, 30618, "repo-a", 12.5)
     assert b.snapshot() == {
         "generated_at": NOW,
+        "node": "relay-1-0a1b2c3d",
         "sync": {
             "queue_size": 3,
             "in_progress": 1,
@@ -653,3 +654,11 @@ def test_s18_1_status_identifier_over_a_real_port_decodes_the_path_once():
             assert 'href="/status/%C3%BCn%C3%AF-repo"' in resp.read().decode()
     finally:
         server.stop(timeout=2)
+
+
+def test_s19_2_status_names_the_node():
+    """A cluster's nodes sit behind one load balancer: each page says which node answered."""
+    b = board(node="relay-1-0a1b2c3d")
+    status, _, body = call(b.html_app(), path="/status")
+    assert status.startswith("200") and b"(node relay-1-0a1b2c3d)" in body
+    assert b"(node" not in call(board().html_app(), path="/status")[2]
