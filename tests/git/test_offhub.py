@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -75,17 +74,17 @@ def test_s7_2_deadline_during_indexing_kills_index_pack_and_leaves_the_repositor
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     writer = os.open(fifo, os.O_WRONLY)  # held open, so index-pack sees no EOF either
     os.set_blocking(reader, True)
-    started: list[subprocess.Popen] = []
-    real_popen = offhub.gsubprocess.Popen
+    started: list[offhub.SpawnedProcess] = []
+    real_spawn = offhub.SpawnedProcess
 
-    def recording_popen(*args, **kwargs):
-        started.append(real_popen(*args, **kwargs))
+    def recording_spawn(*args, **kwargs):
+        started.append(real_spawn(*args, **kwargs))
         return started[-1]
 
     monkeypatch.setattr(
         pack_ingest.PackSpool, "as_stdin", lambda self: os.fdopen(reader, "rb", closefd=False)
     )
-    monkeypatch.setattr(offhub.gsubprocess, "Popen", recording_popen)
+    monkeypatch.setattr(offhub, "SpawnedProcess", recording_spawn)
     before = objects_listing(target)
     try:
         with GitServer(source.root) as server, pytest.raises(FetchError) as info:
