@@ -22,10 +22,14 @@ from typing import IO
 import gevent
 import gevent.event
 import gevent.os
+from gevent.monkey import get_original
 
 from grasp.git.errors import GitCommandError
 
 logger = logging.getLogger(__name__)
+
+# the C call itself: gevent's patched one would start a second child watcher of its own
+_posix_spawnp = get_original("os", "posix_spawnp")
 
 # Variables that would point a git subprocess at some other repository than the one we name.
 _REPO_LOCATION_VARS = (
@@ -112,7 +116,7 @@ class SpawnedProcess:
         loop.install_sigchld()  # what gevent.subprocess does before each child
         self._exited = gevent.event.Event()
         try:
-            self.pid = os.posix_spawnp(args[0], args, git_env(), file_actions=actions)
+            self.pid = _posix_spawnp(args[0], args, git_env(), file_actions=actions)
             # started before the hub can run again, so the child's exit cannot be missed
             self._watcher = loop.child(self.pid, False)
             self._watcher.start(self._on_exit)

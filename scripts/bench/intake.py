@@ -39,6 +39,7 @@ import gevent  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from _common import scratch_dir  # noqa: E402
+from _goal import goal_line  # noqa: E402
 
 from grasp.nostr.event import Event, npub_encode  # noqa: E402
 from tests.support.nip34 import Key  # noqa: E402
@@ -202,7 +203,14 @@ def main() -> None:
     ratio = rate["held"] / rate["plain"]
     status = "met" if ratio >= GOAL else "NOT MET"
     print(f"P7 held/plain intake: {ratio:.2f}x (goal >= {GOAL}x): {status}")
-    print(f"GOAL P7 figure={ratio:.3f} goal={GOAL} {status}")
+    goal_line(
+        "P7",
+        "held events/s / plain events/s",
+        f"{ratio:.2f}x ({rate['held']:.0f} vs {rate['plain']:.0f}/s)",
+        f">= {GOAL}x",
+        ratio / GOAL,
+        ratio >= GOAL,
+    )
 
 
 if __name__ == "__main__":

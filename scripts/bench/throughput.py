@@ -54,6 +54,7 @@ from _common import (  # noqa: E402
     scratch_dir,
     span_recorder,
 )
+from _goal import goal_line  # noqa: E402
 
 from tests.support.gitrepo import RepoBuilder  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
@@ -248,7 +249,14 @@ def main() -> int:
     print(f"HTTP requests per fetch: git CLI {per['git']:.2f}, relay {per['relay']:.2f}")
     status = "met" if ratio >= GOAL else "NOT MET"
     print(f"P6 relay/git CLI throughput: {ratio:.2f}x (goal >= {GOAL}x): {status}")
-    print(f"GOAL P6 figure={ratio:.3f} goal={GOAL} {status}")
+    goal_line(
+        "P6",
+        "relay ids/s / git CLI ids/s",
+        f"{ratio:.2f}x ({total_relay:.1f} vs {total_git:.1f}/s)",
+        f">= {GOAL}x",
+        ratio / GOAL,
+        ratio >= GOAL,
+    )
     if args.profile:
         print_profile(args.profile)
     return 0
