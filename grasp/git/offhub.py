@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from typing import IO
 
@@ -89,7 +90,7 @@ class SpawnedProcess:
     ``posix_spawn`` shares the parent's memory until the exec. Only descriptors 0-2 are meant
     for the child; every other descriptor Python opens is close-on-exec (PEP 446). The exit is
     collected by a libev child watcher started before the hub can run, so the SIGCHLD cannot
-    be missed; the pipes are read and written with gevent's non-blocking helpers.
+    be missed; the pipes are read with gevent's non-blocking helpers.
     """
 
     def __init__(
@@ -101,7 +102,15 @@ class SpawnedProcess:
         err_r, err_w = os.pipe()
         in_r = in_w = -1
         if feed is not None:
-            in_r, in_w = os.pipe()
+            # ``input`` goes through an unlinked temporary file, not a pipe: with a pipe as
+            # stdin, children of this class were seen to hang unreaped (cause not found in
+            # the time there was); a regular file, as index-pack's spool is, works
+            spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, after the spawn
+            spool.write(feed)
+            spool.flush()
+            spool.seek(0)
+            in_r = os.dup(spool.fileno())
+            spool.close()
             child_in = in_r
         elif stdin is not None:
             child_in = stdin.fileno()
@@ -120,12 +129,16 @@ class SpawnedProcess:
             # started before the hub can run again, so the child's exit cannot be missed
             self._watcher = loop.child(self.pid, False)
             self._watcher.start(self._on_exit)
+        except BaseException:  # no child (git not found, ...): none of the pipes is needed
+            for fd in (out_r, err_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
+            raise
         finally:
             for fd in (out_w, err_w, in_r):
                 if fd >= 0:
                     os.close(fd)
         self._out, self._err, self._in = out_r, err_r, in_w
-        self._feed = feed
 
     def _on_exit(self) -> None:
         self._watcher.stop()
@@ -133,12 +146,9 @@ class SpawnedProcess:
         self._exited.set()
 
     def communicate(self, timeout: float | None = None) -> tuple[bytes, bytes]:
-        """Feed stdin, read stdout and stderr to their ends, wait for the exit."""
+        """Read stdout and stderr to their ends, wait for the exit."""
         with gevent.Timeout(timeout, subprocess.TimeoutExpired(self.args, timeout or 0)):
             jobs = [gevent.spawn(_read_all, self._out), gevent.spawn(_read_all, self._err)]
-            if self._in >= 0:  # the writer owns (and closes) the pipe: EOF for the child
-                jobs.append(gevent.spawn(_write_all, self._in, self._feed or b""))
-                self._in = -1
             try:
                 gevent.joinall(jobs, raise_error=True)
             finally:
@@ -147,8 +157,26 @@ class SpawnedProcess:
         return jobs[0].value, jobs[1].value
 
     def wait(self) -> int:
-        """Wait for the exit (cooperatively), close the pipes; the return code."""
-        self._exited.wait()
+        """Wait for the exit (cooperatively), close the pipes; the return code.
+
+        The child watcher does not always fire (a child was seen left a zombie, its SIGCHLD
+        never handled), so the exit is also polled with ``WNOHANG``, backing off from 0.5 ms
+        to 50 ms; whichever sees it first provides the status.
+        """
+        delay = 0.0005
+        while not self._exited.is_set():
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # libev reaped it: its watcher has the status
+                self._exited.wait()
+                break
+            if pid:
+                self._watcher.stop()
+                self.returncode = _returncode(status)
+                self._exited.set()
+                break
+            self._exited.wait(delay)
+            delay = min(delay * 2, 0.05)
         for fd in (self._out, self._err, self._in):
             if fd >= 0:
                 os.close(fd)
@@ -174,15 +202,3 @@ def _read_all(fd: int) -> bytes:
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    os.set_blocking(fd, False)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[gevent.os.nb_write(fd, view) :]
-    except BrokenPipeError:
-        pass  # the child exited without reading everything: its status says why
-    finally:
-        os.close(fd)
