@@ -42,6 +42,7 @@ from dulwich.refs import Ref
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from grasp.git.advert import (
     AdvertBudget,
@@ -50,6 +51,7 @@ from grasp.git.advert import (
     PktReader,
     RefFilter,
     keep_all,
+    keep_none,
     read_info_refs,
     read_v2_refs,
     under_prefixes,
@@ -128,16 +130,42 @@ class _PinnedConnectionMixin:
         conn: Any = self
         target = f"{conn.host} ({self.pinned_address})"
         try:
-            return urllib3.util.connection.create_connection(
-                (self.pinned_address, conn.port),
+            return _connect_literal(
+                self.pinned_address,
+                conn.port,
                 conn.timeout,
-                source_address=conn.source_address,
-                socket_options=conn.socket_options,
+                conn.source_address,
+                conn.socket_options,
             )
         except TimeoutError as exc:
             raise ConnectTimeoutError(conn, f"connection to {target} timed out") from exc
         except OSError as exc:
             raise NewConnectionError(conn, f"cannot connect to {target}: {exc}") from exc
+
+
+def _connect_literal(
+    address: str, port: int, timeout: Any, source: Any, options: Any
+) -> socket.socket:
+    """Connect to the IP literal ``address`` without ``getaddrinfo``.
+
+    urllib3's ``create_connection`` resolves even a literal, and under gevent every resolution
+    is a round trip through the resolver's thread pool (~7 % of the relay's samples while
+    syncing, P6 of issue 16); the pinned address is always a literal (url_policy).
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        for option in options or ():
+            sock.setsockopt(*option)
+        if timeout is not _DEFAULT_TIMEOUT:
+            sock.settimeout(timeout)
+        if source:
+            sock.bind(source)
+        sock.connect((address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class PinnedHTTPConnection(_PinnedConnectionMixin, HTTPConnection):
@@ -320,8 +348,11 @@ class GraspHttpGitClient(Urllib3HttpGitClient):
         if protocol_version is not None and version > protocol_version:
             raise GitProtocolError(f"bad Git protocol version {version} used by server")
         self.protocol_version, self.dumb = version, False
-        if version == 2:
+        if version == 2 and self.ref_filter is not keep_none:
             advert = self._ls_refs(base_url, advert.capabilities, budget, keep, ref_prefix)
+        # With fixed wants (protocol v2 hands out any object by id, S7.1) no advertised ref is
+        # kept, so ls-refs would be a request for nothing: two requests per fetch, as
+        # ``git fetch <url> <oid>`` makes (P6, issue 16); the all-tips fallback still asks.
         logger.debug(
             "advertisement of %s: v%d, %d refs in %d bytes, %d kept",
             url,

@@ -9,6 +9,7 @@ unreferenced objects (fetched but not yet released) can be wanted by id.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -51,9 +52,22 @@ def missing_oids(repo_path: Path, oids: Iterable[str]) -> set[str]:
     wanted = normalise_oids(oids)
     if not wanted:
         return set()
+    if _no_objects(repo_path):
+        return set(wanted)
     with Repo(str(repo_path)) as repo:
         store = repo.object_store
         return {oid for oid in wanted if ObjectID(oid.encode("ascii")) not in store}
+
+
+def _no_objects(repo_path: Path) -> bool:
+    """Is ``objects/`` empty, as in a new repository (grasp.git.repos)? Then it holds no
+    object and there are no alternates (objects/info/), so opening it with dulwich (config,
+    pack list: most of a held state's intake cost, P7) cannot find any."""
+    try:
+        with os.scandir(os.path.join(repo_path, "objects")) as entries:
+            return next(entries, None) is None
+    except FileNotFoundError:
+        return False  # not a repository: let dulwich say so
 
 
 def copy_objects(src_path: Path, dst_path: Path, oids: Iterable[str]) -> int:

@@ -4,23 +4,33 @@ Under gevent every greenlet shares one OS thread: CPU-heavy pack work done in a 
 whole test process for seconds (python-ecosystem.md §2g; dulwich indexing a 3.5 MiB pack on the
 hub stalled it for 450 ms here).  The heavy work of this package - indexing a received pack and
 copying objects between local repositories - is therefore done by ``git`` subprocesses, started
-through ``gevent.subprocess``: their pipes are waited on cooperatively whether or not the process
-was monkey-patched, and unlike a worker thread a subprocess *can* be stopped, so a deadline
-(``gevent.Timeout``) that fires mid-way kills it and leaves nothing behind.
+through ``posix_spawn`` (:class:`SpawnedProcess`): their pipes are waited on cooperatively whether
+or not the process was monkey-patched, and unlike a worker thread a subprocess *can* be stopped,
+so a deadline (``gevent.Timeout``) that fires mid-way kills it and leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import subprocess
+import tempfile
 from collections.abc import Sequence
 from typing import IO
 
-from gevent import subprocess as gsubprocess
+import gevent
+import gevent.event
+import gevent.os
+from gevent.monkey import get_original
 
 from grasp.git.errors import GitCommandError
 
 logger = logging.getLogger(__name__)
+
+# the C call itself: gevent's patched one would start a second child watcher of its own
+_posix_spawnp = get_original("os", "posix_spawnp")
 
 # Variables that would point a git subprocess at some other repository than the one we name.
 _REPO_LOCATION_VARS = (
@@ -58,22 +68,137 @@ def run_git(
     if input is not None and stdin is not None:
         raise ValueError("give input or stdin, not both")
     cmd = ["git", *args]
-    proc = gsubprocess.Popen(
-        cmd,
-        stdin=gsubprocess.PIPE
-        if input is not None
-        else (stdin if stdin is not None else gsubprocess.DEVNULL),
-        stdout=gsubprocess.PIPE,
-        stderr=gsubprocess.PIPE,
-        env=git_env(),
-    )
+    proc = SpawnedProcess(cmd, stdin=stdin, feed=input)
     try:
-        out, err = proc.communicate(input=input, timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
     except BaseException:
         proc.kill()
         proc.wait()
         logger.debug("killed %s", " ".join(cmd[:4]))
         raise
-    if proc.returncode != 0:
+    if proc.returncode:
         raise GitCommandError(cmd, proc.returncode, err.decode("utf-8", "replace"))
     return out
+
+
+class SpawnedProcess:
+    """A child started by ``posix_spawn`` (vfork + exec), waited on cooperatively.
+
+    ``gevent.subprocess`` forks the whole relay process first (``fork_and_watch``, then exec):
+    copying the page tables of a big process and running gevent's fork hooks was 12-17 % of
+    the relay's samples while syncing (P6, issue 16), for every ``git index-pack``.
+    ``posix_spawn`` shares the parent's memory until the exec. Only descriptors 0-2 are meant
+    for the child; every other descriptor Python opens is close-on-exec (PEP 446). The exit is
+    collected by a libev child watcher started before the hub can run, so the SIGCHLD cannot
+    be missed; the pipes are read with gevent's non-blocking helpers.
+    """
+
+    def __init__(
+        self, args: list[str], *, stdin: IO[bytes] | None = None, feed: bytes | None = None
+    ) -> None:
+        self.args = args
+        self.returncode: int | None = None
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        in_r = in_w = -1
+        if feed is not None:
+            # ``input`` goes through an unlinked temporary file, not a pipe: with a pipe as
+            # stdin, children of this class were seen to hang unreaped (cause not found in
+            # the time there was); a regular file, as index-pack's spool is, works
+            spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, after the spawn
+            spool.write(feed)
+            spool.flush()
+            spool.seek(0)
+            in_r = os.dup(spool.fileno())
+            spool.close()
+            child_in = in_r
+        elif stdin is not None:
+            child_in = stdin.fileno()
+        else:
+            child_in = in_r = os.open(os.devnull, os.O_RDONLY)
+        actions = [
+            (os.POSIX_SPAWN_DUP2, child_in, 0),
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2),
+        ]
+        loop = gevent.get_hub().loop
+        loop.install_sigchld()  # what gevent.subprocess does before each child
+        self._exited = gevent.event.Event()
+        try:
+            self.pid = _posix_spawnp(args[0], args, git_env(), file_actions=actions)
+            # started before the hub can run again, so the child's exit cannot be missed
+            self._watcher = loop.child(self.pid, False)
+            self._watcher.start(self._on_exit)
+        except BaseException:  # no child (git not found, ...): none of the pipes is needed
+            for fd in (out_r, err_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
+            raise
+        finally:
+            for fd in (out_w, err_w, in_r):
+                if fd >= 0:
+                    os.close(fd)
+        self._out, self._err, self._in = out_r, err_r, in_w
+
+    def _on_exit(self) -> None:
+        self._watcher.stop()
+        self.returncode = _returncode(self._watcher.rstatus)
+        self._exited.set()
+
+    def communicate(self, timeout: float | None = None) -> tuple[bytes, bytes]:
+        """Read stdout and stderr to their ends, wait for the exit."""
+        with gevent.Timeout(timeout, subprocess.TimeoutExpired(self.args, timeout or 0)):
+            jobs = [gevent.spawn(_read_all, self._out), gevent.spawn(_read_all, self._err)]
+            try:
+                gevent.joinall(jobs, raise_error=True)
+            finally:
+                gevent.killall(jobs)
+            self.wait()
+        return jobs[0].value, jobs[1].value
+
+    def wait(self) -> int:
+        """Wait for the exit (cooperatively), close the pipes; the return code.
+
+        The child watcher does not always fire (a child was seen left a zombie, its SIGCHLD
+        never handled), so the exit is also polled with ``WNOHANG``, backing off from 0.5 ms
+        to 50 ms; whichever sees it first provides the status.
+        """
+        delay = 0.0005
+        while not self._exited.is_set():
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # libev reaped it: its watcher has the status
+                self._exited.wait()
+                break
+            if pid:
+                self._watcher.stop()
+                self.returncode = _returncode(status)
+                self._exited.set()
+                break
+            self._exited.wait(delay)
+            delay = min(delay * 2, 0.05)
+        for fd in (self._out, self._err, self._in):
+            if fd >= 0:
+                os.close(fd)
+        self._out = self._err = self._in = -1
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        if not self._exited.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+def _returncode(status: int) -> int:
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _read_all(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    chunks: list[bytes] = []
+    while True:
+        chunk = gevent.os.nb_read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)

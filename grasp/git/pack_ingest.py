@@ -92,6 +92,7 @@ def _move_into_place(staging: Path, pack_dir: Path, digest: str) -> str | None:
     name = f"pack-{digest}"
     if (pack_dir / f"{name}.idx").exists():
         return None  # the very same pack (same objects) is already installed
+    pack_dir.mkdir(exist_ok=True)  # a new empty repository has none yet (grasp.git.repos)
     staged = sorted(
         staging.glob("incoming.*"), key=lambda p: (p.suffix == ".idx", p.suffix != ".pack")
     )

@@ -12,8 +12,6 @@ import re
 import shutil
 from pathlib import Path
 
-from dulwich.repo import Repo
-
 from grasp.git.workdirs import is_abandoned, make_workdir
 
 logger = logging.getLogger(__name__)
@@ -69,18 +67,87 @@ def create_bare_repo(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_workdir(INIT_PREFIX, path.parent)  # owner in the name (grasp/git/workdirs.py)
     try:
-        Repo.init_bare(str(tmp)).close()
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            if not path.exists():
-                raise
-            # someone else created it first; theirs is as good as ours
-        else:
-            logger.info("created repository %s", path)
-    finally:
+        _lay_out_empty_repo(tmp, path.parent.parent / _TEMPLATE_NAME)
+        os.rename(tmp, path)
+    except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not path.exists():
+            raise
+        # someone else created it first; theirs is as good as ours
+    else:
+        logger.info("created repository %s", path)
     return path
+
+
+# What an empty bare repository needs and nothing more (P7, issue 16): git recognises a git
+# directory by HEAD, objects/ and refs/; objects/pack/ is created when the first pack arrives
+# (grasp.git.pack_ingest), loose refs' directories on their first write (git and dulwich alike).
+# dulwich's ``Repo.init_bare`` also wrote description, info/exclude, hooks/, branches/,
+# objects/info/, objects/pack/, refs/heads/ and refs/tags/, each file through a GitFile that
+# fsyncs on close: 42-47 % of held-event intake went there, and 52 KiB of disk per repository.
+_EMPTY_REPO_DIRS = ("objects", "refs")
+_EMPTY_REPO_FILES = {
+    "HEAD": b"ref: refs/heads/master\n",  # what dulwich's init_bare wrote: same HEAD as before
+    "config": b"[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
+}
+_TEMPLATE_NAME = ".empty-repo-template"
+
+
+def _lay_out_empty_repo(root: str | Path, template: Path) -> None:
+    """Lay out an empty bare repository in the new private directory ``root``.
+
+    HEAD and config are hard links to the files of a prepared ``template`` next to the
+    repositories' parent directories (one ``link`` instead of open/write/close, no data block
+    of their own). Sharing an inode is safe because git and dulwich never rewrite these files
+    in place: every update writes ``<name>.lock`` and renames it over the link. When a link
+    cannot be made (the template is being replaced, another file system, EMLINK after ~65,000
+    links on ext4) the template is prepared afresh, and the files written if that fails too.
+
+    No fsync: the directory is renamed to its final path only once complete, and an empty
+    repository holds nothing the database does not (its refs and objects come from released
+    events and the next sync, S1.1); on ext4's default data=ordered a new file's bytes reach
+    the disk before its directory entry does, so a power cut leaves it whole or absent.
+    """
+    for name in _EMPTY_REPO_DIRS:
+        os.mkdir(os.path.join(root, name))
+    if not _link_files(template, root):
+        _renew_template(template)
+        if not _link_files(template, root):
+            _write_files(root)
+
+
+def _link_files(template: Path, root: str | Path) -> bool:
+    """Hard-link the template's files into ``root``; False (nothing left half) if it fails."""
+    linked = []
+    try:
+        for name in _EMPTY_REPO_FILES:
+            os.link(template / name, os.path.join(root, name))
+            linked.append(name)
+    except OSError:
+        for name in linked:
+            os.unlink(os.path.join(root, name))
+        return False
+    return True
+
+
+def _write_files(root: str | Path) -> None:
+    for name, content in _EMPTY_REPO_FILES.items():
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(content)
+
+
+def _renew_template(template: Path) -> None:
+    """Replace ``template`` by a fresh one (new inodes, link counts from 1); never raises."""
+    fresh = None
+    try:
+        fresh = make_workdir(INIT_PREFIX, template.parent)
+        _write_files(fresh)
+        shutil.rmtree(template, ignore_errors=True)
+        os.rename(fresh, template)
+    except OSError as exc:  # another process renewed it at the same moment: theirs will do
+        logger.debug("repository template %s not renewed: %s", template, exc)
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
 
 
 def remove_interrupted_work(data_dir: Path) -> list[Path]:
@@ -98,7 +165,8 @@ def remove_interrupted_work(data_dir: Path) -> list[Path]:
 
     root = Path(data_dir) / "repos"
     prs = Path(data_dir) / "prs"  # GRASP-06 repositories and their shared empty one (S16.1)
-    inits = [*root.glob(f"*/{INIT_PREFIX}*"), *prs.glob(f"{INIT_PREFIX}*")]
+    inits = [*root.glob(f"*/{INIT_PREFIX}*"), *root.glob(f"{INIT_PREFIX}*")]  # + the template's
+    inits += prs.glob(f"{INIT_PREFIX}*")
     inits += prs.glob(f"*/{INIT_PREFIX}*")
     stagings = root.glob(f"*/*.git/objects/{STAGING_PREFIX}*")
     leftovers = [p for p in inits if is_abandoned(p, INIT_PREFIX)]

@@ -10,6 +10,8 @@ than BIP-173's 90 characters (NIP-19 lifts the limit), so :func:`naddr_decode` a
 
 from __future__ import annotations
 
+import functools
+
 CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _CHARSET_INDEX = {c: i for i, c in enumerate(CHARSET)}
 _GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
@@ -86,8 +88,12 @@ def bech32_decode(text: str, max_length: int = MAX_LENGTH) -> tuple[str, bytes]:
     return hrp, bytes(_convert_bits(data[:-6], 5, 8, pad=False))
 
 
+@functools.lru_cache(maxsize=4096)
 def npub_encode(pubkey_hex: str) -> str:
-    """NIP-19 ``npub`` of a 64-char lowercase hex public key."""
+    """NIP-19 ``npub`` of a 64-char lowercase hex public key.
+
+    Cached: every repository path is built from one (``<data>/repos/<npub>/``), several times
+    per held event, and the few keys that publish repeat (P7, issue 16)."""
     return bech32_encode("npub", _key_bytes(pubkey_hex))
 
 

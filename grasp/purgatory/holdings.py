@@ -36,6 +36,9 @@ class Holdings:
         self._prs: dict[str, HeldPr] = {}  # event id -> entry (insertion order = PR order)
         self._prs_by_identifier: dict[str, dict[str, None]] = {}  # identifier -> ordered PR ids
         self._announcements: dict[tuple[str, str], HeldAnnouncement] = {}
+        # identifier -> its owners, in the order of ``_announcements`` (P7: one lookup per
+        # held event instead of a scan of every held announcement)
+        self._owners_by_identifier: dict[str, dict[str, None]] = {}
         self._state_ids: dict[str, str] = {}  # event id -> identifier
         self._announcement_ids: dict[str, tuple[str, str]] = {}  # event id -> (owner, d)
         self._placeholders: dict[PlaceholderKey, HeldPlaceholder] = {}  # open ones
@@ -110,7 +113,8 @@ class Holdings:
     def announcements_for(self, identifier: str) -> list[Announcement]:
         """Held announcements of ``identifier`` by any owner, in arrival order."""
         with self._lock:
-            return [h.announcement for (_, d), h in self._announcements.items() if d == identifier]
+            owners = self._owners_by_identifier.get(identifier, {})
+            return [self._announcements[(owner, identifier)].announcement for owner in owners]
 
     def held_announcements(self) -> list[Announcement]:
         """Every held announcement, in arrival order (peers sync what they authorise, S17.1)."""
@@ -248,6 +252,7 @@ class Holdings:
     def _insert_announcement(self, entry: HeldAnnouncement) -> None:
         key = (entry.announcement.owner, entry.announcement.identifier)
         self._announcements[key] = entry
+        self._owners_by_identifier.setdefault(key[1], {})[key[0]] = None
         self._announcement_ids[entry.announcement.event.id] = key
         self._expired.pop(entry.announcement.event.id, None)
 
@@ -272,4 +277,8 @@ class Holdings:
 
     def _drop_announcement(self, key: tuple[str, str]) -> None:
         entry = self._announcements.pop(key)
+        owners = self._owners_by_identifier.get(key[1], {})
+        owners.pop(key[0], None)
+        if not owners:
+            self._owners_by_identifier.pop(key[1], None)
         del self._announcement_ids[entry.announcement.event.id]

@@ -64,7 +64,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def relay_process(data_dir: Path, source: Path | None) -> RelayProcess:
-    args = ("--log-level", "WARNING")
+    args = ("--log-level", "WARNING", "--event-rate-limit", "0")  # the bench publishes fast
     if source is None:
         return RelayProcess(data_dir, *args, start_timeout=600)
     env = {"PYTHONPATH": str(source)}

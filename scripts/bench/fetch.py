@@ -33,6 +33,8 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from _goal import goal_line  # noqa: E402
+
 from grasp.git import FetchLimits, FetchPolicy, copy_objects, fetch_oids  # noqa: E402
 from tests.support.gitenv import scrub_git_env  # noqa: E402
 from tests.support.gitrepo import init_bare, linear_history  # noqa: E402
@@ -201,6 +203,18 @@ def main() -> None:
                 f"{label:<22} {d.time():>18} {'':>18} {d.ratio(b):>6.2f}x "
                 f"{'-':>16} {d.stall_ms():>10}"
             )
+        full, stall = cases["full"].ratio(cases["full_git"]), cases["full"].stall
+        goal_line(
+            "P5", "full fetch time ours / git CLI", f"{full:.2f}x", "<= 1.0x", full, full <= 1.0
+        )
+        goal_line(
+            "P5",
+            "worst hub stall during our fetch",
+            f"{stall * 1e3:.1f} ms",
+            "< 100 ms",
+            stall / 0.1,
+            stall < 0.1,
+        )
         print()
         print(
             "ratio = ours / git CLI (median times); "

@@ -57,7 +57,6 @@ from contextlib import ExitStack  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-# _common puts the repository root on sys.path for the project imports after it
 from _common import (  # noqa: E402
     BenchError,
     Key,
@@ -72,6 +71,9 @@ from _common import (  # noqa: E402
     scratch_dir,
     span_recorder,
 )
+
+# _common puts the repository root on sys.path for the project imports after it
+from _goal import goal_line  # noqa: E402
 
 from actors.fakes import max_in_window  # noqa: E402
 from tests.support.gitrepo import RepoBuilder  # noqa: E402
@@ -477,6 +479,23 @@ def main() -> int:
         f"{'met' if worst_use >= 0.95 else 'not met'} "
         f"({worst_use:.1%}; each request holds its window place until a window after it ended, "
         "see docs/performance.rst)"
+    )
+    goal_line(
+        "P2",
+        "politeness violations seen by the servers",
+        str(violations),
+        "0",
+        float(violations),
+        ok,
+        must=True,
+    )
+    goal_line(
+        "P2",
+        "rate use (vs a start-times-only greedy ideal)",
+        f"{worst_use:.1%}",
+        ">= 99 % of the counting-rule ideal",
+        worst_use / 0.99,
+        worst_use >= 0.99,
     )
     return 0 if ok else 1
 

@@ -26,8 +26,9 @@ def test_s7_1_advertised_tip_is_fetched_in_one_fetch_request(
     assert fetch(target, server.url("src.git"), [tip]) == [tip]
     assert has_object(target, source.main[0]), "history of the tip comes along"
     assert server.count(service="git-upload-pack", method="GET") == 1
-    # protocol v2: one ls-refs POST and one fetch POST
-    assert server.count(service="git-upload-pack", method="POST") == 2
+    # protocol v2 with fixed wants: the fetch POST only, no ls-refs (two requests, as
+    # ``git fetch <url> <oid>`` makes; P6 of issue 16)
+    assert server.count(service="git-upload-pack", method="POST") == 1
     assert_fsck_clean(target)
 
 
@@ -68,9 +69,9 @@ def test_s7_1_oids_the_server_lacks_are_dropped_and_the_rest_fetched(
     assert fetch(target, server.url("src.git"), wanted) == [source.side[-1], source.dangling]
     assert not any(has_object(target, oid) for oid in unknown)
     # upload-pack names the first unknown want and stops, so: two refusals, then the fetch;
-    # each round is an ls-refs and a fetch POST in v2.  No fallback round follows, since in v2
-    # "not our ref" means the server does not have the object at all.
-    assert server.count(service="git-upload-pack", method="POST") == 6
+    # each round is one fetch POST in v2 (no ls-refs for fixed wants).  No fallback round
+    # follows, since in v2 "not our ref" means the server does not have the object at all.
+    assert server.count(service="git-upload-pack", method="POST") == 3
     assert not has_object(target, source.tag_v1), "no advertised tips were fetched"
     assert_fsck_clean(target)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from grasp.git import (
     FetchError,
     FetchLimits,
+    GitCommandError,
     copy_objects,
     fetch_oids,
     offhub,
@@ -75,17 +75,17 @@ def test_s7_2_deadline_during_indexing_kills_index_pack_and_leaves_the_repositor
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     writer = os.open(fifo, os.O_WRONLY)  # held open, so index-pack sees no EOF either
     os.set_blocking(reader, True)
-    started: list[subprocess.Popen] = []
-    real_popen = offhub.gsubprocess.Popen
+    started: list[offhub.SpawnedProcess] = []
+    real_spawn = offhub.SpawnedProcess
 
-    def recording_popen(*args, **kwargs):
-        started.append(real_popen(*args, **kwargs))
+    def recording_spawn(*args, **kwargs):
+        started.append(real_spawn(*args, **kwargs))
         return started[-1]
 
     monkeypatch.setattr(
         pack_ingest.PackSpool, "as_stdin", lambda self: os.fdopen(reader, "rb", closefd=False)
     )
-    monkeypatch.setattr(offhub.gsubprocess, "Popen", recording_popen)
+    monkeypatch.setattr(offhub, "SpawnedProcess", recording_spawn)
     before = objects_listing(target)
     try:
         with GitServer(source.root) as server, pytest.raises(FetchError) as info:
@@ -123,3 +123,16 @@ def test_corrupt_pack_rejected_by_index_pack_is_a_protocol_error(
         )
     assert info.value.reason == "protocol" and "index-pack" in info.value.detail
     assert objects_listing(target) == before
+
+
+def test_s7_4_git_children_are_spawned_not_forked_and_report_their_status(tmp_path: Path):
+    """P6 of issue 16: ``posix_spawn`` instead of forking the relay; stdin, stdout, stderr and
+    the exit status are those of the real git, and a missing program is an OSError."""
+    proc = offhub.SpawnedProcess(["git", "hash-object", "--stdin"], feed=b"hello\n")
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out, err) == (0, b"ce013625030ba8dba906f756967f9e9ca394464a\n", b"")
+    with pytest.raises(GitCommandError) as info:
+        offhub.run_git(["--git-dir", str(tmp_path / "none.git"), "rev-parse", "HEAD"])
+    assert info.value.returncode == 128 and "not a git repository" in info.value.stderr
+    with pytest.raises(FileNotFoundError):
+        offhub.SpawnedProcess(["no-such-program-grasp"])

@@ -151,7 +151,7 @@ def test_http_500_then_recovery_backs_off_then_releases(cluster, tmp_path):
     for gap, backoff in zip(gaps, (0.2, 0.4, 0.8), strict=True):
         assert backoff <= gap < backoff + 0.3, f"attempt gaps {gaps}"
     assert cluster.git_requests()["G"] == GitRequests(
-        adverts=4, posts=2, ls_refs=1, fetches=1, failed=3
+        adverts=4, posts=1, ls_refs=0, fetches=1, failed=3
     )
 
     assert b.stop() == 0  # the trace is complete and flushed

@@ -45,7 +45,7 @@ def test_plain_git_http_backend_remote(cluster):
 
     assert b.ls_remote(owner.pubkey, ID) == {"HEAD": main, "refs/heads/main": main}
     assert_fsck_clean(b.repo_path(owner.pubkey, ID))
-    assert cluster.git_requests()["G"] == GitRequests(adverts=1, posts=2, ls_refs=1, fetches=1)
+    assert cluster.git_requests()["G"] == GitRequests(adverts=1, posts=1, ls_refs=0, fetches=1)
 
 
 def test_dead_url_listed_first_sync_moves_on(cluster):
@@ -71,7 +71,7 @@ def test_dead_url_listed_first_sync_moves_on(cluster):
         rf"sync of {ID} complete",
     )
     assert f"{ID} incomplete" not in b.log  # one attempt, no backoff
-    assert cluster.git_requests()["G"] == GitRequests(adverts=1, posts=2, ls_refs=1, fetches=1)
+    assert cluster.git_requests()["G"] == GitRequests(adverts=1, posts=1, ls_refs=0, fetches=1)
 
 
 def test_v0_only_server_refusing_unadvertised_wants_falls_back(cluster):
@@ -193,4 +193,4 @@ def test_pr_clone_url_on_a_fork_supplies_the_pr_commit(cluster, tmp_path):
         rf"{ID}: fetched 1 OIDs from {re.escape(fork.url('fork.git'))}",
         rf"released from purgatory for {ID}: 0 states, 1 PRs",
     )
-    assert cluster.git_requests()["Fork"] == GitRequests(adverts=1, posts=2, ls_refs=1, fetches=1)
+    assert cluster.git_requests()["Fork"] == GitRequests(adverts=1, posts=1, ls_refs=0, fetches=1)

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""P6: sync throughput of the relay against the git CLI, same repositories, same servers.
+
+    .venv/bin/python scripts/bench/throughput.py [--identifiers 300] [--servers 10]
+        [--parallel 10] [--rounds 2] [--commits 5] [--source DIR] [--profile FILE]
+
+``--identifiers`` repositories (copies of one ``--commits``-commit repository) are spread
+round-robin over ``--servers`` real ``git http-backend`` servers on distinct loopback hosts
+(127.0.0.2, ...), in this process. Two ways of getting every one of them, alternated
+``--rounds`` times (git CLI first, then the relay; a fresh destination every round):
+
+* git CLI: ``git -c protocol.version=2 fetch --no-tags --no-write-fetch-head <url> <tip>``
+  into a new empty bare repository (created before the clock starts), ``--parallel`` at a time;
+  identifiers/s = N / wall time of all fetches.
+* relay: a ``grasp-relay`` process (its CLI) first receives, with a sync delay of an hour, an
+  announcement naming the identifier's server and a state event whose commit only that server
+  has, for every identifier; it is stopped (SIGTERM persists purgatory, S9.1) and started
+  again on the same data directory with the limits lifted (``--sync-domain-concurrent 50
+  --sync-domain-rate-limit 100000 --sync-immediate-delay-ms 0``): it re-queues every
+  identifier at once, fetches each from its server and releases its state (refs written, event
+  stored). identifiers/s = N / (last state released, from its /metrics polled every 20 ms -
+  the first request of the round at any server): the process start is not counted, a fetch
+  begun before the relay printed its ready line is.
+
+The ratio relay / git CLI is the P6 figure (goal >= 1.5). Both sides share this process's
+servers and the machine's two cores; HTTP requests per fetch are counted at the servers for
+both. ``--source DIR`` runs the relay of another checkout (before/after a change);
+``--profile FILE`` records the relay of the last round with py-spy (raw format) and prints its
+top frames.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent.pool  # noqa: E402
+from _common import (  # noqa: E402
+    Key,
+    RelayClient,
+    Span,
+    announcement,
+    publish,
+    scrape_metrics,
+    scratch_dir,
+    span_recorder,
+)
+from _goal import goal_line  # noqa: E402
+
+from tests.support.gitrepo import RepoBuilder  # noqa: E402
+from tests.support.gitserver import GitServer  # noqa: E402
+from tests.support.relay import RelayProcess  # noqa: E402
+from tests.support.wait import wait_for  # noqa: E402
+
+GOAL = 1.5
+LIFTED = (
+    "--sync-domain-concurrent",
+    "50",
+    "--sync-domain-rate-limit",
+    "100000",
+    "--sync-immediate-delay-ms",
+    "0",
+)
+
+
+def relay(data_dir: Path, source: Path | None, *args: str) -> RelayProcess:
+    base = ("--allow-private-fetch", "--log-level", "WARNING", "--event-rate-limit", "0")
+    if source is None:
+        return RelayProcess(data_dir, *base, *args, start_timeout=120)
+    return RelayProcess(  # ``-m`` puts the working directory first on sys.path: run in source
+        data_dir,
+        *base,
+        *args,
+        env={"PYTHONPATH": str(source)},
+        command=[sys.executable, "-m", "grasp.relay.cli"],
+        cwd=source,
+        start_timeout=120,
+    )
+
+
+def make_repositories(
+    servers: list[GitServer], identifiers: list[str], template: Path, commits: int
+) -> str:
+    builder = RepoBuilder.create(template)
+    tip = ""
+    for _ in range(commits):
+        tip = builder.commit(parents=[tip] if tip else [], branch="main")
+    shutil.rmtree(template / "hooks", ignore_errors=True)
+    for i, identifier in enumerate(identifiers):
+        shutil.copytree(template, servers[i % len(servers)].root / f"{identifier}.git")
+    return tip
+
+
+def git_cli_round(urls: list[str], tip: str, work: Path, parallel: int) -> float:
+    """Wall seconds for the git CLI to fetch ``tip`` from every URL, ``parallel`` at a time."""
+    targets = []
+    for n in range(len(urls)):
+        target = work / f"{n}.git"
+        subprocess.run(["git", "init", "--quiet", "--bare", str(target)], check=True)
+        targets.append(target)
+
+    def fetch(pair: tuple[str, Path]) -> None:
+        url, target = pair
+        command = ["git", "--git-dir", str(target), "-c", "protocol.version=2", "fetch"]
+        command += ["--quiet", "--no-tags", "--no-write-fetch-head", url, tip]
+        subprocess.run(command, check=True, capture_output=True)
+
+    pool = gevent.pool.Pool(parallel)
+    began = time.perf_counter()
+    for _ in pool.imap_unordered(fetch, list(zip(urls, targets, strict=True))):
+        pass
+    return time.perf_counter() - began
+
+
+def publish_backlog(data: Path, source: Path | None, urls: list[str], ids: list[str], tip: str):
+    """A relay that will not sync for an hour takes every event, then stops (S9.1)."""
+    with relay(data, source, "--sync-default-delay-secs", "3600") as first:
+        client = RelayClient(first.ws_url, timeout=30)
+        key = Key()
+        try:
+            for identifier, url in zip(ids, urls, strict=True):
+                publish(client, announcement(key, identifier, first, [url]))
+                publish(client, key.state(identifier, {"refs/heads/main": tip}), "purgatory:")
+        finally:
+            client.close()
+        authority = f"127.0.0.1:{first.port}"
+    return authority
+
+
+def relay_round(
+    data: Path, source: Path | None, urls: list[str], ids: list[str], tip: str, profile: str
+) -> float:
+    """The monotonic instant the restarted relay had released every state."""
+    authority = publish_backlog(data, source, urls, ids, tip)
+    with relay(data, source, "--domain", authority, *LIFTED) as second:
+        spy = None
+        if profile:
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "250", "-f", "raw"]
+                + ["-o", profile, "--pid", str(second.pid), "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        def released() -> float:
+            return scrape_metrics(second).get('purgatory_released_total{kind="30618"}', 0.0)
+
+        wait_for(
+            lambda: released() >= len(ids),
+            timeout=600,
+            interval=0.02,
+            message=lambda: f"all {len(ids)} states released (got {released():g})",
+        )
+        done = time.monotonic()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
+    return done
+
+
+def print_profile(path: str, top: int = 15) -> None:
+    """Self and inclusive shares of the recorded frames (py-spy's raw format)."""
+    own: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        own[frames[-1]] += n
+        for frame in set(frames):
+            incl[frame] += n
+    print(f"\npy-spy profile of the relay ({total} samples): top frames by own samples")
+    for frame, n in own.most_common(top):
+        print(f"  {100 * n / total:5.1f}%  {frame}")
+    print("by inclusive samples (grasp and actors frames)")
+    shown = [(f, n) for f, n in incl.most_common() if "grasp/" in f or "actors/" in f]
+    for frame, n in shown[:top]:
+        print(f"  {100 * n / total:5.1f}%  {frame}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--identifiers", type=int, default=300)
+    parser.add_argument("--servers", type=int, default=10)
+    parser.add_argument("--parallel", type=int, default=10, help="git CLI fetches at a time")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--commits", type=int, default=5, help="commits per repository")
+    parser.add_argument("--source", type=Path, help="run the relay of this checkout instead")
+    parser.add_argument("--profile", help="py-spy raw profile of the last relay round here")
+    args = parser.parse_args()
+    hosts = [f"127.0.0.{2 + i}" for i in range(args.servers)]
+    ids = [f"tp-{i:04d}" for i in range(args.identifiers)]
+    git_times: list[float] = []
+    relay_times: list[float] = []
+    with scratch_dir("throughput-bench-") as work, ExitStack() as stack:
+        servers = []
+        spans: list[Span] = []
+        for host in hosts:
+            (work / host).mkdir()
+            server = GitServer(work / host, host=host, wrap=span_recorder(spans))
+            servers.append(stack.enter_context(server))
+        tip = make_repositories(servers, ids, work / "template.git", args.commits)
+        urls = [
+            servers[i % len(servers)].url(f"{identifier}.git") for i, identifier in enumerate(ids)
+        ]
+        requests = {"git": 0, "relay": 0}
+        for n in range(args.rounds):
+            before = sum(len(s.requests) for s in servers)
+            (work / f"git-{n}").mkdir()
+            git_times.append(git_cli_round(urls, tip, work / f"git-{n}", args.parallel))
+            middle = sum(len(s.requests) for s in servers)
+            last = n == args.rounds - 1
+            profile = args.profile if last and args.profile else ""
+            first = len(spans)
+            done = relay_round(work / f"relay-{n}", args.source, urls, ids, tip, profile)
+            relay_times.append(done - min(span.start for span in spans[first:]))
+            requests["git"] += middle - before
+            requests["relay"] += sum(len(s.requests) for s in servers) - middle
+    n_ids = args.identifiers
+    git_rate = [n_ids / t for t in git_times]
+    relay_rate = [n_ids / t for t in relay_times]
+    which = str(args.source) if args.source else "this checkout"
+    print(
+        f"P6 throughput bench ({which}): {n_ids} identifiers over {args.servers} servers, "
+        f"{args.commits}-commit repositories, git CLI {args.parallel} in parallel, "
+        f"{args.rounds} rounds alternated"
+    )
+    print(f"{'round':8} {'git CLI ids/s':>14} {'relay ids/s':>12} {'relay/git':>10}")
+    for n, (g, r) in enumerate(zip(git_rate, relay_rate, strict=True)):
+        print(f"{n + 1:<8} {g:14.1f} {r:12.1f} {r / g:10.2f}")
+    total_git, total_relay = (
+        n_ids * args.rounds / sum(git_times),
+        n_ids * args.rounds / sum(relay_times),
+    )
+    ratio = total_relay / total_git
+    print(f"{'all':8} {total_git:14.1f} {total_relay:12.1f} {ratio:10.2f}")
+    per = {k: v / (n_ids * args.rounds) for k, v in requests.items()}
+    print(f"HTTP requests per fetch: git CLI {per['git']:.2f}, relay {per['relay']:.2f}")
+    status = "met" if ratio >= GOAL else "NOT MET"
+    print(f"P6 relay/git CLI throughput: {ratio:.2f}x (goal >= {GOAL}x): {status}")
+    goal_line(
+        "P6",
+        "relay ids/s / git CLI ids/s",
+        f"{ratio:.2f}x ({total_relay:.1f} vs {total_git:.1f}/s)",
+        f">= {GOAL}x",
+        ratio / GOAL,
+        ratio >= GOAL,
+    )
+    if args.profile:
+        print_profile(args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
