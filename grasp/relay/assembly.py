@@ -82,6 +82,7 @@ def sync_config(config: Config) -> SyncConfig:
         backoff_scale=config.sync_backoff_scale,
         history_attempts=config.sync_history_attempts,
         history_identifiers=config.sync_history_identifiers,
+        max_running_syncs=config.sync_max_running,
     )
 
 

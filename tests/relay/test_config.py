@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -112,6 +113,8 @@ S12_TABLE = {
         "GRASP_PEER_RECONCILE_INTERVAL",
         86400.0,
     ),
+    # issue 16: what the machine sustains, not the actors' memory bound of 256
+    "sync_max_running": ("--sync-max-running", "GRASP_SYNC_MAX_RUNNING", 8 * (os.cpu_count() or 1)),
 }
 
 

@@ -221,5 +221,9 @@ OPTIONS: tuple[Option, ...] = (
            "GRASP_PEER_RECONCILE_INTERVAL", positive_seconds,
            "period of a full history reconciliation with each connected peer (S17.2)",
            metavar="SECS", default_text="86400"),
+    # -- issue 16: what the machine sustains (P6) --
+    Option("sync_max_running", "--sync-max-running", "GRASP_SYNC_MAX_RUNNING",
+           int_at_least(1), "syncs (fetch and release) running at once, all domains together",
+           metavar="N", default_text="8 per CPU core"),
 )
 # fmt: on

@@ -8,6 +8,7 @@ SPEC number has one home and the relay cannot disagree with its parts.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,9 @@ class Config:
     bootstrap_relays: tuple[str, ...] = ()
     discover_relays: bool = True
     peer_reconcile_interval_secs: float = 86400.0
+    #: Syncs running at once on the main path, machine-wide (issue 16): what the machine
+    #: sustains, 8 per core, not the actors' memory bound of 256.
+    sync_max_running: int = 8 * (os.cpu_count() or 1)
     #: S19.1: ``postgresql://…`` (a cluster) or a SQLite file; None: ``<data-dir>/events.sqlite3``.
     database: str | None = None
 
