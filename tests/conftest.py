@@ -33,3 +33,39 @@ def no_leftover_actors():
     leftover = pykka.ActorRegistry.get_all()
     pykka.ActorRegistry.stop_all()
     assert not leftover, f"test left actors running: {leftover}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def relays_on_postgres():
+    """``GRASP_TEST_DATABASE=postgresql``: relay processes keep their events in PostgreSQL
+    (S19.1); tests marked ``sqlite_only`` read the SQLite file itself and are skipped. Not run
+    by CI yet: ``tests/relay tests/integration tests/conformance tests/deploy`` pass this way
+    except one peers test (docs/scaling.rst, "Tests")."""
+    if os.environ.get("GRASP_TEST_DATABASE", "sqlite") != "postgresql":
+        yield
+        return
+    from tests.support import relay
+    from tests.support.postgres import PostgresServer
+
+    with PostgresServer() as server:
+        databases: dict[object, str] = {}
+
+        def database_for(data_dir: object) -> str:
+            if data_dir not in databases:
+                databases[data_dir] = server.dsn(server.create_database())
+            return databases[data_dir]
+
+        relay.shared_postgres = database_for
+        try:
+            yield
+        finally:
+            relay.shared_postgres = None
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("GRASP_TEST_DATABASE", "sqlite") != "postgresql":
+        return
+    skip = pytest.mark.skip(reason="reads the SQLite event file itself (GRASP_TEST_DATABASE)")
+    for item in items:
+        if "sqlite_only" in item.keywords:
+            item.add_marker(skip)

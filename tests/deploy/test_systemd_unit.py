@@ -92,6 +92,7 @@ def test_systemd_analyze_accepts_the_unit(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.sqlite_only  # reads events.sqlite3 itself
 def test_the_units_command_serves_then_usr1_dumps_and_sigterm_stops_with_0(tmp_path):
     with unit_process(tmp_path) as relay:
         info = relay.nip11()

@@ -68,6 +68,7 @@ def test_s9_1_sigkill_keeps_every_kind_of_held_event_and_requeues_it(cluster, tm
     assert b.held() == {kind: 0 for kind in EVERY_KIND}
 
 
+@pytest.mark.sqlite_only  # reads events.sqlite3 itself
 def test_s9_1_ok_true_only_after_the_row_is_committed(cluster):
     """Each ``OK true "purgatory: ..."`` is read, and at that instant an independent reader of
     the database file already sees the held row: the commit came first."""

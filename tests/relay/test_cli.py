@@ -87,6 +87,7 @@ def test_help_documents_every_option_with_env_and_default():
         assert f"env: {option.env}; default:" in text
 
 
+@pytest.mark.sqlite_only  # reads events.sqlite3 itself
 def test_defaults_work_out_of_the_box_with_data_in_grasp_data(tmp_path):
     """No --data-dir: the SQLite store appears
     under ./grasp-data of the working directory (S11.1)."""

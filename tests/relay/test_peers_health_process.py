@@ -252,9 +252,14 @@ def test_s17_3_reconciles_with_nostr_sdk_local_relay_an_independent_nip77_peer(t
                 timeout=30,
                 message=lambda: f"B has all 40 issues; log:\n{b.log[-4000:]}",
             )
+            # the history walk ends after its last event is stored: poll for the state too
+            wait_for(
+                lambda: peers_of(b)[normalise_peer_url(url)]["state"] == "live (NIP-77)",
+                timeout=10,
+                message=lambda: f"peer live by NIP-77: {peers_of(b)[normalise_peer_url(url)]}",
+            )
             status = peers_of(b)[normalise_peer_url(url)]
             assert status["nip77"] is True, status
-            assert status["state"] == "live (NIP-77)", status
             to_b.close()
         finally:
             b.stop()

@@ -55,6 +55,7 @@ def port_is_free(port: int) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.sqlite_only  # reads events.sqlite3 itself
 def test_scripts_run_brings_the_relay_up_on_a_fresh_checkout(tmp_path):
     checkout = fresh_checkout(tmp_path / "checkout")
     assert not (checkout / ".venv").exists()
@@ -104,6 +105,7 @@ def test_scripts_run_brings_the_relay_up_on_a_fresh_checkout(tmp_path):
         ("supervise", (), "grasp-data"),
     ],
 )
+@pytest.mark.sqlite_only  # reads events.sqlite3 itself
 def test_scripts_run_from_another_directory_keep_relative_paths_there(tmp_path, script, args, data):
     """--data-dir reldata, the default ./grasp-data and --trace FILE land in the caller's
     directory, not in the checkout; the venv used is the checkout's."""

@@ -41,6 +41,13 @@ RELAY_BIN = Path(sys.executable).parent / "grasp-relay"
 READY_LINE = re.compile(r"grasp-relay listening on (http://\S+)")
 
 
+#: ``GRASP_TEST_DATABASE=postgresql``: every relay this harness starts without its own
+#: ``--database`` gets a fresh database on one throw-away PostgreSQL server for the session
+#: (S19.1: the same process tests on both engines), one per data directory so that a restart
+#: on the same data directory finds its events again. Set by ``tests/conftest.py``.
+shared_postgres: Callable[[Path], str] | None = None
+
+
 class RelayStartError(RuntimeError):
     """The relay process exited or did not become ready in time; the message carries its log."""
 
@@ -80,6 +87,8 @@ class RelayProcess:
 
     def start(self) -> RelayProcess:
         data_args = ["--data-dir", str(self.data_dir)] if self._pass_data_dir else []
+        if shared_postgres is not None and not _names_database(self.args, self._env):
+            data_args += ["--database", shared_postgres(self.data_dir.resolve())]
         argv = [*self._command, *self._listen_args, *data_args, *self.args]
         self._proc = subprocess.Popen(
             argv,
@@ -323,3 +332,9 @@ def accepted_repository(
         assert time.monotonic() < deadline, f"announcement {repo.id} was never served"
         time.sleep(0.02)  # poll interval of a deadline-bounded condition check
     return repo
+
+
+def _names_database(args: Sequence[str], env: Mapping[str, str]) -> bool:
+    return any(a == "--database" or a.startswith("--database=") for a in args) or (
+        "GRASP_DATABASE" in env
+    )
