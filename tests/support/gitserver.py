@@ -17,6 +17,8 @@ Usage::
 * Every request is recorded as a :class:`RequestRecord` (time, method, path, service, Host
   header, chunked / content encoding of the body, status, bytes sent, whether the app raised)
   so tests count requests and bytes instead of guessing.
+* ``end`` is the monotonic time of the last byte of the response (CLOCK_MONOTONIC is one clock
+  for every process of the machine, so a benchmark compares it with its own times).
 * ``wrap`` lets a test put middleware between the recorder and the bridge (chaos servers in
   ``tests/support/gitchaos.py`` use it).
 
@@ -63,6 +65,7 @@ class RequestRecord:
     status: str = ""
     bytes_sent: int = 0
     raised: bool = False  # the app failed mid-response (the client saw a broken or 500 reply)
+    end: float = 0.0  # time.monotonic() once the last byte was handed to the server (0: not yet)
 
 
 class _Recorder:
@@ -116,8 +119,14 @@ class _CountingIterable:
         except Exception:
             self._record.raised = True
             raise
+        finally:
+            # pywsgi asks for the next chunk only after writing the previous one, so the end of
+            # the iteration is the last byte written (benchmarks read it: P1, P5).
+            self._record.end = time.monotonic()
 
     def close(self) -> None:
+        if not self._record.end:  # closed without being iterated to the end
+            self._record.end = time.monotonic()
         close = getattr(self._inner, "close", None)
         if close is not None:
             close()
