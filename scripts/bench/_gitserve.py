@@ -100,8 +100,8 @@ def with_log_endpoint(log: list[RequestRecord]) -> Callable[[WSGIApp], WSGIApp]:
             if environ.get("PATH_INFO") != LOG_PATH:
                 return app(environ, start_response)
             # finished records leave the log; those still sending stay for the next call
-            done = [r for r in log if r.end and r.path != LOG_PATH]
-            log[:] = [r for r in log if not r.end and r.path != LOG_PATH]
+            done = [r for r in log if r.finished and r.path != LOG_PATH]
+            log[:] = [r for r in log if not r.finished and r.path != LOG_PATH]
             reply = {"records": [dataclasses.asdict(r) for r in done], "pending": len(log)}
             body = json.dumps(reply).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
