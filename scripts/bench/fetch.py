@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
-"""The git data layer against the git CLI, side by side in one run (S7, S7.4).
+"""The git data layer against the git CLI, alternated, the server in a process of its own (S7.4).
 
-    .venv/bin/python scripts/bench/fetch.py [--commits 2000] [--repeat 3] [--no-dulwich-copy]
+    .venv/bin/python scripts/bench/fetch.py [--commits 2000] [--blob-mb 50] [--repeat 10]
 
-A linear history (``--commits``, 200 files) is generated with ``git fast-import`` and served by
-the real ``git http-backend`` through ``grasp.git.http_backend`` on 127.0.0.1.  Measured:
+Three repository shapes, each served by the real ``git http-backend`` through
+``grasp.git.http_backend`` in a separate process (``_gitserve.py``) on 127.0.0.1:
 
-* full fetch of the tip into an empty repository: ``fetch_oids`` vs ``git fetch <url> <oid>``;
-* incremental fetch: the target already holds the first half of the history, referenced only by
-  a ``refs/nostr/*`` ref (which ``fetch_oids`` uses as a "have"; so does git);
-* local copy of the whole history between two repositories: ``copy_objects`` vs a bare
-  ``git fetch <path> <oid>`` (and dulwich's own local fetch, the road not taken);
-* the worst gevent hub stall seen by a 5 ms ticker during each of our operations.
+* ``one commit``: the target already holds the history up to the last commit, referenced only
+  by a ``refs/nostr/*`` ref (which ``fetch_oids`` uses as a "have"; so does git); one commit
+  on top is fetched;
+* ``history``: the whole ``--commits`` linear history (200 files) into an empty repository;
+* ``blob``: one commit holding one ``--blob-mb`` MB random (incompressible) file.
 
-Times are medians of ``--repeat`` runs (min in brackets); bytes are what the server sent.
+Our side is ``fetch_oids`` in this process, the git CLI's is
+``git -c protocol.version=2 fetch --no-tags --no-write-fetch-head <url> <oid>`` (a child);
+neither shares a process or a hub with the server.  The two alternate (ours first on even
+repeats, git first on odd ones).  Per fetch the server's log gives the HTTP requests and the
+bytes sent.  Printed: median and p95 (nearest rank) times, ratio of medians ours / git, the
+requests per fetch of each side, the worst gevent hub stall seen by a 5 ms ticker during our
+fetches, and the GOAL lines (ours <= git on every shape, stall < 100 ms).
 """
 
 from gevent import monkey
@@ -21,6 +26,8 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -33,12 +40,12 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from _gitserve import GitServerProcess  # noqa: E402
 from _goal import goal_line  # noqa: E402
 
-from grasp.git import FetchLimits, FetchPolicy, copy_objects, fetch_oids  # noqa: E402
+from grasp.git import FetchLimits, FetchPolicy, fetch_oids  # noqa: E402
 from tests.support.gitenv import scrub_git_env  # noqa: E402
 from tests.support.gitrepo import init_bare, linear_history  # noqa: E402
-from tests.support.gitserver import GitServer  # noqa: E402
 from tests.support.gitstall import HubTicker  # noqa: E402
 
 POLICY = FetchPolicy(allow_private=True)
@@ -46,76 +53,149 @@ LIMITS = FetchLimits()
 NOSTR_REF = "refs/nostr/" + "b" * 64
 
 
-def git(*args: str | Path) -> None:
-    subprocess.run(["git", *map(str, args)], check=True, capture_output=True)
+def git(*args: str | Path, input: bytes | None = None) -> None:
+    subprocess.run(["git", *map(str, args)], check=True, capture_output=True, input=input)
 
 
-class Case:
-    """Repeated runs of one operation: times, server bytes and the worst hub stall."""
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+class Side:
+    """One side's fetches of one shape: times, requests and bytes from the server's log."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.requests: list[int] = []
         self.bytes: list[int] = []
         self.stall = 0.0
 
-    def run(
-        self, fn: Callable[[], object], server: GitServer | None = None, *, tick: bool = False
-    ) -> None:
-        if server is not None:
-            server.reset_log()
+    def run(self, fn: Callable[[], object], server: GitServerProcess, *, tick: bool) -> None:
+        server.take_log()  # nothing of the preparation counts
         with HubTicker() as ticker:
             start = time.perf_counter()
             fn()
             self.times.append(time.perf_counter() - start)
         if tick:
             self.stall = max(self.stall, ticker.worst)
-        if server is not None:
-            self.bytes.append(server.bytes_sent())
+        log = server.take_log(expect=1)
+        self.requests.append(len(log))
+        self.bytes.append(sum(r["bytes_sent"] for r in log))
 
-    def time(self) -> str:
-        return f"{statistics.median(self.times):6.3f} s [{min(self.times):.3f}]"
-
-    def ratio(self, other: "Case") -> float:
-        return statistics.median(self.times) / statistics.median(other.times)
-
-    def stall_ms(self) -> str:
-        return f"{self.stall * 1e3:.1f} ms"
+    def median(self) -> float:
+        return statistics.median(self.times)
 
 
-def fresh(work: Path, name: str) -> Path:
-    path = work / name
-    shutil.rmtree(path, ignore_errors=True)
-    return init_bare(path)
+class Shape:
+    """A served repository, the oid to fetch and how to prepare an empty or primed target."""
+
+    def __init__(self, label: str, repo: str, oid: str, have: str | None) -> None:
+        self.label, self.repo, self.oid, self.have = label, repo, oid, have
+        self.ours, self.git = Side(), Side()
+
+    def target(self, work: Path, name: str, served: Path) -> Path:
+        path = work / name
+        shutil.rmtree(path, ignore_errors=True)
+        init_bare(path)
+        if self.have is not None:
+            git(
+                "--git-dir",
+                path,
+                "fetch",
+                "-q",
+                "--no-write-fetch-head",
+                served / self.repo,
+                self.have,
+            )
+            git("--git-dir", path, "update-ref", NOSTR_REF, self.have)
+        return path
 
 
-def prepared_half(work: Path, name: str, source: Path, half: str) -> Path:
-    """A target holding the first half of the history, referenced by a refs/nostr/* ref only."""
-    target = fresh(work, name)
-    git("--git-dir", target, "fetch", "--quiet", "--no-write-fetch-head", source, half)
-    git("--git-dir", target, "update-ref", NOSTR_REF, half)
-    return target
+def blob_repository(path: Path, megabytes: int) -> str:
+    """One commit holding one incompressible file of ``megabytes`` MB; returns the commit id."""
+    init_bare(path)
+    data = os.urandom(megabytes * 1_000_000)
+    message = b"one big blob\n"
+    stream = b"".join(
+        [
+            b"commit refs/heads/main\nmark :1\n",
+            b"committer Bench <bench@example.invalid> 1700000000 +0000\n",
+            b"data %d\n%s" % (len(message), message),
+            b"M 100644 inline blob.bin\n",
+            b"data %d\n%s\n" % (len(data), data),
+        ]
+    )
+    git("--git-dir", path, "fast-import", "--quiet", input=stream)
+    out = subprocess.run(
+        ["git", "--git-dir", str(path), "rev-parse", "refs/heads/main"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
 
 
 def git_fetch(target: Path, url: str, oid: str) -> None:
     git(
-        "--git-dir",
-        target,
-        "-c",
-        "protocol.version=2",
-        "fetch",
-        "-q",
-        "--no-tags",
-        "--no-write-fetch-head",
-        url,
-        oid,
+        "--git-dir", target, "-c", "protocol.version=2", "fetch", "-q", "--no-tags",
+        "--no-write-fetch-head", url, oid,
+    )  # fmt: skip
+
+
+def measure(shape: Shape, server: GitServerProcess, work: Path, served: Path, repeat: int) -> None:
+    url = server.url(shape.repo)
+    for i in range(repeat):
+        ours_target = shape.target(work, f"ours{i}.git", served)
+        git_target = shape.target(work, f"git{i}.git", served)
+        ours = partial(fetch_oids, ours_target, url, [shape.oid], policy=POLICY, limits=LIMITS)
+        runs = [
+            partial(shape.ours.run, ours, server, tick=True),
+            partial(
+                shape.git.run, partial(git_fetch, git_target, url, shape.oid), server, tick=False
+            ),
+        ]
+        for run in runs if i % 2 == 0 else reversed(runs):
+            run()
+        shutil.rmtree(ours_target)
+        shutil.rmtree(git_target)
+
+
+def report(shapes: list[Shape]) -> None:
+    print()
+    print(
+        f"{'shape':<12} {'ours p50':>9} {'p95':>7} {'git p50':>9} {'p95':>7} {'ratio':>6} "
+        f"{'req/fetch ours,git':>19} {'MB ours/git':>13} {'hub stall':>10}"
     )
-
-
-def dulwich_local_copy(source: Path, target: Path, oid: str) -> None:
-    from dulwich.repo import Repo
-
-    with Repo(str(source)) as src, Repo(str(target)) as dst:
-        src.fetch(dst, determine_wants=lambda refs, depth=None: [oid.encode()])
+    for s in shapes:
+        a, b = s.ours, s.git
+        requests = f"{statistics.median(a.requests):g}, {statistics.median(b.requests):g}"
+        if len(set(a.requests)) > 1 or len(set(b.requests)) > 1:
+            requests += "*"
+        volume = f"{statistics.median(a.bytes) / 1e6:.2f}/{statistics.median(b.bytes) / 1e6:.2f}"
+        print(
+            f"{s.label:<12} {a.median():8.3f}s {p95(a.times):6.3f}s {b.median():8.3f}s "
+            f"{p95(b.times):6.3f}s {a.median() / b.median():5.2f}x {requests:>19} "
+            f"{volume:>13} {a.stall * 1e3:8.1f}ms"
+        )
+    print()
+    print(
+        "times: wall clock of one fetch as the fetching side sees it; ratio = median ours / "
+        "median git;\nreq/fetch: HTTP requests the server logged per fetch (median; * = not "
+        "the same every time);\nhub stall: worst extra delay of a 5 ms ticker greenlet during "
+        "our fetches."
+    )
+    for s in shapes:
+        ratio = s.ours.median() / s.git.median()
+        goal_line("P5", f"fetch time ours / git CLI, {s.label}", f"{ratio:.2f}x", "<= 1.0x",
+                  ratio, ratio <= 1.0)  # fmt: skip
+    stall = max(s.ours.stall for s in shapes)
+    goal_line("P5", "worst hub stall during our fetch", f"{stall * 1e3:.1f} ms", "< 100 ms",
+              stall / 0.1, stall < 0.1)  # fmt: skip
+    extra = max(statistics.median(s.ours.requests) - statistics.median(s.git.requests)
+                for s in shapes)  # fmt: skip
+    goal_line("P5", "HTTP requests per fetch ours - git CLI (worst shape)", f"{extra:+g}",
+              "<= 0", extra, extra <= 0)  # fmt: skip
 
 
 def main() -> None:
@@ -123,10 +203,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--commits", type=int, default=2000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--no-dulwich-copy", action="store_true", help="skip the slow dulwich local-copy column"
-    )
+    parser.add_argument("--blob-mb", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-fetch-") as tmp:
@@ -134,96 +212,21 @@ def main() -> None:
         scrub_git_env(work / "home", name="Bench")
         served = work / "served"
         start = time.perf_counter()
-        commits = linear_history(served / "big.git", args.commits)
-        built = time.perf_counter() - start
-        source = served / "big.git"
-        pack_bytes = sum(p.stat().st_size for p in (source / "objects" / "pack").glob("*.pack"))
-        tip, half = commits[-1], commits[len(commits) // 2 - 1]
+        commits = linear_history(served / "history.git", args.commits)
+        blob_tip = blob_repository(served / "blob.git", args.blob_mb)
         print(
-            f"repository: {args.commits} commits, {pack_bytes / 2**20:.1f} MiB pack, "
-            f"built in {built:.2f} s"
+            f"repositories: {args.commits} commits, one {args.blob_mb} MB blob; built in "
+            f"{time.perf_counter() - start:.1f} s; {args.repeat} repeats per side and shape"
         )
-
-        names = ("full", "full_git", "incr", "incr_git", "copy", "copy_git", "copy_dulwich")
-        cases = {name: Case() for name in names}
-        ours = partial(fetch_oids, policy=POLICY, limits=LIMITS)
-        with GitServer(served) as server:
-            url = server.url("big.git")
-            for i in range(args.repeat):
-                cases["full"].run(
-                    partial(ours, fresh(work, f"full{i}.git"), url, [tip]), server, tick=True
-                )
-                cases["full_git"].run(
-                    partial(git_fetch, fresh(work, f"fullgit{i}.git"), url, tip), server
-                )
-                target = prepared_half(work, f"incr{i}.git", source, half)
-                cases["incr"].run(partial(ours, target, url, [tip]), server, tick=True)
-                target = prepared_half(work, f"incrgit{i}.git", source, half)
-                cases["incr_git"].run(partial(git_fetch, target, url, tip), server)
-        for i in range(args.repeat):
-            cases["copy"].run(
-                partial(copy_objects, source, fresh(work, f"copy{i}.git"), [tip]), tick=True
-            )
-            plain_fetch = ("fetch", "-q", "--no-write-fetch-head", source, tip)
-            cases["copy_git"].run(
-                partial(git, "--git-dir", fresh(work, f"copygit{i}.git"), *plain_fetch)
-            )
-        if not args.no_dulwich_copy:
-            target = fresh(work, "copydulwich.git")
-            cases["copy_dulwich"].run(partial(dulwich_local_copy, source, target, tip), tick=True)
-
-        print()
-        header = ("operation", "grasp.git", "git CLI", "ratio", "bytes ours/git", "hub stall")
-        print(
-            f"{header[0]:<22} {header[1]:>18} {header[2]:>18} {header[3]:>7} "
-            f"{header[4]:>16} {header[5]:>10}"
-        )
-        rows = (
-            ("full fetch (HTTP)", "full", "full_git"),
-            ("incremental (HTTP)", "incr", "incr_git"),
-        )
-        for label, mine, theirs in rows:
-            a, b = cases[mine], cases[theirs]
-            volume = (
-                f"{statistics.median(a.bytes) / 1e6:.2f}/{statistics.median(b.bytes) / 1e6:.2f} MB"
-            )
-            print(
-                f"{label:<22} {a.time():>18} {b.time():>18} {a.ratio(b):>6.2f}x "
-                f"{volume:>16} {a.stall_ms():>10}"
-            )
-        a, b = cases["copy"], cases["copy_git"]
-        print(
-            f"{'local copy':<22} {a.time():>18} {b.time():>18} {a.ratio(b):>6.2f}x "
-            f"{'-':>16} {a.stall_ms():>10}"
-        )
-        if cases["copy_dulwich"].times:
-            d = cases["copy_dulwich"]
-            label = "local copy (dulwich)"
-            print(
-                f"{label:<22} {d.time():>18} {'':>18} {d.ratio(b):>6.2f}x "
-                f"{'-':>16} {d.stall_ms():>10}"
-            )
-        full, stall = cases["full"].ratio(cases["full_git"]), cases["full"].stall
-        goal_line(
-            "P5", "full fetch time ours / git CLI", f"{full:.2f}x", "<= 1.0x", full, full <= 1.0
-        )
-        goal_line(
-            "P5",
-            "worst hub stall during our fetch",
-            f"{stall * 1e3:.1f} ms",
-            "< 100 ms",
-            stall / 0.1,
-            stall < 0.1,
-        )
-        print()
-        print(
-            "ratio = ours / git CLI (median times); "
-            "incremental = second half of the history on top of the first;"
-        )
-        print(
-            "hub stall = worst extra delay of a 5 ms ticker greenlet during our operation "
-            "(limit: 100 ms)."
-        )
+        shapes = [
+            Shape("one commit", "history.git", commits[-1], commits[-2]),
+            Shape("history", "history.git", commits[-1], None),
+            Shape("blob", "blob.git", blob_tip, None),
+        ]
+        with GitServerProcess(served) as server:
+            for shape in shapes:
+                measure(shape, server, work / "targets", served, args.repeat)
+        report(shapes)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,19 @@ root; publish
    (``grasp.git.fetch_oids``, run standalone in this process) and R_git = ``git fetch`` (CLI,
    protocol v2), each of the state's commit from the same server into an empty repository.
 
-    release overhead = S - T - delay - R
+    release overhead = (first request - (T_ok + delay)) + (S - last byte)
 
-It holds everything the relay adds to the bare transfer: websocket and write policy, the
+from the git server's own log (a process of its own, ``_gitserve.py``; request start and last
+byte in ``time.monotonic()``, one clock for the machine): *wait* is how late the relay's first
+request to the server comes after the configured delay, counted from T_ok, when the relay's
+``OK`` for the state event arrived (the relay's acceptance is a little earlier, so wait is
+understated by at most that OK's delivery; the publish round trip is printed); *tail* is from
+the server's last byte of the pack to the subscriber's receipt of the released event (indexing,
+ref alignment, store, broadcast).  Everything between first request and last byte is the
+transfer, which the relay's overhead does not include.
+
+The older measure, S - T - delay - R, is still printed next to it.  It holds everything the
+relay adds to the bare transfer: websocket and write policy, the
 scheduling delay beyond the configured one (what precise wake-ups remove), the actors' messages,
 release (ref alignment, store, broadcast). The table also shows S - T - delay - R_git; on small
 repositories the git CLI's own process start-ups (git-remote-http, index-pack) make R_git larger
@@ -58,13 +68,13 @@ from _common import (  # noqa: E402
     relay_process,
     scratch_dir,
 )
+from _gitserve import GitServerProcess  # noqa: E402
 
 # _common puts the repository root on sys.path for the project imports after it
 from _goal import goal_line  # noqa: E402
 
 from grasp.git import FetchLimits, FetchPolicy, fetch_oids  # noqa: E402
 from tests.support.gitrepo import init_bare, linear_history  # noqa: E402
-from tests.support.gitserver import GitServer  # noqa: E402
 from tests.support.relay import RelayProcess  # noqa: E402
 
 POLICY = FetchPolicy(allow_private=True)
@@ -78,12 +88,19 @@ class Sample:
     raw_fetch: float  # R: grasp.git.fetch_oids alone
     git_fetch: float  # R_git: the git CLI
     relay_requests: int  # HTTP requests the relay sent for this identifier
+    wait: float  # server's first request - (T_ok + delay)
+    tail: float  # S - server's last byte
+    publish_rtt: float  # T_ok - T: EVENT sent -> OK received
 
     def overhead(self, delay: float) -> float:
         return self.served - delay - self.raw_fetch
 
     def overhead_vs_git(self, delay: float) -> float:
         return self.served - delay - self.git_fetch
+
+    @property
+    def server_overhead(self) -> float:
+        return self.wait + self.tail
 
 
 @dataclass
@@ -97,11 +114,18 @@ class Mode:
 
 class LatencyBench:
     def __init__(
-        self, work: Path, server: GitServer, delay: float, commits: int, tick: float, seed: int
+        self,
+        work: Path,
+        server: GitServerProcess,
+        delay: float,
+        commits: int,
+        tick: float,
+        seed: int,
     ) -> None:
         self.work = work
         self.random = random.Random(seed)
         self.server = server
+        self.served_root = work / "served"
         self.delay = delay
         self.commits = commits
         self.tick = tick
@@ -121,15 +145,22 @@ class LatencyBench:
         mode.client.expect("EOSE")
 
         gevent.sleep(self.random.uniform(0, self.tick))  # arrive at a random phase of the Tick
-        os.rename(staged, self.server.root / repo_name)
-        fetchable = time.perf_counter()
+        self.server.take_log()  # earlier runs' requests do not count
+        os.rename(staged, self.served_root / repo_name)
+        fetchable = time.monotonic()
         publish(mode.client, state, "purgatory:")
+        accepted = time.monotonic()
         frame = mode.client.recv()  # blocks until the relay releases and broadcasts
-        served = time.perf_counter() - fetchable
+        received = time.monotonic()
+        served = received - fetchable
         if frame[:2] != ["EVENT", identifier] or frame[2]["id"] != state.id:
             raise BenchError(f"expected the released state event, got {frame}")
         mode.client.send("CLOSE", identifier)
-        relay_requests = sum(1 for r in self.server.requests if r.path.startswith(f"/{repo_name}/"))
+        log = [r for r in self.server.take_log(expect=1) if r["path"].startswith(f"/{repo_name}/")]
+        if not log:
+            raise BenchError(f"the git server saw no request for {repo_name}")
+        wait = min(r["time"] for r in log) - (accepted + self.delay)
+        tail = received - max(r["end"] for r in log)
         scratch = self.work / "scratch"
         target = init_bare(scratch / f"{identifier}-ours.git")
         began = time.perf_counter()
@@ -137,7 +168,7 @@ class LatencyBench:
             raise BenchError(f"fetch_oids did not fetch {tip} from {url}")
         raw = time.perf_counter() - began
         with_git = git_fetch_seconds(url, [tip], scratch / f"{identifier}-git.git")
-        return Sample(served, raw, with_git, relay_requests)
+        return Sample(served, raw, with_git, len(log), wait, tail, accepted - fetchable)
 
 
 def summary_row(mode: Mode, delay: float) -> list[str]:
@@ -147,8 +178,18 @@ def summary_row(mode: Mode, delay: float) -> list[str]:
     def p50(values: list[float]) -> str:
         return f"{statistics.median(values):.1f}"
 
+    wait = [s.wait * 1e3 for s in mode.samples]
+    tail = [s.tail * 1e3 for s in mode.samples]
+    total = [s.server_overhead * 1e3 for s in mode.samples]
     return [
         mode.label,
+        p50(wait),
+        f"{percentile(wait, 95):.1f}",
+        p50(tail),
+        f"{percentile(tail, 95):.1f}",
+        p50(total),
+        f"{percentile(total, 95):.1f}",
+        p50([s.publish_rtt * 1e3 for s in mode.samples]),
         p50(ms),
         f"{percentile(ms, 95):.1f}",
         f"{min(ms):.1f}",
@@ -185,7 +226,7 @@ def main() -> int:
     with scratch_dir("bench-latency-") as work:
         (work / "served").mkdir()
         with (
-            GitServer(work / "served", host="127.0.0.2") as server,
+            GitServerProcess(work / "served", host="127.0.0.2") as server,
             relay_process(work / "precise", *common) as precise,
             relay_process(work / "ticks", *common, "--no-sync-precise-wakeups") as ticks,
         ):
@@ -211,7 +252,14 @@ def main() -> int:
 
     header = [
         "mode",
-        "overhead p50",
+        "wait p50",
+        "p95",
+        "tail p50",
+        "p95",
+        "wait+tail p50",
+        "p95",
+        "OK rtt p50",
+        "S-T-delay-R p50",
         "p95",
         "min",
         "max",
@@ -223,18 +271,21 @@ def main() -> int:
         "HTTP req/run",
     ]
     print_table(
-        f"P1 release overhead in ms = S - T - delay - R ({args.runs} runs per mode, delay "
+        "P1 release overhead in ms = wait + tail, from the git server's log "
+        f"({args.runs} runs per mode, delay "
         f"{args.delay * 1e3:g} ms, tick {args.tick_ms} ms, {args.commits}-commit repositories)",
         header,
         [summary_row(mode, args.delay) for mode in modes],
         notes=[
+            "wait: server's first request - (T_ok + delay); tail: S - server's last byte; T_ok: "
+            "the relay's OK received;",
             "T: objects fetchable and event published; S: released event received by a live "
             "subscriber;",
             "R: grasp.git.fetch_oids of the same commit from the same server (standalone); "
             "R_git: the same with the git CLI.",
         ],
     )
-    precise, tick = ([s.overhead(args.delay) for s in m.samples] for m in modes)
+    precise, tick = ([s.server_overhead for s in m.samples] for m in modes)
     ratio_median = statistics.median(tick) / max(statistics.median(precise), 1e-9)
     ratio_p95 = percentile(tick, 95) / max(percentile(precise, 95), 1e-9)
     met = statistics.median(precise) < statistics.median(tick) and percentile(
@@ -246,8 +297,14 @@ def main() -> int:
         f"{'met' if met else 'NOT MET'}"
     )
     p50 = statistics.median(precise) * 1e3  # overheads are in seconds
+    p95 = percentile(precise, 95) * 1e3
     goal_line(
-        "P1", "release overhead p50 (S-T-delay-R)", f"{p50:.1f} ms", "<= 10 ms", p50 / 10, p50 <= 10
+        "P1",
+        "release overhead p50 (wait + tail, server log)",
+        f"{p50:.1f} ms (p95 {p95:.1f})",
+        "<= 10 ms",
+        p50 / 10,
+        p50 <= 10,
     )
     goal_line(
         "P1",

@@ -21,9 +21,12 @@ A *fetch* is one session of the relay's client against one repository: it begins
 * violations: the fetch starts j whose window ``[start[j], start[j] + window)`` holds more than
   ``limit`` starts, plus any excess of max in flight over ``max_concurrent``; must be 0;
 * rate use: how much of what the limits allowed was used while work was queued = the makespan
-  of a perfect greedy scheduler (same limits, same fetch durations, every identifier ready when
-  the restarted relay was, plus the sync delay) divided by the relay's makespan, both from that
-  instant to the last fetch start. Target: >= 95 %;
+  of the best schedule under the relay's own counting rule (a fetch counts in flight until it
+  ends and in the window until one window after it ended; same fetch durations as the servers
+  saw, every identifier ready when the restarted relay was, plus the sync delay) divided by the
+  relay's makespan, both from that instant to the last fetch start. Target: >= 99 %.  The
+  column "vs starts-only" is the older ideal that counts only start times in the window (it
+  asks more than the rule allows, so it reads lower);
 * lag: mean delay between the instant the limits allowed a queued fetch (its window slot or a
   concurrency slot freed) and its start, both as the server saw them. The relay counts a request
   in its window from the reservation until one window after the request ended (so the limit
@@ -38,7 +41,9 @@ shorter window measures the machine, not the throttle.
 The restarted relay writes a message trace (S13.3). Its clock is the same monotonic clock as the
 servers', so the second table compares the two views of each domain slot: from the
 DomainThrottle reserving it (the instant the relay counts in its window) to the request arriving
-at the server, and from the server's last byte to the relay freeing it.
+at the server, and from the server's last byte to the relay freeing it; the third compares the
+slot hold time (reserved -> freed) with the fetch's duration at the server (first request ->
+last byte). Target: hold <= 1.2x the server-side duration at the median (main path).
 """
 
 from gevent import monkey
@@ -157,6 +162,41 @@ def earliest_starts(
     return starts
 
 
+def counting_rule_starts(
+    ready: list[float], durations: list[float], window: float, limit: int, concurrent: int
+) -> list[float]:
+    """Start times of the best schedule under the relay's own counting rule (S6.1).
+
+    A fetch counts in flight from its start until it ends, and in the window from its start
+    until one window after it ended; a fetch may start when fewer than ``concurrent`` are in
+    flight and fewer than ``limit`` are counted in the window.  With the durations the servers
+    saw, in the order the relay ran them, starting each fetch as early as these two counts
+    allow is the best schedule: an earlier start never delays a later one.  (Another order of
+    the same durations could differ slightly; the fetches here are copies of one repository.)
+    """
+    starts: list[float] = []
+    running: list[float] = []  # end times, a heap
+    counted: list[float] = []  # end + window, a heap
+    for j, t in enumerate(ready):
+        t = max(t, starts[-1] if starts else t)
+        while True:
+            while running and running[0] <= t:
+                heapq.heappop(running)
+            while counted and counted[0] <= t:
+                heapq.heappop(counted)
+            blocked = [
+                *([running[0]] if len(running) >= concurrent else []),
+                *([counted[0]] if len(counted) >= limit else []),
+            ]
+            if not blocked:
+                break
+            t = max(blocked)
+        starts.append(t)
+        heapq.heappush(running, t + durations[j])
+        heapq.heappush(counted, t + durations[j] + window)
+    return starts
+
+
 def reaction_lags(
     fetches: list[Fetch], ready: list[float], window: float, limit: int, concurrent: int
 ) -> list[float]:
@@ -234,7 +274,8 @@ class DomainReport:
     in_window: int
     min_slack: float
     violations: int
-    rate_use: float
+    rate_use: float  # vs the counting-rule ideal
+    rate_use_starts: float  # vs the older start-times-only greedy ideal
     lag: float
 
     def row(self) -> list[str]:
@@ -248,6 +289,7 @@ class DomainReport:
             f"{self.min_slack * 1e3:.1f}",
             str(self.violations),
             f"{self.rate_use:.1%}",
+            f"{self.rate_use_starts:.1%}",
             f"{self.lag * 1e3:.1f}",
         ]
 
@@ -263,9 +305,9 @@ def analyse(
     # A fetch repeated after a failure is one more session than identifiers: it was ready too.
     ready = [*ready, *[ready[-1]] * (len(fetches) - len(ready))]
     ready = sorted(min(t, starts[0]) for t in ready)  # never later than what the relay achieved
-    ideal = earliest_starts(
-        ready, [f.end - f.start for f in fetches], window, RATE_LIMIT, MAX_CONCURRENT
-    )
+    durations = [f.end - f.start for f in fetches]
+    ideal = counting_rule_starts(ready, durations, window, RATE_LIMIT, MAX_CONCURRENT)
+    starts_only = earliest_starts(ready, durations, window, RATE_LIMIT, MAX_CONCURRENT)
     origin = ready[0]
     lags = reaction_lags(fetches, ready, window, RATE_LIMIT, MAX_CONCURRENT)
     return DomainReport(
@@ -278,6 +320,7 @@ def analyse(
         min(slacks) if slacks else float("nan"),
         violations,
         (ideal[-1] - origin) / (starts[-1] - origin),
+        (starts_only[-1] - origin) / (starts[-1] - origin),
         statistics.fmean(lags) if lags else 0.0,
     )
 
@@ -394,6 +437,11 @@ def run(
         starts[fetch.repo.removesuffix(".git")] = fetch.start  # the first fetch wins
         ends[fetch.repo.removesuffix(".git")] = fetch.end
     slots = slot_times(trace)
+    durations = {i: ends[i] - starts[i] for i in starts}
+    holds = {
+        path: hold_ratios(slots.reserved[path], slots.freed[path], durations)
+        for path in (MAIN, QUEUED)
+    }
     delays = {
         "reserved -> request at server, main path": differences(starts, slots.reserved[MAIN]),
         "reserved -> request at server, throttle path (>=)": differences(
@@ -402,7 +450,17 @@ def run(
         "server's last byte -> slot freed, main path": differences(slots.freed[MAIN], ends),
         "server's last byte -> slot freed, throttle path": differences(slots.freed[QUEUED], ends),
     }
-    return reports, delays, published, elapsed
+    return reports, delays, holds, published, elapsed
+
+
+def hold_ratios(
+    reserved: dict[str, float], freed: dict[str, float], durations: dict[str, float]
+) -> list[tuple[float, float]]:
+    """(slot hold, server-side fetch duration) per identifier: reserved -> freed in the relay's
+    trace against first request -> last byte in the server's log."""
+    return [
+        (freed[i] - reserved[i], durations[i]) for i in freed if i in reserved and i in durations
+    ]
 
 
 def main() -> int:
@@ -425,7 +483,7 @@ def main() -> int:
     if not 1 <= args.servers <= 250:
         parser.error("--servers must be between 1 and 250")
     with scratch_dir("bench-politeness-") as work:
-        reports, delays, published, elapsed = run(args, work)
+        reports, delays, holds, published, elapsed = run(args, work)
 
     print_table(
         f"P2 politeness: {args.identifiers} identifiers over {args.servers} servers, limits "
@@ -440,6 +498,7 @@ def main() -> int:
             "min slack ms",
             "violations",
             "rate use",
+            "vs starts-only",
             "lag ms",
         ],
         [r.row() for r in reports],
@@ -466,19 +525,52 @@ def main() -> int:
             "after it ended; its slot is freed when the request ends, before the release."
         ],
     )
+    hold_rows = []
+    for path, pairs in holds.items():
+        if not pairs:
+            continue
+        hold = [h for h, _ in pairs]
+        duration = [d for _, d in pairs]
+        ratio = statistics.median(hold) / statistics.median(duration)
+        hold_rows.append(
+            [
+                path,
+                len(pairs),
+                f"{percentile(hold, 50) * 1e3:.1f}",
+                f"{percentile(hold, 95) * 1e3:.1f}",
+                f"{percentile(duration, 50) * 1e3:.1f}",
+                f"{percentile(duration, 95) * 1e3:.1f}",
+                f"{ratio:.2f}x",
+            ]
+        )
+    print_table(
+        "Slot hold time: relay trace (reserved -> freed) vs server log (first request -> last "
+        "byte), ms",
+        ["path", "fetches", "hold p50", "p95", "server p50", "p95", "hold/server p50"],
+        hold_rows,
+        notes=[
+            "throttle path: reserved is taken at the FetchFromDomain delivery (an upper bound), "
+            "freed after the release (S6.3)."
+        ],
+    )
+    main_pairs = holds[MAIN]
+    hold_ratio = (
+        statistics.median(h for h, _ in main_pairs) / statistics.median(d for _, d in main_pairs)
+        if main_pairs
+        else float("nan")
+    )
     violations = sum(r.violations for r in reports)
     worst_use = min(r.rate_use for r in reports)
     print(
-        f"violations: {violations} (must be 0); lowest rate use {worst_use:.1%} (target >= 95 %); "
+        f"violations: {violations} (must be 0); lowest rate use {worst_use:.1%} "
+        "(target >= 99 % of the counting-rule ideal); "
         f"mean lag {statistics.fmean(r.lag for r in reports) * 1e3:.1f} ms"
     )
     ok = violations == 0
     print(f"goal P2 (zero violations): {'met' if ok else 'NOT MET'}")
     print(
-        "target P2 (>= 95 % of the allowed rate used): "
-        f"{'met' if worst_use >= 0.95 else 'not met'} "
-        f"({worst_use:.1%}; each request holds its window place until a window after it ended, "
-        "see docs/performance.rst)"
+        "target P2 (>= 99 % of the counting-rule ideal): "
+        f"{'met' if worst_use >= 0.99 else 'not met'} ({worst_use:.1%})"
     )
     goal_line(
         "P2",
@@ -491,11 +583,19 @@ def main() -> int:
     )
     goal_line(
         "P2",
-        "rate use (vs a start-times-only greedy ideal)",
+        "rate use (vs the counting-rule ideal, worst domain)",
         f"{worst_use:.1%}",
         ">= 99 % of the counting-rule ideal",
         worst_use / 0.99,
         worst_use >= 0.99,
+    )
+    goal_line(
+        "P2",
+        "slot hold / server-side fetch, main path p50",
+        f"{hold_ratio:.2f}x",
+        "<= 1.2x",
+        hold_ratio / 1.2,
+        hold_ratio <= 1.2,
     )
     return 0 if ok else 1
 

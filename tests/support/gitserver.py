@@ -17,6 +17,9 @@ Usage::
 * Every request is recorded as a :class:`RequestRecord` (time, method, path, service, Host
   header, chunked / content encoding of the body, status, bytes sent, whether the app raised)
   so tests count requests and bytes instead of guessing.
+* ``end`` is the monotonic time of the last byte of the response, ``finished`` says the
+  response is over (CLOCK_MONOTONIC is one clock for every process of the machine, so a
+  benchmark compares it with its own times).
 * ``wrap`` lets a test put middleware between the recorder and the bridge (chaos servers in
   ``tests/support/gitchaos.py`` use it).
 
@@ -63,6 +66,8 @@ class RequestRecord:
     status: str = ""
     bytes_sent: int = 0
     raised: bool = False  # the app failed mid-response (the client saw a broken or 500 reply)
+    end: float = 0.0  # time.monotonic() when the latest body chunk was written (0: none yet)
+    finished: bool = False  # the response iterable is exhausted or closed
 
 
 class _Recorder:
@@ -113,11 +118,20 @@ class _CountingIterable:
             for chunk in self._inner:
                 self._record.bytes_sent += len(chunk)
                 yield chunk
+                # pywsgi asks for the next chunk right after writing this one: after the last
+                # chunk this is the last byte written, before the backend's own clean-up
+                # (``git http-backend``'s exit), which the client does not wait for (P1, P5).
+                self._record.end = time.monotonic()
         except Exception:
             self._record.raised = True
             raise
+        finally:
+            self._record.finished = True
 
     def close(self) -> None:
+        if not self._record.end:  # no body was sent: it ends now
+            self._record.end = time.monotonic()
+        self._record.finished = True
         close = getattr(self._inner, "close", None)
         if close is not None:
             close()

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""A ``tests.support.gitserver.GitServer`` in a process of its own, for benchmarks (P1, P5).
+
+    python scripts/bench/_gitserve.py ROOT [--host 127.0.0.1]
+
+Prints its base URL on the first line of stdout and serves every bare repository below ROOT
+until stdin closes.  ``GET /_log`` answers the finished requests so far as JSON (one object per
+:class:`RequestRecord`, times from ``time.monotonic()``, one clock for every process of the
+machine) plus how many are still sending, and forgets the finished ones; the ``/_log``
+requests themselves are left out.  Why a process: a
+fetch measured in the server's own process shares its hub and its core with the server, which
+favours or penalises one side depending on scheduling (issue 16, item 4).
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from collections.abc import Callable, Iterable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gevent  # noqa: E402
+from gevent.fileobject import FileObjectPosix  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.support.gitserver import GitServer, RequestRecord, WSGIApp  # noqa: E402
+
+LOG_PATH = "/_log"
+
+
+class GitServerProcess:
+    """The benchmark's side: start this script, read its URL, fetch and clear its log."""
+
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
+        self.root, self.host = root, host
+        self.base_url = ""
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> GitServerProcess:
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, str(self.root), "--host", self.host],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self._process.stdout is not None
+        self.base_url = self._process.stdout.readline().decode().strip()
+        if not self.base_url.startswith("http"):
+            self.__exit__()
+            raise RuntimeError("the git server process did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+    def url(self, repo: str) -> str:
+        return f"{self.base_url}/{repo}"
+
+    def take_log(self, expect: int = 0, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The requests since the last call, once ``expect`` of them have sent their last byte.
+
+        The client may have read the last byte before the server's iteration ended, so the
+        log is polled (bounded) until no request is still sending and at least ``expect``
+        have ended.
+        """
+        deadline = time.monotonic() + timeout
+        records: list[dict[str, Any]] = []
+        while True:
+            with urllib.request.urlopen(self.base_url + LOG_PATH, timeout=timeout) as reply:
+                answer = json.load(reply)
+            records += answer["records"]
+            if not answer["pending"] and len(records) >= expect:
+                return records
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server log incomplete: {records}")
+            time.sleep(0.01)
+
+
+def with_log_endpoint(log: list[RequestRecord]) -> Callable[[WSGIApp], WSGIApp]:
+    def wrap(app: WSGIApp) -> WSGIApp:
+        def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") != LOG_PATH:
+                return app(environ, start_response)
+            # finished records leave the log; those still sending stay for the next call
+            done = [r for r in log if r.finished and r.path != LOG_PATH]
+            log[:] = [r for r in log if not r.finished and r.path != LOG_PATH]
+            reply = {"records": [dataclasses.asdict(r) for r in done], "pending": len(log)}
+            body = json.dumps(reply).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+
+        return serve
+
+    return wrap
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    log: list[RequestRecord] = []
+    server = GitServer(args.root, host=args.host, wrap=with_log_endpoint(log))
+    server.requests = log
+    with server:
+        print(server.base_url, flush=True)
+        stdin = FileObjectPosix(sys.stdin.fileno(), "rb")
+        while stdin.read(4096):  # serve until the benchmark closes our stdin (or dies)
+            gevent.sleep(0)
+
+
+if __name__ == "__main__":
+    main()
