@@ -11,6 +11,7 @@ The importing script must call ``gevent.monkey.patch_all()`` before importing th
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -39,15 +40,19 @@ __all__ = [
     "RelayClient",
     "announcement",
     "git_fetch_seconds",
+    "cpu_seconds",
     "percentile",
     "print_table",
     "publish",
     "relay_process",
+    "relay_process_of",
     "scrape_metrics",
     "scratch_dir",
     "Span",
     "span_recorder",
 ]
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class BenchError(RuntimeError):
@@ -112,6 +117,27 @@ def relay_process(data_dir: Path, *args: str) -> RelayProcess:
         "0",
         *args,
     )
+
+
+def relay_process_of(data_dir: Path, source: Path | None, *args: str) -> RelayProcess:
+    """The relay of this checkout, or of an older tree ``source`` for a before/after run."""
+    if source is None:
+        return RelayProcess(data_dir, *args, start_timeout=600)
+    env = {"PYTHONPATH": str(source)}
+    command = [sys.executable, "-m", "grasp.relay.cli"]  # ``-m`` puts the working directory
+    return RelayProcess(  # first on sys.path, so run it inside ``source``
+        data_dir, *args, env=env, command=command, start_timeout=600, cwd=source
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (Linux /proc): a figure other load barely moves; 0 when
+    the process is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 def relay_authority(relay: RelayProcess) -> str:

@@ -54,6 +54,7 @@ from _common import (  # noqa: E402
     Key,
     RelayClient,
     Span,
+    cpu_seconds,
     percentile,
     print_table,
     publish,
@@ -71,16 +72,6 @@ from tests.support.relay import RelayProcess  # noqa: E402
 from tests.support.wait import wait_for  # noqa: E402
 
 DOMAIN = "grasp.bench"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (Linux /proc); 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def postgres_pids(postmaster: int) -> list[int]:

@@ -44,34 +44,14 @@ import gevent  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from _common import cpu_seconds, percentile, relay_process_of  # noqa: E402
+
 from grasp.nostr.event import Event  # noqa: E402
 from tests.support.nip34 import Key  # noqa: E402
 from tests.support.relay import RelayClient, RelayProcess, accepted_repository  # noqa: E402
 
+RELAY_ARGS = ("--log-level", "WARNING", "--event-rate-limit", "0")  # the bench publishes fast
 HELD_KINDS = ("30617", "30618", "1618", "1619", "placeholder")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def relay_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc (Linux): a figure other load barely moves."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
-
-
-def relay_process(data_dir: Path, source: Path | None) -> RelayProcess:
-    args = ("--log-level", "WARNING", "--event-rate-limit", "0")  # the bench publishes fast
-    if source is None:
-        return RelayProcess(data_dir, *args, start_timeout=600)
-    env = {"PYTHONPATH": str(source)}
-    command = [sys.executable, "-m", "grasp.relay.cli"]  # run in ``source``: ``-m`` puts the
-    return RelayProcess(  # working directory first on sys.path, before PYTHONPATH
-        data_dir, *args, env=env, command=command, start_timeout=600, cwd=source
-    )
 
 
 def held_events(relay: RelayProcess, n_held: int, n_identifiers: int) -> list[Event]:
@@ -111,13 +91,13 @@ def publish(relay: RelayProcess, events: list[Event], n_clients: int) -> tuple[f
                 raise RuntimeError(f"event {event.id} was not held: {ok}")
 
     try:
-        cpu, began = relay_cpu_seconds(relay.pid), time.perf_counter()
+        cpu, began = cpu_seconds(relay.pid), time.perf_counter()
         jobs = [
             gevent.spawn(work, client, events[i::n_clients]) for i, client in enumerate(clients)
         ]
         gevent.joinall(jobs, raise_error=True)
         wall = time.perf_counter() - began
-        return wall, relay_cpu_seconds(relay.pid) - cpu, latencies
+        return wall, cpu_seconds(relay.pid) - cpu, latencies
     finally:
         for client in clients:
             client.close()
@@ -134,7 +114,7 @@ def restart(relay: RelayProcess, how: str, expected: int, source: Path | None) -
         relay.send_signal(signal.SIGKILL)
         relay.wait(30)
     relay.stop(timeout=120)
-    again = relay_process(relay.data_dir, source)
+    again = relay_process_of(relay.data_dir, source, *RELAY_ARGS)
     began = time.perf_counter()
     again.start()  # returns once the ready line was printed and NIP-11 answered
     nip11 = time.perf_counter() - began
@@ -156,7 +136,7 @@ def main() -> None:
     parser.add_argument("--stop", choices=("term", "kill"), default="term")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="durability-bench-") as tmp:
-        relay = relay_process(Path(tmp) / "data", args.source).start()
+        relay = relay_process_of(Path(tmp) / "data", args.source, *RELAY_ARGS).start()
         try:
             events = held_events(relay, args.held, args.identifiers)
             wall, cpu, latencies = publish(relay, events, args.clients)

@@ -29,7 +29,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -38,37 +37,15 @@ import gevent  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from _common import scratch_dir  # noqa: E402
+from _common import cpu_seconds, percentile, relay_process_of, scratch_dir  # noqa: E402
 from _goal import goal_line  # noqa: E402
 
 from grasp.nostr.event import Event, npub_encode  # noqa: E402
 from tests.support.nip34 import Key  # noqa: E402
 from tests.support.relay import RelayClient, RelayProcess, accepted_repository, issue  # noqa: E402
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 GOAL = 0.8
-
-
-def relay_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
-
-
-def relay_process(data_dir: Path, source: Path | None) -> RelayProcess:
-    args = ("--log-level", "WARNING", "--event-rate-limit", "0")
-    if source is None:
-        return RelayProcess(data_dir, *args, start_timeout=600)
-    env = {"PYTHONPATH": str(source)}
-    command = [sys.executable, "-m", "grasp.relay.cli"]  # ``-m`` puts the working directory
-    return RelayProcess(  # first on sys.path, so run it inside ``source``
-        data_dir, *args, env=env, command=command, start_timeout=600, cwd=source
-    )
+RELAY_ARGS = ("--log-level", "WARNING", "--event-rate-limit", "0")  # the bench publishes fast
 
 
 class Load:
@@ -126,11 +103,11 @@ def publish(
                     raise RuntimeError(f"event {event.id} (kind {event.kind}) answered {ok}")
 
     try:
-        cpu, began = relay_cpu_seconds(relay.pid), time.perf_counter()
+        cpu, began = cpu_seconds(relay.pid), time.perf_counter()
         jobs = [gevent.spawn(work, c, units[i::n_clients]) for i, c in enumerate(clients)]
         gevent.joinall(jobs, raise_error=True)
         wall = time.perf_counter() - began
-        return len(latencies), wall, relay_cpu_seconds(relay.pid) - cpu, latencies
+        return len(latencies), wall, cpu_seconds(relay.pid) - cpu, latencies
     finally:
         for client in clients:
             client.close()
@@ -164,7 +141,7 @@ def main() -> None:
     totals = {k: {"n": 0, "wall": 0.0, "cpu": 0.0, "lat": []} for k in ("plain", "held")}
     with scratch_dir("intake-bench-") as tmp:  # rm -rf: rmtree runs out of descriptors
         data = tmp / "data"
-        with relay_process(data, args.source) as relay:
+        with relay_process_of(data, args.source, *RELAY_ARGS) as relay:
             load = Load(relay)
             for _ in range(args.rounds):
                 for kind, units, expect in (
