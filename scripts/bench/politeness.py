@@ -72,6 +72,7 @@ from _common import (  # noqa: E402
     print_table,
     publish,
     relay_process,
+    relay_process_of,
     scrape_metrics,
     scratch_dir,
     span_recorder,
@@ -83,6 +84,7 @@ from _goal import goal_line  # noqa: E402
 from actors.fakes import max_in_window  # noqa: E402
 from tests.support.gitrepo import RepoBuilder  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
+from tests.support.relay import RelayProcess  # noqa: E402
 from tests.support.wait import wait_for  # noqa: E402
 
 MAX_CONCURRENT = 5  # S6.1 defaults, which the relay runs with
@@ -340,13 +342,26 @@ def make_repositories(servers: list[GitServer], identifiers: list[str], template
     return tip
 
 
+def _relay(data_dir: Path, source: Path | None, *args: str) -> RelayProcess:
+    """``relay_process`` of this checkout, or of an older tree ``source`` (before/after runs)."""
+    if source is None:
+        return relay_process(data_dir, *args)
+    options = ("--allow-private-fetch", "--log-level", "WARNING", "--event-rate-limit", "0")
+    return relay_process_of(data_dir, source, *options, *args)
+
+
 def publish_backlog(
-    relay_dir: Path, servers: list[GitServer], identifiers: list[str], tip: str, hold_secs: float
+    relay_dir: Path,
+    servers: list[GitServer],
+    identifiers: list[str],
+    tip: str,
+    hold_secs: float,
+    source: Path | None = None,
 ) -> tuple[str, float]:
     """Phase 1: a relay that will not sync for ``hold_secs`` receives every announcement and state
     event, then stops (SIGTERM persists purgatory, S9.1). Returns its authority and the time
     taken."""
-    with relay_process(relay_dir, "--sync-default-delay-secs", str(hold_secs)) as relay:
+    with _relay(relay_dir, source, "--sync-default-delay-secs", str(hold_secs)) as relay:
         client = RelayClient(relay.ws_url, timeout=30)
         key = Key()
         began = time.monotonic()
@@ -380,13 +395,16 @@ def run(
             server = GitServer(work / host, host=host, wrap=span_recorder(logs[host]))
             servers.append(stack.enter_context(server))
         tip = make_repositories(servers, identifiers, work / "template.git")
-        authority, published = publish_backlog(work / "relay", servers, identifiers, tip, 3600)
+        authority, published = publish_backlog(
+            work / "relay", servers, identifiers, tip, 3600, args.source
+        )
         if any(logs.values()):
             raise BenchError("the phase-1 relay fetched although its sync delay had not elapsed")
         trace = work / "trace.jsonl"
         relay = stack.enter_context(
-            relay_process(
+            _relay(
                 work / "relay",
+                args.source,
                 "--domain",
                 authority,
                 "--sync-rate-window-secs",
@@ -416,6 +434,8 @@ def run(
             timeout=10,
             message="every server response to end",
         )  # nan != nan: a span still open
+    if args.keep_trace is not None:
+        shutil.copyfile(trace, args.keep_trace)
     per_server = [
         sum(1 for i in range(len(identifiers)) if i % len(hosts) == h) for h in range(len(hosts))
     ]
@@ -478,6 +498,14 @@ def main() -> int:
     )
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="give up after this many seconds"
+    )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        help="run the relay of this older tree instead of this checkout (before/after runs)",
+    )
+    parser.add_argument(
+        "--keep-trace", type=Path, help="copy the restarted relay's message trace here"
     )
     args = parser.parse_args()
     if not 1 <= args.servers <= 250:
