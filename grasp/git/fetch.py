@@ -189,6 +189,7 @@ class _Fetch:
         )
         try:
             self._fetch_with_fallback(missing)
+            self._transfer_ended()  # every round answered (some perhaps refused): over too
         finally:
             pool.clear()
 
