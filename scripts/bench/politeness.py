@@ -232,8 +232,10 @@ def slot_times(trace: Path) -> SlotTimes:
     """Read the relay's message trace (S13.3); every ``t`` is a receiving actor's decision time.
 
     Main path: reserved by the ``TryStart`` the DomainThrottle answered True (exact), freed by
-    its ``RequestDone``. Throttle path: reserved before the ``FetchFromDomain`` delivery (so that
-    time is an upper bound), freed by ``QueuedFetchDone``, sent after the release (S6.3).
+    its ``TransferEnded`` (the pack's last byte arrived), or by its ``RequestDone`` when that
+    still carried the slot (a failed transfer; relays before transfer ends existed). Throttle
+    path: reserved before the ``FetchFromDomain`` delivery (so that time is an upper bound),
+    freed by ``SlotFreed`` (the same two moments).
     """
     identifier_of: dict[str, str] = {}
     asked: dict[str, float] = {}
@@ -252,12 +254,13 @@ def slot_times(trace: Path) -> SlotTimes:
                 if receiver in identifier_of and receiver in asked:
                     times.reserved[MAIN].setdefault(identifier_of[receiver], asked.pop(receiver))
                     granted.add(receiver)
-            elif kind == "RequestDone" and sender in granted:
-                times.freed[MAIN].setdefault(identifier_of[sender], t)
-                granted.discard(sender)
+            elif kind in ("TransferEnded", "RequestDone") and sender in granted:
+                if not msg.get("freed"):  # a RequestDone after TransferEnded only reports
+                    times.freed[MAIN].setdefault(identifier_of[sender], t)
+                    granted.discard(sender)
             elif kind == "FetchFromDomain":
                 times.reserved[QUEUED].setdefault(msg["identifier"], t)
-            elif kind == "QueuedFetchDone" and msg.get("url"):
+            elif kind == "SlotFreed" and msg.get("url"):
                 times.freed[QUEUED].setdefault(msg["identifier"], t)
     return times
 
@@ -550,7 +553,8 @@ def main() -> int:
         ],
         notes=[
             "The relay counts a request in its window from the reservation until one window "
-            "after it ended; its slot is freed when the request ends, before the release."
+            "after it ended; its slot is freed when the pack's last byte arrived, before "
+            "indexing and release."
         ],
     )
     hold_rows = []
@@ -577,8 +581,9 @@ def main() -> int:
         ["path", "fetches", "hold p50", "p95", "server p50", "p95", "hold/server p50"],
         hold_rows,
         notes=[
-            "throttle path: reserved is taken at the FetchFromDomain delivery (an upper bound), "
-            "freed after the release (S6.3)."
+            "throttle path: reserved is taken at the FetchFromDomain delivery (an upper bound); "
+            "freed: the slot's return as the DomainThrottle handled it (TransferEnded / "
+            "SlotFreed at the pack's last byte, else the request's end)."
         ],
     )
     main_pairs = holds[MAIN]
