@@ -16,7 +16,7 @@ needed ones the server did not have, and how many bytes of packs it stored (S18.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -25,6 +25,7 @@ from messages.releaser import ProcessResult
 
 __all__ = [
     "ATTEMPT_REASONS",
+    "TransferEnd",
     "FETCH_FAILURE_REASONS",
     "MISSING_OBJECTS",
     "AnnouncementInfo",
@@ -60,6 +61,11 @@ FETCH_FAILURE_REASONS = frozenset(
 #: server answered without some of the needed objects.
 MISSING_OBJECTS = "missing_objects"
 ATTEMPT_REASONS = FETCH_FAILURE_REASONS | {MISSING_OBJECTS}
+
+
+#: Called by ``fetch_oids`` when the remote has sent its last byte (S6.1: the request is over
+#: as the remote sees it): at most once, before ``fetch_oids`` returns or raises.
+TransferEnd = Callable[[], None]
 
 
 #: Why a sync did not run (``SyncFinished.reason``): another node holds the identifier's lease
@@ -100,7 +106,10 @@ class SyncContext(Protocol):
     """Everything purgatory sync asks of the outside world.
 
     ``fetch_oids`` blocks (network), answers a :class:`FetchResult` and raises
-    :class:`FetchFailed` on failure; the other
+    :class:`FetchFailed` on failure. When the last response of its last request to the remote
+    is complete it calls ``on_transfer_end`` (if given), once, before indexing what arrived, so
+    the caller can free the domain's slot while the pack is indexed (a port that cannot tell
+    never calls it: then returning or raising is the end); the other
     methods are quick reads except ``process_satisfiable_events``, which writes refs and events
     and is therefore only ever called by the single Releaser (S8.1).
     """
@@ -109,7 +118,13 @@ class SyncContext(Protocol):
 
     def collect_needed_oids(self, identifier: str) -> set[str]: ...
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult: ...
+    def fetch_oids(
+        self,
+        repo_path: Path,
+        url: str,
+        oids: Sequence[str],
+        on_transfer_end: TransferEnd | None = None,
+    ) -> FetchResult: ...
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult: ...
 

@@ -27,6 +27,7 @@ from messages.throttle import (
     RequestDone,
     SlotFreed,
     ThrottleStatus,
+    TransferEnded,
     TryStart,
     WindowFreed,
 )
@@ -74,8 +75,18 @@ class DomainThrottle(BaseActor):
             return True
         return not self.state.has_capacity(now) or now < self.ledger_retry_at
 
+    @handles(TransferEnded)
+    def on_transfer_ended(self, msg: TransferEnded, now: float) -> None:
+        """The request's last byte arrived: its slot is free before indexing and release."""
+        before = self.state.in_flight
+        self.state.complete_request(now)
+        self._ledger_free(before, contacted=True)
+        self._pump(now)
+
     @handles(RequestDone)
     def on_request_done(self, msg: RequestDone, now: float) -> None:
+        if msg.freed:  # the slot came back with TransferEnded: this only reports (S18.2)
+            return
         before = self.state.in_flight
         if msg.reason == POLICY:  # refused before any network use: the remote saw nothing
             self.state.cancel_request()
@@ -206,10 +217,13 @@ class ThrottleClient:
                 continue
         return False
 
+    def transfer_ended(self, domain: str, url: str) -> None:
+        self.effects.tell(throttle_name(domain), TransferEnded(url))
+
     def complete_request(
-        self, domain: str, url: str | None = None, reason: str | None = None
+        self, domain: str, url: str | None = None, reason: str | None = None, freed: bool = False
     ) -> None:
-        self.effects.tell(throttle_name(domain), RequestDone(url, reason))
+        self.effects.tell(throttle_name(domain), RequestDone(url, reason, freed))
 
     def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None:
         msg = EnqueueIdentifier(identifier, frozenset(tried_urls))

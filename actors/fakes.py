@@ -11,7 +11,10 @@ OIDs the URL provides; the rest count as ``missing`` (S18.1). A failing URL
 raises :class:`~actors.context.FetchFailed`, as the real port does. Beyond the seed it
 keeps several identifiers apart, can make fetches take time like a network call (a gevent
 sleep), and counts per-domain in-flight requests and start times, so actor-level tests can
-prove from the outside that no limit was ever exceeded.
+prove from the outside that no limit was ever exceeded. Like the real port, a fetch that got an
+answer reports the end of its transfer (``on_transfer_end``) before it returns; a request
+counts in flight until then, as the remote would see it, and ``with_ingest_delay`` or
+``with_ingest_gate`` make the fetch go on afterwards, as indexing a pack does.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .context import (
     AnnouncementInfo,
@@ -29,6 +33,7 @@ from .context import (
     LedgerAnswer,
     ProcessResult,
     RepositoryData,
+    TransferEnd,
 )
 from .coordination import MemoryCoordination
 from .urls import extract_domain
@@ -52,6 +57,9 @@ class MockSyncContext:
         self._our_domain: str | None = None
         self._target: Path | None = Path("/nonexistent/test-repo.git")
         self._fetch_delay = 0.0
+        self._ingest_delay = 0.0
+        self._ingest_gate: Any = None
+        self.transfer_ends: list[str] = []  # URLs, in the order their transfers ended
         self._lock = threading.Lock()
         self.fetch_log: list[tuple[str, tuple[str, ...]]] = []
         self.process_calls: list[str] = []
@@ -114,6 +122,18 @@ class MockSyncContext:
         self._fetch_delay = seconds
         return self
 
+    def with_ingest_delay(self, seconds: float) -> MockSyncContext:
+        """After a fetch's transfer ended, yield ``seconds`` more before it returns (gevent),
+        as indexing the pack does."""
+        self._ingest_delay = seconds
+        return self
+
+    def with_ingest_gate(self, gate: Any) -> MockSyncContext:
+        """After a fetch's transfer ended, wait for ``gate`` (a ``gevent.event.Event``) to be
+        set before returning: a test holds a fetch "indexing" as long as it likes."""
+        self._ingest_gate = gate
+        return self
+
     # -- SyncContext ------------------------------------------------------------------------
 
     def fetch_repository_data(self, identifier: str) -> RepositoryData:
@@ -124,13 +144,20 @@ class MockSyncContext:
     def collect_needed_oids(self, identifier: str) -> set[str]:
         return set(self.needed_oids.get(identifier, ()))
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
+    def fetch_oids(
+        self,
+        repo_path: Path,
+        url: str,
+        oids: Sequence[str],
+        on_transfer_end: TransferEnd | None = None,
+    ) -> FetchResult:
         domain = extract_domain(url) or ""
         with self._lock:
             self.fetch_log.append((url, tuple(oids)))
             self.in_flight[domain] += 1
             self.max_in_flight[domain] = max(self.max_in_flight[domain], self.in_flight[domain])
             self.request_starts[domain].append(self._clock())
+        transferring = True
         try:
             if self._fetch_delay:
                 import gevent
@@ -138,14 +165,31 @@ class MockSyncContext:
                 gevent.sleep(self._fetch_delay)
             if url in self.failing_urls:
                 raise FetchFailed(url, *self.failing_urls[url])
+            with self._lock:
+                self.in_flight[domain] -= 1
+                transferring = False
+                self.transfer_ends.append(url)
+            if on_transfer_end is not None:
+                on_transfer_end()
+            self._ingest()
             provided = [oid for oid in oids if oid in self.url_provides_oids.get(url, ())]
             for oid in provided:  # through the index: a benchmark holds thousands of identifiers
                 for identifier in self._needing.get(oid, ()):
                     self.needed_oids[identifier].discard(oid)
             return FetchResult(tuple(provided), missing=len(set(oids)) - len(provided))
         finally:
-            with self._lock:
-                self.in_flight[domain] -= 1
+            if transferring:
+                with self._lock:
+                    self.in_flight[domain] -= 1
+
+    def _ingest(self) -> None:
+        """The time a fetch goes on after its transfer, as indexing a pack takes."""
+        if self._ingest_delay:
+            import gevent
+
+            gevent.sleep(self._ingest_delay)
+        if self._ingest_gate is not None:
+            self._ingest_gate.wait(timeout=30.0)  # bounded: a test that forgets it still ends
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:
         self.process_calls.append(identifier)

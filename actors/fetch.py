@@ -47,7 +47,8 @@ T = TypeVar("T")
 
 class HeldSlot:
     """Throttle stand-in for the throttle path: the DomainThrottle reserved the slot already;
-    when the request ends it hears ``SlotFreed`` at once, before any release work."""
+    it hears ``SlotFreed`` once, when the transfer ended (the pack's last byte) or else when
+    the request ended, before any release work."""
 
     def __init__(self, effects: Effects, identifier: str) -> None:
         self.effects, self.identifier = effects, identifier
@@ -58,10 +59,14 @@ class HeldSlot:
     def start_request(self, domain: str) -> bool:
         return True
 
+    def transfer_ended(self, domain: str, url: str) -> None:
+        self.effects.tell(throttle_name(domain), SlotFreed(self.identifier, url, None))
+
     def complete_request(
-        self, domain: str, url: str | None = None, reason: str | None = None
+        self, domain: str, url: str | None = None, reason: str | None = None, freed: bool = False
     ) -> None:
-        self.effects.tell(throttle_name(domain), SlotFreed(self.identifier, url, reason))
+        if not freed:  # else SlotFreed went at the transfer's end; QueuedFetchDone has the reason
+            self.effects.tell(throttle_name(domain), SlotFreed(self.identifier, url, reason))
 
     def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None:
         pass

@@ -9,7 +9,10 @@ A fetch is timed here, with the actor's clock, and the times travel inside the a
 (``FetchResult.started``/``seconds``, or the same attributes of ``FetchFailed``): a time the
 port already carries is kept. That is what lets replay hand a FetchActor the very times it saw
 live (the replay port answers with the recorded ones), so the ``FetchAttempted`` it tells the
-Scheduler replays exactly (S13.3, S18.1).
+Scheduler replays exactly (S13.3, S18.1). The end of a fetch's transfer (the port's
+``on_transfer_end``, when the domain's slot is freed) is recorded too, as a ``PortAnswer`` of
+method ``transfer_ended`` before the fetch's own answer, so replay frees the slot at the same
+point of the FetchActor's work.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ from typing import Any, TypeVar
 from messages.port import PortAnswer
 from messages.releaser import ProcessResult, ProcessSatisfiable
 
-from .context import FetchFailed, FetchResult, LedgerAnswer, RepositoryData
+from .context import FetchFailed, FetchResult, LedgerAnswer, RepositoryData, TransferEnd
 from .effects import Effects
 from .names import PORT, RELEASER
 from .services import Services
 from .urls import extract_domain
 
-__all__ = ["FetcherView", "TracedPort"]
+__all__ = ["TRANSFER_ENDED", "FetcherView", "TracedPort"]
 
 T = TypeVar("T")
+
+#: The ``PortAnswer.method`` that records a fetch's transfer end.
+TRANSFER_ENDED = "transfer_ended"
 
 
 class TracedPort:
@@ -79,15 +85,38 @@ class TracedPort:
             "collect_needed_oids", lambda: ctx.collect_needed_oids(identifier), sorted
         )
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
-        return self._call("fetch_oids", lambda: self._timed_fetch(repo_path, url, oids), _same)
+    def fetch_oids(
+        self,
+        repo_path: Path,
+        url: str,
+        oids: Sequence[str],
+        on_transfer_end: TransferEnd | None = None,
+    ) -> FetchResult:
+        ended = None if on_transfer_end is None else self._transfer_end(on_transfer_end)
+        return self._call(
+            "fetch_oids", lambda: self._timed_fetch(repo_path, url, oids, ended), _same
+        )
 
-    def _timed_fetch(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
+    def _transfer_end(self, on_transfer_end: TransferEnd) -> TransferEnd:
+        """``on_transfer_end`` with its moment recorded first (replay calls it there too)."""
+
+        def ended() -> None:
+            self._record(TRANSFER_ENDED)
+            on_transfer_end()
+
+        return ended
+
+    def _timed_fetch(
+        self, repo_path: Path, url: str, oids: Sequence[str], ended: TransferEnd | None
+    ) -> FetchResult:
         """The port's fetch with ``started``/``seconds`` filled in from the actor's clock."""
         clock = self._services.clock
         started = clock.now()
         try:
-            result = self._ctx.fetch_oids(repo_path, url, oids)
+            if ended is None:  # a port written before transfer ends existed works unchanged
+                result = self._ctx.fetch_oids(repo_path, url, oids)
+            else:
+                result = self._ctx.fetch_oids(repo_path, url, oids, on_transfer_end=ended)
         except FetchFailed as exc:
             if exc.seconds is None:
                 exc.started, exc.seconds = round(started, 6), round(clock.now() - started, 6)
@@ -148,10 +177,16 @@ class FetcherView(TracedPort):
         super().__init__(services, effects.name)
         self._effects = effects
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
+    def fetch_oids(
+        self,
+        repo_path: Path,
+        url: str,
+        oids: Sequence[str],
+        on_transfer_end: TransferEnd | None = None,
+    ) -> FetchResult:
         domain, observer = extract_domain(url) or "", self._services.observer
         try:
-            result = super().fetch_oids(repo_path, url, oids)
+            result = super().fetch_oids(repo_path, url, oids, on_transfer_end)
         except FetchFailed as exc:
             observer.fetch_done(domain, exc.seconds or 0.0, 0, exc.reason)
             raise

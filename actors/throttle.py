@@ -255,11 +255,17 @@ class ThrottleManager:
         """Atomic check-and-start (S6.4); False when the domain is saturated."""
         return self.throttle(domain).try_start(self.clock.now())
 
-    def complete_request(
-        self, domain: str, url: str | None = None, reason: str | None = None
-    ) -> None:
-        """The request ended; ``url`` and ``reason`` are for traces, which this has none of."""
+    def transfer_ended(self, domain: str, url: str) -> None:
+        """The request's last byte arrived: its slot is free now (before indexing)."""
         self.throttle(domain).complete_request(self.clock.now())
+
+    def complete_request(
+        self, domain: str, url: str | None = None, reason: str | None = None, freed: bool = False
+    ) -> None:
+        """The request ended; ``url`` and ``reason`` are for traces, which this has none of.
+        ``freed``: :meth:`transfer_ended` gave its slot back already."""
+        if not freed:
+            self.throttle(domain).complete_request(self.clock.now())
 
     def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None:
         self.throttle(domain).enqueue_identifier(identifier, tried_urls)

@@ -28,6 +28,7 @@ from actors.context import (
     FetchResult,
     LedgerAnswer,
     RepositoryData,
+    TransferEnd,
 )
 from actors.urls import candidate_urls
 from grasp.git import FetchError, FetchLimits, FetchPolicy, fetch_oids, missing_oids
@@ -84,11 +85,18 @@ class RealSyncContext:
     def collect_needed_oids(self, identifier: str) -> set[str]:
         return self.purgatory.needed_oids(identifier)
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
+    def fetch_oids(
+        self,
+        repo_path: Path,
+        url: str,
+        oids: Sequence[str],
+        on_transfer_end: TransferEnd | None = None,
+    ) -> FetchResult:
         """Fetch with the URL policy and bounds (S3.4, S7); one typed result (S18.1).
 
         The git layer's ``FetchError`` becomes the port's :class:`FetchFailed` (same reason):
-        the actors know failures only by the port's type.
+        the actors know failures only by the port's type. ``on_transfer_end`` goes to the git
+        layer, which calls it when the last pack's last byte arrived, before indexing it.
         """
         try:
             absent = missing_oids(repo_path, oids)
@@ -97,7 +105,14 @@ class RealSyncContext:
         token = self._begin(repo_path)
         packs = _packs(repo_path)
         try:
-            fetched = fetch_oids(repo_path, url, oids, policy=self.policy, limits=self.limits)
+            fetched = fetch_oids(
+                repo_path,
+                url,
+                oids,
+                policy=self.policy,
+                limits=self.limits,
+                on_transfer_end=on_transfer_end,
+            )
         except FetchError as exc:
             raise FetchFailed(exc.url, exc.reason, self._explain(exc)) from exc
         finally:

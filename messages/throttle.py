@@ -9,9 +9,19 @@ from ._base import message
 class TryStart:
     """Ask: start a request now if the domain has capacity (S6.4: check and start are one step).
 
-    The reply is a plain ``bool``; when it is True the caller owns one in-flight slot and must
-    send :class:`RequestDone` when its fetch ends.
+    The reply is a plain ``bool``; when it is True the caller owns one in-flight slot and gives
+    it back once: with :class:`TransferEnded` as soon as the pack's last byte arrived, or else
+    with :class:`RequestDone` when its fetch ends.
     """
+
+
+@message
+class TransferEnded:
+    """A main-path request that :class:`TryStart` granted has received its last byte: its slot
+    is free now, before the pack is indexed and the events released (S6.1 counts what the
+    remote sees). The :class:`RequestDone` that follows says ``freed`` and only reports."""
+
+    url: str | None = None
 
 
 @message
@@ -20,11 +30,14 @@ class RequestDone:
 
     ``url`` is where it went; ``reason`` is None when it brought every needed object, else why
     not (S7.2's kinds, or ``missing_objects``): traces explain failures (S18.2). Both default
-    to None so traces recorded before they existed still decode.
+    to None so traces recorded before they existed still decode. ``freed`` True: the slot
+    came back already with :class:`TransferEnded`; this message only says how the request
+    ended (S18.2).
     """
 
     url: str | None = None
     reason: str | None = None
+    freed: bool = False
 
 
 @message
@@ -94,6 +107,7 @@ DomainThrottleMsg = (
     TryStart
     | IsThrottled
     | RequestDone
+    | TransferEnded
     | SlotFreed
     | EnqueueIdentifier
     | QueuedFetchDone

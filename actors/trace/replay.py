@@ -27,7 +27,7 @@ from messages.releaser import ProcessResult
 from ..base import BaseActor
 from ..clock import FakeClock
 from ..config import SyncConfig
-from ..context import FetchFailed
+from ..context import FetchFailed, TransferEnd
 from ..domain import DomainThrottle
 from ..effects import Envelope
 from ..fetch import FetchActor
@@ -43,6 +43,7 @@ from ..names import (
     recipient_key,
 )
 from ..observer import SyncObserver
+from ..port import TRANSFER_ENDED
 from ..releaser import Releaser
 from ..scheduler import Scheduler
 from ..services import Services
@@ -315,7 +316,17 @@ class ReplayPort:
     def collect_needed_oids(self, identifier: str) -> set[str]:
         return set(self._next("collect_needed_oids"))
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
+    def fetch_oids(
+        self,
+        repo_path: Path,
+        url: str,
+        oids: Sequence[str],
+        on_transfer_end: TransferEnd | None = None,
+    ) -> FetchResult:
+        if self._answers and self._answers[0].msg.get("method") == TRANSFER_ENDED:
+            self._answers.popleft()  # the transfer ended here live: the slot was freed here
+            if on_transfer_end is not None:
+                on_transfer_end()
         value = self._next("fetch_oids")
         if isinstance(value, FetchResult):
             return value

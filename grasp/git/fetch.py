@@ -37,7 +37,7 @@ import dataclasses
 import logging
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -113,6 +113,7 @@ def fetch_oids(
     policy: FetchPolicy,
     limits: FetchLimits,
     resolve: Resolver | None = None,
+    on_transfer_end: Callable[[], None] | None = None,
 ) -> list[str]:
     """Fetch the missing ones of ``oids`` from ``url`` into the bare repository ``repo_path``.
 
@@ -120,6 +121,12 @@ def fetch_oids(
     are present now; objects the server does not have are simply not in the list.  Raises
     :class:`FetchError` when nothing was added (the repository is then unchanged), or
     ``ValueError`` for malformed OIDs.  ``resolve`` replaces DNS resolution (tests).
+
+    ``on_transfer_end`` is called at most once, as soon as the last response of the last round
+    has arrived completely and before its pack is indexed: from then on the server sees
+    nothing more of this fetch (its connections are closed), so the caller may free the
+    domain's slot (S6.1) while ``git index-pack`` runs.  A fetch that fails before that point,
+    or needs no network, never calls it.
     """
     wanted = normalise_oids(oids)
     try:
@@ -131,7 +138,7 @@ def fetch_oids(
     if not before:
         return []
     missing = [oid for oid in wanted if oid in before]
-    fetch = _Fetch(Path(repo_path), url, policy, limits, resolve)
+    fetch = _Fetch(Path(repo_path), url, policy, limits, resolve, on_transfer_end)
     timer = gevent.Timeout(limits.deadline_secs)
     timer.start()
     try:
@@ -160,6 +167,7 @@ class _Fetch:
         policy: FetchPolicy,
         limits: FetchLimits,
         resolve: Resolver | None,
+        on_transfer_end: Callable[[], None] | None = None,
     ) -> None:
         self.repo_path = repo_path
         self.url = url
@@ -167,11 +175,13 @@ class _Fetch:
         self.limits = limits
         self.resolve = resolve
         self.installed = 0  # packs added to the repository so far
+        self.dropped = False  # a round dropped refused OIDs (a v0 server then gets another)
+        self._on_transfer_end = on_transfer_end
 
     def run(self, missing: list[str]) -> None:
         checked = check_url(self.url, self.policy, resolve=self.resolve)
         pins = {(checked.scheme, checked.host, checked.port): checked.address}
-        pool = make_pool_manager(
+        pool = self.pool = make_pool_manager(
             self.policy, pins, read_timeout=self.limits.read_timeout_secs, resolve=self.resolve
         )
         self.client = GraspHttpGitClient(
@@ -179,6 +189,7 @@ class _Fetch:
         )
         try:
             self._fetch_with_fallback(missing)
+            self._transfer_ended()  # every round answered (some perhaps refused): over too
         finally:
             pool.clear()
 
@@ -193,7 +204,7 @@ class _Fetch:
         logger.warning("%s; keeping the objects of the earlier round", error)
 
     def _fetch_with_fallback(self, missing: list[str]) -> None:
-        remaining, dropped = list(missing), False
+        remaining = list(missing)
         while remaining:
             try:
                 self._attempt(_FixedWants(remaining))
@@ -208,10 +219,15 @@ class _Fetch:
                 logger.debug(
                     "%s does not serve %s; asking for the rest", self.url, sorted(refusal.named)
                 )
-                dropped = True
+                self.dropped = True
                 remaining = [oid for oid in remaining if oid not in refusal.named]
-        if dropped and self.client.protocol_version != 2:
+        if self._more_rounds():
             self._fetch_all_tips(missing)
+
+    def _more_rounds(self) -> bool:
+        """After a round that got its answer: may the all-tips fallback still ask the server?
+        Only when OIDs were dropped by a v0 server (see the module docstring)."""
+        return self.dropped and self.client.protocol_version != 2
 
     def _fetch_all_tips(self, missing: list[str]) -> None:
         """The last resort: every advertised tip the
@@ -220,12 +236,13 @@ class _Fetch:
             return
         logger.debug("falling back to all advertised ref tips of %s", self.url)
         try:
-            self._attempt(_NewTips())
+            self._attempt(_NewTips(), last=True)
         except _WantsRefused as refusal:
             raise refusal.cause from None
 
-    def _attempt(self, choose_wants: _Wants) -> None:
-        """One ``fetch_pack`` round trip; installs the pack on success."""
+    def _attempt(self, choose_wants: _Wants, last: bool = False) -> None:
+        """One ``fetch_pack`` round trip; installs the pack on success.  After the last round's
+        answer (``last``, or no fallback round can follow) the transfer has ended."""
         spool = PackSpool(self.repo_path / "objects")
         negotiated = False
         wants: list[str] = []
@@ -252,6 +269,8 @@ class _Fetch:
                 named = refused_oids(self.client.server_errors(), set(wants))
                 raise _WantsRefused(error, named) from None
             raise error from None
+        if last or not self._more_rounds():
+            self._transfer_ended()
         if spool.size == 0:
             spool.close()
             return
@@ -260,6 +279,13 @@ class _Fetch:
         except Exception as exc:  # git index-pack rejecting the data is the server's fault
             raise classify(self.url, exc, local=True) from None
         self.installed += 1
+
+    def _transfer_ended(self) -> None:
+        """The server has sent its last byte: close the connections, then say so (once)."""
+        callback, self._on_transfer_end = self._on_transfer_end, None
+        if callback is not None:
+            self.pool.clear()
+            callback()
 
 
 class _Wants(Protocol):

@@ -72,6 +72,7 @@ from _common import (  # noqa: E402
     print_table,
     publish,
     relay_process,
+    relay_process_of,
     scrape_metrics,
     scratch_dir,
     span_recorder,
@@ -83,6 +84,7 @@ from _goal import goal_line  # noqa: E402
 from actors.fakes import max_in_window  # noqa: E402
 from tests.support.gitrepo import RepoBuilder  # noqa: E402
 from tests.support.gitserver import GitServer  # noqa: E402
+from tests.support.relay import RelayProcess  # noqa: E402
 from tests.support.wait import wait_for  # noqa: E402
 
 MAX_CONCURRENT = 5  # S6.1 defaults, which the relay runs with
@@ -230,8 +232,10 @@ def slot_times(trace: Path) -> SlotTimes:
     """Read the relay's message trace (S13.3); every ``t`` is a receiving actor's decision time.
 
     Main path: reserved by the ``TryStart`` the DomainThrottle answered True (exact), freed by
-    its ``RequestDone``. Throttle path: reserved before the ``FetchFromDomain`` delivery (so that
-    time is an upper bound), freed by ``QueuedFetchDone``, sent after the release (S6.3).
+    its ``TransferEnded`` (the pack's last byte arrived), or by its ``RequestDone`` when that
+    still carried the slot (a failed transfer; relays before transfer ends existed). Throttle
+    path: reserved before the ``FetchFromDomain`` delivery (so that time is an upper bound),
+    freed by ``SlotFreed`` (the same two moments).
     """
     identifier_of: dict[str, str] = {}
     asked: dict[str, float] = {}
@@ -250,12 +254,13 @@ def slot_times(trace: Path) -> SlotTimes:
                 if receiver in identifier_of and receiver in asked:
                     times.reserved[MAIN].setdefault(identifier_of[receiver], asked.pop(receiver))
                     granted.add(receiver)
-            elif kind == "RequestDone" and sender in granted:
-                times.freed[MAIN].setdefault(identifier_of[sender], t)
-                granted.discard(sender)
+            elif kind in ("TransferEnded", "RequestDone") and sender in granted:
+                if not msg.get("freed"):  # a RequestDone after TransferEnded only reports
+                    times.freed[MAIN].setdefault(identifier_of[sender], t)
+                    granted.discard(sender)
             elif kind == "FetchFromDomain":
                 times.reserved[QUEUED].setdefault(msg["identifier"], t)
-            elif kind == "QueuedFetchDone" and msg.get("url"):
+            elif kind == "SlotFreed" and msg.get("url"):
                 times.freed[QUEUED].setdefault(msg["identifier"], t)
     return times
 
@@ -340,13 +345,26 @@ def make_repositories(servers: list[GitServer], identifiers: list[str], template
     return tip
 
 
+def _relay(data_dir: Path, source: Path | None, *args: str) -> RelayProcess:
+    """``relay_process`` of this checkout, or of an older tree ``source`` (before/after runs)."""
+    if source is None:
+        return relay_process(data_dir, *args)
+    options = ("--allow-private-fetch", "--log-level", "WARNING", "--event-rate-limit", "0")
+    return relay_process_of(data_dir, source, *options, *args)
+
+
 def publish_backlog(
-    relay_dir: Path, servers: list[GitServer], identifiers: list[str], tip: str, hold_secs: float
+    relay_dir: Path,
+    servers: list[GitServer],
+    identifiers: list[str],
+    tip: str,
+    hold_secs: float,
+    source: Path | None = None,
 ) -> tuple[str, float]:
     """Phase 1: a relay that will not sync for ``hold_secs`` receives every announcement and state
     event, then stops (SIGTERM persists purgatory, S9.1). Returns its authority and the time
     taken."""
-    with relay_process(relay_dir, "--sync-default-delay-secs", str(hold_secs)) as relay:
+    with _relay(relay_dir, source, "--sync-default-delay-secs", str(hold_secs)) as relay:
         client = RelayClient(relay.ws_url, timeout=30)
         key = Key()
         began = time.monotonic()
@@ -380,13 +398,16 @@ def run(
             server = GitServer(work / host, host=host, wrap=span_recorder(logs[host]))
             servers.append(stack.enter_context(server))
         tip = make_repositories(servers, identifiers, work / "template.git")
-        authority, published = publish_backlog(work / "relay", servers, identifiers, tip, 3600)
+        authority, published = publish_backlog(
+            work / "relay", servers, identifiers, tip, 3600, args.source
+        )
         if any(logs.values()):
             raise BenchError("the phase-1 relay fetched although its sync delay had not elapsed")
         trace = work / "trace.jsonl"
         relay = stack.enter_context(
-            relay_process(
+            _relay(
                 work / "relay",
+                args.source,
                 "--domain",
                 authority,
                 "--sync-rate-window-secs",
@@ -416,6 +437,8 @@ def run(
             timeout=10,
             message="every server response to end",
         )  # nan != nan: a span still open
+    if args.keep_trace is not None:
+        shutil.copyfile(trace, args.keep_trace)
     per_server = [
         sum(1 for i in range(len(identifiers)) if i % len(hosts) == h) for h in range(len(hosts))
     ]
@@ -479,6 +502,14 @@ def main() -> int:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="give up after this many seconds"
     )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        help="run the relay of this older tree instead of this checkout (before/after runs)",
+    )
+    parser.add_argument(
+        "--keep-trace", type=Path, help="copy the restarted relay's message trace here"
+    )
     args = parser.parse_args()
     if not 1 <= args.servers <= 250:
         parser.error("--servers must be between 1 and 250")
@@ -522,7 +553,8 @@ def main() -> int:
         ],
         notes=[
             "The relay counts a request in its window from the reservation until one window "
-            "after it ended; its slot is freed when the request ends, before the release."
+            "after it ended; its slot is freed when the pack's last byte arrived, before "
+            "indexing and release."
         ],
     )
     hold_rows = []
@@ -549,8 +581,9 @@ def main() -> int:
         ["path", "fetches", "hold p50", "p95", "server p50", "p95", "hold/server p50"],
         hold_rows,
         notes=[
-            "throttle path: reserved is taken at the FetchFromDomain delivery (an upper bound), "
-            "freed after the release (S6.3)."
+            "throttle path: reserved is taken at the FetchFromDomain delivery (an upper bound); "
+            "freed: the slot's return as the DomainThrottle handled it (TransferEnded / "
+            "SlotFreed at the pack's last byte, else the request's end)."
         ],
     )
     main_pairs = holds[MAIN]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,17 @@ class GitWorld:
             return set()
         return missing_oids(self.local(identifier), [self.tips[identifier]])
 
-    def fetch_oids(self, repo_path: Path, url: str, oids: Sequence[str]) -> FetchResult:
+    def fetch_oids(
+        self,
+        repo_path: Path,
+        url: str,
+        oids: Sequence[str],
+        on_transfer_end: Callable[[], None] | None = None,
+    ) -> FetchResult:
         try:
-            fetched = fetch_oids(repo_path, url, oids, policy=POLICY, limits=LIMITS)
+            fetched = fetch_oids(
+                repo_path, url, oids, policy=POLICY, limits=LIMITS, on_transfer_end=on_transfer_end
+            )
         except FetchError as exc:
             raise FetchFailed(exc.url, exc.reason, exc.detail) from exc
         return FetchResult(tuple(fetched), len(oids) - len(fetched))

@@ -17,12 +17,12 @@ class BuggyContext(MockSyncContext):
         super().__init__(clock=clock)
         self.bugs = bugs
 
-    def fetch_oids(self, repo_path, url, oids):
+    def fetch_oids(self, repo_path, url, oids, on_transfer_end=None):
         if self.bugs:
             self.bugs -= 1
             self.fetch_log.append((url, tuple(oids)))
             raise KeyError("injected bug")
-        return super().fetch_oids(repo_path, url, oids)
+        return super().fetch_oids(repo_path, url, oids, on_transfer_end)
 
 
 def _bug_records(caplog):

@@ -92,6 +92,26 @@ class PortContract:
         assert failure.value.reason in FETCH_FAILURE_REASONS
         assert failure.value.started is None and failure.value.seconds is None
 
+    def test_s6_1_a_fetch_that_got_its_answer_reports_the_transfer_end_once(self, port: Port):
+        """The port says when the remote's part is over, once and before returning, so the
+        caller frees the domain's slot before the pack is indexed (issue 16, S6.1)."""
+        target = port.ctx.find_target_repo(port.ctx.fetch_repository_data(D))
+        assert target is not None
+        for url in (port.lacking_url, port.good_url):
+            ends: list[str] = []
+            port.ctx.fetch_oids(target, url, [port.oid], on_transfer_end=_appender(ends, url))
+            assert ends == [url]
+
+    def test_a_failed_fetch_reports_the_transfer_end_at_most_once(self, port: Port):
+        target = port.ctx.find_target_repo(port.ctx.fetch_repository_data(D))
+        assert target is not None
+        ends: list[str] = []
+        with pytest.raises(FetchFailed):
+            port.ctx.fetch_oids(
+                target, port.bad_url, [port.oid], on_transfer_end=lambda: ends.append("x")
+            )
+        assert len(ends) <= 1
+
     def test_nothing_is_released_before_the_objects_are_present(self, port: Port):
         result = port.ctx.process_satisfiable_events(D)
         assert not result.released_any
@@ -107,6 +127,10 @@ class PortContract:
         assert not port.ctx.has_pending_events(D)
         assert D not in port.ctx.pending_identifiers()
         assert not port.ctx.process_satisfiable_events(D).released_any  # idempotent
+
+
+def _appender(log: list[str], item: str):
+    return lambda: log.append(item)
 
 
 def _closed_port_url(host: str) -> str:
