@@ -7,8 +7,9 @@ actor start a ``threading.Thread`` (a bookkeeping object, a started-event handsh
 switch). Profiled in ``scripts/bench/scheduler.py`` (issue 16, goal P4) those layers were the
 largest share of the CPU per identifier. :class:`GeventActor` keeps pykka's ``Actor`` (its
 loop, registry, stop and failure semantics are unchanged) and swaps only the three
-runtime hooks: the inbox is gevent's C queue (what ``queue.Queue`` already is once patched),
-a future is one gevent ``Event`` (C) plus the value, and the loop is a plain greenlet.
+runtime hooks: the inbox is a deque with its one reader's gevent ``Waiter``, a future is the
+value plus the ``Waiter`` of each reader (the cheapest wake-up gevent has: one hub callback),
+and the loop runs on a reused greenlet.
 
 Nothing here is thread-safe across native threads, and nothing needs to be: no actor is
 reached from gevent's thread pool (the pool only runs dulwich work and returns to the hub).
