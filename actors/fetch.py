@@ -70,6 +70,8 @@ class HeldSlot:
 class FetchActor(BaseActor):
     """One unit of work: a main-path sync or one throttle-path fetch; then it stops."""
 
+    registered = False  # one per unit of work: kept out of pykka's list (actors/runtime.py)
+
     @handles(SyncIdentifier)
     def on_sync(self, msg: SyncIdentifier, now: float) -> None:
         view = FetcherView(self.services, self.effects)

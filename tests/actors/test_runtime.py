@@ -15,7 +15,7 @@ import pykka
 import pytest
 
 from actors.effects import WorkCancelled
-from actors.runtime import GeventActor, GeventFuture
+from actors.runtime import GeventActor, GeventFuture, unregistered_alive
 from actors.work import RunningWork
 
 
@@ -131,3 +131,17 @@ def test_work_that_raises_raises_in_the_caller_unchanged():
     with pytest.raises(KeyError, match="bug"):
         work.run("worker", broken)
     assert len(work) == 0
+
+
+class Ephemeral(Echo):
+    registered = False
+
+
+def test_an_unregistered_actor_is_listed_for_leftover_checks_while_it_runs():
+    """FetchActors stay out of pykka's list-based registry; the leftover check of every test
+    (tests/conftest.py) still sees them through ``unregistered_alive``."""
+    ref = Ephemeral.start()
+    assert ref.ask("x", timeout=5) == "x"
+    assert ref in unregistered_alive() and ref not in pykka.ActorRegistry.get_all()
+    assert ref.stop(timeout=5) is True
+    assert ref not in unregistered_alive()
