@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pykka
+from pykka.messages import _ActorStop
 
 from .clock import TimerHandle
 from .effects import Envelope
@@ -216,8 +217,15 @@ class LiveEffects:
         return self._directory.start(child) is not None
 
     def stop(self) -> None:
-        if self._ref is not None:
-            self._ref.stop(block=False)
+        """pykka's own ``Actor.stop``: the stop message queued behind what the inbox holds.
+        ``ActorRef.stop(block=False)`` does the same through an ask and a second, converting
+        future — two futures per FetchActor, which stops itself once per unit of work."""
+        if self._ref is None:
+            return
+        try:
+            self._ref.tell(_ActorStop())
+        except pykka.ActorDeadError:
+            pass  # stopped already: what ``ActorRef.stop`` reports as False
 
     def detach(self) -> None:
         self.cancel_timers()
