@@ -21,6 +21,7 @@ from messages.supervisor import ChildFailed
 
 from .effects import Binder, Envelope
 from .names import SUPERVISOR, SYSTEM, TIMER
+from .runtime import GeventActor
 from .services import Services
 from .trace.recorder import NullTracer
 
@@ -42,7 +43,7 @@ def handles(*types: type) -> Callable[[F], F]:
     return mark
 
 
-class BaseActor(pykka.ThreadingActor):
+class BaseActor(GeventActor):
     """Dispatch by message type, one clock read per message, effects bound to a name."""
 
     _handlers: ClassVar[dict[type, Callable[..., Any]]] = {}

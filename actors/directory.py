@@ -18,14 +18,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import gevent
-import gevent.pool
 import pykka
+from pykka.messages import _ActorStop
 
 from .clock import TimerHandle
-from .effects import Envelope, WorkCancelled
+from .effects import Envelope
 from .names import EXTERNAL, TIMER, fetch_name, is_fetch_name, parse_throttle_name
 from .services import Services
+from .work import RunningWork
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Directory:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.work = gevent.pool.Group()  # the blocking part of every FetchActor
+        self.work = RunningWork()  # the blocking part of every FetchActor
         self._refs: dict[str, pykka.ActorRef] = {}
         self._factories: dict[str, Factory] = {}
         self._families: list[tuple[Callable[[str], object], FamilyFactory]] = []
@@ -209,43 +209,27 @@ class LiveEffects:
     # -- lifecycle --------------------------------------------------------------------------
 
     def run(self, work: Callable[..., T], *args: Any) -> T:
-        """Run ``work`` in a greenlet of the system's work group, which shutdown can kill
-        without killing the actor's own greenlet (pykka stops *every* actor when one dies of a
-        BaseException such as GreenletExit). What ``work`` raises is re-raised here, in the
-        actor, once — the greenlet itself ends normally, so gevent prints no second report."""
-        greenlet = self._directory.work.spawn(_capture, work, args)
-        outcome = greenlet.get()
-        if isinstance(outcome, gevent.GreenletExit):
-            raise WorkCancelled(f"{self.name}: work cancelled")
-        if isinstance(outcome, _Raised):
-            raise outcome.exc
-        result: T = outcome
-        return result
+        """Run ``work`` in this actor's greenlet, registered in the system's running work,
+        which shutdown can cancel without killing the actor (:mod:`actors.work`)."""
+        return self._directory.work.run(self.name, work, *args)
 
     def restart(self, child: str) -> bool:
         return self._directory.start(child) is not None
 
     def stop(self) -> None:
-        if self._ref is not None:
-            self._ref.stop(block=False)
+        """pykka's own ``Actor.stop``: the stop message queued behind what the inbox holds.
+        ``ActorRef.stop(block=False)`` does the same through an ask and a second, converting
+        future — two futures per FetchActor, which stops itself once per unit of work."""
+        if self._ref is None:
+            return
+        try:
+            self._ref.tell(_ActorStop())
+        except pykka.ActorDeadError:
+            pass  # stopped already: what ``ActorRef.stop`` reports as False
 
     def detach(self) -> None:
         self.cancel_timers()
         self._directory.forget(self.name, self._ref)
-
-
-class _Raised:
-    __slots__ = ("exc",)
-
-    def __init__(self, exc: Exception) -> None:
-        self.exc = exc
-
-
-def _capture(work: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    try:
-        return work(*args)
-    except Exception as exc:
-        return _Raised(exc)
 
 
 def _deliver(ref: pykka.ActorRef, msg: Any) -> None:

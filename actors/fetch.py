@@ -3,8 +3,8 @@
 A FetchActor MUST report exactly once — ``SyncFinished`` to the Scheduler on the main path,
 ``QueuedFetchDone`` to its DomainThrottle on the throttle path — whatever happens, and hand
 every release to the Releaser (S8.1). It MAY block on the network; nothing else does. The
-blocking work runs through ``effects.run`` (a cancellable greenlet, see
-:class:`~actors.directory.LiveEffects`). A failure the port names (:class:`FetchFailed`) is
+blocking work runs through ``effects.run`` (in the actor's greenlet, cancellable by shutdown: see
+:mod:`actors.work`). A failure the port names (:class:`FetchFailed`) is
 handled by the sync functions; anything else is a bug: logged here once with its traceback,
 reported as an incomplete sync, and retried by the Scheduler's backoff.
 
@@ -74,6 +74,8 @@ class HeldSlot:
 
 class FetchActor(BaseActor):
     """One unit of work: a main-path sync or one throttle-path fetch; then it stops."""
+
+    registered = False  # one per unit of work: kept out of pykka's list (actors/runtime.py)
 
     @handles(SyncIdentifier)
     def on_sync(self, msg: SyncIdentifier, now: float) -> None:

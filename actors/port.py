@@ -45,18 +45,24 @@ class TracedPort:
     def __init__(self, services: Services, actor: str) -> None:
         self._ctx = services.ctx
         self._services = services
+        self._traced = services.tracer.enabled  # fixed for a system's life (Services is frozen)
         self.actor = actor
 
     def _record(self, method: str, value: Any = None, **failure: Any) -> None:
         """One ``PortAnswer`` line, at the time of answering."""
-        tracer = self._services.tracer
-        if tracer.enabled:
-            answer = PortAnswer(method, value, **failure)
-            tracer.record(self._services.clock.now(), self.actor, PORT, answer)
+        answer = PortAnswer(method, value, **failure)
+        self._services.tracer.record(self._services.clock.now(), self.actor, PORT, answer)
 
-    def _call(self, method: str, call: Callable[[], T], encode: Callable[[T], Any]) -> T:
+    def _call(
+        self, method: str, call: Callable[..., T], encode: Callable[[T], Any], *args: Any
+    ) -> T:
+        """``call(*args)``, its answer or failure recorded when tracing is on. Untraced, the
+        call is direct: no closure, no encoding (the port is called ~10 times per identifier,
+        and the wrapping was ~5 % of the CPU per identifier through the actors)."""
+        if not self._traced:
+            return call(*args)
         try:
-            value = call()
+            value = call(*args)
         except FetchFailed as exc:
             self._record(
                 method,
@@ -75,15 +81,10 @@ class TracedPort:
 
     def fetch_repository_data(self, identifier: str) -> RepositoryData:
         ctx = self._ctx
-        return self._call(
-            "fetch_repository_data", lambda: ctx.fetch_repository_data(identifier), _same
-        )
+        return self._call("fetch_repository_data", ctx.fetch_repository_data, _same, identifier)
 
     def collect_needed_oids(self, identifier: str) -> set[str]:
-        ctx = self._ctx
-        return self._call(
-            "collect_needed_oids", lambda: ctx.collect_needed_oids(identifier), sorted
-        )
+        return self._call("collect_needed_oids", self._ctx.collect_needed_oids, sorted, identifier)
 
     def fetch_oids(
         self,
@@ -93,9 +94,7 @@ class TracedPort:
         on_transfer_end: TransferEnd | None = None,
     ) -> FetchResult:
         ended = None if on_transfer_end is None else self._transfer_end(on_transfer_end)
-        return self._call(
-            "fetch_oids", lambda: self._timed_fetch(repo_path, url, oids, ended), _same
-        )
+        return self._call("fetch_oids", self._timed_fetch, _same, repo_path, url, oids, ended)
 
     def _transfer_end(self, on_transfer_end: TransferEnd) -> TransferEnd:
         """``on_transfer_end`` with its moment recorded first (replay calls it there too)."""
@@ -129,16 +128,14 @@ class TracedPort:
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:
         ctx = self._ctx
         return self._call(
-            "process_satisfiable_events", lambda: ctx.process_satisfiable_events(identifier), _same
+            "process_satisfiable_events", ctx.process_satisfiable_events, _same, identifier
         )
 
     def has_pending_events(self, identifier: str) -> bool:
-        ctx = self._ctx
-        return self._call("has_pending_events", lambda: ctx.has_pending_events(identifier), bool)
+        return self._call("has_pending_events", self._ctx.has_pending_events, bool, identifier)
 
     def find_target_repo(self, data: RepositoryData) -> Path | None:
-        ctx = self._ctx
-        return self._call("find_target_repo", lambda: ctx.find_target_repo(data), _path_text)
+        return self._call("find_target_repo", self._ctx.find_target_repo, _path_text, data)
 
     def our_domain(self) -> str | None:
         return self._call("our_domain", self._ctx.our_domain, _same)
@@ -147,26 +144,21 @@ class TracedPort:
         return self._call("pending_identifiers", self._ctx.pending_identifiers, list)
 
     def take_lease(self, identifier: str) -> bool:
-        ctx = self._ctx
-        return self._call("take_lease", lambda: ctx.take_lease(identifier), bool)
+        return self._call("take_lease", self._ctx.take_lease, bool, identifier)
 
     def release_lease(self, identifier: str) -> None:
-        ctx = self._ctx
-        self._call("release_lease", lambda: ctx.release_lease(identifier), _same)
+        self._call("release_lease", self._ctx.release_lease, _same, identifier)
 
     def ledger_start(
         self, domain: str, max_concurrent: int, max_per_window: int, window: float
     ) -> LedgerAnswer:
         ctx = self._ctx
         return self._call(
-            "ledger_start",
-            lambda: ctx.ledger_start(domain, max_concurrent, max_per_window, window),
-            _same,
+            "ledger_start", ctx.ledger_start, _same, domain, max_concurrent, max_per_window, window
         )
 
     def ledger_done(self, domain: str, contacted: bool) -> None:
-        ctx = self._ctx
-        self._call("ledger_done", lambda: ctx.ledger_done(domain, contacted), _same)
+        self._call("ledger_done", self._ctx.ledger_done, _same, domain, contacted)
 
 
 class FetcherView(TracedPort):

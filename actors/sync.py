@@ -247,7 +247,8 @@ def sync_identifier(
     First releases whatever the disk already satisfies (data may have come by a push or by a
     copy into another owner's repository), then walks untried URLs on non-throttled domains,
     releasing after each fetch. When only throttled domains remain, the identifier is queued
-    on each of them with the URLs of that domain already tried, and False is returned.
+    on each of them with the URLs of that domain already tried, and False is returned; so it
+    is on every domain whose slot it lost to a concurrent fetch, throttled or not by then.
     ``skip_urls`` count as tried from the start (refused by policy earlier: S18.2), also for
     the domains' queues.
     """
@@ -266,10 +267,25 @@ def sync_identifier(
             return True
     if not ctx.has_pending_events(identifier) or not ctx.collect_needed_oids(identifier):
         return True
+    queued: set[str] = set()
     for info in get_throttled_domains_with_untried_urls(ctx, identifier, tried, throttle):
         logger.debug("%s: queued on throttled domain %s", identifier, info.domain)
         throttle.enqueue_identifier(info.domain, identifier, info.tried_urls_for_domain)
+        queued.add(info.domain)
+    for domain in sorted(_domains(deferred) - queued):
+        # Its slot went to a concurrent fetch (S6.4), so the domain was throttled when this
+        # sync wanted it; by now a slot may have freed and ``is_throttled`` says no. Queued
+        # anyway: the DomainThrottle starts it at once if it can. Left unqueued, the URL waited
+        # for the Scheduler's backoff (20 s and more, seen in test_system_e2e once FetchActors
+        # started in one burst).
+        logger.debug("%s: queued on %s, whose slot it lost", identifier, domain)
+        done = frozenset(u for u in tried if extract_domain(u) == domain)
+        throttle.enqueue_identifier(domain, identifier, done)
     return False
+
+
+def _domains(urls: Iterable[str]) -> set[str]:
+    return {d for d in map(extract_domain, urls) if d is not None}
 
 
 def get_throttled_domains_with_untried_urls(

@@ -13,6 +13,8 @@ import os  # noqa: E402
 import pykka  # noqa: E402
 import pytest  # noqa: E402
 
+from actors.runtime import unregistered_alive  # noqa: E402
+
 
 @pytest.fixture(autouse=True, scope="session")
 def scrubbed_git_env(tmp_path_factory):
@@ -30,8 +32,10 @@ def scrubbed_git_env(tmp_path_factory):
 def no_leftover_actors():
     """Every test starts and ends with an empty pykka registry (Mopidy's teardown habit)."""
     yield
-    leftover = pykka.ActorRegistry.get_all()
+    leftover = pykka.ActorRegistry.get_all() + unregistered_alive()  # FetchActors: the latter
     pykka.ActorRegistry.stop_all()
+    for ref in unregistered_alive():
+        ref.stop()
     assert not leftover, f"test left actors running: {leftover}"
 
 

@@ -144,6 +144,41 @@ def test_enqueues_throttled_domains_when_incomplete():
     assert not throttle.has_queued_identifier("gitlab.com", ID)
 
 
+class _SlotTakenOnce:
+    """A ThrottleManager where a concurrent fetch takes ``domain``'s only slot between the
+    sync's ``is_throttled`` and its ``start_request``, and ends right after (S6.4's race)."""
+
+    def __init__(self, domain: str) -> None:
+        self.inner, self.domain, self.raced = manager(max_concurrent=1), domain, False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def start_request(self, domain: str) -> bool:
+        if domain == self.domain and not self.raced:
+            self.raced = True
+            assert self.inner.start_request(domain)  # the concurrent fetch
+            granted = self.inner.start_request(domain)
+            self.inner.complete_request(domain)
+            return granted
+        return self.inner.start_request(domain)
+
+
+def test_a_domain_whose_slot_was_lost_is_queued_even_when_free_again():
+    """S5.3 with S6.4: the URL whose slot went to a concurrent fetch is left to its domain's
+    queue, although that domain has a slot free again when the sync ends (it used to wait for
+    the Scheduler's backoff instead)."""
+    ctx = MockSyncContext().with_urls([GITHUB, GITLAB]).with_needed_oids(["abc123"])
+    ctx.url_provides(GITHUB, ["abc123"])
+    throttle = _SlotTakenOnce("github.com")
+    assert sync_identifier(ctx, ID, throttle) is False
+    assert ctx.fetched_urls == [GITLAB]
+    assert not throttle.inner.is_throttled("github.com")
+    assert throttle.inner.has_queued_identifier("github.com", ID)
+    assert throttle.inner.throttle("github.com").get_tried_urls(ID) == frozenset()
+    assert not throttle.inner.has_queued_identifier("gitlab.com", ID)
+
+
 def test_get_throttled_domains_returns_only_throttled_with_untried():
     ctx = MockSyncContext().with_urls([GITHUB, GITLAB, BITBUCKET]).with_needed_oids(["a"])
     throttle = manager(max_concurrent=1)

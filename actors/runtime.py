@@ -1,0 +1,251 @@
+"""pykka's actor contract on gevent's own primitives: the runtime every actor here runs on.
+
+The relay is one gevent hub (ARCHITECTURE §1), so ``pykka.ThreadingActor`` runs on
+monkey-patched threads anyway — but through the pure-Python layers of :mod:`threading`: every
+``ask`` built a ``threading.Condition`` (a gevent lock plus a waiter lock per wait) and every
+actor start a ``threading.Thread`` (a bookkeeping object, a started-event handshake and a
+switch). Profiled in ``scripts/bench/scheduler.py`` (issue 16, goal P4) those layers were the
+largest share of the CPU per identifier. :class:`GeventActor` keeps pykka's ``Actor`` (its
+loop, registry, stop and failure semantics are unchanged) and swaps only the three
+runtime hooks: the inbox is a deque with its one reader's gevent ``Waiter``, a future is the
+value plus the ``Waiter`` of each reader (the cheapest wake-up gevent has: one hub callback),
+and the loop runs on a reused greenlet.
+
+Nothing here is thread-safe across native threads, and nothing needs to be: no actor is
+reached from gevent's thread pool (the pool only runs dulwich work and returns to the hub).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import queue
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import gevent
+import gevent.queue
+import pykka
+from gevent.hub import Waiter
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from pykka._actor import ActorInbox
+    from pykka._future import GetHookFunc
+    from pykka._types import OptExcInfo
+
+__all__ = ["GeventActor", "GeventFuture"]
+
+T = TypeVar("T")
+
+#: Actor URNs: one random UUID prefix per process, then a counter — unique like pykka's
+#: ``uuid4()`` per actor, without its ``os.urandom`` call (4 µs, once per FetchActor).
+_URN_PREFIX = uuid.uuid4().urn[:-12]
+_urn_numbers = itertools.count(1)
+
+#: Idle loop carriers kept for the next actor start (a FetchActor starts per unit of work).
+MAX_IDLE_CARRIERS = 256
+
+
+class GeventFuture(pykka.Future[T]):
+    """A pykka future: set once, read many times; a reader waits on a gevent ``Waiter``.
+
+    A ``Waiter`` is gevent's cheapest wake-up, one hub callback: ``Event.set`` measured
+    7.7 µs per wake here (a callback that schedules the waiter's), a ``Waiter`` 3.3 µs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._done = False
+        self._waiters: list[Waiter[Any]] | None = None
+        self._value: Any = None
+        self._exc_info: OptExcInfo | None = None
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        if self._get_hook is None and not self._done:
+            self._wait(timeout)
+        if self._get_hook is not None:
+            return super().get(timeout=timeout)
+        if self._exc_info is not None:
+            exc_type, exc_value, exc_traceback = self._exc_info
+            assert exc_type is not None
+            if exc_value is None:
+                exc_value = exc_type()
+            if exc_value.__traceback__ is not exc_traceback:
+                raise exc_value.with_traceback(exc_traceback)
+            raise exc_value
+        return self._value
+
+    def _wait(self, timeout: float | None) -> None:
+        waiter: Waiter[Any] = Waiter()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        timer = None if timeout is None else gevent.Timeout.start_new(timeout)
+        try:
+            waiter.get()
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise  # someone else's timeout
+            raise pykka.Timeout(f"{timeout} seconds") from None
+        finally:
+            if timer is not None:
+                timer.close()
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        """Wake every reader (from the hub: a late one that gave up just keeps the value)."""
+        self._done = True
+        waiters, self._waiters = self._waiters, None
+        if waiters:
+            loop = gevent.get_hub().loop
+            for waiter in waiters:
+                loop.run_callback(waiter.switch, None)
+
+    def set(self, value: Any | None = None) -> None:
+        if self._done or self._get_hook is not None:
+            raise queue.Full  # pykka's contract: a future is set once
+        self._value = value
+        self._wake()
+
+    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+        if exc_info is None:
+            exc_info = sys.exc_info()
+        if self._done or self._get_hook is not None:
+            raise queue.Full
+        self._exc_info = exc_info
+        self._wake()
+
+    def set_get_hook(self, func: GetHookFunc[T]) -> None:
+        if self._done:
+            raise queue.Full
+        super().set_get_hook(func)
+        self._wake()  # a waiting reader wakes and runs the hook
+
+
+class _Inbox:
+    """An actor's inbox: a deque and its one reader's ``Waiter`` (the actor's own loop is the
+    only reader; senders only put). gevent's queues wake a reader through an extra callback,
+    like ``Event`` (7.5 µs per wake measured, against 3.3 µs)."""
+
+    __slots__ = ("_items", "_waiter", "_loop")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Any] = collections.deque()
+        self._waiter: Waiter[Any] | None = None
+        self._loop = gevent.get_hub().loop
+
+    def put(self, item: Any, /) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            self._loop.run_callback(waiter.switch, None)
+
+    def get(self) -> Any:
+        items = self._items
+        while not items:
+            if self._waiter is not None:
+                raise RuntimeError("an actor inbox has one reader, its actor")
+            waiter: Waiter[Any] = Waiter()
+            self._waiter = waiter
+            try:
+                waiter.get()
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
+        return items.popleft()
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
+class _Carriers:
+    """Greenlets that run actor loops one after another: a greenlet's creation measured 14 µs
+    here, handing a loop to an idle one is a queue put. Each idle carrier is reserved by the
+    start that hands it a loop (``idle`` counts unreserved ones), so a loop never waits for a
+    busy carrier to finish (which could wait on it in turn)."""
+
+    def __init__(self) -> None:
+        self.idle = 0
+        self.jobs: gevent.queue.SimpleQueue[Callable[[], None]] = gevent.queue.SimpleQueue()
+
+    def start(self, loop: Callable[[], None]) -> None:
+        if self.idle > 0:
+            self.idle -= 1
+            self.jobs.put(loop)
+        else:
+            gevent.spawn(self._carry, loop)
+
+    def _carry(self, loop: Callable[[], None]) -> None:
+        while True:
+            loop()
+            if self.idle >= MAX_IDLE_CARRIERS:
+                return
+            self.idle += 1
+            loop = self.jobs.get()
+
+
+_CARRIERS = _Carriers()
+
+
+#: Running actors of the classes kept out of pykka's registry (``GeventActor.registered``).
+_UNREGISTERED: dict[str, pykka.ActorRef[Any]] = {}
+
+
+def unregistered_alive() -> list[pykka.ActorRef[Any]]:
+    """Running actors that ``pykka.ActorRegistry`` does not list (for leftover checks)."""
+    return [ref for ref in _UNREGISTERED.values() if ref.is_alive()]
+
+
+class GeventActor(pykka.Actor):
+    """A pykka actor whose inbox, futures and loop are gevent's (see the module docstring)."""
+
+    #: False for actors started per unit of work (FetchActors). pykka's registry is a list:
+    #: ``register`` appends and ``unregister`` scans it, so with N such actors running every
+    #: stop cost O(N) — 15 % of the CPU per identifier with 2,000 running (``scripts/bench/
+    #: scheduler.py``). Those are kept in a dict here instead (:func:`unregistered_alive`);
+    #: their system's Directory names them and stops them (``SyncSystem.stop``).
+    registered: ClassVar[bool] = True
+
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
+        if cls.registered:
+            return super().start(*args, **kwargs)
+        obj = cls(*args, **kwargs)
+        _UNREGISTERED[obj.actor_urn] = obj.actor_ref
+        obj._start_actor_loop()
+        return obj.actor_ref
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # pykka's Actor.__init__, with a cheaper URN (see _URN_PREFIX); pykka asks a subclass
+        # to set exactly these fields.
+        self.actor_urn = f"{_URN_PREFIX}{next(_urn_numbers):012x}"
+        self.actor_inbox = self._create_actor_inbox()
+        self.actor_stopped = threading.Event()
+        self._actor_ref = pykka.ActorRef(self)
+
+    @staticmethod
+    def _create_actor_inbox() -> ActorInbox:
+        return _Inbox()
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return GeventFuture()
+
+    def _start_actor_loop(self) -> None:
+        _CARRIERS.start(self._actor_loop if self.registered else self._unregistered_loop)
+
+    def _unregistered_loop(self) -> None:
+        try:
+            self._actor_loop()
+        finally:
+            _UNREGISTERED.pop(self.actor_urn, None)

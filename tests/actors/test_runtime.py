@@ -1,0 +1,147 @@
+"""The actor runtime on gevent (actors/runtime.py, actors/work.py): pykka's contract kept.
+
+Every actor of the system runs on :class:`GeventActor`; these tests pin down the pykka
+behaviour the actors rely on (asks answer or raise, a future is set once, stop answers, an
+actor started from an actor that waits for it runs) and that shutdown cancels blocking work
+without killing the actor (ARCHITECTURE §3, S8: a FetchActor reports exactly once).
+"""
+
+from __future__ import annotations
+
+import queue
+
+import gevent
+import pykka
+import pytest
+
+from actors.effects import WorkCancelled
+from actors.runtime import GeventActor, GeventFuture, unregistered_alive
+from actors.work import RunningWork
+
+
+class Echo(GeventActor):
+    def on_receive(self, message):
+        if isinstance(message, Exception):
+            raise message
+        if message == "sleep":
+            gevent.sleep(0.01)
+        return message
+
+
+class Spawner(GeventActor):
+    """Starts an actor and waits for its answer from its own loop."""
+
+    def on_receive(self, message):
+        child = Echo.start()
+        try:
+            return child.ask(message, timeout=5)
+        finally:
+            child.stop()
+
+
+def test_ask_answers_in_order_and_raises_what_the_handler_raised():
+    ref = Echo.start()
+    try:
+        futures = [ref.ask(i, block=False) for i in range(50)]
+        assert [f.get(timeout=5) for f in futures] == list(range(50))
+        with pytest.raises(ValueError, match="bad input"):
+            ref.ask(ValueError("bad input"), timeout=5)
+        assert ref.ask("still alive", timeout=5) == "still alive"
+    finally:
+        ref.stop()
+
+
+def test_future_is_set_once_read_many_times_and_times_out_as_pykka_does():
+    future: GeventFuture[int] = GeventFuture()
+    with pytest.raises(pykka.Timeout):
+        future.get(timeout=0.01)
+    readers = [gevent.spawn(future.get, timeout=5) for _ in range(3)]
+    gevent.sleep(0)
+    future.set(7)
+    assert [r.get(timeout=5) for r in readers] == [7, 7, 7]
+    assert future.get() == 7
+    with pytest.raises(queue.Full):
+        future.set(8)
+
+
+def test_an_outer_gevent_timeout_is_not_turned_into_a_pykka_timeout():
+    future: GeventFuture[int] = GeventFuture()
+    with pytest.raises(gevent.Timeout), gevent.Timeout(0.01):
+        future.get(timeout=5)
+
+
+def test_stop_answers_true_then_asks_fail_as_at_a_dead_actor():
+    ref = Echo.start()
+    assert ref.stop(timeout=5) is True
+    assert ref.stop(timeout=5) is False
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("x", timeout=5)
+
+
+def test_an_actor_started_by_a_busy_actor_runs_even_when_loop_carriers_are_reused():
+    """A freed carrier greenlet is handed to the next start; a start never waits for a busy
+    one (the Spawner blocks on its child: that would deadlock)."""
+    for _ in range(3):  # warm: carriers of stopped actors are idle now
+        assert Spawner.start().ask("a", timeout=5) == "a"
+        pykka.ActorRegistry.stop_all()
+    spawners = [Spawner.start() for _ in range(20)]
+    try:
+        futures = [s.ask(i, block=False) for i, s in enumerate(spawners)]
+        assert [f.get(timeout=5) for f in futures] == list(range(20))
+    finally:
+        for spawner in spawners:
+            spawner.stop()
+
+
+def test_killing_running_work_cancels_it_and_leaves_other_greenlets_alone():
+    work = RunningWork()
+    outcome: list[str] = []
+
+    def blocking() -> str:
+        gevent.sleep(30)
+        return "finished"
+
+    def runner() -> None:
+        try:
+            outcome.append(work.run("worker", blocking))
+        except WorkCancelled:
+            outcome.append("cancelled")
+        gevent.sleep(0.01)  # outside run: the kill must not reach here
+        outcome.append("went on")
+
+    greenlet = gevent.spawn(runner)
+    bystander = gevent.spawn(gevent.sleep, 0.05)
+    gevent.sleep(0)
+    assert len(work) == 1 and not work.join(timeout=0.01)
+    work.kill(block=True, timeout=5)
+    assert len(work) == 0  # left run at once, not after the 30 s sleep
+    greenlet.join(timeout=5)
+    bystander.join(timeout=5)
+    assert outcome == ["cancelled", "went on"]
+    assert len(work) == 0 and work.join(timeout=0)
+    assert bystander.successful()
+
+
+def test_work_that_raises_raises_in_the_caller_unchanged():
+    work = RunningWork()
+
+    def broken() -> None:
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError, match="bug"):
+        work.run("worker", broken)
+    assert len(work) == 0
+
+
+class Ephemeral(Echo):
+    registered = False
+
+
+def test_an_unregistered_actor_is_listed_for_leftover_checks_while_it_runs():
+    """FetchActors stay out of pykka's list-based registry; the leftover check of every test
+    (tests/conftest.py) still sees them through ``unregistered_alive``."""
+    ref = Ephemeral.start()
+    assert ref.ask("x", timeout=5) == "x"
+    assert ref in unregistered_alive() and ref not in pykka.ActorRegistry.get_all()
+    assert ref.stop(timeout=5) is True
+    assert ref not in unregistered_alive()
