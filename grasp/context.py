@@ -112,6 +112,7 @@ class RealSyncContext:
                 policy=self.policy,
                 limits=self.limits,
                 on_transfer_end=on_transfer_end,
+                known_missing=absent,  # P1: one repository open before the request, not two
             )
         except FetchError as exc:
             raise FetchFailed(exc.url, exc.reason, self._explain(exc)) from exc

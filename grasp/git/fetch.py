@@ -38,6 +38,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -114,6 +115,7 @@ def fetch_oids(
     limits: FetchLimits,
     resolve: Resolver | None = None,
     on_transfer_end: Callable[[], None] | None = None,
+    known_missing: AbstractSet[str] | None = None,
 ) -> list[str]:
     """Fetch the missing ones of ``oids`` from ``url`` into the bare repository ``repo_path``.
 
@@ -127,10 +129,19 @@ def fetch_oids(
     nothing more of this fetch (its connections are closed), so the caller may free the
     domain's slot (S6.1) while ``git index-pack`` runs.  A fetch that fails before that point,
     or needs no network, never calls it.
+
+    ``known_missing``: which of ``oids`` the caller found absent from ``repo_path`` just
+    before (the port counts them for S18.1). Given, it spares a second repository open before
+    the first request (dulwich config and pack list: 1.3 ms measured, a third of P1's 4.3 ms
+    wait).
     """
     wanted = normalise_oids(oids)
     try:
-        before = missing_oids(repo_path, wanted)
+        before = (
+            missing_oids(repo_path, wanted)
+            if known_missing is None
+            else set(wanted).intersection(known_missing)
+        )
     except (OSError, NotGitRepository) as exc:
         raise FetchError(
             url, "local", f"cannot read target repository {repo_path}: {exc}"
