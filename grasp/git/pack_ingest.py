@@ -56,12 +56,13 @@ _INDEX_PACK_OUTPUT = re.compile(rb"^(?:pack|keep)\t([0-9a-f]{40})\n?$")
 #: Packs of at most this many objects are indexed in this process (git's fetch.unpackLimit
 #: default minus one: git's own "few objects" line, see the module docstring) ...
 SMALL_PACK_MAX_OBJECTS = 99
-#: ... and of at most this many bytes, so that inflating them keeps the hub stall small
-#: (S7.4: a 99-object pack with a 1 MiB blob took <MEASURED> ms here).
+#: ... of at most this many bytes ...
 SMALL_PACK_MAX_BYTES = 1 << 20
-#: ... and whose objects inflate to at most this many bytes (a pack of zeros compresses
-#: 1000:1; past this the pack goes to ``git index-pack`` after all).
-SMALL_PACK_MAX_INFLATED = 8 << 20
+#: ... and whose objects (delta results included) inflate to at most this many bytes; past
+#: it the pack goes to ``git index-pack`` after all.  These bounds keep the hub stall small
+#: (S7.4): the worst cases measured here took 11 ms (one object of 2 MiB of zeros, a 2 KiB
+#: pack) and 3.4 ms (a 1 MiB incompressible blob); 8 MiB of zeros took 61 ms.
+SMALL_PACK_MAX_INFLATED = 2 << 20
 _PACK_HEADER = struct.Struct(">4sII")  # "PACK", version, number of objects
 
 
