@@ -81,6 +81,30 @@ def missing_oids(repo_path: Path, oids: Iterable[str]) -> set[str]:
     return absent
 
 
+def packed_type(repo_path: Path, oid: str) -> int | None:
+    """The type number (1 commit, 2 tree, 3 blob, 4 tag) of a packed object that is stored
+    whole, read from its pack's first byte; None when that cannot be told so cheaply (loose,
+    a delta, alternates): the caller asks dulwich then.  Used by ``align_refs`` to check that
+    HEAD's new target is a commit without opening a Repo (P6, issue 16)."""
+    objects = os.path.join(repo_path, "objects")
+    if not os.path.isdir(objects):
+        return None
+    located = _located_indexes(objects)
+    if located is None:
+        return None
+    raw = bytes.fromhex(oid)
+    for index, pack_path in located:
+        offset = index.offset(raw)
+        if offset is None:
+            continue
+        with open(pack_path, "rb") as pack:
+            pack.seek(offset)
+            first = pack.read(1)
+        kind = (first[0] >> 4) & 7 if first else 0
+        return kind if 1 <= kind <= 4 else None
+    return None
+
+
 def _missing_by_dulwich(repo_path: Path, wanted: list[str]) -> set[str]:
     with Repo(str(repo_path)) as repo:
         store = repo.object_store
@@ -105,6 +129,18 @@ class _PackIndex:
         self._data = data
 
     def __contains__(self, raw: bytes) -> bool:
+        return self.position(raw) is not None
+
+    def offset(self, raw: bytes) -> int | None:
+        """Where the object starts in its pack; None if absent or past 2 GiB."""
+        position = self.position(raw)
+        if position is None:
+            return None
+        count = self._fan_out[255]
+        (offset,) = struct.unpack_from(">I", self._data, _IDX_IDS + 24 * count + 4 * position)
+        return None if offset & 0x80000000 else offset
+
+    def position(self, raw: bytes) -> int | None:
         first = raw[0]
         low = self._fan_out[first - 1] if first else 0
         high = self._fan_out[first]
@@ -118,8 +154,8 @@ class _PackIndex:
             elif found > raw:
                 high = middle
             else:
-                return True
-        return False
+                return middle
+        return None
 
 
 _IDX_V2 = b"\377tOc\0\0\0\2"
@@ -131,8 +167,13 @@ _kept_bytes = 0
 
 
 def _pack_indexes(objects: str) -> list[_PackIndex] | None:
-    """The indexes of every pack that has one (git ignores a pack until its index exists);
-    None when dulwich should answer instead (alternates, an unknown index format)."""
+    located = _located_indexes(objects)
+    return None if located is None else [index for index, _pack in located]
+
+
+def _located_indexes(objects: str) -> list[tuple[_PackIndex, str]] | None:
+    """The index and pack path of every pack that has an index (git ignores a pack until its
+    index exists); None when dulwich should answer instead (alternates, unknown format)."""
     if os.path.exists(os.path.join(objects, "info", "alternates")):
         return None
     try:
@@ -144,7 +185,7 @@ def _pack_indexes(objects: str) -> list[_PackIndex] | None:
     for name, entry in entries.items():
         if name.endswith(".idx") and name[:-4] + ".pack" in entries:
             try:
-                indexes.append(_load_index(entry))
+                indexes.append((_load_index(entry), entry.path[:-4] + ".pack"))
             except (OSError, ValueError):
                 return None
     return indexes

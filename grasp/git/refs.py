@@ -24,7 +24,7 @@ from dulwich.refs import DiskRefsContainer, Ref, check_ref_format
 from dulwich.repo import Repo
 
 from grasp.git.errors import AbsentObjectError, RefConflictError
-from grasp.git.objects import missing_oids, normalise_oids
+from grasp.git.objects import missing_oids, normalise_oids, packed_type
 
 logger = logging.getLogger(__name__)
 
@@ -206,12 +206,20 @@ def _align_head(
         return False
     if refs_store.read_ref(_ref("HEAD")) == b"ref: " + head.encode():
         return False  # already there: the object need not be read (most releases)
-    with Repo(str(repo_path)) as repo:
-        if not isinstance(repo.object_store[_oid(target)], Commit):
-            logger.warning("HEAD left alone: %s points at %s, which is not a commit", head, target)
-            return False
+    if not _is_commit(repo_path, target):
+        logger.warning("HEAD left alone: %s points at %s, which is not a commit", head, target)
+        return False
     refs_store.set_symbolic_ref(_ref("HEAD"), _ref(head))
     return True
+
+
+def _is_commit(repo_path: Path, oid: str) -> bool:
+    """From the pack's object header when it is stored whole (no Repo to open), else dulwich."""
+    kind = packed_type(repo_path, oid)
+    if kind is not None:
+        return kind == Commit.type_num
+    with Repo(str(repo_path)) as repo:
+        return isinstance(repo.object_store[_oid(oid)], Commit)
 
 
 def _ref(name: str) -> Ref:

@@ -211,7 +211,9 @@ def _try(
             return False
         budget.spend(_delta_target_size(record.data))
         kind, body = base[0], b"".join(apply_delta(base[1], record.data))
-    oid = hashlib.sha1(b"%s %d\0" % (_TYPE_NAMES[kind], len(body)) + body).digest()
+    hasher = hashlib.sha1(b"%s %d\0" % (_TYPE_NAMES[kind], len(body)))
+    hasher.update(body)
+    oid = hasher.digest()
     done[record.offset] = by_id[oid] = (kind, body)
     ids[record.offset] = oid
     return True

@@ -21,6 +21,7 @@ from grasp.git import (
     set_nostr_ref,
     validate_identifier,
 )
+from grasp.git.objects import packed_type
 from tests.git.conftest import Source
 from tests.support.gitrepo import (
     RepoBuilder,
@@ -318,3 +319,20 @@ def test_s2_1_missing_oids_reads_loose_and_packed_objects_as_git_does(tmp_path: 
     assert missing_oids(borrower, [later[-1], ABSENT]) == {ABSENT}
     with pytest.raises(NotGitRepository):
         missing_oids(tmp_path / "nowhere.git", [ABSENT])
+
+
+def test_packed_type_reads_whole_objects_and_defers_the_rest(tmp_path: Path):
+    """align_refs's HEAD check (S8.2) reads a packed object's type from its pack; loose
+    objects and absent ones are left to dulwich (None)."""
+    repo = RepoBuilder.create(tmp_path / "r.git")
+    commit = repo.commit(branch="main")
+    tree = git("rev-parse", f"{commit}^{{tree}}", git_dir=repo.path).strip()
+    assert packed_type(repo.path, commit) is None, "loose"
+    git("repack", "-a", "-d", "-q", git_dir=repo.path)
+    assert (packed_type(repo.path, commit), packed_type(repo.path, tree)) == (1, 2)
+    assert packed_type(repo.path, ABSENT) is None
+    target = init_bare(tmp_path / "t.git", initial_branch="other")
+    copy_objects(repo.path, target, [commit])
+    git("repack", "-a", "-d", "-q", git_dir=target)
+    assert align_refs(target, {"refs/heads/main": commit}, "refs/heads/main").head_set
+    assert symbolic_head(target) == "refs/heads/main"

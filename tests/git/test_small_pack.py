@@ -251,9 +251,9 @@ def test_pack_above_the_object_bound_still_goes_to_git_index_pack(
 def test_small_pack_that_inflates_beyond_the_bound_goes_to_git_index_pack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """One object of 9 MiB of zeros: a 9 KiB pack, past the inflated bound, so git indexes it."""
+    """One object of 3 MiB of zeros: a 3 KiB pack, past the inflated bound, so git indexes it."""
     source = init_bare(tmp_path / "zeros.git")
-    blob = git("hash-object", "-w", "--stdin", git_dir=source, input=bytes(9 << 20)).strip()
+    blob = git("hash-object", "-w", "--stdin", git_dir=source, input=bytes(3 << 20)).strip()
     data = _blob_pack(source, blob)
     assert len(data) <= pack_ingest.SMALL_PACK_MAX_BYTES
     with pytest.raises(PackTooBig):
