@@ -2,7 +2,8 @@
 """P6: sync throughput of the relay against the git CLI, same repositories, same servers.
 
     .venv/bin/python scripts/bench/throughput.py [--identifiers 300] [--servers 10]
-        [--parallel 10] [--rounds 2] [--commits 5] [--source DIR] [--profile FILE]
+        [--parallel 10] [--rounds 2] [--commits 5] [--source DIR] [--baseline DIR]
+        [--profile FILE]
 
 ``--identifiers`` repositories (copies of one ``--commits``-commit repository) are spread
 round-robin over ``--servers`` real ``git http-backend`` servers on distinct loopback hosts
@@ -24,9 +25,11 @@ round-robin over ``--servers`` real ``git http-backend`` servers on distinct loo
 
 The ratio relay / git CLI is the P6 figure (goal >= 1.5). Both sides share this process's
 servers and the machine's two cores; HTTP requests per fetch are counted at the servers for
-both. ``--source DIR`` runs the relay of another checkout (before/after a change);
-``--profile FILE`` records the relay of the last round with py-spy (raw format) and prints its
-top frames.
+both. ``--source DIR`` runs the relay of another checkout; ``--baseline DIR`` adds the relay of
+another checkout (before a change) as a third leg of every round, the two relays' order
+swapped every other round; each relay's CPU per identifier (its own and its reaped children's,
+from /proc, ready line to last release) is printed too.  ``--profile FILE`` records the relay
+of the last round with py-spy (raw format) and prints its top frames.
 """
 
 from gevent import monkey
@@ -35,6 +38,7 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -50,6 +54,7 @@ from _common import (  # noqa: E402
     Span,
     announcement,
     publish,
+    relay_process_of,
     scrape_metrics,
     scratch_dir,
     span_recorder,
@@ -74,17 +79,16 @@ LIFTED = (
 
 def relay(data_dir: Path, source: Path | None, *args: str) -> RelayProcess:
     base = ("--allow-private-fetch", "--log-level", "WARNING", "--event-rate-limit", "0")
-    if source is None:
-        return RelayProcess(data_dir, *base, *args, start_timeout=120)
-    return RelayProcess(  # ``-m`` puts the working directory first on sys.path: run in source
-        data_dir,
-        *base,
-        *args,
-        env={"PYTHONPATH": str(source)},
-        command=[sys.executable, "-m", "grasp.relay.cli"],
-        cwd=source,
-        start_timeout=120,
-    )
+    return relay_process_of(data_dir, source, *base, *args)
+
+
+def relay_cpu(pid: int) -> float:
+    """CPU seconds of the relay and of its reaped children (git index-pack, ...), Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def make_repositories(
@@ -138,10 +142,12 @@ def publish_backlog(data: Path, source: Path | None, urls: list[str], ids: list[
 
 def relay_round(
     data: Path, source: Path | None, urls: list[str], ids: list[str], tip: str, profile: str
-) -> float:
-    """The monotonic instant the restarted relay had released every state."""
+) -> tuple[float, float]:
+    """The monotonic instant the restarted relay had released every state, and the CPU
+    seconds it (and its children) spent from its ready line to then."""
     authority = publish_backlog(data, source, urls, ids, tip)
     with relay(data, source, "--domain", authority, *LIFTED) as second:
+        cpu_at_start = relay_cpu(second.pid)
         spy = None
         if profile:
             spy = subprocess.Popen(
@@ -161,10 +167,11 @@ def relay_round(
             message=lambda: f"all {len(ids)} states released (got {released():g})",
         )
         done = time.monotonic()
+        cpu = relay_cpu(second.pid) - cpu_at_start
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(60)
-    return done
+    return done, cpu
 
 
 def print_profile(path: str, top: int = 15) -> None:
@@ -197,12 +204,19 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--commits", type=int, default=5, help="commits per repository")
     parser.add_argument("--source", type=Path, help="run the relay of this checkout instead")
+    parser.add_argument(
+        "--baseline", type=Path, help="also run the relay of this checkout, alternated (before)"
+    )
     parser.add_argument("--profile", help="py-spy raw profile of the last relay round here")
     args = parser.parse_args()
     hosts = [f"127.0.0.{2 + i}" for i in range(args.servers)]
     ids = [f"tp-{i:04d}" for i in range(args.identifiers)]
-    git_times: list[float] = []
-    relay_times: list[float] = []
+    legs: dict[str, Path | None] = {"relay": args.source}
+    if args.baseline:
+        legs = {"baseline": args.baseline, **legs}
+    times: dict[str, list[float]] = {name: [] for name in ("git", *legs)}
+    cpu: dict[str, float] = {name: 0.0 for name in legs}
+    requests = dict.fromkeys(times, 0)
     with scratch_dir("throughput-bench-") as work, ExitStack() as stack:
         servers = []
         spans: list[Span] = []
@@ -214,52 +228,76 @@ def main() -> int:
         urls = [
             servers[i % len(servers)].url(f"{identifier}.git") for i, identifier in enumerate(ids)
         ]
-        requests = {"git": 0, "relay": 0}
+
+        def served() -> int:
+            return sum(len(s.requests) for s in servers)
+
         for n in range(args.rounds):
-            before = sum(len(s.requests) for s in servers)
+            before = served()
             (work / f"git-{n}").mkdir()
-            git_times.append(git_cli_round(urls, tip, work / f"git-{n}", args.parallel))
-            middle = sum(len(s.requests) for s in servers)
-            last = n == args.rounds - 1
-            profile = args.profile if last and args.profile else ""
-            first = len(spans)
-            done = relay_round(work / f"relay-{n}", args.source, urls, ids, tip, profile)
-            relay_times.append(done - min(span.start for span in spans[first:]))
-            requests["git"] += middle - before
-            requests["relay"] += sum(len(s.requests) for s in servers) - middle
-    n_ids = args.identifiers
-    git_rate = [n_ids / t for t in git_times]
-    relay_rate = [n_ids / t for t in relay_times]
+            times["git"].append(git_cli_round(urls, tip, work / f"git-{n}", args.parallel))
+            requests["git"] += served() - before
+            order = list(legs) if n % 2 == 0 else list(reversed(legs))  # drift cancels out
+            for name in order:
+                last = n == args.rounds - 1 and name == "relay"
+                profile = args.profile if last and args.profile else ""
+                first, before = len(spans), served()
+                data = work / f"{name}-{n}"
+                done, used = relay_round(data, legs[name], urls, ids, tip, profile)
+                times[name].append(done - min(span.start for span in spans[first:]))
+                cpu[name] += used
+                requests[name] += served() - before
+    report(args, times, cpu, requests)
+    if args.profile:
+        print_profile(args.profile)
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    times: dict[str, list[float]],
+    cpu: dict[str, float],
+    requests: dict[str, int],
+) -> None:
+    n_ids, fetches = args.identifiers, args.identifiers * args.rounds
+    rates = {name: [n_ids / t for t in values] for name, values in times.items()}
     which = str(args.source) if args.source else "this checkout"
+    if args.baseline:
+        which += f", baseline {args.baseline}"
     print(
         f"P6 throughput bench ({which}): {n_ids} identifiers over {args.servers} servers, "
         f"{args.commits}-commit repositories, git CLI {args.parallel} in parallel, "
         f"{args.rounds} rounds alternated"
     )
-    print(f"{'round':8} {'git CLI ids/s':>14} {'relay ids/s':>12} {'relay/git':>10}")
-    for n, (g, r) in enumerate(zip(git_rate, relay_rate, strict=True)):
-        print(f"{n + 1:<8} {g:14.1f} {r:12.1f} {r / g:10.2f}")
-    total_git, total_relay = (
-        n_ids * args.rounds / sum(git_times),
-        n_ids * args.rounds / sum(relay_times),
+    relays = [name for name in times if name != "git"]
+    print(
+        f"{'round':8} {'git CLI ids/s':>14}"
+        + "".join(f" {n + ' ids/s':>15} {'/git':>6}" for n in relays)
     )
-    ratio = total_relay / total_git
-    print(f"{'all':8} {total_git:14.1f} {total_relay:12.1f} {ratio:10.2f}")
-    per = {k: v / (n_ids * args.rounds) for k, v in requests.items()}
-    print(f"HTTP requests per fetch: git CLI {per['git']:.2f}, relay {per['relay']:.2f}")
+    for n in range(args.rounds):
+        g = rates["git"][n]
+        cells = "".join(f" {rates[r][n]:15.1f} {rates[r][n] / g:6.2f}" for r in relays)
+        print(f"{n + 1:<8} {g:14.1f}{cells}")
+    total = {name: fetches / sum(values) for name, values in times.items()}
+    cells = "".join(f" {total[r]:15.1f} {total[r] / total['git']:6.2f}" for r in relays)
+    print(f"{'all':8} {total['git']:14.1f}{cells}")
+    for r in relays:
+        print(f"{r}: CPU {1000 * cpu[r] / fetches:.2f} ms per identifier (relay + its children)")
+    per = {k: v / fetches for k, v in requests.items()}
+    print("HTTP requests per fetch: " + ", ".join(f"{k} {v:.2f}" for k, v in per.items()))
+    if args.baseline:
+        print(f"relay / baseline throughput: {total['relay'] / total['baseline']:.2f}x")
+    ratio = total["relay"] / total["git"]
     status = "met" if ratio >= GOAL else "NOT MET"
     print(f"P6 relay/git CLI throughput: {ratio:.2f}x (goal >= {GOAL}x): {status}")
     goal_line(
         "P6",
         "relay ids/s / git CLI ids/s",
-        f"{ratio:.2f}x ({total_relay:.1f} vs {total_git:.1f}/s)",
+        f"{ratio:.2f}x ({total['relay']:.1f} vs {total['git']:.1f}/s)",
         f">= {GOAL}x",
         ratio / GOAL,
         ratio >= GOAL,
     )
-    if args.profile:
-        print_profile(args.profile)
-    return 0
 
 
 if __name__ == "__main__":

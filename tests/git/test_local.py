@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from dulwich.errors import NotGitRepository
 
 from grasp.git import (
     AbsentObjectError,
@@ -20,6 +21,7 @@ from grasp.git import (
     set_nostr_ref,
     validate_identifier,
 )
+from grasp.git.objects import packed_type
 from tests.git.conftest import Source
 from tests.support.gitrepo import (
     RepoBuilder,
@@ -292,3 +294,45 @@ def test_unusual_but_valid_identifiers_are_accepted(tmp_path: Path, identifier: 
 def test_invalid_npubs_are_refused(tmp_path: Path, npub: str):
     with pytest.raises(ValueError):
         ensure_bare_repo(tmp_path, npub, "repo")
+
+
+def test_s2_1_missing_oids_reads_loose_and_packed_objects_as_git_does(tmp_path: Path):
+    """The direct reader (issue 16, P6) against the git CLI: loose objects, a pack, a pack
+    added later (a cached index must not hide it), a repack that replaces the packs, and a
+    repository with alternates (left to dulwich)."""
+    repo = RepoBuilder.create(tmp_path / "r.git")
+    first = repo.chain(3, branch="main")
+    assert missing_oids(repo.path, [*first, ABSENT]) == {ABSENT}  # loose
+    git("repack", "-a", "-d", "-q", git_dir=repo.path)
+    assert not any((repo.path / "objects").glob("??/*")), "all packed now"
+    assert missing_oids(repo.path, [*first, ABSENT]) == {ABSENT}  # packed, index now cached
+    later = repo.chain(2, parent=first[-1], branch="main")
+    assert missing_oids(repo.path, later) == set()  # loose beside a cached pack
+    git("repack", "-d", "-q", git_dir=repo.path)  # a second pack
+    assert missing_oids(repo.path, [*first, *later]) == set()
+    git("repack", "-a", "-d", "-q", git_dir=repo.path)  # one new pack replaces both
+    assert len(list((repo.path / "objects" / "pack").glob("*.idx"))) == 1
+    assert missing_oids(repo.path, [*first, *later, ABSENT]) == {ABSENT}
+    borrower = init_bare(tmp_path / "borrower.git")
+    (borrower / "objects" / "info").mkdir(exist_ok=True)
+    (borrower / "objects" / "info" / "alternates").write_text(f"{repo.path / 'objects'}\n")
+    assert missing_oids(borrower, [later[-1], ABSENT]) == {ABSENT}
+    with pytest.raises(NotGitRepository):
+        missing_oids(tmp_path / "nowhere.git", [ABSENT])
+
+
+def test_packed_type_reads_whole_objects_and_defers_the_rest(tmp_path: Path):
+    """align_refs's HEAD check (S8.2) reads a packed object's type from its pack; loose
+    objects and absent ones are left to dulwich (None)."""
+    repo = RepoBuilder.create(tmp_path / "r.git")
+    commit = repo.commit(branch="main")
+    tree = git("rev-parse", f"{commit}^{{tree}}", git_dir=repo.path).strip()
+    assert packed_type(repo.path, commit) is None, "loose"
+    git("repack", "-a", "-d", "-q", git_dir=repo.path)
+    assert (packed_type(repo.path, commit), packed_type(repo.path, tree)) == (1, 2)
+    assert packed_type(repo.path, ABSENT) is None
+    target = init_bare(tmp_path / "t.git", initial_branch="other")
+    copy_objects(repo.path, target, [commit])
+    git("repack", "-a", "-d", "-q", git_dir=target)
+    assert align_refs(target, {"refs/heads/main": commit}, "refs/heads/main").head_set
+    assert symbolic_head(target) == "refs/heads/main"

@@ -190,7 +190,10 @@ def test_kill_9_while_indexing_leaves_no_staging_directory(cluster, tmp_path):
     gate = tmp_path / "index-pack.gate"
     shim = index_pack_gate(tmp_path / "shim", gate)
     g = cluster.git_server("G", host="127.0.0.2")
-    main = RepoBuilder.create(g.root / f"{ID}.git").chain(3, branch="main")[-1]
+    # 120 files: a pack of more than SMALL_PACK_MAX_OBJECTS, so ``git index-pack`` (not the
+    # in-process indexer of small packs, grasp.git.small_pack) indexes it
+    files = {f"f{n}.txt": f"{n}\n" for n in range(120)}
+    main = RepoBuilder.create(g.root / f"{ID}.git").commit(files=files, branch="main")
     b = cluster.relay(
         "B",
         fixed_domain=True,
