@@ -92,9 +92,10 @@ class EmptyRepoPool:
         self._refill()
 
     def create(self, path: Path) -> Path:
-        """Make the bare repository ``path`` unless it exists; return ``path``."""
-        if os.path.exists(path):
-            return path
+        """Make the bare repository ``path`` unless it exists; return ``path``.
+
+        No ``exists`` check first: the rename fails on an existing repository (and the entry
+        goes back), so a new repository costs one lookup of its name, not two (P7)."""
         try:
             while True:
                 try:
@@ -131,11 +132,11 @@ class EmptyRepoPool:
                     return False  # removed under us (another node's start-up cleanup, S19.2)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 continue
-            except OSError:
+            except OSError:  # ENOTEMPTY, EEXIST, ENOTDIR: something is at ``path`` already
                 if not os.path.exists(path):
                     shutil.rmtree(entry, ignore_errors=True)
                     raise
-                self._ready.appendleft(entry)  # made meanwhile by another node: keep ours
+                self._ready.appendleft(entry)  # the repository exists: keep the entry
                 return True
             logger.info("created repository %s", path)
             return True
