@@ -28,10 +28,9 @@ from grasp.admission.contributor_prs import ContributorPrs, check_submission, is
 from grasp.admission.curation import Curation
 from grasp.admission.faults import FaultLimiter, fault_key
 from grasp.admission.intake import EventSource
-from grasp.git import ensure_bare_repo, missing_oids
+from grasp.git import create_bare_repo, missing_oids
 from grasp.nostr import kinds
 from grasp.nostr.address import Address, DeletionRequest
-from grasp.nostr.bech32 import npub_encode
 from grasp.nostr.event import Event
 from grasp.nostr.filters import Filter
 from grasp.nostr.nip34 import Announcement, Nip34Error, PullRequest, RepositoryState
@@ -82,10 +81,13 @@ class GraspWritePolicy:
         public_scheme: str = "http",
         fetch_candidates: Callable[[str], Sequence[str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        create_repo: Callable[[Path], Path] = create_bare_repo,
     ) -> None:
         """``public_scheme`` is how clients reach us (refusal advice, S10.4);
         ``fetch_candidates`` lists the URLs purgatory sync would try for an identifier (the
-        held PR's answer says how many, S1.2); without it the answer says a push is awaited."""
+        held PR's answer says how many, S1.2); without it the answer says a push is awaited.
+        ``create_repo`` makes an announced repository's empty bare repository (the relay
+        passes :meth:`grasp.git.repo_pool.EmptyRepoPool.create`: one rename, P7)."""
         self.domain = domain
         self.public_scheme = public_scheme
         self.fetch_candidates = fetch_candidates
@@ -100,6 +102,7 @@ class GraspWritePolicy:
         #: GRASP-06 (S16.1); None when ``--no-grasp06``: ``/prs/`` URLs then mean nothing here.
         self.prs = prs
         self.clock = clock
+        self.create_repo = create_repo
         self.faults = FaultLimiter()
 
     def __call__(self, event: Event, source: EventSource) -> Result:
@@ -165,13 +168,10 @@ class GraspWritePolicy:
         if not ours or self._stored_announcement(announcement):
             result = self._save(event)  # a maintainer's, or a replacement of an accepted one
             if ours:
-                ensure_bare_repo(
-                    self.index.data_dir, npub_encode(announcement.owner), announcement.identifier
-                )
+                self.create_repo(self.index.repo_path(announcement.owner, announcement.identifier))
         else:
-            ensure_bare_repo(
-                self.index.data_dir, npub_encode(announcement.owner), announcement.identifier
-            )
+            # GRASP-01 :34: the empty repository exists before the OK (protocol.md §4.4)
+            self.create_repo(self.index.repo_path(announcement.owner, announcement.identifier))
             outcome = self.purgatory.add_announcement(announcement, _source(synced))
             result = {AddOutcome.DUPLICATE: DUPLICATE_RESULT, AddOutcome.STALE: NEWER_EXISTS}.get(
                 outcome, HELD_RESULT

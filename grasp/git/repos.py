@@ -6,13 +6,15 @@ component: an identifier such as ``..`` or ``a/b`` would otherwise address anoth
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
+import secrets
 import shutil
 from pathlib import Path
 
-from grasp.git.workdirs import is_abandoned, make_workdir
+from grasp.git.workdirs import is_abandoned, owner_tag
 
 logger = logging.getLogger(__name__)
 
@@ -62,21 +64,55 @@ def ensure_bare_repo(data_dir: Path, npub: str, identifier: str) -> Path:
 
 def create_bare_repo(path: Path) -> Path:
     """Create the bare repository ``path`` atomically unless it exists; return ``path``."""
-    if path.exists():
+    if os.path.exists(path):
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_workdir(INIT_PREFIX, path.parent)  # owner in the name (grasp/git/workdirs.py)
+    parent = os.path.dirname(path)
+    tmp = new_init_dir(parent)  # owner in the name (grasp/git/workdirs.py)
     try:
-        _lay_out_empty_repo(tmp, path.parent.parent / _TEMPLATE_NAME)
+        lay_out_empty_repo(tmp, os.path.join(os.path.dirname(parent), TEMPLATE_NAME))
         os.rename(tmp, path)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not path.exists():
+        if not os.path.exists(path):
             raise
         # someone else created it first; theirs is as good as ours
     else:
         logger.info("created repository %s", path)
     return path
+
+
+def new_init_dir(parent: str | Path) -> str:
+    """Make and return a new private directory ``<parent>/.init-<pid>@<host>-<n>``, creating
+    ``parent`` when it is missing (a new owner's first repository).
+
+    The owner tag is what :func:`remove_interrupted_work` judges; the suffix is a per-process
+    token and a counter instead of ``tempfile.mkdtemp``'s random name and its absolute-path
+    work, and ``parent`` is only made when the first ``mkdir`` says it is missing (P7: the
+    repository's own three inodes are the cost worth paying, not the bookkeeping around them).
+    """
+    for _ in range(100):  # a name is only taken by a leftover of a pid now reused: move on
+        tmp = os.path.join(parent, f"{INIT_PREFIX}{_name_stem()}{next(_counter)}")
+        try:
+            os.mkdir(tmp)
+            return tmp
+        except FileNotFoundError:
+            os.makedirs(parent, exist_ok=True)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free {INIT_PREFIX} name in {parent}")
+
+
+_counter = itertools.count()
+_stem: tuple[int, str] = (0, "")
+
+
+def _name_stem() -> str:
+    """``<pid>@<host>-<token>`` of this process (recomputed after a fork)."""
+    global _stem
+    pid = os.getpid()
+    if _stem[0] != pid:
+        _stem = (pid, f"{owner_tag()}-{secrets.token_hex(4)}.")
+    return _stem[1]
 
 
 # What an empty bare repository needs and nothing more (P7, issue 16): git recognises a git
@@ -90,10 +126,10 @@ _EMPTY_REPO_FILES = {
     "HEAD": b"ref: refs/heads/master\n",  # what dulwich's init_bare wrote: same HEAD as before
     "config": b"[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
 }
-_TEMPLATE_NAME = ".empty-repo-template"
+TEMPLATE_NAME = ".empty-repo-template"
 
 
-def _lay_out_empty_repo(root: str | Path, template: Path) -> None:
+def lay_out_empty_repo(root: str | Path, template: str | Path) -> None:
     """Lay out an empty bare repository in the new private directory ``root``.
 
     HEAD and config are hard links to the files of a prepared ``template`` next to the
@@ -116,12 +152,12 @@ def _lay_out_empty_repo(root: str | Path, template: Path) -> None:
             _write_files(root)
 
 
-def _link_files(template: Path, root: str | Path) -> bool:
+def _link_files(template: str | Path, root: str | Path) -> bool:
     """Hard-link the template's files into ``root``; False (nothing left half) if it fails."""
     linked = []
     try:
         for name in _EMPTY_REPO_FILES:
-            os.link(template / name, os.path.join(root, name))
+            os.link(os.path.join(template, name), os.path.join(root, name))
             linked.append(name)
     except OSError:
         for name in linked:
@@ -136,11 +172,11 @@ def _write_files(root: str | Path) -> None:
             f.write(content)
 
 
-def _renew_template(template: Path) -> None:
+def _renew_template(template: str | Path) -> None:
     """Replace ``template`` by a fresh one (new inodes, link counts from 1); never raises."""
     fresh = None
     try:
-        fresh = make_workdir(INIT_PREFIX, template.parent)
+        fresh = new_init_dir(os.path.dirname(template))
         _write_files(fresh)
         shutil.rmtree(template, ignore_errors=True)
         os.rename(fresh, template)

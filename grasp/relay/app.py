@@ -21,6 +21,7 @@ from actors import system as actor_system
 from actors.clock import Clock
 from actors.observer import SyncObserver
 from grasp.git import PushesInFlight, remove_interrupted_work
+from grasp.git.repo_pool import EmptyRepoPool
 from grasp.purgatory import STATE_FILENAME, PurgatoryStore
 from grasp.relay import assembly
 from grasp.relay.assembly import Coordination, fetch_settings, sync_config
@@ -71,6 +72,8 @@ class GraspRelay:
     peers: PeerNetwork | None = None
     #: S19.2: identifier leases and the throttle ledger (in PostgreSQL on a cluster).
     coordination: Coordination = field(default_factory=LocalCoordination)
+    #: P7: held announcements' empty repositories, made ahead of need (grasp/git/repo_pool.py).
+    repo_pool: EmptyRepoPool | None = None
 
     @property
     def config(self) -> Config:
@@ -94,6 +97,8 @@ class GraspRelay:
         if self.fanout is not None:
             self.fanout.start()
         self.coordination.start()
+        if self.repo_pool is not None:
+            self.repo_pool.start()
         self.relay.start()
         logger.info(
             "started: %d events stored in %s, purgatory %s, actors %s, %d sync sources",
@@ -116,6 +121,8 @@ class GraspRelay:
         if self.peers is not None:
             self.peers.stop(timeout)
         self.relay.stop_serving(timeout)
+        if self.repo_pool is not None:
+            self.repo_pool.close()  # no announcement takes one any more
         self.sweeper.stop()
         self.system.stop()
         self.coordination.close()  # after the actors: no sync holds a lease any more
@@ -166,7 +173,8 @@ def open_grasp_relay(
         ctx, system = assembly.start_actors(base, workflow, clock, observer or metrics, cleanup)
         late.system = system
         late.prs = prs = assembly.contributor_prs(base, system)
-        late.peers = peers = assembly.admission(base, system, ctx, prs)
+        repo_pool = EmptyRepoPool(data_dir / "repos")
+        late.peers = peers = assembly.admission(base, system, ctx, prs, repo_pool.create)
         late.sync_sources = sync_sources = SyncSources(
             bound.sync_sources, SyncSourceSettings.from_config(bound), peers
         )
@@ -198,6 +206,7 @@ def open_grasp_relay(
             base.fanout,
             peers,
             base.coordination,
+            repo_pool,
         )
     except BaseException:
         for close in reversed(cleanup):

@@ -26,7 +26,7 @@ from actors.trace.recorder import JsonlTracer
 from grasp.admission.write_policy import GraspWritePolicy
 from grasp.cleanup import PlaceholderCleanup
 from grasp.context import RealSyncContext
-from grasp.git import FetchLimits, FetchPolicy, PushesInFlight
+from grasp.git import FetchLimits, FetchPolicy, PushesInFlight, create_bare_repo
 from grasp.nostr.event import Event
 from grasp.nostr.nip34 import PullRequest
 from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore, SweepResult
@@ -266,8 +266,10 @@ def admission(
     system: actor_system.SyncSystem,
     ctx: RealSyncContext,
     prs: ContributorRepositories | None,
+    create_repo: Callable[[Path], Path] = create_bare_repo,
 ) -> PeerNetwork:
-    """The write policy every event passes (S10.4), wrapped by the peer network (S17.1, S17.2)."""
+    """The write policy every event passes (S10.4), wrapped by the peer network (S17.1, S17.2);
+    ``create_repo`` makes a held announcement's empty repository (P7: from a pool)."""
     config = base.config
     grasp_policy = GraspWritePolicy(
         domain=config.public_domain,
@@ -281,6 +283,7 @@ def admission(
         prs=prs,
         public_scheme=config.public_scheme,
         fetch_candidates=ctx.fetch_candidates,
+        create_repo=create_repo,
     )
     return _peer_network(config, grasp_policy, base.store, fetch_settings(config)[0])
 
