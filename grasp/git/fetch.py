@@ -62,7 +62,7 @@ from grasp.git.http_client import (
     make_pool_manager,
     refused_oids,
 )
-from grasp.git.objects import missing_oids, normalise_oids
+from grasp.git.objects import missing_oids, normalise_oids, presence
 from grasp.git.pack_ingest import PackSpool, ingest_pack
 from grasp.git.url_policy import FetchPolicy, Resolver, check_url
 
@@ -327,9 +327,10 @@ class _NewTips:
 
     def ref_filter(self, repo: Repo) -> RefFilter:
         store, kept = repo.object_store, set[ObjectID]()
+        has = presence(Path(repo.path)) or store.__contains__
 
         def keep(ref: Ref, sha: ObjectID | None) -> bool:
-            if sha is None or len(sha) != 40 or sha in kept or sha in store:
+            if sha is None or len(sha) != 40 or sha in kept or has(sha):
                 return False
             kept.add(sha)
             return True

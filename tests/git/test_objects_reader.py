@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from grasp.git import missing_oids
-from grasp.git.objects import _missing_by_dulwich
+from grasp.git.objects import _missing_by_dulwich, presence
 from tests.support.gitrepo import RepoBuilder, git, has_object
 
 ABSENT = ["0" * 40, "f" * 40, "8" * 40]
@@ -77,3 +77,21 @@ def test_s2_1_a_pack_without_its_index_is_not_counted(tmp_path: Path):
     assert missing_oids(repo.path, tips) == set(tips)
     moved.rename(idx)
     assert missing_oids(repo.path, tips) == set()
+
+
+def test_s14_1_presence_answers_as_git_does_for_packed_loose_and_absent_ids(tmp_path: Path):
+    """The per-ref test a streaming ref advertisement uses (``_NewTips``): packed and loose
+    objects are held, absent and malformed ids are not; with alternates dulwich answers."""
+    repo = RepoBuilder.create(tmp_path / "r.git")
+    packed = repo.chain(2, branch="main")
+    git("repack", "-a", "-d", git_dir=repo.path)
+    loose = repo.chain(2, branch="main")
+    has = presence(repo.path)
+    assert has is not None
+    for oid in _all_objects(repo.path) + ABSENT:
+        assert has(oid.encode()) == has_object(repo.path, oid), oid
+    assert all(has(oid.encode()) for oid in packed + loose)
+    assert not has(b"not-a-hex-object-id-at-all-but-40-bytes!")
+    (repo.path / "objects" / "info").mkdir(exist_ok=True)
+    (repo.path / "objects" / "info" / "alternates").write_text(str(tmp_path) + "\n")
+    assert presence(repo.path) is None
