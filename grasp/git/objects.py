@@ -71,14 +71,15 @@ def missing_oids(repo_path: Path, oids: Iterable[str]) -> set[str]:
     indexes = _pack_indexes(objects)
     if indexes is None:
         return _missing_by_dulwich(repo_path, wanted)
-    absent = set()
-    for oid in wanted:
-        raw = bytes.fromhex(oid)
-        if any(raw in index for index in indexes):
-            continue
-        if not os.path.exists(os.path.join(objects, oid[:2], oid[2:])):
-            absent.add(oid)
-    return absent
+    return {oid for oid in wanted if not _holds(objects, indexes, oid)}
+
+
+def _holds(objects: str, indexes: list[_PackIndex], oid: str) -> bool:
+    """``oid`` (40 hex digits) is in one of ``indexes`` or is a loose file of ``objects``."""
+    raw = bytes.fromhex(oid)
+    if any(raw in index for index in indexes):
+        return True
+    return os.path.exists(os.path.join(objects, oid[:2], oid[2:]))
 
 
 def presence(repo_path: Path) -> Callable[[bytes], bool] | None:
@@ -97,13 +98,9 @@ def presence(repo_path: Path) -> Callable[[bytes], bool] | None:
 
     def has(sha: bytes) -> bool:
         try:
-            raw = bytes.fromhex(sha.decode("ascii"))
+            return _holds(objects, indexes, sha.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
-            return False
-        if any(raw in index for index in indexes):
-            return True
-        hexed = sha.decode("ascii")
-        return os.path.exists(os.path.join(objects, hexed[:2], hexed[2:]))
+            return False  # not an object id: nobody holds it
 
     return has
 
