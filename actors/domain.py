@@ -78,21 +78,23 @@ class DomainThrottle(BaseActor):
     @handles(TransferEnded)
     def on_transfer_ended(self, msg: TransferEnded, now: float) -> None:
         """The request's last byte arrived: its slot is free before indexing and release."""
-        before = self.state.in_flight
-        self.state.complete_request(now)
-        self._ledger_free(before, contacted=True)
-        self._pump(now)
+        self._free_request(now, contacted=True)
 
     @handles(RequestDone)
     def on_request_done(self, msg: RequestDone, now: float) -> None:
         if msg.freed:  # the slot came back with TransferEnded: this only reports (S18.2)
             return
+        # POLICY: refused before any network use, the remote saw nothing
+        self._free_request(now, contacted=msg.reason != POLICY)
+
+    def _free_request(self, now: float, contacted: bool) -> None:
+        """Give a main-path request's slot back: into the window if the remote was contacted."""
         before = self.state.in_flight
-        if msg.reason == POLICY:  # refused before any network use: the remote saw nothing
-            self.state.cancel_request()
-        else:
+        if contacted:
             self.state.complete_request(now)
-        self._ledger_free(before, contacted=msg.reason != POLICY)
+        else:
+            self.state.cancel_request()
+        self._ledger_free(before, contacted)
         self._pump(now)
 
     @handles(SlotFreed)
