@@ -90,7 +90,15 @@ def test_s17_3_reconciles_with_a_nip77_peer_and_asks_only_for_the_difference(tmp
             )
             assert peer.verbs["NEG-OPEN"] >= 1
             assert peer.requested_ids == 10  # only the difference was asked for, by id
-            status = peers_of(b)[normalise_peer_url(peer.url)]
+            # The peer turns live once the reconciliation has ended, after its last event was
+            # stored: on PostgreSQL the REQ above can see all 60 before that instant.
+            url = normalise_peer_url(peer.url)
+            wait_for(
+                lambda: peers_of(b)[url]["state"] != "connected",
+                timeout=10,
+                message=lambda: f"the peer leaves 'connected'; log:\n{b.log[-4000:]}",
+            )
+            status = peers_of(b)[url]
             assert status["nip77"] is True and status["state"] == "live (NIP-77)"
             print(f"\nNIP-77: 60 events at the peer, 50 here, {peer.requested_ids} asked for")
             to_b.close()
