@@ -29,7 +29,7 @@ from grasp.nostr.event import Event
 from messages.port import LEASE_TTL, RENEW_INTERVAL
 from tests.cluster.nodes import DOMAIN, HELD
 from tests.support.gitrepo import RepoBuilder
-from tests.support.gitserver import GitServer
+from tests.support.gitserver import GitServer, most_open
 from tests.support.nip34 import Key
 from tests.support.relay import RelayClient
 from tests.support.wait import wait_for
@@ -85,15 +85,6 @@ class Sessions:
             if session:
                 out.append((repo, session[0][2], max(s[3] for s in session)))
         return sorted(out, key=lambda f: f[1])
-
-
-def _max_open(fetches: list[tuple[str, float, float]]) -> int:
-    edges = sorted([(f[1], 1) for f in fetches] + [(f[2], -1) for f in fetches])
-    most = now = 0
-    for _, step in edges:
-        now += step
-        most = max(most, now)
-    return most
 
 
 def _repository(server: GitServer, identifier: str) -> str:
@@ -153,7 +144,7 @@ def test_s19_2_s6_three_nodes_keep_the_limits_summed_and_fetch_each_identifier_o
     for host, server in zip(("127.0.0.2", "127.0.0.3"), servers, strict=True):
         mine = [f for f in log.fetches() if int(f[0][2:4]) % 2 == servers.index(server)]
         assert len(mine) == 12, host
-        assert _max_open(mine) <= CONCURRENT, host
+        assert most_open((start, end) for _, start, end in mine) <= CONCURRENT, host
         assert max_in_window([f[1] for f in mine], WINDOW) <= PER_WINDOW, host
         # the limit bound the run: 12 fetches at 4 per window took more than two windows
         assert mine[-1][1] - mine[0][1] >= 2 * WINDOW * 0.9, host

@@ -70,6 +70,18 @@ class RequestRecord:
     finished: bool = False  # the response iterable is exhausted or closed
 
 
+def most_open(spans: Iterable[tuple[float, float]]) -> int:
+    """The most of the ``(start, end)`` spans open at one instant: a remote's view of the
+    requests it served concurrently (S6.1). At equal instants an end sorts before a start, so a
+    request that begins as another ends does not count as overlapping it."""
+    edges = sorted(edge for start, end in spans for edge in ((start, 1), (end, -1)))
+    now = peak = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
 class _Recorder:
     """WSGI middleware appending a RequestRecord per request and counting response bytes."""
 
