@@ -87,7 +87,10 @@ class FetchActor(BaseActor):
         throttle = ThrottleClient(self.effects, msg.identifier)
         attempts: list[FetchAttempted] = []
         work = functools.partial(
-            sync_identifier, skip_urls=msg.skip_urls, on_attempt=self._reporter(attempts)
+            sync_identifier,
+            skip_urls=msg.skip_urls,
+            on_attempt=self._reporter(attempts),
+            release_first=view.release_soon,
         )
         try:
             complete = self._run(work, view, msg.identifier, throttle)

@@ -192,6 +192,11 @@ class FetcherView(TracedPort):
         result: ProcessResult = self._effects.ask(RELEASER, ProcessSatisfiable(identifier))
         return result
 
+    def release_soon(self, identifier: str) -> None:
+        """Have the Releaser release what is satisfiable now, without waiting for it: a tell,
+        queued before any later ask of this actor's, so the Releaser's order is kept."""
+        self._effects.tell(RELEASER, ProcessSatisfiable(identifier))
+
 
 def _same(value: Any) -> Any:
     return value

@@ -3,8 +3,11 @@
 The throttle object offers ``is_throttled(domain)``, ``start_request(domain) -> bool`` (an atomic
 check-and-start, S6.4), ``transfer_ended(domain, url)``, ``complete_request(domain, url, reason,
 freed)`` and ``enqueue_identifier(domain, identifier, tried_urls)``: the plain ``ThrottleManager``
-in unit tests, a client of the DomainThrottle actors inside the system. These functions block
-while ``ctx.fetch_oids`` runs, so only FetchActors call them.
+in unit tests, a client of the DomainThrottle actors inside the system. That client's
+``is_throttled`` only remembers which domains refused its ``start_request`` (the check is the
+atomic start itself, one ask per URL); a refused URL is left to its domain's queue, as is every
+domain that refused. These functions block while ``ctx.fetch_oids`` runs, so only FetchActors
+call them.
 
 A request's slot is given back exactly once (:class:`_Slot`): when the port reports that the
 transfer ended (the pack's last byte arrived, before it is indexed), else when ``fetch_oids``
@@ -241,6 +244,7 @@ def sync_identifier(
     *,
     skip_urls: Iterable[str] = (),
     on_attempt: AttemptSink | None = None,
+    release_first: Callable[[str], object] | None = None,
 ) -> bool:
     """One sync attempt for an identifier; True when nothing is left to fetch (S5.3).
 
@@ -251,8 +255,13 @@ def sync_identifier(
     is on every domain whose slot it lost to a concurrent fetch, throttled or not by then.
     ``skip_urls`` count as tried from the start (refused by policy earlier: S18.2), also for
     the domains' queues.
+
+    ``release_first`` does that first release instead of ``ctx.process_satisfiable_events``:
+    a FetchActor hands it to the Releaser without waiting for the answer (nothing here reads
+    it; the releases after each fetch are still awaited, S5.4). Waiting was one ask of the four
+    per identifier (P4) and delayed every sync's first request (P1's wait).
     """
-    ctx.process_satisfiable_events(identifier)
+    (release_first or ctx.process_satisfiable_events)(identifier)
     tried: set[str] = set(skip_urls)
     deferred: set[str] = set()
     while url := sync_identifier_next_url(ctx, identifier, None, tried | deferred, throttle):

@@ -25,7 +25,6 @@ def test_every_inbox_module_is_registered():
         "WakeUp",
         "SyncFinished",  # Scheduler
         "TryStart",
-        "IsThrottled",
         "RequestDone",
         "EnqueueIdentifier",
         "QueuedFetchDone",
