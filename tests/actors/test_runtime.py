@@ -145,3 +145,71 @@ def test_an_unregistered_actor_is_listed_for_leftover_checks_while_it_runs():
     assert ref in unregistered_alive() and ref not in pykka.ActorRegistry.get_all()
     assert ref.stop(timeout=5) is True
     assert ref not in unregistered_alive()
+
+
+class Current(GeventActor):
+    """Answers with the greenlet its loop runs on; "sleep" blocks its handler for a while."""
+
+    def on_receive(self, message):
+        if message == "sleep":
+            gevent.sleep(30)
+        return gevent.getcurrent()
+
+
+def test_an_actor_killed_while_waiting_for_a_message_is_dead_not_a_loopless_zombie():
+    """GreenletExit thrown into an idle actor's carrier (gevent.kill, killall) reaches it
+    outside pykka's handling; the actor must stop (asks fail as at a dead actor) instead of
+    staying alive with no loop, where every later ask would wait forever."""
+    ref = Current.start()
+    carrier = ref.ask("where", timeout=5)
+    gevent.sleep(0)  # back in its inbox
+    carrier.kill(block=True, timeout=5)
+    assert carrier.dead
+    assert not ref.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("x", timeout=5)
+    assert Echo.start().ask("next", timeout=5) == "next"  # carriers still serve new actors
+    pykka.ActorRegistry.stop_all()
+
+
+def test_a_carrier_killed_inside_a_handler_ends_instead_of_serving_the_next_actor():
+    """pykka answers a BaseException in a handler by stopping every actor; the carrier it was
+    thrown into must end then (its killer waits for that), not park as an idle carrier."""
+    ref = Current.start()
+    carrier = ref.ask("where", timeout=5)
+    busy = ref.ask("sleep", block=False)
+    gevent.sleep(0.01)
+    carrier.kill(block=True, timeout=5)
+    assert carrier.dead  # kill returned because the greenlet ended, not by its timeout
+    assert not ref.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        busy.get(timeout=5)
+    assert Echo.start().ask("next", timeout=5) == "next"
+    pykka.ActorRegistry.stop_all()
+
+
+class FailingStart(Echo):
+    def on_start(self):
+        raise RuntimeError("injected: on_start")
+
+
+def test_an_actor_whose_on_start_raises_fails_asks_and_frees_its_carrier():
+    ref = FailingStart.start()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("x", timeout=5)  # queued before on_start ran: failed at teardown
+    assert not ref.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("x", timeout=5)
+    assert Echo.start().ask("next", timeout=5) == "next"
+    pykka.ActorRegistry.stop_all()
+
+
+def test_asks_queued_behind_a_stop_fail_as_at_a_dead_actor():
+    ref = Echo.start()
+    first = ref.ask("sleep", block=False)
+    stopped = ref.stop(block=False)
+    late = ref.ask("late", block=False)  # still alive when queued, handled never
+    assert first.get(timeout=5) == "sleep"
+    assert stopped.get(timeout=5) is True
+    with pytest.raises(pykka.ActorDeadError):
+        late.get(timeout=5)
