@@ -99,6 +99,9 @@ class TracedPort:
     def _transfer_end(self, on_transfer_end: TransferEnd) -> TransferEnd:
         """``on_transfer_end`` with its moment recorded first (replay calls it there too)."""
 
+        if not self._traced:
+            return on_transfer_end
+
         def ended() -> None:
             self._record(TRANSFER_ENDED)
             on_transfer_end()
