@@ -17,6 +17,7 @@ import pytest
 from actors.effects import WorkCancelled
 from actors.runtime import GeventActor, GeventFuture, unregistered_alive
 from actors.work import RunningWork
+from tests.support.wait import wait_for
 
 
 class Echo(GeventActor):
@@ -163,8 +164,8 @@ def test_an_actor_killed_while_waiting_for_a_message_is_dead_not_a_loopless_zomb
     ref = Current.start()
     carrier = ref.ask("where", timeout=5)
     gevent.sleep(0)  # back in its inbox
-    carrier.kill(block=True, timeout=5)
-    assert carrier.dead
+    gevent.kill(carrier)
+    wait_for(lambda: carrier.dead, message="the killed carrier to end")
     assert not ref.is_alive()
     with pytest.raises(pykka.ActorDeadError):
         ref.ask("x", timeout=5)
@@ -179,8 +180,8 @@ def test_a_carrier_killed_inside_a_handler_ends_instead_of_serving_the_next_acto
     carrier = ref.ask("where", timeout=5)
     busy = ref.ask("sleep", block=False)
     gevent.sleep(0.01)
-    carrier.kill(block=True, timeout=5)
-    assert carrier.dead  # kill returned because the greenlet ended, not by its timeout
+    gevent.kill(carrier)
+    wait_for(lambda: carrier.dead, message="the killed carrier to end")  # not parked idle
     assert not ref.is_alive()
     with pytest.raises(pykka.ActorDeadError):
         busy.get(timeout=5)
