@@ -18,7 +18,6 @@ reached from gevent's thread pool (the pool only runs dulwich work and returns t
 from __future__ import annotations
 
 import collections
-import functools
 import itertools
 import queue
 import sys
@@ -188,35 +187,39 @@ class _Carriers:
 
     def __init__(self) -> None:
         self.idle = 0
-        self.jobs: gevent.queue.SimpleQueue[Callable[[], None]] = gevent.queue.SimpleQueue()
+        self.jobs: gevent.queue.SimpleQueue[Callable[[], bool]] = gevent.queue.SimpleQueue()
 
     def start(self, loop: Callable[[], bool]) -> None:
         if self.idle > 0:
             self.idle -= 1
             self.jobs.put(loop)
         else:
-            hub = gevent.get_hub()
-            carrier = greenlet.greenlet(functools.partial(self._carry, loop), parent=hub)
-            hub.loop.run_callback(carrier.switch)
+            self._new(loop)
 
-    def _carry(self, loop: Callable[[], bool]) -> None:
+    def _new(self, loop: Callable[[], bool] | None) -> None:
+        hub = gevent.get_hub()
+        carrier = greenlet.greenlet(self._carry, parent=hub)
+        hub.loop.run_callback(carrier.switch, loop)  # an argument, not kept by the greenlet
+
+    def _carry(self, loop: Callable[[], bool] | None) -> None:
         """Run loops until one says its carrier must end (it was killed) or enough are idle.
+        An idle carrier holds no loop: a finished actor is not kept alive by its carrier.
         A carrier killed while idle (``gevent.killall``) takes no loop with it: it leaves a
-        replacement in its place, since a start may already have reserved it."""
+        replacement, which starts idle (``loop`` None) and inherits its count in ``idle``,
+        since a start may already have reserved it."""
         while True:
-            if not loop():
-                return
-            if self.idle >= MAX_IDLE_CARRIERS:
-                return
-            self.idle += 1
+            if loop is not None:
+                if not loop():
+                    return
+                loop = None
+                if self.idle >= MAX_IDLE_CARRIERS:
+                    return
+                self.idle += 1
             try:
                 loop = self.jobs.get()
             except BaseException:
-                gevent.spawn(self._replace)
+                self._new(None)
                 raise
-
-    def _replace(self) -> None:
-        self._carry(lambda: True)
 
 
 _CARRIERS = _Carriers()

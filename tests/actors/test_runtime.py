@@ -9,13 +9,15 @@ without killing the actor (ARCHITECTURE §3, S8: a FetchActor reports exactly on
 from __future__ import annotations
 
 import queue
+import typing
+import weakref
 
 import gevent
 import pykka
 import pytest
 
 from actors.effects import WorkCancelled
-from actors.runtime import GeventActor, GeventFuture, unregistered_alive
+from actors.runtime import MAX_IDLE_CARRIERS, GeventActor, GeventFuture, unregistered_alive
 from actors.work import RunningWork
 from tests.support.wait import wait_for
 
@@ -214,3 +216,47 @@ def test_asks_queued_behind_a_stop_fail_as_at_a_dead_actor():
     assert stopped.get(timeout=5) is True
     with pytest.raises(pykka.ActorDeadError):
         late.get(timeout=5)
+
+
+class Tracked(Echo):
+    """Keeps a weak reference to its latest instance."""
+
+    last: typing.Any = None
+
+    def __init__(self):
+        super().__init__()
+        Tracked.last = weakref.ref(self)
+
+
+def test_a_stopped_actor_is_not_kept_alive_by_its_idle_carrier():
+    """An idle carrier waits for its next loop holding none: a stopped actor (a FetchActor
+    with its sync's state) is freed, not kept by up to MAX_IDLE_CARRIERS parked greenlets."""
+    import gc
+
+    ref = Tracked.start()
+    assert ref.ask("x", timeout=5) == "x"
+    actor = Tracked.last
+    assert ref.stop(timeout=5) is True
+    del ref
+    gevent.sleep(0.01)  # the carrier is back waiting for a loop
+    gc.collect()
+    assert actor() is None
+
+
+def test_carriers_killed_while_idle_are_replaced_without_losing_a_start():
+    """Each idle carrier killed leaves one replacement in its place (not two, not none): more
+    actors than the idle carriers can hold all start and answer afterwards."""
+    refs = [Current.start() for _ in range(4)]
+    carriers = [r.ask("where", timeout=5) for r in refs]
+    for r in refs:
+        r.stop(timeout=5)
+    gevent.sleep(0.01)  # parked: waiting for their next loop
+    for carrier in carriers:
+        gevent.kill(carrier)
+    wait_for(lambda: all(c.dead for c in carriers), message="the idle carriers to end")
+    many = [Echo.start() for _ in range(MAX_IDLE_CARRIERS + 8)]
+    try:
+        futures = [r.ask(i, block=False) for i, r in enumerate(many)]
+        assert [f.get(timeout=5) for f in futures] == list(range(len(many)))
+    finally:
+        pykka.ActorRegistry.stop_all()
