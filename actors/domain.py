@@ -22,7 +22,6 @@ from messages.fetch import FetchFromDomain
 from messages.throttle import (
     EnqueueIdentifier,
     GetThrottleStatus,
-    IsThrottled,
     QueuedFetchDone,
     RequestDone,
     SlotFreed,
@@ -62,18 +61,18 @@ class DomainThrottle(BaseActor):
 
     @handles(TryStart)
     def on_try_start(self, msg: TryStart, now: float) -> bool:
+        """Check and start in one step (S6.4). An identifier waiting in this domain's queue
+        is refused: the queue fetches it from here, so the main path neither jumps the
+        round-robin nor fetches the same objects twice. (This was a separate ``IsThrottled``
+        ask before every ``TryStart``: one round trip of the four per identifier, P4.)"""
         state = self.state
+        if msg.identifier is not None and state.has_queued_identifier(msg.identifier):
+            return False
         granted = state.has_capacity(now) and self._ledger_grants(now)
         if granted:
             state.start_request(now)
         self._changed(now)
         return granted
-
-    @handles(IsThrottled)
-    def on_is_throttled(self, msg: IsThrottled, now: float) -> bool:
-        if msg.identifier is not None and self.state.has_queued_identifier(msg.identifier):
-            return True
-        return not self.state.has_capacity(now) or now < self.ledger_retry_at
 
     @handles(TransferEnded)
     def on_transfer_ended(self, msg: TransferEnded, now: float) -> None:
@@ -193,30 +192,39 @@ class ThrottleClient:
     :class:`~actors.throttle.ThrottleManager`), speaking to DomainThrottle actors by name.
 
     ``identifier`` is the main-path identifier being synced, if any: a domain where it already
-    waits in the round-robin queue counts as throttled for it (``IsThrottled``). ``queued_on``
-    lists the domains it was queued on, so the sync's end can say it was left to them.
+    waits in the round-robin queue refuses its ``TryStart``. ``queued_on`` lists the domains it
+    was queued on, so the sync's end can say it was left to them.
+
+    The check of a domain is its ``TryStart`` itself, one ask per URL (S6.4): ``is_throttled``
+    answers from the refusals this client got, without asking. So the sync functions try a
+    URL whose domain has not refused yet; a refusal leaves the URL to that domain's queue
+    (:func:`~actors.sync.sync_identifier`), and the domain's other URLs are skipped. A separate
+    ``IsThrottled`` ask before each ``TryStart`` was one of four round trips per identifier
+    (``scripts/bench/scheduler.py``, P4) and could only be stale by the time ``TryStart``
+    answered.
     """
 
     def __init__(self, effects: Effects, identifier: str | None = None) -> None:
         self.effects = effects
         self.identifier = identifier
         self.queued_on: list[str] = []
+        self.refused: set[str] = set()
 
     def is_throttled(self, domain: str) -> bool:
-        """A domain without a DomainThrottle yet has never been asked: not throttled, and not
-        worth starting an actor to say so."""
-        try:
-            msg = IsThrottled(self.identifier)
-            return bool(self.effects.ask(throttle_name(domain), msg, start=False))
-        except pykka.ActorDeadError:
-            return False
+        """True once this client's ``TryStart`` on ``domain`` was refused."""
+        return domain in self.refused
 
     def start_request(self, domain: str) -> bool:
+        msg = TryStart(self.identifier)
         for _ in range(2):  # once more if the throttle died between lookup and ask
             try:
-                return bool(self.effects.ask(throttle_name(domain), TryStart()))
+                granted = bool(self.effects.ask(throttle_name(domain), msg))
             except pykka.ActorDeadError:
                 continue
+            if not granted:
+                self.refused.add(domain)
+            return granted
+        self.refused.add(domain)
         return False
 
     def transfer_ended(self, domain: str, url: str) -> None:

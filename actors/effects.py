@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from messages._base import fast_init
+
 __all__ = ["Binder", "Effects", "Envelope", "WorkCancelled"]
 
 T = TypeVar("T")
@@ -23,6 +25,7 @@ class WorkCancelled(Exception):
     """Blocking work given to :meth:`Effects.run` was cancelled (the system is stopping)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """A message plus who sent it (for traces) and whether the sender waits for an answer.

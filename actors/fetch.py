@@ -31,12 +31,7 @@ from .domain import ThrottleClient
 from .effects import Effects, WorkCancelled
 from .names import SCHEDULER, throttle_name
 from .port import FetcherView
-from .sync import (
-    AttemptSink,
-    sync_identifier,
-    sync_identifier_from_url,
-    sync_identifier_next_url,
-)
+from .sync import AttemptSink, fetch_next_of_domain, sync_identifier
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +82,10 @@ class FetchActor(BaseActor):
         throttle = ThrottleClient(self.effects, msg.identifier)
         attempts: list[FetchAttempted] = []
         work = functools.partial(
-            sync_identifier, skip_urls=msg.skip_urls, on_attempt=self._reporter(attempts)
+            sync_identifier,
+            skip_urls=msg.skip_urls,
+            on_attempt=self._reporter(attempts),
+            release_first=view.release_soon,
         )
         try:
             complete = self._run(work, view, msg.identifier, throttle)
@@ -114,14 +112,10 @@ class FetchActor(BaseActor):
         if not self._lease(view, msg.identifier):
             return None  # the node holding the lease syncs it; this queue lets it go (S19.2)
         try:
-            throttle = ThrottleClient(self.effects)
-            url = sync_identifier_next_url(
-                view, msg.identifier, msg.domain, msg.tried_urls, throttle
+            slot = HeldSlot(self.effects, msg.identifier)
+            return fetch_next_of_domain(
+                view, msg.identifier, msg.domain, msg.tried_urls, slot, report
             )
-            if url is not None:
-                slot = HeldSlot(self.effects, msg.identifier)
-                sync_identifier_from_url(view, msg.identifier, url, slot, report)
-            return url
         finally:
             self._unlease(view, msg.identifier)
 

@@ -99,6 +99,9 @@ class TracedPort:
     def _transfer_end(self, on_transfer_end: TransferEnd) -> TransferEnd:
         """``on_transfer_end`` with its moment recorded first (replay calls it there too)."""
 
+        if not self._traced:
+            return on_transfer_end
+
         def ended() -> None:
             self._record(TRANSFER_ENDED)
             on_transfer_end()
@@ -191,6 +194,11 @@ class FetcherView(TracedPort):
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:
         result: ProcessResult = self._effects.ask(RELEASER, ProcessSatisfiable(identifier))
         return result
+
+    def release_soon(self, identifier: str) -> None:
+        """Have the Releaser release what is satisfiable now, without waiting for it: a tell,
+        queued before any later ask of this actor's, so the Releaser's order is kept."""
+        self._effects.tell(RELEASER, ProcessSatisfiable(identifier))
 
 
 def _same(value: Any) -> Any:

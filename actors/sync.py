@@ -3,8 +3,11 @@
 The throttle object offers ``is_throttled(domain)``, ``start_request(domain) -> bool`` (an atomic
 check-and-start, S6.4), ``transfer_ended(domain, url)``, ``complete_request(domain, url, reason,
 freed)`` and ``enqueue_identifier(domain, identifier, tried_urls)``: the plain ``ThrottleManager``
-in unit tests, a client of the DomainThrottle actors inside the system. These functions block
-while ``ctx.fetch_oids`` runs, so only FetchActors call them.
+in unit tests, a client of the DomainThrottle actors inside the system. That client's
+``is_throttled`` only remembers which domains refused its ``start_request`` (the check is the
+atomic start itself, one ask per URL); a refused URL is left to its domain's queue, as is every
+domain that refused. These functions block while ``ctx.fetch_oids`` runs, so only FetchActors
+call them.
 
 A request's slot is given back exactly once (:class:`_Slot`): when the port reports that the
 transfer ended (the pack's last byte arrived, before it is indexed), else when ``fetch_oids``
@@ -27,7 +30,7 @@ from typing import Protocol
 
 from messages.scheduler import FetchAttempted
 
-from .context import MISSING_OBJECTS, FetchFailed, FetchResult, SyncContext
+from .context import MISSING_OBJECTS, FetchFailed, FetchResult, RepositoryData, SyncContext
 from .urls import candidate_urls, extract_domain
 
 logger = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "AttemptSink",
     "ThrottledDomain",
+    "fetch_next_of_domain",
     "get_throttled_domains_with_untried_urls",
     "sync_identifier",
     "sync_identifier_from_url",
@@ -68,16 +72,35 @@ class ThrottledDomain:
     tried_urls_for_domain: frozenset[str]
 
 
-def _urls(ctx: SyncContext, identifier: str) -> list[str] | None:
+@dataclass(frozen=True, slots=True)
+class _Looked:
+    """What choosing a URL read from the port (S5.1), handed on to the fetch from it (S5.2)
+    so it does not read the same two answers again a moment later: nothing yields between
+    the two. Measured: the repeated ``fetch_repository_data`` and ``collect_needed_oids``
+    were ~5 % of the CPU per identifier through the actors (P4), and each is a store query
+    in the relay."""
+
+    urls: list[str]
+    data: RepositoryData
+    needed: set[str]
+
+
+def _look(ctx: SyncContext, identifier: str) -> _Looked | None:
     """Candidate URLs when there is anything to fetch, else None (the S5.1 preconditions)."""
     if not ctx.has_pending_events(identifier):
         logger.debug("%s: no pending events", identifier)
         return None
-    if not ctx.collect_needed_oids(identifier):
+    needed = ctx.collect_needed_oids(identifier)
+    if not needed:
         logger.debug("%s: no OIDs needed", identifier)
         return None
     data = ctx.fetch_repository_data(identifier)
-    return candidate_urls(data.clone_urls(), ctx.our_domain())
+    return _Looked(candidate_urls(data.clone_urls(), ctx.our_domain()), data, needed)
+
+
+def _urls(ctx: SyncContext, identifier: str) -> list[str] | None:
+    looked = _look(ctx, identifier)
+    return None if looked is None else looked.urls
 
 
 def sync_identifier_next_url(
@@ -92,11 +115,21 @@ def sync_identifier_next_url(
     With ``domain=None``: the first untried URL whose domain is not throttled. With a domain:
     the first untried URL of that domain, throttled or not (the caller holds its slot).
     """
-    urls = _urls(ctx, identifier)
-    if not urls:
+    looked = _look(ctx, identifier)
+    if looked is None:
         return None
+    return _pick(looked, identifier, domain, tried_urls, throttle)
+
+
+def _pick(
+    looked: _Looked,
+    identifier: str,
+    domain: str | None,
+    tried_urls: Iterable[str],
+    throttle: Throttle,
+) -> str | None:
     tried = set(tried_urls)
-    for url in urls:
+    for url in looked.urls:
         if url in tried:
             continue
         url_domain = extract_domain(url)
@@ -112,12 +145,30 @@ def sync_identifier_next_url(
     return None
 
 
+def fetch_next_of_domain(
+    ctx: SyncContext,
+    identifier: str,
+    domain: str,
+    tried_urls: Iterable[str],
+    throttle: Throttle,
+    on_attempt: AttemptSink | None = None,
+) -> str | None:
+    """The throttle path's unit of work (S6.3): ``sync_identifier_next_url`` with the domain,
+    then ``sync_identifier_from_url`` with what choosing read; the URL, or None if none."""
+    looked = _look(ctx, identifier)
+    url = None if looked is None else _pick(looked, identifier, domain, tried_urls, throttle)
+    if url is not None:
+        sync_identifier_from_url(ctx, identifier, url, throttle, on_attempt, looked)
+    return url
+
+
 def sync_identifier_from_url(
     ctx: SyncContext,
     identifier: str,
     url: str,
     throttle: Throttle,
     on_attempt: AttemptSink | None = None,
+    looked: _Looked | None = None,
 ) -> int | None:
     """Fetch every needed OID of ``identifier`` from ``url`` in one request (S5.2).
 
@@ -131,11 +182,12 @@ def sync_identifier_from_url(
     domain = extract_domain(url)
     if domain is None:
         return 0
-    target = ctx.find_target_repo(ctx.fetch_repository_data(identifier))
+    data = ctx.fetch_repository_data(identifier) if looked is None else looked.data
+    target = ctx.find_target_repo(data)
     if target is None:
         logger.debug("%s: no target repository on disk", identifier)
         return 0
-    needed = sorted(ctx.collect_needed_oids(identifier))
+    needed = sorted(ctx.collect_needed_oids(identifier) if looked is None else looked.needed)
     if not needed:
         return 0
     if not throttle.start_request(domain):
@@ -241,6 +293,7 @@ def sync_identifier(
     *,
     skip_urls: Iterable[str] = (),
     on_attempt: AttemptSink | None = None,
+    release_first: Callable[[str], object] | None = None,
 ) -> bool:
     """One sync attempt for an identifier; True when nothing is left to fetch (S5.3).
 
@@ -251,12 +304,19 @@ def sync_identifier(
     is on every domain whose slot it lost to a concurrent fetch, throttled or not by then.
     ``skip_urls`` count as tried from the start (refused by policy earlier: S18.2), also for
     the domains' queues.
+
+    ``release_first`` does that first release instead of ``ctx.process_satisfiable_events``:
+    a FetchActor hands it to the Releaser without waiting for the answer (nothing here reads
+    it; the releases after each fetch are still awaited, S5.4). Waiting was one ask of the four
+    per identifier (P4) and delayed every sync's first request (P1's wait).
     """
-    ctx.process_satisfiable_events(identifier)
+    (release_first or ctx.process_satisfiable_events)(identifier)
     tried: set[str] = set(skip_urls)
     deferred: set[str] = set()
-    while url := sync_identifier_next_url(ctx, identifier, None, tried | deferred, throttle):
-        if sync_identifier_from_url(ctx, identifier, url, throttle, on_attempt) is None:
+    while (looked := _look(ctx, identifier)) and (
+        url := _pick(looked, identifier, None, tried | deferred, throttle)
+    ):  # sync_identifier_next_url, its answers kept for the fetch
+        if sync_identifier_from_url(ctx, identifier, url, throttle, on_attempt, looked) is None:
             deferred.add(url)  # lost the slot to a concurrent fetch: leave it for the queue
             continue
         tried.add(url)

@@ -7,9 +7,10 @@ from ._base import message
 
 @message
 class ProcessSatisfiable:
-    """Ask: release every held event of ``identifier`` whose objects are present (S5.4, S8).
+    """Release every held event of ``identifier`` whose objects are present (S5.4, S8).
 
-    The reply is a :class:`ProcessResult`.
+    Asked, the reply is a :class:`ProcessResult`; told (a sync's first release, which nobody
+    waits for), the same work is done and the result only logged.
     """
 
     identifier: str

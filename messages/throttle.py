@@ -11,8 +11,13 @@ class TryStart:
 
     The reply is a plain ``bool``; when it is True the caller owns one in-flight slot and gives
     it back once: with :class:`TransferEnded` as soon as the pack's last byte arrived, or else
-    with :class:`RequestDone` when its fetch ends.
+    with :class:`RequestDone` when its fetch ends. ``identifier`` is the main-path identifier
+    the request is for: refused while it waits in this domain's queue (the queue fetches it
+    from here, so the main path neither jumps the round-robin nor fetches it twice). None
+    (the default, also of traces recorded before it existed) is never refused for that.
     """
+
+    identifier: str | None = None
 
 
 @message
@@ -94,18 +99,8 @@ class ThrottleStatus:
     max_per_window: int
 
 
-@message
-class IsThrottled:
-    """Ask: True when the domain has no capacity right now, or when ``identifier`` waits in its
-    queue — a queued identifier is fetched from this domain through the queue only, so the main
-    path neither jumps the round-robin nor fetches it twice (reads only, starts nothing)."""
-
-    identifier: str | None = None
-
-
 DomainThrottleMsg = (
     TryStart
-    | IsThrottled
     | RequestDone
     | TransferEnded
     | SlotFreed

@@ -178,9 +178,17 @@ def _canonical(msg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_ask(lines: Sequence[TraceLine], line: TraceLine) -> bool:
-    """An inbound message was an ask when the actor's next line back to that sender is a Reply."""
+    """An inbound message was an ask when the actor's next line back to that sender is a Reply
+    written before the actor took its next message (it answers a message before it takes the
+    next one). So a tell followed by an ask of the same type from the same sender — a
+    FetchActor's first ``ProcessSatisfiable`` is told, the later ones asked — is a tell."""
+    actor = line.receiver
     for later in lines:
-        if later.seq > line.seq and later.sender == line.receiver and later.receiver == line.sender:
+        if later.seq <= line.seq:
+            continue
+        if later.receiver == actor and later.type != "Reply" and later.sender != actor:
+            return False  # the actor took its next message: ``line`` got no answer
+        if later.sender == actor and later.receiver == line.sender:
             return later.type == "Reply" and later.msg["request"] == line.type
     return False
 

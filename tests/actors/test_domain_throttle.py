@@ -22,9 +22,12 @@ def test_try_start_is_atomic_under_concurrent_asks(start_system):
     jobs = [gevent.spawn(client.start_request, D) for _ in range(20)]
     gevent.joinall(jobs, timeout=5, raise_error=True)
     assert sum(job.value for job in jobs) == 3
-    assert client.is_throttled(D)
+    assert not client.start_request(D)  # full: refused, and the refusal takes nothing
+    assert client.is_throttled(D)  # the client remembers the refusal (no IsThrottled ask)
+    assert [d.in_flight for d in h.status().domains] == [3]
     client.complete_request(D)
-    wait_for(lambda: not client.is_throttled(D), message="a freed slot")
+    wait_for(lambda: [d.in_flight for d in h.status().domains] == [2], message="a freed slot")
+    assert h.client().start_request(D)  # the freed slot is granted to the next TryStart
 
 
 def test_a_trigger_starts_as_many_identifiers_as_capacity_allows(start_system, fake_clock):

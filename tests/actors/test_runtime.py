@@ -9,14 +9,17 @@ without killing the actor (ARCHITECTURE §3, S8: a FetchActor reports exactly on
 from __future__ import annotations
 
 import queue
+import typing
+import weakref
 
 import gevent
 import pykka
 import pytest
 
 from actors.effects import WorkCancelled
-from actors.runtime import GeventActor, GeventFuture, unregistered_alive
+from actors.runtime import MAX_IDLE_CARRIERS, GeventActor, GeventFuture, unregistered_alive
 from actors.work import RunningWork
+from tests.support.wait import wait_for
 
 
 class Echo(GeventActor):
@@ -145,3 +148,115 @@ def test_an_unregistered_actor_is_listed_for_leftover_checks_while_it_runs():
     assert ref in unregistered_alive() and ref not in pykka.ActorRegistry.get_all()
     assert ref.stop(timeout=5) is True
     assert ref not in unregistered_alive()
+
+
+class Current(GeventActor):
+    """Answers with the greenlet its loop runs on; "sleep" blocks its handler for a while."""
+
+    def on_receive(self, message):
+        if message == "sleep":
+            gevent.sleep(30)
+        return gevent.getcurrent()
+
+
+def test_an_actor_killed_while_waiting_for_a_message_is_dead_not_a_loopless_zombie():
+    """GreenletExit thrown into an idle actor's carrier (gevent.kill, killall) reaches it
+    outside pykka's handling; the actor must stop (asks fail as at a dead actor) instead of
+    staying alive with no loop, where every later ask would wait forever."""
+    ref = Current.start()
+    carrier = ref.ask("where", timeout=5)
+    gevent.sleep(0)  # back in its inbox
+    gevent.kill(carrier)
+    wait_for(lambda: carrier.dead, message="the killed carrier to end")
+    assert not ref.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("x", timeout=5)
+    assert Echo.start().ask("next", timeout=5) == "next"  # carriers still serve new actors
+    pykka.ActorRegistry.stop_all()
+
+
+def test_a_carrier_killed_inside_a_handler_ends_instead_of_serving_the_next_actor():
+    """pykka answers a BaseException in a handler by stopping every actor; the carrier it was
+    thrown into must end then (its killer waits for that), not park as an idle carrier."""
+    ref = Current.start()
+    carrier = ref.ask("where", timeout=5)
+    busy = ref.ask("sleep", block=False)
+    gevent.sleep(0.01)
+    gevent.kill(carrier)
+    wait_for(lambda: carrier.dead, message="the killed carrier to end")  # not parked idle
+    assert not ref.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        busy.get(timeout=5)
+    assert Echo.start().ask("next", timeout=5) == "next"
+    pykka.ActorRegistry.stop_all()
+
+
+class FailingStart(Echo):
+    def on_start(self):
+        raise RuntimeError("injected: on_start")
+
+
+def test_an_actor_whose_on_start_raises_fails_asks_and_frees_its_carrier():
+    ref = FailingStart.start()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("x", timeout=5)  # queued before on_start ran: failed at teardown
+    assert not ref.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("x", timeout=5)
+    assert Echo.start().ask("next", timeout=5) == "next"
+    pykka.ActorRegistry.stop_all()
+
+
+def test_asks_queued_behind_a_stop_fail_as_at_a_dead_actor():
+    ref = Echo.start()
+    first = ref.ask("sleep", block=False)
+    stopped = ref.stop(block=False)
+    late = ref.ask("late", block=False)  # still alive when queued, handled never
+    assert first.get(timeout=5) == "sleep"
+    assert stopped.get(timeout=5) is True
+    with pytest.raises(pykka.ActorDeadError):
+        late.get(timeout=5)
+
+
+class Tracked(Echo):
+    """Keeps a weak reference to its latest instance."""
+
+    last: typing.Any = None
+
+    def __init__(self):
+        super().__init__()
+        Tracked.last = weakref.ref(self)
+
+
+def test_a_stopped_actor_is_not_kept_alive_by_its_idle_carrier():
+    """An idle carrier waits for its next loop holding none: a stopped actor (a FetchActor
+    with its sync's state) is freed, not kept by up to MAX_IDLE_CARRIERS parked greenlets."""
+    import gc
+
+    ref = Tracked.start()
+    assert ref.ask("x", timeout=5) == "x"
+    actor = Tracked.last
+    assert ref.stop(timeout=5) is True
+    del ref
+    gevent.sleep(0.01)  # the carrier is back waiting for a loop
+    gc.collect()
+    assert actor() is None
+
+
+def test_carriers_killed_while_idle_are_replaced_without_losing_a_start():
+    """Each idle carrier killed leaves one replacement in its place (not two, not none): more
+    actors than the idle carriers can hold all start and answer afterwards."""
+    refs = [Current.start() for _ in range(4)]
+    carriers = [r.ask("where", timeout=5) for r in refs]
+    for r in refs:
+        r.stop(timeout=5)
+    gevent.sleep(0.01)  # parked: waiting for their next loop
+    for carrier in carriers:
+        gevent.kill(carrier)
+    wait_for(lambda: all(c.dead for c in carriers), message="the idle carriers to end")
+    many = [Echo.start() for _ in range(MAX_IDLE_CARRIERS + 8)]
+    try:
+        futures = [r.ask(i, block=False) for i, r in enumerate(many)]
+        assert [f.get(timeout=5) for f in futures] == list(range(len(many)))
+    finally:
+        pykka.ActorRegistry.stop_all()

@@ -156,7 +156,9 @@ def test_an_ask_whose_handler_raises_restarts_the_actor_instead_of_leaking_its_s
     )
     h.enqueue("repo")
     assert ctx.fetch_log == []  # the grant was lost with the exception
-    assert any("died answering TryStart()" in r.getMessage() for r in caplog.records)
+    assert any(
+        "died answering TryStart(identifier='repo')" in r.getMessage() for r in caplog.records
+    )
     h.advance(0.05)  # the Supervisor's restart delay; the Releaser re-enqueues what is held
     h.advance(0.5)  # the synced delay also follows a restart (S4.2)
     assert ctx.released == {"repo"}

@@ -130,9 +130,9 @@ def test_window_of_a_long_trace(tmp_path):
         tmp_path, TRACES / "partial_oids.jsonl", "--from-seq", "10", "--max-messages", "5"
     )
     seqs = [int(a["seq"]) for a in arrows(svg(page, "diagram"))]
-    assert seqs == [10, 11, 12, 13, 14]
+    assert seqs == [10, 11, 12, 13, 20]  # 14-19 are port answers (not drawn)
     drawn = [line["seq"] for line in drawn_lines(TRACES / "partial_oids.jsonl")]
-    earlier, later = sum(q < 10 for q in drawn), sum(q > 14 for q in drawn)
+    earlier, later = sum(q < 10 for q in drawn), sum(q > 20 for q in drawn)
     assert (earlier, later) == (9, len(drawn) - 14)
     assert f"{earlier} earlier messages not shown" in page
     assert f"{later} later messages not shown" in page

@@ -54,7 +54,7 @@ def test_s13_3_burst_folds_each_idle_gap_into_one_counted_break(tmp_path):
     _, drawn, root = check_diagram(page, trace, svg_id="diagram")
     found = folds(root)
     runs = [run for run in tick_runs(drawn_lines(trace)) if len(run) >= 4]
-    assert [f["ticks"] for f in found] == [8] * 5
+    assert [f["ticks"] for f in found] == [8] * 6
     assert [(f["first"], f["last"]) for f in found] == [(run[1], run[-2]) for run in runs]
     assert found[0]["secs"] == 9.0
     assert found[0]["marker"] == "\u22ef 8 Ticks"
@@ -62,12 +62,12 @@ def test_s13_3_burst_folds_each_idle_gap_into_one_counted_break(tmp_path):
     assert {f["height"] for f in found} == {BREAK_H}
     # the Ticks at each end of a run touch other traffic: they stay rows
     ticks_drawn = [int(a["seq"]) for a in drawn if a["type"] == "Tick"]
-    assert len(ticks_drawn) == 10 and runs[0][0] in ticks_drawn and runs[0][-1] in ticks_drawn
-    # the complete view draws all 50, and the page offers it
+    assert len(ticks_drawn) == 12 and runs[0][0] in ticks_drawn and runs[0][-1] in ticks_drawn
+    # the complete view draws all 60, and the page offers it
     complete = svg(page, "diagram-all")
-    assert sum(a["type"] == "Tick" for a in arrows(complete)) == 50 and not folds(complete)
+    assert sum(a["type"] == "Tick" for a in arrows(complete)) == 60 and not folds(complete)
     assert '<input type="checkbox" id="all-ticks"' in page
-    assert "show all Ticks (40 folded" in page
+    assert "show all Ticks (48 folded" in page
     assert float(root.get("height")) < float(complete.get("height"))
 
 

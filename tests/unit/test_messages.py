@@ -25,7 +25,6 @@ def test_every_inbox_module_is_registered():
         "WakeUp",
         "SyncFinished",  # Scheduler
         "TryStart",
-        "IsThrottled",
         "RequestDone",
         "EnqueueIdentifier",
         "QueuedFetchDone",
@@ -134,3 +133,36 @@ def test_encoding_an_unregistered_object_fails():
     with pytest.raises(UnknownMessageError):
         to_json(object())
     assert messages.to_json is to_json
+
+
+@pytest.mark.parametrize("name,cls", ALL)
+def test_the_fast_init_takes_what_the_dataclass_init_takes(name, cls):
+    """messages._base.fast_init replaces dataclasses' ``__init__`` (P4): the same parameters
+    in the same order with the same defaults, every field set, and still frozen."""
+    import inspect
+
+    fields = dataclasses.fields(cls)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields
+    ]
+    required = {f.name: f"v-{f.name}" for f in fields if f.default is dataclasses.MISSING}
+    if name == "EnqueueSync":
+        required["reason"] = "user"  # checked by its __post_init__
+    msg = cls(**required)
+    for field in fields:
+        expected = required.get(field.name, field.default)
+        assert getattr(msg, field.name) == expected
+    if fields:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(msg, fields[0].name, "changed")
+    with pytest.raises(TypeError):
+        cls(**required, not_a_field=1)
+
+
+def test_the_fast_init_still_runs_post_init_checks():
+    from messages.scheduler import EnqueueSync
+
+    with pytest.raises(ValueError, match="unknown sync reason"):
+        EnqueueSync("id", "bogus")  # type: ignore[arg-type]
