@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 # the C call itself: gevent's patched one would start a second child watcher of its own
 _posix_spawnp = get_original("os", "posix_spawnp")
+# gevent >= 25.8 patches ``os.close`` to close non-regular files only at the loop's next
+# iteration (in case an I/O watcher still uses the descriptor).  Descriptors that never had a
+# watcher (the child's ends, /dev/null, every pipe of a spawn that failed) are closed at once
+# with the real call: deferred, a failed spawn (git missing from PATH) held 5 descriptors open
+# until the hub next ran, which a caller that does not yield in between saw as a leak.
+_close_now = get_original("os", "close")
 
 # Variables that would point a git subprocess at some other repository than the one we name.
 _REPO_LOCATION_VARS = (
@@ -132,12 +138,12 @@ class SpawnedProcess:
         except BaseException:  # no child (git not found, ...): none of the pipes is needed
             for fd in (out_r, err_r, in_w):
                 if fd >= 0:
-                    os.close(fd)
+                    _close_now(fd)
             raise
         finally:
             for fd in (out_w, err_w, in_r):
                 if fd >= 0:
-                    os.close(fd)
+                    _close_now(fd)
         self._out, self._err, self._in = out_r, err_r, in_w
 
     def _on_exit(self) -> None:

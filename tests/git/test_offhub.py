@@ -139,3 +139,24 @@ def test_s7_4_git_children_are_spawned_not_forked_and_report_their_status(tmp_pa
     assert info.value.returncode == 128 and "not a git repository" in info.value.stderr
     with pytest.raises(FileNotFoundError):
         offhub.SpawnedProcess(["no-such-program-grasp"])
+
+
+def _open_descriptors() -> set[str]:
+    return set(os.listdir("/proc/self/fd")) - {"."}
+
+
+def test_git_missing_from_path_leaves_no_descriptor_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A spawn that fails closes its pipes and /dev/null at once: with gevent's deferred
+    ``os.close`` they stayed open (5 per call) until the hub next ran.  Nothing here yields
+    to the hub, so a deferred close would still be pending when the descriptors are listed."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no git on the PATH
+    before = _open_descriptors()
+    for _ in range(3):
+        with pytest.raises(FileNotFoundError):
+            offhub.run_git(["--version"])
+        with pytest.raises(FileNotFoundError):
+            offhub.SpawnedProcess(["git", "hash-object", "--stdin"], feed=b"x\n")
+    # listdir's own descriptor is open during each listing, so it appears in both sets alike
+    assert _open_descriptors() == before
