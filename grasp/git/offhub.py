@@ -100,14 +100,24 @@ class SpawnedProcess:
     """
 
     def __init__(
-        self, args: list[str], *, stdin: IO[bytes] | None = None, feed: bytes | None = None
+        self,
+        args: list[str],
+        *,
+        stdin: IO[bytes] | None = None,
+        feed: bytes | None = None,
+        stdin_pipe: bool = False,
     ) -> None:
         self.args = args
         self.returncode: int | None = None
+        self._jobs: list[gevent.Greenlet] = []
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         in_r = in_w = -1
-        if feed is not None:
+        if stdin_pipe:  # written with :meth:`write` while the child reads (a streamed pack)
+            in_r, in_w = os.pipe()
+            os.set_blocking(in_w, False)
+            child_in = in_r
+        elif feed is not None:
             # ``input`` goes through an unlinked temporary file, not a pipe: with a pipe as
             # stdin, children of this class were seen to hang unreaped (cause not found in
             # the time there was); a regular file, as index-pack's spool is, works
@@ -145,6 +155,22 @@ class SpawnedProcess:
                 if fd >= 0:
                     _close_now(fd)
         self._out, self._err, self._in = out_r, err_r, in_w
+        if stdin_pipe:
+            # read from the start: a child blocked writing stderr would stop reading stdin
+            self._jobs = [gevent.spawn(_read_all, out_r), gevent.spawn(_read_all, err_r)]
+
+    def write(self, data: bytes | memoryview) -> None:
+        """All of ``data`` to the child's stdin pipe, waiting cooperatively while it is full.
+        Raises ``BrokenPipeError`` once the child has stopped reading (it exited)."""
+        view = memoryview(data)
+        while view:
+            view = view[gevent.os.nb_write(self._in, view) :]
+
+    def close_stdin(self) -> None:
+        """End of input: the child sees EOF (no watcher is left on the descriptor)."""
+        if self._in >= 0:
+            _close_now(self._in)
+            self._in = -1
 
     def _on_exit(self) -> None:
         self._watcher.stop()
@@ -153,8 +179,12 @@ class SpawnedProcess:
 
     def communicate(self, timeout: float | None = None) -> tuple[bytes, bytes]:
         """Read stdout and stderr to their ends, wait for the exit."""
+        self.close_stdin()
         with gevent.Timeout(timeout, subprocess.TimeoutExpired(self.args, timeout or 0)):
-            jobs = [gevent.spawn(_read_all, self._out), gevent.spawn(_read_all, self._err)]
+            jobs = self._jobs or [
+                gevent.spawn(_read_all, self._out),
+                gevent.spawn(_read_all, self._err),
+            ]
             try:
                 gevent.joinall(jobs, raise_error=True)
             finally:
@@ -183,6 +213,7 @@ class SpawnedProcess:
                 break
             self._exited.wait(delay)
             delay = min(delay * 2, 0.05)
+        gevent.killall(self._jobs)  # readers of a child killed before communicate()
         for fd in (self._out, self._err, self._in):
             if fd >= 0:
                 os.close(fd)
