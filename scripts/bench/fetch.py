@@ -237,6 +237,9 @@ def main() -> None:
     parser.add_argument("--blob-mb", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--hostile", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--shapes", default="one,history,blob", help="comma-separated subset of one,history,blob"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-fetch-") as tmp:
@@ -250,11 +253,12 @@ def main() -> None:
             f"repositories: {args.commits} commits, one {args.blob_mb} MB blob; built in "
             f"{time.perf_counter() - start:.1f} s; {args.repeat} repeats per side and shape"
         )
-        shapes = [
-            Shape("one commit", "history.git", commits[-1], commits[-2]),
-            Shape("history", "history.git", commits[-1], None),
-            Shape("blob", "blob.git", blob_tip, None),
-        ]
+        every = {
+            "one": Shape("one commit", "history.git", commits[-1], commits[-2]),
+            "history": Shape("history", "history.git", commits[-1], None),
+            "blob": Shape("blob", "blob.git", blob_tip, None),
+        }
+        shapes = [every[name] for name in args.shapes.split(",")]
         with GitServerProcess(served) as server:
             for shape in shapes:
                 measure(shape, server, work / "targets", served, args.repeat)
