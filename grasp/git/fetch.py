@@ -254,7 +254,7 @@ class _Fetch:
     def _attempt(self, choose_wants: _Wants, last: bool = False) -> None:
         """One ``fetch_pack`` round trip; installs the pack on success.  After the last round's
         answer (``last``, or no fallback round can follow) the transfer has ended."""
-        spool = PackSpool(self.repo_path / "objects")
+        spool = PackSpool(self.repo_path / "objects", self.repo_path)
         negotiated = False
         wants: list[str] = []
 
@@ -275,7 +275,7 @@ class _Fetch:
             spool.close()
             if not isinstance(exc, Exception):
                 raise
-            error = classify(self.url, exc)
+            error = classify(self.url, exc, local=exc is spool.local_error)
             if negotiated and spool.size == 0 and error.reason in ("protocol", "http_error"):
                 named = refused_oids(self.client.server_errors(), set(wants))
                 raise _WantsRefused(error, named) from None

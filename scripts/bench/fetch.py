@@ -19,6 +19,10 @@ repeats, git first on odd ones).  Per fetch the server's log gives the HTTP requ
 bytes sent.  Printed: median and p95 (nearest rank) times, ratio of medians ours / git, the
 requests per fetch of each side, the worst gevent hub stall seen by a 5 ms ticker during our
 fetches, and the GOAL lines (ours <= git on every shape, stall < 100 ms).
+
+``--hostile N`` adds N fetches from an endless protocol-v2 ``ls-refs`` answer at the default
+caps (32 MiB, S14.1; the server in this process, as in tests/git/test_advert_fetch.py): the
+time until ``too_large`` and the worst hub stall, which the test suite no longer asserts.
 """
 
 from gevent import monkey
@@ -43,7 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from _gitserve import GitServerProcess  # noqa: E402
 from _goal import goal_line  # noqa: E402
 
-from grasp.git import FetchLimits, FetchPolicy, fetch_oids  # noqa: E402
+from grasp.git import FetchError, FetchLimits, FetchPolicy, fetch_oids  # noqa: E402
+from tests.support.endless_refs import EndlessRefsServer  # noqa: E402
 from tests.support.gitenv import scrub_git_env  # noqa: E402
 from tests.support.gitrepo import init_bare, linear_history  # noqa: E402
 from tests.support.gitstall import HubTicker  # noqa: E402
@@ -198,6 +203,32 @@ def report(shapes: list[Shape]) -> None:
               "<= 0", extra, extra <= 0)  # fmt: skip
 
 
+def hostile(target_root: Path, runs: int) -> None:
+    """Fetches from an endless ls-refs answer at the default caps: time to the cap, stall."""
+    times: list[float] = []
+    stalls: list[float] = []
+    for i in range(runs):
+        target = init_bare(target_root / f"hostile{i}.git")
+        with EndlessRefsServer("ls-refs") as server, HubTicker() as ticker:
+            start = time.perf_counter()
+            try:
+                fetch_oids(target, server.url("x.git"), ["1" * 40], policy=POLICY, limits=LIMITS)
+            except FetchError as exc:
+                if exc.reason != "too_large":
+                    raise
+            else:
+                raise RuntimeError("the endless advertisement was accepted")
+            times.append(time.perf_counter() - start)
+        stalls.append(ticker.worst)
+        shutil.rmtree(target)
+    print(
+        f"\nendless ls-refs, default caps ({runs} runs, server in this process): too_large "
+        f"after {statistics.median(times):.2f} s median ({max(times):.2f} s max), worst hub "
+        f"stall {max(stalls) * 1e3:.1f} ms (median of the runs' worst "
+        f"{statistics.median(stalls) * 1e3:.1f} ms)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -205,6 +236,10 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=2000)
     parser.add_argument("--blob-mb", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--hostile", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--shapes", default="one,history,blob", help="comma-separated subset of one,history,blob"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-fetch-") as tmp:
@@ -218,15 +253,18 @@ def main() -> None:
             f"repositories: {args.commits} commits, one {args.blob_mb} MB blob; built in "
             f"{time.perf_counter() - start:.1f} s; {args.repeat} repeats per side and shape"
         )
-        shapes = [
-            Shape("one commit", "history.git", commits[-1], commits[-2]),
-            Shape("history", "history.git", commits[-1], None),
-            Shape("blob", "blob.git", blob_tip, None),
-        ]
+        every = {
+            "one": Shape("one commit", "history.git", commits[-1], commits[-2]),
+            "history": Shape("history", "history.git", commits[-1], None),
+            "blob": Shape("blob", "blob.git", blob_tip, None),
+        }
+        shapes = [every[name] for name in args.shapes.split(",")]
         with GitServerProcess(served) as server:
             for shape in shapes:
                 measure(shape, server, work / "targets", served, args.repeat)
         report(shapes)
+        if args.hostile:
+            hostile(work / "targets", args.hostile)
 
 
 if __name__ == "__main__":

@@ -51,16 +51,16 @@ def failing_fetch(
 
 
 def test_s7_2_stall_mid_pack_hits_the_read_timeout(source: Source, seeded: Path):
+    """The per-read timeout (0.5 s) ends it, not the 20 s deadline: which bound fired is in
+    the error (behaviour, not a measured duration, which load would stretch)."""
     release = Event()
     with GitServer(source.root, wrap=gitchaos.stall_mid_pack(100, release)) as server:
-        started = time.monotonic()
         error = failing_fetch(
             seeded, server.url("src.git"), [source.main[-1]], limits=FetchLimits(20, 0.5)
         )
-        elapsed = time.monotonic() - started
         release.set()
     assert error.reason == "timeout"
-    assert elapsed < 5
+    assert "deadline" not in error.detail and "timed out" in error.detail.lower(), error.detail
 
 
 def test_s7_2_slow_live_server_hits_the_total_deadline(source: Source, seeded: Path):
@@ -71,8 +71,10 @@ def test_s7_2_slow_live_server_hits_the_total_deadline(source: Source, seeded: P
             seeded, server.url("src.git"), [source.main[-1]], limits=FetchLimits(0.5, 5)
         )
         elapsed = time.monotonic() - started
-    assert error.reason == "timeout" and "deadline" in error.detail
-    assert 0.5 <= elapsed < 3
+    assert error.reason == "timeout" and "deadline of 0.5 s exceeded" in error.detail
+    # S7.2: the fetch gives up at its configured deadline, not before it; no upper bound is
+    # asserted (under load it only grows), the message above says which bound ended it
+    assert elapsed >= 0.5
 
 
 def test_s7_2_truncated_pack_is_a_protocol_error(source: Source, seeded: Path):
