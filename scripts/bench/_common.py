@@ -185,8 +185,11 @@ def scrape_metrics(relay: RelayProcess) -> dict[str, float]:
 class Span:
     path: str
     method: str
-    start: float
+    start: float  # the WSGI app was called: request line and headers read
     end: float = float("nan")
+    #: when the server accepted the connection, for the first request on it (a server that
+    #: stamps accepts: ``environ["bench.accepted"]``); nan otherwise
+    accepted: float = float("nan")
 
 
 class _Ending:
@@ -225,7 +228,10 @@ def span_recorder(log: list[Span]) -> Callable[[Any], Any]:
     def wrap(app: Any) -> Any:
         def recorded(environ: dict, start_response: Callable[..., Any]) -> Any:
             span = Span(
-                environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", ""), time.monotonic()
+                environ.get("PATH_INFO", ""),
+                environ.get("REQUEST_METHOD", ""),
+                time.monotonic(),
+                accepted=environ.get("bench.accepted", float("nan")),
             )
             log.append(span)
             return _Ending(app(environ, start_response), span)
