@@ -190,6 +190,8 @@ class Span:
     #: when the server accepted the connection, for the first request on it (a server that
     #: stamps accepts: ``environ["bench.accepted"]``); nan otherwise
     accepted: float = float("nan")
+    #: when the server had read the request line (``environ["bench.line_read"]``); nan: unknown
+    line_read: float = float("nan")
 
 
 class _Ending:
@@ -232,6 +234,7 @@ def span_recorder(log: list[Span]) -> Callable[[Any], Any]:
                 environ.get("REQUEST_METHOD", ""),
                 time.monotonic(),
                 accepted=environ.get("bench.accepted", float("nan")),
+                line_read=environ.get("bench.line_read", float("nan")),
             )
             log.append(span)
             return _Ending(app(environ, start_response), span)

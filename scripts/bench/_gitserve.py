@@ -119,13 +119,23 @@ class GitServerProcess:
 
 class _StampingHandler(WSGIHandler):
     """Hands the connection's accept instant to the first request's environ only (a later
-    request on a kept-alive connection did not wait for an accept)."""
+    request on a kept-alive connection did not wait for an accept), and to every request the
+    instant its request line had been read: between the two lie the client sending its
+    request and this server's greenlet getting to read it."""
+
+    line_read = float("nan")
+
+    def read_requestline(self) -> str:
+        line: str = super().read_requestline()
+        self.line_read = time.monotonic()
+        return line
 
     def get_environ(self) -> dict:
         environ = super().get_environ()
         accepted = self.server.accepted.pop(self.socket.fileno(), None)
         if accepted is not None:
             environ["bench.accepted"] = accepted
+        environ["bench.line_read"] = self.line_read
         return environ
 
 

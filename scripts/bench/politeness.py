@@ -525,7 +525,8 @@ def run(
             accepts[fetch.repo.removesuffix(".git")] = fetch.accepted
         else:
             accepts.pop(fetch.repo.removesuffix(".git"), None)
-    gaps = [s.start - s.accepted for log in logs.values() for s in log if s.accepted == s.accepted]
+    all_spans = [s for log in logs.values() for s in log]
+    gaps = [s.start - s.accepted for s in all_spans if s.accepted == s.accepted]
     slots = slot_times(trace)
     durations = {i: ends[i] - starts[i] for i in starts}
     holds = {
@@ -542,6 +543,12 @@ def run(
         "server's last byte -> slot freed, main path": differences(slots.freed[MAIN], ends),
         "server's last byte -> slot freed, throttle path": differences(slots.freed[QUEUED], ends),
         "reserved -> connection accepted, main path": differences(accepts, slots.reserved[MAIN]),
+        "connection accepted -> request line read (first request on a connection)": [
+            s.line_read - s.accepted for s in all_spans if s.accepted == s.accepted
+        ],
+        "request line read -> request at server (every request)": [
+            s.start - s.line_read for s in all_spans if s.line_read == s.line_read
+        ],
         "connection accepted -> request at server (every request on a new connection)": gaps,
     }
     return reports, delays, holds, published, elapsed, (*cpu, elapsed)
