@@ -185,8 +185,13 @@ def scrape_metrics(relay: RelayProcess) -> dict[str, float]:
 class Span:
     path: str
     method: str
-    start: float
+    start: float  # the WSGI app was called: request line and headers read
     end: float = float("nan")
+    #: when the server accepted the connection, for the first request on it (a server that
+    #: stamps accepts: ``environ["bench.accepted"]``); nan otherwise
+    accepted: float = float("nan")
+    #: when the server had read the request line (``environ["bench.line_read"]``); nan: unknown
+    line_read: float = float("nan")
 
 
 class _Ending:
@@ -225,7 +230,11 @@ def span_recorder(log: list[Span]) -> Callable[[Any], Any]:
     def wrap(app: Any) -> Any:
         def recorded(environ: dict, start_response: Callable[..., Any]) -> Any:
             span = Span(
-                environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", ""), time.monotonic()
+                environ.get("PATH_INFO", ""),
+                environ.get("REQUEST_METHOD", ""),
+                time.monotonic(),
+                accepted=environ.get("bench.accepted", float("nan")),
+                line_read=environ.get("bench.line_read", float("nan")),
             )
             log.append(span)
             return _Ending(app(environ, start_response), span)
