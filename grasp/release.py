@@ -18,7 +18,8 @@ objects are present is released at once, independently of the others (S5.4):
 Saving a released event and dropping its held row are one transaction
 (:meth:`PurgatoryStore.save_all_and_unhold`, S9.1): a crash leaves it held or stored, never
 neither. A state and the announcements it promotes share that transaction (one commit per
-release instead of one per event), so they are released together or stay held together. Before releasing, the pass cleans up the identifier's expired and out-voted
+release instead of one per event), so they are released together or stay held together.
+Before releasing, the pass cleans up the identifier's expired and out-voted
 placeholders (:mod:`grasp.cleanup`, S14.3), so a PR that took over a squatted event id finds
 the stale ref gone.
 
