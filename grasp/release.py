@@ -209,11 +209,14 @@ class ReleaseWorkflow:
             logger.warning("saving released events %s failed: %s", ids, exc)
             tally.errors.append(f"save {ids}: {exc}")
             return False
-        for event, outcome, held in zip(events, outcomes, held_for, strict=True):
+        for event, outcome in zip(events, outcomes, strict=True):
             if outcome is SaveOutcome.SAVED:
                 self.notify(event)
             else:
                 logger.info("released %s without broadcast: %s", event.id, outcome.value)
+        # Reported after every broadcast, not between them: the state reaches its subscribers
+        # before the promoted announcement's bookkeeping (metrics, status, peers: P1's tail).
+        for event, held in zip(events, held_for, strict=True):
             self.on_release(event, identifier, held)
         return True
 
