@@ -20,7 +20,6 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import gevent
 from dulwich.errors import NotGitRepository
 
 from actors.context import (
@@ -105,8 +104,6 @@ class RealSyncContext:
             raise FetchFailed(url, "local", f"cannot read {repo_path}: {exc}") from exc
         token = self._begin(repo_path)
         packs = _packs(repo_path)
-        made = gevent.get_hub().threadpool.spawn(_make_release_dirs, repo_path) if absent else None
-        fetched: list[str] = []
         try:
             fetched = fetch_oids(
                 repo_path,
@@ -121,8 +118,6 @@ class RealSyncContext:
             raise FetchFailed(exc.url, exc.reason, self._explain(exc)) from exc
         finally:
             overlapped = self._end(repo_path, token)
-            if made is not None and not fetched:  # S7.2: the repository as it was
-                _remove_empty(repo_path, made.get())
         added = None if overlapped else _added_bytes(packs, _packs(repo_path))
         return FetchResult(tuple(fetched), len(absent) - len(fetched), added)
 
@@ -192,36 +187,6 @@ class RealSyncContext:
 
     def ledger_done(self, domain: str, contacted: bool) -> None:
         self.coordination.ledger_done(domain, contacted)
-
-
-#: What a release writes into and an empty repository lacks (grasp.git.repos lays out only
-#: ``objects/`` and ``refs/``): the pack directory and the branches'. Made while the pack is
-#: in flight, in a pool thread (the hub goes on with the request), instead of in P1's tail,
-#: where each new directory cost 0.1-0.4 ms on this machine (its ext4 has no journal).
-RELEASE_DIRS = ("objects/pack", "refs/heads")
-
-
-def _make_release_dirs(repo_path: Path) -> list[Path]:
-    """Make the missing ones of :data:`RELEASE_DIRS`; the ones made. Best effort: the
-    release makes a directory still missing itself (and reports what fails then)."""
-    made = []
-    for name in RELEASE_DIRS:
-        path = repo_path / name
-        try:
-            path.mkdir()
-        except OSError:  # there already (most fetches), or the release will say why not
-            continue
-        made.append(path)
-    return made
-
-
-def _remove_empty(repo_path: Path, made: list[Path]) -> None:
-    """Undo :func:`_make_release_dirs` after a fetch that added nothing (S7.2)."""
-    for path in reversed(made):
-        try:
-            path.rmdir()
-        except OSError:  # something was written into it meanwhile: it stays
-            logger.debug("%s kept after the failed fetch into %s", path, repo_path)
 
 
 def _packs(repo_path: Path) -> dict[str, int]:

@@ -10,7 +10,6 @@ store, purgatory, bare repositories and a real ``git http-backend`` on loopback.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,61 +157,15 @@ class TestMockSyncContext(PortContract):
         return Port(ctx, good, bad, oid, lacking)
 
 
-@pytest.fixture
-def real_port(world, tmp_path) -> Iterator[Port]:
-    """RealSyncContext over the world, a real git http-backend serving the one object."""
-    assert world.ctx.our_domain() == DOMAIN
-    with GitServer(tmp_path / "remote", host="127.0.0.2") as server:
-        tip = RepoBuilder.create(server.root / f"{D}.git").commit()
-        RepoBuilder.create(server.root / "lacking.git").commit("another history")
-        good, bad = server.url(f"{D}.git"), _closed_port_url("127.0.0.3")
-        owner = Key()
-        world.announce(owner, D, clone=[good, bad])
-        world.hold_state(owner.state(D, {"refs/heads/main": tip}))
-        yield Port(world.ctx, good, bad, tip, server.url("lacking.git"))
-
-
 class TestRealSyncContext(PortContract):
     @pytest.fixture
-    def port(self, real_port) -> Port:
-        return real_port
-
-
-def _listing(repo: Path) -> set[str]:
-    return {str(p.relative_to(repo)) for p in repo.rglob("*")}
-
-
-class TestRealSyncContextNewRepository:
-    """The real port prepares a new repository's pack and branch directories while the pack
-    is in flight (P1); a fetch that adds nothing leaves the repository as it was (S7.2)."""
-
-    @pytest.fixture
-    def port(self, real_port) -> Port:
-        return real_port
-
-    def _target(self, port: Port) -> Path:
-        target = port.ctx.find_target_repo(port.ctx.fetch_repository_data(D))
-        assert target is not None
-        assert not (target / "objects" / "pack").exists()  # as grasp.git.repos lays it out
-        return target
-
-    @pytest.mark.parametrize("which", ["bad_url", "lacking_url"])
-    def test_s7_2_a_fetch_that_adds_nothing_leaves_the_repository_as_it_was(
-        self, port: Port, which: str
-    ):
-        target = self._target(port)
-        before = _listing(target)
-        try:
-            result = port.ctx.fetch_oids(target, getattr(port, which), [port.oid])
-        except FetchFailed:
-            pass
-        else:
-            assert result.oids == ()
-        assert _listing(target) == before
-
-    def test_a_fetch_into_a_new_repository_is_released_with_its_directories(self, port: Port):
-        target = self._target(port)
-        assert port.ctx.fetch_oids(target, port.good_url, [port.oid]).oids == (port.oid,)
-        assert (target / "objects" / "pack").is_dir() and (target / "refs" / "heads").is_dir()
-        assert port.ctx.process_satisfiable_events(D).states_released == 1
-        assert (target / "refs" / "heads" / "main").read_text().strip() == port.oid
+    def port(self, world, tmp_path) -> Port:
+        assert world.ctx.our_domain() == DOMAIN
+        with GitServer(tmp_path / "remote", host="127.0.0.2") as server:
+            tip = RepoBuilder.create(server.root / f"{D}.git").commit()
+            RepoBuilder.create(server.root / "lacking.git").commit("another history")
+            good, bad = server.url(f"{D}.git"), _closed_port_url("127.0.0.3")
+            owner = Key()
+            world.announce(owner, D, clone=[good, bad])
+            world.hold_state(owner.state(D, {"refs/heads/main": tip}))
+            yield Port(world.ctx, good, bad, tip, server.url("lacking.git"))
