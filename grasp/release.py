@@ -16,8 +16,10 @@ objects are present is released at once, independently of the others (S5.4):
   repository, S16.1), then is saved, notified and removed (S8.3).
 
 Saving a released event and dropping its held row are one transaction
-(:meth:`PurgatoryStore.save_and_unhold`, S9.1): a crash leaves it held or stored, never
-neither. Before releasing, the pass cleans up the identifier's expired and out-voted
+(:meth:`PurgatoryStore.save_all_and_unhold`, S9.1): a crash leaves it held or stored, never
+neither. A state and the announcements it promotes share that transaction (one commit per
+release instead of one per event), so they are released together or stay held together.
+Before releasing, the pass cleans up the identifier's expired and out-voted
 placeholders (:mod:`grasp.cleanup`, S14.3), so a PR that took over a squatted event id finds
 the stale ref gone.
 
@@ -137,10 +139,18 @@ class ReleaseWorkflow:
             if owner in owners and self._is_latest(state, ownership.maintainers(owner)):
                 if self._align(state, source or path, path, tally):
                     aligned.append(owner)
-        for owner in aligned:  # announcements first: subscribers (and sync peers) need them
-            self._promote(owner, identifier, tally)  # before the state they authorise
-        if self._release(event, identifier, tally):
+        promoted = [
+            held.event
+            for owner in aligned
+            if (held := self.purgatory.announcement(owner, identifier)) is not None
+        ]
+        # Announcements first: subscribers (and sync peers) need them before the state they
+        # authorise. Stored with the state in one transaction (one commit, not one per event:
+        # P1), so a failed save keeps all of them held for the next pass.
+        if self._release(identifier, tally, *promoted, event):
             tally.states += 1
+            for held_event in promoted:
+                logger.info("promoted the announcement of %s for %s", held_event.pubkey, identifier)
 
     def _is_latest(self, state: RepositoryState, closure: frozenset[str]) -> bool:
         """Is ``state`` the latest state by the owner's maintainers (created_at, then lowest id)?"""
@@ -180,33 +190,35 @@ class ReleaseWorkflow:
                 failed = True
                 logger.warning("refs/nostr/%s in %s failed: %s", pr.event_id, path, exc)
                 tally.errors.append(f"{path}: {exc}")
-        if not failed and self._release(pr.event, identifier, tally):
+        if not failed and self._release(identifier, tally, pr.event):
             tally.prs += 1  # otherwise it stays held; the next pass retries
 
     # -- shared -----------------------------------------------------------------------------
 
-    def _release(self, event: Event, identifier: str, tally: _Tally) -> bool:
-        """Store and announce ``event`` and take it out of purgatory, in one transaction; False
-        (it stays held) when the store fails. Purgatory is left only after the save, never
-        before, and reported then."""
-        held_for = self.purgatory.held_for(event.id)
+    def _release(self, identifier: str, tally: _Tally, *events: Event) -> bool:
+        """Store and announce ``events`` and take them out of purgatory, in one transaction;
+        False (they stay held) when the store fails. Purgatory is left only after the save,
+        never before, and each event is reported then, in order."""
+        held_for = [self.purgatory.held_for(event.id) for event in events]
         try:
-            outcome = self.purgatory.save_and_unhold(self.store, event, [event.id])
+            outcomes = self.purgatory.save_all_and_unhold(
+                self.store, events, [event.id for event in events]
+            )
         except Exception as exc:
-            logger.warning("saving released event %s failed: %s", event.id, exc)
-            tally.errors.append(f"save {event.id}: {exc}")
+            ids = ", ".join(event.id for event in events)
+            logger.warning("saving released events %s failed: %s", ids, exc)
+            tally.errors.append(f"save {ids}: {exc}")
             return False
-        if outcome is SaveOutcome.SAVED:
-            self.notify(event)
-        else:
-            logger.info("released %s without broadcast: %s", event.id, outcome.value)
-        self.on_release(event, identifier, held_for)
+        for event, outcome in zip(events, outcomes, strict=True):
+            if outcome is SaveOutcome.SAVED:
+                self.notify(event)
+            else:
+                logger.info("released %s without broadcast: %s", event.id, outcome.value)
+        # Reported after every broadcast, not between them: the state reaches its subscribers
+        # before the promoted announcement's bookkeeping (metrics, status, peers: P1's tail).
+        for event, held in zip(events, held_for, strict=True):
+            self.on_release(event, identifier, held)
         return True
-
-    def _promote(self, owner: str, identifier: str, tally: _Tally) -> None:
-        held = self.purgatory.announcement(owner, identifier)
-        if held is not None and self._release(held.event, identifier, tally):
-            logger.info("promoted the announcement of %s for %s", owner, identifier)
 
 
 def _holder(repos: list[tuple[str, Path]], oids: frozenset[str] | set[str]) -> Path | None:

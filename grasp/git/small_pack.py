@@ -31,7 +31,8 @@ BaseOf = Callable[[bytes], tuple[int, bytes]]
 _HEADER = struct.Struct(">4sII")
 _TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
 _OFS_DELTA, _REF_DELTA = 6, 7
-_CHUNK = 16 << 10  # compressed bytes fed to zlib at a time (unused input is copied once)
+_CHUNK = 16 << 10  # compressed bytes fed to zlib at a time after the first guess
+_SLACK = 64  # beyond an object's size, for zlib's header, trailer and block headers
 
 
 class PackTooBig(Exception):
@@ -137,18 +138,27 @@ def _parse(data: bytes, count: int, budget: _Budget) -> list[_Record]:
 def _inflate(view: memoryview, pos: int, limit: int, size: int) -> tuple[bytes, int]:
     """The ``size`` bytes zlib-compressed at ``pos``, and the offset after them."""
     stream = zlib.decompressobj()
-    parts: list[bytes] = []
-    got = 0
-    while not stream.eof:
+    # First at most the compressed size zlib needs for ``size`` bytes (stored blocks: 5 bytes
+    # per 16 KiB, plus header and trailer), so the input left at the stream's end
+    # (``unused_data``, a copy) is a few bytes instead of the rest of a 16 KiB chunk, and
+    # nearly every object is inflated by this one call: index_small_pack of the 80-object
+    # pack of a 20-commit repository 1.72 -> 1.63 ms (best of 5 x 200, P1, issue 16).
+    chunk = view[pos : min(pos + size + (size >> 12) + _SLACK, limit)]
+    part = stream.decompress(chunk, size + 1)
+    if stream.eof and len(part) == size:
+        return part, pos + len(chunk) - len(stream.unused_data)
+    parts, got = [part], len(part)
+    pos += len(chunk) - len(stream.unused_data) - len(stream.unconsumed_tail)
+    while not stream.eof and got <= size:
         if pos >= limit:
             raise ValueError("compressed object runs past the end of the pack")
         chunk = view[pos : min(pos + _CHUNK, limit)]
         part = stream.decompress(chunk, size + 1 - got)
         got += len(part)
         parts.append(part)
-        if got > size:
-            raise ValueError("object inflates to more than its header says")
         pos += len(chunk) - len(stream.unused_data) - len(stream.unconsumed_tail)
+    if got > size:
+        raise ValueError("object inflates to more than its header says")
     if got != size:
         raise ValueError(f"object inflates to {got} bytes, its header says {size}")
     return b"".join(parts), pos

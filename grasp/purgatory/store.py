@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import gevent.lock
@@ -222,15 +222,22 @@ class PurgatoryStore(Holdings):
         """Store ``event`` and drop the held ``event_ids`` in one transaction (S9.1): a
         release (``event_ids`` = its own id), or a deletion and the held events it deletes.
         The held entries go whatever the save's outcome; if the save raises, nothing changed."""
+        return self.save_all_and_unhold(store, [event], event_ids)[0]
+
+    def save_all_and_unhold(
+        self, store: EventStore, events: Sequence[Event], event_ids: Iterable[str]
+    ) -> list[SaveOutcome]:
+        """:meth:`save_and_unhold` of several events in one transaction (a state and the
+        announcements it promotes, S8.2); the outcomes in the order of ``events``."""
         with self._writer:
             with self._lock:
                 ids = tuple(i for i in dict.fromkeys(event_ids) if self._holds(i))
             unhold = HeldChanges(unhold=ids) if ids and self.db is not None else None
-            outcome = store.save(event, held=unhold) if unhold else store.save(event)
+            outcomes = store.save_all(events, held=unhold)
             with self._lock:
                 for event_id in ids:
                     self._remove_entry(event_id)
-            return outcome
+            return outcomes
 
     def promote_announcement(self, owner: str, identifier: str) -> Announcement | None:
         """Take an announcement out of purgatory because its repository now has data (S8.2).

@@ -50,7 +50,7 @@ from grasp.relay.transport.http import (
     MountKey,
     WSGIApp,
 )
-from grasp.relay.transport.hub import SubscriptionHub
+from grasp.relay.transport.hub import SubscriptionHub, publish_now
 from grasp.relay.transport.server import listen, negentropy_responders, session_limits
 from grasp.relay.transport.session import SessionContext
 from grasp.release import ReleaseWorkflow
@@ -121,6 +121,11 @@ class Foundation:
         if self.fanout is not None:
             return self.fanout.publish(event)
         return self.hub.publish(event)
+
+    def notify_released(self, event: Event) -> int:
+        """:meth:`notify` for the Releaser: the subscribers' writers send before it goes on
+        (:func:`publish_now`; it is an actor, its inbox waits meanwhile)."""
+        return publish_now(self.notify, event)
 
 
 class LateParts:
@@ -208,7 +213,7 @@ def release_workflow(
         base.index,
         base.store,
         base.purgatory,
-        notify=base.notify,
+        notify=base.notify_released,
         on_release=on_release,
         pr_sources=late.pr_sources,
         cleanup=PlaceholderCleanup(base.index, base.purgatory, base.store, pushes),

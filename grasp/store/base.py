@@ -94,6 +94,15 @@ class EventStore(Protocol):
         """
         ...
 
+    def save_all(
+        self, events: Sequence[Event], held: HeldChanges | None = None
+    ) -> list[SaveOutcome]:
+        """:meth:`save` of each of ``events`` in order, then ``held``, in one transaction: a
+        release stores a state and the announcements it promotes together (S8.2, S9.1), one
+        commit instead of one per event (P1: 0.45 ms each on this machine). The outcomes are
+        in the order of ``events``."""
+        ...
+
     def write_held(self, changes: HeldChanges) -> None:
         """Apply ``changes`` to purgatory's tables in one transaction (S9.1): when this
         returns, the rows are committed and a client may be told ``OK true``."""

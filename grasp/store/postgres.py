@@ -230,18 +230,28 @@ class PostgresEventStore:
         """
         if event.storage_class is kinds.StorageClass.EPHEMERAL and not held:
             return SaveOutcome.EPHEMERAL
-        params = save_params(event)
+        return self.save_all([event], held)[0]
+
+    def save_all(
+        self, events: Sequence[Event], held: HeldChanges | None = None
+    ) -> list[SaveOutcome]:
+        """:meth:`save` of each of ``events`` in order, and ``held``, in one transaction
+        (retried whole when it loses a deadlock)."""
+        params = [save_params(event) for event in events]
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
                 with self._connection() as conn, conn.transaction():
-                    outcome = self._save_in(conn, event, params)
+                    outcomes = [
+                        self._save_in(conn, e, p) for e, p in zip(events, params, strict=True)
+                    ]
                     if held:
                         self._apply_held(conn, held)
-                return outcome
+                return outcomes
             except errors.TransactionRollback:
                 if attempt == SAVE_ATTEMPTS:
                     raise
-                logger.debug("save of %s lost a deadlock; attempt %d", event.id, attempt + 1)
+                first = events[0].id if events else "nothing"
+                logger.debug("save of %s lost a deadlock; attempt %d", first, attempt + 1)
         raise AssertionError("unreachable")
 
     # --- peers (S17.1, S17.4, migration 5) ---------------------------------------------------

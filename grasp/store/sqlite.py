@@ -122,11 +122,17 @@ class SqliteEventStore:
     def save(self, event: Event, held: HeldChanges | None = None) -> SaveOutcome:
         """Store a validated event under the NIP-01 replace and NIP-09 delete rules (S11.2),
         and apply ``held`` to purgatory's tables in the same transaction (S9.1)."""
+        return self.save_all([event], held)[0]
+
+    def save_all(
+        self, events: Sequence[Event], held: HeldChanges | None = None
+    ) -> list[SaveOutcome]:
+        """:meth:`save` of each of ``events`` in order, and ``held``, in one transaction."""
         with self._write() as db:
-            outcome = self._save_in(db, event)
+            outcomes = [self._save_in(db, event) for event in events]
             if held:
                 self._apply_held(db, held)
-        return outcome
+        return outcomes
 
     def _save_in(self, db: sqlite3.Connection, event: Event) -> SaveOutcome:
         if event.storage_class is kinds.StorageClass.EPHEMERAL:

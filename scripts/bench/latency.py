@@ -6,7 +6,9 @@
 Two ``grasp-relay`` processes run side by side with the same settings, one with the S4.4
 wake-up at each entry's ``next_attempt`` (the default) and one with ``--no-sync-precise-wakeups``
 (only the periodic 1000 ms Tick, the original's polling: the baseline). Runs alternate between
-them so both see the same machine noise.
+them so both see the same machine noise.  ``--source DIR`` adds a third relay, an older tree's
+(precise wake-ups too), to the same rotation: a before/after of P1 in one run, printed as the
+ratio of the medians; ``--no-tick`` leaves the tick-only relay out (quicker before/after runs).
 
 One run, for a fresh identifier each time:
 
@@ -52,6 +54,8 @@ import random  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from contextlib import ExitStack  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -66,6 +70,7 @@ from _common import (  # noqa: E402
     print_table,
     publish,
     relay_process,
+    relay_process_of,
     scratch_dir,
 )
 from _gitserve import GitServerProcess  # noqa: E402
@@ -203,78 +208,142 @@ def summary_row(mode: Mode, delay: float) -> list[str]:
     ]
 
 
-def main() -> int:
+HEADER = [
+    "mode",
+    "wait p50",
+    "p95",
+    "tail p50",
+    "p95",
+    "wait+tail p50",
+    "p95",
+    "OK rtt p50",
+    "S-T-delay-R p50",
+    "p95",
+    "min",
+    "max",
+    "vs R_git p50",
+    "p95",
+    "S-T-delay p50",
+    "R p50",
+    "R_git p50",
+    "HTTP req/run",
+]
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="runs per mode")
     parser.add_argument(
         "--delay",
         type=float,
         default=0.2,
-        help="--sync-default-delay-secs of both relays (the configured delay)",
+        help="--sync-default-delay-secs of every relay (the configured delay)",
     )
     parser.add_argument("--commits", type=int, default=20, help="commits in each run's repository")
     parser.add_argument("--tick-ms", type=int, default=1000, help="--sync-loop-interval-ms (S4.4)")
     parser.add_argument("--seed", type=int, default=8, help="seed of the random arrival phases")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--source",
+        type=Path,
+        help="also run this older tree's relay (precise wake-ups), alternated with ours: "
+        "a before/after in one run",
+    )
+    parser.add_argument(
+        "--no-tick",
+        action="store_true",
+        help="leave out the tick-only relay (and P1's second goal row)",
+    )
+    return parser.parse_args()
+
+
+def start_modes(stack: ExitStack, work: Path, args: argparse.Namespace) -> list[Mode]:
+    """Ours (precise), then the older tree's (``--source``), then tick-only; each relay is
+    stopped when ``stack`` closes."""
     common = (
         "--sync-default-delay-secs",
         str(args.delay),
         "--sync-loop-interval-ms",
         str(args.tick_ms),
     )
+    legs = [("precise wake-ups (S4.4)", "precise", relay_process(work / "precise", *common))]
+    if args.source is not None:
+        options = ("--allow-private-fetch", "--log-level", "WARNING", "--event-rate-limit", "0")
+        before = relay_process_of(work / "before", args.source.resolve(), *options, *common)
+        legs.append((f"before ({args.source.name}, precise)", "before", before))
+    if not args.no_tick:
+        ticks = relay_process(work / "ticks", *common, "--no-sync-precise-wakeups")
+        legs.append(("tick only (baseline)", "tick", ticks))
+    modes = []
+    for label, tag, process in legs:
+        relay = stack.enter_context(process)
+        client = RelayClient(relay.ws_url, timeout=30)
+        stack.callback(client.close)
+        modes.append(Mode(label, tag, relay, client))
+    return modes
 
-    with scratch_dir("bench-latency-") as work:
+
+def run_modes(work: Path, args: argparse.Namespace) -> list[Mode]:
+    """Every run index visits every mode, in a rotated order so none is always first."""
+    with ExitStack() as stack:
         (work / "served").mkdir()
-        with (
-            GitServerProcess(work / "served", host="127.0.0.2") as server,
-            relay_process(work / "precise", *common) as precise,
-            relay_process(work / "ticks", *common, "--no-sync-precise-wakeups") as ticks,
-        ):
-            modes = [
-                Mode(
-                    "precise wake-ups (S4.4)",
-                    "precise",
-                    precise,
-                    RelayClient(precise.ws_url, timeout=30),
-                ),
-                Mode("tick only (baseline)", "tick", ticks, RelayClient(ticks.ws_url, timeout=30)),
-            ]
-            bench = LatencyBench(
-                work, server, args.delay, args.commits, args.tick_ms / 1000, args.seed
-            )
-            try:
-                for index in range(args.runs):
-                    for mode in modes if index % 2 == 0 else reversed(modes):
-                        mode.samples.append(bench.run_once(mode, index))
-            finally:
-                for mode in modes:
-                    mode.client.close()
+        server = stack.enter_context(GitServerProcess(work / "served", host="127.0.0.2"))
+        modes = start_modes(stack, work, args)
+        bench = LatencyBench(work, server, args.delay, args.commits, args.tick_ms / 1000, args.seed)
+        for index in range(args.runs):
+            shift = index % len(modes)
+            for mode in modes[shift:] + modes[:shift]:
+                mode.samples.append(bench.run_once(mode, index))
+    return modes
 
-    header = [
-        "mode",
-        "wait p50",
-        "p95",
-        "tail p50",
-        "p95",
-        "wait+tail p50",
-        "p95",
-        "OK rtt p50",
-        "S-T-delay-R p50",
-        "p95",
-        "min",
-        "max",
-        "vs R_git p50",
-        "p95",
-        "S-T-delay p50",
-        "R p50",
-        "R_git p50",
-        "HTTP req/run",
-    ]
+
+def report_before_after(ours: Mode, before: Mode) -> None:
+    """Ours / the older tree's, medians of the same run (noise shared, alternated)."""
+
+    def ratio(pick: Callable[[Sample], float]) -> str:
+        mine = statistics.median(pick(s) for s in ours.samples)
+        theirs = statistics.median(pick(s) for s in before.samples)
+        return f"{mine * 1e3:.1f} / {theirs * 1e3:.1f} ms = {mine / max(theirs, 1e-9):.2f}x"
+
+    print(
+        "ours / before (p50, same run): "
+        f"wait+tail {ratio(lambda s: s.server_overhead)}, "
+        f"tail {ratio(lambda s: s.tail)}, wait {ratio(lambda s: s.wait)}"
+    )
+
+
+def report_tick(precise: Mode, tick: Mode) -> bool:
+    """P1's second row: precise wake-ups below the tick-only baseline (S4.4)."""
+    ours, ticks = ([s.server_overhead for s in m.samples] for m in (precise, tick))
+    ratio_median = statistics.median(ticks) / max(statistics.median(ours), 1e-9)
+    ratio_p95 = percentile(ticks, 95) / max(percentile(ours, 95), 1e-9)
+    met = statistics.median(ours) < statistics.median(ticks) and percentile(ours, 95) < percentile(
+        ticks, 95
+    )
+    print(f"tick-only / precise: {ratio_median:.1f}x at the median, {ratio_p95:.1f}x at p95")
+    print(
+        "goal P1 (overhead with precise wake-ups below the tick-only baseline): "
+        f"{'met' if met else 'NOT MET'}"
+    )
+    goal_line(
+        "P1",
+        "precise wake-ups below tick-only",
+        f"{ratio_median:.0f}x at p50",
+        "below",
+        ratio_median,
+        met,
+    )
+    return met
+
+
+def main() -> int:
+    args = parse_args()
+    with scratch_dir("bench-latency-") as work:
+        modes = run_modes(work, args)
     print_table(
         "P1 release overhead in ms = wait + tail, from the git server's log "
         f"({args.runs} runs per mode, delay "
         f"{args.delay * 1e3:g} ms, tick {args.tick_ms} ms, {args.commits}-commit repositories)",
-        header,
+        HEADER,
         [summary_row(mode, args.delay) for mode in modes],
         notes=[
             "wait: server's first request - (T_ok + delay); tail: S - server's last byte; T_ok: "
@@ -285,17 +354,10 @@ def main() -> int:
             "R_git: the same with the git CLI.",
         ],
     )
-    precise, tick = ([s.server_overhead for s in m.samples] for m in modes)
-    ratio_median = statistics.median(tick) / max(statistics.median(precise), 1e-9)
-    ratio_p95 = percentile(tick, 95) / max(percentile(precise, 95), 1e-9)
-    met = statistics.median(precise) < statistics.median(tick) and percentile(
-        precise, 95
-    ) < percentile(tick, 95)
-    print(f"tick-only / precise: {ratio_median:.1f}x at the median, {ratio_p95:.1f}x at p95")
-    print(
-        "goal P1 (overhead with precise wake-ups below the tick-only baseline): "
-        f"{'met' if met else 'NOT MET'}"
-    )
+    by_tag = {mode.tag: mode for mode in modes}
+    if "before" in by_tag:
+        report_before_after(by_tag["precise"], by_tag["before"])
+    precise = [s.server_overhead for s in by_tag["precise"].samples]
     p50 = statistics.median(precise) * 1e3  # overheads are in seconds
     p95 = percentile(precise, 95) * 1e3
     goal_line(
@@ -306,15 +368,9 @@ def main() -> int:
         p50 / 10,
         p50 <= 10,
     )
-    goal_line(
-        "P1",
-        "precise wake-ups below tick-only",
-        f"{ratio_median:.0f}x at p50",
-        "below",
-        ratio_median,
-        met,
-    )
-    return 0 if met else 1
+    if "tick" not in by_tag:
+        return 0
+    return 0 if report_tick(by_tag["precise"], by_tag["tick"]) else 1
 
 
 if __name__ == "__main__":

@@ -198,3 +198,52 @@ def test_each_release_is_reported_with_how_long_it_was_held(world):
     world.workflow.process(D)
     assert reported == [(kinds.REPO_ANNOUNCEMENT, D, 42.0), (kinds.REPO_STATE, D, 42.0)]
     assert world.purgatory.held_for(state.event.id) is None
+
+
+def _fail_saves_of(world, kind):
+    """Make the real SQLite store refuse events of ``kind`` (a failing disk, at the leaf)."""
+    world.store._db.execute(
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON events "
+        f"WHEN NEW.kind = {kind} BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+    )
+
+
+def test_a_state_and_the_announcement_it_promotes_are_stored_together_or_not_at_all(world):
+    """S8.2 + S9.1: the promoted announcement and the state go in one transaction, so a store
+    failure on the state keeps both held (nothing stored, nothing broadcast), and the next
+    pass releases both, the announcement first."""
+    owner = Key()
+    held = world.announce(owner, D, held=True)
+    commit = RepoBuilder(world.repo(owner, D)).commit()
+    state = world.hold_state(owner.state(D, {"refs/heads/main": commit}))
+    _fail_saves_of(world, kinds.REPO_STATE)
+    result = world.workflow.process(D)
+    assert result.states_released == 0 and len(result.errors) == 1
+    assert world.purgatory.announcement(owner.pubkey, D) is not None
+    assert world.purgatory.states_for(D) == [state]
+    assert not _served(world, held.event.id) and not _served(world, state.event.id)
+    assert world.notified_ids == []
+    world.store._db.execute("DROP TRIGGER refuse")
+    assert world.workflow.process(D).states_released == 1
+    assert world.notified_ids == [held.event.id, state.event.id]
+    assert _served(world, held.event.id) and _served(world, state.event.id)
+    assert world.purgatory.announcement(owner.pubkey, D) is None
+    assert not world.purgatory.has_pending_events(D)
+
+
+def test_a_release_with_a_promoted_announcement_commits_once(world):
+    """One commit for the state and the announcements it promotes (P1: one per event
+    before), counted in the statements the store's own SQLite connection runs."""
+    owner = Key()
+    world.announce(owner, D, held=True)
+    commit = RepoBuilder(world.repo(owner, D)).commit()
+    world.hold_state(owner.state(D, {"refs/heads/main": commit}))
+    commits = []
+    world.store._db.set_trace_callback(
+        lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None
+    )
+    try:
+        assert world.workflow.process(D).states_released == 1
+    finally:
+        world.store._db.set_trace_callback(None)
+    assert len(commits) == 1

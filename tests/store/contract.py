@@ -461,6 +461,26 @@ class HeldContract:
         assert store.save(event, held=HeldChanges(unhold=(event.id,))) is SaveOutcome.SAVED
         assert store.contains(event.id) and store.load_held().events == ()
 
+    def test_s9_1_save_all_stores_every_event_and_drops_their_rows_or_does_nothing(
+        self, store, failing_tag_value
+    ):
+        """A state and the announcement it promotes are released in one transaction (S8.2,
+        S9.1): a failure on the last event keeps the first one unstored and held too; the
+        outcomes come back in the order of the events."""
+        announcement = sign_event(c.ALICE, 30617, [["d", "repo"]], "", created_at=1)
+        state = sign_event(c.ALICE, 30618, [["d", "repo"], ["t", "v1"]], "", created_at=1)
+        rows = (_held_row(announcement), _held_row(state))
+        store.write_held(HeldChanges(hold=rows))
+        both = HeldChanges(unhold=(announcement.id, state.id))
+        with failing_tag_value(store, "v1"), pytest.raises(Exception, match="disk.on.fire"):
+            store.save_all([announcement, state], held=both)
+        assert store.load_held().events == rows  # nothing happened
+        assert not store.contains(announcement.id) and not store.contains(state.id)
+        store.save(state)  # stored meanwhile (e.g. by a peer): a duplicate in the next release
+        outcomes = store.save_all([announcement, state], held=both)
+        assert outcomes == [SaveOutcome.SAVED, SaveOutcome.DUPLICATE]
+        assert store.contains(announcement.id) and store.load_held().events == ()
+
     def test_s9_1_a_release_leaves_purgatory_whatever_the_save_outcome(self, store):
         old = sign_event(c.ALICE, 30618, [["d", "repo"]], "old", created_at=1)
         new = sign_event(c.ALICE, 30618, [["d", "repo"]], "new", created_at=2)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import gevent.queue
+
 from grasp.nostr.filters import Filter
-from grasp.relay.transport.hub import SubscriptionHub, event_frame
+from grasp.relay.transport.hub import SubscriptionHub, event_frame, publish_now
 from tests.relay.conftest import signed
 
 
@@ -86,3 +88,40 @@ def test_unsubscribe_and_counts():
 
 def test_event_frame_escapes_the_subscription_id():
     assert json.loads(event_frame('q"uote', '{"id":"x"}')) == ["EVENT", 'q"uote', {"id": "x"}]
+
+
+class QueuedOutbox(Outbox):
+    """Like a connection: an offer only queues; a writer greenlet of its own sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: gevent.queue.Queue[str] = gevent.queue.Queue()
+        self.sent: list[list] = []
+        self.writer = gevent.spawn(self._write)
+
+    def offer(self, text: str) -> bool:
+        self.queue.put(text)
+        return True
+
+    def _write(self) -> None:
+        while (text := self.queue.get()) != "stop":
+            self.sent.append(json.loads(text))
+
+
+def test_publish_now_returns_after_the_writers_sent_the_event():
+    """The Releaser's notify (P1): the subscriber's frame is written before the publisher
+    goes on, not when it next happens to yield."""
+    hub = SubscriptionHub()
+    outbox = QueuedOutbox()
+    hub.subscribe(outbox, "notes", [Filter(kinds={1})])
+    gevent.sleep(0)  # the writer waits on its queue
+    note = signed()
+    try:
+        assert hub.publish(note) == 1 and outbox.sent == []  # queued only
+        assert publish_now(hub.publish, signed(content="again")) == 1
+        assert [frame[2]["content"] for frame in outbox.sent] == [note.content, "again"]
+        assert publish_now(hub.publish, signed(kind=7)) == 0  # no subscriber: nothing to wait
+    finally:
+        outbox.queue.put("stop")
+        outbox.writer.join(timeout=5)
+    assert outbox.writer.dead
