@@ -65,6 +65,7 @@ class BaseActor(GeventActor):
     def __init__(self, services: Services, bind: Binder, name: str) -> None:
         super().__init__()
         self.services = services
+        self._clock, self._tracer = services.clock, services.tracer  # read once per message
         self.name = name
         self.effects = bind(name, self.actor_ref)
         self._current: Any = None
@@ -85,9 +86,10 @@ class BaseActor(GeventActor):
         if self._dead:
             return self._refuse(envelope)
         msg = envelope.message
-        now = self.services.clock.now()
-        tracer = self.services.tracer if envelope.traced else _UNTRACED
-        tracer.record(now, envelope.sender, self.name, msg)
+        now = self._clock.now()
+        tracer = self._tracer if envelope.traced else _UNTRACED
+        if tracer.enabled:
+            tracer.record(now, envelope.sender, self.name, msg)
         if envelope.sender == TIMER:
             self.effects.timer_delivered(msg)
         if isinstance(msg, Ping):
@@ -107,7 +109,7 @@ class BaseActor(GeventActor):
             self._current = None
         if envelope.ask and tracer.enabled:  # at the time of answering: handlers may block
             reply = Reply(type(msg).__name__, result)
-            tracer.record(self.services.clock.now(), self.name, envelope.sender, reply)
+            tracer.record(self._clock.now(), self.name, envelope.sender, reply)
         return result
 
     def _die_after_failed_ask(self, msg: Any, exc: Exception) -> None:

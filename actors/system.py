@@ -43,6 +43,7 @@ from .fetch import FetchActor
 from .names import RELEASER, SCHEDULER, SUPERVISOR, parse_throttle_name, throttle_name
 from .observer import SyncObserver
 from .releaser import Releaser
+from .runtime import tune_gc
 from .scheduler import Scheduler
 from .services import Services
 from .supervisor import Supervisor
@@ -71,6 +72,7 @@ def start(
     observer: SyncObserver | None = None,
 ) -> SyncSystem:
     """Wire and start the actors in order; return the handle the relay embeds."""
+    tune_gc()  # the actors allocate many short-lived objects: see runtime.GC_YOUNG_THRESHOLD
     services = Services(
         ctx,
         config or SyncConfig(),
