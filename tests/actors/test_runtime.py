@@ -8,6 +8,7 @@ without killing the actor (ARCHITECTURE §3, S8: a FetchActor reports exactly on
 
 from __future__ import annotations
 
+import gc
 import queue
 import typing
 import weakref
@@ -16,8 +17,19 @@ import gevent
 import pykka
 import pytest
 
+from actors import system as actor_system
+from actors.clock import FakeClock
+from actors.config import SyncConfig
 from actors.effects import WorkCancelled
-from actors.runtime import MAX_IDLE_CARRIERS, GeventActor, GeventFuture, unregistered_alive
+from actors.fakes import MockSyncContext
+from actors.runtime import (
+    GC_YOUNG_THRESHOLD,
+    MAX_IDLE_CARRIERS,
+    GeventActor,
+    GeventFuture,
+    tune_gc,
+    unregistered_alive,
+)
 from actors.work import RunningWork
 from tests.support.wait import wait_for
 
@@ -260,3 +272,41 @@ def test_carriers_killed_while_idle_are_replaced_without_losing_a_start():
         assert [f.get(timeout=5) for f in futures] == list(range(len(many)))
     finally:
         pykka.ActorRegistry.stop_all()
+
+
+def test_the_stop_flag_is_what_is_alive_reads_and_a_waiter_wakes_when_it_is_set():
+    ref = Echo.start()
+    stopped = ref.actor_stopped
+    assert ref.is_alive() and not stopped.is_set()
+    assert stopped.wait(timeout=0.01) is False  # not set: the wait times out
+    waiter = gevent.spawn(stopped.wait, 5)
+    gevent.sleep(0)
+    assert ref.stop() is True
+    assert waiter.get(timeout=5) is True
+    assert stopped.is_set() and not ref.is_alive()
+    assert stopped.wait() is True  # set: no wait at all
+
+
+@pytest.fixture
+def gc_threshold():
+    saved = gc.get_threshold()
+    yield
+    gc.set_threshold(*saved)
+
+
+def test_a_system_start_raises_the_gc_young_threshold_and_keeps_the_older_ones(gc_threshold):
+    gc.set_threshold(700, 11, 12)
+    system = actor_system.start(MockSyncContext(), SyncConfig(), FakeClock(0.0))
+    try:
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 11, 12)
+    finally:
+        system.stop()
+
+
+@pytest.mark.parametrize("chosen", [(GC_YOUNG_THRESHOLD * 4, 10, 10), (0, 10, 10)])
+def test_tune_gc_never_lowers_a_host_threshold_nor_enables_a_disabled_collector(
+    gc_threshold, chosen
+):
+    gc.set_threshold(*chosen)
+    tune_gc()
+    assert gc.get_threshold() == chosen
