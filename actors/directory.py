@@ -25,7 +25,7 @@ from pykka.messages import _ActorStop
 from .clock import TimerHandle
 from .effects import Envelope
 from .names import EXTERNAL, TIMER, fetch_name, is_fetch_name, parse_throttle_name
-from .runtime import GeventFuture
+from .runtime import GeventFuture, tell_bare
 from .services import Services
 from .work import RunningWork
 
@@ -148,6 +148,8 @@ class Directory:
 class LiveEffects:
     """:class:`~actors.effects.Effects` through pykka: what one live actor does to the world."""
 
+    __slots__ = ("name", "_directory", "_ref", "_timers")  # one per actor start (P4)
+
     def __init__(self, directory: Directory, name: str, ref: pykka.ActorRef | None) -> None:
         self.name = name
         self._directory = directory
@@ -162,7 +164,7 @@ class LiveEffects:
         # ``lookup`` saw it alive and nothing yields since: pykka's ``ActorRef.tell`` would
         # check again and wrap the same way (one frame and check less, per message: ~10 per
         # identifier, P4).
-        ref.actor_inbox.put(_PykkaEnvelope(Envelope(self.name, msg)))
+        tell_bare(ref, Envelope(self.name, msg))
         return True
 
     def ask(

@@ -204,6 +204,8 @@ class ThrottleClient:
     answered.
     """
 
+    __slots__ = ("effects", "identifier", "queued_on", "refused")  # one per sync (P4)
+
     def __init__(self, effects: Effects, identifier: str | None = None) -> None:
         self.effects = effects
         self.identifier = identifier

@@ -41,6 +41,10 @@ TRANSFER_ENDED = "transfer_ended"
 class TracedPort:
     """A :class:`~actors.context.SyncContext` that records its answers for one actor."""
 
+    # Slotted, like the views below: one per FetchActor, and every attribute read on the
+    # port path (~10 calls per identifier) and every dict the collector scans counts (P4).
+    __slots__ = ("_ctx", "_services", "_traced", "actor")
+
     def __init__(self, services: Services, actor: str) -> None:
         self._ctx = services.ctx
         self._services = services
@@ -168,6 +172,8 @@ class TracedPort:
 class FetcherView(TracedPort):
     """The port as a FetchActor sees it: releases are asks to the Releaser (S8.1: the single
     writer), and every fetch is reported to the observer with its duration and outcome."""
+
+    __slots__ = ("_effects",)
 
     def __init__(self, services: Services, effects: Effects) -> None:
         super().__init__(services, effects.name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import gc
 import itertools
+import logging
 import queue
 import sys
 import uuid
@@ -32,6 +33,8 @@ import gevent.queue
 import greenlet  # type: ignore[import-untyped]  # no stubs; gevent depends on it
 import pykka
 from gevent.hub import Waiter
+from pykka._envelope import Envelope as _PykkaEnvelope
+from pykka.messages import _ActorStop
 
 from .effects import Envelope
 
@@ -42,7 +45,16 @@ if TYPE_CHECKING:
     from pykka._future import GetHookFunc
     from pykka._types import OptExcInfo
 
-__all__ = ["GC_YOUNG_THRESHOLD", "GeventActor", "GeventFuture", "tune_gc", "unregistered_alive"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GC_YOUNG_THRESHOLD",
+    "GeventActor",
+    "GeventFuture",
+    "tell_bare",
+    "tune_gc",
+    "unregistered_alive",
+]
 
 T = TypeVar("T")
 
@@ -284,6 +296,17 @@ def tune_gc() -> None:
         gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
 
 
+def tell_bare(ref: pykka.ActorRef[Any], envelope: Envelope) -> None:
+    """Queue a tell to an actor that a caller saw alive (nothing yielded since): bare when
+    its loop is :class:`GeventActor`'s, which takes an :class:`~actors.effects.Envelope`
+    as it is, else wrapped as pykka's ``ActorRef.tell`` wraps it."""
+    inbox = ref.actor_inbox
+    if type(inbox) is _Inbox:
+        inbox.put(envelope)
+    else:
+        inbox.put(_PykkaEnvelope(envelope))
+
+
 def unregistered_alive() -> list[pykka.ActorRef[Any]]:
     """Running actors that ``pykka.ActorRegistry`` does not list (for leftover checks)."""
     return [ref for ref in _UNREGISTERED.values() if ref.is_alive()]
@@ -350,6 +373,51 @@ class GeventActor(pykka.Actor):
             if not self.registered:
                 _UNREGISTERED.pop(self.actor_urn, None)
         return not self._killed
+
+    def _actor_loop_running(self) -> None:
+        """pykka's loop, same failure semantics, that also takes our tells bare:
+        :func:`tell_bare` puts an :class:`~actors.effects.Envelope` without pykka's wrapper
+        (one object and two attribute reads less per message, ~10 messages per identifier)."""
+        inbox, stopped = self.actor_inbox, self.actor_stopped
+        while not stopped.is_set():
+            item = inbox.get()
+            if type(item) is Envelope:
+                message, reply_to = item, None
+            else:
+                message, reply_to = item.message, item.reply_to
+            try:
+                response = self._handle_receive(message)
+                if reply_to is not None:
+                    reply_to.set(response)
+            except Exception:
+                if reply_to is not None:
+                    logger.info("Exception returned from %s to caller:", self, exc_info=True)
+                    reply_to.set_exception()
+                else:
+                    self._handle_failure(*sys.exc_info())
+                    try:
+                        self.on_failure(*sys.exc_info())
+                    except Exception:
+                        self._handle_failure(*sys.exc_info())
+            except BaseException:
+                logger.debug("%r in %s. Stopping all actors.", sys.exc_info()[1], self)
+                self._stop()
+                pykka.ActorRegistry.stop_all()
+
+    def _actor_loop_teardown(self) -> None:
+        """pykka's teardown: queued asks fail as at a dead actor, a queued stop answers, and
+        tells (bare ones too) are dropped."""
+        inbox = self.actor_inbox
+        while not inbox.empty():
+            item = inbox.get()
+            reply_to = getattr(item, "reply_to", None)  # a bare Envelope is a tell
+            if reply_to is None:
+                continue
+            if isinstance(item.message, _ActorStop):
+                reply_to.set(None)
+            else:
+                dead = pykka.ActorDeadError(f"{self.actor_ref} stopped before handling the message")
+                reply_to.set_exception(exc_info=(pykka.ActorDeadError, dead, None))
 
     def _handle_receive(self, message: Any) -> Any:
         try:

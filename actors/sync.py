@@ -225,6 +225,8 @@ class _Slot:
     cancel included). The end of the request is reported in any case, with its reason (S18.2);
     ``freed`` tells the throttle whether that report still carries the slot."""
 
+    __slots__ = ("throttle", "domain", "url", "freed", "reported")
+
     def __init__(self, throttle: Throttle, domain: str, url: str) -> None:
         self.throttle, self.domain, self.url = throttle, domain, url
         self.freed = False
