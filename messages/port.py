@@ -8,7 +8,6 @@ in the codec) because traces carry them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from ._base import message
@@ -45,10 +44,9 @@ class RepositoryData:
 
     def clone_urls(self) -> list[str]:
         """Every candidate URL once: announcement order, then PR order (S3.1)."""
-        urls: Iterable[str] = (
-            url for announcement in self.announcements for url in announcement.clone_urls
-        )
-        return list(dict.fromkeys([*urls, *self.pr_clone_urls]))
+        urls = [url for announcement in self.announcements for url in announcement.clone_urls]
+        urls += self.pr_clone_urls  # a list, not a generator: asked twice per sync (P4)
+        return list(dict.fromkeys(urls))
 
 
 @message

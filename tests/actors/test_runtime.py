@@ -20,13 +20,14 @@ import pytest
 from actors import system as actor_system
 from actors.clock import FakeClock
 from actors.config import SyncConfig
-from actors.effects import WorkCancelled
+from actors.effects import Envelope, WorkCancelled
 from actors.fakes import MockSyncContext
 from actors.runtime import (
     GC_YOUNG_THRESHOLD,
     MAX_IDLE_CARRIERS,
     GeventActor,
     GeventFuture,
+    tell_bare,
     tune_gc,
     unregistered_alive,
 )
@@ -310,3 +311,51 @@ def test_tune_gc_never_lowers_a_host_threshold_nor_enables_a_disabled_collector(
     gc.set_threshold(*chosen)
     tune_gc()
     assert gc.get_threshold() == chosen
+
+
+class Recorder(GeventActor):
+    """Keeps what reached it; a message "boom" fails its handler."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[object] = []
+        self.failures: list[str] = []
+
+    def on_receive(self, message):
+        if isinstance(message, Envelope) and message.message == "boom":
+            raise RuntimeError("injected: a tell failed")
+        if message == "seen":
+            return list(self.seen)
+        self.seen.append(message.message if isinstance(message, Envelope) else message)
+        return None
+
+    def on_failure(self, exc_type, exc, tb):
+        self.failures.append(str(exc))
+
+
+def test_bare_tells_reach_the_handler_in_order_with_asks_and_a_failing_one_is_a_tell_failure():
+    ref = Recorder.start()
+    try:
+        tell_bare(ref, Envelope("test", "one"))
+        ref.tell("two")  # pykka's own tell, wrapped: same inbox, same order
+        tell_bare(ref, Envelope("test", "three"))
+        assert ref.ask("seen", timeout=5) == ["one", "two", "three"]
+        tell_bare(ref, Envelope("test", "boom"))  # a tell: pykka stops the actor, on_failure
+        wait_for(lambda: not ref.is_alive(), timeout=5)
+        assert ref._actor_weakref().failures == ["injected: a tell failed"]  # noqa: SLF001
+    finally:
+        pykka.ActorRegistry.stop_all()
+
+
+def test_bare_tells_queued_behind_a_stop_are_dropped_and_asks_there_fail():
+    ref = Recorder.start()
+    seen = ref._actor_weakref().seen  # noqa: SLF001  # kept: the stopped actor is freed
+    first = ref.ask("sleep-free", block=False)
+    stopped = ref.stop(block=False)
+    tell_bare(ref, Envelope("test", "late tell"))  # still alive when queued
+    late = ref.ask("late ask", block=False)
+    assert first.get(timeout=5) is None
+    assert stopped.get(timeout=5) is True
+    with pytest.raises(pykka.ActorDeadError):
+        late.get(timeout=5)
+    assert seen == ["sleep-free"]  # the late tell was dropped, never handled
