@@ -42,9 +42,9 @@ def no_leftover_actors():
 @pytest.fixture(autouse=True, scope="session")
 def relays_on_postgres():
     """``GRASP_TEST_DATABASE=postgresql``: relay processes keep their events in PostgreSQL
-    (S19.1); tests marked ``sqlite_only`` read the SQLite file itself and are skipped. Not run
-    by CI yet: ``tests/relay tests/integration tests/conformance tests/deploy`` pass this way
-    except one peers test (docs/scaling.rst, "Tests")."""
+    (S19.1); tests marked ``sqlite_only`` read the SQLite file itself and are skipped. CI
+    (``.ci/run``) runs ``tests/relay tests/integration tests/conformance tests/deploy`` this way
+    after the SQLite pass (docs/scaling.rst, "Tests")."""
     if os.environ.get("GRASP_TEST_DATABASE", "sqlite") != "postgresql":
         yield
         return

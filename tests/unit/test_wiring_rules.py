@@ -72,12 +72,15 @@ def test_nothing_assigns_into_services_directory_or_effects():
 
 
 def test_ci_runs_the_linter_before_the_tests():
-    """Lint and types are habits: CI runs ``scripts/lint`` (ruff, formatter, mypy) and then
-    the test command README.rst gives; a lint failure stops it (``set -e``)."""
-    steps = [
-        line.strip()
-        for line in (ROOT / ".ci" / "run").read_text().splitlines()
-        if line.strip().startswith(("scripts/", "exec scripts/"))
-    ]
-    assert steps == ["scripts/lint", "exec scripts/test"]
-    assert "set -euo pipefail" in (ROOT / ".ci" / "run").read_text()
+    """Lint and types are habits: CI runs ``scripts/lint`` (ruff, formatter, mypy), then the
+    test command README.rst gives on the whole suite, then the process tests again with their
+    relays on PostgreSQL (S19); a failure at any step stops it (``set -e``)."""
+    text = (ROOT / ".ci" / "run").read_text()
+    lines = [line.strip() for line in text.splitlines()]
+    steps = [line for line in lines if line.startswith(("scripts/", "exec scripts/"))]
+    process_tests = "tests/relay tests/integration tests/conformance tests/deploy"
+    assert steps == ["scripts/lint", "scripts/test", f"exec scripts/test {process_tests}"]
+    assert "set -euo pipefail" in text
+    # the database switch comes after the SQLite pass and before the PostgreSQL one
+    switch = lines.index("export GRASP_TEST_DATABASE=postgresql")
+    assert lines.index("scripts/test") < switch < lines.index(steps[-1])
