@@ -24,6 +24,7 @@ from tests.support.gitrepo import (
     symbolic_head,
 )
 from tests.support.nip34 import Key
+from tests.support.wait import wait_for
 
 D = "repo"
 
@@ -295,7 +296,13 @@ def test_s14_3_pushes_that_add_no_placeholder_are_not_capped(world, serve, tmp_p
     world.hold_state(owner.state(D, {"refs/heads/main": main}))
     pushed = _push(work.path, _url(base, owner), "main:main")
     assert pushed.returncode == 0, pushed.stderr
-    assert not service.pushes.busy(world.repo(owner, D))  # the push ended: nothing in flight
+    # the push ended: nothing in flight. The server ends it after the response (the release
+    # of the held state runs first, after_receive_pack), so git may exit a moment before.
+    wait_for(
+        lambda: not service.pushes.busy(world.repo(owner, D)),
+        timeout=10,
+        message="the push is still in flight",
+    )
 
 
 def _status(url):
