@@ -28,6 +28,7 @@ from grasp.git.objects import missing_oids, normalise_oids, packed_type
 from grasp.git.ref_files import (
     RefRead,
     commit_changes,
+    create_packed,
     plan_is_simple,
     read_aligned,
     read_head_file,
@@ -112,12 +113,14 @@ def _align_directly(
     if not plan_is_simple(read, deleted, [*created, *updated], wanted):
         return None
     repo = str(repo_path)
-    commit_changes(
-        repo,
-        old={name: current[name] for name in (*deleted, *updated)},
-        new={name: wanted[name] for name in (*created, *updated)},
-        deleted=deleted,
-    )
+    first = not current and not read.packed_file  # a new repository's first refs
+    if not (first and created and create_packed(repo, {n: wanted[n] for n in created})):
+        commit_changes(
+            repo,
+            old={name: current[name] for name in (*deleted, *updated)},
+            new={name: wanted[name] for name in (*created, *updated)},
+            deleted=deleted,
+        )
     head_set = _align_head(
         repo_path, wanted, head, read_head_file(repo), lambda target: set_head(repo, target)
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grasp.git import RefConflictError, align_refs, copy_objects
+from grasp.git import RefConflictError, align_refs, copy_objects, list_refs
 from grasp.git.ref_files import read_aligned
 from tests.git.conftest import Source
 from tests.support.gitrepo import (
@@ -125,3 +125,67 @@ def test_s8_2_a_new_repository_without_refs_heads_gets_its_branch_and_head(
     assert for_each_ref(repo) == {"refs/heads/trunk": source.main[-1]}
     assert lock_files(repo) == []
     assert_fsck_clean(repo)
+
+
+def test_s8_2_a_new_repositorys_first_refs_are_one_packed_refs_file(tmp_path: Path, source: Source):
+    """No refs/heads directory to make, one file for every ref; git and dulwich read it, the
+    annotated tag still peels, and later changes go over it (an update, a deletion)."""
+    repo = state_repo(tmp_path, source)
+    (repo / "refs" / "heads").rmdir()  # as the empty-repository pool lays them out
+    (repo / "refs" / "tags").rmdir()
+    state = {
+        "refs/heads/main": source.main[-1],
+        "refs/heads/side": source.side[-1],
+        "refs/tags/v1": source.tag_v1,
+    }
+    result = align_refs(repo, state, "refs/heads/side")
+    assert result.created == tuple(sorted(state)) and result.head_set
+    assert not (repo / "refs" / "heads").exists(), "no directory made for the first refs"
+    assert (repo / "packed-refs").read_text().splitlines()[0] == "# pack-refs with: sorted "
+    assert for_each_ref(repo) == state
+    assert list_refs(repo) == state, "dulwich reads it too"
+    assert "refs/tags/v1^{}" in git("show-ref", "--dereference", "refs/tags/v1", git_dir=repo)
+    assert symbolic_head(repo) == "refs/heads/side"
+    assert_fsck_clean(repo)
+    assert not align_refs(repo, state, "refs/heads/side").changed
+    moved = {"refs/heads/main": source.main[0], "refs/tags/v1": source.tag_v1}
+    result = align_refs(repo, moved, "refs/heads/main")
+    assert (result.updated, result.deleted) == (("refs/heads/main",), ("refs/heads/side",))
+    assert for_each_ref(repo) == moved
+    assert lock_files(repo) == []
+    assert_fsck_clean(repo)
+
+
+def test_a_locked_packed_refs_file_leaves_the_first_refs_to_loose_files(
+    tmp_path: Path, source: Source
+):
+    """A packed-refs.lock left by a crash (or held by git pack-refs) must not block a release."""
+    repo = state_repo(tmp_path, source)
+    (repo / "packed-refs.lock").write_bytes(b"")
+    state = {"refs/heads/main": source.main[-1]}
+    assert align_refs(repo, state, None).created == ("refs/heads/main",)
+    assert (repo / "refs" / "heads" / "main").read_text() == source.main[-1] + "\n"
+    assert not (repo / "packed-refs").exists()
+    assert for_each_ref(repo) == state
+
+
+def test_a_ref_appearing_before_the_first_refs_are_packed_wins(
+    tmp_path: Path, source: Source, monkeypatch: pytest.MonkeyPatch
+):
+    """A push creating the branch between our read and our write: nothing of ours is written."""
+    import grasp.git.refs as refs_module
+
+    repo = state_repo(tmp_path, source)
+    read_aligned_now = refs_module.read_aligned
+
+    def read_then_race(repo_dir):
+        snapshot = read_aligned_now(repo_dir)
+        git("update-ref", "refs/heads/main", source.main[1], git_dir=repo)  # the "push"
+        return snapshot
+
+    monkeypatch.setattr(refs_module, "read_aligned", read_then_race)
+    with pytest.raises(RefConflictError):
+        align_refs(repo, {"refs/heads/main": source.main[-1], "refs/tags/v1": source.tag_v1}, None)
+    monkeypatch.undo()
+    assert for_each_ref(repo) == {"refs/heads/main": source.main[1]}
+    assert not (repo / "packed-refs").exists() and lock_files(repo) == []
