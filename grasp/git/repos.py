@@ -189,15 +189,16 @@ def _renew_template(template: str | Path) -> None:
 def remove_interrupted_work(data_dir: Path) -> list[Path]:
     """Remove what a killed process left half-done below ``<data>/repos``; run before serving.
 
-    Two things can be orphaned by SIGKILL: a repository being initialised (``<npub>/.init-*``,
-    see :func:`ensure_bare_repo`) and a fetched pack being indexed
-    (``<repo>/objects/incoming-grasp-*``, see ``grasp.git.pack_ingest``). Neither is ever read,
-    but a staging directory holds a full copy of a pack. Returns what was removed.
+    Three things can be orphaned by SIGKILL: a repository being initialised (``<npub>/.init-*``,
+    see :func:`ensure_bare_repo`), a fetched pack being indexed
+    (``<repo>/objects/incoming-grasp-*``) and a small pack's temporary files
+    (``<repo>/objects/pack/tmp_grasp_*``, both in ``grasp.git.pack_ingest``). None is ever read,
+    but each holds a full copy of a pack. Returns what was removed.
 
     Only abandoned ones (:func:`grasp.git.workdirs.is_abandoned`): in a cluster another live
     node may be initialising or indexing in the same data directory right now (S19.2).
     """
-    from grasp.git.pack_ingest import STAGING_PREFIX
+    from grasp.git.pack_ingest import STAGING_PREFIX, TEMP_PREFIX
 
     root = Path(data_dir) / "repos"
     prs = Path(data_dir) / "prs"  # GRASP-06 repositories and their shared empty one (S16.1)
@@ -207,7 +208,12 @@ def remove_interrupted_work(data_dir: Path) -> list[Path]:
     stagings = root.glob(f"*/*.git/objects/{STAGING_PREFIX}*")
     leftovers = [p for p in inits if is_abandoned(p, INIT_PREFIX)]
     leftovers += [p for p in stagings if is_abandoned(p, STAGING_PREFIX)]
+    temp_packs = root.glob(f"*/*.git/objects/pack/{TEMP_PREFIX}*")
+    leftovers += [p for p in temp_packs if is_abandoned(p, TEMP_PREFIX)]
     for path in leftovers:
-        shutil.rmtree(path, ignore_errors=True)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
         logger.warning("removed %s, left behind by an interrupted process", path)
     return leftovers

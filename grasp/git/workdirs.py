@@ -1,11 +1,12 @@
 """Names of in-progress work directories, and whether one is abandoned (S19.2, one truth).
 
-Two things are built next to their final place and renamed or removed when done: a bare
-repository being initialised (``<npub>/.init-*``) and a fetched pack being indexed
-(``<repo>/objects/incoming-grasp-*``). A process killed meanwhile leaves them behind, and the
-next start removes them. In a cluster every node shares ``--data-dir``, so a starting node
-must tell a dead process's leftovers from a live node's work: each name carries its owner,
-``<prefix><pid>@<host>-<random>``.
+Three things are built next to their final place and renamed or removed when done: a bare
+repository being initialised (``<npub>/.init-*``), a fetched pack being indexed
+(``<repo>/objects/incoming-grasp-*``) and a small pack's temporary files
+(``<repo>/objects/pack/tmp_grasp_*``, files, not directories). A process killed meanwhile
+leaves them behind, and the next start removes them. In a cluster every node shares
+``--data-dir``, so a starting node must tell a dead process's leftovers from a live node's
+work: each name carries its owner, ``<prefix><pid>@<host>-<random>``.
 
 A directory is abandoned when its owner ran on this host and that process is gone (or is the
 starting process itself: it has done nothing yet), or, for owners on other hosts (whose

@@ -194,7 +194,7 @@ def test_s7_3_haves_are_the_commits_behind_every_ref(source: Source, tmp_path: P
     """heads, nostr refs and (peeled) annotated tags count; refs to non-commits do not."""
     from dulwich.repo import Repo
 
-    from grasp.git.fetch import have_heads
+    from grasp.git.haves import have_heads
     from tests.support.gitrepo import RepoBuilder, git
 
     repo = RepoBuilder.create(tmp_path / "haves.git")
@@ -215,3 +215,48 @@ def test_s7_3_haves_are_the_commits_behind_every_ref(source: Source, tmp_path: P
         assert set(have_heads(dulwich_repo)) == {
             oid.encode() for oid in (source.main[0], source.dangling, source.side[-1])
         }
+
+
+def test_s7_3_a_repository_without_refs_fetches_without_opening_a_repo(
+    server: GitServer, source: Source, target: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A new repository has no haves: the fetch sends none and opens no dulwich Repo (P1's
+    wait); one with a ref still negotiates from it, so only the missing history comes."""
+    import grasp.git.fetch as fetch_module
+
+    opened: list[str] = []
+    real_repo = fetch_module.Repo
+
+    def recording(path: str):
+        opened.append(path)
+        return real_repo(path)
+
+    monkeypatch.setattr(fetch_module, "Repo", recording)
+    old = source.main[1]
+    assert fetch(target, server.url("src.git"), [old]) == [old]
+    assert opened == [], "no Repo for a repository without refs"
+    assert_fsck_clean(target)
+    from tests.support.gitrepo import RepoBuilder
+
+    RepoBuilder(target).set_ref("refs/heads/main", old)
+    server.reset_log()
+    tip = source.main[-1]
+    assert fetch(target, server.url("src.git"), [tip]) == [tip]
+    assert opened == [str(target)], "a repository with a ref negotiates with its haves"
+    assert_fsck_clean(target)
+
+
+def test_s7_3_any_ref_or_shallow_file_means_there_may_be_haves(tmp_path: Path):
+    from grasp.git.haves import has_no_haves
+
+    repo = init_bare(tmp_path / "r.git")
+    (repo / "refs" / "nostr").mkdir()
+    assert has_no_haves(repo), "empty ref directories hold no haves"
+    (repo / "refs" / "nostr" / ("e" * 64)).write_text("0" * 40 + "\n")
+    assert not has_no_haves(repo), "a loose ref in any namespace"
+    (repo / "refs" / "nostr" / ("e" * 64)).unlink()
+    (repo / "packed-refs").write_text("")
+    assert not has_no_haves(repo), "packed-refs (even an empty one: not parsed here)"
+    (repo / "packed-refs").unlink()
+    (repo / "shallow").write_text("")
+    assert not has_no_haves(repo), "a shallow repository"

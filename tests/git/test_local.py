@@ -116,22 +116,40 @@ def test_s8_2_align_creates_updates_and_deletes_heads_and_tags(tmp_path: Path, s
     assert_fsck_clean(repo)
 
 
+@pytest.mark.parametrize("path", ["direct", "dulwich"])
 def test_align_reports_a_concurrent_ref_change_instead_of_overwriting_it(
-    tmp_path: Path, source: Source, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, source: Source, monkeypatch: pytest.MonkeyPatch, path: str
 ):
-    """A push moving the branch between our read and our write wins; we raise."""
+    """A push moving the branch between our read and our write wins; we raise. Both ways of
+    writing: the one ref transaction (grasp.git.ref_files) and dulwich's (its fallback)."""
     repo = state_repo(tmp_path, source)
     RepoBuilder(repo).set_ref("refs/heads/main", source.main[0])
     from dulwich.refs import DiskRefsContainer
 
-    read = DiskRefsContainer.as_dict
+    import grasp.git.refs as refs_module
 
-    def read_then_race(self, base=None):
-        snapshot = read(self, base)
-        git("update-ref", "refs/heads/main", source.main[1], git_dir=repo)  # the "push"
-        return snapshot
+    def push():
+        git("update-ref", "refs/heads/main", source.main[1], git_dir=repo)
 
-    monkeypatch.setattr(DiskRefsContainer, "as_dict", read_then_race)
+    if path == "direct":
+        read_aligned = refs_module.read_aligned
+
+        def read_then_race(repo_dir):
+            snapshot = read_aligned(repo_dir)
+            push()
+            return snapshot
+
+        monkeypatch.setattr(refs_module, "read_aligned", read_then_race)
+    else:
+        read = DiskRefsContainer.as_dict
+
+        def as_dict_then_race(self, base=None):
+            snapshot = read(self, base)
+            push()
+            return snapshot
+
+        monkeypatch.setattr(refs_module, "read_aligned", lambda repo_dir: None)
+        monkeypatch.setattr(DiskRefsContainer, "as_dict", as_dict_then_race)
     with pytest.raises(RefConflictError):
         align_refs(repo, {"refs/heads/main": source.main[-1]}, None)
     monkeypatch.undo()

@@ -1,7 +1,7 @@
 """Leftovers of a killed process are removed before the relay serves (S7.2: no partial pack)."""
 
 from grasp.git import ensure_bare_repo, remove_interrupted_work
-from grasp.git.pack_ingest import STAGING_PREFIX
+from grasp.git.pack_ingest import STAGING_PREFIX, TEMP_PREFIX
 from tests.support.gitrepo import RepoBuilder, assert_fsck_clean, for_each_ref
 
 NPUB = "npub1" + "q" * 58
@@ -63,13 +63,25 @@ def test_s19_2_start_up_cleanup_leaves_a_live_nodes_work_alone(tmp_path):
             owner_dir / f".init-{dead.pid}@{host}-efgh5678",
             objects / f"{STAGING_PREFIX}78@another-host-abcd1234",  # elsewhere, stale
         ]
+        pack_dir = objects / "pack"
+        keep_files = [pack_dir / f"{TEMP_PREFIX}{live.pid}@{host}-abcd1234_pack"]
+        remove_files = [  # a small pack's temporary files (grasp.git.pack_ingest)
+            pack_dir / f"{TEMP_PREFIX}{dead.pid}@{host}-abcd1234_pack",
+            pack_dir / f"{TEMP_PREFIX}{dead.pid}@{host}-abcd1234_idx",
+        ]
         for path in keep + remove:
             path.mkdir(parents=True)
+        pack_dir.mkdir(exist_ok=True)
+        for path in keep_files + remove_files:
+            path.write_bytes(b"PACK half written")
         stale = remove[-1]
         old = stale.stat().st_mtime - STALE_SECS - 60
         os.utime(stale, (old, old))
+        remove += remove_files
+        keep += keep_files
         assert sorted(remove_interrupted_work(tmp_path)) == sorted(remove)
-        assert all(p.is_dir() for p in keep)
+        assert all(p.exists() for p in keep)
+        assert not any(p.exists() for p in remove)
         mine = make_workdir(STAGING_PREFIX, objects)  # this process's own names carry it too
         assert mine.name.startswith(f"{STAGING_PREFIX}{os.getpid()}@{host}-")
     finally:

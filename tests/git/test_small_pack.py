@@ -109,6 +109,9 @@ def test_small_pack_gets_the_index_git_index_pack_writes(
     assert all(has_object(target, c) for c in commits)
     assert_fsck_clean(target)
     assert not list((target / "objects").glob(f"{pack_ingest.STAGING_PREFIX}*"))
+    assert sorted(p.name for p in pack_dir.iterdir()) == [f"{name}.idx", f"{name}.pack"], (
+        "no temporary file is left in objects/pack"
+    )
 
 
 def test_thin_pack_is_completed_from_the_repository_objects(
@@ -190,6 +193,33 @@ def test_s7_2_corrupt_small_pack_leaves_the_repository_exactly_as_before(
     assert not isinstance(info.value, PackTooBig)
     assert objects_listing(target) == before
     assert not has_object(target, commits[5])
+    assert_fsck_clean(target)
+
+
+def test_s7_2_a_small_pack_failing_at_its_last_rename_leaves_no_file_and_no_pack(
+    history: tuple[RepoBuilder, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The pack and its index are written under temporary names in objects/pack: an error
+    before the index's rename (a full disk, a kill) removes them, and git sees no new pack."""
+    builder, commits = history
+    target = init_bare(tmp_path / "target.git")
+    ingest_pack(target, _spool(tmp_path, _pack(builder.path, f"{commits[1]}\n")))
+    before = objects_listing(target)
+    real_replace = pack_ingest.os.replace
+
+    def failing_on_the_index(src, dst):
+        if str(dst).endswith(".idx"):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(pack_ingest.os, "replace", failing_on_the_index)
+    with pytest.raises(OSError, match="No space"):
+        ingest_pack(target, _spool(tmp_path, _pack(builder.path, f"{commits[5]}\n^{commits[1]}\n")))
+    monkeypatch.undo()
+    leftovers = [p for p in objects_listing(target) if pack_ingest.TEMP_PREFIX in p]
+    assert leftovers == []
+    assert not has_object(target, commits[5]), "a pack without its index is no pack"
+    assert all(p in objects_listing(target) for p in before)
     assert_fsck_clean(target)
 
 
