@@ -29,7 +29,9 @@ both. ``--source DIR`` runs the relay of another checkout; ``--baseline DIR`` ad
 another checkout (before a change) as a third leg of every round, the two relays' order
 swapped every other round; each relay's CPU per identifier (its own and its reaped children's,
 from /proc, ready line to last release) is printed too.  ``--profile FILE`` records the relay
-of the last round with py-spy (raw format) and prints its top frames.
+of the last round with py-spy (raw format) and prints its top frames.  ``--max-running N``
+passes ``--sync-max-running N`` to the relay under test only, not to the baseline, so one run
+can compare two limits of one tree (``--source X --baseline X``).
 """
 
 from gevent import monkey
