@@ -37,6 +37,9 @@ class SyncConfig:
     history_attempts: int = 20  # --sync-history-attempts: attempts kept per identifier (S18.1)
     history_identifiers: int = 1000  # --sync-history-identifiers: identifiers with a history
     lease_retry: float = 1.0  # S19.2: retry of an identifier another node holds the lease of
+    #: the Scheduler's safety-net retry of a sync left to its domains' queues (S5.3), scaled
+    #: by ``backoff_scale`` (deviation from S4.5's 20 s backoff: SyncQueue.hand_over says why)
+    handover_retry: float = BACKOFF_CAP
 
     def __post_init__(self) -> None:
         positive = (
@@ -46,6 +49,7 @@ class SyncConfig:
             "stop_timeout",
             "backoff_scale",
             "lease_retry",
+            "handover_retry",
         )
         for name in positive:
             if getattr(self, name) <= 0:

@@ -39,7 +39,13 @@ from .services import Services
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Scheduler"]
+__all__ = ["THROTTLED", "Scheduler"]
+
+#: ``SyncFinished.reason`` of a sync that left its identifier to the domains' round-robin
+#: queues (``actors.fetch._sync_end``): the throttle path fetches it from there (S5.3, S6.3).
+THROTTLED = "throttled"
+#: ``FetchAttempted.outcome`` of a request that brought every object it asked for (S18.1).
+RELEASED = "released"
 
 
 class Scheduler(BaseActor):
@@ -80,7 +86,10 @@ class Scheduler(BaseActor):
             self.queue.defer(msg.identifier, now + self.services.config.lease_retry)
             self._pump(now)
             return
-        self.queue.finish(msg.identifier, msg.complete, now)
+        if not msg.complete and msg.reason == THROTTLED:  # the queues own it: a safety net only
+            self.queue.hand_over(msg.identifier, now, self.services.config.handover_retry)
+        else:
+            self.queue.finish(msg.identifier, msg.complete, now)
         self.services.observer.sync_finished(msg.identifier, msg.complete)
         if msg.complete:
             logger.info("sync of %s complete, removed from the queue", msg.identifier)
@@ -90,6 +99,9 @@ class Scheduler(BaseActor):
     def on_attempted(self, msg: FetchAttempted, now: float) -> None:
         notice = self.history.record(msg, now)
         logger.log(notice.level, "%s", notice.text)
+        if msg.queue is not None and msg.outcome != RELEASED:
+            self.queue.queue_fell_short(msg.identifier, now)  # the backoff's retry again
+            self._pump(now)
 
     @handles(GetSyncHistory)
     def on_history(self, msg: GetSyncHistory, now: float) -> SyncHistoryReport:

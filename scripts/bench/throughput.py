@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/bench/throughput.py [--identifiers 300] [--servers 10]
         [--parallel 10] [--rounds 2] [--commits 5] [--source DIR] [--baseline DIR]
-        [--profile FILE]
+        [--profile FILE] [--max-running N]
 
 ``--identifiers`` repositories (copies of one ``--commits``-commit repository) are spread
 round-robin over ``--servers`` real ``git http-backend`` servers on distinct loopback hosts
@@ -29,7 +29,9 @@ both. ``--source DIR`` runs the relay of another checkout; ``--baseline DIR`` ad
 another checkout (before a change) as a third leg of every round, the two relays' order
 swapped every other round; each relay's CPU per identifier (its own and its reaped children's,
 from /proc, ready line to last release) is printed too.  ``--profile FILE`` records the relay
-of the last round with py-spy (raw format) and prints its top frames.
+of the last round with py-spy (raw format) and prints its top frames.  ``--max-running N``
+passes ``--sync-max-running N`` to the relay under test only, not to the baseline, so one run
+can compare two limits of one tree (``--source X --baseline X``).
 """
 
 from gevent import monkey
@@ -141,12 +143,19 @@ def publish_backlog(data: Path, source: Path | None, urls: list[str], ids: list[
 
 
 def relay_round(
-    data: Path, source: Path | None, urls: list[str], ids: list[str], tip: str, profile: str
+    data: Path,
+    source: Path | None,
+    urls: list[str],
+    ids: list[str],
+    tip: str,
+    profile: str,
+    extra: tuple[str, ...] = (),
 ) -> tuple[float, float]:
     """The monotonic instant the restarted relay had released every state, and the CPU
-    seconds it (and its children) spent from its ready line to then."""
+    seconds it (and its children) spent from its ready line to then. ``extra``: more options
+    of the restarted relay (``--max-running``)."""
     authority = publish_backlog(data, source, urls, ids, tip)
-    with relay(data, source, "--domain", authority, *LIFTED) as second:
+    with relay(data, source, "--domain", authority, *LIFTED, *extra) as second:
         cpu_at_start = relay_cpu(second.pid)
         spy = None
         if profile:
@@ -214,7 +223,14 @@ def main() -> int:
         "--baseline", type=Path, help="also run the relay of this checkout, alternated (before)"
     )
     parser.add_argument("--profile", help="py-spy raw profile of the last relay round here")
+    parser.add_argument(
+        "--max-running",
+        type=int,
+        help="--sync-max-running of the restarted relay under test, not the baseline's "
+        "(default: the relay's own)",
+    )
     args = parser.parse_args()
+    extra = ("--sync-max-running", str(args.max_running)) if args.max_running else ()
     hosts = [f"127.0.0.{2 + i}" for i in range(args.servers)]
     ids = [f"tp-{i:04d}" for i in range(args.identifiers)]
     legs: dict[str, Path | None] = {"relay": args.source}
@@ -249,7 +265,8 @@ def main() -> int:
                 profile = args.profile if last and args.profile else ""
                 first, before = len(spans), served()
                 data = work / f"{name}-{n}"
-                done, used = relay_round(data, legs[name], urls, ids, tip, profile)
+                leg_extra = extra if name == "relay" else ()
+                done, used = relay_round(data, legs[name], urls, ids, tip, profile, leg_extra)
                 times[name].append(done - min(span.start for span in spans[first:]))
                 cpu[name] += used
                 requests[name] += served() - before

@@ -91,3 +91,47 @@ def test_tick_only_mode_waits_for_the_periodic_tick(start_system, fake_clock):
     assert ctx.fetch_log == []
     h.advance(0.5)
     assert len(ctx.fetch_log) == 1
+
+
+def _one_slot_a_minute(fake_clock, start_system, y_fails=False):
+    """x and y share a.example, which allows one request per 60 s: x takes it, y's TryStart is
+    refused and y is left to a.example's queue (S5.3), which fetches it once the window frees."""
+    ctx = MockSyncContext(clock=fake_clock.now)
+    for name in ("x", "y"):
+        url = f"https://a.example/{name}.git"
+        ctx.with_urls([url], identifier=name).with_needed_oids([f"{name}1"], identifier=name)
+        ctx.url_provides(url, [f"{name}1"])
+    if y_fails:
+        ctx.url_fails("https://a.example/y.git")
+    h = start_system(ctx, clock=fake_clock, max_per_minute=1, synced_delay=0.0)
+    h.enqueue("x")
+    h.enqueue("y")
+    return ctx, h
+
+
+def test_a_sync_left_to_a_domain_queue_is_not_retried_after_20s(start_system, fake_clock):
+    """S5.3/S6.3: the queue owns y; the Scheduler's retry is a safety net after 120 s (S4.1's
+    cap), not S4.5's 20 s backoff, which only found y still queued and was refused again."""
+    ctx, h = _one_slot_a_minute(fake_clock, start_system)
+    assert ctx.fetch_log == [("https://a.example/x.git", ("x1",))]
+    assert h.status().scheduler.next_attempts == (("y", 120.0),)
+    for _ in range(61):
+        h.advance(1.0)
+    assert ctx.fetch_log[1:] == [("https://a.example/y.git", ("y1",))]  # by the queue
+    assert ctx.released == {"x", "y"}
+    for _ in range(60):
+        h.advance(1.0)
+    assert h.status().scheduler.queue_size == 0  # the safety net found nothing pending
+    assert len(ctx.fetch_log) == 2
+
+
+def test_a_domain_queue_that_fails_hands_the_retry_back_to_the_backoff(start_system, fake_clock):
+    """The queue's request for y failed: the queue drops y (S6.3, no untried URL left), so the
+    Scheduler retries it 20 s later (S4.1, attempt 1) instead of waiting out the 120 s."""
+    ctx, h = _one_slot_a_minute(fake_clock, start_system, y_fails=True)
+    for _ in range(61):
+        h.advance(1.0)
+        if len(ctx.fetch_log) == 2:
+            break
+    assert ctx.fetch_log[1][0] == "https://a.example/y.git"  # the queue's failed request
+    assert h.status().scheduler.next_attempts == (("y", 20.0),)

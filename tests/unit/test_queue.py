@@ -141,3 +141,70 @@ def test_backoff_scale_shrinks_the_wait_for_tests_only():
     queue.pop_ready(NOW)
     queue.finish("r", complete=False, now=NOW)
     assert queue.get("r").next_attempt == pytest.approx(NOW + 0.2)
+
+
+# -- a sync left to the domains' queues (S5.3, S6.3; deviation from S4.5, SyncQueue.hand_over) --
+
+
+def _handed_over(queue, identifier="r", at=NOW):
+    queue.enqueue(identifier, 0.0, at)
+    assert queue.pop_ready(at) == [identifier]
+    queue.hand_over(identifier, at + 1, hold=120.0)
+    return queue.get(identifier)
+
+
+def test_hand_over_waits_the_hold_not_the_20s_backoff_and_counts_no_failure():
+    queue = make_queue()
+    entry = _handed_over(queue)
+    assert (entry.next_attempt, entry.attempt_count, entry.in_progress) == (NOW + 121, 0, False)
+    assert queue.pop_ready(NOW + 21) == []  # S4.5 would have retried here
+    assert queue.next_wakeup() == NOW + 121
+    assert queue.pop_ready(NOW + 121) == ["r"]  # the safety net still comes
+
+
+def test_hand_over_hold_is_scaled_like_the_backoff():
+    queue = make_queue(backoff_scale=0.01)
+    assert _handed_over(queue).next_attempt == pytest.approx(NOW + 1 + 1.2)
+
+
+def test_hand_over_keeps_the_follow_up_of_an_event_that_arrived_during_the_sync():
+    queue = make_queue()
+    queue.enqueue("r", 0.0, NOW)
+    queue.pop_ready(NOW)
+    queue.enqueue("r", 0.5, NOW + 0.2)  # a new event while the sync runs
+    queue.hand_over("r", NOW + 1, hold=120.0)
+    assert queue.get("r").next_attempt == NOW + 0.7
+    assert queue.pop_ready(NOW + 1) == ["r"]
+
+
+@pytest.mark.parametrize("late", [0.0, 200.0])
+def test_queue_falling_short_brings_back_the_s4_1_backoff(late):
+    """A queue's failed or partial request: the retry is due 20 s later (attempt 1), unless
+    the hold already ends sooner."""
+    queue = make_queue()
+    _handed_over(queue)
+    queue.queue_fell_short("r", NOW + 10 + late)
+    entry = queue.get("r")
+    assert entry.attempt_count == 1 and not entry.handed_over
+    assert entry.next_attempt == min(NOW + 121, NOW + 10 + late + 20)
+    assert queue.next_wakeup() == entry.next_attempt
+
+
+def test_queue_falling_short_touches_only_handed_over_waiting_entries():
+    queue = make_queue()
+    queue.enqueue("plain", 5.0, NOW)
+    queue.queue_fell_short("plain", NOW)
+    queue.queue_fell_short("absent", NOW)
+    assert (queue.get("plain").next_attempt, queue.get("plain").attempt_count) == (NOW + 5, 0)
+    _handed_over(queue, "running")
+    assert "running" in queue.pop_ready(NOW + 121)  # the safety net runs: no longer handed over
+    queue.queue_fell_short("running", NOW + 122)
+    assert queue.get("running").attempt_count == 0 and queue.get("running").in_progress
+
+
+def test_a_new_event_ends_the_hand_over():
+    queue = make_queue()
+    _handed_over(queue)
+    queue.enqueue("r", 0.5, NOW + 5)
+    entry = queue.get("r")
+    assert entry.next_attempt == NOW + 5.5 and not entry.handed_over
