@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ from grasp.git.errors import RefConflictError
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "STALE_LOCK_SECS",
     "RefRead",
     "commit_changes",
     "create_packed",
@@ -51,6 +53,8 @@ _NAMESPACES = ("refs/heads", "refs/tags")
 _OID_LINE = re.compile(rb"[0-9a-f]{40}\n?")
 #: What git writes, less "peeled": git then peels a tag itself when asked (no ``^`` lines).
 _PACKED_HEADER = b"# pack-refs with: sorted \n"
+#: A ref lock older than this is a dead writer's (ours and git's hold one for milliseconds).
+STALE_LOCK_SECS = 600.0
 _LOCK_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -256,7 +260,12 @@ def _write_lock(lock: str, content: bytes, name: str) -> None:
     try:
         fd = os.open(lock, _LOCK_FLAGS, 0o644)
     except FileExistsError:
-        raise RefConflictError(f"{name} is locked by another writer ({lock})") from None
+        if not _take_over_stale(lock):
+            raise RefConflictError(f"{name} is locked by another writer ({lock})") from None
+        try:
+            fd = os.open(lock, _LOCK_FLAGS, 0o644)
+        except FileExistsError:  # another writer took it meanwhile: a live one
+            raise RefConflictError(f"{name} is locked by another writer ({lock})") from None
     try:
         os.write(fd, content)
     except BaseException:
@@ -264,6 +273,23 @@ def _write_lock(lock: str, content: bytes, name: str) -> None:
         _unlink_quietly(lock)
         raise
     os.close(fd)
+
+
+def _take_over_stale(lock: str) -> bool:
+    """Remove ``lock`` when it is older than :data:`STALE_LOCK_SECS` (a writer killed between
+    taking it and renaming it); True when it was removed (or is gone). Without this, one crash
+    at that instant held the ref's every later release back until an operator deleted the file
+    (git itself never breaks a ref lock). Every writer of these refs holds a lock for
+    milliseconds: ours (above), and ``git receive-pack`` only while it updates the refs."""
+    try:
+        age = time.time() - os.stat(lock).st_mtime
+    except FileNotFoundError:
+        return True
+    if age < STALE_LOCK_SECS:
+        return False
+    _unlink_quietly(lock)
+    logger.warning("removed %s, a lock %.0f s old: left by an interrupted writer", lock, age)
+    return True
 
 
 def _path(repo: str, name: str) -> str:

@@ -3,12 +3,15 @@ S8.4 (never at an absent object), compare-and-swap and all-or-nothing against ot
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from grasp.git import RefConflictError, align_refs, copy_objects, list_refs
-from grasp.git.ref_files import read_aligned
+from grasp.git.ref_files import STALE_LOCK_SECS, read_aligned
 from tests.git.conftest import Source
 from tests.support.gitrepo import (
     RepoBuilder,
@@ -54,6 +57,30 @@ def test_s8_2_a_locked_ref_fails_the_whole_alignment_and_changes_nothing(
     assert align_refs(repo, state, "refs/heads/main").deleted == ("refs/heads/old",)
     assert for_each_ref(repo) == state
     assert lock_files(repo) == []
+    assert_fsck_clean(repo)
+
+
+def test_a_lock_left_by_a_dead_writer_is_taken_over_and_the_release_goes_on(
+    tmp_path: Path, source: Source, caplog
+):
+    """A writer killed between taking a ref's lock and renaming it leaves the lock for good;
+    once it is older than STALE_LOCK_SECS (no live writer holds one that long) the alignment
+    removes it, says so, and the refs equal the state (S8.2). A younger lock still conflicts
+    (the test above)."""
+    repo = state_repo(tmp_path, source)
+    RepoBuilder(repo).set_ref("refs/heads/main", source.main[0])
+    lock = repo / "refs" / "heads" / "main.lock"
+    lock.write_bytes(source.main[1].encode() + b"\n")  # half a transaction, never renamed
+    old = time.time() - STALE_LOCK_SECS - 60
+    os.utime(lock, (old, old))
+    state = {"refs/heads/main": source.main[-1], "refs/heads/side": source.side[-1]}
+    with caplog.at_level(logging.WARNING, logger="grasp.git.ref_files"):
+        align_refs(repo, state, "refs/heads/main")
+    assert for_each_ref(repo) == state
+    assert lock_files(repo) == []
+    assert any(
+        "main.lock" in r.getMessage() and "interrupted" in r.getMessage() for r in caplog.records
+    )
     assert_fsck_clean(repo)
 
 
