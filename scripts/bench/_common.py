@@ -169,9 +169,9 @@ def publish_pipelined(
     client: RelayClient, events: Sequence[Event], expect_prefix: str = "", page: int = 500
 ) -> None:
     """Send ``page`` EVENT frames before reading their OKs, then check every OK as ``publish``
-    does. One OK round trip per event made a burst of held events (a durable commit each, S15)
-    outlast a 1 s sync delay once the disk was busy; pipelined, the relay's own intake is the
-    only limit. Pages keep the unread OKs within the socket buffers."""
+    does. One OK round trip per event made a burst of held events (each committed before its
+    OK, S9.1) outlast a 1 s sync delay once the disk was busy; pipelined, the relay's own
+    intake is the only limit. Pages keep the unread OKs within the socket buffers."""
     for start in range(0, len(events), page):
         batch = events[start : start + page]
         for event in batch:
