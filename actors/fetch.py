@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from messages.fetch import FetchFromDomain, SyncIdentifier
-from messages.scheduler import FetchAttempted, SyncFinished
+from messages.scheduler import THROTTLED, FetchAttempted, SyncFinished
 from messages.throttle import QueuedFetchDone, SlotFreed
 
 from .base import BaseActor, handles
@@ -171,4 +171,4 @@ def _sync_end(
     failed = [a for a in attempts if a.reason is not None]
     if failed:
         return failed[-1].url, failed[-1].reason
-    return last, "throttled" if queued_on else "no_url"
+    return last, THROTTLED if queued_on else "no_url"

@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 
 from messages.fetch import SyncIdentifier
-from messages.history import SyncHistoryReport
+from messages.history import RELEASED, SyncHistoryReport
 from messages.scheduler import (
+    THROTTLED,
     EnqueueSync,
     FetchAttempted,
     GetSchedulerStatus,
@@ -39,13 +40,7 @@ from .services import Services
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["THROTTLED", "Scheduler"]
-
-#: ``SyncFinished.reason`` of a sync that left its identifier to the domains' round-robin
-#: queues (``actors.fetch._sync_end``): the throttle path fetches it from there (S5.3, S6.3).
-THROTTLED = "throttled"
-#: ``FetchAttempted.outcome`` of a request that brought every object it asked for (S18.1).
-RELEASED = "released"
+__all__ = ["Scheduler"]
 
 
 class Scheduler(BaseActor):

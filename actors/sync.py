@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from messages.history import RELEASED
 from messages.scheduler import FetchAttempted
 
 from .context import MISSING_OBJECTS, FetchFailed, FetchResult, RepositoryData, SyncContext
@@ -273,7 +274,7 @@ def _attempt(
             seconds=failure.seconds,
         )
     fetched = len(result.oids)
-    outcome = "released" if not result.missing else "partial" if fetched else "failed"
+    outcome = RELEASED if not result.missing else "partial" if fetched else "failed"
     return FetchAttempted(
         identifier,
         url,

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from ._base import message
 
-__all__ = ["AttemptRecord", "IdentifierHistory", "SyncHistoryReport", "UrlRecord"]
+__all__ = [
+    "OUTCOMES",
+    "RELEASED",
+    "AttemptRecord",
+    "IdentifierHistory",
+    "SyncHistoryReport",
+    "UrlRecord",
+]
 
 #: What one request did (S18.1): brought every needed object it was asked for, brought some
 #: (the server lacked the rest), or brought nothing.
-OUTCOMES = ("released", "partial", "failed")
+RELEASED = "released"
+OUTCOMES = (RELEASED, "partial", "failed")
 
 
 @message

@@ -11,6 +11,9 @@ from ._base import message
 #: a reason into a delay.
 SyncReason = Literal["user", "synced", "restart"]
 SYNC_REASONS: frozenset[str] = frozenset(get_args(SyncReason))
+#: ``SyncFinished.reason`` of a sync that left its identifier to the domains' round-robin
+#: queues, which fetch it from there (S5.3, S6.3).
+THROTTLED = "throttled"
 
 
 @message
