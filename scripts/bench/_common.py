@@ -166,24 +166,19 @@ def publish(client: RelayClient, event: Event, expect_prefix: str = "") -> list:
 
 
 def publish_pipelined(
-    client: RelayClient, events: Sequence[Event], expect_prefix: str = "", page: int = 500
+    client: RelayClient, events: Sequence[Event], expect_prefix: str = ""
 ) -> None:
-    """Send ``page`` EVENT frames before reading their OKs, then check every OK as ``publish``
-    does. One OK round trip per event made a burst of held events (each committed before its
-    OK, S9.1) outlast a 1 s sync delay once the disk was busy; pipelined, the relay's own
-    intake is the only limit. Pages keep the unread OKs within the socket buffers."""
-    for start in range(0, len(events), page):
-        batch = events[start : start + page]
-        for event in batch:
-            client.send("EVENT", event.to_json())
-        answers = {ok[1]: ok for ok in (client.expect("OK") for _ in batch)}
-        for event in batch:
-            ok = answers.get(event.id)
-            if ok is None or ok[2] is not True or not str(ok[3]).startswith(expect_prefix):
-                raise BenchError(
-                    f"event {event.id} (kind {event.kind}) answered {ok}, "
-                    f"expected OK true {expect_prefix!r}"
-                )
+    """``RelayClient.publish_all``, then every OK checked as ``publish`` does. One OK round
+    trip per event made a burst of held events (each committed before its OK, S9.1) outlast
+    a 1 s sync delay once the disk was busy; pipelined, the relay's own intake is the limit."""
+    answers = {ok[1]: ok for ok in client.publish_all(events)}
+    for event in events:
+        ok = answers.get(event.id)
+        if ok is None or ok[2] is not True or not str(ok[3]).startswith(expect_prefix):
+            raise BenchError(
+                f"event {event.id} (kind {event.kind}) answered {ok}, "
+                f"expected OK true {expect_prefix!r}"
+            )
 
 
 def scrape_metrics(relay: RelayProcess) -> dict[str, float]:

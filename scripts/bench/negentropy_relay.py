@@ -76,13 +76,9 @@ def repo_events(count: int, address: str, seed: int) -> list[Event]:
 
 
 def publish_all(client: RelayClient, events: list[Event]) -> None:
-    for start in range(0, len(events), PAGE):
-        batch = events[start : start + PAGE]
-        for event in batch:
-            client.send("EVENT", event.to_json())
-        refused = [ok for ok in (client.expect("OK") for _ in batch) if ok[2] is not True]
-        if refused:
-            raise RuntimeError(f"the relay refused {len(refused)} events, e.g. {refused[0]}")
+    refused = [ok for ok in client.publish_all(events, page=PAGE) if ok[2] is not True]
+    if refused:
+        raise RuntimeError(f"the relay refused {len(refused)} events, e.g. {refused[0]}")
 
 
 def nip77(client: CountingClient, items, by_id: dict[str, Event]) -> tuple[ReconcileResult, int]:

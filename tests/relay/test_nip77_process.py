@@ -63,10 +63,7 @@ def hexes(event_ids) -> set[str]:
 
 
 def publish_all(client: RelayClient, batch: list[Event]) -> None:
-    for event in batch:
-        client.send("EVENT", event.to_json())
-    answers = [client.expect("OK") for _ in batch]
-    refused = [a for a in answers if a[2] is not True]
+    refused = [a for a in client.publish_all(batch) if a[2] is not True]
     assert not refused, refused[:3]
 
 

@@ -276,6 +276,18 @@ class RelayClient:
         self.send("EVENT", event.to_json())
         return self.expect("OK")
 
+    def publish_all(self, events: Sequence[Event], page: int = 500) -> list[list[Any]]:
+        """Pipelined: ``page`` EVENT frames, then their OK frames (in the order they came), and
+        so on; every OK frame. One round trip per page, not per event: a burst lands at the
+        speed of the relay's intake. Pages keep the unread OKs within the socket buffers."""
+        answers: list[list[Any]] = []
+        for start in range(0, len(events), page):
+            batch = events[start : start + page]
+            for event in batch:
+                self.send("EVENT", event.to_json())
+            answers += [self.expect("OK") for _ in batch]
+        return answers
+
     def req(self, sub_id: str, *filters: dict) -> list[dict]:
         """REQ, then the stored events up to EOSE."""
         self.send("REQ", sub_id, *filters)
