@@ -280,7 +280,12 @@ def _take_over_stale(lock: str) -> bool:
     taking it and renaming it); True when it was removed (or is gone). Without this, one crash
     at that instant held the ref's every later release back until an operator deleted the file
     (git itself never breaks a ref lock). Every writer of these refs holds a lock for
-    milliseconds: ours (above), and ``git receive-pack`` only while it updates the refs."""
+    milliseconds: ours (above), and ``git receive-pack`` only while it updates the refs.
+
+    The stat-then-unlink is not atomic: two takers of one stale lock could each remove the
+    other's new one. Only our release writes these refs and takes locks over, once per
+    identifier at a time (one Releaser per process; in a cluster, the advisory lock per
+    identifier around each release pass, docs/scaling.rst), and git never takes one over."""
     try:
         age = time.time() - os.stat(lock).st_mtime
     except FileNotFoundError:
