@@ -52,6 +52,7 @@ class MockSyncContext:
         self._needing: dict[str, set[str]] = defaultdict(set)  # oid -> identifiers needing it
         self.url_provides_oids: dict[str, set[str]] = defaultdict(set)
         self.failing_urls: dict[str, tuple[str, str]] = {}  # url -> (reason, detail)
+        self.failing_releases: dict[str, int] = {}  # identifier -> release passes left to fail
         self.released: set[str] = set()
         self._pending_override: bool | None = None
         self._our_domain: str | None = None
@@ -98,6 +99,12 @@ class MockSyncContext:
         """Every fetch from ``url`` raises ``FetchFailed(url, reason, detail)`` (S7.2 kinds)."""
         FetchFailed(url, reason)  # an unknown reason fails here, not in the middle of a test
         self.failing_urls[url] = (reason, detail)
+        return self
+
+    def release_fails(self, identifier: str, times: int = 1) -> MockSyncContext:
+        """The next ``times`` release passes that could release ``identifier`` report an error
+        and release nothing, as a failed ref update or save does (S5.3's deviation)."""
+        self.failing_releases[identifier] = times
         return self
 
     def with_pending(self, pending: bool) -> MockSyncContext:
@@ -197,6 +204,9 @@ class MockSyncContext:
             return ProcessResult()
         if identifier not in self.needed_oids:
             return ProcessResult()
+        if self.failing_releases.get(identifier, 0) > 0:
+            self.failing_releases[identifier] -= 1
+            return ProcessResult(errors=(f"{identifier}: configured to fail",))
         self.released.add(identifier)
         return ProcessResult(states_released=1, repos_synced=1)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from messages.fetch import FetchFromDomain, SyncIdentifier
-from messages.scheduler import THROTTLED, FetchAttempted, SyncFinished
+from messages.scheduler import RELEASE_FAILED, THROTTLED, FetchAttempted, SyncFinished
 from messages.throttle import QueuedFetchDone, SlotFreed
 
 from .base import BaseActor, handles
@@ -91,7 +91,7 @@ class FetchActor(BaseActor):
             complete = self._run(work, view, msg.identifier, throttle)
         finally:
             self._unlease(view, msg.identifier)
-        url, reason = _sync_end(complete, attempts, throttle.queued_on)
+        url, reason = _sync_end(complete, attempts, throttle.queued_on, view.release_failed)
         self.effects.tell(SCHEDULER, SyncFinished(msg.identifier, complete is True, url, reason))
         self.effects.stop()
 
@@ -159,10 +159,14 @@ class FetchActor(BaseActor):
 
 
 def _sync_end(
-    complete: bool | None, attempts: list[FetchAttempted], queued_on: list[str]
+    complete: bool | None,
+    attempts: list[FetchAttempted],
+    queued_on: list[str],
+    release_failed: bool = False,
 ) -> tuple[str | None, str | None]:
     """The URL and reason a ``SyncFinished`` carries (S18.2): the last URL asked, and why the
-    sync is incomplete — its last failed request, or left to throttled domains, or no URL."""
+    sync is incomplete — its last failed request, or left to throttled domains, or the last
+    release pass failed with nothing left to fetch, or no URL."""
     last = attempts[-1].url if attempts else None
     if complete is True:
         return last, None
@@ -171,4 +175,6 @@ def _sync_end(
     failed = [a for a in attempts if a.reason is not None]
     if failed:
         return failed[-1].url, failed[-1].reason
-    return last, THROTTLED if queued_on else "no_url"
+    if queued_on:
+        return last, THROTTLED
+    return last, RELEASE_FAILED if release_failed else "no_url"

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from messages.history import AttemptRecord, IdentifierHistory, UrlRecord
-from messages.scheduler import FetchAttempted
+from messages.scheduler import RELEASE_FAILED, FetchAttempted
 
 from .context import MISSING_OBJECTS
 from .queue import SyncQueueEntry
@@ -192,6 +192,13 @@ def _notice(attempt: FetchAttempted, url: _Url) -> Notice:
             logging.WARNING if first else logging.DEBUG,
             f"{identifier}: {where} answered without {attempt.missing} of the needed objects "
             f"(were they pushed there?); {attempt.fetched} arrived",
+        )
+    if reason == RELEASE_FAILED:  # the URL did its part; the Releaser warned of the error
+        url.logged = None
+        return Notice(
+            logging.DEBUG,
+            f"{identifier}: {where}: {attempt.fetched} objects arrived, releasing failed "
+            f"({attempt.detail}); retried with backoff",
         )
     if reason is not None:
         changed, url.logged = url.logged != reason, reason

@@ -173,11 +173,13 @@ class FetcherView(TracedPort):
     """The port as a FetchActor sees it: releases are asks to the Releaser (S8.1: the single
     writer), and every fetch is reported to the observer with its duration and outcome."""
 
-    __slots__ = ("_effects",)
+    __slots__ = ("_effects", "release_failed")
 
     def __init__(self, services: Services, effects: Effects) -> None:
         super().__init__(services, effects.name)
         self._effects = effects
+        #: Whether the last release pass this view awaited reported errors (S5.3's deviation).
+        self.release_failed = False
 
     def fetch_oids(
         self,
@@ -200,6 +202,7 @@ class FetcherView(TracedPort):
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:
         result: ProcessResult = self._effects.ask(RELEASER, ProcessSatisfiable(identifier))
+        self.release_failed = bool(result.errors)
         return result
 
     def release_soon(self, identifier: str) -> None:

@@ -94,8 +94,10 @@ class Scheduler(BaseActor):
     def on_attempted(self, msg: FetchAttempted, now: float) -> None:
         notice = self.history.record(msg, now)
         logger.log(notice.level, "%s", notice.text)
-        if msg.queue is not None and msg.outcome != RELEASED:
-            self.queue.queue_fell_short(msg.identifier, now)  # the backoff's retry again
+        if msg.queue is not None and (msg.outcome != RELEASED or msg.reason is not None):
+            # A failed or partial request, or a failed release after it (RELEASE_FAILED):
+            # the backoff's retry again, not the hand-over's safety net.
+            self.queue.queue_fell_short(msg.identifier, now)
             self._pump(now)
 
     @handles(GetSyncHistory)

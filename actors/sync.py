@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from messages.history import RELEASED
-from messages.scheduler import FetchAttempted
+from messages.releaser import ProcessResult
+from messages.scheduler import RELEASE_FAILED, FetchAttempted
 
 from .context import MISSING_OBJECTS, FetchFailed, FetchResult, RepositoryData, SyncContext
 from .urls import candidate_urls, extract_domain
@@ -208,15 +209,14 @@ def sync_identifier_from_url(
     finally:
         slot.done(reason)
     fetched = len(result.oids) if result is not None else 0
-    released = 0
+    done = ProcessResult()
     if fetched:
         logger.debug("%s: fetched %d OIDs from %s", identifier, fetched, url)
         done = ctx.process_satisfiable_events(identifier)
-        released = done.states_released + done.prs_released
     elif failure is None:
         logger.debug("%s: %s had none of the %d needed OIDs", identifier, url, len(needed))
     if on_attempt is not None:
-        on_attempt(_attempt(identifier, url, result, failure, released))
+        on_attempt(_attempt(identifier, url, result, failure, done))
     return fetched
 
 
@@ -260,7 +260,7 @@ def _attempt(
     url: str,
     result: FetchResult | None,
     failure: FetchFailed | None,
-    released: int,
+    done: ProcessResult,
 ) -> FetchAttempted:
     if result is None:
         assert failure is not None
@@ -275,14 +275,18 @@ def _attempt(
         )
     fetched = len(result.oids)
     outcome = RELEASED if not result.missing else "partial" if fetched else "failed"
+    reason, detail = _reason(result, None), ""
+    if reason is None and done.errors:  # all arrived, the release failed: retried (S5.3)
+        reason, detail = RELEASE_FAILED, done.errors[0]
     return FetchAttempted(
         identifier,
         url,
         outcome=outcome,
-        reason=_reason(result, None),
+        reason=reason,
+        detail=detail,
         fetched=fetched,
         missing=result.missing,
-        released=released,
+        released=done.states_released + done.prs_released,
         pack_bytes=result.pack_bytes,
         started=result.started,
         seconds=result.seconds,
@@ -298,7 +302,7 @@ def sync_identifier(
     on_attempt: AttemptSink | None = None,
     release_first: Callable[[str], object] | None = None,
 ) -> bool:
-    """One sync attempt for an identifier; True when nothing is left to fetch (S5.3).
+    """One sync attempt for an identifier; True when nothing is left to fetch or release (S5.3).
 
     First releases whatever the disk already satisfies (data may have come by a push or by a
     copy into another owner's repository), then walks untried URLs on non-throttled domains,
@@ -312,24 +316,35 @@ def sync_identifier(
     a FetchActor hands it to the Releaser without waiting for the answer (nothing here reads
     it; the releases after each fetch are still awaited, S5.4). Waiting was one ask of the four
     per identifier (P4) and delayed every sync's first request (P1's wait).
+
+    When nothing is left to fetch but events still wait, the sync is complete only if a
+    release pass it awaited reported no errors (*deviation* from S5.3, which calls it complete
+    as soon as nothing is needed): otherwise a release that failed with every object present
+    (a ref update, a copy, a save) was never tried again, and the held event waited for a new
+    event of the identifier or a restart while its lifetime ran.
     """
-    (release_first or ctx.process_satisfiable_events)(identifier)
+    first = (release_first or ctx.process_satisfiable_events)(identifier)
+    latest = first if isinstance(first, ProcessResult) else None  # a tell answers nothing
     tried: set[str] = set(skip_urls)
     deferred: set[str] = set()
     while (looked := _look(ctx, identifier)) and (
         url := _pick(looked, identifier, None, tried | deferred, throttle)
     ):  # sync_identifier_next_url, its answers kept for the fetch
-        if sync_identifier_from_url(ctx, identifier, url, throttle, on_attempt, looked) is None:
+        fetched = sync_identifier_from_url(ctx, identifier, url, throttle, on_attempt, looked)
+        if fetched is None:
             deferred.add(url)  # lost the slot to a concurrent fetch: leave it for the queue
             continue
         tried.add(url)
         if not ctx.has_pending_events(identifier):
             return True
         if not ctx.collect_needed_oids(identifier):
-            ctx.process_satisfiable_events(identifier)
-            return True
-    if not ctx.has_pending_events(identifier) or not ctx.collect_needed_oids(identifier):
+            return _released(ctx, identifier, None)  # S5.3: "then process once more"
+        if fetched:
+            latest = None  # that fetch's release pass was the last; its answer is not here
+    if not ctx.has_pending_events(identifier):
         return True
+    if not ctx.collect_needed_oids(identifier):
+        return _released(ctx, identifier, latest)
     queued: set[str] = set()
     for info in get_throttled_domains_with_untried_urls(ctx, identifier, tried, throttle):
         logger.debug("%s: queued on throttled domain %s", identifier, info.domain)
@@ -345,6 +360,17 @@ def sync_identifier(
         done = frozenset(u for u in tried if extract_domain(u) == domain)
         throttle.enqueue_identifier(domain, identifier, done)
     return False
+
+
+def _released(ctx: SyncContext, identifier: str, latest: ProcessResult | None) -> bool:
+    """Nothing is left to fetch and events still wait: True when the last release pass (awaited
+    now unless this sync already holds its answer) reported no errors. On errors the sync is
+    incomplete and S4.1's backoff tries again; the Releaser logged each error."""
+    done = ctx.process_satisfiable_events(identifier) if latest is None else latest
+    if done.errors:
+        logger.debug("%s: release failed, retried with backoff: %s", identifier, done.errors[0])
+        return False
+    return True
 
 
 def _domains(urls: Iterable[str]) -> set[str]:

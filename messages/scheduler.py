@@ -14,6 +14,10 @@ SYNC_REASONS: frozenset[str] = frozenset(get_args(SyncReason))
 #: ``SyncFinished.reason`` of a sync that left its identifier to the domains' round-robin
 #: queues, which fetch it from there (S5.3, S6.3).
 THROTTLED = "throttled"
+#: ``FetchAttempted.reason`` and ``SyncFinished.reason`` when every needed object is present
+#: but the release pass after it reported errors (the Releaser logged each): the sync is
+#: incomplete, so S4.1's backoff retries the release (S5.3, a deviation).
+RELEASE_FAILED = "release_failed"
 
 
 @message
@@ -48,8 +52,9 @@ class SyncFinished:
 
     ``url`` is the last URL the sync asked; ``reason`` is None when it completed, else why it
     did not: the last failed request's reason (S7.2's kinds or ``missing_objects``),
-    ``throttled`` (left to the domains' queues), ``no_url`` (no URL left to try) or ``error``
-    (a bug, logged with its traceback). Both default to None so older traces still decode.
+    ``throttled`` (left to the domains' queues), ``release_failed`` (nothing left to fetch, but
+    the last release pass reported errors), ``no_url`` (no URL left to try) or ``error`` (a bug,
+    logged with its traceback). Both default to None so older traces still decode.
     """
 
     identifier: str
@@ -66,8 +71,10 @@ class FetchAttempted:
     ``outcome`` is ``released`` (every needed object it was asked for arrived; ``released``
     events left purgatory), ``partial`` (some arrived, ``missing`` did not) or ``failed``.
     ``reason`` is a fetch failure kind (S7.2) with its ``detail``, ``missing_objects`` when the
-    server answered without ``missing`` of the needed objects, or None. ``started`` (the actor
-    clock) and ``seconds`` time the request; ``pack_bytes`` is what it stored, None if unknown.
+    server answered without ``missing`` of the needed objects, ``release_failed`` when they all
+    arrived but the release pass after the request reported errors (``detail`` is the first), or
+    None. ``started`` (the actor clock) and ``seconds`` time the request; ``pack_bytes`` is what
+    it stored, None if unknown.
     """
 
     identifier: str

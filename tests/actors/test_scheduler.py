@@ -93,7 +93,7 @@ def test_tick_only_mode_waits_for_the_periodic_tick(start_system, fake_clock):
     assert len(ctx.fetch_log) == 1
 
 
-def _one_slot_a_minute(fake_clock, start_system, y_fails=False):
+def _one_slot_a_minute(fake_clock, start_system, y_fails=False, y_release_fails=False):
     """x and y share a.example, which allows one request per 60 s: x takes it, y's TryStart is
     refused and y is left to a.example's queue (S5.3), which fetches it once the window frees."""
     ctx = MockSyncContext(clock=fake_clock.now)
@@ -103,6 +103,8 @@ def _one_slot_a_minute(fake_clock, start_system, y_fails=False):
         ctx.url_provides(url, [f"{name}1"])
     if y_fails:
         ctx.url_fails("https://a.example/y.git")
+    if y_release_fails:
+        ctx.release_fails("y", times=2)  # the queue's pass after its fetch, and the retry's
     h = start_system(ctx, clock=fake_clock, max_per_minute=1, synced_delay=0.0)
     h.enqueue("x")
     h.enqueue("y")
@@ -135,3 +137,40 @@ def test_a_domain_queue_that_fails_hands_the_retry_back_to_the_backoff(start_sys
             break
     assert ctx.fetch_log[1][0] == "https://a.example/y.git"  # the queue's failed request
     assert h.status().scheduler.next_attempts == (("y", 20.0),)
+
+
+def test_a_release_that_fails_after_a_fetch_is_retried_with_the_backoff(start_system, fake_clock):
+    """S5.3 (deviation) with S4.1: everything arrived but the release failed, so the sync is
+    incomplete (``release_failed``) and is tried again 20 s later; that pass releases it. It used
+    to be reported complete and dropped, and the event stayed held."""
+    ctx = _ctx(fake_clock.now, repo=["o1"]).release_fails("repo", times=4)
+    h = start_system(ctx, clock=fake_clock, synced_delay=0.0)
+    h.enqueue("repo")  # fetched; the pass after it and the one more both fail
+    assert ctx.fetch_log == [(A, ("o1",))] and ctx.released == set()
+    assert h.status().scheduler.next_attempts == (("repo", 20.0),)
+    for _ in range(20):
+        h.advance(1.0)
+    assert ctx.released == set()  # the retry's first pass (a tell) failed, and the awaited one
+    assert h.status().scheduler.next_attempts == (("repo", 40.0),)
+    for _ in range(40):
+        h.advance(1.0)
+    assert ctx.released == {"repo"} and h.status().scheduler.queue_size == 0
+    assert len(ctx.fetch_log) == 1  # nothing fetched again: the objects were present
+
+
+def test_a_domain_queue_whose_release_fails_hands_the_retry_back_to_the_backoff(
+    start_system, fake_clock
+):
+    """The queue's request brought y's objects but the release failed: the Scheduler retries y
+    20 s later (S4.1), not after the hand-over's 120 s, and that retry releases it."""
+    ctx, h = _one_slot_a_minute(fake_clock, start_system, y_release_fails=True)
+    for _ in range(61):
+        h.advance(1.0)
+        if len(ctx.fetch_log) == 2:
+            break
+    assert ctx.fetch_log[1] == ("https://a.example/y.git", ("y1",))  # by the queue
+    assert ctx.released == {"x"}
+    assert h.status().scheduler.next_attempts == (("y", 20.0),)
+    for _ in range(20):
+        h.advance(1.0)
+    assert ctx.released == {"x", "y"} and len(ctx.fetch_log) == 2

@@ -99,3 +99,23 @@ def test_s18_1_throttle_path_requests_are_recorded_with_their_queue(start_system
     [report] = h.system.history(ID).identifiers
     [attempt] = report.attempts
     assert (attempt.url, attempt.queue, attempt.outcome) == (url, "busy.example", "released")
+
+
+def test_s18_2_a_sync_whose_release_failed_says_so(start_system, fake_clock, memory_tracer):
+    """Every object already present, the release failing (S5.3's deviation): the sync ends
+    ``release_failed``, not ``no_url``, and the Releaser's WARNING names the error."""
+    ctx = MockSyncContext(clock=fake_clock.now).with_urls([LACKING], identifier=ID)
+    ctx.needed_oids[ID] = set()  # held, but the objects are here
+    ctx.release_fails(ID, times=2)  # the first pass (told) and the awaited one
+    h = start_system(ctx, clock=fake_clock, tracer=memory_tracer, synced_delay=0.0)
+    h.enqueue(ID)
+    sent = [line.msg for line in memory_tracer.lines]
+    [finished] = [m for m in sent if m["type"] == "SyncFinished"]
+    assert (finished["complete"], finished["url"], finished["reason"]) == (
+        False,
+        None,
+        "release_failed",
+    )
+    assert ctx.fetch_log == [] and h.status().scheduler.next_attempts == ((ID, 20.0),)
+    h.advance(20.0)
+    assert ctx.released == {ID}

@@ -7,6 +7,7 @@ from actors.sync import (
     sync_identifier_from_url,
     sync_identifier_next_url,
 )
+from messages.scheduler import RELEASE_FAILED
 from tests.support.policy import manager
 
 ID = "test-repo"
@@ -203,3 +204,52 @@ def test_releases_data_already_on_disk_without_fetching():
     ctx.with_pending(None)
     assert sync_identifier(ctx, ID, manager())
     assert ctx.fetch_log == [] and ctx.released == {ID}
+
+
+def _attempts():
+    seen = []
+    return seen, seen.append
+
+
+def test_a_release_that_fails_with_every_object_present_leaves_the_sync_incomplete():
+    """S5.3 (deviation): the fetch brought everything but its release pass and the one more
+    after it reported errors, so the sync is incomplete and S4.1's backoff tries again; the
+    attempt says why. It used to count as complete, and the event was never released."""
+    ctx = MockSyncContext().with_urls([GITHUB]).with_needed_oids(["abc123"])
+    ctx.url_provides(GITHUB, ["abc123"]).release_fails(ID, times=2)
+    seen, report = _attempts()
+    assert sync_identifier(ctx, ID, manager(), on_attempt=report) is False
+    assert ctx.has_pending_events(ID) and ctx.collect_needed_oids(ID) == set()
+    assert [(a.outcome, a.reason, a.detail) for a in seen] == [
+        ("released", RELEASE_FAILED, f"{ID}: configured to fail")
+    ]
+    assert sync_identifier(ctx, ID, manager()) is True  # the retry: nothing to fetch, released
+    assert ctx.released == {ID} and len(ctx.fetch_log) == 1
+
+
+def test_a_release_that_fails_once_is_retried_within_the_sync():
+    """S5.3's "then process once more": the second pass releases, so the sync is complete."""
+    ctx = MockSyncContext().with_urls([GITHUB]).with_needed_oids(["abc123"])
+    ctx.url_provides(GITHUB, ["abc123"]).release_fails(ID, times=1)
+    assert sync_identifier(ctx, ID, manager()) is True
+    assert ctx.released == {ID} and ctx.process_calls == [ID, ID, ID]
+
+
+def test_a_failed_release_of_objects_already_on_disk_leaves_the_sync_incomplete():
+    """Nothing to fetch, and the first release pass failed: incomplete, with no second pass
+    (its answer is known) and no request."""
+    ctx = MockSyncContext().with_urls([GITHUB]).release_fails(ID)
+    ctx.needed_oids[ID] = set()  # held, but every object is already present
+    assert sync_identifier(ctx, ID, manager()) is False
+    assert ctx.process_calls == [ID] and ctx.fetch_log == [] and ctx.released == set()
+    assert sync_identifier(ctx, ID, manager()) is True and ctx.released == {ID}
+
+
+def test_a_release_told_without_waiting_is_awaited_once_nothing_is_left_to_fetch():
+    """A FetchActor's first release is a tell whose answer nobody reads: with nothing left to
+    fetch the sync awaits one more pass, so a failure there is seen, not taken for success."""
+    ctx = MockSyncContext().with_urls([GITHUB]).release_fails(ID)
+    ctx.needed_oids[ID] = set()
+    told = []
+    assert sync_identifier(ctx, ID, manager(), release_first=told.append) is False
+    assert told == [ID] and ctx.process_calls == [ID] and ctx.fetch_log == []
