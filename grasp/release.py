@@ -134,11 +134,18 @@ class ReleaseWorkflow:
             )
             self.purgatory.remove(event.id)
             return
-        aligned = []
+        aligned, failed = [], 0
         for owner, path in repos:
             if owner in owners and self._is_latest(state, ownership.maintainers(owner)):
                 if self._align(state, source or path, path, tally):
                     aligned.append(owner)
+                else:
+                    failed += 1
+        if failed and not aligned:
+            # No repository matches the state (a ref locked by another writer, a failed copy):
+            # served now, it would name refs nobody can fetch here. It stays held and the
+            # pass reports the error, so the sync is incomplete and retried (S5.3's deviation).
+            return
         promoted = [
             held.event
             for owner in aligned

@@ -247,3 +247,28 @@ def test_a_release_with_a_promoted_announcement_commits_once(world):
     finally:
         world.store._db.set_trace_callback(None)
     assert len(commits) == 1
+
+
+def test_a_state_whose_only_repository_cannot_be_aligned_stays_held(world):
+    """S8.2: another writer holds the ref's lock, so no repository matches the state. It stays
+    held (not served with refs the repository lacks), the pass reports the error — so the sync
+    is retried (S5.3's deviation) — and the pass after the writer is done releases it. It used
+    to be served with the repository left behind, and never aligned again."""
+    owner = Key()
+    world.announce(owner, D)
+    repo = RepoBuilder(world.repo(owner, D))
+    commit = repo.commit()
+    locks = [repo.path / "packed-refs.lock", repo.path / "refs" / "heads" / "main.lock"]
+    for lock in locks:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_bytes(b"")
+    state = world.hold_state(owner.state(D, {"refs/heads/main": commit}))
+    result = world.workflow.process(D)
+    assert (result.states_released, result.repos_synced, len(result.errors)) == (0, 0, 1)
+    assert "locked" in result.errors[0]
+    assert world.purgatory.states_for(D) == [state] and not _served(world, state.event.id)
+    for lock in locks:
+        lock.unlink()
+    assert world.workflow.process(D).states_released == 1
+    assert for_each_ref(repo.path)["refs/heads/main"] == commit
+    assert _served(world, state.event.id)

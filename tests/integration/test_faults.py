@@ -213,3 +213,36 @@ def test_kill_9_while_indexing_leaves_no_staging_directory(cluster, tmp_path):
     assert_fsck_clean(repo)
     leftovers = sorted(p for p in objects_listing(repo) if p.startswith(STAGING_PREFIX))
     assert not leftovers, f"staging left behind by the killed relay: {leftovers}"
+
+
+def test_a_release_that_fails_with_the_objects_present_is_retried_until_it_succeeds(cluster):
+    """S8.2 with S5.3: another writer holds the ref's lock, so aligning the only repository
+    fails with every object present. The state stays held (it used to be served at once, the
+    repository left behind it and never aligned again), the sync is incomplete, S4.1's backoff
+    (scaled by 0.01) tries the release again without fetching again, and once the writer is
+    done the state is served with the refs it names."""
+    owner = Key()
+    g = cluster.git_server("G", host="127.0.0.2")
+    remote = RepoBuilder.create(g.root / f"{ID}.git")
+    main = remote.chain(2, branch="main")[-1]
+    b = cluster.relay("B", "--sync-backoff-scale", "0.01", user_delay=0.1)
+    announcement = announcement_listing(owner, ID, [b.domain], extra_clone=[g.url(f"{ID}.git")])
+    b.publish(announcement)
+    repo = b.repo_path(owner.pubkey, ID)
+    locks = [repo / "packed-refs.lock", repo / "refs" / "heads" / "main.lock"]
+    for lock in locks:  # a live writer's (young: never taken over, docs/durability.rst D9)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_bytes(b"")
+    state = owner.state(ID, {"refs/heads/main": main})
+    b.publish(state)
+
+    def failed_releases() -> int:
+        return sum(f"releasing {ID}: " in line for line in b.log.splitlines())
+
+    wait_for(lambda: failed_releases() >= 3, 10, message=lambda: f"retries\n{b.log_tail()}")
+    assert len(cluster.pack_requests("G")) == 1  # the objects came once; retries only release
+    assert state.id not in b.served_ids(state.id)
+    for lock in locks:
+        lock.unlink()  # the other writer is done
+    b.wait_served(state)
+    assert b.ls_remote(owner.pubkey, ID)["refs/heads/main"] == main
