@@ -64,6 +64,9 @@ class Throttle(Protocol):
     ) -> None: ...
 
 
+#: The release result of a request that brought nothing (no pass ran); one shared instance.
+_NOTHING_RELEASED = ProcessResult()
+
 #: Receives the description of each request made (S18.1).
 AttemptSink = Callable[[FetchAttempted], None]
 
@@ -209,7 +212,7 @@ def sync_identifier_from_url(
     finally:
         slot.done(reason)
     fetched = len(result.oids) if result is not None else 0
-    done = ProcessResult()
+    done = _NOTHING_RELEASED
     if fetched:
         logger.debug("%s: fetched %d OIDs from %s", identifier, fetched, url)
         done = ctx.process_satisfiable_events(identifier)
