@@ -22,12 +22,14 @@ from typing import Protocol, runtime_checkable
 
 from messages.port import AnnouncementInfo, FetchResult, LedgerAnswer, RepositoryData
 from messages.releaser import ProcessResult
+from messages.scheduler import RELEASE_FAILED
 
 __all__ = [
     "ATTEMPT_REASONS",
     "TransferEnd",
     "FETCH_FAILURE_REASONS",
     "MISSING_OBJECTS",
+    "NOTHING_ABSENT",
     "AnnouncementInfo",
     "FetchFailed",
     "FetchResult",
@@ -60,7 +62,12 @@ FETCH_FAILURE_REASONS = frozenset(
 #: Why a request did not bring everything it was asked for (S18.1): a failure kind, or the
 #: server answered without some of the needed objects.
 MISSING_OBJECTS = "missing_objects"
-ATTEMPT_REASONS = FETCH_FAILURE_REASONS | {MISSING_OBJECTS}
+ATTEMPT_REASONS = FETCH_FAILURE_REASONS | {MISSING_OBJECTS, RELEASE_FAILED}
+
+#: The end of a request that was never made: nothing it was to ask for was absent (the relay
+#: counts present objects as needed, S2.3), so the port asked the network nothing. Not an
+#: attempt (S18.1), and the remote saw nothing (S6.1).
+NOTHING_ABSENT = "nothing_absent"
 
 
 #: Called by ``fetch_oids`` when the remote has sent its last byte (S6.1: the request is over

@@ -32,6 +32,7 @@ from messages.throttle import (
 )
 
 from .base import BaseActor, handles
+from .context import NOTHING_ABSENT
 from .effects import Binder, Effects
 from .names import throttle_name
 from .port import TracedPort
@@ -45,6 +46,8 @@ __all__ = ["DomainThrottle", "ThrottleClient"]
 #: A request refused by the fetch policy (S3.4) never left this process: it counts in neither
 #: limit once it ended (S6.1 counts what the remote can see).
 POLICY = "policy"
+#: Request ends the remote never saw: refused by the policy, or nothing was absent (S5.2).
+UNCONTACTED = frozenset({POLICY, NOTHING_ABSENT})
 
 
 class DomainThrottle(BaseActor):
@@ -83,8 +86,8 @@ class DomainThrottle(BaseActor):
     def on_request_done(self, msg: RequestDone, now: float) -> None:
         if msg.freed:  # the slot came back with TransferEnded: this only reports (S18.2)
             return
-        # POLICY: refused before any network use, the remote saw nothing
-        self._free_request(now, contacted=msg.reason != POLICY)
+        # refused before any network use, or nothing to ask for: the remote saw nothing
+        self._free_request(now, contacted=msg.reason not in UNCONTACTED)
 
     def _free_request(self, now: float, contacted: bool) -> None:
         """Give a main-path request's slot back: into the window if the remote was contacted."""
@@ -98,7 +101,7 @@ class DomainThrottle(BaseActor):
 
     @handles(SlotFreed)
     def on_slot_freed(self, msg: SlotFreed, now: float) -> None:
-        before, contacted = self.state.in_flight, msg.reason != POLICY
+        before, contacted = self.state.in_flight, msg.reason not in UNCONTACTED
         self.state.release_slot(msg.identifier, now, contacted=contacted)
         self._ledger_free(before, contacted)
         self._pump(now)

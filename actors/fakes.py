@@ -53,6 +53,7 @@ class MockSyncContext:
         self.url_provides_oids: dict[str, set[str]] = defaultdict(set)
         self.failing_urls: dict[str, tuple[str, str]] = {}  # url -> (reason, detail)
         self.failing_releases: dict[str, int] = {}  # identifier -> release passes left to fail
+        self.present_oids: dict[str, set[str]] = defaultdict(set)  # needed, but already here
         self.released: set[str] = set()
         self._pending_override: bool | None = None
         self._our_domain: str | None = None
@@ -99,6 +100,16 @@ class MockSyncContext:
         """Every fetch from ``url`` raises ``FetchFailed(url, reason, detail)`` (S7.2 kinds)."""
         FetchFailed(url, reason)  # an unknown reason fails here, not in the middle of a test
         self.failing_urls[url] = (reason, detail)
+        return self
+
+    def with_present_oids(
+        self, oids: Iterable[str], identifier: str = DEFAULT_IDENTIFIER
+    ) -> MockSyncContext:
+        """Objects the identifier's held events need that are already on disk, counted as
+        needed as the relay counts them (S2.3): a fetch of only these asks the network
+        nothing and returns no OIDs and none missing, as the real port does."""
+        self.present_oids[identifier].update(oids)
+        self.needed_oids.setdefault(identifier, set())  # held
         return self
 
     def release_fails(self, identifier: str, times: int = 1) -> MockSyncContext:
@@ -149,7 +160,10 @@ class MockSyncContext:
         return RepositoryData(identifier, (AnnouncementInfo("0" * 64, identifier, urls),), prs)
 
     def collect_needed_oids(self, identifier: str) -> set[str]:
-        return set(self.needed_oids.get(identifier, ()))
+        needed = set(self.needed_oids.get(identifier, ()))
+        if identifier not in self.released:
+            needed.update(self.present_oids.get(identifier, ()))
+        return needed
 
     def fetch_oids(
         self,
@@ -158,6 +172,11 @@ class MockSyncContext:
         oids: Sequence[str],
         on_transfer_end: TransferEnd | None = None,
     ) -> FetchResult:
+        if self.present_oids:  # only what is absent is asked for, as the real port does
+            present = set().union(*self.present_oids.values())
+            oids = [oid for oid in oids if oid not in present]
+            if not oids:
+                return FetchResult(())  # nothing absent: no request made (S2.3)
         domain = extract_domain(url) or ""
         with self._lock:
             self.fetch_log.append((url, tuple(oids)))

@@ -197,7 +197,8 @@ class FetcherView(TracedPort):
         except Exception as exc:
             observer.fetch_done(domain, float("nan"), 0, type(exc).__name__)  # not timed
             raise
-        observer.fetch_done(domain, result.seconds or 0.0, len(result.oids), None)
+        if result.oids or result.missing:  # else nothing was absent and no request was made
+            observer.fetch_done(domain, result.seconds or 0.0, len(result.oids), None)
         return result
 
     def process_satisfiable_events(self, identifier: str) -> ProcessResult:

@@ -32,7 +32,14 @@ from messages.history import RELEASED
 from messages.releaser import ProcessResult
 from messages.scheduler import RELEASE_FAILED, FetchAttempted
 
-from .context import MISSING_OBJECTS, FetchFailed, FetchResult, RepositoryData, SyncContext
+from .context import (
+    MISSING_OBJECTS,
+    NOTHING_ABSENT,
+    FetchFailed,
+    FetchResult,
+    RepositoryData,
+    SyncContext,
+)
 from .urls import candidate_urls, extract_domain
 
 logger = logging.getLogger(__name__)
@@ -77,17 +84,21 @@ class ThrottledDomain:
     tried_urls_for_domain: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Looked:
     """What choosing a URL read from the port (S5.1), handed on to the fetch from it (S5.2)
     so it does not read the same two answers again a moment later: nothing yields between
     the two. Measured: the repeated ``fetch_repository_data`` and ``collect_needed_oids``
     were ~5 % of the CPU per identifier through the actors (P4), and each is a store query
-    in the relay."""
+    in the relay.
+
+    ``present`` is set by the fetch when nothing it was to ask for was absent (the relay
+    counts present objects as needed, S2.3): the release pass it ran instead."""
 
     urls: list[str]
     data: RepositoryData
     needed: set[str]
+    present: ProcessResult | None = None
 
 
 def _look(ctx: SyncContext, identifier: str) -> _Looked | None:
@@ -208,9 +219,11 @@ def sync_identifier_from_url(
         except FetchFailed as exc:
             failure = exc
             logger.debug("%s: %s", identifier, exc)  # the Scheduler decides on a WARNING
-        reason = _reason(result, failure)
+        reason = NOTHING_ABSENT if _nothing_absent(result) else _reason(result, failure)
     finally:
         slot.done(reason)
+    if reason == NOTHING_ABSENT:
+        return _release_present(ctx, identifier, url, looked)
     fetched = len(result.oids) if result is not None else 0
     done = _NOTHING_RELEASED
     if fetched:
@@ -221,6 +234,23 @@ def sync_identifier_from_url(
     if on_attempt is not None:
         on_attempt(_attempt(identifier, url, result, failure, done))
     return fetched
+
+
+def _nothing_absent(result: FetchResult | None) -> bool:
+    """The port had nothing to ask for: every object was already here, no request was made."""
+    return result is not None and not result.oids and not result.missing
+
+
+def _release_present(ctx: SyncContext, identifier: str, url: str, looked: _Looked | None) -> int:
+    """Everything needed is already here (a push, a copy, an earlier fetch whose release
+    failed): release, awaited, and hand the answer to the sync. No attempt is recorded — the
+    remote saw nothing (S18.1), and the domain counts no request (S6.1). Seen before: every
+    retry of such a sync recorded a "released, 0 objects" attempt per URL it walked."""
+    logger.debug("%s: nothing absent, no request to %s; releasing", identifier, url)
+    done = ctx.process_satisfiable_events(identifier)
+    if looked is not None:
+        looked.present = done
+    return 0
 
 
 class _Slot:
@@ -337,6 +367,10 @@ def sync_identifier(
         if fetched is None:
             deferred.add(url)  # lost the slot to a concurrent fetch: leave it for the queue
             continue
+        if looked.present is not None:  # all here: no other URL has more to give
+            return not ctx.has_pending_events(identifier) or _released(
+                ctx, identifier, looked.present
+            )
         tried.add(url)
         if not ctx.has_pending_events(identifier):
             return True

@@ -119,3 +119,23 @@ def test_s18_2_a_sync_whose_release_failed_says_so(start_system, fake_clock, mem
     assert ctx.fetch_log == [] and h.status().scheduler.next_attempts == ((ID, 20.0),)
     h.advance(20.0)
     assert ctx.released == {ID}
+
+
+def test_s18_1_objects_already_present_make_no_attempt_and_no_request(
+    start_system, fake_clock, memory_tracer
+):
+    """Nothing absent (the relay counts present objects as needed, S2.3): the sync's "fetch"
+    asks nobody, so the domain's window stays empty (S6.1), the history records no attempt
+    (S18.1), and the release it runs instead ends the sync."""
+    ctx = MockSyncContext(clock=fake_clock.now).with_urls([GONE, LACKING], identifier=ID)
+    ctx.with_present_oids(["tip"], identifier=ID).release_fails(ID)  # the first pass (told)
+    h = start_system(ctx, clock=fake_clock, tracer=memory_tracer, synced_delay=0.0)
+    h.enqueue(ID)
+    assert ctx.released == {ID} and ctx.fetch_log == []
+    sent = [line.msg for line in memory_tracer.lines]
+    assert [m for m in sent if m["type"] == "FetchAttempted"] == []
+    [done] = [m for m in sent if m["type"] == "RequestDone"]  # one URL walked, not two
+    assert (done["url"], done["reason"]) == (GONE, "nothing_absent")
+    windows = {d.domain: (d.in_flight, d.window_used) for d in h.status().domains}
+    assert windows == {"gone.example": (0, 0)}
+    assert h.system.history(ID).identifiers == ()

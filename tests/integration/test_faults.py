@@ -219,8 +219,9 @@ def test_a_release_that_fails_with_the_objects_present_is_retried_until_it_succe
     """S8.2 with S5.3: another writer holds the ref's lock, so aligning the only repository
     fails with every object present. The state stays held (it used to be served at once, the
     repository left behind it and never aligned again), the sync is incomplete, S4.1's backoff
-    (scaled by 0.01) tries the release again without fetching again, and once the writer is
-    done the state is served with the refs it names."""
+    (scaled by 0.01) tries the release again without asking the server again (the history
+    shows the one request), and once the writer is done the state is served with the refs it
+    names."""
     owner = Key()
     g = cluster.git_server("G", host="127.0.0.2")
     remote = RepoBuilder.create(g.root / f"{ID}.git")
@@ -242,6 +243,12 @@ def test_a_release_that_fails_with_the_objects_present_is_retried_until_it_succe
     wait_for(lambda: failed_releases() >= 3, 10, message=lambda: f"retries\n{b.log_tail()}")
     assert len(cluster.pack_requests("G")) == 1  # the objects came once; retries only release
     assert state.id not in b.served_ids(state.id)
+    [history] = [h for h in b.status()["history"]["identifiers"] if h["identifier"] == ID]
+    assert history["attempt_count"] >= 2  # S4.1: incomplete syncs, retried with backoff
+    # S18.1: the one request made; the retries found nothing absent and asked nobody
+    assert [(a["outcome"], a["reason"]) for a in history["attempts"]] == [
+        ("released", "release_failed")
+    ]
     for lock in locks:
         lock.unlink()  # the other writer is done
     b.wait_served(state)

@@ -253,3 +253,25 @@ def test_a_release_told_without_waiting_is_awaited_once_nothing_is_left_to_fetch
     told = []
     assert sync_identifier(ctx, ID, manager(), release_first=told.append) is False
     assert told == [ID] and ctx.process_calls == [ID] and ctx.fetch_log == []
+
+
+def test_objects_already_present_are_released_without_an_attempt_or_another_url():
+    """The relay counts present objects as needed (S2.3): the first URL's "fetch" asks the
+    network nothing, so no attempt is recorded (S18.1), the release runs awaited, and no other
+    URL is walked. It used to record a "released, 0 objects" attempt for every URL and release
+    nothing: here the first release is a FetchActor's tell that has not run yet."""
+    ctx = MockSyncContext().with_urls([GITHUB, GITLAB]).with_present_oids(["abc123"])
+    seen, report = _attempts()
+    told = []
+    assert sync_identifier(ctx, ID, manager(), on_attempt=report, release_first=told.append)
+    assert seen == [] and ctx.fetch_log == [] and ctx.released == {ID}
+    assert told == [ID] and ctx.process_calls == [ID]
+
+
+def test_a_failed_release_of_present_objects_ends_the_sync_incomplete_after_one_url():
+    ctx = MockSyncContext().with_urls([GITHUB, GITLAB]).with_present_oids(["abc123"])
+    ctx.release_fails(ID, times=2)  # the first pass and the one the present "fetch" ran
+    seen, report = _attempts()
+    assert sync_identifier(ctx, ID, manager(), on_attempt=report) is False
+    assert seen == [] and ctx.process_calls == [ID, ID] and ctx.released == set()
+    assert sync_identifier(ctx, ID, manager()) is True and ctx.released == {ID}

@@ -23,6 +23,7 @@ from grasp.relay.observe.fmt import (
     took,
     value_text,
 )
+from messages.scheduler import RELEASE_FAILED
 
 __all__ = [
     "HISTORY_PATH",
@@ -58,6 +59,8 @@ def why(r: Mapping[str, Any]) -> str:
     if reason == "missing_objects":
         n = r.get("missing") or 0
         return f"lacks {n} needed object" + ("" if n == 1 else "s")
+    if reason == RELEASE_FAILED:  # the detail names a path on our disk: the log has it
+        return "everything arrived, but the release failed (the relay's log says why); retried"
     if reason:
         return f"{reason}: {detail}" if detail else str(reason)
     return str(r.get("outcome"))

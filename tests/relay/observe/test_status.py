@@ -18,6 +18,7 @@ import pytest
 from gevent.pywsgi import WSGIServer
 
 from actors.system import SyncStatus
+from grasp.relay.observe.history_view import why
 from grasp.relay.observe.status import StatusBoard
 from grasp.relay.observe.status_page import (
     CONTENT_SECURITY_POLICY,
@@ -662,3 +663,11 @@ def test_s19_2_status_names_the_node():
     status, _, body = call(b.html_app(), path="/status")
     assert status.startswith("200") and b"(node relay-1-0a1b2c3d)" in body
     assert b"(node" not in call(board().html_app(), path="/status")[2]
+
+
+def test_s18_1_a_failed_release_is_shown_without_the_path_on_our_disk():
+    """``release_failed``'s detail is the Releaser's error, which names the repository's path
+    on the relay's disk: the page says what happened and points to the log instead."""
+    record = {"outcome": "released", "reason": "release_failed", "detail": "/srv/r.git: locked"}
+    text = why(record)
+    assert "the release failed" in text and "/srv" not in text
