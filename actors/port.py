@@ -197,7 +197,7 @@ class FetcherView(TracedPort):
         except Exception as exc:
             observer.fetch_done(domain, float("nan"), 0, type(exc).__name__)  # not timed
             raise
-        if result.oids or result.missing:  # else nothing was absent and no request was made
+        if not result.nothing_absent:  # else no request was made: no fetch to count
             observer.fetch_done(domain, result.seconds or 0.0, len(result.oids), None)
         return result
 

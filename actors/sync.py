@@ -219,7 +219,8 @@ def sync_identifier_from_url(
         except FetchFailed as exc:
             failure = exc
             logger.debug("%s: %s", identifier, exc)  # the Scheduler decides on a WARNING
-        reason = NOTHING_ABSENT if _nothing_absent(result) else _reason(result, failure)
+        absent = result is None or not result.nothing_absent
+        reason = _reason(result, failure) if absent else NOTHING_ABSENT
     finally:
         slot.done(reason)
     if reason == NOTHING_ABSENT:
@@ -234,11 +235,6 @@ def sync_identifier_from_url(
     if on_attempt is not None:
         on_attempt(_attempt(identifier, url, result, failure, done))
     return fetched
-
-
-def _nothing_absent(result: FetchResult | None) -> bool:
-    """The port had nothing to ask for: every object was already here, no request was made."""
-    return result is not None and not result.oids and not result.missing
 
 
 def _release_present(ctx: SyncContext, identifier: str, url: str, looked: _Looked | None) -> int:

@@ -68,6 +68,12 @@ class FetchResult:
     started: float | None = None
     seconds: float | None = None
 
+    @property
+    def nothing_absent(self) -> bool:
+        """Nothing asked for was absent, so the port made no request: the relay counts present
+        objects as needed (S2.3). Not an attempt (S18.1) and not a request the remote saw."""
+        return not self.oids and not self.missing
+
 
 @message
 class PortAnswer:
