@@ -77,7 +77,9 @@ class BaseActor(GeventActor):
     # -- pykka hooks ------------------------------------------------------------------------
 
     def on_start(self) -> None:
-        self.services.tracer.record(self.services.clock.now(), SYSTEM, self.name, ActorStarted())
+        tracer = self._tracer
+        if tracer.enabled:  # untraced, no clock read and no message (one start per sync, P4)
+            tracer.record(self._clock.now(), SYSTEM, self.name, ActorStarted())
 
     def on_receive(self, envelope: Any) -> Any:
         if not isinstance(envelope, Envelope):

@@ -20,12 +20,11 @@ from typing import Any, TypeVar
 
 import pykka
 from pykka._envelope import Envelope as _PykkaEnvelope
-from pykka.messages import _ActorStop
 
 from .clock import TimerHandle
 from .effects import Envelope
 from .names import EXTERNAL, TIMER, fetch_name, is_fetch_name, parse_throttle_name
-from .runtime import GeventFuture, tell_bare
+from .runtime import GeventFuture, stop_self, tell_bare
 from .services import Services
 from .work import RunningWork
 
@@ -36,6 +35,8 @@ __all__ = ["Directory", "LiveEffects"]
 T = TypeVar("T")
 Factory = Callable[[], pykka.ActorRef]
 FamilyFactory = Callable[[str], pykka.ActorRef]
+#: Starts the FetchActor of a name with its one unit of work as its first message.
+FetchFactory = Callable[[str, Envelope], pykka.ActorRef]
 
 
 class Directory:
@@ -47,7 +48,7 @@ class Directory:
         self._refs: dict[str, pykka.ActorRef] = {}
         self._factories: dict[str, Factory] = {}
         self._families: list[tuple[Callable[[str], object], FamilyFactory]] = []
-        self._fetch_factory: FamilyFactory | None = None
+        self._fetch_factory: FetchFactory | None = None
         self._fetch_numbers = itertools.count(1)
         self._closed = False
 
@@ -61,7 +62,7 @@ class Directory:
         """Names for which ``parse`` is not None are started lazily on first lookup."""
         self._families.append((parse, factory))
 
-    def define_fetch(self, factory: FamilyFactory) -> None:
+    def define_fetch(self, factory: FetchFactory) -> None:
         self._fetch_factory = factory
 
     # -- registration ---------------------------------------------------------------------
@@ -121,7 +122,7 @@ class Directory:
             logger.debug("%s: stopping, no FetchActor for %r", sender, msg)
             return ""
         name = fetch_name(next(self._fetch_numbers))
-        self._fetch_factory(name).tell(Envelope(sender, msg))
+        self._fetch_factory(name, Envelope(sender, msg))  # started with it (no inbox trip, P4)
         return name
 
     def _family_factory(self, name: str) -> FamilyFactory | None:
@@ -230,7 +231,7 @@ class LiveEffects:
         if self._ref is None:
             return
         try:
-            self._ref.tell(_ActorStop())
+            stop_self(self._ref)  # with an empty inbox, no stop envelope at all (P4)
         except pykka.ActorDeadError:
             pass  # stopped already: what ``ActorRef.stop`` reports as False
 

@@ -14,7 +14,7 @@ a FetchActor names one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pykka
 
@@ -207,19 +207,29 @@ class ThrottleClient:
     answered.
     """
 
-    __slots__ = ("effects", "identifier", "queued_on", "refused")  # one per sync (P4)
+    __slots__ = ("effects", "identifier", "queued_on", "refused", "before_request")  # P4
 
-    def __init__(self, effects: Effects, identifier: str | None = None) -> None:
+    def __init__(
+        self,
+        effects: Effects,
+        identifier: str | None = None,
+        before_request: Callable[[], object] | None = None,
+    ) -> None:
         self.effects = effects
         self.identifier = identifier
         self.queued_on: list[str] = []
         self.refused: set[str] = set()
+        #: Called before each ``TryStart``: the FetchActor tells the attempt it held back
+        #: then, so the history has it before the next request starts (S18.1).
+        self.before_request = before_request
 
     def is_throttled(self, domain: str) -> bool:
         """True once this client's ``TryStart`` on ``domain`` was refused."""
         return domain in self.refused
 
     def start_request(self, domain: str) -> bool:
+        if self.before_request is not None:
+            self.before_request()
         msg = TryStart(self.identifier)
         for _ in range(2):  # once more if the throttle died between lookup and ask
             try:
@@ -238,6 +248,12 @@ class ThrottleClient:
     def complete_request(
         self, domain: str, url: str | None = None, reason: str | None = None, freed: bool = False
     ) -> None:
+        """The request ended. When its slot came back with ``TransferEnded`` and it brought
+        everything (``reason`` None) there is nothing left to say: no ``RequestDone`` (its
+        handler only returns then; one message of ten per identifier, P4). A failure after
+        the transfer still ends with a ``RequestDone`` carrying its reason (S18.2)."""
+        if freed and reason is None:
+            return
         self.effects.tell(throttle_name(domain), RequestDone(url, reason, freed))
 
     def enqueue_identifier(self, domain: str, identifier: str, tried_urls: Iterable[str]) -> None:

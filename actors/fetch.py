@@ -9,7 +9,8 @@ handled by the sync functions; anything else is a bug: logged here once with its
 reported as an incomplete sync, and retried by the Scheduler's backoff.
 
 After each request it tells the Scheduler a ``FetchAttempted`` (S18.1: the Scheduler keeps the
-sync history; ``ask`` only goes down, so the history travels up by ``tell``), and the messages
+sync history; ``ask`` only goes down, so the history travels up by ``tell``) — on the main path
+before its next request starts, the last one inside the ``SyncFinished`` — and the messages
 that end its work carry the URL and the reason (S18.2), so a trace explains a failure.
 """
 
@@ -79,20 +80,21 @@ class FetchActor(BaseActor):
             self.effects.tell(SCHEDULER, SyncFinished(msg.identifier, False, None, LEASED))
             self.effects.stop()
             return
-        throttle = ThrottleClient(self.effects, msg.identifier)
-        attempts: list[FetchAttempted] = []
+        attempts = _HeldAttempts(self.effects)
+        throttle = ThrottleClient(self.effects, msg.identifier, attempts.flush)
         work = functools.partial(
             sync_identifier,
             skip_urls=msg.skip_urls,
-            on_attempt=self._reporter(attempts),
+            on_attempt=attempts.report,
             release_first=view.release_soon,
         )
         try:
             complete = self._run(work, view, msg.identifier, throttle)
         finally:
             self._unlease(view, msg.identifier)
-        url, reason = _sync_end(complete, attempts, throttle.queued_on, view.release_failed)
-        self.effects.tell(SCHEDULER, SyncFinished(msg.identifier, complete is True, url, reason))
+        url, reason = _sync_end(complete, attempts.made, throttle.queued_on, view.release_failed)
+        finished = SyncFinished(msg.identifier, complete is True, url, reason, attempts.held)
+        self.effects.tell(SCHEDULER, finished)
         self.effects.stop()
 
     @handles(FetchFromDomain)
@@ -135,12 +137,12 @@ class FetchActor(BaseActor):
         except Exception:
             logger.exception("%s: releasing the lease of %s failed", self.name, identifier)
 
-    def _reporter(self, sink: list[FetchAttempted], queue: str | None = None) -> AttemptSink:
-        """Each attempt is kept for the end-of-work message and told to the Scheduler (S18.1)."""
+    def _reporter(self, sink: list[FetchAttempted], queue: str) -> AttemptSink:
+        """The throttle path's attempt, kept for ``QueuedFetchDone`` and told to the Scheduler
+        at once (S18.1): a queued request that fell short brings the backoff's retry back."""
 
         def report(attempt: FetchAttempted) -> None:
-            if queue is not None:
-                attempt = dataclasses.replace(attempt, queue=queue)
+            attempt = dataclasses.replace(attempt, queue=queue)
             sink.append(attempt)
             self.effects.tell(SCHEDULER, attempt)
 
@@ -156,6 +158,32 @@ class FetchActor(BaseActor):
             name = getattr(getattr(work, "func", work), "__name__", work)  # a partial's function
             logger.exception("%s: %s failed", self.name, name)
         return None
+
+
+class _HeldAttempts:
+    """A main-path sync's requests (S18.1). Each is held back until the next request starts
+    (``flush``, from :class:`ThrottleClient` before its ``TryStart``) and then told to the
+    Scheduler; the last one travels in the ``SyncFinished``. On the main path that is most
+    often the only request: one ``FetchAttempted`` message fewer per identifier (P4), and the
+    Scheduler's history holds the same attempts in the same order (it records the carried one
+    before it finishes the sync)."""
+
+    __slots__ = ("effects", "made", "held")
+
+    def __init__(self, effects: Effects) -> None:
+        self.effects = effects
+        self.made: list[FetchAttempted] = []
+        self.held: FetchAttempted | None = None
+
+    def report(self, attempt: FetchAttempted) -> None:
+        self.flush()
+        self.made.append(attempt)
+        self.held = attempt
+
+    def flush(self) -> None:
+        held, self.held = self.held, None
+        if held is not None:
+            self.effects.tell(SCHEDULER, held)
 
 
 def _sync_end(

@@ -74,6 +74,8 @@ class Scheduler(BaseActor):
 
     @handles(SyncFinished)
     def on_finished(self, msg: SyncFinished, now: float) -> None:
+        if msg.attempt is not None:  # the sync's last request rides here (P4): recorded first
+            self._record(msg.attempt, now)
         self.running = max(0, self.running - 1)
         if msg.reason == LEASED:  # S19.2: another node syncs it now; not a failure
             logger.debug("%s is leased by another node: retry in %.1f s", msg.identifier,
@@ -92,13 +94,17 @@ class Scheduler(BaseActor):
 
     @handles(FetchAttempted)
     def on_attempted(self, msg: FetchAttempted, now: float) -> None:
-        notice = self.history.record(msg, now)
-        logger.log(notice.level, "%s", notice.text)
+        self._record(msg, now)
         if msg.queue is not None and (msg.outcome != RELEASED or msg.reason is not None):
             # A failed or partial request, or a failed release after it (RELEASE_FAILED):
             # the backoff's retry again, not the hand-over's safety net.
             self.queue.queue_fell_short(msg.identifier, now)
             self._pump(now)
+
+    def _record(self, attempt: FetchAttempted, now: float) -> None:
+        """S18.1's history, and its log line when the history says it is news (S18.2)."""
+        notice = self.history.record(attempt, now)
+        logger.log(notice.level, "%s", notice.text)
 
     @handles(GetSyncHistory)
     def on_history(self, msg: GetSyncHistory, now: float) -> SyncHistoryReport:

@@ -105,7 +105,7 @@ def wire(services: Services) -> Directory:
         return DomainThrottle.start(services, bind, domain)
 
     directory.define_family(parse_throttle_name, throttle)
-    directory.define_fetch(lambda name: FetchActor.start(services, bind, name))
+    directory.define_fetch(lambda name, first: FetchActor.start_with(first, services, bind, name))
     return directory
 
 

@@ -55,17 +55,25 @@ class SyncFinished:
     ``throttled`` (left to the domains' queues), ``release_failed`` (nothing left to fetch, but
     the last release pass reported errors), ``no_url`` (no URL left to try) or ``error`` (a bug,
     logged with its traceback). Both default to None so older traces still decode.
+
+    ``attempt`` is the sync's last request (S18.1), not told on its own: the Scheduler
+    records it here, as the :class:`FetchAttempted` it would otherwise have received just
+    before (one message fewer per identifier, P4). Earlier requests of the sync were told as
+    ``FetchAttempted`` before the next one started. None when no request was made since.
     """
 
     identifier: str
     complete: bool
     url: str | None = None
     reason: str | None = None
+    attempt: FetchAttempted | None = None
 
 
 @message
 class FetchAttempted:
-    """A FetchActor made one request for ``identifier`` (S18.1): told upward after each one.
+    """A FetchActor made one request for ``identifier`` (S18.1): told upward after each one
+    (on the main path, before the next request starts; the last one rides in
+    :class:`SyncFinished`).
 
     ``queue`` is None on the main path, else the domain whose round-robin queue made it.
     ``outcome`` is ``released`` (every needed object it was asked for arrived; ``released``

@@ -24,7 +24,8 @@ class TryStart:
 class TransferEnded:
     """A main-path request that :class:`TryStart` granted has received its last byte: its slot
     is free now, before the pack is indexed and the events released (S6.1 counts what the
-    remote sees). The :class:`RequestDone` that follows says ``freed`` and only reports."""
+    remote sees). A :class:`RequestDone` follows only when the request then failed (with
+    ``freed`` and the reason, S18.2); a request that brought everything ends here (P4)."""
 
     url: str | None = None
 
@@ -36,8 +37,8 @@ class RequestDone:
     ``url`` is where it went; ``reason`` is None when it brought every needed object, else why
     not (S7.2's kinds, or ``missing_objects``): traces explain failures (S18.2). Both default
     to None so traces recorded before they existed still decode. ``freed`` True: the slot
-    came back already with :class:`TransferEnded`; this message only says how the request
-    ended (S18.2).
+    came back already with :class:`TransferEnded`; this message only says why the request
+    failed after its transfer (S18.2), and is not sent when it brought everything.
     """
 
     url: str | None = None

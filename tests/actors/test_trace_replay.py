@@ -65,7 +65,12 @@ def test_the_committed_traces_cover_throttling_aggregation_and_a_restart():
     assert any(line.type == "FetchFromDomain" for line in burst), "no throttle-path fetch"
     assert any(line.type == "WindowFreed" for line in burst), "no rate-window wake-up"
     partial = load_trace(TRACES / "partial_oids.jsonl")
-    assert sum(line.type == "RequestDone" for line in partial) == 2
+    # Two requests, both with a transfer: the one that brought everything ends with its
+    # TransferEnded alone, the partial one also says why in a RequestDone (S18.2; P4's fold).
+    assert sum(line.type == "TransferEnded" for line in partial) == 2
+    assert [line.msg["reason"] for line in partial if line.type == "RequestDone"] == [
+        "missing_objects"
+    ]
     crash = load_trace(TRACES / "crash_restart.jsonl")
     assert len(lifetimes(crash, "Scheduler")) == 2
     assert any(line.type == "ChildFailed" for line in crash)
