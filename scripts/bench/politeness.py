@@ -277,6 +277,35 @@ def slot_times(trace: Path) -> SlotTimes:
     return times
 
 
+def running_syncs(trace: Path) -> tuple[int, float]:
+    """Main-path syncs running at once, from the trace: the most, and the time-weighted mean
+    from the first start to the last (what ``--sync-max-running`` or the adaptive cap let
+    run; the throttle path's fetches are not counted, they are no Scheduler sync)."""
+    edges = []
+    with trace.open() as lines:
+        for line in lines:
+            record = json.loads(line)
+            kind = record["msg"]["type"]
+            if kind == "SyncIdentifier" and record["from"] == "Scheduler":
+                edges.append((record["t"], 1))
+            elif kind == "SyncFinished" and record["to"] == "Scheduler":
+                edges.append((record["t"], -1))
+    edges.sort()
+    starts = [t for t, step in edges if step > 0]
+    if not starts:
+        return 0, 0.0
+    most = current = 0
+    area, last = 0.0, starts[0]
+    for t, step in edges:
+        if t > starts[-1]:
+            break
+        area += current * (t - last)
+        current, last = current + step, t
+        most = max(most, current)
+    span = starts[-1] - starts[0]
+    return most, area / span if span > 0 else float(most)
+
+
 def differences(later: dict[str, float], earlier: dict[str, float]) -> list[float]:
     return [t - earlier[i] for i, t in later.items() if i in earlier]
 
@@ -613,6 +642,7 @@ def run(
     all_spans = [s for log in logs.values() for s in log]
     gaps = [s.start - s.accepted for s in all_spans if s.accepted == s.accepted]
     slots = slot_times(trace)
+    most_running, mean_running = running_syncs(trace)
     durations = {i: ends[i] - starts[i] for i in starts}
     holds = {
         path: hold_ratios(slots.reserved[path], slots.freed[path], durations)
@@ -636,7 +666,8 @@ def run(
         ],
         "connection accepted -> request at server (every request on a new connection)": gaps,
     }
-    return reports, delays, holds, published, elapsed, (*cpu, elapsed), (sampler, ready)
+    cpu = (*cpu, elapsed, most_running, mean_running)
+    return reports, delays, holds, published, elapsed, cpu, (sampler, ready)
 
 
 def cpu_seconds(relay_pid: int, server_pids: list[int]) -> tuple[float, float]:
@@ -766,6 +797,8 @@ def main() -> int:
             f"{elapsed:.1f} s",
             f"CPU in phase 2: relay {cpu[0]:.1f} s, the git servers and their git "
             f"children {cpu[1]:.1f} s, over {cpu[2]:.1f} s on {os.cpu_count()} cores",
+            f"main-path syncs running at once (trace): at most {cpu[3]:g}, "
+            f"{cpu[4]:.1f} on average from the first start to the last",
         ],
     )
     cores = os.cpu_count() or 1
