@@ -45,8 +45,9 @@ LAG_SHRINK = 0.06
 class RunningCap(Protocol):
     """What the Scheduler's ``_pump`` asks: the cap now, and when to look again."""
 
-    def limit(self, now: float) -> int:
-        """How many syncs may run at ``now``; also takes the probe's measurement when due."""
+    def limit(self, now: float, woken: bool = False) -> int:
+        """How many syncs may run at ``now``; ``woken``: the WakeUp timer's own pump, which
+        takes the probe's measurement when due."""
         ...
 
     def next_probe(self, now: float, running: int) -> float | None:
@@ -62,7 +63,7 @@ class FixedCap:
             raise ValueError("the running-sync cap must be at least 1")
         self.ceiling = ceiling
 
-    def limit(self, now: float) -> int:
+    def limit(self, now: float, woken: bool = False) -> int:
         return self.ceiling
 
     def next_probe(self, now: float, running: int) -> float | None:
@@ -72,8 +73,11 @@ class FixedCap:
 class AdaptiveCap:
     """The cap between ``floor`` and ``ceiling``, moved by the Scheduler's lateness.
 
-    ``next_probe`` arms a probe instant while syncs run; the first ``limit`` call at or after
-    it measures ``now - due``. The cap grows only if it bound (as many syncs ran as it
+    ``next_probe`` arms a probe instant while syncs run; the WakeUp timer's pump at or after it
+    measures ``now - due``: the timer's lateness plus the WakeUp's wait in the inbox. (Taking
+    the first pump of any message after the due instant read 1-60 ms in a 400 ms-latency
+    politeness run whose last byte -> slot freed was 400 ms p50: a busy Scheduler handles
+    *some* message right after any instant, however long that message had waited.) The cap grows only if it bound (as many syncs ran as it
     allowed) at some pump of that period: room that no sync asked for proves nothing.
     """
 
@@ -98,9 +102,9 @@ class AdaptiveCap:
         self._binding = False  # the cap was reached at a pump since the probe was armed
         self.last_lag: float | None = None
 
-    def limit(self, now: float) -> int:
+    def limit(self, now: float, woken: bool = False) -> int:
         due = self._due
-        if due is not None and now >= due:
+        if woken and due is not None and now >= due:
             self._due = None
             self._adjust(now - due)
         return self.cap

@@ -71,7 +71,7 @@ class Scheduler(BaseActor):
 
     @handles(WakeUp)
     def on_wake(self, msg: WakeUp, now: float) -> None:
-        self._pump(now)
+        self._pump(now, woken=True)
 
     @handles(SyncFinished)
     def on_finished(self, msg: SyncFinished, now: float) -> None:
@@ -116,10 +116,11 @@ class Scheduler(BaseActor):
         upcoming = tuple((i, round(t - now, 3)) for i, t in self.queue.upcoming(msg.limit))
         return SchedulerStatus(len(self.queue), self.running, upcoming)
 
-    def _pump(self, now: float) -> None:
-        """Start every ready entry that fits, then arm the wake-up for the next one."""
+    def _pump(self, now: float, woken: bool = False) -> None:
+        """Start every ready entry that fits, then arm the wake-up for the next one
+        (``woken``: this pump is the WakeUp timer's, whose lateness the adaptive cap reads)."""
         config, observer = self.services.config, self.services.observer
-        cap = self.cap.limit(now)  # fixed, or adaptive (actors.concurrency: the probe's lag)
+        cap = self.cap.limit(now, woken)  # fixed, or adaptive (actors.concurrency)
         for identifier in self.queue.pop_ready(now, limit=max(cap - self.running, 0)):
             self.running += 1
             observer.sync_attempt(identifier)

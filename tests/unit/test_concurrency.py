@@ -15,7 +15,7 @@ def _probe(cap: AdaptiveCap, now: float, running: int, lag: float) -> int:
     """Arm a probe at ``now`` with ``running`` syncs, then pump ``lag`` after its due instant."""
     due = cap.next_probe(now, running)
     assert due == pytest.approx(now + PROBE_PERIOD)
-    return cap.limit(due + lag)
+    return cap.limit(due + lag, woken=True)
 
 
 def test_the_default_is_the_fixed_cap_of_max_running_syncs_without_a_probe():
@@ -85,7 +85,7 @@ def test_the_cap_counts_as_binding_if_any_pump_of_the_period_reached_it():
     cap = AdaptiveCap(start=4, floor=1, ceiling=64)
     due = cap.next_probe(T0, 1)  # armed with one sync running
     assert due is not None and cap.next_probe(T0 + 0.05, 4) == due  # then the cap was reached
-    assert cap.limit(due) == 5
+    assert cap.limit(due, woken=True) == 5
 
 
 def test_lag_between_the_bounds_holds_the_cap():
@@ -97,14 +97,15 @@ def test_a_pump_before_the_probe_is_due_measures_nothing():
     cap = AdaptiveCap(start=16, floor=4, ceiling=64)
     due = cap.next_probe(T0, 16)
     assert due is not None
-    assert cap.limit(due - 0.01) == 16 and cap.last_lag is None
+    assert cap.limit(due - 0.01, woken=True) == 16 and cap.last_lag is None
     assert cap.next_probe(due - 0.01, 16) == due  # the armed probe stays
-    assert cap.limit(due + 1.0) == 12  # then measured once, late
-    assert cap.limit(due + 2.0) == 12  # not again without a new probe
+    assert cap.limit(due + 1.0) == 16  # another message's pump measures nothing
+    assert cap.limit(due + 1.0, woken=True) == 12  # the WakeUp's: measured once, late
+    assert cap.limit(due + 2.0, woken=True) == 12  # not again without a new probe
 
 
 def test_no_probe_while_idle_and_the_cap_is_kept():
     cap = AdaptiveCap(start=16, floor=4, ceiling=64)
     assert cap.next_probe(T0, 16) is not None
     assert cap.next_probe(T0 + 0.05, 0) is None  # the last sync ended: the probe is dropped
-    assert cap.limit(T0 + 10.0) == 16 and cap.last_lag is None
+    assert cap.limit(T0 + 10.0, woken=True) == 16 and cap.last_lag is None
