@@ -74,10 +74,11 @@ class AdaptiveCap:
     """The cap between ``floor`` and ``ceiling``, moved by the Scheduler's lateness.
 
     ``next_probe`` arms a probe instant while syncs run; the WakeUp timer's pump at or after it
-    measures ``now - due``: the timer's lateness plus the WakeUp's wait in the inbox. (Taking
-    the first pump of any message after the due instant read 1-60 ms in a 400 ms-latency
-    politeness run whose last byte -> slot freed was 400 ms p50: a busy Scheduler handles
-    *some* message right after any instant, however long that message had waited.) The cap grows only if it bound (as many syncs ran as it
+    measures ``now - due``: the timer's lateness plus the WakeUp's wait in the inbox. The first
+    pump of *any* message after the instant would under-read it: a busy Scheduler handles some
+    message right after any instant, however long that message had waited (in a 400 ms-latency
+    politeness run, that first version let the cap reach 64 while the slot came back 400 ms
+    p50 after the last byte). The cap grows only if it bound (as many syncs ran as it
     allowed) at some pump of that period: room that no sync asked for proves nothing.
     """
 
