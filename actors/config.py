@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from messages.scheduler import SYNC_REASONS, SyncReason
 
+from .concurrency import AdaptiveCap, FixedCap, RunningCap
+
 __all__ = ["BACKOFF_BASE", "BACKOFF_CAP", "SyncConfig"]
 
 #: S4.1: the retry backoff 20 s × 2^min(max(n−1, 0), 3), capped at 120 s.
@@ -31,6 +33,12 @@ class SyncConfig:
     precise_wakeups: bool = True  # S4.4 wake-up at the earliest next_attempt; off = tick only
     backoff_scale: float = 1.0  # multiplies the S4.1 backoff; < 1 only in tests
     max_running_syncs: int = 256  # FetchActors on the main path at once (memory bound)
+    #: --sync-adaptive-running: the cap moves between ``min_running_syncs`` and
+    #: ``max_running_syncs`` by the Scheduler's lateness (actors.concurrency), starting at
+    #: ``start_running_syncs`` (clipped into that range); off: ``max_running_syncs`` fixed
+    adaptive_running: bool = False
+    min_running_syncs: int = 4
+    start_running_syncs: int = 16
     restart_backoff_min: float = 0.05  # Supervisor: first restart delay
     restart_backoff_max: float = 5.0  # Supervisor: cap of the doubling restart delay
     stop_timeout: float = 10.0  # how long stop() waits for running fetches before cancelling
@@ -58,14 +66,24 @@ class SyncConfig:
             "max_concurrent",
             "max_per_minute",
             "max_running_syncs",
+            "min_running_syncs",
+            "start_running_syncs",
             "history_attempts",
             "history_identifiers",
         )
         for name in at_least_one:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.adaptive_running and self.min_running_syncs > self.max_running_syncs:
+            raise ValueError("min_running_syncs cannot exceed max_running_syncs")
         if self.user_delay < 0 or self.synced_delay < 0:
             raise ValueError("delays cannot be negative")
+
+    def running_cap(self) -> RunningCap:
+        """A new policy for how many main-path syncs run at once (the Scheduler owns it)."""
+        if not self.adaptive_running:
+            return FixedCap(self.max_running_syncs)
+        return AdaptiveCap(self.start_running_syncs, self.min_running_syncs, self.max_running_syncs)
 
     def delay_for(self, reason: SyncReason) -> float:
         """S4.2: how long after an event of this origin its identifier's sync is tried."""

@@ -50,6 +50,7 @@ class Scheduler(BaseActor):
         self.queue = SyncQueue(config.backoff_scale)
         self.history = SyncHistory(config.history_attempts, config.history_identifiers)
         self.running = 0
+        self.cap = config.running_cap()
 
     def on_start(self) -> None:
         super().on_start()
@@ -70,7 +71,7 @@ class Scheduler(BaseActor):
 
     @handles(WakeUp)
     def on_wake(self, msg: WakeUp, now: float) -> None:
-        self._pump(now)
+        self._pump(now, woken=True)
 
     @handles(SyncFinished)
     def on_finished(self, msg: SyncFinished, now: float) -> None:
@@ -123,18 +124,23 @@ class Scheduler(BaseActor):
         upcoming = tuple((i, round(t - now, 3)) for i, t in self.queue.upcoming(msg.limit))
         return SchedulerStatus(len(self.queue), self.running, upcoming)
 
-    def _pump(self, now: float) -> None:
-        """Start every ready entry that fits, then arm the wake-up for the next one."""
+    def _pump(self, now: float, woken: bool = False) -> None:
+        """Start every ready entry that fits, then arm the wake-up for the next one
+        (``woken``: this pump is the WakeUp timer's, whose lateness the adaptive cap reads)."""
         config, observer = self.services.config, self.services.observer
-        free = config.max_running_syncs - self.running
-        for identifier in self.queue.pop_ready(now, limit=max(free, 0)):
+        cap = self.cap.limit(now, woken)  # fixed, or adaptive (actors.concurrency)
+        for identifier in self.queue.pop_ready(now, limit=max(cap - self.running, 0)):
             self.running += 1
             observer.sync_attempt(identifier)
             refused = self.history.refused(identifier)
             self.effects.spawn_fetch(SyncIdentifier(identifier, refused))
         observer.queue_size(len(self.queue))
         wake = self.queue.next_wakeup() if config.precise_wakeups else None
-        if wake is None or self.running >= config.max_running_syncs:
-            self.effects.disarm("wake")  # a SyncFinished will pump again
+        if wake is not None and self.running >= cap:
+            wake = None  # a SyncFinished will pump again
+        probe = self.cap.next_probe(now, self.running)
+        wake = probe if wake is None else wake if probe is None else min(wake, probe)
+        if wake is None:
+            self.effects.disarm("wake")
         else:
             self.effects.arm("wake", max(wake, now), WakeUp())

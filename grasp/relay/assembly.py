@@ -12,6 +12,7 @@ before the relay serves.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,7 +84,14 @@ def sync_config(config: Config) -> SyncConfig:
         history_attempts=config.sync_history_attempts,
         history_identifiers=config.sync_history_identifiers,
         max_running_syncs=config.sync_max_running,
+        adaptive_running=config.sync_adaptive_running,
+        min_running_syncs=min(2 * _cores(), config.sync_max_running),
+        start_running_syncs=8 * _cores(),
     )
+
+
+def _cores() -> int:
+    return os.cpu_count() or 1
 
 
 def fetch_settings(config: Config) -> tuple[FetchPolicy, FetchLimits]:

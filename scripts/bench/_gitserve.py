@@ -25,6 +25,7 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -49,8 +50,17 @@ LOG_PATH = "/_log"
 class GitServerProcess:
     """The benchmark's side: start this script, read its URL, fetch and clear its log."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1", *, spans: bool = False) -> None:
-        self.root, self.host, self.spans = root, host, spans
+    def __init__(
+        self,
+        root: Path,
+        host: str = "127.0.0.1",
+        *,
+        spans: bool = False,
+        latency: float = 0.0,
+        nice: int = 0,
+    ) -> None:
+        self.root, self.host, self.spans, self.latency = root, host, spans, latency
+        self.nice = nice
         self.base_url = ""
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -63,6 +73,8 @@ class GitServerProcess:
                 "--host",
                 self.host,
                 *(["--spans"] if self.spans else []),
+                *(["--latency-ms", f"{self.latency * 1e3:g}"] if self.latency else []),
+                *(["--nice", str(self.nice)] if self.nice else []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -207,19 +219,45 @@ def with_log_endpoint(log: list[RequestRecord]) -> Callable[[WSGIApp], WSGIApp]:
     return wrap
 
 
+def with_latency(seconds: float) -> Callable[[WSGIApp], WSGIApp]:
+    """Answer each request only ``seconds`` after it arrived, as a remote server one round trip
+    away would look to its client (P2 ``--server-latency-ms``): the fetch is then bound by
+    waiting, not by this machine's CPU, as on the internet. The wait lies inside the span
+    (wrapped by the recorder), so the server-side duration the ideal uses includes it."""
+
+    def wrap(app: WSGIApp) -> WSGIApp:
+        def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") != LOG_PATH:
+                gevent.sleep(seconds)
+            return app(environ, start_response)
+
+        return serve
+
+    return wrap
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("root", type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--spans", action="store_true", help="log spans with accept instants")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="wait this long before answering a request"
+    )
+    parser.add_argument(
+        "--nice", type=int, default=0, help="lower this server's CPU priority (os.nice)"
+    )
     args = parser.parse_args()
+    if args.nice:  # its git children inherit it: the whole server yields the CPU to the relay
+        os.nice(args.nice)
+    delayed = with_latency(args.latency_ms / 1e3) if args.latency_ms > 0 else (lambda a: a)
     log: list[RequestRecord] = []
     spans: list[Span] = []
     server: GitServer
     if args.spans:
         record = span_recorder(spans)
         server = StampingGitServer(
-            args.root, host=args.host, wrap=lambda a: with_span_log(spans)(record(a))
+            args.root, host=args.host, wrap=lambda a: with_span_log(spans)(record(delayed(a)))
         )
     else:
         server = GitServer(args.root, host=args.host, wrap=with_log_endpoint(log))

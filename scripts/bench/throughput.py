@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/bench/throughput.py [--identifiers 300] [--servers 10]
         [--parallel 10] [--rounds 2] [--commits 5] [--source DIR] [--baseline DIR]
-        [--profile FILE] [--max-running N]
+        [--profile FILE] [--max-running N] [--adaptive-running]
 
 ``--identifiers`` repositories (copies of one ``--commits``-commit repository) are spread
 round-robin over ``--servers`` real ``git http-backend`` servers on distinct loopback hosts
@@ -229,8 +229,14 @@ def main() -> int:
         help="--sync-max-running of the restarted relay under test, not the baseline's "
         "(default: the relay's own)",
     )
+    parser.add_argument(
+        "--adaptive-running",
+        action="store_true",
+        help="--sync-adaptive-running for the relay under test, not the baseline",
+    )
     args = parser.parse_args()
     extra = ("--sync-max-running", str(args.max_running)) if args.max_running else ()
+    extra += ("--sync-adaptive-running",) if args.adaptive_running else ()
     hosts = [f"127.0.0.{2 + i}" for i in range(args.servers)]
     ids = [f"tp-{i:04d}" for i in range(args.identifiers)]
     legs: dict[str, Path | None] = {"relay": args.source}

@@ -115,6 +115,7 @@ S12_TABLE = {
     ),
     # issue 16: what the machine sustains, not the actors' memory bound of 256
     "sync_max_running": ("--sync-max-running", "GRASP_SYNC_MAX_RUNNING", 8 * (os.cpu_count() or 1)),
+    "sync_adaptive_running": ("--sync-adaptive-running", "GRASP_SYNC_ADAPTIVE_RUNNING", False),
 }
 
 

@@ -225,5 +225,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("sync_max_running", "--sync-max-running", "GRASP_SYNC_MAX_RUNNING",
            int_at_least(1), "syncs (fetch and release) running at once, all domains together",
            metavar="N", default_text="8 per CPU core"),
+    Option("sync_adaptive_running", "--sync-adaptive-running", "GRASP_SYNC_ADAPTIVE_RUNNING",
+           boolean, "let the running-sync cap follow the scheduler's lateness, from 2 per core "
+           "up to --sync-max-running, starting at 8 per core", kind="switch",
+           default_text="off"),
 )
 # fmt: on

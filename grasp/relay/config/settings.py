@@ -108,6 +108,9 @@ class Config:
     #: Syncs running at once on the main path, machine-wide (issue 16): what the machine
     #: sustains, 8 per core, not the actors' memory bound of 256.
     sync_max_running: int = 8 * (os.cpu_count() or 1)
+    #: the cap follows the Scheduler's lateness between 2 per core and --sync-max-running,
+    #: starting at 8 per core (actors.concurrency); off: --sync-max-running fixed
+    sync_adaptive_running: bool = False
     #: S19.1: ``postgresql://…`` (a cluster) or a SQLite file; None: ``<data-dir>/events.sqlite3``.
     database: str | None = None
 
