@@ -157,7 +157,8 @@ class RealSyncContext:
         return self.workflow.process(identifier)
 
     def has_pending_events(self, identifier: str) -> bool:
-        return self.purgatory.has_pending_events(identifier)
+        # A repository a release left behind is pending work too (D9): its sync retries it.
+        return self.purgatory.has_pending_events(identifier) or self.workflow.owes(identifier)
 
     def find_target_repo(self, data: RepositoryData) -> Path | None:
         """The first owner repository of the identifier that exists on disk (S7.1)."""

@@ -23,6 +23,13 @@ Before releasing, the pass cleans up the identifier's expired and out-voted
 placeholders (:mod:`grasp.cleanup`, S14.3), so a PR that took over a squatted event id finds
 the stale ref gone.
 
+A state released while one of its owner repositories failed to align (another owner's did)
+leaves that repository *owed*: the workflow remembers it, :meth:`ReleaseWorkflow.owes` makes the
+identifier's sync see pending work, and every later pass aligns it again while the state is
+still that owner's latest (``docs/durability.rst`` D9). The memory is the process's own: a
+restart before the retry succeeds leaves the repository behind until the owner's next state or
+push.
+
 Run only by the single Releaser (S8.1). Releasing is idempotent: a released event is no
 longer held, so a second call finds nothing to do.
 """
@@ -86,6 +93,12 @@ class ReleaseWorkflow:
         #: repository); they are sources only, refs are written in the owner repositories.
         self.pr_sources: PrSources = pr_sources or (lambda pr: [])
         self.cleanup = cleanup or PlaceholderCleanup(index, purgatory, store)
+        #: identifier → owner → the released state that owner's repository still lacks.
+        self._owed: dict[str, dict[str, RepositoryState]] = {}
+
+    def owes(self, identifier: str) -> bool:
+        """Does an owner repository of ``identifier`` still lack a released state's refs?"""
+        return identifier in self._owed
 
     def process(self, identifier: str) -> ProcessResult:
         """Clean up expired placeholders of ``identifier``, then release every held event of
@@ -102,10 +115,13 @@ class ReleaseWorkflow:
             logger.warning("placeholder cleanup of %s failed: %r", identifier, exc)
             tally.errors.append(f"placeholder cleanup: {exc}")
         ownership = self.index.ownership(identifier)  # one read for the whole pass
+        owed = dict(self._owed.get(identifier, {}))  # left behind by earlier passes
         for state in self.purgatory.states_for(identifier):
             self._release_state(state, ownership, tally)
         for pr in self.purgatory.prs_for(identifier):
             self._release_pr(pr, ownership, tally)
+        if owed:  # after the states: a newer one may have superseded it
+            self._align_owed(identifier, owed, ownership, tally)
         if tally.states or tally.prs:
             logger.info(
                 "released from purgatory for %s: %d states, %d PRs, %d repositories synced",
@@ -134,13 +150,12 @@ class ReleaseWorkflow:
             )
             self.purgatory.remove(event.id)
             return
-        aligned, failed = [], 0
+        aligned: list[str] = []
+        failed: list[str] = []
         for owner, path in repos:
             if owner in owners and self._is_latest(state, ownership.maintainers(owner)):
-                if self._align(state, source or path, path, tally):
-                    aligned.append(owner)
-                else:
-                    failed += 1
+                done = self._align(state, source or path, path, tally)
+                (aligned if done else failed).append(owner)
         if failed and not aligned:
             # No repository matches the state (a ref locked by another writer, a failed copy):
             # served now, it would name refs nobody can fetch here. It stays held and the
@@ -158,6 +173,37 @@ class ReleaseWorkflow:
             tally.states += 1
             for held_event in promoted:
                 logger.info("promoted the announcement of %s for %s", held_event.pubkey, identifier)
+            for owner in failed:  # served for the aligned owners; the others are retried
+                self._owed.setdefault(identifier, {})[owner] = state
+
+    def _align_owed(
+        self,
+        identifier: str,
+        earlier: dict[str, RepositoryState],
+        ownership: Ownership,
+        tally: _Tally,
+    ) -> None:
+        """Align again each owner repository an earlier pass's state left behind, while that
+        state is still the owner's latest; a failure is reported like any other, so the sync
+        retries. (One this pass left behind waits for the next pass: trying it again at once
+        would only fail twice.)"""
+        owed = self._owed[identifier]
+        paths = dict(ownership.repos)
+        for owner, state in earlier.items():
+            if owed.get(owner) is not state:
+                continue  # this pass released a newer state for that owner
+            path = paths.get(owner)
+            if path is None or not self._is_latest(state, ownership.maintainers(owner)):
+                del owed[owner]  # gone, or superseded by a newer state (aligned on its own)
+                continue
+            source = _holder(ownership.repos, state.needed_oids)
+            if source is None:
+                tally.errors.append(f"{path}: the objects of state {state.event.id} are gone")
+            elif self._align(state, source, path, tally):
+                logger.info("aligned %s with state %s on retry", path, state.event.id)
+                del owed[owner]
+        if not owed:
+            del self._owed[identifier]
 
     def _is_latest(self, state: RepositoryState, closure: frozenset[str]) -> bool:
         """Is ``state`` the latest state by the owner's maintainers (created_at, then lowest id)?"""

@@ -272,3 +272,58 @@ def test_a_state_whose_only_repository_cannot_be_aligned_stays_held(world):
     assert world.workflow.process(D).states_released == 1
     assert for_each_ref(repo.path)["refs/heads/main"] == commit
     assert _served(world, state.event.id)
+
+
+def _lock_main(path):
+    """Another writer's ref locks on ``refs/heads/main`` (loose and packed)."""
+    locks = [path / "packed-refs.lock", path / "refs" / "heads" / "main.lock"]
+    for lock in locks:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_bytes(b"")
+    return locks
+
+
+def test_an_owner_repository_a_release_left_behind_is_aligned_by_a_later_pass(world):
+    """S8.2 / D9: bob's ref is locked by another writer while alice's aligns, so the state is
+    served for alice and bob's repository is owed. Each later pass tries bob again (reported as
+    an error, so the sync retries); once the lock is gone bob matches the state. It used to keep
+    its old refs until bob's next state or push."""
+    alice, bob, maintainer = Key(), Key(), Key()
+    world.announce(alice, D, maintainers=[maintainer.pubkey])
+    world.announce(bob, D, maintainers=[maintainer.pubkey])
+    commits = RepoBuilder(world.repo(alice, D)).chain(2)
+    locks = _lock_main(world.repo(bob, D))
+    state = world.hold_state(maintainer.state(D, {"refs/heads/main": commits[-1]}))
+    first = world.workflow.process(D)
+    assert (first.states_released, first.repos_synced, len(first.errors)) == (1, 1, 1)
+    assert _served(world, state.event.id) and not world.purgatory.has_pending_events(D)
+    assert world.workflow.owes(D)
+    again = world.workflow.process(D)
+    assert (again.repos_synced, len(again.errors)) == (0, 1) and "locked" in again.errors[0]
+    for lock in locks:
+        lock.unlink()
+    last = world.workflow.process(D)
+    assert (last.states_released, last.repos_synced, last.errors) == (0, 1, ())
+    assert for_each_ref(world.repo(bob, D)) == {"refs/heads/main": commits[-1]}
+    assert_fsck_clean(world.repo(bob, D))
+    assert not world.workflow.owes(D) and world.notified_ids == [state.event.id]
+
+
+def test_an_owed_repository_is_not_rolled_back_to_a_superseded_state(world):
+    """The owed retry aligns only while the state is still the owner's latest: a newer state
+    released meanwhile wins, and the old one is forgotten (S8.2's "latest state")."""
+    alice, bob, maintainer = Key(), Key(), Key()
+    world.announce(alice, D, maintainers=[maintainer.pubkey])
+    world.announce(bob, D, maintainers=[maintainer.pubkey])
+    old, new = RepoBuilder(world.repo(alice, D)).chain(2)
+    locks = _lock_main(world.repo(bob, D))
+    world.hold_state(maintainer.state(D, {"refs/heads/main": old}, created_at=1_700_000_000))
+    assert len(world.workflow.process(D).errors) == 1 and world.workflow.owes(D)
+    for lock in locks:
+        lock.unlink()
+    world.hold_state(maintainer.state(D, {"refs/heads/main": new}, created_at=1_700_000_100))
+    result = world.workflow.process(D)
+    assert (result.states_released, result.repos_synced, result.errors) == (1, 2, ())
+    assert not world.workflow.owes(D)
+    for owner in (alice, bob):
+        assert for_each_ref(world.repo(owner, D)) == {"refs/heads/main": new}

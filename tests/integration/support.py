@@ -384,6 +384,7 @@ def announcement_listing(
     *,
     extra_clone: Sequence[str] = (),
     first_clone: Sequence[str] = (),
+    maintainers: Sequence[str] = (),
     created_at: int = 1_700_000_000,
 ) -> Event:
     """An announcement whose ``clone`` and ``relays`` name each GRASP relay of ``domains`` (so
@@ -397,6 +398,7 @@ def announcement_listing(
             *extra_clone,
         ],
         relays=[f"ws://{d}" for d in domains],
+        maintainers=list(maintainers),
         created_at=created_at,
     )
 

@@ -253,3 +253,41 @@ def test_a_release_that_fails_with_the_objects_present_is_retried_until_it_succe
         lock.unlink()  # the other writer is done
     b.wait_served(state)
     assert b.ls_remote(owner.pubkey, ID)["refs/heads/main"] == main
+
+
+def test_an_owner_repository_left_behind_by_a_release_is_aligned_on_retry(cluster):
+    """S8.2 with D9: alice's state is the latest for both owners (bob lists her as a
+    maintainer). Bob's ref is locked by another writer, so the release serves the state for
+    alice and leaves bob's repository behind: the relay keeps retrying it with S4.1's backoff
+    (scaled by 0.01) while the lock is there, without asking the server again, and once the
+    writer is done bob's repository names the state's commit. It used to keep its old refs
+    until bob's next state or push."""
+    alice, bob = Key(), Key()
+    g = cluster.git_server("G", host="127.0.0.2")
+    remote = RepoBuilder.create(g.root / f"{ID}.git")
+    main = remote.chain(2, branch="main")[-1]
+    b = cluster.relay("B", "--sync-backoff-scale", "0.01", user_delay=0.1)
+    extra = [g.url(f"{ID}.git")]
+    b.publish(announcement_listing(alice, ID, [b.domain], extra_clone=extra))
+    b.publish(announcement_listing(bob, ID, [b.domain], extra_clone=extra,
+                                   maintainers=[alice.pubkey]))  # fmt: skip
+    locks = [b.repo_path(bob.pubkey, ID) / "refs" / "heads" / "main.lock"]
+    locks.append(locks[0].parents[2] / "packed-refs.lock")
+    for lock in locks:  # a live writer's (young: never taken over)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_bytes(b"")
+    state = alice.state(ID, {"refs/heads/main": main})
+    b.publish(state)
+    b.wait_served(state)
+    assert b.ls_remote(alice.pubkey, ID)["refs/heads/main"] == main
+
+    def failed_releases() -> int:
+        return sum(f"releasing {ID}: " in line for line in b.log.splitlines())
+
+    wait_for(lambda: failed_releases() >= 3, 10, message=lambda: f"retries\n{b.log_tail()}")
+    assert len(cluster.pack_requests("G")) == 1  # the objects came once; retries only align
+    assert "refs/heads/main" not in b.ls_remote(bob.pubkey, ID)
+    for lock in locks:
+        lock.unlink()  # the other writer is done
+    wait_for(lambda: b.ls_remote(bob.pubkey, ID).get("refs/heads/main") == main, 10,
+             message=lambda: f"bob's repository never aligned\n{b.log_tail()}")  # fmt: skip
