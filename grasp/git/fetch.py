@@ -60,11 +60,11 @@ from grasp.git.http_client import (
     GraspHttpGitClient,
     HttpStatusError,
     TooLarge,
-    make_pool_manager,
     refused_oids,
 )
 from grasp.git.objects import missing_oids, normalise_oids, presence
 from grasp.git.pack_ingest import PackSpool, ingest_pack
+from grasp.git.pinned_pool import make_pool_manager
 from grasp.git.url_policy import FetchPolicy, Resolver, check_url
 
 logger = logging.getLogger(__name__)

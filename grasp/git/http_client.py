@@ -1,10 +1,7 @@
 """HTTP client for remote fetches: dulwich's urllib3 client, pinned, bounded and observable.
 
-* :class:`PinnedPoolManager` connects every request for a host to the address the URL policy
-  checked (S3.4), while the ``Host`` header, TLS SNI and certificate verification keep using the
-  host name.  A host first seen in a redirect is resolved and checked here too, so a redirect to
-  a refused address fails with ``FetchError("policy")`` before any connection is made.  No proxy
-  is ever used (a proxy would connect elsewhere than the checked address).
+* every request goes through a :class:`~grasp.git.pinned_pool.PinnedPoolManager`
+  (:mod:`grasp.git.pinned_pool`): connections only to the address the URL policy checked (S3.4).
 * :class:`GraspHttpGitClient` is dulwich's ``Urllib3HttpGitClient`` with five changes:
   non-200 statuses raise :class:`HttpStatusError` carrying the status (dulwich folds them into a
   message string); a discovery reply that is not smart HTTP is refused (dulwich would fall back
@@ -23,14 +20,12 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urljoin
 
 import gevent
-import urllib3
 from dulwich.client import (
     Urllib3HttpGitClient,
     build_ls_refs_request_v2,
@@ -40,10 +35,6 @@ from dulwich.errors import GitProtocolError
 from dulwich.objects import ObjectID
 from dulwich.protocol import CAPABILITY_NO_PROGRESS, pkt_line
 from dulwich.refs import Ref
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from grasp.git.advert import (
     AdvertBudget,
@@ -58,11 +49,10 @@ from grasp.git.advert import (
     under_prefixes,
 )
 from grasp.git.errors import TooLarge
-from grasp.git.url_policy import FetchPolicy, Resolver, check_url_syntax, pin_address
+from grasp.git.pinned_pool import PinnedPoolManager
 
 logger = logging.getLogger(__name__)
 
-USER_AGENT = "grasp-purgatory-sync (dulwich)"
 _HEAD_KEEP = 8 * 1024
 #: How long a fetch pauses each ``ByteBudget.yield_interval``: enough for one loop iteration.
 PAUSE_SECS = 0.001
@@ -80,7 +70,13 @@ _DELIM = b"0001"
 #: What dulwich's ``_discover_references`` returns: refs, capabilities, base URL, symrefs, peeled.
 Discovered = tuple[dict[Ref, ObjectID | None], set[bytes], str, dict[Ref, Ref], dict[Ref, ObjectID]]
 
-__all__ = ["ByteBudget", "GraspHttpGitClient", "HttpStatusError", "TooLarge", "refused_oids"]
+__all__ = [
+    "ByteBudget",
+    "GraspHttpGitClient",
+    "HttpStatusError",
+    "TooLarge",
+    "refused_oids",
+]
 
 
 class NotSmartHttp(GitProtocolError):
@@ -126,129 +122,6 @@ class ByteBudget:
         if now - self._last_yield >= self._yield_interval:
             gevent.sleep(PAUSE_SECS)
             self._last_yield = time.monotonic()
-
-
-class _PinnedConnectionMixin:
-    """Connect to ``pinned_address`` instead of resolving ``host`` again."""
-
-    def __init__(self, *args: Any, pinned_address: str, **kwargs: Any) -> None:
-        self.pinned_address = pinned_address
-        super().__init__(*args, **kwargs)
-
-    def _new_conn(self) -> socket.socket:
-        conn: Any = self
-        target = f"{conn.host} ({self.pinned_address})"
-        try:
-            return _connect_literal(
-                self.pinned_address,
-                conn.port,
-                conn.timeout,
-                conn.source_address,
-                conn.socket_options,
-            )
-        except TimeoutError as exc:
-            raise ConnectTimeoutError(conn, f"connection to {target} timed out") from exc
-        except OSError as exc:
-            raise NewConnectionError(conn, f"cannot connect to {target}: {exc}") from exc
-
-
-def _connect_literal(
-    address: str, port: int, timeout: Any, source: Any, options: Any
-) -> socket.socket:
-    """Connect to the IP literal ``address`` without ``getaddrinfo``.
-
-    urllib3's ``create_connection`` resolves even a literal, and under gevent every resolution
-    is a round trip through the resolver's thread pool (~7 % of the relay's samples while
-    syncing, P6 of issue 16); the pinned address is always a literal (url_policy).
-    """
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        for option in options or ():
-            sock.setsockopt(*option)
-        if timeout is not _DEFAULT_TIMEOUT:
-            sock.settimeout(timeout)
-        if source:
-            sock.bind(source)
-        sock.connect((address, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-class PinnedHTTPConnection(_PinnedConnectionMixin, HTTPConnection):
-    pass
-
-
-class PinnedHTTPSConnection(_PinnedConnectionMixin, HTTPSConnection):
-    pass
-
-
-class PinnedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = PinnedHTTPConnection
-
-
-class PinnedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = PinnedHTTPSConnection
-
-
-class PinnedPoolManager(urllib3.PoolManager):
-    """A PoolManager whose pools connect to policy-checked, pinned addresses only.
-
-    ``pins`` maps ``(scheme, host, port)`` to an address that was already checked (so the first
-    host is not resolved twice); other hosts are resolved and checked when first used.
-    """
-
-    def __init__(
-        self,
-        policy: FetchPolicy,
-        pins: dict[tuple[str, str, int], str] | None = None,
-        *,
-        resolve: Resolver | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.policy = policy
-        self.pins = dict(pins or {})
-        self._resolve = resolve
-        self.pool_classes_by_scheme = {
-            "http": PinnedHTTPConnectionPool,
-            "https": PinnedHTTPSConnectionPool,
-        }
-
-    def _new_pool(
-        self, scheme: str, host: str, port: int, request_context: dict[str, Any] | None = None
-    ) -> HTTPConnectionPool:
-        key = (scheme.lower(), host.lower().strip("[]"), port)
-        address = self.pins.get(key)
-        if address is None:
-            display = f"{key[0]}://{host}:{port}/"
-            check_url_syntax(display, self.policy)
-            address = pin_address(display, key[1], port, self.policy, resolve=self._resolve)
-            logger.debug("pinned %s to %s", display, address)
-            self.pins[key] = address
-        context = dict(request_context if request_context is not None else self.connection_pool_kw)
-        context["pinned_address"] = address
-        return super()._new_pool(scheme, host, port, request_context=context)
-
-
-def make_pool_manager(
-    policy: FetchPolicy,
-    pins: dict[tuple[str, str, int], str],
-    *,
-    read_timeout: float,
-    resolve: Resolver | None = None,
-) -> PinnedPoolManager:
-    """A pinned manager with per-read timeouts, no retries, and at most 5 redirects."""
-    return PinnedPoolManager(
-        policy,
-        pins,
-        resolve=resolve,
-        timeout=urllib3.Timeout(connect=read_timeout, read=read_timeout),
-        retries=urllib3.Retry(total=5, connect=0, read=0, status=0, other=0, redirect=5),
-        headers={"User-Agent": USER_AGENT},
-    )
 
 
 class _ResponseTap:

@@ -39,7 +39,8 @@ from grasp.git.advert import (
 )
 from grasp.git.errors import TooLarge
 from grasp.git.fetch import _NewTips
-from grasp.git.http_client import ByteBudget, GraspHttpGitClient, make_pool_manager
+from grasp.git.http_client import ByteBudget, GraspHttpGitClient
+from grasp.git.pinned_pool import make_pool_manager
 from tests.git.conftest import PRIVATE_OK, Source
 from tests.support.endless_refs import capability_lines, pkt, ref_lines
 from tests.support.gitchaos import protocol_v0_only
