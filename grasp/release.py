@@ -191,7 +191,7 @@ class ReleaseWorkflow:
         paths = dict(ownership.repos)
         for owner, state in earlier.items():
             if owed.get(owner) is not state:
-                continue  # this pass released a newer state for that owner
+                continue  # this pass left a newer state of that owner owed: the next pass
             path = paths.get(owner)
             if path is None or not self._is_latest(state, ownership.maintainers(owner)):
                 del owed[owner]  # gone, or superseded by a newer state (aligned on its own)
