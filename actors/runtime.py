@@ -349,16 +349,21 @@ class GeventActor(pykka.Actor):
     def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
         if cls.registered:
             return super().start(*args, **kwargs)
-        obj = cls(*args, **kwargs)
-        _UNREGISTERED[obj.actor_urn] = obj.actor_ref
-        obj._start_actor_loop()
-        return obj.actor_ref
+        return cls._launch(None, args, kwargs)
 
     @classmethod
     def start_with(cls, first: Envelope, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
         """``start`` and then tell ``first``, in one step: the loop handles ``first`` (after
         ``on_start``) before it takes anything from the inbox, as if it had been queued first,
         with no inbox put and get (a FetchActor is started for exactly one message, P4)."""
+        return cls._launch(first, args, kwargs)
+
+    @classmethod
+    def _launch(
+        cls, first: Envelope | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> pykka.ActorRef[Self]:
+        """pykka's ``Actor.start`` (construct, register, start the loop) with ``first`` handed
+        over, and an unregistered class kept in ``_UNREGISTERED`` instead of pykka's list."""
         obj = cls(*args, **kwargs)
         obj._first = first
         if cls.registered:
