@@ -138,9 +138,8 @@ class Scheduler(BaseActor):
         wake = self.queue.next_wakeup() if config.precise_wakeups else None
         if wake is not None and self.running >= cap:
             wake = None  # a SyncFinished will pump again
-        probe = self.cap.next_probe(now, self.running)
-        wake = probe if wake is None else wake if probe is None else min(wake, probe)
-        if wake is None:
-            self.effects.disarm("wake")
+        due = [t for t in (wake, self.cap.next_probe(now, self.running)) if t is not None]
+        if due:  # the queue's next entry or the adaptive cap's probe, whichever comes first
+            self.effects.arm("wake", max(min(due), now), WakeUp())
         else:
-            self.effects.arm("wake", max(wake, now), WakeUp())
+            self.effects.disarm("wake")
