@@ -12,7 +12,6 @@ before the relay serves.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from grasp.nostr.event import Event
 from grasp.nostr.nip34 import PullRequest
 from grasp.purgatory import STATE_FILENAME, PurgatoryFileError, PurgatoryStore, SweepResult
 from grasp.relay.config import Config
+from grasp.relay.config.settings import CPU_CORES
 from grasp.relay.git_service.placeholder_quota import PlaceholderLimits
 from grasp.relay.git_service.prs import ContributorRepositories
 from grasp.relay.git_service.service import SERVE_CONFIG, GitService
@@ -85,13 +85,9 @@ def sync_config(config: Config) -> SyncConfig:
         history_identifiers=config.sync_history_identifiers,
         max_running_syncs=config.sync_max_running,
         adaptive_running=config.sync_adaptive_running,
-        min_running_syncs=min(2 * _cores(), config.sync_max_running),
-        start_running_syncs=8 * _cores(),
+        min_running_syncs=min(2 * CPU_CORES, config.sync_max_running),
+        start_running_syncs=8 * CPU_CORES,
     )
-
-
-def _cores() -> int:
-    return os.cpu_count() or 1
 
 
 def fetch_settings(config: Config) -> tuple[FetchPolicy, FetchLimits]:

@@ -23,7 +23,10 @@ from grasp.relay.maintenance import SWEEP_INTERVAL_SECS
 from grasp.relay.transport.connection import WebSocketLimits
 from grasp.relay.transport.session import SessionLimits
 
-__all__ = ["Config", "ConfigError"]
+__all__ = ["CPU_CORES", "Config", "ConfigError"]
+
+#: The cores the per-core defaults scale by (the sync caps, issue 16).
+CPU_CORES = os.cpu_count() or 1
 
 _SYNC, _FETCH = SyncConfig(), FetchLimits()
 _WEBSOCKET, _SESSION = WebSocketLimits(), SessionLimits()
@@ -107,7 +110,7 @@ class Config:
     peer_reconcile_interval_secs: float = 86400.0
     #: Syncs running at once on the main path, machine-wide (issue 16): what the machine
     #: sustains, 8 per core, not the actors' memory bound of 256.
-    sync_max_running: int = 8 * (os.cpu_count() or 1)
+    sync_max_running: int = 8 * CPU_CORES
     #: the cap follows the Scheduler's lateness between 2 per core and --sync-max-running,
     #: starting at 8 per core (actors.concurrency); off: --sync-max-running fixed
     sync_adaptive_running: bool = False
